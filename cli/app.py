@@ -1,0 +1,238 @@
+"""The `postlab` command line: run, demo, runs, show."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.markdown import Markdown
+from rich.table import Table
+
+from postlab.cli.progress import ProgressView
+
+app = typer.Typer(
+    name="postlab",
+    help="An autonomous post-training lab: research, data, training and evaluation in a loop.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+# Exit codes by stop reason, so scripts can tell success from budget, loops and errors.
+EXIT_CODES = {
+    "target_met": 0,
+    "budget_iterations": 0,
+    "budget_steps": 3,
+    "budget_time": 3,
+    "loop": 4,
+    "plateau": 4,
+    "rejected": 5,
+    "error": 1,
+}
+EXIT_BAD_INPUT = 2
+DEMO_OPTIONS = {"train_steps": 40, "train_size": 800, "max_iterations": 3, "target_score": 0.9}
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _launch(
+    goal: str | None,
+    task: str | None,
+    task_dir: Path | None,
+    model: str,
+    budget: int,
+    run_dir: Path | None,
+    options: dict,
+) -> None:
+    # Validate the cheap inputs before anything is created, so bad input costs nothing.
+    from postlab.graph.runner import run_lab
+    from postlab.tools.models import ModelResolutionError, resolve_model
+    from postlab.tools.rundir import new_run_id, runs_root
+    from postlab.tools.tasks import TaskError, load_task
+
+    if task and task_dir:
+        raise _fail("give either --task or --task-dir, not both")
+    if budget < 1:
+        raise _fail("--budget must be at least 1")
+    try:
+        loaded = load_task(task, task_dir)
+    except TaskError as error:
+        raise _fail(str(error)) from error
+    try:
+        with console.status(f"resolving model {model} (the first use converts it once)…"):
+            resolve_model(model)
+    except ModelResolutionError as error:
+        raise _fail(str(error)) from error
+    run_dir = (run_dir or runs_root() / new_run_id(loaded.name)).resolve()
+    if (run_dir / "summary.json").exists():
+        raise _fail(f"{run_dir} already holds a finished run; choose another --run-dir")
+    inputs = {
+        "goal": goal or "",
+        "task": None if task_dir else loaded.name,
+        "task_dir": str(task_dir.resolve()) if task_dir else None,
+        "model": model,
+        "budget": budget,
+        "run_dir": str(run_dir),
+        "options": options,
+    }
+    view = ProgressView(run_id=run_dir.name, budget=budget)
+    console.print(f"run [bold]{run_dir.name}[/] in {run_dir}")
+    live_enabled = console.is_terminal and not os.environ.get("CI")
+    with Live(view.render(), console=console, refresh_per_second=4, transient=False) as live:
+
+        def on_event(event: dict) -> None:
+            view.handle(event)
+            if live_enabled:
+                live.update(view.render())
+            elif event.get("type") == "agent_finished":
+                console.print(view.history[-1])
+
+        output = run_lab(inputs, on_event=on_event)
+        live.update(view.render())
+    _print_outcome(output)
+    raise typer.Exit(EXIT_CODES.get(output.get("stop_reason") or "error", 1))
+
+
+def _print_outcome(output: dict) -> None:
+    table = Table(show_header=False, box=None)
+    for key in ("run_id", "stop_reason", "baseline_score", "best_score", "best_checkpoint"):
+        value = output.get(key)
+        table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
+    table.add_row("report", str(output.get("report_path")))
+    console.print(table)
+
+
+@app.command()
+def run(
+    goal: Annotated[str | None, typer.Argument(help="What to achieve, in words.")] = None,
+    task: Annotated[str | None, typer.Option(help="A bundled task name.")] = None,
+    task_dir: Annotated[
+        Path | None, typer.Option(help="A folder with train.jsonl, eval.jsonl, task.json.")
+    ] = None,
+    model: Annotated[str, typer.Option(help="Alias, checkpoint path or Hub id.")] = (
+        "smollm2-135m-instruct"
+    ),
+    budget: Annotated[int, typer.Option(help="Agent steps allowed.")] = 300,
+    run_dir: Annotated[Path | None, typer.Option(help="Where the run lives.")] = None,
+    max_iterations: Annotated[int, typer.Option(help="Training iterations at most.")] = 6,
+    target: Annotated[float, typer.Option(help="Stop once strict accuracy reaches this.")] = 0.95,
+    train_steps: Annotated[int, typer.Option(help="Optimizer steps per iteration.")] = 40,
+    train_size: Annotated[int, typer.Option(help="Training examples per iteration.")] = 800,
+    seed: Annotated[int, typer.Option(help="Seed for data and training.")] = 0,
+) -> None:
+    """Post-train a model on a task: baseline, research, data, train, evaluate, iterate."""
+    if task is None and task_dir is None:
+        raise _fail("give --task NAME or --task-dir DIR (see `postlab tasks`)")
+    options = {
+        "max_iterations": max_iterations,
+        "target_score": target,
+        "train_steps": train_steps,
+        "train_size": train_size,
+        "seed": seed,
+    }
+    _launch(goal, task, task_dir, model, budget, run_dir, options)
+
+
+@app.command()
+def demo(
+    run_dir: Annotated[Path | None, typer.Option(help="Where the run lives.")] = None,
+) -> None:
+    """The offline end-to-end run: SmolLM2-135M on two-digit addition, on the embedded defaults."""
+    goal = "Raise SmolLM2-135M-Instruct on two-digit addition, answering with the number only"
+    _launch(goal, "addition_2d", None, "smollm2-135m-instruct", 300, run_dir, dict(DEMO_OPTIONS))
+
+
+@app.command()
+def tasks() -> None:
+    """List the bundled tasks."""
+    from postlab.tools.tasks import bundled_task_names, load_task
+
+    table = Table("task", "metric", "description")
+    for name in bundled_task_names():
+        task = load_task(name)
+        table.add_row(name, task.metric, task.description)
+    console.print(table)
+
+
+@app.command()
+def runs() -> None:
+    """List runs under ./runs (or $POSTLAB_RUNS_DIR), newest first."""
+    from postlab.tools.rundir import list_runs
+
+    table = Table()
+    for column in ("run", "task", "model", "baseline", "best", "stop", "steps"):
+        table.add_column(column, overflow="fold")
+    for info in list_runs():
+        summary = info.get("summary") or {}
+
+        def fmt(value):
+            return "—" if value is None else f"{value:.2f}"
+
+        table.add_row(
+            info.get("run_id", "?"),
+            info.get("task", "?"),
+            info.get("model", "?"),
+            fmt(summary.get("baseline_score")),
+            fmt(summary.get("best_score")),
+            summary.get("stop_reason") or "in progress",
+            str(summary.get("steps_used", "")),
+        )
+    console.print(table)
+
+
+@app.command()
+def show(
+    run: Annotated[str, typer.Argument(help="Run id or run directory.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print summary.json instead.")] = False,
+) -> None:
+    """Show a run's report (timeline, iterations, scores) or its summary as JSON."""
+    from postlab.tools.rundir import REPORT_FILE, SUMMARY_FILE, find_run, read_json
+
+    try:
+        folder = find_run(run)
+    except FileNotFoundError as error:
+        raise _fail(str(error)) from error
+    summary = read_json(folder / SUMMARY_FILE)
+    if summary is None:
+        console.print(f"run {folder.name} has not finished (no summary.json yet)")
+        raise typer.Exit(0)
+    if as_json:
+        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        return
+    report = folder / REPORT_FILE
+    console.print(Markdown(report.read_text()) if report.exists() else summary)
+    console.print(f"budget: {summary['steps_used']} of {summary['budget']} steps used")
+
+
+def quiet_libraries() -> None:
+    """Silence library progress bars and chatter: the live view is the progress display."""
+    import logging
+    import warnings
+
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=UserWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    for name in ("transformers", "datasets", "chromadb", "httpx", "sentence_transformers"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    quiet_libraries()
+    app()

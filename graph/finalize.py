@@ -1,0 +1,66 @@
+"""The last node: summary.json, report.md with its plot, and the output every caller gets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from postlab.graph.state import LabOutput, LabState
+from postlab.graph.supervisor import time_used
+from postlab.tools.report import write_report
+from postlab.tools.rundir import SUMMARY_FILE, write_json_atomic
+
+
+def build_summary(state: LabState) -> dict[str, Any]:
+    """Everything a user or script needs to know about a finished run, as plain JSON data."""
+    baseline = state.get("baseline")
+    best = state.get("best")
+    budget = state.get("budget_limits")
+    evaluations = state.get("evaluations") or []
+    best_eval = next((e for e in evaluations if best and e.label == best.label), None)
+    return {
+        "run_id": state.get("run_id"),
+        "goal": state.get("goal", ""),
+        "task": state.get("task"),
+        "task_dir": state.get("task_dir"),
+        "base_model": state.get("model"),
+        "base_model_path": state.get("base_model_path"),
+        "baseline_score": baseline.strict if baseline else None,
+        "baseline_lenient": baseline.lenient if baseline else None,
+        "best_score": best.strict if best else None,
+        "best_lenient": best.lenient if best else None,
+        "best_label": best.label if best else None,
+        "best_checkpoint": best.checkpoint if best else None,
+        "steps_used": len(state.get("trajectory") or []),
+        "budget": budget.steps if budget else state.get("budget"),
+        "max_time_s": budget.max_time_s if budget else None,
+        "wall_s": round(time_used(state), 1),
+        "stop_reason": state.get("stop_reason"),
+        "stop_detail": state.get("stop_detail", ""),
+        "iterations": [it.model_dump(mode="json") for it in state.get("iterations") or []],
+        "evaluations": [
+            e.model_dump(mode="json", exclude={"failures"}) for e in evaluations
+        ],
+        "findings": [f.model_dump(mode="json") for f in state.get("findings") or []],
+        "datasets": [d.model_dump(mode="json", exclude={"sample"}) for d in state.get("datasets") or []],
+        "decisions": [d.model_dump(mode="json") for d in state.get("decisions") or []],
+        "guard_events": [g.model_dump(mode="json") for g in state.get("guard_events") or []],
+        "error_analysis": [f.model_dump(mode="json") for f in best_eval.failures] if best_eval else [],
+    }
+
+
+def finalize(state: LabState) -> LabOutput:
+    """Write the summary and report, and return the run's output fields."""
+    run_dir = Path(state["run_dir"])
+    summary = build_summary(state)
+    summary_path = write_json_atomic(run_dir / SUMMARY_FILE, summary)
+    report_path = write_report(run_dir, summary)
+    return {
+        "run_id": summary["run_id"],
+        "best_checkpoint": summary["best_checkpoint"],
+        "baseline_score": summary["baseline_score"],
+        "best_score": summary["best_score"],
+        "stop_reason": summary["stop_reason"],
+        "report_path": str(report_path),
+        "summary_path": str(summary_path),
+    }

@@ -1,0 +1,66 @@
+"""The entry node: validate inputs, resolve the base model and task, lay out the run directory."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Literal
+
+from langgraph.types import Command
+from pydantic import ValidationError
+
+from postlab.graph.state import Budget, LabState, RunOptions, StopReason
+from postlab.tools.models import DEFAULT_MODEL, ModelResolutionError, resolve_model
+from postlab.tools.rundir import RUN_FILE, new_run_id, runs_root, write_json_atomic
+from postlab.tools.tasks import DEFAULT_TASK, TaskError, load_task
+
+
+def prepare(state: LabState) -> Command[Literal["supervisor", "finalize"]]:
+    """Turn the caller's input into a ready run, or end it at once with a clear error."""
+    task_dir = state.get("task_dir")
+    task_name = state.get("task") or (None if task_dir else DEFAULT_TASK)
+    model = state.get("model") or DEFAULT_MODEL
+    run_dir = Path(state.get("run_dir") or runs_root() / new_run_id(task_name or "task"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    update: dict = {"run_dir": str(run_dir), "run_id": run_dir.name, "model": model}
+    try:
+        task = load_task(task_name, task_dir)
+        options = RunOptions.model_validate(state.get("options") or {})
+        budget = Budget(steps=state.get("budget") or 300, max_time_s=state.get("max_time_s"))
+        resolved = resolve_model(model)
+    except (TaskError, ModelResolutionError, ValidationError) as error:
+        update.update(
+            stop_reason=StopReason.ERROR.value,
+            stop_detail=f"cannot start: {error}",
+            task=task_name or str(task_dir),
+            goal=state.get("goal") or "",
+        )
+        return Command(goto="finalize", update=update)
+    goal = state.get("goal") or f"Raise {model} on {task.name}: {task.description}"
+    update.update(
+        goal=goal,
+        task=task.name if not task_dir else task.name,
+        base_model_path=resolved.path,
+        budget_limits=budget,
+        run_options=options,
+        tried_techniques=[],
+        baseline=None,
+        best=None,
+        plan=None,
+        directive=None,
+    )
+    write_json_atomic(
+        run_dir / RUN_FILE,
+        {
+            "run_id": run_dir.name,
+            "goal": goal,
+            "task": task.name,
+            "task_dir": task_dir,
+            "model": model,
+            "base_model_path": resolved.path,
+            "budget": budget.model_dump(),
+            "options": options.model_dump(),
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        },
+    )
+    return Command(goto="supervisor", update=update)

@@ -1,0 +1,43 @@
+"""Durable graph checkpoints: LangGraph's SQLite saver in the run directory."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+CHECKPOINT_FILE = "checkpoints.sqlite"
+# State carries our pydantic records; only these modules may be rebuilt from a checkpoint.
+STATE_MODULES = (
+    "postlab.graph.state",
+    "postlab.agents.reports",
+    "postlab.tools.datasets",
+    "postlab.tools.training",
+    "postlab.tools.evaluation",
+)
+
+
+def state_serializer() -> JsonPlusSerializer:
+    """A serializer that rebuilds postlab's state records and refuses other classes."""
+    import importlib
+
+    from pydantic import BaseModel
+
+    allowed: list[tuple[str, str]] = []
+    for module_name in STATE_MODULES:
+        module = importlib.import_module(module_name)
+        for name, value in vars(module).items():
+            if isinstance(value, type) and getattr(value, "__module__", None) == module_name:
+                if issubclass(value, BaseModel) or name == "StopReason":
+                    allowed.append((module_name, name))
+    return JsonPlusSerializer(allowed_msgpack_modules=allowed)
+
+
+def open_checkpointer(run_dir: str | Path) -> SqliteSaver:
+    """The run's SQLite checkpointer (created on first use)."""
+    path = Path(run_dir) / CHECKPOINT_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    connection = sqlite3.connect(str(path), check_same_thread=False)
+    return SqliteSaver(connection, serde=state_serializer())

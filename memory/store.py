@@ -1,0 +1,179 @@
+"""The lab's long-term memory: Chroma collections per kind of knowledge, nothing summarised away."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import chromadb
+from chromadb.config import Settings
+from pydantic import BaseModel, Field
+
+from postlab.memory.embeddings import default_embedding_function
+
+MemoryKind = Literal["papers", "findings", "experiments", "failures", "observations"]
+MEMORY_KINDS: tuple[MemoryKind, ...] = (
+    "papers",
+    "findings",
+    "experiments",
+    "failures",
+    "observations",
+)
+Scalar = str | int | float | bool
+
+
+class MemoryHit(BaseModel):
+    """One retrieved memory with its distance to the query (smaller is closer)."""
+
+    id: str
+    kind: MemoryKind
+    text: str
+    metadata: dict[str, Scalar] = Field(default_factory=dict)
+    distance: float = 0.0
+
+
+def _clean_metadata(metadata: dict[str, Any] | None) -> dict[str, Scalar]:
+    # Chroma stores only scalars and rejects None: encode the rest as JSON, drop the empty.
+    clean: dict[str, Scalar] = {}
+    for key, value in (metadata or {}).items():
+        if value is None:
+            continue
+        clean[key] = value if isinstance(value, str | int | float | bool) else json.dumps(value)
+    return clean
+
+
+def memory_id(kind: str, text: str) -> str:
+    """Content-addressed id, so storing the same fact twice keeps one copy."""
+    return kind + "-" + hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+class LabMemory:
+    """Chroma-backed memory: an embedded PersistentClient, or a server when configured."""
+
+    def __init__(
+        self,
+        path: Path | None = None,
+        namespace: str = "",
+        client: Any | None = None,
+        embedding_function: Any | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self.client = client or _make_client(path)
+        self.embedding_function = embedding_function or default_embedding_function()
+        self._collections: dict[str, Any] = {}
+
+    def _collection(self, kind: MemoryKind):
+        if kind not in MEMORY_KINDS:
+            raise ValueError(f"unknown memory kind {kind!r}; expected one of {MEMORY_KINDS}")
+        if kind not in self._collections:
+            name = f"{self.namespace}-{kind}" if self.namespace else kind
+            self._collections[kind] = self.client.get_or_create_collection(
+                name,
+                embedding_function=self.embedding_function,
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+        return self._collections[kind]
+
+    def add(
+        self,
+        kind: MemoryKind,
+        text: str,
+        metadata: dict[str, Any] | None = None,
+        id: str | None = None,
+    ) -> str:
+        """Store one text (upsert by id) and return its id."""
+        return self.add_many(kind, [text], [metadata or {}], [id] if id else None)[0]
+
+    def add_many(
+        self,
+        kind: MemoryKind,
+        texts: list[str],
+        metadatas: list[dict[str, Any]] | None = None,
+        ids: list[str] | None = None,
+    ) -> list[str]:
+        """Store many texts at once (one embedding batch); returns their ids."""
+        if not texts:
+            return []
+        ids = ids or [memory_id(kind, text) for text in texts]
+        metadatas = metadatas or [{} for _ in texts]
+        clean = [_clean_metadata({**m, "kind": kind}) for m in metadatas]
+        self._collection(kind).upsert(ids=ids, documents=texts, metadatas=clean)
+        return ids
+
+    def search(
+        self,
+        query: str,
+        kinds: tuple[MemoryKind, ...] | list[MemoryKind] = MEMORY_KINDS,
+        k: int = 5,
+        where: dict[str, Any] | None = None,
+    ) -> list[MemoryHit]:
+        """The k memories closest in meaning to `query`, across the given kinds."""
+        hits: list[MemoryHit] = []
+        for kind in kinds:
+            collection = self._collection(kind)
+            available = collection.count()
+            if available == 0:
+                continue
+            result = collection.query(
+                query_texts=[query], n_results=min(k, available), where=where or None
+            )
+            for id_, text, meta, distance in zip(
+                result["ids"][0],
+                result["documents"][0],
+                result["metadatas"][0],
+                result["distances"][0],
+                strict=True,
+            ):
+                hits.append(
+                    MemoryHit(
+                        id=id_, kind=kind, text=text, metadata=meta or {}, distance=distance
+                    )
+                )
+        hits.sort(key=lambda hit: hit.distance)
+        return hits[:k]
+
+    def get(self, kind: MemoryKind, ids: list[str] | None = None) -> list[MemoryHit]:
+        """Memories of one kind, all or by id, in insertion order."""
+        result = self._collection(kind).get(ids=ids)
+        return [
+            MemoryHit(id=id_, kind=kind, text=text, metadata=meta or {})
+            for id_, text, meta in zip(
+                result["ids"], result["documents"], result["metadatas"], strict=True
+            )
+        ]
+
+    def count(self, kind: MemoryKind | None = None) -> int:
+        """Number of memories of one kind, or of all kinds."""
+        kinds = [kind] if kind else list(MEMORY_KINDS)
+        return sum(self._collection(k).count() for k in kinds)
+
+
+def _make_client(path: Path | None):
+    settings = Settings(anonymized_telemetry=False, allow_reset=False)
+    url = os.environ.get("POSTLAB_CHROMA_URL")
+    if url:
+        host, _, port = url.split("://", 1)[-1].partition(":")
+        return chromadb.HttpClient(host=host, port=int(port or 8000), settings=settings)
+    if path is None:
+        return chromadb.EphemeralClient(settings=settings)
+    path.mkdir(parents=True, exist_ok=True)
+    return chromadb.PersistentClient(path=str(path), settings=settings)
+
+
+_open_memories: dict[str, LabMemory] = {}
+_open_lock = threading.Lock()
+
+
+def open_memory(run_dir: str | Path) -> LabMemory:
+    """The memory of a run directory, opened once per process and shared by every node."""
+    key = str(Path(run_dir).resolve())
+    with _open_lock:
+        if key not in _open_memories:
+            run_id = Path(key).name
+            namespace = run_id if os.environ.get("POSTLAB_CHROMA_URL") else ""
+            _open_memories[key] = LabMemory(Path(key) / "memory", namespace=namespace)
+        return _open_memories[key]

@@ -1,0 +1,237 @@
+"""Building, decontaminating, saving and reloading TRL training sets."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import datasets as hf_datasets
+import pytest
+from postlab.tools.datasets import (
+    DatasetCard,
+    DatasetError,
+    build_training_set,
+    load_training_set,
+    read_card,
+)
+from postlab.tools.tasks import Task, bundled_task_names, load_task, normalize_prompt
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+
+def _dir_task(tmp_path: Path, train: list[dict], eval_rows: list[dict]) -> Task:
+    folder = tmp_path / "task"
+    folder.mkdir()
+    _write_jsonl(folder / "train.jsonl", train)
+    _write_jsonl(folder / "eval.jsonl", eval_rows)
+    return load_task(task_dir=folder)
+
+
+# Longer than 8 words, so a pure-template 8-gram is shared by every eval and training item.
+_TEMPLATE = "Think it through, then reply with the reversed word only and nothing else."
+
+
+def _reverse(word: str) -> dict:
+    return {
+        "prompt": f"Reverse the word '{word}'. {_TEMPLATE}",
+        "answer": word[::-1],
+    }
+
+
+EVAL_WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "candle", "garden"]
+TRAIN_WORDS = [
+    "orange", "forest", "pebble", "thunder", "lion", "violin", "lantern", "meadow", "bridge",
+    "castle", "mirror", "rocket", "silver", "window", "planet", "harbor", "island", "jacket",
+]  # fmt: skip
+
+
+def _no_leftovers(parent: Path, keep: set[str]) -> None:
+    assert {p.name for p in parent.iterdir()} == keep
+
+
+def _accounting(card: DatasetCard) -> None:
+    assert card.collected == card.duplicates_removed + card.contaminated_removed + card.final_size
+
+
+def test_build_sft(tmp_path: Path) -> None:
+    task = load_task()
+    out = tmp_path / "sets" / "sft"
+    card = build_training_set(task, "sft", 64, seed=3, out_dir=out)
+    assert card.format == "sft"
+    assert card.task == "addition_2d"
+    assert card.source == "generator"
+    assert card.requested == card.final_size == 64
+    assert card.path == str(out.resolve())
+    assert card.columns == ["prompt", "completion"]
+    _accounting(card)
+    data = load_training_set(out)
+    assert data.column_names == ["prompt", "completion"]
+    assert len(data) == 64
+    row = data[0]
+    assert row["prompt"][0]["role"] == "user"
+    assert row["completion"][0]["role"] == "assistant"
+    assert len(row["prompt"]) == len(row["completion"]) == 1
+    # The saved pairs are correct: the completion is the task's own strict answer.
+    for row in data:
+        prompt, completion = row["prompt"][0]["content"], row["completion"][0]["content"]
+        a, b = (int(x) for x in prompt.split("?")[0].removeprefix("What is ").split(" + "))
+        assert completion == str(a + b)
+    assert card.sample == data.select(range(2)).to_list()
+    _no_leftovers(out.parent, {"sft"})
+
+
+def test_build_grpo(tmp_path: Path) -> None:
+    task = load_task("sort_list")
+    card = build_training_set(task, "grpo", 40, seed=0, out_dir=tmp_path / "g")
+    data = load_training_set(tmp_path / "g")
+    assert card.columns == data.column_names == ["prompt", "answer"]
+    assert len(data) == 40
+    eval_keys = {normalize_prompt(ex.prompt) for ex in task.eval_examples()}
+    for row in data:
+        assert [m["role"] for m in row["prompt"]] == ["user"]
+        assert normalize_prompt(row["prompt"][0]["content"]) not in eval_keys
+        assert task.reward(row["answer"], row["answer"]) == 1.0
+
+
+def test_card_round_trips(tmp_path: Path) -> None:
+    card = build_training_set(load_task(), "grpo", 16, seed=1, out_dir=tmp_path / "d")
+    assert read_card(tmp_path / "d") == card
+    assert read_card(tmp_path / "d" / "card.json") == card
+    raw = json.loads((tmp_path / "d" / "card.json").read_text())
+    assert raw["final_size"] == 16 and raw["format"] == "grpo"
+
+
+def test_same_seed_same_set(tmp_path: Path) -> None:
+    task = load_task("unit_conversion")
+    build_training_set(task, "grpo", 30, seed=5, out_dir=tmp_path / "a")
+    build_training_set(task, "grpo", 30, seed=5, out_dir=tmp_path / "b")
+    build_training_set(task, "grpo", 30, seed=6, out_dir=tmp_path / "c")
+    a, b, c = (load_training_set(tmp_path / x).to_list() for x in "abc")
+    assert a == b
+    assert a != c
+
+
+def test_template_ngrams_do_not_flag_bundled_addition(tmp_path: Path) -> None:
+    card = build_training_set(load_task("addition_2d"), "grpo", 300, seed=0, out_dir=tmp_path / "x")
+    assert card.contaminated_removed == 0
+    assert card.final_size == card.requested == 300
+    assert card.template_ngrams_ignored > 0
+    _accounting(card)
+
+
+@pytest.mark.parametrize("name", bundled_task_names())
+def test_bundled_tasks_are_barely_flagged(tmp_path: Path, name: str) -> None:
+    card = build_training_set(load_task(name), "grpo", 300, seed=0, out_dir=tmp_path / name)
+    assert card.final_size == 300
+    assert card.contaminated_removed <= 0.02 * card.collected
+    _accounting(card)
+
+
+def test_duplicates_are_counted(tmp_path: Path) -> None:
+    train = [_reverse(w) for w in TRAIN_WORDS]
+    train += [_reverse("orange"), _reverse("forest")]
+    # Same prompt up to case and whitespace: a duplicate too.
+    train.append(
+        {"prompt": f"  REVERSE the word 'pebble'.   {_TEMPLATE.upper()}", "answer": "elbbep"}
+    )
+    task = _dir_task(tmp_path, train, [_reverse(w) for w in EVAL_WORDS])
+    card = build_training_set(task, "sft", 100, seed=0, out_dir=tmp_path / "out")
+    assert card.duplicates_removed == 3
+    assert card.contaminated_removed == 0
+    assert card.final_size == len(TRAIN_WORDS)
+    assert card.source == str(Path(task.spec.task_dir) / "train.jsonl")
+    _accounting(card)
+
+
+def test_eval_rows_in_train_are_removed_as_contaminated(tmp_path: Path) -> None:
+    train = [_reverse(w) for w in TRAIN_WORDS]
+    train.append(_reverse("apple"))  # copied verbatim from eval
+    # Same words as an eval item, different punctuation and a prefix: not the same prompt string.
+    train.append({"prompt": f"Now reverse the word: river! {_TEMPLATE}", "answer": "revir"})
+    task = _dir_task(tmp_path, train, [_reverse(w) for w in EVAL_WORDS])
+    card = build_training_set(task, "grpo", 100, seed=0, out_dir=tmp_path / "out")
+    assert card.contaminated_removed == 2
+    # Every other row shares the whole prompt template with the eval items, and is kept.
+    assert card.final_size == len(TRAIN_WORDS)
+    answers = set(load_training_set(tmp_path / "out")["answer"])
+    assert answers == {w[::-1] for w in TRAIN_WORDS}
+    _accounting(card)
+
+
+def test_long_ngram_overlap_is_contamination(tmp_path: Path) -> None:
+    rng = random.Random(0)
+    vocab = [f"w{i}" for i in range(300)]
+
+    def sentence() -> str:
+        return " ".join(rng.sample(vocab, 14))
+
+    eval_rows = [{"prompt": sentence(), "answer": "x"} for _ in range(20)]
+    train = [{"prompt": sentence(), "answer": "y"} for _ in range(30)]
+    eval_words = eval_rows[0]["prompt"].split()
+    # Eight consecutive eval words inside otherwise new text: caught by the 8-gram check...
+    train.append({"prompt": "intro " + " ".join(eval_words[3:11]) + " outro", "answer": "z"})
+    # ...while seven are not enough.
+    train.append({"prompt": "intro " + " ".join(eval_words[3:10]) + " outro", "answer": "z"})
+    task = _dir_task(tmp_path, train, eval_rows)
+    card = build_training_set(task, "grpo", 100, seed=0, out_dir=tmp_path / "out")
+    assert card.ngram_n == 8
+    assert card.contaminated_removed == 1
+    assert card.final_size == 31
+
+
+def test_too_small_raises_and_writes_nothing(tmp_path: Path) -> None:
+    task = _dir_task(
+        tmp_path, [_reverse(w) for w in TRAIN_WORDS[:5]], [_reverse(w) for w in EVAL_WORDS]
+    )
+    with pytest.raises(DatasetError, match="only 5 training examples"):
+        build_training_set(task, "sft", 50, seed=0, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    _no_leftovers(tmp_path, {"task"})
+
+
+def test_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="unknown format"):
+        build_training_set(load_task(), "dpo", 10, seed=0, out_dir=tmp_path / "o")  # type: ignore[arg-type]
+    with pytest.raises(DatasetError, match="size"):
+        build_training_set(load_task(), "sft", 0, seed=0, out_dir=tmp_path / "o")
+
+
+def test_rebuild_replaces_previous_set(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    build_training_set(load_task(), "sft", 20, seed=0, out_dir=out)
+    card = build_training_set(load_task("sort_list"), "grpo", 12, seed=0, out_dir=out)
+    assert read_card(out) == card
+    assert load_training_set(out).column_names == ["prompt", "answer"]
+    assert len(load_training_set(out)) == 12
+    _no_leftovers(tmp_path, {"out"})
+
+
+def test_failed_save_keeps_previous_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "out"
+    first = build_training_set(load_task(), "sft", 20, seed=0, out_dir=out)
+
+    def broken(self: hf_datasets.Dataset, path: str, **kwargs: object) -> None:
+        Path(path, "partial.arrow").write_text("half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(hf_datasets.Dataset, "save_to_disk", broken)
+    with pytest.raises(OSError, match="disk full"):
+        build_training_set(load_task(), "grpo", 20, seed=1, out_dir=out)
+    assert read_card(out) == first
+    _no_leftovers(tmp_path, {"out"})
+    with pytest.raises(OSError, match="disk full"):
+        build_training_set(load_task(), "grpo", 20, seed=1, out_dir=tmp_path / "fresh")
+    _no_leftovers(tmp_path, {"out"})
+
+
+def test_reading_something_else_fails(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="missing dataset card"):
+        read_card(tmp_path)
+    (tmp_path / "card.json").write_text("{}")
+    with pytest.raises(DatasetError, match="invalid dataset card"):
+        read_card(tmp_path)
+    with pytest.raises(DatasetError, match="not a postlab training set"):
+        load_training_set(tmp_path / "nothing")

@@ -1,0 +1,96 @@
+"""The whole graph, end to end, on a tiny model: every agent runs, every run finalizes."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from postlab.graph import build_graph
+from postlab.graph.runner import run_lab
+
+SMALL = {"train_steps": 2, "train_size": 24, "eval_limit": 6, "batch_size": 4, "max_iterations": 2}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tiny_model, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "e2e"
+    events = []
+    output = run_lab(
+        {"task": "addition_2d", "model": str(tiny_model), "budget": 40, "run_dir": str(run_dir),
+         "options": SMALL},
+        on_event=events.append,
+    )
+    return run_dir, output, events
+
+
+def test_run_visits_every_agent_and_writes_its_artifacts(finished_run):
+    run_dir, output, events = finished_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    for key in ("run_id", "task", "base_model", "baseline_score", "best_score", "best_checkpoint",
+                "steps_used", "budget", "stop_reason", "iterations"):
+        assert key in summary
+    agents = {e["agent"] for e in events if e["type"] == "agent_finished"}
+    assert agents == {"librarian", "data_engineer", "trainer", "evaluator"}
+    assert output["stop_reason"] == summary["stop_reason"]
+    assert 0.0 <= summary["baseline_score"] <= summary["best_score"] <= 1.0
+    assert len(summary["iterations"]) == 2
+    for iteration in summary["iterations"]:
+        assert iteration["technique"] and iteration["reason"] and iteration["spec"]["max_steps"] == 2
+        assert iteration["score"] is not None
+    assert Path(summary["best_checkpoint"], "config.json").is_file()
+    report = (run_dir / "report.md").read_text()
+    assert "## Iterations" in report and "Techniques from the literature" in report
+    assert (run_dir / "scores.png").stat().st_size > 1000
+    assert any(d["reason"] for d in summary["decisions"])
+
+
+def test_training_progress_and_datasets_are_recorded(finished_run):
+    run_dir, _, events = finished_run
+    training = [e for e in events if e["type"] == "training" and e.get("event") == "progress"]
+    assert training and training[-1]["step"] == 2
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert all(d["contaminated_removed"] == 0 for d in summary["datasets"])
+    assert (run_dir / "memory").is_dir() and (run_dir / "checkpoints.sqlite").is_file()
+
+
+def test_memory_holds_what_the_agents_learned(finished_run):
+    from postlab.memory.store import open_memory
+
+    run_dir, _, _ = finished_run
+    memory = open_memory(run_dir)
+    assert memory.count("papers") >= 30
+    assert memory.count("findings") >= 3
+    assert memory.count("experiments") == 2
+    hits = memory.search("baseline evaluation strict accuracy", kinds=("observations",), k=3)
+    assert any("baseline" in h.text for h in hits)
+
+
+def test_step_budget_still_finalizes(tiny_model, tmp_path):
+    output = run_lab(
+        {"task": "addition_2d", "model": str(tiny_model), "budget": 3,
+         "run_dir": str(tmp_path / "short"), "options": SMALL}
+    )
+    summary = json.loads((tmp_path / "short" / "summary.json").read_text())
+    assert output["stop_reason"] == "budget_steps"
+    assert summary["steps_used"] == 3 and summary["baseline_score"] is not None
+    assert (tmp_path / "short" / "report.md").is_file()
+
+
+def test_unresolvable_model_ends_with_an_error_report(tmp_path):
+    output = run_lab(
+        {"task": "addition_2d", "model": str(tmp_path / "missing"), "budget": 5,
+         "run_dir": str(tmp_path / "bad")}
+    )
+    assert output["stop_reason"] == "error"
+    summary = json.loads((tmp_path / "bad" / "summary.json").read_text())
+    assert "cannot resolve model" in summary["stop_detail"]
+
+
+def test_graph_declares_its_schemas_and_draws_its_edges():
+    graph = build_graph()
+    assert set(graph.get_input_jsonschema()["properties"]) >= {"goal", "task", "model", "budget", "options"}
+    assert set(graph.get_output_jsonschema()["properties"]) >= {"best_checkpoint", "best_score", "stop_reason"}
+    edges = {(e.source, e.target) for e in graph.get_graph().edges}
+    for agent in ("librarian", "data_engineer", "trainer", "evaluator"):
+        assert ("supervisor", agent) in edges and (agent, "supervisor") in edges
+    assert ("supervisor", "finalize") in edges

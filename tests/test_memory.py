@@ -1,0 +1,67 @@
+"""Chroma memory: retrieval by meaning, persistence, context within budget, early facts kept."""
+
+from postlab.memory.context import build_context, estimate_tokens
+from postlab.memory.embeddings import HashingEmbedding, MiniLMEmbedding, default_embedding_function
+from postlab.memory.store import LabMemory
+
+
+def test_default_embedding_is_the_packaged_minilm():
+    assert isinstance(default_embedding_function(), MiniLMEmbedding)
+
+
+def test_search_ranks_by_meaning_across_kinds(tmp_path):
+    memory = LabMemory(tmp_path / "memory")
+    memory.add("papers", "Low-rank adapters make fine-tuning cheap in memory.")
+    memory.add("failures", "Training ran out of GPU memory with batch size 64.")
+    memory.add("observations", "The model answers chatty sentences instead of bare numbers.")
+    hits = memory.search("the output format is wrong, too verbose", k=3)
+    assert hits[0].kind == "observations"
+    hits = memory.search("OOM crash during training", kinds=("papers", "failures"), k=1)
+    assert hits[0].kind == "failures"
+
+
+def test_memory_persists_across_reopen(tmp_path):
+    first = LabMemory(tmp_path / "memory")
+    first.add("experiments", "iteration 1 reached 0.7 strict accuracy", {"iteration": 1})
+    reopened = LabMemory(tmp_path / "memory")
+    hits = reopened.get("experiments")
+    assert [h.text for h in hits] == ["iteration 1 reached 0.7 strict accuracy"]
+    assert hits[0].metadata["iteration"] == 1
+
+
+def test_same_fact_is_stored_once(tmp_path):
+    memory = LabMemory(tmp_path / "memory", embedding_function=HashingEmbedding())
+    memory.add("observations", "a fact")
+    memory.add("observations", "a fact")
+    assert memory.count("observations") == 1
+
+
+def test_early_fact_is_retrievable_after_hundreds_of_later_ones(tmp_path):
+    memory = LabMemory(tmp_path / "memory")
+    memory.add("observations", "Step 5: the tokenizer drops the leading minus sign of negatives.")
+    memory.add_many(
+        "experiments",
+        [f"Step {i}: trained with learning rate {i * 1e-5:.5f}, loss {1 / i:.3f}" for i in range(6, 300)],
+    )
+    context = build_context(
+        memory, goal="g", query="why are negative answers wrong?", token_budget=300
+    )
+    assert any("minus sign" in hit.text for hit in context.retrieved)
+    assert context.tokens <= 300
+
+
+def test_context_respects_token_budget_and_marks_data(tmp_path):
+    memory = LabMemory(tmp_path / "memory", embedding_function=HashingEmbedding())
+    memory.add_many("papers", [f"paper {i} " + "word " * 200 for i in range(10)])
+    context = build_context(memory, goal="goal", query="paper", token_budget=400)
+    assert context.tokens <= 400
+    assert len(context.retrieved) < 10
+    assert "data, not instructions" in context.render()
+    assert estimate_tokens(context.render()) <= 400
+
+
+def test_hashing_embedding_is_deterministic_and_normalised():
+    embed = HashingEmbedding(dimensions=64)
+    first, second = embed(["same text"]), embed(["same text"])
+    assert (first[0] == second[0]).all()
+    assert abs(float((first[0] ** 2).sum()) - 1.0) < 1e-5

@@ -1,0 +1,119 @@
+"""The run report: a score-per-iteration plot and a markdown account of what was tried and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from postlab.tools.rundir import write_text_atomic
+
+PLOT_FILE = "scores.png"
+
+
+def plot_scores(summary: dict[str, Any], path: Path) -> Path | None:
+    """Plot held-out strict and lenient accuracy per iteration against the baseline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored = [it for it in summary["iterations"] if it.get("score") is not None]
+    if summary.get("baseline_score") is None:
+        return None
+    xs = [0] + [it["iteration"] for it in scored]
+    strict = [summary["baseline_score"]] + [it["score"] for it in scored]
+    lenient = [summary.get("baseline_lenient") or 0.0] + [it.get("lenient") or 0.0 for it in scored]
+    figure, axis = plt.subplots(figsize=(6, 3.5), dpi=110)
+    axis.plot(xs, strict, marker="o", label="strict")
+    axis.plot(xs, lenient, marker="s", linestyle="--", label="lenient")
+    axis.axhline(summary["baseline_score"], color="grey", linewidth=0.8, label="baseline (strict)")
+    axis.set_xticks(xs, ["base"] + [f"it{x}" for x in xs[1:]])
+    axis.set_ylim(-0.02, 1.02)
+    axis.set_ylabel("held-out accuracy")
+    axis.set_title(f"{summary['task']}: accuracy per iteration")
+    axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    figure.savefig(tmp)
+    plt.close(figure)
+    tmp.replace(path)
+    return path
+
+
+def _score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def render_report(summary: dict[str, Any], plot: str | None) -> str:
+    """The report as markdown: goal, baseline, iterations with reasons, techniques, best model."""
+    lines = [
+        f"# postlab run {summary['run_id']}",
+        "",
+        f"**Goal:** {summary['goal']}  ",
+        f"**Task:** {summary['task']} · **Base model:** {summary['base_model']}  ",
+        f"**Stopped:** {summary['stop_reason']} — {summary.get('stop_detail', '')}  ",
+        f"**Steps:** {summary['steps_used']} of {summary['budget']} · "
+        f"**Wall time:** {summary.get('wall_s', 0):.0f}s",
+        "",
+        "## Result",
+        "",
+        "| | strict | lenient |",
+        "| --- | --- | --- |",
+        f"| baseline | {_score(summary['baseline_score'])} | "
+        f"{_score(summary.get('baseline_lenient'))} |",
+        f"| best ({summary.get('best_label', '—')}) | {_score(summary['best_score'])} | "
+        f"{_score(summary.get('best_lenient'))} |",
+        "",
+        f"Best checkpoint: `{summary['best_checkpoint']}`",
+        "",
+    ]
+    if plot:
+        lines += [f"![accuracy per iteration]({plot})", ""]
+    lines += ["## Iterations", ""]
+    if not summary["iterations"]:
+        lines.append("No iteration ran.")
+    for it in summary["iterations"]:
+        spec = it.get("spec") or {}
+        hyper = ", ".join(
+            f"{key} {spec[key]}"
+            for key in ("adapter", "learning_rate", "max_steps", "batch_size", "lora_r")
+            if key in spec
+        )
+        lines += [
+            f"### Iteration {it['iteration']}: {it['technique']} — {it['status']}",
+            "",
+            f"- Why: {it['reason']}",
+            f"- Spec: {hyper or 'not trained'}",
+            f"- Score: strict {_score(it.get('score'))}, lenient {_score(it.get('lenient'))}",
+        ]
+        if it.get("failure"):
+            lines.append(f"- Failure: {it['failure']}")
+        lines.append("")
+    lines += ["## Techniques from the literature", ""]
+    for rank, finding in enumerate(summary.get("findings", []), start=1):
+        papers = "; ".join(f"{p['title']} ({p['year']}, {p['id']})" for p in finding["papers"])
+        runnable = "" if finding["runnable"] else " (not runnable here yet)"
+        lines.append(f"{rank}. **{finding['name']}**{runnable} — {papers}")
+    lines += ["", "## Decisions", ""]
+    for decision in summary.get("decisions", []):
+        lines.append(f"- step {decision['step']} → {decision['next']}: {decision['reason']}")
+    if summary.get("guard_events"):
+        lines += ["", "## Loop guard", ""]
+        for event in summary["guard_events"]:
+            lines.append(f"- step {event['step']}: {event['pattern']} → {event['rung']}: {event['detail']}")
+    if summary.get("error_analysis"):
+        lines += ["", "## Error analysis of the best model", ""]
+        for sample in summary["error_analysis"]:
+            lines.append(
+                f"- ({sample['category']}) {sample['prompt']!r} → {sample['completion']!r}, "
+                f"expected {sample['answer']!r}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
+    """Write scores.png and report.md into the run directory; return the report's path."""
+    plot = plot_scores(summary, run_dir / PLOT_FILE)
+    text = render_report(summary, plot.name if plot else None)
+    return write_text_atomic(run_dir / "report.md", text)

@@ -1,0 +1,78 @@
+"""Run directories on disk: layout, ids, atomic writes, listing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.md"
+RUN_FILE = "run.json"
+
+
+def runs_root() -> Path:
+    """Where runs live unless a run directory is given: $POSTLAB_RUNS_DIR or ./runs."""
+    return Path(os.environ.get("POSTLAB_RUNS_DIR", "runs")).resolve()
+
+
+def new_run_id(task: str) -> str:
+    """A sortable, readable run id: timestamp plus task name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", task.lower()).strip("-")[:32] or "task"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write a file so readers see the old or the new content, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json_atomic(path: Path, payload: Any) -> Path:
+    """Atomically write JSON (indented, keys in insertion order)."""
+    return write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON file's content, or None when missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def find_run(name: str, root: Path | None = None) -> Path:
+    """A run directory by path or by id under the runs root."""
+    candidate = Path(name)
+    if (candidate / RUN_FILE).is_file():
+        return candidate.resolve()
+    under_root = (root or runs_root()) / name
+    if (under_root / RUN_FILE).is_file():
+        return under_root
+    raise FileNotFoundError(f"no run {name!r} (looked at {candidate} and {under_root})")
+
+
+def list_runs(root: Path | None = None) -> list[dict[str, Any]]:
+    """Every run under the root with its inputs and, when finished, its summary; newest first."""
+    root = root or runs_root()
+    runs = []
+    for run_file in sorted(root.glob(f"*/{RUN_FILE}"), reverse=True):
+        info = read_json(run_file) or {}
+        info["summary"] = read_json(run_file.parent / SUMMARY_FILE)
+        info["run_dir"] = str(run_file.parent)
+        runs.append(info)
+    return runs

@@ -1,0 +1,541 @@
+"""Training runs: a TrainingSpec rendered to a TRL run in a subprocess, failures as data."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+# Lines of worker output that start with this marker carry one JSON event each.
+EVENT_MARKER = "@@postlab "
+
+# Worker exit codes: the parent classifies failures by these first, by log text second.
+EXIT_OK = 0
+EXIT_CRASH = 1
+EXIT_BAD_CONFIG = 3
+EXIT_NAN = 4
+EXIT_OOM = 5
+
+# Fields that name where or how a run executes, not what experiment it is.
+_NON_EXPERIMENT_FIELDS = {"output_dir", "run_name", "timeout_s", "threads"}
+# Seconds between SIGTERM and SIGKILL when a process group is stopped.
+_KILL_GRACE_S = 5.0
+# Seconds to wait for the pipe to close after the worker exits (a grandchild may hold it open).
+_EOF_GRACE_S = 5.0
+_TAIL_LINES = 400
+
+
+class TrainingSpec(BaseModel):
+    """Everything that defines one training run: method, model, data and hyper-parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["sft", "grpo"]
+    adapter: Literal["lora", "full"] = "full"
+    base_model: str
+    dataset_path: str
+    output_dir: str
+    learning_rate: float = Field(5e-5, gt=0, lt=1)
+    max_steps: int = Field(60, ge=1)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_length: int = Field(256, ge=8)
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    seed: int = 0
+    task: str | None = None
+    task_dir: str | None = None
+    num_generations: int = Field(4, ge=2)
+    max_completion_length: int = Field(16, ge=1)
+    beta: float = Field(0.0, ge=0)
+    temperature: float = Field(1.0, gt=0)
+    timeout_s: float = Field(1800, gt=0)
+    threads: int | None = Field(None, ge=1)
+    use_unsloth: bool | None = None
+    wandb_project: str = "postlab"
+    run_name: str = ""
+
+    def signature(self) -> str:
+        """A short stable hash of the hyper-parameters that define the experiment."""
+        payload = self.model_dump(mode="json", exclude=_NON_EXPERIMENT_FIELDS)
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+class FailureInfo(BaseModel):
+    """Why a run failed: a coarse kind, the relevant log lines and a normalised key."""
+
+    kind: Literal["oom", "nan", "timeout", "bad_config", "crash"]
+    message: str
+    normalized: str
+
+
+class TrainingResult(BaseModel):
+    """The outcome of one run: a merged checkpoint and metrics, or a classified failure."""
+
+    status: Literal["ok", "failed"]
+    checkpoint: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    failure: FailureInfo | None = None
+    log_path: str = ""
+    spec_signature: str = ""
+    wall_s: float = 0.0
+
+
+# --- failure text ----------------------------------------------------------------------------
+
+_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|`[^`\n]*`")
+_PATH = re.compile(r"(?:[A-Za-z]:\\|~|\.{1,2})?(?:[/\\][^\s'\",:;()\[\]{}]+)+")
+_HEX = re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{8,}\b|\b[0-9a-f]{4,}(?:-[0-9a-f]{4,}){2,}\b")
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def normalize_error(text: str) -> str:
+    """Reduce error text to its shape: no numbers, hex ids, paths or quoted values; lowercase."""
+    text = text.lower()
+    text = _QUOTED.sub("<str>", text)
+    text = _PATH.sub("<path>", text)
+    text = _HEX.sub("<hex>", text)
+    text = _NUMBER.sub("<n>", text)
+    return " ".join(text.split())
+
+
+_OOM_CLUES = (
+    "out of memory",
+    "memoryerror",
+    "defaultcpuallocator: can't allocate",
+    "cublas_status_alloc_failed",
+    "cannot allocate memory",
+)
+_NAN_CLUE = re.compile(
+    r"\b(loss|grad_norm)['\"]?\s*[:=]\s*['\"]?(nan|-?inf(inity)?)\b|\bdiverged\b"
+)
+_VALIDATION_CLUE = re.compile(r"validationerror|validation errors? for")
+_SETUP_ERROR_CLUE = re.compile(r"^(valueerror|typeerror|keyerror|filenotfounderror)\b")
+
+
+def _events_in(lines: list[str]) -> list[dict[str, Any]]:
+    events = []
+    for line in lines:
+        if line.startswith(EVENT_MARKER):
+            with contextlib.suppress(json.JSONDecodeError):
+                event = json.loads(line[len(EVENT_MARKER) :])
+                if isinstance(event, dict):
+                    events.append(event)
+    return events
+
+
+def _last_lines(lines: list[str], n: int = 20, limit: int = 3000) -> str:
+    text = "\n".join(line for line in lines if line.strip())
+    kept = "\n".join(text.splitlines()[-n:])
+    return kept[-limit:]
+
+
+def classify_failure(returncode: int | None, log_tail: str, timed_out: bool) -> FailureInfo:
+    """Classify a failed run from its exit code, the end of its log and whether it timed out."""
+    lines = log_tail.splitlines()
+    plain = [line for line in lines if not line.startswith(EVENT_MARKER)]
+    message = _last_lines(plain)
+    errors = [e for e in _events_in(lines) if e.get("event") == "error"]
+    worker_error = errors[-1] if errors else None
+    key_line = next(
+        (line for line in reversed(plain) if line.strip()),
+        f"worker exited with code {returncode}",
+    )
+    if worker_error and worker_error.get("message"):
+        key_line = str(worker_error["message"]).splitlines()[-1] if worker_error["message"] else ""
+        message = _last_lines(plain + [str(worker_error["message"])])
+
+    def info(kind: str, key: str | None = None) -> FailureInfo:
+        return FailureInfo(kind=kind, message=message, normalized=normalize_error(key or key_line))
+
+    if timed_out:
+        return FailureInfo(
+            kind="timeout",
+            message=message or "training timed out",
+            normalized="training timed out",
+        )
+    if returncode == EXIT_BAD_CONFIG:
+        return info("bad_config")
+    if returncode == EXIT_NAN:
+        return info("nan")
+    if returncode == EXIT_OOM:
+        return info("oom")
+    lowered = [line.lower() for line in plain]
+    for line in reversed(lowered):
+        if any(clue in line for clue in _OOM_CLUES):
+            return info("oom", line)
+    for line in reversed(lowered):
+        if _NAN_CLUE.search(line):
+            return info("nan", line)
+    if worker_error and worker_error.get("phase") == "setup":
+        return info("bad_config")
+    for line in reversed(lowered):
+        if line.strip():
+            # Only the final exception line says what ended the run.
+            last = line.strip()
+            if _VALIDATION_CLUE.search(last) or (
+                _SETUP_ERROR_CLUE.search(last) and _trainer_setup_in(lowered)
+            ):
+                return info("bad_config", line)
+            break
+    if returncode in (-signal.SIGKILL, 128 + signal.SIGKILL):
+        # Killed without a word: on Linux that is almost always the kernel's OOM killer.
+        return info("oom", "process killed by sigkill (likely out of memory)")
+    return info("crash")
+
+
+def _trainer_setup_in(lowered_lines: list[str]) -> bool:
+    # A ValueError raised from trainer/config construction is a configuration problem; the same
+    # exception from inside the training loop is not.
+    setup_markers = ("__init__", "__post_init__", "validate", "load_from_disk", "from_pretrained")
+    in_loop = any(
+        "training_step" in line or "_inner_training_loop" in line for line in lowered_lines
+    )
+    return not in_loop and any(m in line for line in lowered_lines for m in setup_markers)
+
+
+# --- spec checks -----------------------------------------------------------------------------
+
+
+def check_spec(spec: TrainingSpec) -> list[str]:
+    """Problems that make a spec unrunnable, found without loading torch (empty list: none)."""
+    problems: list[str] = []
+    base = Path(spec.base_model)
+    if not (base / "config.json").is_file():
+        problems.append(f"base_model {spec.base_model!r} is not a checkpoint directory")
+    data = Path(spec.dataset_path)
+    if not data.exists():
+        problems.append(f"dataset_path {spec.dataset_path!r} does not exist")
+    elif not (
+        (data / "dataset_info.json").is_file()
+        or (data / "dataset_dict.json").is_file()
+        or (data / "state.json").is_file()
+    ):
+        problems.append(f"dataset_path {spec.dataset_path!r} is not a saved datasets directory")
+    if spec.method == "grpo":
+        generation_batch = spec.batch_size * spec.grad_accum
+        if generation_batch % spec.num_generations:
+            # TRL's rule: the generation batch (per-device batch x processes x steps per generation,
+            # by default grad_accum) must hold whole groups of num_generations completions.
+            problems.append(
+                f"GRPO needs batch_size * grad_accum ({spec.batch_size} * {spec.grad_accum} = "
+                f"{generation_batch}) divisible by num_generations ({spec.num_generations})"
+            )
+    return problems
+
+
+def resolve_use_unsloth(spec: TrainingSpec) -> bool:
+    """Whether a run uses Unsloth: as asked, or automatically when CUDA and unsloth are present."""
+    if spec.use_unsloth is not None:
+        return spec.use_unsloth
+    import importlib.util
+
+    if importlib.util.find_spec("unsloth") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _cached_result(out_dir: Path, signature: str) -> TrainingResult | None:
+    path = out_dir / "result.json"
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if not isinstance(raw, dict) or raw.get("status") != "ok":
+        return None
+    if raw.get("spec_signature") != signature:
+        return None
+    checkpoint = raw.get("checkpoint")
+    if not checkpoint or not (Path(checkpoint) / "config.json").is_file():
+        return None
+    try:
+        return TrainingResult.model_validate(raw)
+    except ValidationError:
+        return None
+
+
+def _worker_env(spec: TrainingSpec, out_dir: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    if "WANDB_MODE" not in env:
+        env["WANDB_MODE"] = "online" if env.get("WANDB_API_KEY") else "offline"
+    env["WANDB_DIR"] = str(out_dir)
+    env["WANDB_PROJECT"] = spec.wandb_project
+    env["TOKENIZERS_PARALLELISM"] = "false"
+    env["PYTHONUNBUFFERED"] = "1"
+    # Progress bars redraw with carriage returns, which would flood the line-oriented log.
+    env["TQDM_DISABLE"] = "1"
+    env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    if spec.threads is not None:
+        # Thread pools size themselves at import time, before the worker can call set_num_threads.
+        env["OMP_NUM_THREADS"] = str(spec.threads)
+        env["MKL_NUM_THREADS"] = str(spec.threads)
+    return env
+
+
+def _kill_group(proc: subprocess.Popen, grace_s: float = _KILL_GRACE_S) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace_s)
+    # Grandchildren (wandb's service, dataloader workers) may outlive the leader.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace_s)
+
+
+def _pump(stream, lines: queue.Queue) -> None:
+    try:
+        for line in stream:
+            lines.put(line)
+    finally:
+        lines.put(None)
+
+
+def _finite(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    value = float(value)
+    return value if value == value and abs(value) != float("inf") else None
+
+
+def run_training(
+    spec: TrainingSpec,
+    on_progress: Callable[[dict], None] | None = None,
+    log_path: Path | None = None,
+) -> TrainingResult:
+    """Run one training spec in a subprocess; never raises for a failed run."""
+    started = time.monotonic()
+    out_dir = Path(spec.output_dir).expanduser().resolve()
+    signature = spec.signature()
+    log_file = Path(log_path) if log_path is not None else out_dir / "train.log"
+
+    def finish(result: TrainingResult) -> TrainingResult:
+        result.wall_s = round(time.monotonic() - started, 3)
+        with contextlib.suppress(OSError):
+            _write_atomic(out_dir / "result.json", result.model_dump_json(indent=2))
+        return result
+
+    def failed(info: FailureInfo, metrics: dict[str, float] | None = None) -> TrainingResult:
+        return finish(
+            TrainingResult(
+                status="failed",
+                failure=info,
+                metrics=metrics or {},
+                log_path=str(log_file),
+                spec_signature=signature,
+            )
+        )
+
+    cached = _cached_result(out_dir, signature)
+    if cached is not None:
+        return cached
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        worker_spec = spec.model_copy(update={"output_dir": str(out_dir)})
+        spec_path = out_dir / "spec.json"
+        _write_atomic(spec_path, worker_spec.model_dump_json(indent=2))
+        for stale in ("result.json", "worker.pid"):
+            with contextlib.suppress(FileNotFoundError):
+                (out_dir / stale).unlink()
+    except OSError as error:
+        text = f"cannot prepare output_dir {str(out_dir)!r}: {error}"
+        return failed(
+            FailureInfo(kind="bad_config", message=text, normalized=normalize_error(text))
+        )
+
+    problems = check_spec(spec)
+    if problems:
+        text = "bad training spec: " + "; ".join(problems)
+        with contextlib.suppress(OSError):
+            log_file.write_text(text + "\n")
+        return failed(
+            FailureInfo(kind="bad_config", message=text, normalized=normalize_error(text))
+        )
+
+    def emit(event: dict) -> None:
+        if on_progress is None:
+            return
+        try:
+            on_progress(event)
+        except Exception as error:  # noqa: BLE001 - a broken observer must not stop training
+            log.write(f"[postlab] on_progress raised {type(error).__name__}: {error}\n")
+
+    tail: deque[str] = deque(maxlen=_TAIL_LINES)
+    partial: dict[str, float] = {}
+    rewards: list[float] = []
+    timed_out = False
+    with open(log_file, "w", encoding="utf-8", errors="replace") as log:
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "postlab.tools.train_worker", str(spec_path)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=_worker_env(spec, out_dir),
+                start_new_session=True,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                bufsize=1,
+            )
+        except OSError as error:
+            text = f"cannot start the training worker: {error}"
+            log.write(text + "\n")
+            return failed(FailureInfo(kind="crash", message=text, normalized=normalize_error(text)))
+        pid_file = out_dir / "worker.pid"
+        try:
+            pid_file.write_text(str(proc.pid))
+            emit({"event": "started", "pid": proc.pid, "max_steps": spec.max_steps})
+            lines: queue.Queue = queue.Queue()
+            reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+            reader.start()
+            deadline = started + spec.timeout_s
+            exited_at: float | None = None
+            # Lines are handled on this thread so that on_progress runs in the caller's context.
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    timed_out = True
+                    log.write(f"[postlab] timeout after {spec.timeout_s:g} s: killing the worker\n")
+                    _kill_group(proc)
+                    break
+                try:
+                    line = lines.get(timeout=min(0.5, deadline - now))
+                except queue.Empty:
+                    if proc.poll() is not None:
+                        exited_at = exited_at or now
+                        if now - exited_at > _EOF_GRACE_S:
+                            break
+                    continue
+                if line is None:
+                    break
+                log.write(line)
+                line = line.rstrip("\n")
+                tail.append(line)
+                if not line.startswith(EVENT_MARKER):
+                    continue
+                try:
+                    event = json.loads(line[len(EVENT_MARKER) :])
+                except json.JSONDecodeError:
+                    continue
+                if not isinstance(event, dict):
+                    continue
+                if event.get("event") == "progress":
+                    for key, name in (("step", "steps"), ("loss", "final_loss")):
+                        value = _finite(event.get(key))
+                        if value is not None:
+                            partial[name] = value
+                    reward = _finite(event.get("reward"))
+                    if reward is not None:
+                        rewards.append(reward)
+                emit(event)
+            if proc.poll() is None:
+                try:
+                    proc.wait(timeout=_KILL_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    _kill_group(proc)
+            else:
+                # The leader is gone; whatever it left behind in its group goes too.
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            # Lines still in flight after a kill belong in the log too.
+            while True:
+                try:
+                    line = lines.get(timeout=0.2)
+                except queue.Empty:
+                    break
+                if line is None:
+                    break
+                log.write(line)
+                tail.append(line.rstrip("\n"))
+            log.write(f"[postlab] worker exit code {proc.returncode}\n")
+        finally:
+            if proc.poll() is None:
+                _kill_group(proc)
+            with contextlib.suppress(FileNotFoundError):
+                pid_file.unlink()
+
+    if rewards:
+        partial["mean_reward"] = sum(rewards) / len(rewards)
+        partial["final_reward"] = rewards[-1]
+    worker = _read_worker_result(out_dir / "result.json")
+    if (
+        not timed_out
+        and worker is not None
+        and worker.get("status") == "ok"
+        and worker.get("checkpoint")
+        and (Path(worker["checkpoint"]) / "config.json").is_file()
+    ):
+        metrics = {**partial, **_float_metrics(worker.get("metrics"))}
+        return finish(
+            TrainingResult(
+                status="ok",
+                checkpoint=str(worker["checkpoint"]),
+                metrics=metrics,
+                log_path=str(log_file),
+                spec_signature=signature,
+            )
+        )
+    returncode = proc.returncode
+    tail_text = "\n".join(tail)
+    if returncode == EXIT_OK and not timed_out:
+        tail_text += "\nworker exited without writing a successful result.json"
+    metrics = {**partial, **_float_metrics((worker or {}).get("metrics"))}
+    return failed(classify_failure(returncode, tail_text, timed_out), metrics)
+
+
+def _read_worker_result(path: Path) -> dict | None:
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return raw if isinstance(raw, dict) else None
+
+
+def _float_metrics(raw: Any) -> dict[str, float]:
+    if not isinstance(raw, dict):
+        return {}
+    return {str(k): v for k, v in ((k, _finite(v)) for k, v in raw.items()) if v is not None}
