@@ -1,4 +1,4 @@
-"""What every agent step shares: directive in, trajectory record and state update out, never a crash."""
+"""What every agent step shares: directive in, trajectory record and update out, no crash."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langgraph.config import get_stream_writer
+from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command
 
 from postlab.agents.reports import AgentOutcome
@@ -61,6 +62,9 @@ def run_agent_step(
     memory = open_memory(state["run_dir"])
     try:
         result = body(state, directive, memory)
+    except GraphBubbleUp:
+        # Interrupts (approval gates) are control flow for LangGraph, not agent failures.
+        raise
     except Exception as error:  # noqa: BLE001 - an agent failure is data for the supervisor
         message = f"{type(error).__name__}: {error}"
         result = StepResult(

@@ -25,7 +25,11 @@ SYSTEM_PROMPT = (
 def build_dataset(state: LabState, directive: Directive, memory: LabMemory) -> StepResult:
     """Build (or reuse, when already complete on disk) the dataset the plan asks for."""
     plan = state["plan"]
-    fmt, size, seed = directive.args["format"], int(directive.args["size"]), int(directive.args["seed"])
+    fmt, size, seed = (
+        directive.args["format"],
+        int(directive.args["size"]),
+        int(directive.args["seed"]),
+    )
     out_dir = Path(state["run_dir"]) / "data" / f"{fmt}-n{size}-seed{seed}"
     try:
         if (out_dir / "card.json").is_file():

@@ -1,4 +1,4 @@
-"""The Librarian: reads the paper corpus by meaning, walks citations, returns ranked technique cards."""
+"""The Librarian: reads papers by meaning, walks citations, returns ranked technique cards."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Report schemas: what each agent hands back to the supervisor (pydantic, checkpoint-serialisable)."""
+"""Report schemas: what each agent hands back to the supervisor (checkpoint-serialisable)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ class TrainingRecord(BaseModel):
 
 
 class EvaluationRecord(BaseModel):
-    """One scored checkpoint: strict/lenient held-out scores and comparison with baseline and best."""
+    """One scored checkpoint: held-out strict/lenient scores, compared with baseline and best."""
 
     label: str  # "baseline" or "iter-<k>"
     iteration: int  # 0 for the baseline

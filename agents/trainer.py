@@ -9,6 +9,8 @@ from langgraph.types import Command
 
 from postlab.agents.base import StepResult, emit, run_agent_step
 from postlab.agents.reports import AgentOutcome, TrainingRecord
+from postlab.graph.budget import time_left
+from postlab.graph.gates import check_gate
 from postlab.graph.state import Directive, Iteration, LabState, Plan, RunOptions
 from postlab.memory.store import LabMemory
 from postlab.tools.training import TrainingSpec, run_training
@@ -34,16 +36,25 @@ def spec_for(state: LabState, plan: Plan) -> TrainingSpec:
         seed=options.seed + plan.iteration,
         task=None if task_dir else state.get("task"),
         task_dir=task_dir,
-        timeout_s=options.train_timeout_s,
+        # A wall-clock budget caps the run in flight too, so the lab can still finalize in time.
+        timeout_s=max(1.0, min(options.train_timeout_s, time_left(state) or float("inf"))),
         run_name=f"{state.get('run_id', 'run')}-iter-{plan.iteration}",
         **hyper,
     )
 
 
 def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResult:
-    """Run the plan's training and record the attempt, its metrics or failure, in state and memory."""
+    """Run the plan's training; record the attempt and its outcome in state and memory."""
     plan = state["plan"]
     spec = spec_for(state, plan)
+    cost = spec.max_steps * spec.batch_size * spec.grad_accum
+    step = len(state.get("trajectory") or []) + 1
+    gate = check_gate(state, "train", cost, {"iteration": plan.iteration, **directive.args}, step)
+    gated = {"gate_decisions": [gate]} if gate else {}
+    if gate is not None and not gate.approved:
+        summary = f"training of iteration {plan.iteration} rejected ({gate.by}): {gate.note}"
+        outcome = AgentOutcome(status="failed", summary=summary, error_kind="rejected")
+        return StepResult(outcome, {"plan": plan.model_copy(update={"status": "failed"}), **gated})
     result = run_training(spec, on_progress=lambda event: emit({"type": "training", **event}))
     record = TrainingRecord(
         iteration=plan.iteration,
@@ -66,7 +77,9 @@ def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResul
     if result.status == "ok":
         loss = result.metrics.get("final_loss", float("nan"))
         summary = f"trained {described}: final loss {loss:.3f} in {result.wall_s:.0f}s"
-        memory.add("experiments", f"Iteration {plan.iteration}: {summary}", {"iteration": plan.iteration})
+        memory.add(
+            "experiments", f"Iteration {plan.iteration}: {summary}", {"iteration": plan.iteration}
+        )
         updated = plan.model_copy(update={"checkpoint": result.checkpoint, "status": "needs_eval"})
         outcome = AgentOutcome(summary=summary)
     else:
@@ -86,7 +99,7 @@ def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResul
             error=failure.message,
             error_normalized=failure.normalized,
         )
-    update = {"runs": [record], "plan": updated, "iterations": [iteration]}
+    update = {"runs": [record], "plan": updated, "iterations": [iteration], **gated}
     return StepResult(outcome, update)
 
 

@@ -36,6 +36,7 @@ EXIT_CODES = {
     "error": 1,
 }
 EXIT_BAD_INPUT = 2
+EXIT_WAITING = 6  # paused at an approval gate; `postlab resume RUN --approve|--reject`
 DEMO_OPTIONS = {"train_steps": 40, "train_size": 800, "max_iterations": 3, "target_score": 0.9}
 
 
@@ -52,6 +53,7 @@ def _launch(
     budget: int,
     run_dir: Path | None,
     options: dict,
+    max_time: float | None = None,
 ) -> None:
     # Validate the cheap inputs before anything is created, so bad input costs nothing.
     from postlab.graph.runner import run_lab
@@ -63,6 +65,8 @@ def _launch(
         raise _fail("give either --task or --task-dir, not both")
     if budget < 1:
         raise _fail("--budget must be at least 1")
+    if max_time is not None and max_time <= 0:
+        raise _fail("--max-time must be positive (seconds)")
     try:
         loaded = load_task(task, task_dir)
     except TaskError as error:
@@ -84,20 +88,34 @@ def _launch(
         "run_dir": str(run_dir),
         "options": options,
     }
-    view = ProgressView(run_id=run_dir.name, budget=budget)
+    if max_time is not None:
+        inputs["max_time_s"] = max_time
     console.print(f"run [bold]{run_dir.name}[/] in {run_dir}")
+    _drive_with_view(run_dir.name, budget, lambda on_event: run_lab(inputs, on_event=on_event))
+
+
+def _drive_with_view(run_id: str, budget: int, drive) -> None:
+    """Show live progress while `drive(on_event)` runs the graph, then exit with its outcome."""
+    view = ProgressView(run_id=run_id, budget=budget)
     live_enabled = console.is_terminal and not os.environ.get("CI")
-    with Live(view.render(), console=console, refresh_per_second=4, transient=False) as live:
+    with Live(
+        view.render(), console=console, refresh_per_second=4, auto_refresh=live_enabled
+    ) as live:
 
         def on_event(event: dict) -> None:
             view.handle(event)
             if live_enabled:
                 live.update(view.render())
-            elif event.get("type") == "agent_finished":
+            elif event.get("type") in ("agent_finished", "guard"):
                 console.print(view.history[-1])
 
-        output = run_lab(inputs, on_event=on_event)
+        output = drive(on_event)
         live.update(view.render())
+    if output.get("pending"):
+        for pending in output["pending"]:
+            console.print(f"[bold yellow]waiting for approval:[/] {pending.get('question')}")
+        console.print(f"answer with: postlab resume {run_id} --approve | --reject [--note TEXT]")
+        raise typer.Exit(EXIT_WAITING)
     _print_outcome(output)
     raise typer.Exit(EXIT_CODES.get(output.get("stop_reason") or "error", 1))
 
@@ -127,7 +145,20 @@ def run(
     target: Annotated[float, typer.Option(help="Stop once strict accuracy reaches this.")] = 0.95,
     train_steps: Annotated[int, typer.Option(help="Optimizer steps per iteration.")] = 40,
     train_size: Annotated[int, typer.Option(help="Training examples per iteration.")] = 800,
+    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 8,
+    eval_limit: Annotated[
+        int | None, typer.Option(help="Score only the first N held-out items (quick runs).")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed for data and training.")] = 0,
+    max_time: Annotated[
+        float | None, typer.Option(help="Wall-clock budget in seconds; the run still finalizes.")
+    ] = None,
+    approve: Annotated[
+        bool, typer.Option("--approve", help="Pause costly actions (training) for approval.")
+    ] = False,
+    approve_above: Annotated[
+        float, typer.Option(help="Gate only training above this cost (steps x batch).")
+    ] = 0,
 ) -> None:
     """Post-train a model on a task: baseline, research, data, train, evaluate, iterate."""
     if task is None and task_dir is None:
@@ -137,9 +168,52 @@ def run(
         "target_score": target,
         "train_steps": train_steps,
         "train_size": train_size,
+        "batch_size": batch_size,
+        "eval_limit": eval_limit,
         "seed": seed,
+        "human_attached": approve,
+        "gates": {"threshold": approve_above},
     }
-    _launch(goal, task, task_dir, model, budget, run_dir, options)
+    _launch(goal, task, task_dir, model, budget, run_dir, options, max_time)
+
+
+@app.command()
+def resume(
+    run: Annotated[str, typer.Argument(help="Run id or run directory.")],
+    approve: Annotated[bool, typer.Option("--approve", help="Approve the pending gate.")] = False,
+    reject: Annotated[bool, typer.Option("--reject", help="Reject the pending gate.")] = False,
+    note: Annotated[str, typer.Option(help="A note recorded with the answer.")] = "",
+) -> None:
+    """Continue a run from its last checkpoint (after a crash, a kill or an approval gate)."""
+    from postlab.graph.runner import ResumeError, resume_lab, run_state
+    from postlab.tools.rundir import find_run
+
+    if approve and reject:
+        raise _fail("give --approve or --reject, not both")
+    try:
+        folder = find_run(run)
+        _, snapshot, _ = run_state(folder)
+    except (FileNotFoundError, ResumeError) as error:
+        raise _fail(str(error)) from error
+    if not snapshot.next:
+        console.print(
+            f"run {folder.name} already finished ({snapshot.values.get('stop_reason')}); "
+            "nothing to do"
+        )
+        raise typer.Exit(0)
+    answer = True if approve else False if reject else None
+    budget = snapshot.values.get("budget") or 300
+    console.print(
+        f"resuming [bold]{folder.name}[/] at step {len(snapshot.values.get('trajectory') or [])}"
+    )
+
+    def drive(on_event):
+        try:
+            return resume_lab(folder, on_event=on_event, approve=answer, note=note)
+        except ResumeError as error:
+            raise _fail(str(error)) from error
+
+    _drive_with_view(folder.name, budget, drive)
 
 
 @app.command()
@@ -210,7 +284,11 @@ def show(
         return
     report = folder / REPORT_FILE
     console.print(Markdown(report.read_text()) if report.exists() else summary)
-    console.print(f"budget: {summary['steps_used']} of {summary['budget']} steps used")
+    left = summary["budget"] - summary["steps_used"]
+    line = f"budget: {summary['steps_used']} of {summary['budget']} steps used, {left} left"
+    if summary.get("max_time_s"):
+        line += f"; {summary['wall_s']:.0f}s of {summary['max_time_s']:.0f}s"
+    console.print(line)
 
 
 def quiet_libraries() -> None:

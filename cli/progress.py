@@ -50,7 +50,9 @@ class ProgressView:
         elif kind == "decision":
             self.last_decision = f"→ {event['next']}: {event['reason']}"
         elif kind == "guard":
-            self.history.append(f"⚠ loop guard {event['pattern']} → {event['rung']}: {event['detail']}")
+            self.history.append(
+                f"⚠ loop guard {event['pattern']} → {event['rung']}: {event['detail']}"
+            )
 
     def render(self) -> Panel:
         """The panel: agent, step k/budget, best score, elapsed, training or evaluation progress."""

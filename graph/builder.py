@@ -12,15 +12,22 @@ from postlab.agents.librarian import librarian
 from postlab.agents.trainer import trainer
 from postlab.graph.finalize import finalize
 from postlab.graph.prepare import prepare
-from postlab.graph.state import LabInput, LabOutput, LabState
-from postlab.graph.supervisor import supervisor
+from postlab.graph.state import LabContext, LabInput, LabOutput, LabState
+from postlab.graph.supervisor import Policy, make_supervisor
 
 
-def build_graph(checkpointer: Any | None = None, store: Any | None = None):
-    """The compiled lab graph with declared input and output schemas."""
-    builder = StateGraph(LabState, input_schema=LabInput, output_schema=LabOutput)
+def build_graph(
+    checkpointer: Any | None = None, store: Any | None = None, policy: Policy | None = None
+):
+    """The compiled lab graph with declared input and output schemas.
+
+    `policy` replaces the playbook's routing (the budget and loop guard still wrap it).
+    """
+    builder = StateGraph(
+        LabState, context_schema=LabContext, input_schema=LabInput, output_schema=LabOutput
+    )
     builder.add_node("prepare", prepare)
-    builder.add_node("supervisor", supervisor)
+    builder.add_node("supervisor", make_supervisor(policy) if policy else make_supervisor())
     builder.add_node("librarian", librarian)
     builder.add_node("data_engineer", data_engineer)
     builder.add_node("trainer", trainer)

@@ -5,10 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from postlab.graph.budget import steps_used, time_used
 from postlab.graph.state import LabOutput, LabState
-from postlab.graph.supervisor import time_used
 from postlab.tools.report import write_report
 from postlab.tools.rundir import SUMMARY_FILE, write_json_atomic
+
+
+def _loop_pattern(state: LabState) -> str | None:
+    events = state.get("guard_events") or []
+    if state.get("stop_reason") in ("loop", "plateau") and events:
+        return events[-1].pattern
+    return None
 
 
 def build_summary(state: LabState) -> dict[str, Any]:
@@ -31,21 +38,25 @@ def build_summary(state: LabState) -> dict[str, Any]:
         "best_lenient": best.lenient if best else None,
         "best_label": best.label if best else None,
         "best_checkpoint": best.checkpoint if best else None,
-        "steps_used": len(state.get("trajectory") or []),
+        "steps_used": steps_used(state),
         "budget": budget.steps if budget else state.get("budget"),
         "max_time_s": budget.max_time_s if budget else None,
         "wall_s": round(time_used(state), 1),
         "stop_reason": state.get("stop_reason"),
         "stop_detail": state.get("stop_detail", ""),
+        "loop_pattern": _loop_pattern(state),
         "iterations": [it.model_dump(mode="json") for it in state.get("iterations") or []],
-        "evaluations": [
-            e.model_dump(mode="json", exclude={"failures"}) for e in evaluations
-        ],
+        "evaluations": [e.model_dump(mode="json", exclude={"failures"}) for e in evaluations],
         "findings": [f.model_dump(mode="json") for f in state.get("findings") or []],
-        "datasets": [d.model_dump(mode="json", exclude={"sample"}) for d in state.get("datasets") or []],
+        "datasets": [
+            d.model_dump(mode="json", exclude={"sample"}) for d in state.get("datasets") or []
+        ],
         "decisions": [d.model_dump(mode="json") for d in state.get("decisions") or []],
         "guard_events": [g.model_dump(mode="json") for g in state.get("guard_events") or []],
-        "error_analysis": [f.model_dump(mode="json") for f in best_eval.failures] if best_eval else [],
+        "gate_decisions": [g.model_dump(mode="json") for g in state.get("gate_decisions") or []],
+        "error_analysis": [f.model_dump(mode="json") for f in best_eval.failures]
+        if best_eval
+        else [],
     }
 
 

@@ -1,10 +1,9 @@
-"""Loop guard over the trajectory: repeats, short cycles, repeated failures, plateaus; and escalation."""
+"""Loop guard over the trajectory: repeats, cycles, repeated failures, plateaus; escalation."""
 
 from __future__ import annotations
 
 from collections import Counter
 
-from postlab.agents.reports import EvaluationRecord
 from postlab.graph.state import GuardConfig, GuardEvent, TrajectoryRecord
 
 # One rung per firing; "ask_human" is skipped when nobody is attached to answer.
@@ -12,11 +11,12 @@ LADDER = ("redirect", "switch_technique", "ask_human", "stop")
 
 
 def _repeat(window: list[TrajectoryRecord], config: GuardConfig) -> tuple[str, str] | None:
-    counts = Counter(record.signature for record in window)
-    signature, times = counts.most_common(1)[0] if counts else ("", 0)
-    if times >= config.repeat_threshold:
-        agent = next(r for r in window if r.signature == signature)
-        return f"repeat:{signature}", f"{agent.agent}.{agent.action} repeated {times} times"
+    # The same action again and again in a row; interleaved repeats are the cycle check's job.
+    tail = window[-config.repeat_threshold :]
+    if len(tail) == config.repeat_threshold and len({r.signature for r in tail}) == 1:
+        record = tail[-1]
+        detail = f"{record.agent}.{record.action} repeated {len(tail)} times in a row"
+        return f"repeat:{record.signature}", detail
     return None
 
 
@@ -28,12 +28,8 @@ def _cycle(window: list[TrajectoryRecord], config: GuardConfig) -> tuple[str, st
             continue
         tail = signatures[-span:]
         unit = tail[:period]
-        if len(set(unit)) == period and all(
-            tail[i] == unit[i % period] for i in range(span)
-        ):
-            names = " → ".join(
-                f"{r.agent}.{r.action}" for r in window[-span:][:period]
-            )
+        if len(set(unit)) == period and all(tail[i] == unit[i % period] for i in range(span)):
+            names = " → ".join(f"{r.agent}.{r.action}" for r in window[-span:][:period])
             return f"cycle:{'|'.join(unit)}", f"cycle {names} repeated {config.cycle_repeats} times"
     return None
 
@@ -51,43 +47,49 @@ def _failure(window: list[TrajectoryRecord], config: GuardConfig) -> tuple[str, 
     return None
 
 
-def _plateau(evaluations: list[EvaluationRecord], config: GuardConfig) -> tuple[str, str] | None:
-    scored = [e for e in evaluations if e.iteration > 0]
+def _scores(records: list[TrajectoryRecord]) -> list[TrajectoryRecord]:
+    return [r for r in records if r.agent == "evaluator" and r.score is not None]
+
+
+def _plateau(
+    trajectory: list[TrajectoryRecord], since: int, config: GuardConfig
+) -> tuple[str, str] | None:
     k = config.plateau_evaluations
-    if len(scored) < k:
+    recent = [r for r in _scores(trajectory) if r.step > since and r.action != "baseline"][-k:]
+    if len(recent) < k:
         return None
-    before = [e.strict for e in evaluations if e not in scored[-k:]]
-    best_before = max(before) if before else 0.0
-    recent_best = max(e.strict for e in scored[-k:])
-    if recent_best < best_before + config.min_improvement:
-        labels = ",".join(e.label for e in scored[-k:])
-        detail = (
-            f"no improvement over {best_before:.3f} in the last {k} evaluations ({labels})"
-        )
-        return f"plateau:{labels}", detail
+    earlier = [r.score for r in _scores(trajectory) if r.step < recent[0].step]
+    best_before = max(earlier, default=0.0)
+    if max(r.score for r in recent) < best_before + config.min_improvement:
+        steps = ",".join(str(r.step) for r in recent)
+        detail = f"no improvement over {best_before:.3f} in the last {k} evaluations"
+        return f"plateau:{steps}", detail
     return None
 
 
 def inspect(
     trajectory: list[TrajectoryRecord],
-    evaluations: list[EvaluationRecord],
     fired: list[GuardEvent],
     config: GuardConfig,
     human_attached: bool,
     step: int,
 ) -> GuardEvent | None:
-    """The first loop pattern not already fired on, with the next rung of the ladder; or None."""
-    window = trajectory[-config.window :]
-    already = {event.key for event in fired}
+    """The first loop pattern in the records since the last firing, with its escalation rung.
+
+    Records that already triggered a firing are never counted again, so a pattern fires once;
+    if the loop goes on regardless, it re-forms from new records and climbs the next rung.
+    """
+    since = max((event.step for event in fired), default=-1)
+    window = [record for record in trajectory if record.step > since][-config.window :]
     checks = (
         ("repeat", lambda: _repeat(window, config)),
         ("cycle", lambda: _cycle(window, config)),
         ("failure", lambda: _failure(window, config)),
-        ("plateau", lambda: _plateau(evaluations, config)),
+        ("plateau", lambda: _plateau(trajectory, since, config)),
     )
     for pattern, check in checks:
         found = check()
-        if found is None or found[0] in already:
+        if found is None:
             continue
         key, detail = found
         return GuardEvent(

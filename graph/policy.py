@@ -20,7 +20,7 @@ from postlab.graph.state import (
 FULL_FINETUNE_MAX_BYTES = 4 * 1024**3
 # Ranges the papers' learning rates are clamped into: the papers tune billion-parameter models,
 # whose full fine-tuning LRs (~1e-5) barely move a ~100M model in the few dozen steps a CPU allows.
-LR_RANGE = {"sft_full": (5e-5, 2e-4), "sft_lora": (1e-4, 5e-4), "grpo": (5e-6, 2e-5)}
+LR_RANGE = {"sft_full": (1e-4, 3e-4), "sft_lora": (2e-4, 1e-3), "grpo": (5e-6, 2e-5)}
 DEFAULT_LR = {"sft_full": 1e-4, "sft_lora": 2e-4, "grpo": 1e-5}
 
 
@@ -146,8 +146,10 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, str]:
             if alternative is None:
                 return None, f"{plan.technique} failed ({kind}) and no other technique is left"
             return new_plan(
-                state, alternative, f"{plan.technique} failed ({kind}); switch to "
-                f"{alternative.name} from {_cites(alternative)}"
+                state,
+                alternative,
+                f"{plan.technique} failed ({kind}); switch to "
+                f"{alternative.name} from {_cites(alternative)}",
             ), "switch"
         assert finding is not None
         return new_plan(state, finding, f"iteration {plan.iteration} {why}", hyper), "fix"
@@ -225,7 +227,9 @@ def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decisi
             args={"checkpoint": state["base_model_path"]},
             reason="measure the base model before changing anything",
         )
-        return Decision(step=step, next="evaluator", reason=directive.reason, directive=directive), None
+        return Decision(
+            step=step, next="evaluator", reason=directive.reason, directive=directive
+        ), None
     if not state.get("findings"):
         directive = Directive(
             agent="librarian",
@@ -233,7 +237,9 @@ def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decisi
             args={"goal": state.get("goal", ""), "task": state.get("task", "")},
             reason="find techniques that fit this task in the literature",
         )
-        return Decision(step=step, next="librarian", reason=directive.reason, directive=directive), None
+        return Decision(
+            step=step, next="librarian", reason=directive.reason, directive=directive
+        ), None
 
     plan = state.get("plan")
     best = state.get("best")
@@ -241,7 +247,9 @@ def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decisi
         alternative = next_technique(state, plan.technique)
         if alternative is None:
             reason = StopReason.PLATEAU if event.pattern == "plateau" else StopReason.LOOP
-            return stop(step, reason, f"{event.detail}; no other technique to switch to", event), None
+            return stop(
+                step, reason, f"{event.detail}; no other technique to switch to", event
+            ), None
         reason = f"loop guard ({event.pattern}): {event.detail}; stop {plan.technique}, " + (
             f"switch to {alternative.name} ({_cites(alternative)})"
         )
@@ -259,10 +267,14 @@ def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decisi
         plan = new_plan(state, finding, reason)
         return _route(plan, step, reason), plan
     if plan.status not in ("done", "failed"):
-        return _route(plan, step, f"iteration {plan.iteration}: {plan.status.replace('_', ' ')}"), None
+        return _route(
+            plan, step, f"iteration {plan.iteration}: {plan.status.replace('_', ' ')}"
+        ), None
 
     if best is not None and best.strict >= options.target_score:
-        detail = f"best strict accuracy {best.strict:.2f} meets the target {options.target_score:.2f}"
+        detail = (
+            f"best strict accuracy {best.strict:.2f} meets the target {options.target_score:.2f}"
+        )
         return stop(step, StopReason.TARGET_MET, detail), None
     if plan.iteration >= options.max_iterations:
         detail = f"all {options.max_iterations} iterations used"

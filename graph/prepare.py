@@ -6,27 +6,37 @@ import time
 from pathlib import Path
 from typing import Literal
 
+from langgraph.runtime import Runtime
 from langgraph.types import Command
 from pydantic import ValidationError
 
-from postlab.graph.state import Budget, LabState, RunOptions, StopReason
+from postlab.graph.state import Budget, LabContext, LabState, RunOptions, StopReason
 from postlab.tools.models import DEFAULT_MODEL, ModelResolutionError, resolve_model
 from postlab.tools.rundir import RUN_FILE, new_run_id, runs_root, write_json_atomic
 from postlab.tools.tasks import DEFAULT_TASK, TaskError, load_task
 
+# Options an assistant's configuration (Studio) may set; the run's own input overrides them.
+_CONTEXT_OPTIONS = ("policy", "max_iterations", "target_score", "train_steps", "train_size")
 
-def prepare(state: LabState) -> Command[Literal["supervisor", "finalize"]]:
+
+def prepare(
+    state: LabState, runtime: Runtime[LabContext]
+) -> Command[Literal["supervisor", "finalize"]]:
     """Turn the caller's input into a ready run, or end it at once with a clear error."""
+    context: LabContext = runtime.context or {}
     task_dir = state.get("task_dir")
-    task_name = state.get("task") or (None if task_dir else DEFAULT_TASK)
-    model = state.get("model") or DEFAULT_MODEL
+    task_name = state.get("task") or context.get("task") or (None if task_dir else DEFAULT_TASK)
+    model = state.get("model") or context.get("model") or DEFAULT_MODEL
+    option_values = {k: context[k] for k in _CONTEXT_OPTIONS if context.get(k) is not None}
+    option_values.update(state.get("options") or {})
     run_dir = Path(state.get("run_dir") or runs_root() / new_run_id(task_name or "task"))
     run_dir.mkdir(parents=True, exist_ok=True)
     update: dict = {"run_dir": str(run_dir), "run_id": run_dir.name, "model": model}
     try:
         task = load_task(task_name, task_dir)
-        options = RunOptions.model_validate(state.get("options") or {})
-        budget = Budget(steps=state.get("budget") or 300, max_time_s=state.get("max_time_s"))
+        options = RunOptions.model_validate(option_values)
+        steps = state.get("budget") or context.get("budget") or 300
+        budget = Budget(steps=steps, max_time_s=state.get("max_time_s"))
         resolved = resolve_model(model)
     except (TaskError, ModelResolutionError, ValidationError) as error:
         update.update(
@@ -39,7 +49,8 @@ def prepare(state: LabState) -> Command[Literal["supervisor", "finalize"]]:
     goal = state.get("goal") or f"Raise {model} on {task.name}: {task.description}"
     update.update(
         goal=goal,
-        task=task.name if not task_dir else task.name,
+        task=task.name,
+        budget=budget.steps,
         base_model_path=resolved.path,
         budget_limits=budget,
         run_options=options,

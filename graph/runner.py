@@ -1,4 +1,4 @@
-"""Run the lab graph durably in a run directory and stream its events to a consumer."""
+"""Run the lab graph durably in a run directory: start, resume, and answer approval gates."""
 
 from __future__ import annotations
 
@@ -6,24 +6,76 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from langgraph.types import Command
+
 from postlab.graph.builder import build_graph, recursion_limit
 from postlab.graph.state import LabInput, LabOutput
-from postlab.memory.checkpoints import open_checkpointer
+from postlab.memory.checkpoints import CHECKPOINT_FILE, open_checkpointer
 
 EventSink = Callable[[dict[str, Any]], None]
 
 
-def run_lab(inputs: LabInput, on_event: EventSink | None = None) -> LabOutput:
-    """Run to the end with a SQLite checkpointer in the run directory; returns the output."""
-    run_dir = Path(inputs["run_dir"])
-    checkpointer = open_checkpointer(run_dir)
-    graph = build_graph(checkpointer=checkpointer)
-    config = {
+class ResumeError(RuntimeError):
+    """A run that cannot be resumed: unknown, already finished, or not waiting for an answer."""
+
+
+def _config(run_dir: Path, budget: int) -> dict[str, Any]:
+    return {
         "configurable": {"thread_id": run_dir.name},
-        "recursion_limit": recursion_limit(inputs.get("budget") or 300),
+        "recursion_limit": recursion_limit(budget),
     }
-    for mode, chunk in graph.stream(inputs, config, stream_mode=["custom", "updates"]):
+
+
+def _drive(graph, payload: Any, config: dict, on_event: EventSink | None) -> dict[str, Any]:
+    for mode, chunk in graph.stream(payload, config, stream_mode=["custom", "updates"]):
         if mode == "custom" and on_event is not None:
             on_event(chunk)
-    values = graph.get_state(config).values
-    return {key: values.get(key) for key in LabOutput.__annotations__}
+    snapshot = graph.get_state(config)
+    result: dict[str, Any] = {key: snapshot.values.get(key) for key in LabOutput.__annotations__}
+    result["pending"] = [interrupt.value for interrupt in snapshot.interrupts]
+    return result
+
+
+def run_lab(inputs: LabInput, on_event: EventSink | None = None) -> dict[str, Any]:
+    """Run with a SQLite checkpointer in the run directory; output plus pending approvals."""
+    run_dir = Path(inputs["run_dir"])
+    graph = build_graph(checkpointer=open_checkpointer(run_dir))
+    return _drive(graph, inputs, _config(run_dir, inputs.get("budget") or 300), on_event)
+
+
+def run_state(run_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
+    """The compiled graph, the latest snapshot and the config of an existing run."""
+    if not (run_dir / CHECKPOINT_FILE).is_file():
+        raise ResumeError(f"{run_dir} has no checkpoints: it is not a postlab run")
+    graph = build_graph(checkpointer=open_checkpointer(run_dir))
+    probe = _config(run_dir, 300)
+    snapshot = graph.get_state(probe)
+    if not snapshot.values and not snapshot.next:
+        raise ResumeError(f"{run_dir} has no saved state to resume from")
+    budget = snapshot.values.get("budget") or 300
+    return graph, snapshot, _config(run_dir, budget)
+
+
+def resume_lab(
+    run_dir: Path,
+    on_event: EventSink | None = None,
+    approve: bool | None = None,
+    note: str = "",
+) -> dict[str, Any]:
+    """Continue a run from its last checkpoint; `approve` answers a pending approval gate."""
+    graph, snapshot, config = run_state(run_dir)
+    if not snapshot.next:
+        raise ResumeError(
+            f"run {run_dir.name} already finished ({snapshot.values.get('stop_reason')})"
+        )
+    if snapshot.interrupts:
+        if approve is None:
+            raise ResumeError(
+                f"run {run_dir.name} is waiting for approval: resume with --approve or --reject"
+            )
+        payload: Any = Command(resume={"approved": approve, "note": note})
+    elif approve is not None:
+        raise ResumeError(f"run {run_dir.name} is not waiting for an approval")
+    else:
+        payload = None
+    return _drive(graph, payload, config, on_event)

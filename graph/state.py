@@ -52,6 +52,26 @@ class GuardConfig(BaseModel):
     min_improvement: float = Field(0.01, ge=0)
 
 
+class GateConfig(BaseModel):
+    """Which actions need approval, above what cost, and the answer when nobody is attached."""
+
+    gated: list[str] = Field(default_factory=lambda: ["train"])
+    # Training cost in example-steps (steps x batch x accumulation); 0 gates every run.
+    threshold: float = Field(0, ge=0)
+    unattended_default: Literal["approve", "reject"] = "approve"
+
+
+class GateDecision(BaseModel):
+    """How a gated action was decided, for the trajectory and the report."""
+
+    gate: str
+    approved: bool
+    by: Literal["human", "default"]
+    note: str = ""
+    cost: float = 0
+    step: int = 0
+
+
 class RunOptions(BaseModel):
     """Knobs of a run: target, iteration cap, data and training sizes, policy."""
 
@@ -66,6 +86,7 @@ class RunOptions(BaseModel):
     policy: Literal["playbook"] = "playbook"
     human_attached: bool = False
     guard: GuardConfig = Field(default_factory=GuardConfig)
+    gates: GateConfig = Field(default_factory=GateConfig)
 
 
 class TrajectoryRecord(BaseModel):
@@ -157,6 +178,20 @@ def merge_iterations(current: list[Iteration], update: list[Iteration]) -> list[
     return [merged[key] for key in sorted(merged)]
 
 
+class LabContext(TypedDict, total=False):
+    """Run options as assistant configuration (LangGraph Studio edits these); input wins."""
+
+    task: str
+    model: str
+    budget: int
+    policy: Literal["playbook"]
+    llm: str | None
+    max_iterations: int
+    target_score: float
+    train_steps: int
+    train_size: int
+
+
 class LabInput(TypedDict, total=False):
     """What a caller provides: the goal, the task and model, the budget, options."""
 
@@ -191,6 +226,7 @@ class LabState(LabInput, LabOutput, total=False):
     trajectory: Annotated[list[TrajectoryRecord], operator.add]
     decisions: Annotated[list[Decision], operator.add]
     guard_events: Annotated[list[GuardEvent], operator.add]
+    gate_decisions: Annotated[list[GateDecision], operator.add]
     findings: list[TechniqueFinding]
     datasets: Annotated[list[DatasetCard], operator.add]
     runs: Annotated[list[TrainingRecord], operator.add]

@@ -2,29 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from langgraph.types import Command, interrupt
 
 from postlab.agents.base import emit
 from postlab.graph import loop_guard
+from postlab.graph.budget import steps_used, time_used
 from postlab.graph.policy import decide, stop
-from postlab.graph.state import Budget, Decision, LabState, RunOptions, StopReason
+from postlab.graph.state import (
+    Budget,
+    Decision,
+    GuardEvent,
+    LabState,
+    Plan,
+    RunOptions,
+    StopReason,
+)
 
 Route = Literal["librarian", "data_engineer", "trainer", "evaluator", "finalize"]
+# A routing policy: state, step and the loop guard's event in; a decision and maybe a plan out.
+Policy = Callable[[LabState, int, GuardEvent | None], tuple[Decision, Plan | None]]
 
 
-def time_used(state: LabState) -> float:
-    """Wall-clock seconds spent in agent steps, summed so it survives resumes."""
-    return sum(record.wall_s for record in state.get("trajectory") or [])
+def _rejection(state: LabState) -> str | None:
+    trajectory = state.get("trajectory") or []
+    if trajectory and trajectory[-1].error_kind == "rejected":
+        return trajectory[-1].summary
+    return None
 
 
 def _pre_plan_failure(state: LabState) -> str | None:
     # Without a baseline or any finding nothing can proceed: two failures in a row end the run.
     trajectory = state.get("trajectory") or []
     last_two = trajectory[-2:]
-    if state.get("plan") is None and len(last_two) == 2 and all(
-        r.status == "failed" and r.agent == last_two[0].agent for r in last_two
+    if (
+        state.get("plan") is None
+        and len(last_two) == 2
+        and all(r.status == "failed" and r.agent == last_two[0].agent for r in last_two)
     ):
         return f"{last_two[-1].agent} failed twice before any iteration: {last_two[-1].summary}"
     return None
@@ -40,38 +56,35 @@ def _budget_stop(state: LabState, step: int) -> Decision | None:
     return None
 
 
-def supervisor(state: LabState) -> Command[Route]:
-    """Decide the next agent (or the end) and record why."""
+def _guard(state: LabState, step: int) -> tuple[Decision | None, GuardEvent | None]:
+    """Inspect the trajectory; a firing may stop the run here, else the policy sees the event."""
     options: RunOptions = state["run_options"]
-    step = len(state.get("trajectory") or [])
-    update: dict = {}
-    decision = _budget_stop(state, step)
-    plan = None
-    if decision is None and (failure := _pre_plan_failure(state)):
-        decision = stop(step, StopReason.ERROR, failure)
-    if decision is None:
-        event = loop_guard.inspect(
-            state.get("trajectory") or [],
-            state.get("evaluations") or [],
-            state.get("guard_events") or [],
-            options.guard,
-            options.human_attached,
-            step,
+    event = loop_guard.inspect(
+        state.get("trajectory") or [],
+        state.get("guard_events") or [],
+        options.guard,
+        options.human_attached,
+        step,
+    )
+    if event is None:
+        return None, None
+    emit({"type": "guard", **event.model_dump()})
+    if event.rung == "ask_human":
+        answer = interrupt(
+            {"question": f"Loop guard: {event.detail}. Go on?", "event": event.model_dump()}
         )
-        if event is not None:
-            update["guard_events"] = [event]
-            emit({"type": "guard", **event.model_dump()})
-        if event is not None and event.rung == "ask_human":
-            answer = interrupt({"question": f"Loop guard: {event.detail}. Continue?", "event": event.model_dump()})
-            if str(answer).lower() not in ("yes", "y", "continue", "approve"):
-                decision = stop(step, StopReason.REJECTED, f"a human stopped the run: {answer}", event)
-        if decision is None and event is not None and event.rung == "stop":
-            reason = StopReason.PLATEAU if event.pattern == "plateau" else StopReason.LOOP
-            decision = stop(step, reason, f"loop guard ({event.pattern}): {event.detail}", event)
-        if decision is None:
-            decision, plan = decide(state, step, event)
-    update["decisions"] = [decision]
-    update["directive"] = decision.directive
+        if not (isinstance(answer, dict) and answer.get("approved")):
+            note = answer.get("note", "") if isinstance(answer, dict) else str(answer)
+            detail = f"a human stopped the run at the loop guard ({event.pattern}): {note}"
+            return stop(step, StopReason.REJECTED, detail, event), event
+    if event.rung == "stop":
+        reason = StopReason.PLATEAU if event.pattern == "plateau" else StopReason.LOOP
+        return stop(step, reason, f"loop guard ({event.pattern}): {event.detail}", event), event
+    return None, event
+
+
+def _update_for(state: LabState, decision: Decision, plan: Plan | None) -> dict:
+    update: dict = {"decisions": [decision], "directive": decision.directive}
     if plan is not None:
         update["plan"] = plan
         tried = list(state.get("tried_techniques") or [])
@@ -80,14 +93,42 @@ def supervisor(state: LabState) -> Command[Route]:
     if decision.stop_reason is not None:
         update["stop_reason"] = decision.stop_reason.value
         update["stop_detail"] = decision.reason
-    emit(
-        {
-            "type": "decision",
-            "step": step,
-            "next": decision.next,
-            "reason": decision.reason,
-            "budget": state["budget_limits"].steps,
-            "best": state["best"].strict if state.get("best") else None,
-        }
-    )
-    return Command(goto=decision.next, update=update)
+    return update
+
+
+def make_supervisor(policy: Policy = decide) -> Callable[[LabState], Command[Route]]:
+    """The supervisor node around a routing policy; budget and loop guard wrap every policy."""
+
+    def supervisor(state: LabState) -> Command[Route]:
+        """Decide the next agent (or the end) and record why."""
+        step = steps_used(state)
+        plan, event = None, None
+        decision = _budget_stop(state, step)
+        if decision is None and (rejected := _rejection(state)):
+            decision = stop(step, StopReason.REJECTED, rejected)
+        if decision is None and (failure := _pre_plan_failure(state)):
+            decision = stop(step, StopReason.ERROR, failure)
+        if decision is None:
+            decision, event = _guard(state, step)
+        if decision is None:
+            decision, plan = policy(state, step, event)
+        update = _update_for(state, decision, plan)
+        if event is not None:
+            update["guard_events"] = [event]
+        best = state.get("best")
+        emit(
+            {
+                "type": "decision",
+                "step": step,
+                "next": decision.next,
+                "reason": decision.reason,
+                "budget": state["budget_limits"].steps,
+                "best": best.strict if best else None,
+            }
+        )
+        return Command(goto=decision.next, update=update)
+
+    return supervisor
+
+
+supervisor = make_supervisor()

@@ -29,9 +29,9 @@ def state_serializer() -> JsonPlusSerializer:
     for module_name in STATE_MODULES:
         module = importlib.import_module(module_name)
         for name, value in vars(module).items():
-            if isinstance(value, type) and getattr(value, "__module__", None) == module_name:
-                if issubclass(value, BaseModel) or name == "StopReason":
-                    allowed.append((module_name, name))
+            ours = isinstance(value, type) and getattr(value, "__module__", None) == module_name
+            if ours and (issubclass(value, BaseModel) or name == "StopReason"):
+                allowed.append((module_name, name))
     return JsonPlusSerializer(allowed_msgpack_modules=allowed)
 
 

@@ -109,7 +109,7 @@ class HashingEmbedding(EmbeddingFunction[Documents]):
 
 
 def default_embedding_function() -> EmbeddingFunction[Documents]:
-    """MiniLM when its package is installed, else hashing; POSTLAB_EMBEDDINGS=hash forces hashing."""
+    """MiniLM when its package is installed, else hashing (forced by POSTLAB_EMBEDDINGS=hash)."""
     if os.environ.get("POSTLAB_EMBEDDINGS", "").lower() == "hash":
         return HashingEmbedding()
     if packaged_minilm_path() is not None:

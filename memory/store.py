@@ -129,9 +129,7 @@ class LabMemory:
                 strict=True,
             ):
                 hits.append(
-                    MemoryHit(
-                        id=id_, kind=kind, text=text, metadata=meta or {}, distance=distance
-                    )
+                    MemoryHit(id=id_, kind=kind, text=text, metadata=meta or {}, distance=distance)
                 )
         hits.sort(key=lambda hit: hit.distance)
         return hits[:k]

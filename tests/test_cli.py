@@ -39,7 +39,7 @@ def test_run_then_runs_and_show(runs_dir, tiny_model, monkeypatch):
     assert "answer_format" in listing.output and "budget_steps" in listing.output
     run_id = next(runs_dir.iterdir()).name
     shown = runner.invoke(app, ["show", run_id])
-    assert shown.exit_code == 0 and "2 of 2 steps used" in shown.output
+    assert shown.exit_code == 0 and "2 of 2 steps used, 0 left" in shown.output
     as_json = runner.invoke(app, ["show", run_id, "--json"])
     assert '"stop_reason": "budget_steps"' in as_json.output
     assert runner.invoke(app, ["show", "nope"]).exit_code == 2

@@ -36,7 +36,9 @@ def test_categorize():
 def test_evaluate_checkpoint_generates_on_the_held_out_split(tiny_model):
     task = load_task("addition_2d")
     seen = []
-    result = evaluate_checkpoint(tiny_model, task, limit=6, batch_size=4, on_batch=lambda d, n: seen.append((d, n)))
+    result = evaluate_checkpoint(
+        tiny_model, task, limit=6, batch_size=4, on_batch=lambda d, n: seen.append((d, n))
+    )
     assert result.n == 6
     assert 0.0 <= result.strict <= result.lenient <= 1.0
     assert seen == [(4, 6), (6, 6)]

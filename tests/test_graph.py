@@ -16,8 +16,13 @@ def finished_run(tiny_model, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "e2e"
     events = []
     output = run_lab(
-        {"task": "addition_2d", "model": str(tiny_model), "budget": 40, "run_dir": str(run_dir),
-         "options": SMALL},
+        {
+            "task": "addition_2d",
+            "model": str(tiny_model),
+            "budget": 40,
+            "run_dir": str(run_dir),
+            "options": SMALL,
+        },
         on_event=events.append,
     )
     return run_dir, output, events
@@ -26,8 +31,18 @@ def finished_run(tiny_model, tmp_path_factory):
 def test_run_visits_every_agent_and_writes_its_artifacts(finished_run):
     run_dir, output, events = finished_run
     summary = json.loads((run_dir / "summary.json").read_text())
-    for key in ("run_id", "task", "base_model", "baseline_score", "best_score", "best_checkpoint",
-                "steps_used", "budget", "stop_reason", "iterations"):
+    for key in (
+        "run_id",
+        "task",
+        "base_model",
+        "baseline_score",
+        "best_score",
+        "best_checkpoint",
+        "steps_used",
+        "budget",
+        "stop_reason",
+        "iterations",
+    ):
         assert key in summary
     agents = {e["agent"] for e in events if e["type"] == "agent_finished"}
     assert agents == {"librarian", "data_engineer", "trainer", "evaluator"}
@@ -35,7 +50,9 @@ def test_run_visits_every_agent_and_writes_its_artifacts(finished_run):
     assert 0.0 <= summary["baseline_score"] <= summary["best_score"] <= 1.0
     assert len(summary["iterations"]) == 2
     for iteration in summary["iterations"]:
-        assert iteration["technique"] and iteration["reason"] and iteration["spec"]["max_steps"] == 2
+        assert (
+            iteration["technique"] and iteration["reason"] and iteration["spec"]["max_steps"] == 2
+        )
         assert iteration["score"] is not None
     assert Path(summary["best_checkpoint"], "config.json").is_file()
     report = (run_dir / "report.md").read_text()
@@ -67,8 +84,13 @@ def test_memory_holds_what_the_agents_learned(finished_run):
 
 def test_step_budget_still_finalizes(tiny_model, tmp_path):
     output = run_lab(
-        {"task": "addition_2d", "model": str(tiny_model), "budget": 3,
-         "run_dir": str(tmp_path / "short"), "options": SMALL}
+        {
+            "task": "addition_2d",
+            "model": str(tiny_model),
+            "budget": 3,
+            "run_dir": str(tmp_path / "short"),
+            "options": SMALL,
+        }
     )
     summary = json.loads((tmp_path / "short" / "summary.json").read_text())
     assert output["stop_reason"] == "budget_steps"
@@ -78,8 +100,12 @@ def test_step_budget_still_finalizes(tiny_model, tmp_path):
 
 def test_unresolvable_model_ends_with_an_error_report(tmp_path):
     output = run_lab(
-        {"task": "addition_2d", "model": str(tmp_path / "missing"), "budget": 5,
-         "run_dir": str(tmp_path / "bad")}
+        {
+            "task": "addition_2d",
+            "model": str(tmp_path / "missing"),
+            "budget": 5,
+            "run_dir": str(tmp_path / "bad"),
+        }
     )
     assert output["stop_reason"] == "error"
     summary = json.loads((tmp_path / "bad" / "summary.json").read_text())
@@ -88,8 +114,18 @@ def test_unresolvable_model_ends_with_an_error_report(tmp_path):
 
 def test_graph_declares_its_schemas_and_draws_its_edges():
     graph = build_graph()
-    assert set(graph.get_input_jsonschema()["properties"]) >= {"goal", "task", "model", "budget", "options"}
-    assert set(graph.get_output_jsonschema()["properties"]) >= {"best_checkpoint", "best_score", "stop_reason"}
+    assert set(graph.get_input_jsonschema()["properties"]) >= {
+        "goal",
+        "task",
+        "model",
+        "budget",
+        "options",
+    }
+    assert set(graph.get_output_jsonschema()["properties"]) >= {
+        "best_checkpoint",
+        "best_score",
+        "stop_reason",
+    }
     edges = {(e.source, e.target) for e in graph.get_graph().edges}
     for agent in ("librarian", "data_engineer", "trainer", "evaluator"):
         assert ("supervisor", agent) in edges and (agent, "supervisor") in edges

@@ -41,7 +41,10 @@ def test_early_fact_is_retrievable_after_hundreds_of_later_ones(tmp_path):
     memory.add("observations", "Step 5: the tokenizer drops the leading minus sign of negatives.")
     memory.add_many(
         "experiments",
-        [f"Step {i}: trained with learning rate {i * 1e-5:.5f}, loss {1 / i:.3f}" for i in range(6, 300)],
+        [
+            f"Step {i}: trained with learning rate {i * 1e-5:.5f}, loss {1 / i:.3f}"
+            for i in range(6, 300)
+        ],
     )
     context = build_context(
         memory, goal="g", query="why are negative answers wrong?", token_budget=300

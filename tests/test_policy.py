@@ -2,7 +2,13 @@
 
 from pathlib import Path
 
-from postlab.agents.reports import BestModel, EvaluationRecord, PaperRef, TechniqueFinding, TrainingRecord
+from postlab.agents.reports import (
+    BestModel,
+    EvaluationRecord,
+    PaperRef,
+    TechniqueFinding,
+    TrainingRecord,
+)
 from postlab.graph.policy import decide, hyper_for, refine
 from postlab.graph.state import Plan, RunOptions, StopReason
 from postlab.tools.training import FailureInfo, TrainingResult
@@ -11,16 +17,25 @@ from postlab.tools.training import FailureInfo, TrainingResult
 def finding(key, method="sft", lr=None):
     recipe = {"learning_rate": lr} if lr else {}
     return TechniqueFinding(
-        key=key, name=key, method=method, runnable=key in ("sft_full", "sft_lora", "grpo"),
-        relevance=1.0, rationale="r", recipe=recipe,
+        key=key,
+        name=key,
+        method=method,
+        runnable=key in ("sft_full", "sft_lora", "grpo"),
+        relevance=1.0,
+        rationale="r",
+        recipe=recipe,
         papers=[PaperRef(id="2106.09685", title="LoRA", year=2021)],
     )
 
 
 def evaluation(iteration, strict):
     return EvaluationRecord(
-        label="baseline" if iteration == 0 else f"iter-{iteration}", iteration=iteration,
-        checkpoint=f"ckpt-{iteration}", strict=strict, lenient=strict, n=100,
+        label="baseline" if iteration == 0 else f"iter-{iteration}",
+        iteration=iteration,
+        checkpoint=f"ckpt-{iteration}",
+        strict=strict,
+        lenient=strict,
+        n=100,
     )
 
 
@@ -29,9 +44,15 @@ def base_state(tmp_path: Path, **extra):
     model.mkdir(exist_ok=True)
     (model / "model.safetensors").write_bytes(b"0" * 1024)
     state = {
-        "run_dir": str(tmp_path), "goal": "g", "task": "addition_2d",
-        "base_model_path": str(model), "run_options": RunOptions(),
-        "trajectory": [], "evaluations": [], "runs": [], "tried_techniques": [],
+        "run_dir": str(tmp_path),
+        "goal": "g",
+        "task": "addition_2d",
+        "base_model_path": str(model),
+        "run_options": RunOptions(),
+        "trajectory": [],
+        "evaluations": [],
+        "runs": [],
+        "tried_techniques": [],
     }
     state.update(extra)
     return state
@@ -57,7 +78,7 @@ def test_order_of_work(tmp_path):
 
 
 def test_recipe_learning_rate_is_clamped_to_the_cpu_range():
-    assert hyper_for(finding("sft_full", lr=5e-6), RunOptions())["learning_rate"] == 5e-5
+    assert hyper_for(finding("sft_full", lr=5e-6), RunOptions())["learning_rate"] == 1e-4
     assert hyper_for(finding("sft_lora", lr=2e-4), RunOptions())["learning_rate"] == 2e-4
     grpo = hyper_for(finding("grpo", "grpo"), RunOptions(batch_size=6))
     assert grpo["batch_size"] % grpo["num_generations"] == 0
@@ -65,15 +86,28 @@ def test_recipe_learning_rate_is_clamped_to_the_cpu_range():
 
 def _failed_state(tmp_path, kind):
     plan = Plan(
-        iteration=1, technique="sft_full", method="sft", init_checkpoint="base",
+        iteration=1,
+        technique="sft_full",
+        method="sft",
+        init_checkpoint="base",
         hyper={"adapter": "full", "learning_rate": 1e-4, "max_steps": 40, "batch_size": 8},
-        data_format="sft", data_size=100, data_seed=1, reason="r", status="failed",
+        data_format="sft",
+        data_size=100,
+        data_seed=1,
+        reason="r",
+        status="failed",
     )
-    result = TrainingResult(status="failed", failure=FailureInfo(kind=kind, message="m", normalized="n"))
+    result = TrainingResult(
+        status="failed", failure=FailureInfo(kind=kind, message="m", normalized="n")
+    )
     run = TrainingRecord(iteration=1, technique="sft_full", spec={}, result=result)
     state = base_state(
-        tmp_path, findings=[finding("sft_full"), finding("sft_lora")], plan=plan, runs=[run],
-        baseline=evaluation(0, 0.0), evaluations=[evaluation(0, 0.0)],
+        tmp_path,
+        findings=[finding("sft_full"), finding("sft_lora")],
+        plan=plan,
+        runs=[run],
+        baseline=evaluation(0, 0.0),
+        evaluations=[evaluation(0, 0.0)],
     )
     return state, plan
 
@@ -99,15 +133,26 @@ def test_bad_config_switches_technique(tmp_path):
 
 def test_gain_continues_from_new_best_and_target_stops(tmp_path):
     plan = Plan(
-        iteration=1, technique="sft_full", method="sft", init_checkpoint="base",
+        iteration=1,
+        technique="sft_full",
+        method="sft",
+        init_checkpoint="base",
         hyper={"adapter": "full", "learning_rate": 1e-4, "max_steps": 40, "batch_size": 8},
-        data_format="sft", data_size=100, data_seed=1, reason="r", status="done",
+        data_format="sft",
+        data_size=100,
+        data_seed=1,
+        reason="r",
+        status="done",
     )
     evaluations = [evaluation(0, 0.0), evaluation(1, 0.6)]
     best = BestModel(checkpoint="ckpt-1", strict=0.6, lenient=0.6, label="iter-1", iteration=1)
     state = base_state(
-        tmp_path, findings=[finding("sft_full")], plan=plan, baseline=evaluations[0],
-        evaluations=evaluations, best=best,
+        tmp_path,
+        findings=[finding("sft_full")],
+        plan=plan,
+        baseline=evaluations[0],
+        evaluations=evaluations,
+        best=best,
     )
     decision, new = decide(state, 5, None)
     assert decision.next == "data_engineer"

@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
 from postlab.tools.training import (
     EXIT_BAD_CONFIG,
     EXIT_NAN,
@@ -24,7 +26,6 @@ from postlab.tools.training import (
     normalize_error,
     run_training,
 )
-from pydantic import ValidationError
 
 # A stand-in for postlab.tools.tasks, injected into the worker through sitecustomize, so the GRPO
 # plumbing is tested whether or not the real task module exists yet.
@@ -221,7 +222,7 @@ def test_grpo_with_stub_task(tiny_model, grpo_data, tmp_path, monkeypatch):
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(filter(None, [str(stub), os.environ.get("PYTHONPATH")]))
     )
-    spec = _grpo_spec(tiny_model, grpo_data, tmp_path / "grpo", task="stub")
+    spec = _grpo_spec(tiny_model, grpo_data, tmp_path / "grpo", task="stub", adapter="full")
     result, events, _ = _run(spec)
     _assert_ok_run(result, events, spec)
     _assert_plain_checkpoint(result.checkpoint)
@@ -314,6 +315,18 @@ def test_nan_loss_is_classified(tiny_model, sft_data, tmp_path, monkeypatch):
     assert result.failure.normalized == "loss is nan at step <n>: training diverged"
 
 
+@pytest.mark.slow
+def test_sft_lora_on_smollm2(sft_data, tmp_path):
+    from postlab.tools.models import DEFAULT_MODEL, resolve_model
+
+    base = Path(resolve_model(DEFAULT_MODEL).path)
+    spec = _spec(base, sft_data, tmp_path / "run", adapter="lora", max_steps=2, learning_rate=1e-4)
+    result, events, wall = _run(spec)
+    _assert_ok_run(result, events, spec)
+    _assert_plain_checkpoint(result.checkpoint)
+    print(f"smollm2 lora: wall {wall:.1f}s, step {result.metrics['step_time_s']:.3f}s")
+
+
 # --- pure functions --------------------------------------------------------------------------
 
 
@@ -392,6 +405,21 @@ def test_normalize_error_equates_oom_messages():
         ),
         (1, "Traceback (most recent call last):\nRuntimeError: boom", False, "crash"),
         (-11, "", False, "crash"),
+        (
+            1,
+            'Traceback (most recent call last):\n  File "grpo_config.py", in __post_init__\n'
+            "ValueError: generation_batch_size (6) must be divisible by num_generations (4).\n"
+            "wandb: Find logs at: /tmp/x/wandb/offline-run/logs",
+            False,
+            "bad_config",
+        ),
+        (
+            1,
+            '@@postlab {"event": "error", "kind": "crash", "phase": "setup", '
+            '"message": "RuntimeError: weird"}',
+            False,
+            "crash",
+        ),
     ],
 )
 def test_classify_failure(returncode, tail, timed_out, kind):

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import datasets as hf_datasets
-from postlab.tools.tasks import Example, Task, normalize_prompt
 from pydantic import BaseModel
+
+from postlab.tools.tasks import Example, Task, normalize_prompt
 
 MIN_EXAMPLES = 8
 CARD_FILE = "card.json"

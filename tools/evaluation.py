@@ -141,7 +141,7 @@ def evaluate_checkpoint(
     batch_size: int = 32,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
-    """Score a checkpoint on the task's fixed held-out split (optionally its first `limit` items)."""
+    """Score a checkpoint on the task's fixed held-out split (or its first `limit` items)."""
     path = Path(model_path)
     if not (path / "config.json").is_file():
         raise EvaluationError(f"no checkpoint at {path} (config.json missing)")
@@ -182,4 +182,6 @@ def run_external_evaluation(command: str, model_path: str, timeout_s: float = 36
         try:
             return json.loads(output.read_text())
         except (OSError, json.JSONDecodeError) as error:
-            raise EvaluationError(f"evaluation command wrote no valid metrics JSON: {error}") from error
+            raise EvaluationError(
+                f"evaluation command wrote no valid metrics JSON: {error}"
+            ) from error

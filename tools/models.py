@@ -148,7 +148,9 @@ def load_tokenizer(path: str | Path):
     return tokenizer
 
 
-def make_tiny_model(out_dir: Path, tokenizer_source: str | Path | None = None, seed: int = 0) -> Path:
+def make_tiny_model(
+    out_dir: Path, tokenizer_source: str | Path | None = None, seed: int = 0
+) -> Path:
     """Write a tiny randomly initialised Llama with the base model's tokenizer (for tests)."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM

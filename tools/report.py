@@ -101,7 +101,17 @@ def render_report(summary: dict[str, Any], plot: str | None) -> str:
     if summary.get("guard_events"):
         lines += ["", "## Loop guard", ""]
         for event in summary["guard_events"]:
-            lines.append(f"- step {event['step']}: {event['pattern']} → {event['rung']}: {event['detail']}")
+            lines.append(
+                f"- step {event['step']}: {event['pattern']} → {event['rung']}: {event['detail']}"
+            )
+    if summary.get("gate_decisions"):
+        lines += ["", "## Approval gates", ""]
+        for gate in summary["gate_decisions"]:
+            verdict = "approved" if gate["approved"] else "rejected"
+            lines.append(
+                f"- step {gate['step']}: {gate['gate']} (cost {gate['cost']:g}) {verdict} "
+                f"by {gate['by']}: {gate['note']}"
+            )
     if summary.get("error_analysis"):
         lines += ["", "## Error analysis of the best model", ""]
         for sample in summary["error_analysis"]:

@@ -8,10 +8,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict
+
 from postlab.tools.verifiers import METRICS, Metric, Verdict, parse_number
 from postlab.tools.verifiers import reward as _reward
 from postlab.tools.verifiers import verify as _verify
-from pydantic import BaseModel, ConfigDict
 
 DEFAULT_TASK = "addition_2d"
 EVAL_SIZE = 100
@@ -244,23 +245,24 @@ def _multiple_choice_arith(rng: random.Random) -> Example:
     )
 
 
+# Token limits leave room for a short sentence, so a chatty reply can still score leniently.
 _BUNDLED: dict[str, tuple[str, Metric, int, Generator]] = {
     "addition_2d": (
         "Add two 2-digit numbers; reply with the number only.",
         "numeric",
-        8,
+        24,
         _addition(10, 99),
     ),
     "addition_3d": (
         "Add two 3-digit numbers; reply with the number only.",
         "numeric",
-        8,
+        24,
         _addition(100, 999),
     ),
     "unit_conversion": (
         "Convert between metric/time units with integer results; reply with the number only.",
         "numeric",
-        10,
+        24,
         _unit_conversion,
     ),
     "sort_list": (
@@ -273,13 +275,13 @@ _BUNDLED: dict[str, tuple[str, Metric, int, Generator]] = {
         "Compare two numbers or judge parity, replying in exactly the requested format "
         "(a bare number, or lowercase yes/no).",
         "exact",
-        4,
+        16,
         _answer_format,
     ),
     "multiple_choice_arith": (
         "Pick the correct sum among options (A)-(D); reply with the letter only.",
         "choice",
-        4,
+        16,
         _multiple_choice_arith,
     ),
 }

@@ -14,6 +14,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from postlab.tools.training import (
     EVENT_MARKER,
     EXIT_BAD_CONFIG,
@@ -25,7 +27,6 @@ from postlab.tools.training import (
     check_spec,
     resolve_use_unsloth,
 )
-from pydantic import ValidationError
 
 # Test hook: poison the weights before the first step so the loss really becomes NaN.
 INJECT_NAN_ENV = "POSTLAB_TEST_INJECT_NAN"

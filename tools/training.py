@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
 import os
 import queue
-import re
 import signal
 import subprocess
 import sys
@@ -21,20 +21,21 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-# Lines of worker output that start with this marker carry one JSON event each.
-EVENT_MARKER = "@@postlab "
-
-# Worker exit codes: the parent classifies failures by these first, by log text second.
-EXIT_OK = 0
-EXIT_CRASH = 1
-EXIT_BAD_CONFIG = 3
-EXIT_NAN = 4
-EXIT_OOM = 5
+from postlab.tools.failures import (  # noqa: F401 - re-exported: the trainer's failure vocabulary
+    EVENT_MARKER,
+    EXIT_BAD_CONFIG,
+    EXIT_CRASH,
+    EXIT_NAN,
+    EXIT_OK,
+    EXIT_OOM,
+    FailureInfo,
+    classify_failure,
+    normalize_error,
+)
+from postlab.tools.processes import KILL_GRACE_S, PID_FILE, end_orphaned_worker, kill_group
 
 # Fields that name where or how a run executes, not what experiment it is.
 _NON_EXPERIMENT_FIELDS = {"output_dir", "run_name", "timeout_s", "threads"}
-# Seconds between SIGTERM and SIGKILL when a process group is stopped.
-_KILL_GRACE_S = 5.0
 # Seconds to wait for the pipe to close after the worker exits (a grandchild may hold it open).
 _EOF_GRACE_S = 5.0
 _TAIL_LINES = 400
@@ -81,14 +82,6 @@ class TrainingSpec(BaseModel):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-class FailureInfo(BaseModel):
-    """Why a run failed: a coarse kind, the relevant log lines and a normalised key."""
-
-    kind: Literal["oom", "nan", "timeout", "bad_config", "crash"]
-    message: str
-    normalized: str
-
-
 class TrainingResult(BaseModel):
     """The outcome of one run: a merged checkpoint and metrics, or a classified failure."""
 
@@ -99,119 +92,6 @@ class TrainingResult(BaseModel):
     log_path: str = ""
     spec_signature: str = ""
     wall_s: float = 0.0
-
-
-# --- failure text ----------------------------------------------------------------------------
-
-_QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|`[^`\n]*`")
-_PATH = re.compile(r"(?:[A-Za-z]:\\|~|\.{1,2})?(?:[/\\][^\s'\",:;()\[\]{}]+)+")
-_HEX = re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{8,}\b|\b[0-9a-f]{4,}(?:-[0-9a-f]{4,}){2,}\b")
-_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
-
-
-def normalize_error(text: str) -> str:
-    """Reduce error text to its shape: no numbers, hex ids, paths or quoted values; lowercase."""
-    text = text.lower()
-    text = _QUOTED.sub("<str>", text)
-    text = _PATH.sub("<path>", text)
-    text = _HEX.sub("<hex>", text)
-    text = _NUMBER.sub("<n>", text)
-    return " ".join(text.split())
-
-
-_OOM_CLUES = (
-    "out of memory",
-    "memoryerror",
-    "defaultcpuallocator: can't allocate",
-    "cublas_status_alloc_failed",
-    "cannot allocate memory",
-)
-_NAN_CLUE = re.compile(
-    r"\b(loss|grad_norm)['\"]?\s*[:=]\s*['\"]?(nan|-?inf(inity)?)\b|\bdiverged\b"
-)
-_VALIDATION_CLUE = re.compile(r"validationerror|validation errors? for")
-_SETUP_ERROR_CLUE = re.compile(r"^(valueerror|typeerror|keyerror|filenotfounderror)\b")
-
-
-def _events_in(lines: list[str]) -> list[dict[str, Any]]:
-    events = []
-    for line in lines:
-        if line.startswith(EVENT_MARKER):
-            with contextlib.suppress(json.JSONDecodeError):
-                event = json.loads(line[len(EVENT_MARKER) :])
-                if isinstance(event, dict):
-                    events.append(event)
-    return events
-
-
-def _last_lines(lines: list[str], n: int = 20, limit: int = 3000) -> str:
-    text = "\n".join(line for line in lines if line.strip())
-    kept = "\n".join(text.splitlines()[-n:])
-    return kept[-limit:]
-
-
-def classify_failure(returncode: int | None, log_tail: str, timed_out: bool) -> FailureInfo:
-    """Classify a failed run from its exit code, the end of its log and whether it timed out."""
-    lines = log_tail.splitlines()
-    plain = [line for line in lines if not line.startswith(EVENT_MARKER)]
-    message = _last_lines(plain)
-    errors = [e for e in _events_in(lines) if e.get("event") == "error"]
-    worker_error = errors[-1] if errors else None
-    key_line = next(
-        (line for line in reversed(plain) if line.strip()),
-        f"worker exited with code {returncode}",
-    )
-    if worker_error and worker_error.get("message"):
-        key_line = str(worker_error["message"]).splitlines()[-1] if worker_error["message"] else ""
-        message = _last_lines(plain + [str(worker_error["message"])])
-
-    def info(kind: str, key: str | None = None) -> FailureInfo:
-        return FailureInfo(kind=kind, message=message, normalized=normalize_error(key or key_line))
-
-    if timed_out:
-        return FailureInfo(
-            kind="timeout",
-            message=message or "training timed out",
-            normalized="training timed out",
-        )
-    if returncode == EXIT_BAD_CONFIG:
-        return info("bad_config")
-    if returncode == EXIT_NAN:
-        return info("nan")
-    if returncode == EXIT_OOM:
-        return info("oom")
-    lowered = [line.lower() for line in plain]
-    for line in reversed(lowered):
-        if any(clue in line for clue in _OOM_CLUES):
-            return info("oom", line)
-    for line in reversed(lowered):
-        if _NAN_CLUE.search(line):
-            return info("nan", line)
-    if worker_error and worker_error.get("phase") == "setup":
-        return info("bad_config")
-    for line in reversed(lowered):
-        if line.strip():
-            # Only the final exception line says what ended the run.
-            last = line.strip()
-            if _VALIDATION_CLUE.search(last) or (
-                _SETUP_ERROR_CLUE.search(last) and _trainer_setup_in(lowered)
-            ):
-                return info("bad_config", line)
-            break
-    if returncode in (-signal.SIGKILL, 128 + signal.SIGKILL):
-        # Killed without a word: on Linux that is almost always the kernel's OOM killer.
-        return info("oom", "process killed by sigkill (likely out of memory)")
-    return info("crash")
-
-
-def _trainer_setup_in(lowered_lines: list[str]) -> bool:
-    # A ValueError raised from trainer/config construction is a configuration problem; the same
-    # exception from inside the training loop is not.
-    setup_markers = ("__init__", "__post_init__", "validate", "load_from_disk", "from_pretrained")
-    in_loop = any(
-        "training_step" in line or "_inner_training_loop" in line for line in lowered_lines
-    )
-    return not in_loop and any(m in line for line in lowered_lines for m in setup_markers)
 
 
 # --- spec checks -----------------------------------------------------------------------------
@@ -232,6 +112,8 @@ def check_spec(spec: TrainingSpec) -> list[str]:
         or (data / "state.json").is_file()
     ):
         problems.append(f"dataset_path {spec.dataset_path!r} is not a saved datasets directory")
+    if spec.use_unsloth and importlib.util.find_spec("unsloth") is None:
+        problems.append("use_unsloth is true but the unsloth package is not installed")
     if spec.method == "grpo":
         generation_batch = spec.batch_size * spec.grad_accum
         if generation_batch % spec.num_generations:
@@ -248,8 +130,6 @@ def resolve_use_unsloth(spec: TrainingSpec) -> bool:
     """Whether a run uses Unsloth: as asked, or automatically when CUDA and unsloth are present."""
     if spec.use_unsloth is not None:
         return spec.use_unsloth
-    import importlib.util
-
     if importlib.util.find_spec("unsloth") is None:
         return False
     import torch
@@ -310,20 +190,6 @@ def _worker_env(spec: TrainingSpec, out_dir: Path) -> dict[str, str]:
     return env
 
 
-def _kill_group(proc: subprocess.Popen, grace_s: float = _KILL_GRACE_S) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError):
-        return
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace_s)
-    # Grandchildren (wandb's service, dataloader workers) may outlive the leader.
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace_s)
-
-
 def _pump(stream, lines: queue.Queue) -> None:
     try:
         for line in stream:
@@ -377,7 +243,9 @@ def run_training(
         worker_spec = spec.model_copy(update={"output_dir": str(out_dir)})
         spec_path = out_dir / "spec.json"
         _write_atomic(spec_path, worker_spec.model_dump_json(indent=2))
-        for stale in ("result.json", "worker.pid"):
+        # A worker left running by a killed run would race this one for the same folder.
+        end_orphaned_worker(out_dir)
+        for stale in ("result.json", PID_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (out_dir / stale).unlink()
     except OSError as error:
@@ -425,7 +293,7 @@ def run_training(
             text = f"cannot start the training worker: {error}"
             log.write(text + "\n")
             return failed(FailureInfo(kind="crash", message=text, normalized=normalize_error(text)))
-        pid_file = out_dir / "worker.pid"
+        pid_file = out_dir / PID_FILE
         try:
             pid_file.write_text(str(proc.pid))
             emit({"event": "started", "pid": proc.pid, "max_steps": spec.max_steps})
@@ -439,8 +307,10 @@ def run_training(
                 now = time.monotonic()
                 if now >= deadline:
                     timed_out = True
-                    log.write(f"[postlab] timeout after {spec.timeout_s:g} s: killing the worker\n")
-                    _kill_group(proc)
+                    note = f"[postlab] timeout after {spec.timeout_s:g} s: killing the worker"
+                    log.write(note + "\n")
+                    tail.append(note)
+                    kill_group(proc)
                     break
                 try:
                     line = lines.get(timeout=min(0.5, deadline - now))
@@ -453,6 +323,8 @@ def run_training(
                 if line is None:
                     break
                 log.write(line)
+                # Flushed per line so `tail -f train.log` follows a run as it happens.
+                log.flush()
                 line = line.rstrip("\n")
                 tail.append(line)
                 if not line.startswith(EVENT_MARKER):
@@ -474,9 +346,9 @@ def run_training(
                 emit(event)
             if proc.poll() is None:
                 try:
-                    proc.wait(timeout=_KILL_GRACE_S)
+                    proc.wait(timeout=KILL_GRACE_S)
                 except subprocess.TimeoutExpired:
-                    _kill_group(proc)
+                    kill_group(proc)
             else:
                 # The leader is gone; whatever it left behind in its group goes too.
                 with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -490,11 +362,13 @@ def run_training(
                 if line is None:
                     break
                 log.write(line)
+                # Flushed per line so `tail -f train.log` follows a run as it happens.
+                log.flush()
                 tail.append(line.rstrip("\n"))
             log.write(f"[postlab] worker exit code {proc.returncode}\n")
         finally:
             if proc.poll() is None:
-                _kill_group(proc)
+                kill_group(proc)
             with contextlib.suppress(FileNotFoundError):
                 pid_file.unlink()
 

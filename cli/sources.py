@@ -1,0 +1,173 @@
+"""`postlab papers …` and `postlab datasets …`: online sources with a visible offline fallback."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+papers_app = typer.Typer(help="Search papers online (arXiv, HF Papers) and walk citations (S2).")
+datasets_app = typer.Typer(help="Search and inspect datasets on the Hugging Face Hub.")
+console = Console()
+EXIT_BAD_INPUT = 2
+OFFLINE_CORPUS = "offline: used the bundled corpus"
+OFFLINE_CATALOG = "offline: used the bundled task catalog"
+
+
+def _notes(notes: list[str]) -> None:
+    for note in notes:
+        console.print(f"[yellow]note:[/] {note}")
+
+
+def _short(text: str, width: int = 70) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@papers_app.command("search")
+def papers_search(
+    query: Annotated[str, typer.Argument(help="Free text or arXiv query syntax (ti:, abs:, AND)")],
+    limit: Annotated[int, typer.Option(min=1, max=100, help="Papers to show")] = 10,
+    source: Annotated[str, typer.Option(help="arxiv, hf or all")] = "all",
+) -> None:
+    """Search arXiv and HF Papers, merged with the bundled corpus."""
+    from postlab.tools.online_papers import search_papers
+
+    choices = {"arxiv": ("arxiv",), "hf": ("hf",), "all": ("arxiv", "hf")}
+    if source not in choices:
+        console.print(f"[bold red]error:[/] --source must be arxiv, hf or all, not {source!r}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    outcome = search_papers(query, limit=limit, sources=choices[source])
+    table = Table(title=f"papers for {query!r}")
+    for column in ("id", "year", "title", "from", "technique", "score"):
+        table.add_column(column, no_wrap=column in ("id", "from"))
+    for paper in outcome.papers:
+        table.add_row(
+            paper.id,
+            str(paper.year or ""),
+            _short(paper.title),
+            ",".join(paper.sources),
+            paper.technique or "",
+            f"{paper.score:.2f}",
+        )
+    console.print(table)
+    _notes(outcome.notes)
+    if outcome.offline:
+        console.print(f"[yellow]{OFFLINE_CORPUS}[/]")
+
+
+@papers_app.command("graph")
+def papers_graph(
+    paper_id: Annotated[
+        str, typer.Argument(metavar="ID", help="arXiv id (or S2 id) to start from")
+    ],
+    hops: Annotated[int, typer.Option(min=0, max=4, help="Citation hops")] = 2,
+    max_papers: Annotated[int, typer.Option(min=1, max=200, help="Papers to read")] = 20,
+    goal: Annotated[str, typer.Option(help="Rank by relevance to this goal")] = "",
+) -> None:
+    """Walk references and citations breadth-first from a paper (Semantic Scholar)."""
+    from postlab.tools.online_papers import citation_walk
+
+    outcome = citation_walk([paper_id], goal, max_papers=max_papers, max_hops=hops)
+    table = Table(title=f"citation graph from {paper_id}")
+    for column in ("hop", "id", "year", "title", "cited by", "technique", "score"):
+        table.add_column(column, no_wrap=column in ("hop", "id"))
+    for paper in outcome.papers:
+        table.add_row(
+            str(outcome.hops.get(paper.id, "")),
+            paper.id,
+            str(paper.year or ""),
+            _short(paper.title, 60),
+            "" if paper.citation_count is None else str(paper.citation_count),
+            paper.technique or "",
+            f"{paper.score:.2f}",
+        )
+    console.print(table)
+    console.print(f"{len(outcome.papers)} papers, {len(outcome.edges)} citation edges")
+    _notes(outcome.notes)
+    if outcome.offline:
+        console.print(f"[yellow]{OFFLINE_CORPUS}[/]")
+
+
+def _catalog_table() -> Table:
+    from postlab.tools.tasks import bundled_task_names, load_task
+
+    table = Table(title="bundled task catalog")
+    table.add_column("task", no_wrap=True)
+    table.add_column("description")
+    for name in bundled_task_names():
+        table.add_row(name, _short(load_task(name).description, 80))
+    return table
+
+
+@datasets_app.command("search")
+def datasets_search(
+    query: Annotated[str, typer.Argument(help="Words in the dataset name")],
+    task: Annotated[str | None, typer.Option(help="Task category, e.g. text-generation")] = None,
+    size: Annotated[str | None, typer.Option(help="Size category, e.g. 1K<n<10K")] = None,
+    license: Annotated[str | None, typer.Option(help="License id, e.g. mit")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100, help="Datasets to show")] = 10,
+) -> None:
+    """Search Hub datasets by name, task, size and license."""
+    from postlab.tools.http import HttpStatusError, ServiceUnavailable
+    from postlab.tools.hub_datasets import HubDatasetError, search_datasets
+
+    try:
+        found = search_datasets(query, task=task, size=size, license=license, limit=limit)
+    except HubDatasetError as error:
+        console.print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(EXIT_BAD_INPUT) from error
+    except (ServiceUnavailable, HttpStatusError) as error:
+        _notes([f"Hub unreachable ({getattr(error, 'reason', error)})"])
+        console.print(_catalog_table())
+        console.print(f"[yellow]{OFFLINE_CATALOG}[/]")
+        return
+    table = Table(title=f"datasets for {query!r}")
+    for column in ("id", "license", "size", "tasks", "downloads", "likes"):
+        table.add_column(column, no_wrap=column == "id")
+    for item in found:
+        table.add_row(
+            item.id + (" (gated)" if item.gated else ""),
+            item.license or "?",
+            item.size_category or "?",
+            ", ".join(item.task_categories),
+            str(item.downloads),
+            str(item.likes),
+        )
+    console.print(table)
+    if not found:
+        console.print("no dataset matches")
+
+
+@datasets_app.command("inspect")
+def datasets_inspect(
+    repo_id: Annotated[
+        str, typer.Argument(metavar="REPO", help="Dataset repo id, e.g. openai/gsm8k")
+    ],
+    config: Annotated[str | None, typer.Option(help="Config name")] = None,
+    split: Annotated[str | None, typer.Option(help="Split name")] = None,
+) -> None:
+    """Show a dataset's license, size, features, sample rows and TRL column mapping."""
+    from postlab.tools.http import HttpStatusError, ServiceUnavailable
+    from postlab.tools.hub_datasets import HubDatasetError, inspect_dataset
+
+    try:
+        found = inspect_dataset(repo_id, config=config, split=split, sample=3)
+    except HubDatasetError as error:
+        console.print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(EXIT_BAD_INPUT) from error
+    except (ServiceUnavailable, HttpStatusError) as error:
+        _notes([f"Hub unreachable ({getattr(error, 'reason', error)})"])
+        console.print(f"[yellow]{OFFLINE_CATALOG}[/]")
+        return
+    console.print(f"[bold]{found.id}[/] config={found.config} split={found.split}")
+    console.print(f"license: {found.license or '?'}   size: {found.size_category or '?'}")
+    console.print("features: " + ", ".join(f"{k}: {v}" for k, v in found.features.items()))
+    if found.mapping is not None:
+        console.print("TRL mapping: " + found.mapping.model_dump_json(exclude_none=True))
+    else:
+        console.print(f"[yellow]no TRL mapping:[/] {found.mapping_error}")
+    for row in found.rows:
+        console.print({k: _short(str(v), 100) for k, v in row.items()})
+    _notes(found.notes)
