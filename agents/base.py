@@ -17,7 +17,7 @@ from langgraph.types import Command
 from postlab.agents.reports import AgentOutcome
 from postlab.graph.state import AgentName, Directive, LabState, TrajectoryRecord
 from postlab.memory.store import LabMemory, open_memory
-from postlab.tools.training import normalize_error
+from postlab.tools.failures import normalize_error
 
 
 def emit(event: dict[str, Any]) -> None:

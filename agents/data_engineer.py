@@ -12,8 +12,8 @@ from postlab.agents.reports import AgentOutcome
 from postlab.graph.state import Directive, LabState
 from postlab.memory.store import LabMemory
 from postlab.tools.datasets import DatasetError, build_training_set, read_card
+from postlab.tools.failures import normalize_error
 from postlab.tools.tasks import load_task
-from postlab.tools.training import normalize_error
 
 SYSTEM_PROMPT = (
     "You are the DataEngineer of a post-training lab. Build the training set the current "

@@ -11,8 +11,8 @@ from postlab.agents.reports import AgentOutcome, BestModel, EvaluationRecord
 from postlab.graph.state import Directive, Iteration, LabState, RunOptions
 from postlab.memory.store import LabMemory
 from postlab.tools.evaluation import EvaluationError, evaluate_checkpoint
+from postlab.tools.failures import normalize_error
 from postlab.tools.tasks import load_task
-from postlab.tools.training import normalize_error
 
 SYSTEM_PROMPT = (
     "You are the Evaluator of a post-training lab. Score checkpoints on the held-out split, "

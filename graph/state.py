@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
+from postlab.agents.llm.schemas import Fallback, LLMUsage
 from postlab.agents.reports import (
     BestModel,
     EvaluationRecord,
@@ -227,6 +228,8 @@ class LabState(LabInput, LabOutput, total=False):
     decisions: Annotated[list[Decision], operator.add]
     guard_events: Annotated[list[GuardEvent], operator.add]
     gate_decisions: Annotated[list[GateDecision], operator.add]
+    llm_usage: Annotated[list[LLMUsage], operator.add]
+    fallbacks: Annotated[list[Fallback], operator.add]
     findings: list[TechniqueFinding]
     datasets: Annotated[list[DatasetCard], operator.add]
     runs: Annotated[list[TrainingRecord], operator.add]

@@ -13,8 +13,10 @@ CHECKPOINT_FILE = "checkpoints.sqlite"
 STATE_MODULES = (
     "postlab.graph.state",
     "postlab.agents.reports",
+    "postlab.agents.llm.schemas",
     "postlab.tools.datasets",
     "postlab.tools.training",
+    "postlab.tools.failures",
     "postlab.tools.evaluation",
 )
 

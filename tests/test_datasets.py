@@ -8,6 +8,7 @@ from pathlib import Path
 
 import datasets as hf_datasets
 import pytest
+
 from postlab.tools.datasets import (
     DatasetCard,
     DatasetError,

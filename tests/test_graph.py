@@ -130,3 +130,26 @@ def test_graph_declares_its_schemas_and_draws_its_edges():
     for agent in ("librarian", "data_engineer", "trainer", "evaluator"):
         assert ("supervisor", agent) in edges and (agent, "supervisor") in edges
     assert ("supervisor", "finalize") in edges
+
+
+def test_checkpoints_restore_typed_state_in_strict_mode(finished_run):
+    import subprocess
+    import sys
+
+    run_dir, _, _ = finished_run
+    code = (
+        "from postlab.graph.runner import run_state; from pathlib import Path; import sys; "
+        f"_, snap, _ = run_state(Path({str(run_dir)!r})); v = snap.values; "
+        "print(type(v['best']).__name__, type(v['runs'][0].result).__name__, "
+        "type(v['trajectory'][0]).__name__, type(v['datasets'][0]).__name__)"
+    )
+    env = {**__import__("os").environ, "LANGGRAPH_STRICT_MSGPACK": "true"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [
+        "BestModel",
+        "TrainingResult",
+        "TrajectoryRecord",
+        "DatasetCard",
+    ]
+    assert "unregistered" not in result.stderr

@@ -13,10 +13,18 @@ OPTIONS = {"eval_limit": 4, "batch_size": 4, "train_steps": 1, "train_size": 16}
 
 def _plan(step, checkpoint, status, lr=1e-4):
     return Plan(
-        iteration=step, technique="sft_full", method="sft", init_checkpoint=checkpoint,
+        iteration=step,
+        technique="sft_full",
+        method="sft",
+        init_checkpoint=checkpoint,
         hyper={"adapter": "full", "learning_rate": lr, "max_steps": 1, "batch_size": 4},
-        data_format="sft", data_size=16, data_seed=step, reason="scripted",
-        dataset_path="/nonexistent/dataset", checkpoint=checkpoint, status=status,
+        data_format="sft",
+        data_size=16,
+        data_seed=step,
+        reason="scripted",
+        dataset_path="/nonexistent/dataset",
+        checkpoint=checkpoint,
+        status=status,
     )
 
 
@@ -48,7 +56,9 @@ def plateauing(state, step, event):
     if state.get("baseline") is None:
         return _go(step, "evaluator", "baseline", {"checkpoint": state["base_model_path"]})
     plan = _plan(step, state["base_model_path"], "needs_eval")
-    return _go(step, "evaluator", "evaluate", {"checkpoint": plan.checkpoint, "iteration": step}, plan)
+    return _go(
+        step, "evaluator", "evaluate", {"checkpoint": plan.checkpoint, "iteration": step}, plan
+    )
 
 
 @pytest.mark.parametrize(
@@ -64,8 +74,13 @@ def test_each_loop_is_caught_escalates_and_stops(policy, reason, pattern, tiny_m
     graph = build_graph(policy=policy)
     run_dir = tmp_path / pattern
     output = graph.invoke(
-        {"task": "addition_2d", "model": str(tiny_model), "budget": BUDGET,
-         "run_dir": str(run_dir), "options": OPTIONS},
+        {
+            "task": "addition_2d",
+            "model": str(tiny_model),
+            "budget": BUDGET,
+            "run_dir": str(run_dir),
+            "options": OPTIONS,
+        },
         {"recursion_limit": recursion_limit(BUDGET)},
     )
     summary = json.loads((run_dir / "summary.json").read_text())

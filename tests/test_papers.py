@@ -7,6 +7,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
+
 from postlab.tools.papers import (
     TECHNIQUE_KEYS,
     CorpusError,
@@ -18,7 +20,6 @@ from postlab.tools.papers import (
     load_corpus,
     walk_citations,
 )
-from pydantic import ValidationError
 
 LORA, GRPO, STAR = "2106.09685", "2402.03300", "2203.14465"
 

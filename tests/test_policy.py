@@ -11,7 +11,8 @@ from postlab.agents.reports import (
 )
 from postlab.graph.policy import decide, hyper_for, refine
 from postlab.graph.state import Plan, RunOptions, StopReason
-from postlab.tools.training import FailureInfo, TrainingResult
+from postlab.tools.failures import FailureInfo
+from postlab.tools.training import TrainingResult
 
 
 def finding(key, method="sft", lr=None):

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from postlab.tools.tasks import (
     DEFAULT_TASK,
     Example,

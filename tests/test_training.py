@@ -15,17 +15,14 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from postlab.tools.training import (
+from postlab.tools.failures import (
     EXIT_BAD_CONFIG,
     EXIT_NAN,
     EXIT_OOM,
-    TrainingResult,
-    TrainingSpec,
-    _cached_result,
     classify_failure,
     normalize_error,
-    run_training,
 )
+from postlab.tools.training import TrainingResult, TrainingSpec, _cached_result, run_training
 
 # A stand-in for postlab.tools.tasks, injected into the worker through sitecustomize, so the GRPO
 # plumbing is tested whether or not the real task module exists yet.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from postlab.tools.verifiers import Verdict, reward, verify
 
 NUMERIC = [

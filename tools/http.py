@@ -284,7 +284,7 @@ class HttpClient:
         with _STATE_LOCK:
             until, reason = _DOWN.get(self.base_url, (0.0, ""))
         if time.monotonic() < until:
-            return f"{reason}; not retried this session"
+            return f"{reason}; marked unreachable, not retried yet"
         return None
 
     def _delay(self, attempt: int) -> float:

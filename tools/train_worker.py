@@ -16,17 +16,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from postlab.tools.training import (
+from postlab.tools.failures import (
     EVENT_MARKER,
     EXIT_BAD_CONFIG,
     EXIT_CRASH,
     EXIT_NAN,
     EXIT_OK,
     EXIT_OOM,
-    TrainingSpec,
-    check_spec,
-    resolve_use_unsloth,
 )
+from postlab.tools.training import TrainingSpec, check_spec, resolve_use_unsloth
 
 # Test hook: poison the weights before the first step so the loss really becomes NaN.
 INJECT_NAN_ENV = "POSTLAB_TEST_INJECT_NAN"

@@ -21,13 +21,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from postlab.tools.failures import (  # noqa: F401 - re-exported: the trainer's failure vocabulary
+from postlab.tools.failures import (
     EVENT_MARKER,
-    EXIT_BAD_CONFIG,
-    EXIT_CRASH,
-    EXIT_NAN,
     EXIT_OK,
-    EXIT_OOM,
     FailureInfo,
     classify_failure,
     normalize_error,

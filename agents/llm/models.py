@@ -1,0 +1,354 @@
+"""Chat model selection: parse `--llm` strings, check them before a run, load them, size them."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import os
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import BaseModel, Field, PrivateAttr
+
+LOCAL_MODELS = {"smollm2": "smollm2-135m-instruct", "smollm2-135m-instruct": "smollm2-135m-instruct"}
+HF_TOKEN_ENV = ("HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN")
+# Environment variables each provider reads its key from (any one of them will do).
+KEY_ENV: dict[str, tuple[str, ...]] = {
+    "openai": ("OPENAI_API_KEY",),
+    "anthropic": ("ANTHROPIC_API_KEY",),
+    "google_genai": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),
+    "groq": ("GROQ_API_KEY",),
+    "mistralai": ("MISTRAL_API_KEY",),
+    "fireworks": ("FIREWORKS_API_KEY",),
+    "together": ("TOGETHER_API_KEY",),
+    "deepseek": ("DEEPSEEK_API_KEY",),
+    "xai": ("XAI_API_KEY",),
+    "cohere": ("COHERE_API_KEY",),
+    "perplexity": ("PPLX_API_KEY", "PERPLEXITY_API_KEY"),
+    "openrouter": ("OPENROUTER_API_KEY",),
+    "azure_openai": ("AZURE_OPENAI_API_KEY",),
+    "upstage": ("UPSTAGE_API_KEY",),
+    "nvidia": ("NVIDIA_API_KEY",),
+    "huggingface": HF_TOKEN_ENV,
+}
+# Context sizes by model-name prefix, longest match first; unknown models get the default.
+CONTEXT_WINDOWS = {
+    "gpt-4o": 128_000,
+    "gpt-4.1": 1_047_576,
+    "gpt-5": 400_000,
+    "o1": 200_000,
+    "o3": 200_000,
+    "o4": 200_000,
+    "claude": 200_000,
+    "gemini": 1_000_000,
+    "llama-3": 128_000,
+    "meta-llama/llama-3": 128_000,
+    "qwen/qwen2.5": 32_768,
+    "qwen/qwen3": 32_768,
+    "mistral": 32_768,
+    "deepseek": 64_000,
+    "smollm2": 8_192,
+}
+DEFAULT_CONTEXT = 8_192
+# List prices in USD per million (input, output) tokens where known; None elsewhere.
+PRICES = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),
+    "claude-3-5-haiku": (0.80, 4.00),
+    "claude-3-5-sonnet": (3.00, 15.00),
+    "claude-sonnet-4": (3.00, 15.00),
+    "smollm2": (0.0, 0.0),
+    "scripted": (0.0, 0.0),
+}
+
+
+class LLMConfigError(ValueError):
+    """An `--llm` choice that cannot work here: bad string, missing package or key."""
+
+
+class LLMSpec(BaseModel):
+    """A chat model choice: `provider:model`, `hf:<repo>` or `local:smollm2`."""
+
+    kind: Literal["provider", "hf", "local"]
+    provider: str
+    model: str
+    context_window: int | None = Field(None, ge=512)
+
+    @classmethod
+    def parse(cls, text: str, context_window: int | None = None) -> LLMSpec:
+        """Parse a model string; an unknown provider or bare unknown name is an LLMConfigError."""
+        from langchain.chat_models.base import _BUILTIN_PROVIDERS, _attempt_infer_model_provider
+
+        text = (text or "").strip()
+        prefix, sep, rest = text.partition(":")
+        if sep and prefix == "local":
+            if rest.lower() not in LOCAL_MODELS:
+                raise LLMConfigError(f"unknown local model {rest!r}; use local:smollm2")
+            return cls(kind="local", provider="local", model="smollm2", context_window=context_window)
+        if sep and prefix == "hf":
+            if "/" not in rest:
+                raise LLMConfigError(f"hf:<repo> needs an owner/name repo id, got {rest!r}")
+            return cls(kind="hf", provider="huggingface", model=rest, context_window=context_window)
+        provider = prefix.replace("-", "_").lower() if sep else None
+        if provider is None:
+            provider, rest = _attempt_infer_model_provider(text), text
+        if not rest or provider not in _BUILTIN_PROVIDERS:
+            known = ", ".join(sorted(_BUILTIN_PROVIDERS))
+            raise LLMConfigError(
+                f"cannot read --llm {text!r}: use provider:model (providers: {known}), "
+                "hf:<owner/repo> or local:smollm2"
+            )
+        return cls(kind="provider", provider=provider, model=rest, context_window=context_window)
+
+    def __str__(self) -> str:
+        prefix = {"local": "local", "hf": "hf"}.get(self.kind, self.provider)
+        return f"{prefix}:{self.model}"
+
+
+def as_spec(spec: LLMSpec | str) -> LLMSpec:
+    """A spec from a spec or a model string."""
+    return spec if isinstance(spec, LLMSpec) else LLMSpec.parse(spec)
+
+
+def _need_package(module: str, spec: LLMSpec) -> None:
+    if importlib.util.find_spec(module) is None:
+        package = module.replace("_", "-")
+        raise LLMConfigError(
+            f"--llm {spec} needs the {package} package, which is not installed "
+            f"(pip install {package})"
+        )
+
+
+def _need_key(names: Sequence[str], spec: LLMSpec) -> None:
+    if not any(os.environ.get(name) for name in names):
+        raise LLMConfigError(f"--llm {spec} needs an API key: set {' or '.join(names)}")
+
+
+def check_llm(spec: LLMSpec | str) -> None:
+    """Fail fast, before a run starts, when a model cannot be loaded here."""
+    spec = as_spec(spec)
+    if spec.kind == "local":
+        _need_package("transformers", spec)
+        from postlab.tools.models import ModelResolutionError, resolve_model
+
+        try:
+            resolve_model(LOCAL_MODELS[spec.model])
+        except ModelResolutionError as error:
+            raise LLMConfigError(f"--llm {spec}: {error}") from error
+        return
+    if spec.kind == "hf":
+        _need_package("langchain_huggingface", spec)
+        _need_key(HF_TOKEN_ENV, spec)
+        return
+    from langchain.chat_models.base import _BUILTIN_PROVIDERS
+
+    _need_package(_BUILTIN_PROVIDERS[spec.provider][0].split(".")[0], spec)
+    if spec.provider in KEY_ENV:
+        _need_key(KEY_ENV[spec.provider], spec)
+
+
+def load_chat_model(
+    spec: LLMSpec | str, timeout_s: float = 120, max_retries: int = 2
+) -> BaseChatModel:
+    """The chat model for a spec, with per-call timeout and provider retries where supported."""
+    spec = as_spec(spec)
+    check_llm(spec)
+    if spec.kind == "local":
+        return _local_model(spec.model)
+    if spec.kind == "hf":
+        from langchain_huggingface import ChatHuggingFace, HuggingFaceEndpoint
+
+        token = next(os.environ[n] for n in HF_TOKEN_ENV if os.environ.get(n))
+        endpoint = HuggingFaceEndpoint(
+            repo_id=spec.model,
+            task="text-generation",
+            max_new_tokens=1024,
+            timeout=int(timeout_s),
+            huggingfacehub_api_token=token,
+        )
+        return ChatHuggingFace(llm=endpoint)
+    from langchain.chat_models import init_chat_model
+
+    model_id = f"{spec.provider}:{spec.model}"
+    try:
+        return init_chat_model(model_id, timeout=timeout_s, max_retries=max_retries)
+    except (TypeError, ValueError):
+        # Some integrations name these settings differently; their defaults still apply.
+        return init_chat_model(model_id)
+
+
+def context_window(spec: LLMSpec | str, override: int | None = None) -> int:
+    """The context size (tokens) to budget prompts for: configured, known, or a safe default."""
+    spec = as_spec(spec)
+    if override or spec.context_window:
+        return int(override or spec.context_window)
+    name = spec.model.lower()
+    for prefix in sorted(CONTEXT_WINDOWS, key=len, reverse=True):
+        if name.startswith(prefix) or name.split("/")[-1].startswith(prefix):
+            return CONTEXT_WINDOWS[prefix]
+    return DEFAULT_CONTEXT
+
+
+def cost_usd(model: str, input_tokens: int, output_tokens: int) -> float | None:
+    """Approximate cost from list prices, or None when the model's price is unknown."""
+    name = model.lower().split(":")[-1].split("/")[-1]
+    for prefix in sorted(PRICES, key=len, reverse=True):
+        if name.startswith(prefix):
+            price_in, price_out = PRICES[prefix]
+            return round((input_tokens * price_in + output_tokens * price_out) / 1e6, 6)
+    return None
+
+
+_TOOL_JSON = re.compile(r"\{.*\}", re.DOTALL)
+
+
+def _local_chat_class():
+    from langchain_huggingface import ChatHuggingFace
+
+    class LocalChatModel(ChatHuggingFace):
+        """ChatHuggingFace over a local pipeline, with prompt-level tool calling (JSON replies)."""
+
+        def _to_chat_prompt(self, messages: list[BaseMessage], tools=None) -> str:
+            rows = [_chatml(m) for m in messages]
+            if tools:
+                names = "; ".join(
+                    f"{t['function']['name']}: {t['function'].get('description', '')[:120]}"
+                    for t in tools
+                )
+                rows.insert(0, {"role": "system", "content": _TOOL_HELP + names})
+            if rows[-1]["role"] != "user":
+                rows.append({"role": "user", "content": "Continue."})
+            return self.tokenizer.apply_chat_template(
+                rows, tokenize=False, add_generation_prompt=True
+            )
+
+        def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
+            tools = kwargs.pop("tools", None)
+            prompt = self._to_chat_prompt(messages, tools)
+            result = self.llm._generate(prompts=[prompt], stop=stop, run_manager=run_manager)
+            text = result.generations[0][0].text
+            message = _parse_tool_reply(text, {t["function"]["name"] for t in tools or []})
+            return ChatResult(generations=[ChatGeneration(message=message)])
+
+        def bind_tools(self, tools, *, tool_choice=None, **kwargs: Any):
+            return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+    return LocalChatModel
+
+
+_TOOL_HELP = (
+    'To call a tool, reply with only JSON: {"tool": "<name>", "args": {...}}. Tools: '
+)
+
+
+def _chatml(message: BaseMessage) -> dict[str, str]:
+    text = message.content if isinstance(message.content, str) else json.dumps(message.content)
+    if isinstance(message, SystemMessage):
+        return {"role": "system", "content": text}
+    if isinstance(message, ToolMessage):
+        return {"role": "user", "content": f"Result of {message.name}: {text}"}
+    if isinstance(message, AIMessage):
+        calls = [{"tool": c["name"], "args": c["args"]} for c in message.tool_calls]
+        return {"role": "assistant", "content": json.dumps(calls[0]) if calls else text}
+    return {"role": "user", "content": text}
+
+
+def _parse_tool_reply(text: str, tool_names: set[str]) -> AIMessage:
+    match = _TOOL_JSON.search(text)
+    if match and tool_names:
+        try:
+            payload = json.loads(match.group(0))
+        except json.JSONDecodeError:
+            payload = None
+        if isinstance(payload, dict) and payload.get("tool") in tool_names:
+            args = payload.get("args") if isinstance(payload.get("args"), dict) else {}
+            call = {"name": payload["tool"], "args": args, "id": f"call_{abs(hash(text))}"}
+            return AIMessage(content="", tool_calls=[call])
+    return AIMessage(content=text)
+
+
+@functools.lru_cache(maxsize=2)
+def _local_model(name: str, max_new_tokens: int = 160) -> BaseChatModel:
+    # Loading the pipeline takes seconds: one per process, shared by every agent.
+    import transformers
+    from langchain_huggingface import HuggingFacePipeline
+
+    from postlab.tools.models import resolve_model
+
+    path = resolve_model(LOCAL_MODELS[name]).path
+    pipe = transformers.pipeline(
+        "text-generation",
+        model=path,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        return_full_text=False,
+    )
+    llm = HuggingFacePipeline(pipeline=pipe, model_id=path)
+    return _local_chat_class()(llm=llm, tokenizer=pipe.tokenizer, model_id="smollm2")
+
+
+Script = Sequence[AIMessage | str] | Callable[[list[BaseMessage]], AIMessage | str]
+
+
+class ScriptedChatModel(BaseChatModel):
+    """A chat model that replays scripted replies (or asks a function); for tests and dry runs."""
+
+    script: Any
+    model_name: str = "scripted"
+    received: list[list[BaseMessage]] = Field(default_factory=list)
+    _index: int = PrivateAttr(default=0)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
+        self.received.append(list(messages))
+        if callable(self.script):
+            reply = self.script(list(messages))
+        else:
+            # Past the end of the script the last reply repeats, like a stuck model.
+            reply = self.script[min(self._index, len(self.script) - 1)]
+            self._index += 1
+        message = reply if isinstance(reply, AIMessage) else AIMessage(content=str(reply))
+        prompt = sum(len(str(m.content)) for m in messages) // 4 + 1
+        answer = len(str(message.content)) // 4 + 8 * len(message.tool_calls) + 1
+        message = message.model_copy(
+            update={
+                "usage_metadata": {
+                    "input_tokens": prompt,
+                    "output_tokens": answer,
+                    "total_tokens": prompt + answer,
+                },
+                "response_metadata": {"model_name": self.model_name},
+            }
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def bind_tools(self, tools, *, tool_choice=None, **kwargs: Any):
+        """Accept any tools; the script decides what gets called."""
+        return self.bind(tools=[convert_to_openai_tool(t)["function"]["name"] for t in tools])
+
+    def last_prompt(self) -> str:
+        """All text of the latest call, for assertions on what the model saw."""
+        return "\n".join(str(m.content) for m in (self.received[-1] if self.received else []))
+
+
+__all__ = [
+    "HumanMessage",
+    "LLMConfigError",
+    "LLMSpec",
+    "ScriptedChatModel",
+    "check_llm",
+    "context_window",
+    "cost_usd",
+    "load_chat_model",
+]

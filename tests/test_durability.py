@@ -1,0 +1,225 @@
+"""Durable runs: SIGKILL at several points and resume, approval gates across restarts, budgets."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "postlab.cli"]
+SMALL = [
+    "--train-steps",
+    "3",
+    "--train-size",
+    "24",
+    "--eval-limit",
+    "6",
+    "--batch-size",
+    "4",
+    "--max-iterations",
+    "2",
+    "--budget",
+    "40",
+]
+
+
+def _env():
+    return {**os.environ, "CI": "1", "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline"}
+
+
+def _start(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*CLI, *args], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*CLI, *args], env=_env(), capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 240) -> bool:
+    """SIGKILL the CLI once `ready()` holds; False if it finished first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if ready():
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            return True
+        time.sleep(0.05)
+    proc.kill()
+    raise AssertionError("kill point never reached")
+
+
+def _summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def _trainer_iterations(summary: dict) -> list[int]:
+    return [d["step"] for d in summary["decisions"] if d["next"] == "trainer"]
+
+
+def _workers_alive(run_dir: Path) -> list[int]:
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "train_worker" in cmdline and str(run_dir) in cmdline:
+                alive.append(int(entry.name))
+    return alive
+
+
+def test_sigkill_at_several_points_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path):
+    reference = tmp_path / "reference"
+    done = _run(
+        "run",
+        "--task",
+        "addition_2d",
+        "--model",
+        str(tiny_model),
+        "--run-dir",
+        str(reference),
+        *SMALL,
+    )
+    assert done.returncode in (0, 4), done.stdout[-2000:]
+
+    run_dir = tmp_path / "killed"
+    kill_points = [
+        ("after the dataset is built", lambda: any((run_dir / "data").glob("*/card.json"))),
+        ("mid-training, iteration 1", lambda: (run_dir / "models/iter-1/worker.pid").exists()),
+        ("mid-training, iteration 2", lambda: (run_dir / "models/iter-2/worker.pid").exists()),
+    ]
+    proc = _start(
+        "run",
+        "--task",
+        "addition_2d",
+        "--model",
+        str(tiny_model),
+        "--run-dir",
+        str(run_dir),
+        *SMALL,
+    )
+    killed = 0
+    for _, ready in kill_points:
+        killed += _kill_when(proc, ready)
+        proc = _start("resume", str(run_dir))
+    proc.wait(timeout=300)
+    assert killed >= 2
+    assert proc.returncode in (0, 4), proc.stdout.read()[-2000:]
+
+    resumed, uninterrupted = _summary(run_dir), _summary(reference)
+    assert len(resumed["iterations"]) == len(uninterrupted["iterations"])
+    assert resumed["stop_reason"] == uninterrupted["stop_reason"]
+    assert abs(resumed["best_score"] - uninterrupted["best_score"]) <= 0.34  # 6 items: noise
+    # No training run repeated: one completed trainer step per iteration.
+    trainer_steps = [it["iteration"] for it in resumed["iterations"] if it["status"] == "evaluated"]
+    assert sorted(trainer_steps) == sorted(set(trainer_steps))
+    assert len(_trainer_iterations(resumed)) == len(_trainer_iterations(uninterrupted))
+    assert not _workers_alive(run_dir)
+    # Resuming a finished run changes nothing.
+    before = (run_dir / "summary.json").read_text()
+    again = _run("resume", str(run_dir))
+    assert again.returncode == 0 and "already finished" in again.stdout
+    assert (run_dir / "summary.json").read_text() == before
+
+
+def test_approval_gate_survives_a_restart(tiny_model, tmp_path):
+    run_dir = tmp_path / "gated"
+    first = _run(
+        "run",
+        "--task",
+        "addition_2d",
+        "--model",
+        str(tiny_model),
+        "--run-dir",
+        str(run_dir),
+        "--approve",
+        *SMALL[:-4],
+        "--max-iterations",
+        "1",
+    )
+    # The process pauses at the gate and exits: nothing is left running, as after a restart.
+    assert first.returncode == 6, first.stdout[-2000:]
+    assert "waiting for approval" in first.stdout
+    assert not (run_dir / "summary.json").exists()
+    approved = _run("resume", str(run_dir), "--approve", "--note", "looks cheap")
+    assert approved.returncode in (0, 4), approved.stdout[-2000:]
+    summary = _summary(run_dir)
+    assert summary["gate_decisions"][0]["by"] == "human"
+    assert summary["gate_decisions"][0]["note"] == "looks cheap"
+    assert summary["iterations"][0]["status"] == "evaluated"
+
+
+def test_rejected_gate_stops_with_reason_rejected(tiny_model, tmp_path):
+    run_dir = tmp_path / "rejected"
+    first = _run(
+        "run",
+        "--task",
+        "addition_2d",
+        "--model",
+        str(tiny_model),
+        "--run-dir",
+        str(run_dir),
+        "--approve",
+        *SMALL,
+    )
+    assert first.returncode == 6
+    assert _run("resume", str(run_dir)).returncode == 2  # waiting: an answer is required
+    rejected = _run("resume", str(run_dir), "--reject", "--note", "too costly")
+    assert rejected.returncode == 5
+    summary = _summary(run_dir)
+    assert summary["stop_reason"] == "rejected" and summary["iterations"] == []
+    assert "rejected" in (run_dir / "report.md").read_text()
+
+
+def test_unattended_gate_follows_its_default_and_says_so(tiny_model, tmp_path):
+    from postlab.graph.runner import run_lab
+
+    run_dir = tmp_path / "unattended"
+    run_lab(
+        {
+            "task": "addition_2d",
+            "model": str(tiny_model),
+            "budget": 12,
+            "run_dir": str(run_dir),
+            "options": {
+                "train_steps": 1,
+                "train_size": 16,
+                "eval_limit": 4,
+                "batch_size": 4,
+                "max_iterations": 1,
+            },
+        }
+    )
+    summary = _summary(run_dir)
+    decision = summary["gate_decisions"][0]
+    assert decision["approved"] and decision["by"] == "default"
+    assert "no human attached" in (run_dir / "report.md").read_text()
+
+
+def test_wall_clock_budget_still_finalizes(tiny_model, tmp_path):
+    from postlab.graph.runner import run_lab
+
+    run_dir = tmp_path / "timed"
+    output = run_lab(
+        {
+            "task": "addition_2d",
+            "model": str(tiny_model),
+            "budget": 40,
+            "max_time_s": 2.0,
+            "run_dir": str(run_dir),
+            "options": {"eval_limit": 4, "train_steps": 1, "train_size": 16},
+        }
+    )
+    assert output["stop_reason"] == "budget_time"
+    summary = _summary(run_dir)
+    assert summary["wall_s"] >= 2.0 and summary["max_time_s"] == 2.0
+    assert (run_dir / "report.md").is_file()
