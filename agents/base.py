@@ -18,6 +18,7 @@ from postlab.agents.reports import AgentOutcome
 from postlab.graph.state import AgentName, Directive, LabState, TrajectoryRecord
 from postlab.memory.store import LabMemory, open_memory
 from postlab.tools.failures import normalize_error
+from postlab.tools.tasks import Task, load_task
 
 
 def emit(event: dict[str, Any]) -> None:
@@ -27,6 +28,12 @@ def emit(event: dict[str, Any]) -> None:
     except RuntimeError:
         return
     writer(event)
+
+
+def run_task(state: LabState) -> Task:
+    """The run's task: its folder when it has one (the name is then only a label), else by name."""
+    task_dir = state.get("task_dir")
+    return load_task(task_dir=task_dir) if task_dir else load_task(state.get("task"))
 
 
 def action_signature(agent: str, action: str, args: dict[str, Any]) -> str:

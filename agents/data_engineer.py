@@ -7,13 +7,12 @@ from typing import Literal
 
 from langgraph.types import Command
 
-from postlab.agents.base import StepResult, run_agent_step
+from postlab.agents.base import StepResult, run_agent_step, run_task
 from postlab.agents.reports import AgentOutcome
 from postlab.graph.state import Directive, LabState
 from postlab.memory.store import LabMemory
 from postlab.tools.datasets import DatasetError, build_training_set, read_card
 from postlab.tools.failures import normalize_error
-from postlab.tools.tasks import load_task
 
 SYSTEM_PROMPT = (
     "You are the DataEngineer of a post-training lab. Build the training set the current "
@@ -35,7 +34,7 @@ def build_dataset(state: LabState, directive: Directive, memory: LabMemory) -> S
         if (out_dir / "card.json").is_file():
             card = read_card(out_dir)
         else:
-            task = load_task(state.get("task"), state.get("task_dir"))
+            task = run_task(state)
             card = build_training_set(task, fmt, size, seed, out_dir)
     except DatasetError as error:
         failed = plan.model_copy(update={"status": "failed"})

@@ -6,13 +6,12 @@ from typing import Literal
 
 from langgraph.types import Command
 
-from postlab.agents.base import StepResult, emit, run_agent_step
+from postlab.agents.base import StepResult, emit, run_agent_step, run_task
 from postlab.agents.reports import AgentOutcome, BestModel, EvaluationRecord
 from postlab.graph.state import Directive, Iteration, LabState, RunOptions
 from postlab.memory.store import LabMemory
 from postlab.tools.evaluation import EvaluationError, evaluate_checkpoint
 from postlab.tools.failures import normalize_error
-from postlab.tools.tasks import load_task
 
 SYSTEM_PROMPT = (
     "You are the Evaluator of a post-training lab. Score checkpoints on the held-out split, "
@@ -24,7 +23,7 @@ SYSTEM_PROMPT = (
 def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepResult:
     """Score the directive's checkpoint; update baseline or best; store failure samples."""
     options: RunOptions = state["run_options"]
-    task = load_task(state.get("task"), state.get("task_dir"))
+    task = run_task(state)
     is_baseline = directive.action == "baseline"
     plan = state.get("plan")
     iteration = 0 if is_baseline else plan.iteration

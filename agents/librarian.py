@@ -8,7 +8,7 @@ from typing import Literal
 
 from langgraph.types import Command
 
-from postlab.agents.base import StepResult, run_agent_step
+from postlab.agents.base import StepResult, run_agent_step, run_task
 from postlab.agents.reports import (
     RUNNABLE_TECHNIQUES,
     AgentOutcome,
@@ -19,7 +19,6 @@ from postlab.agents.reports import (
 from postlab.graph.state import Directive, LabState
 from postlab.memory.store import LabMemory
 from postlab.tools.papers import PaperRecord, influence, load_corpus, walk_citations
-from postlab.tools.tasks import load_task
 
 SYSTEM_PROMPT = (
     "You are the Librarian of a post-training lab. Find techniques in the literature that fit "
@@ -104,7 +103,7 @@ def research(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     """Search the corpus by meaning for the goal and task, walk citations, rank techniques."""
     corpus = load_corpus()
     index_corpus(memory, corpus)
-    task = load_task(state.get("task"), state.get("task_dir"))
+    task = run_task(state)
     query = (
         f"{state.get('goal', '')}. Post-train a small language model on: {task.description}. "
         "Verifiable answers, small data, limited compute."

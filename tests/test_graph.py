@@ -153,3 +153,54 @@ def test_checkpoints_restore_typed_state_in_strict_mode(finished_run):
         "DatasetCard",
     ]
     assert "unregistered" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "addition_2d",
+        "addition_3d",
+        "unit_conversion",
+        "sort_list",
+        "answer_format",
+        "multiple_choice_arith",
+    ],
+)
+def test_every_bundled_task_runs_and_finalizes(task, tiny_model, tmp_path):
+    output = run_lab(
+        {
+            "task": task,
+            "model": str(tiny_model),
+            "budget": 3,
+            "run_dir": str(tmp_path / task),
+            "options": SMALL,
+        }
+    )
+    summary = json.loads((tmp_path / task / "summary.json").read_text())
+    assert output["stop_reason"] == "budget_steps" and summary["task"] == task
+    assert summary["datasets"][0]["final_size"] == SMALL["train_size"]
+    assert summary["baseline_score"] is not None
+
+
+def test_task_folder_run_finalizes(tiny_model, tmp_path):
+    folder = tmp_path / "task"
+    folder.mkdir()
+    rows = [
+        {"prompt": f"Say {word} in capitals.", "answer": word.upper()}
+        for word in ("cat", "dog", "sun", "sky", "red", "sea", "owl", "fox", "ant", "bee")
+    ]
+    (folder / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:8] * 3))
+    (folder / "eval.jsonl").write_text("\n".join(json.dumps(r) for r in rows[8:]))
+    output = run_lab(
+        {
+            "task_dir": str(folder),
+            "model": str(tiny_model),
+            "budget": 8,
+            "run_dir": str(tmp_path / "dir-run"),
+            "options": {**SMALL, "max_iterations": 1},
+        }
+    )
+    summary = json.loads((tmp_path / "dir-run" / "summary.json").read_text())
+    assert output["stop_reason"] == "budget_iterations"
+    assert summary["task"] == "task" and summary["task_dir"] == str(folder)
+    assert summary["datasets"][0]["duplicates_removed"] == 16

@@ -166,3 +166,44 @@ def test_gain_continues_from_new_best_and_target_stops(tmp_path):
     state["run_options"] = RunOptions(max_iterations=1)
     decision, _ = decide(state, 5, None)
     assert decision.stop_reason == StopReason.BUDGET_ITERATIONS
+
+
+def test_grpo_starts_from_the_sft_checkpoint_once_sft_stops_improving(tmp_path):
+    plan = Plan(
+        iteration=3,
+        technique="sft_lora",
+        method="sft",
+        init_checkpoint="ckpt-2",
+        hyper={
+            "adapter": "lora",
+            "learning_rate": 2e-4,
+            "max_steps": 40,
+            "batch_size": 8,
+            "lr_lowered": True,
+        },
+        data_format="sft",
+        data_size=100,
+        data_seed=3,
+        reason="r",
+        status="done",
+    )
+    evaluations = [evaluation(0, 0.0), evaluation(1, 0.5), evaluation(2, 0.6), evaluation(3, 0.6)]
+    best = BestModel(checkpoint="ckpt-2", strict=0.6, lenient=0.6, label="iter-2", iteration=2)
+    state = base_state(
+        tmp_path,
+        findings=[finding("sft_full"), finding("sft_lora"), finding("grpo", "grpo")],
+        plan=plan,
+        baseline=evaluations[0],
+        evaluations=evaluations,
+        best=best,
+        tried_techniques=["sft_full", "sft_lora"],
+    )
+    decision, new = decide(state, 12, None)
+    assert new.technique == "grpo" and new.method == "grpo" and new.data_format == "grpo"
+    assert new.init_checkpoint == "ckpt-2"
+    assert new.hyper["batch_size"] % new.hyper["num_generations"] == 0
+    assert decision.directive.args == {
+        "format": "grpo",
+        "size": new.data_size,
+        "seed": new.data_seed,
+    }

@@ -16,7 +16,10 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field, PrivateAttr
 
-LOCAL_MODELS = {"smollm2": "smollm2-135m-instruct", "smollm2-135m-instruct": "smollm2-135m-instruct"}
+LOCAL_MODELS = {
+    "smollm2": "smollm2-135m-instruct",
+    "smollm2-135m-instruct": "smollm2-135m-instruct",
+}
 HF_TOKEN_ENV = ("HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN")
 # Environment variables each provider reads its key from (any one of them will do).
 KEY_ENV: dict[str, tuple[str, ...]] = {
@@ -92,7 +95,9 @@ class LLMSpec(BaseModel):
         if sep and prefix == "local":
             if rest.lower() not in LOCAL_MODELS:
                 raise LLMConfigError(f"unknown local model {rest!r}; use local:smollm2")
-            return cls(kind="local", provider="local", model="smollm2", context_window=context_window)
+            return cls(
+                kind="local", provider="local", model="smollm2", context_window=context_window
+            )
         if sep and prefix == "hf":
             if "/" not in rest:
                 raise LLMConfigError(f"hf:<repo> needs an owner/name repo id, got {rest!r}")
@@ -244,9 +249,7 @@ def _local_chat_class():
     return LocalChatModel
 
 
-_TOOL_HELP = (
-    'To call a tool, reply with only JSON: {"tool": "<name>", "args": {...}}. Tools: '
-)
+_TOOL_HELP = 'To call a tool, reply with only JSON: {"tool": "<name>", "args": {...}}. Tools: '
 
 
 def _chatml(message: BaseMessage) -> dict[str, str]:
