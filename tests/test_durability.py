@@ -41,6 +41,20 @@ def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     )
 
 
+def _lab_args(tiny_model, run_dir: Path, *extra: str) -> list[str]:
+    return [
+        "run",
+        "--task",
+        "addition_2d",
+        "--model",
+        str(tiny_model),
+        "--run-dir",
+        str(run_dir),
+        *SMALL,
+        *extra,
+    ]
+
+
 def _kill_when(proc: subprocess.Popen, ready, timeout: float = 240) -> bool:
     """SIGKILL the CLI once `ready()` holds; False if it finished first."""
     deadline = time.monotonic() + timeout
@@ -79,16 +93,7 @@ def _workers_alive(run_dir: Path) -> list[int]:
 
 def test_sigkill_at_several_points_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path):
     reference = tmp_path / "reference"
-    done = _run(
-        "run",
-        "--task",
-        "addition_2d",
-        "--model",
-        str(tiny_model),
-        "--run-dir",
-        str(reference),
-        *SMALL,
-    )
+    done = _run(*_lab_args(tiny_model, reference))
     assert done.returncode in (0, 4), done.stdout[-2000:]
 
     run_dir = tmp_path / "killed"
@@ -97,16 +102,7 @@ def test_sigkill_at_several_points_then_resume_matches_an_uninterrupted_run(tiny
         ("mid-training, iteration 1", lambda: (run_dir / "models/iter-1/worker.pid").exists()),
         ("mid-training, iteration 2", lambda: (run_dir / "models/iter-2/worker.pid").exists()),
     ]
-    proc = _start(
-        "run",
-        "--task",
-        "addition_2d",
-        "--model",
-        str(tiny_model),
-        "--run-dir",
-        str(run_dir),
-        *SMALL,
-    )
+    proc = _start(*_lab_args(tiny_model, run_dir))
     killed = 0
     for _, ready in kill_points:
         killed += _kill_when(proc, ready)
@@ -133,19 +129,7 @@ def test_sigkill_at_several_points_then_resume_matches_an_uninterrupted_run(tiny
 
 def test_approval_gate_survives_a_restart(tiny_model, tmp_path):
     run_dir = tmp_path / "gated"
-    first = _run(
-        "run",
-        "--task",
-        "addition_2d",
-        "--model",
-        str(tiny_model),
-        "--run-dir",
-        str(run_dir),
-        "--approve",
-        *SMALL[:-4],
-        "--max-iterations",
-        "1",
-    )
+    first = _run(*_lab_args(tiny_model, run_dir, "--approve", "--max-iterations", "1"))
     # The process pauses at the gate and exits: nothing is left running, as after a restart.
     assert first.returncode == 6, first.stdout[-2000:]
     assert "waiting for approval" in first.stdout
@@ -160,17 +144,7 @@ def test_approval_gate_survives_a_restart(tiny_model, tmp_path):
 
 def test_rejected_gate_stops_with_reason_rejected(tiny_model, tmp_path):
     run_dir = tmp_path / "rejected"
-    first = _run(
-        "run",
-        "--task",
-        "addition_2d",
-        "--model",
-        str(tiny_model),
-        "--run-dir",
-        str(run_dir),
-        "--approve",
-        *SMALL,
-    )
+    first = _run(*_lab_args(tiny_model, run_dir, "--approve"))
     assert first.returncode == 6
     assert _run("resume", str(run_dir)).returncode == 2  # waiting: an answer is required
     rejected = _run("resume", str(run_dir), "--reject", "--note", "too costly")
@@ -178,31 +152,6 @@ def test_rejected_gate_stops_with_reason_rejected(tiny_model, tmp_path):
     summary = _summary(run_dir)
     assert summary["stop_reason"] == "rejected" and summary["iterations"] == []
     assert "rejected" in (run_dir / "report.md").read_text()
-
-
-def test_unattended_gate_follows_its_default_and_says_so(tiny_model, tmp_path):
-    from postlab.graph.runner import run_lab
-
-    run_dir = tmp_path / "unattended"
-    run_lab(
-        {
-            "task": "addition_2d",
-            "model": str(tiny_model),
-            "budget": 12,
-            "run_dir": str(run_dir),
-            "options": {
-                "train_steps": 1,
-                "train_size": 16,
-                "eval_limit": 4,
-                "batch_size": 4,
-                "max_iterations": 1,
-            },
-        }
-    )
-    summary = _summary(run_dir)
-    decision = summary["gate_decisions"][0]
-    assert decision["approved"] and decision["by"] == "default"
-    assert "no human attached" in (run_dir / "report.md").read_text()
 
 
 def test_wall_clock_budget_still_finalizes(tiny_model, tmp_path):

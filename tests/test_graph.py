@@ -61,6 +61,13 @@ def test_run_visits_every_agent_and_writes_its_artifacts(finished_run):
     assert any(d["reason"] for d in summary["decisions"])
 
 
+def test_unattended_gate_follows_its_default_and_says_so(finished_run):
+    run_dir, _, _ = finished_run
+    decisions = json.loads((run_dir / "summary.json").read_text())["gate_decisions"]
+    assert len(decisions) == 2 and all(d["approved"] and d["by"] == "default" for d in decisions)
+    assert "no human attached" in (run_dir / "report.md").read_text()
+
+
 def test_training_progress_and_datasets_are_recorded(finished_run):
     run_dir, _, events = finished_run
     training = [e for e in events if e["type"] == "training" and e.get("event") == "progress"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import json
 import threading
 import tomllib
@@ -115,7 +116,7 @@ class _Server:
 
 
 class MCPToolset:
-    """Live MCP sessions on a background event loop; tools per agent, withdrawn when a server dies."""
+    """Live MCP sessions on a background loop; tools per agent, withdrawn when a server dies."""
 
     def __init__(self, configs: list[MCPServerConfig]) -> None:
         self._servers = [_Server(config) for config in configs]
@@ -235,10 +236,9 @@ class MCPToolset:
             if tasks:
                 await asyncio.wait(tasks, timeout=timeout_s)
 
-        try:
+        # Closing is best effort: a server that already died has nothing left to close.
+        with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout_s + 1)
-        except Exception:  # noqa: BLE001, S110 - closing is best effort
-            pass
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout_s)
 

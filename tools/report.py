@@ -75,9 +75,14 @@ def render_report(summary: dict[str, Any], plot: str | None) -> str:
         lines.append("No iteration ran.")
     for it in summary["iterations"]:
         spec = it.get("spec") or {}
+        keys = ["method", "adapter", "learning_rate", "max_steps", "batch_size", "grad_accum"]
+        if spec.get("adapter") == "lora":
+            keys += ["lora_r", "lora_alpha"]
+        if spec.get("method") == "grpo":
+            keys += ["num_generations", "beta"]
         hyper = ", ".join(
-            f"{key} {spec[key]}"
-            for key in ("adapter", "learning_rate", "max_steps", "batch_size", "lora_r")
+            f"{key} {spec[key]:g}" if isinstance(spec.get(key), float) else f"{key} {spec[key]}"
+            for key in keys
             if key in spec
         )
         lines += [

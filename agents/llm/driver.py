@@ -55,15 +55,27 @@ def model_label(model: BaseChatModel) -> str:
 
 def count_errors(messages: Sequence[AnyMessage]) -> int:
     """Errors the model has been told about: failed tool calls, bad answers, our feedback."""
-    errors = 0
-    for message in messages:
-        if isinstance(message, ToolMessage) and (
-            message.status == "error" or str(message.content).startswith("Error")
-        ):
-            errors += 1
-        elif isinstance(message, HumanMessage) and message.name == FEEDBACK:
-            errors += 1
-    return errors
+    failed_tools = sum(
+        1
+        for m in messages
+        if isinstance(m, ToolMessage)
+        and (m.status == "error" or str(m.content).startswith("Error"))
+    )
+    told = sum(1 for m in messages if isinstance(m, HumanMessage) and m.name == FEEDBACK)
+    return failed_tools + told
+
+
+def call_with_timeout(fn: Callable[[Any], Any], arg: Any, timeout_s: float) -> Any:
+    """Call fn(arg), raising TimeoutError after timeout_s; a late answer is dropped."""
+    # A thread bounds calls that ignore timeouts (local pipelines); it keeps the caller's context.
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    future = pool.submit(contextvars.copy_context().run, fn, arg)
+    try:
+        return future.result(timeout=max(0.1, timeout_s))
+    except concurrent.futures.TimeoutError as error:
+        raise TimeoutError(f"model call exceeded {timeout_s:g}s") from error
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _calls(message: AnyMessage) -> list[tuple[str, str]]:
@@ -87,22 +99,16 @@ class StepGuard(AgentMiddleware):
             return {"jump_to": "end", "messages": [AIMessage(ABORT + "too many errors")]}
         turns = [m for m in messages if isinstance(m, AIMessage)]
         last = messages[-1] if messages else None
-        repeated = len(turns) >= 2 and turns[-1].tool_calls and _calls(turns[-1]) == _calls(turns[-2])
+        repeated = (
+            len(turns) >= 2 and turns[-1].tool_calls and _calls(turns[-1]) == _calls(turns[-2])
+        )
         if repeated and not (isinstance(last, HumanMessage) and last.name == FEEDBACK):
             note = "You repeated your previous call exactly. Do something else."
             return {"messages": [HumanMessage(note, name=FEEDBACK)]}
         return None
 
     def wrap_model_call(self, request: Any, handler: Callable[[Any], Any]) -> Any:
-        # A thread bounds calls that ignore timeouts (local pipelines); a late answer is dropped.
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-        future = pool.submit(contextvars.copy_context().run, handler, request)
-        try:
-            response = future.result(timeout=max(0.1, self.call_timeout_s))
-        except concurrent.futures.TimeoutError as error:
-            raise TimeoutError(f"model call exceeded {self.call_timeout_s:g}s") from error
-        finally:
-            pool.shutdown(wait=False)
+        response = call_with_timeout(handler, request, self.call_timeout_s)
         for message in getattr(response, "result", []) or []:
             if isinstance(message, AIMessage):
                 usage = message.usage_metadata or {}
