@@ -20,6 +20,20 @@ SYSTEM_PROMPT = (
 )
 
 
+def _progress_on_earlier_misses(memory: LabMemory, state: LabState, missed: list[str]) -> str:
+    """How many of the previous evaluation's misses this checkpoint now gets right (from memory)."""
+    evaluations = state.get("evaluations") or []
+    if not evaluations:
+        return ""
+    previous = evaluations[-1].label
+    where = {"$and": [{"label": previous}, {"missed": True}]}
+    earlier = [hit.metadata["prompt"] for hit in memory.get("observations", where=where)]
+    if not earlier:
+        return ""
+    still = len(set(earlier) & set(missed))
+    return f"fixed {len(earlier) - still} of {len(earlier)} items {previous} missed"
+
+
 def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepResult:
     """Score the directive's checkpoint; update baseline or best; store failure samples."""
     options: RunOptions = state["run_options"]
@@ -73,7 +87,17 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
         f"{label}: strict {result.strict:.2f}, lenient {result.lenient:.2f} on {result.n} "
         f"held-out items ({categories})"
     )
+    progress = _progress_on_earlier_misses(memory, state, result.missed_prompts)
+    if progress:
+        summary += f"; {progress}"
     memory.add("observations", f"Evaluation {summary}", {"label": label, "iteration": iteration})
+    # Every miss is remembered, so the next evaluation can tell what training fixed.
+    memory.add_many(
+        "observations",
+        [f"{label} missed: {prompt!r}" for prompt in result.missed_prompts],
+        [{"label": label, "missed": True, "prompt": prompt} for prompt in result.missed_prompts],
+        ids=[f"miss-{label}-{index}" for index in range(len(result.missed_prompts))],
+    )
     memory.add_many(
         "observations",
         [

@@ -8,7 +8,7 @@ from typing import Literal
 
 from langgraph.types import Command
 
-from postlab.agents.base import StepResult, run_agent_step, run_task
+from postlab.agents.base import StepResult, emit, run_agent_step, run_task
 from postlab.agents.reports import (
     RUNNABLE_TECHNIQUES,
     AgentOutcome,
@@ -18,6 +18,12 @@ from postlab.agents.reports import (
 )
 from postlab.graph.state import Directive, LabState
 from postlab.memory.store import LabMemory
+from postlab.tools.online_papers import (
+    OnlinePaper,
+    citation_walk,
+    remember_papers,
+    search_papers,
+)
 from postlab.tools.papers import PaperRecord, influence, load_corpus, walk_citations
 
 SYSTEM_PROMPT = (
@@ -28,6 +34,8 @@ SYSTEM_PROMPT = (
 # A paper reached through citations counts less than one found directly by meaning.
 HOP_DECAY = 0.7
 SEED_PAPERS = 8
+# Online papers add evidence to a card; the corpus's curated cards still carry most weight.
+ONLINE_WEIGHT = 0.3
 
 
 def index_corpus(memory: LabMemory, corpus: list[PaperRecord]) -> int:
@@ -99,9 +107,42 @@ def rank_techniques(
     return findings
 
 
+def read_online(
+    memory: LabMemory, query: str, seeds: list[str]
+) -> tuple[list[OnlinePaper], list[str]]:
+    """Search arXiv and HF Papers, walk Semantic Scholar from the seeds; notes say what failed."""
+    found = search_papers(query, limit=30)
+    # Seed the walk with what the services found first, then with the corpus's closest papers.
+    found_online = [p.id for p in found.papers if {"arxiv", "hf"} & set(p.sources)]
+    walk_seeds = list(dict.fromkeys(found_online[:3] + seeds[:2]))
+    walk = citation_walk(walk_seeds, goal=query, max_papers=20, max_hops=1)
+    # The corpus is already read; online reading adds the papers it lacks.
+    papers = {p.id: p for p in found.papers + walk.papers if not p.in_corpus}
+    remember_papers(memory, papers.values())
+    notes = list(dict.fromkeys(found.notes + walk.notes))
+    for note in notes:
+        emit({"type": "note", "agent": "librarian", "note": note})
+    return list(papers.values()), notes
+
+
+def add_online_evidence(
+    findings: list[TechniqueFinding], papers: list[OnlinePaper]
+) -> list[TechniqueFinding]:
+    """Let papers read online back the corpus's technique cards, each cited with its source."""
+    by_key = {finding.key: finding for finding in findings}
+    for paper in sorted(papers, key=lambda p: -p.score):
+        finding = by_key.get(paper.technique or "")
+        if finding is None or paper.in_corpus or any(p.id == paper.id for p in finding.papers):
+            continue
+        finding.papers.append(PaperRef(id=paper.id, title=paper.title, year=paper.year or 0))
+        finding.relevance = round(finding.relevance + ONLINE_WEIGHT * paper.score, 4)
+    return sorted(findings, key=lambda finding: -finding.relevance)
+
+
 def research(state: LabState, directive: Directive, memory: LabMemory) -> StepResult:
-    """Search the corpus by meaning for the goal and task, walk citations, rank techniques."""
+    """Search papers by meaning for the goal and task, walk citations, rank techniques."""
     corpus = load_corpus()
+    corpus_ids = {paper.id for paper in corpus}
     index_corpus(memory, corpus)
     task = run_task(state)
     query = (
@@ -109,11 +150,16 @@ def research(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
         "Verifiable answers, small data, limited compute."
     )
     hits = memory.search(query, kinds=("papers",), k=len(corpus))
+    # Papers remembered from earlier online reads are ranked too, but only corpus ones seed walks.
     relevance = {str(hit.metadata["paper_id"]): 1.0 - hit.distance for hit in hits}
-    seeds = [str(hit.metadata["paper_id"]) for hit in hits[:SEED_PAPERS]]
+    seeds = [pid for pid in relevance if pid in corpus_ids][:SEED_PAPERS]
     walked = walk_citations(corpus, seeds, max_hops=2, max_papers=24)
     hops = dict(walked)
     findings = [f for f in rank_techniques(corpus, relevance, hops) if f.key not in directive.avoid]
+    notes: list[str] = []
+    if state["run_options"].online:
+        online, notes = read_online(memory, query, seeds)
+        findings = add_online_evidence(findings, online)
     report = ResearchReport(
         query=query,
         findings=findings,
@@ -134,7 +180,9 @@ def research(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
         f"read {report.papers_read} papers ({report.papers_via_citations} via citations); "
         f"ranked {ranked}"
     )
-    return StepResult(AgentOutcome(summary=summary), {"findings": findings})
+    if notes:
+        summary += f"; {len(notes)} source note(s): {notes[0]}"
+    return StepResult(AgentOutcome(summary=summary), {"findings": findings, "notes": notes})
 
 
 def librarian(state: LabState) -> Command[Literal["supervisor"]]:

@@ -15,6 +15,7 @@ from rich.markdown import Markdown
 from rich.table import Table
 
 from postlab.cli.progress import ProgressView
+from postlab.cli.sources import datasets_app, papers_app
 
 app = typer.Typer(
     name="postlab",
@@ -22,6 +23,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+app.add_typer(papers_app, name="papers")
+app.add_typer(datasets_app, name="datasets")
 console = Console()
 
 # Exit codes by stop reason, so scripts can tell success from budget, loops and errors.
@@ -106,7 +109,7 @@ def _drive_with_view(run_id: str, budget: int, drive) -> None:
             view.handle(event)
             if live_enabled:
                 live.update(view.render())
-            elif event.get("type") in ("agent_finished", "guard"):
+            elif event.get("type") in ("agent_finished", "guard", "note"):
                 console.print(view.history[-1])
 
         output = drive(on_event)
@@ -159,6 +162,9 @@ def run(
     approve_above: Annotated[
         float, typer.Option(help="Gate only training above this cost (steps x batch).")
     ] = 0,
+    online: Annotated[
+        bool, typer.Option("--online", help="Also read arXiv, HF Papers and Semantic Scholar.")
+    ] = False,
 ) -> None:
     """Post-train a model on a task: baseline, research, data, train, evaluate, iterate."""
     if task is None and task_dir is None:
@@ -173,6 +179,7 @@ def run(
         "seed": seed,
         "human_attached": approve,
         "gates": {"threshold": approve_above},
+        "online": online,
     }
     _launch(goal, task, task_dir, model, budget, run_dir, options, max_time)
 

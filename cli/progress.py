@@ -49,6 +49,8 @@ class ProgressView:
             self.evaluating = event
         elif kind == "decision":
             self.last_decision = f"→ {event['next']}: {event['reason']}"
+        elif kind == "note":
+            self.history.append(f"ℹ {event['agent']}: {event['note']}")
         elif kind == "guard":
             self.history.append(
                 f"⚠ loop guard {event['pattern']} → {event['rung']}: {event['detail']}"

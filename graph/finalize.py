@@ -53,6 +53,7 @@ def build_summary(state: LabState) -> dict[str, Any]:
         ],
         "decisions": [d.model_dump(mode="json") for d in state.get("decisions") or []],
         "guard_events": [g.model_dump(mode="json") for g in state.get("guard_events") or []],
+        "source_notes": list(dict.fromkeys(state.get("notes") or [])),
         "gate_decisions": [g.model_dump(mode="json") for g in state.get("gate_decisions") or []],
         "error_analysis": [f.model_dump(mode="json") for f in best_eval.failures]
         if best_eval

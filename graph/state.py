@@ -85,6 +85,7 @@ class RunOptions(BaseModel):
     eval_limit: int | None = Field(None, ge=1)
     train_timeout_s: float = Field(1800, gt=0)
     policy: Literal["playbook"] = "playbook"
+    online: bool = False
     human_attached: bool = False
     guard: GuardConfig = Field(default_factory=GuardConfig)
     gates: GateConfig = Field(default_factory=GateConfig)
@@ -230,6 +231,7 @@ class LabState(LabInput, LabOutput, total=False):
     gate_decisions: Annotated[list[GateDecision], operator.add]
     llm_usage: Annotated[list[LLMUsage], operator.add]
     fallbacks: Annotated[list[Fallback], operator.add]
+    notes: Annotated[list[str], operator.add]
     findings: list[TechniqueFinding]
     datasets: Annotated[list[DatasetCard], operator.add]
     runs: Annotated[list[TrainingRecord], operator.add]

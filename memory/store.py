@@ -134,9 +134,11 @@ class LabMemory:
         hits.sort(key=lambda hit: hit.distance)
         return hits[:k]
 
-    def get(self, kind: MemoryKind, ids: list[str] | None = None) -> list[MemoryHit]:
-        """Memories of one kind, all or by id, in insertion order."""
-        result = self._collection(kind).get(ids=ids)
+    def get(
+        self, kind: MemoryKind, ids: list[str] | None = None, where: dict[str, Any] | None = None
+    ) -> list[MemoryHit]:
+        """Memories of one kind: all, by id, or matching a metadata filter."""
+        result = self._collection(kind).get(ids=ids, where=where or None)
         return [
             MemoryHit(id=id_, kind=kind, text=text, metadata=meta or {})
             for id_, text, meta in zip(

@@ -43,3 +43,12 @@ def test_run_then_runs_and_show(runs_dir, tiny_model, monkeypatch):
     as_json = runner.invoke(app, ["show", run_id, "--json"])
     assert '"stop_reason": "budget_steps"' in as_json.output
     assert runner.invoke(app, ["show", "nope"]).exit_code == 2
+
+
+def test_online_source_commands_are_part_of_the_cli(monkeypatch):
+    monkeypatch.setenv("POSTLAB_OFFLINE", "1")
+    result = runner.invoke(app, ["papers", "search", "low-rank adaptation", "--limit", "3"])
+    assert result.exit_code == 0
+    assert "offline: used the bundled corpus" in result.output and "LoRA" in result.output
+    result = runner.invoke(app, ["datasets", "search", "grade school math"])
+    assert result.exit_code == 0 and "bundled task catalog" in result.output

@@ -211,3 +211,14 @@ def test_task_folder_run_finalizes(tiny_model, tmp_path):
     assert output["stop_reason"] == "budget_iterations"
     assert summary["task"] == "task" and summary["task_dir"] == str(folder)
     assert summary["datasets"][0]["duplicates_removed"] == 16
+
+
+def test_evaluator_reports_progress_on_earlier_misses_from_memory(finished_run):
+    _, _, events = finished_run
+    evaluations = [e for e in events if e["type"] == "agent_finished" and e["agent"] == "evaluator"]
+    # Every evaluation after the baseline compares itself with the misses memory holds.
+    assert all(
+        "items baseline missed" in e["summary"] or "items iter-" in e["summary"]
+        for e in evaluations[1:]
+    )
+    assert "fixed" not in evaluations[0]["summary"]

@@ -35,7 +35,8 @@ def test_bundled_names_and_default() -> None:
     task = load_task()
     assert task.name == "addition_2d"
     assert task.metric == "numeric"
-    assert task.max_new_tokens == 8
+    # Room for a short chatty sentence, so the lenient score can find the number in it.
+    assert task.max_new_tokens >= 16
     assert task.spec.source == "bundled"
     assert task.spec.task_dir is None
 

@@ -40,6 +40,7 @@ class EvalResult(BaseModel):
     lenient: float
     error_categories: dict[str, int] = Field(default_factory=dict)
     failures: list[FailureSample] = Field(default_factory=list)
+    missed_prompts: list[str] = Field(default_factory=list)
     wall_s: float = 0.0
 
 
@@ -105,6 +106,7 @@ def score(
     """Verify completions against answers and collect error categories and failure samples."""
     categories: Counter[str] = Counter()
     failures: list[FailureSample] = []
+    missed: list[str] = []
     strict_hits = lenient_hits = 0
     for example, completion in zip(examples, completions, strict=True):
         verdict = task.verify(completion, example.answer)
@@ -112,6 +114,8 @@ def score(
         lenient_hits += verdict.lenient
         category = categorize(completion, verdict.strict, verdict.lenient)
         categories[category] += 1
+        if category != "correct":
+            missed.append(example.prompt)
         if category != "correct" and len(failures) < failure_samples:
             failures.append(
                 FailureSample(
@@ -130,6 +134,7 @@ def score(
         lenient=lenient_hits / n if n else 0.0,
         error_categories=dict(categories),
         failures=failures,
+        missed_prompts=missed,
         wall_s=wall_s,
     )
 

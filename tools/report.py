@@ -100,6 +100,8 @@ def render_report(summary: dict[str, Any], plot: str | None) -> str:
         papers = "; ".join(f"{p['title']} ({p['year']}, {p['id']})" for p in finding["papers"])
         runnable = "" if finding["runnable"] else " (not runnable here yet)"
         lines.append(f"{rank}. **{finding['name']}**{runnable} — {papers}")
+    if summary.get("source_notes"):
+        lines += ["", "Sources: " + "; ".join(summary["source_notes"])]
     lines += ["", "## Decisions", ""]
     for decision in summary.get("decisions", []):
         lines.append(f"- step {decision['step']} → {decision['next']}: {decision['reason']}")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field, PrivateAttr
@@ -307,6 +307,7 @@ class ScriptedChatModel(BaseChatModel):
     script: Any
     model_name: str = "scripted"
     received: list[list[BaseMessage]] = Field(default_factory=list)
+    bound: list[list[str]] = Field(default_factory=list)
     _index: int = PrivateAttr(default=0)
 
     @property
@@ -315,6 +316,7 @@ class ScriptedChatModel(BaseChatModel):
 
     def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
         self.received.append(list(messages))
+        self.bound.append(list(kwargs.get("tools") or []))
         if callable(self.script):
             reply = self.script(list(messages))
         else:
@@ -346,7 +348,6 @@ class ScriptedChatModel(BaseChatModel):
 
 
 __all__ = [
-    "HumanMessage",
     "LLMConfigError",
     "LLMSpec",
     "ScriptedChatModel",
