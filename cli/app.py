@@ -165,6 +165,9 @@ def run(
     online: Annotated[
         bool, typer.Option("--online", help="Also read arXiv, HF Papers and Semantic Scholar.")
     ] = False,
+    hub_dataset: Annotated[
+        str | None, typer.Option(help="Train on this Hub dataset (its columns are mapped).")
+    ] = None,
 ) -> None:
     """Post-train a model on a task: baseline, research, data, train, evaluate, iterate."""
     if task is None and task_dir is None:
@@ -180,6 +183,7 @@ def run(
         "human_attached": approve,
         "gates": {"threshold": approve_above},
         "online": online,
+        "hub_dataset": hub_dataset,
     }
     _launch(goal, task, task_dir, model, budget, run_dir, options, max_time)
 

@@ -86,6 +86,7 @@ class RunOptions(BaseModel):
     train_timeout_s: float = Field(1800, gt=0)
     policy: Literal["playbook"] = "playbook"
     online: bool = False
+    hub_dataset: str | None = None
     human_attached: bool = False
     guard: GuardConfig = Field(default_factory=GuardConfig)
     gates: GateConfig = Field(default_factory=GateConfig)

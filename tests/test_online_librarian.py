@@ -67,3 +67,42 @@ def test_no_network_falls_back_visibly_and_finalizes(tiny_model, tmp_path, monke
     assert any("used the bundled corpus" in note for note in summary["source_notes"])
     assert any(e["type"] == "note" for e in events)
     assert "used the bundled corpus" in (tmp_path / "offline" / "report.md").read_text()
+
+
+def _data_run(tiny_model, run_dir, events=None):
+    # Three steps: baseline, research, then the DataEngineer builds iteration 1's data.
+    run_lab(
+        {
+            "task": "addition_2d",
+            "model": str(tiny_model),
+            "budget": 3,
+            "run_dir": str(run_dir),
+            "options": {**OPTIONS, "online": False, "hub_dataset": "openai/gsm8k"},
+        },
+        on_event=events.append if events is not None else None,
+    )
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def test_data_engineer_trains_on_a_hub_dataset(tiny_model, tmp_path, monkeypatch):
+    import datasets
+
+    rows = [{"question": f"What is {i} plus {i}?", "answer": f"#### {2 * i}"} for i in range(60)]
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: datasets.Dataset.from_list(rows))
+    with OnlineServer() as server:
+        configure_env(monkeypatch, server.url, tmp_path / "home")
+        summary = _data_run(tiny_model, tmp_path / "hub")
+    card = summary["datasets"][0]
+    assert card["source"] == "hub:openai/gsm8k"
+    assert card["license"] == "mit" and card["size_category"]
+    assert card["final_size"] == OPTIONS["train_size"]
+
+
+def test_unreachable_hub_dataset_falls_back_to_the_task_data(tiny_model, tmp_path, monkeypatch):
+    configure_env(monkeypatch, closed_port_url(), tmp_path / "home")
+    events = []
+    summary = _data_run(tiny_model, tmp_path / "nohub", events)
+    card = summary["datasets"][0]
+    assert card["source"] == "generator" and card["license"] is None
+    assert any("Hub dataset openai/gsm8k unavailable" in n for n in summary["source_notes"])
+    assert any(e["type"] == "note" and e["agent"] == "data_engineer" for e in events)

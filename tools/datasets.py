@@ -42,6 +42,8 @@ class DatasetCard(BaseModel):
     task: str
     format: Format
     source: str
+    license: str | None = None
+    size_category: str | None = None
     seed: int
     requested: int
     collected: int
@@ -152,6 +154,7 @@ def build_training_set(
     seed: int,
     out_dir: Path,
     ngram_n: int = 8,
+    provenance: dict[str, str | None] | None = None,
 ) -> DatasetCard:
     """Collect, dedup, decontaminate, format and atomically save a training set; return its card."""
     if fmt not in ("sft", "grpo"):
@@ -189,11 +192,16 @@ def build_training_set(
     source = "generator"
     if task.spec.source == "dir" and task.spec.task_dir:
         source = str(Path(task.spec.task_dir) / "train.jsonl")
+    # Data from elsewhere (a Hub dataset) names its source, license and size on the card.
+    provenance = provenance or {}
+    source = provenance.get("source") or source
     card = DatasetCard(
         name=f"{task.name}-{fmt}-n{len(kept)}-seed{seed}",
         task=task.name,
         format=fmt,
         source=source,
+        license=provenance.get("license"),
+        size_category=provenance.get("size_category"),
         seed=seed,
         requested=size,
         collected=collected,
