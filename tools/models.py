@@ -73,14 +73,19 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(quantized.state_dict())
     plain.generation_config = quantized.generation_config
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=out_dir.name + ".", dir=out_dir.parent))
-    plain.save_pretrained(staging)
+    return save_checkpoint(plain, tokenizer, out_dir)
+
+
+def save_checkpoint(model, tokenizer, target: Path) -> Path:
+    """Save model and tokenizer so `target` is either absent or complete, never half-written."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    staging.rename(out_dir)
-    return out_dir
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    return target
 
 
 def hub_reachable(timeout_s: float = 2.0) -> bool:

@@ -6,7 +6,6 @@ import contextlib
 import json
 import math
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ from postlab.tools.failures import (
     EXIT_OK,
     EXIT_OOM,
 )
+from postlab.tools.models import save_checkpoint as save_atomically
 from postlab.tools.training import TrainingSpec, check_spec, resolve_use_unsloth
 
 # Test hook: poison the weights before the first step so the loss really becomes NaN.
@@ -291,20 +291,13 @@ def _report_to() -> str:
     return "wandb" if importlib.util.find_spec("wandb") is not None else "none"
 
 
-def save_checkpoint(model, tokenizer, out_dir: Path) -> Path:
+def save_merged_checkpoint(model, tokenizer, out_dir: Path) -> Path:
     """Merge any LoRA adapter and save a plain checkpoint to out_dir/checkpoint atomically."""
     from peft import PeftModel
 
     if isinstance(model, PeftModel):
         model = model.merge_and_unload()
-    target = out_dir / "checkpoint"
-    staging = Path(tempfile.mkdtemp(prefix="checkpoint.", dir=out_dir))
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
-    return target
+    return save_atomically(model, tokenizer, out_dir / "checkpoint")
 
 
 def _metrics(record: dict[str, Any], train_metrics: dict[str, Any], steps: int) -> dict[str, Any]:
@@ -391,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         steps = int(trainer.state.global_step)
 
         phase = "save"
-        checkpoint = save_checkpoint(trainer.model, tokenizer, out_dir)
+        checkpoint = save_merged_checkpoint(trainer.model, tokenizer, out_dir)
         metrics = _metrics(record, dict(output.metrics or {}), steps)
         with contextlib.suppress(Exception):
             import wandb

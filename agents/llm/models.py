@@ -6,7 +6,6 @@ import functools
 import importlib.util
 import json
 import os
-import re
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -212,35 +211,41 @@ def cost_usd(model: str, input_tokens: int, output_tokens: int) -> float | None:
     return None
 
 
-_TOOL_JSON = re.compile(r"\{.*\}", re.DOTALL)
+_TOOL_PREFIX = '{"tool": "'
+_TOOL_HELP = 'Reply with one JSON tool call: {"tool": "<name>", "args": {...}}. Tools: '
 
 
 def _local_chat_class():
     from langchain_huggingface import ChatHuggingFace
 
     class LocalChatModel(ChatHuggingFace):
-        """ChatHuggingFace over a local pipeline, with prompt-level tool calling (JSON replies)."""
+        """ChatHuggingFace over a local pipeline, with tool calls as JSON replies."""
 
-        def _to_chat_prompt(self, messages: list[BaseMessage], tools=None) -> str:
+        def _prompt(self, messages: list[BaseMessage], tools: list[dict] | None) -> str:
             rows = [_chatml(m) for m in messages]
             if tools:
-                names = "; ".join(
-                    f"{t['function']['name']}: {t['function'].get('description', '')[:120]}"
-                    for t in tools
-                )
-                rows.insert(0, {"role": "system", "content": _TOOL_HELP + names})
+                listing = "; ".join(_signature(t) for t in tools)
+                rows.insert(0, {"role": "system", "content": _TOOL_HELP + listing})
             if rows[-1]["role"] != "user":
                 rows.append({"role": "user", "content": "Continue."})
-            return self.tokenizer.apply_chat_template(
+            prompt = self.tokenizer.apply_chat_template(
                 rows, tokenize=False, add_generation_prompt=True
             )
+            # A small model keeps to the format far better when its reply is already begun.
+            return prompt + (_TOOL_PREFIX if tools else "")
 
         def _generate(self, messages, stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
             tools = kwargs.pop("tools", None)
-            prompt = self._to_chat_prompt(messages, tools)
+            prompt = self._prompt(messages, tools)
             result = self.llm._generate(prompts=[prompt], stop=stop, run_manager=run_manager)
-            text = result.generations[0][0].text
+            text = (_TOOL_PREFIX if tools else "") + result.generations[0][0].text
             message = _parse_tool_reply(text, {t["function"]["name"] for t in tools or []})
+            n_in, n_out = (len(self.tokenizer(x).input_ids) for x in (prompt, text))
+            message.usage_metadata = {
+                "input_tokens": n_in,
+                "output_tokens": n_out,
+                "total_tokens": n_in + n_out,
+            }
             return ChatResult(generations=[ChatGeneration(message=message)])
 
         def bind_tools(self, tools, *, tool_choice=None, **kwargs: Any):
@@ -249,7 +254,10 @@ def _local_chat_class():
     return LocalChatModel
 
 
-_TOOL_HELP = 'To call a tool, reply with only JSON: {"tool": "<name>", "args": {...}}. Tools: '
+def _signature(tool: dict) -> str:
+    function = tool["function"]
+    params = ", ".join(function.get("parameters", {}).get("properties", {}))
+    return f"{function['name']}({params})"
 
 
 def _chatml(message: BaseMessage) -> dict[str, str]:
@@ -265,21 +273,23 @@ def _chatml(message: BaseMessage) -> dict[str, str]:
 
 
 def _parse_tool_reply(text: str, tool_names: set[str]) -> AIMessage:
-    match = _TOOL_JSON.search(text)
-    if match and tool_names:
-        try:
-            payload = json.loads(match.group(0))
-        except json.JSONDecodeError:
-            payload = None
-        if isinstance(payload, dict) and payload.get("tool") in tool_names:
-            args = payload.get("args") if isinstance(payload.get("args"), dict) else {}
-            call = {"name": payload["tool"], "args": args, "id": f"call_{abs(hash(text))}"}
-            return AIMessage(content="", tool_calls=[call])
-    return AIMessage(content=text)
+    """A tool call when the reply names a known tool (arguments when they parse), else text."""
+    if not tool_names or not text.startswith(_TOOL_PREFIX):
+        return AIMessage(content=text)
+    try:
+        payload, _ = json.JSONDecoder().raw_decode(text)
+    except json.JSONDecodeError:
+        payload = {"tool": text[len(_TOOL_PREFIX) :].split('"', 1)[0]}
+    name = payload.get("tool") if isinstance(payload, dict) else None
+    if name not in tool_names:
+        return AIMessage(content=text)
+    args = payload.get("args") if isinstance(payload.get("args"), dict) else {}
+    call_id = f"call_{abs(hash(text)) % 10**8}"
+    return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": call_id}])
 
 
 @functools.lru_cache(maxsize=2)
-def _local_model(name: str, max_new_tokens: int = 160) -> BaseChatModel:
+def _local_model(name: str, max_new_tokens: int = 64) -> BaseChatModel:
     # Loading the pipeline takes seconds: one per process, shared by every agent.
     import transformers
     from langchain_huggingface import HuggingFacePipeline
