@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from postlab.tools.evaluation import FailureSample
-from postlab.tools.training import TrainingResult
+from postlab.tools.training_spec import TrainingResult
 
 TechniqueKey = Literal[
     "sft_full", "sft_lora", "grpo", "dpo", "rejection_sampling", "curriculum", "data_quality"

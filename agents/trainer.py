@@ -13,7 +13,8 @@ from postlab.graph.budget import time_left
 from postlab.graph.gates import check_gate
 from postlab.graph.state import Directive, Iteration, LabState, Plan, RunOptions
 from postlab.memory.store import LabMemory
-from postlab.tools.training import TrainingSpec, run_training
+from postlab.tools.training import run_training
+from postlab.tools.training_spec import TrainingSpec
 
 SYSTEM_PROMPT = (
     "You are the Trainer of a post-training lab. Turn the supervisor's plan into one training "

@@ -15,7 +15,7 @@ STATE_MODULES = (
     "postlab.agents.reports",
     "postlab.agents.llm.schemas",
     "postlab.tools.datasets",
-    "postlab.tools.training",
+    "postlab.tools.training_spec",
     "postlab.tools.failures",
     "postlab.tools.evaluation",
 )

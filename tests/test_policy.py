@@ -12,7 +12,7 @@ from postlab.agents.reports import (
 from postlab.graph.policy import decide, hyper_for, refine
 from postlab.graph.state import Plan, RunOptions, StopReason
 from postlab.tools.failures import FailureInfo
-from postlab.tools.training import TrainingResult
+from postlab.tools.training_spec import TrainingResult
 
 
 def finding(key, method="sft", lr=None):

@@ -22,7 +22,8 @@ from postlab.tools.failures import (
     classify_failure,
     normalize_error,
 )
-from postlab.tools.training import TrainingResult, TrainingSpec, _cached_result, run_training
+from postlab.tools.training import _cached_result, run_training
+from postlab.tools.training_spec import TrainingResult, TrainingSpec
 
 # A stand-in for postlab.tools.tasks, injected into the worker through sitecustomize, so the GRPO
 # plumbing is tested whether or not the real task module exists yet.

@@ -21,6 +21,18 @@ def prompt_budget(window: int) -> int:
     return max(1000, min(window // 2, 12_000) - 1_500)
 
 
+def _tuning(spec: Any, retries: int | None, timeout_s: float | None) -> dict[str, Any]:
+    """Retries, timeout and prompt size for a model; the local CPU model gets short prompts."""
+    from postlab.agents.llm.models import context_window
+
+    local = spec.kind == "local"
+    return {
+        "max_model_retries": retries if retries is not None else (1 if local else 2),
+        "call_timeout_s": timeout_s or (300.0 if local else 120.0),
+        "context_tokens": 600 if local else prompt_budget(context_window(spec)),
+    }
+
+
 def _factory(spec: Any, timeout_s: float) -> Any:
     from postlab.agents.llm.models import load_chat_model
 
@@ -33,15 +45,15 @@ def build_llm_bodies(
     overrides: dict[str, str] | None = None,
     mcp: list[MCPServerConfig] | MCPToolset | None = None,
     *,
-    max_model_retries: int = 2,
-    timeout_s: float = 120.0,
+    max_model_retries: int | None = None,
+    timeout_s: float | None = None,
     step_timeout_s: float = 900.0,
 ) -> dict[AgentName, AgentBody]:
     """LLM bodies for the four agents; every model is checked here, before the run starts."""
     from postlab.agents import data_engineer, evaluator, librarian, trainer
     from postlab.agents.llm import schemas
     from postlab.agents.llm.driver import make_llm_body
-    from postlab.agents.llm.models import LLMSpec, check_llm, context_window
+    from postlab.agents.llm.models import LLMSpec, check_llm
     from postlab.tools.mcp import load_mcp_tools
 
     playbooks = {
@@ -63,7 +75,7 @@ def build_llm_bodies(
     specs = {agent: LLMSpec.parse(overrides.get(agent) or llm) for agent in playbooks}
     for spec in {str(spec): spec for spec in specs.values()}.values():
         check_llm(spec)
-    factories = {str(spec): _factory(spec, timeout_s) for spec in specs.values()}
+    factories = {str(spec): _factory(spec, timeout_s or 120.0) for spec in specs.values()}
     toolset = load_mcp_tools(mcp) if isinstance(mcp, list) and mcp else mcp
     bodies: dict[str, AgentBody] = {}
     for agent, (playbook, prompt, schema) in playbooks.items():
@@ -75,26 +87,25 @@ def build_llm_bodies(
             prompt,
             schema,
             extra_tools=toolset or (),
-            max_model_retries=max_model_retries,
-            context_tokens=prompt_budget(context_window(spec)),
             step_timeout_s=step_timeout_s,
-            call_timeout_s=timeout_s,
+            **_tuning(spec, max_model_retries, timeout_s),
         )
     return bodies
 
 
 def build_llm_policy(
-    llm: str, *, max_model_retries: int = 2, timeout_s: float = 120.0
+    llm: str, *, max_model_retries: int | None = None, timeout_s: float | None = None
 ) -> LLMPolicy:
     """The supervisor's LLM routing policy; the model is checked here, before the run starts."""
-    from postlab.agents.llm.models import LLMSpec, check_llm, context_window
+    from postlab.agents.llm.models import LLMSpec, check_llm
     from postlab.agents.llm.policy import make_llm_policy
 
     spec = LLMSpec.parse(llm)
     check_llm(spec)
+    tuning = _tuning(spec, max_model_retries, timeout_s)
     return make_llm_policy(
-        _factory(spec, timeout_s),
-        max_model_retries,
-        context_tokens=min(prompt_budget(context_window(spec)), 3000),
-        call_timeout_s=timeout_s,
+        _factory(spec, timeout_s or 120.0),
+        tuning["max_model_retries"],
+        context_tokens=min(tuning["context_tokens"], 3000),
+        call_timeout_s=tuning["call_timeout_s"],
     )

@@ -192,7 +192,8 @@ def make_llm_body(
         step = len(state.get("trajectory") or []) + 1
         stash = ActionStash()
         own = read_only_tools(state, directive, memory)
-        own.append(action_tool(agent, playbook_body, state, directive, memory, stash))
+        then = f"\nNext: finish by calling `{schema}` with your report."
+        own.append(action_tool(agent, playbook_body, state, directive, memory, stash, then))
         source = extra_tools if hasattr(extra_tools, "notices") else None
         extras = source.tools(agent) if source else list(extra_tools)
         names = {tool.name for tool in own} | {schema}

@@ -181,6 +181,7 @@ def action_tool(
     directive: Directive,
     memory: LabMemory,
     stash: ActionStash,
+    then: str = "",
 ) -> BaseTool:
     """The agent's one side-effecting tool; a second call in the step returns the first result."""
     schema = {
@@ -193,7 +194,7 @@ def action_tool(
     def act(**kwargs: Any) -> str:
         stash.calls += 1
         if stash.result is not None or stash.error is not None:
-            return "already done in this step (no second run): " + _describe(stash)
+            return "already done in this step (no second run): " + _describe(stash) + then
         chosen = {key: value for key, value in kwargs.items() if value is not None}
         _bounded(agent, chosen, state)
         run_state, run_directive = _apply(agent, chosen, state, directive)
@@ -204,7 +205,7 @@ def action_tool(
             raise
         except Exception as error:  # noqa: BLE001 - re-raised by the driver after the agent ends
             stash.error = error
-        return _describe(stash)
+        return _describe(stash) + then
 
     what = {
         "librarian": "Search the literature for techniques that fit the goal and task.",

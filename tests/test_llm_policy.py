@@ -1,0 +1,193 @@
+"""The LLM routing policy: valid choices steer the run, invalid ones fall back, runs finalize."""
+
+import json
+import re
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langgraph.checkpoint.memory import InMemorySaver
+
+import postlab.graph  # noqa: F401 - loads the graph before the agents (import order)
+from postlab.agents import data_engineer, evaluator, librarian, trainer
+from postlab.agents.llm import schemas
+from postlab.agents.llm.driver import make_llm_body
+from postlab.agents.llm.models import ScriptedChatModel
+from postlab.agents.llm.policy import RoutingChoice, make_llm_policy, validate
+from postlab.agents.llm.tools import ACTION_TOOL
+from postlab.agents.reports import EvaluationRecord, PaperRef, TechniqueFinding
+from postlab.graph.builder import build_graph, recursion_limit
+from postlab.graph.policy import decide
+from postlab.graph.state import Budget, RunOptions
+
+OPTIONS = {
+    "train_steps": 1,
+    "train_size": 16,
+    "eval_limit": 4,
+    "batch_size": 4,
+    "max_iterations": 1,
+}
+BUDGET = 20
+
+
+def call(name, args, tag):
+    return AIMessage("", tool_calls=[{"name": name, "args": args, "id": f"{name}-{tag}"}])
+
+
+def choice(next_, reason="because", action="", args=None):
+    return RoutingChoice(next=next_, action=action, args=args or {}, reason=reason)
+
+
+def finding(key, method="sft"):
+    return TechniqueFinding(
+        key=key,
+        name=key,
+        method=method,
+        runnable=True,
+        relevance=1.0,
+        rationale="r",
+        papers=[PaperRef(id="2106.09685", title="LoRA", year=2021)],
+    )
+
+
+def state_for(tmp_path, **extra):
+    model = tmp_path / "model"
+    model.mkdir(exist_ok=True)
+    (model / "model.safetensors").write_bytes(b"0" * 1024)
+    baseline = EvaluationRecord(
+        label="baseline", iteration=0, checkpoint=str(model), strict=0.1, lenient=0.1, n=4
+    )
+    state = {
+        "run_dir": str(tmp_path),
+        "goal": "g",
+        "task": "addition_2d",
+        "base_model_path": str(model),
+        "run_options": RunOptions(**OPTIONS),
+        "budget_limits": Budget(steps=BUDGET),
+        "trajectory": [],
+        "evaluations": [baseline],
+        "baseline": baseline,
+        "best": None,
+        "runs": [],
+        "tried_techniques": [],
+        "findings": [finding("sft_full"), finding("sft_lora"), finding("grpo", "grpo")],
+    }
+    return {**state, **extra}
+
+
+def test_choices_are_checked_against_what_the_playbook_allows(tmp_path):
+    state = state_for(tmp_path, baseline=None, findings=[])
+    expected, plan = decide(state, 0, None)
+    assert validate(choice("trainer"), state, 0, None, expected, plan)[2].startswith("evaluator")
+    assert "not allowed" in validate(choice("finalize"), state, 0, None, expected, plan)[2]
+    decision, _, problem = validate(choice("evaluator", "measure"), state, 0, None, expected, plan)
+    assert problem is None and decision.directive.action == "baseline"
+    assert decision.reason == "measure"
+
+    state = state_for(tmp_path)
+    expected, plan = decide(state, 2, None)
+    lora = choice("data_engineer", "lora fits", "sft_lora", {"learning_rate": 1.0, "lora_r": 8})
+    decision, new, problem = validate(lora, state, 2, None, expected, plan)
+    assert problem is None and new.technique == "sft_lora" and new.iteration == 1
+    # The learning rate is clamped into the technique's range; LoRA alpha follows the rank.
+    assert new.hyper["learning_rate"] == 1e-3 and new.hyper["lora_alpha"] == 16
+    assert decision.next == "data_engineer" and decision.directive.args["size"] == 16
+    grpo = choice("data_engineer", action="grpo")
+    assert "not available" in validate(grpo, state, 2, None, expected, plan)[2]
+    decision, _, problem = validate(
+        choice("librarian", args={"query": "rl"}), state, 2, None, expected, plan
+    )
+    assert problem is None and decision.directive.args["query"] == "rl"
+
+    state["plan"] = new.model_copy(update={"status": "needs_training", "dataset_path": "d"})
+    expected, plan = decide(state, 3, None)
+    assert "in progress" in validate(choice("librarian"), state, 3, None, expected, plan)[2]
+    assert validate(choice("evaluator"), state, 3, None, expected, plan)[2].startswith("trainer")
+
+
+def expert(invalid_at=(), once_invalid_at=()):
+    """One scripted model for supervisor and agents; bad answers at the given steps."""
+    attempts: dict[int, int] = {}
+
+    def script(messages):
+        system = next(str(m.content) for m in messages if isinstance(m, SystemMessage))
+        prompt = next(str(m.content) for m in messages if isinstance(m, HumanMessage))
+        if system.startswith("You are the supervisor"):
+            step = int(re.search(r"Step (\d+) of", prompt).group(1))
+            attempts[step] = attempts.get(step, 0) + 1
+            if step in invalid_at or (step in once_invalid_at and attempts[step] == 1):
+                return AIMessage("next: the trainer, obviously")
+            allowed = prompt.split("Allowed now: ", 1)[1]
+            if allowed.startswith("data_engineer to start"):
+                args = {"next": "data_engineer", "action": "sft_lora", "reason": "LoRA is cheap"}
+                args["args"] = {"learning_rate": 5e-4}
+            else:
+                args = {"next": allowed.split()[0], "reason": f"the step {step} move"}
+            return call("RoutingChoice", args, f"s{step}-{attempts[step]}")
+        agent = next(a for a in ACTION_TOOL if a.replace("_", "").lower() in system.lower())
+        done = any(isinstance(m, ToolMessage) and m.name == ACTION_TOOL[agent] for m in messages)
+        if not done:
+            return call(ACTION_TOOL[agent], {}, f"{agent}-{len(messages)}")
+        report = {"librarian": "LibrarianReport", "data_engineer": "DataReport"}.get(
+            agent, f"{agent.title()}Report"
+        )
+        return call(report, {"summary": f"{agent} done"}, f"r-{len(messages)}")
+
+    return script
+
+
+def llm_agents(monkeypatch, model):
+    """Drive the four agent nodes with `model` (until the graph selects bodies itself)."""
+    for module, name, schema in (
+        (librarian, "research", schemas.LibrarianReport),
+        (data_engineer, "build_dataset", schemas.DataReport),
+        (trainer, "train", schemas.TrainerReport),
+        (evaluator, "evaluate", schemas.EvaluatorReport),
+    ):
+        agent = module.__name__.rsplit(".", 1)[-1]
+        body = make_llm_body(
+            agent, getattr(module, name), lambda: model, module.SYSTEM_PROMPT, schema
+        )
+        monkeypatch.setattr(module, name, body)
+
+
+def run(tmp_path, model, monkeypatch, name):
+    llm_agents(monkeypatch, model)
+    policy = make_llm_policy(lambda: model)
+    graph = build_graph(checkpointer=InMemorySaver(), policy=policy)
+    config = {"configurable": {"thread_id": name}, "recursion_limit": recursion_limit(BUDGET)}
+    inputs = {"task": "addition_2d", "budget": BUDGET, "run_dir": str(tmp_path / name)}
+    return graph, config, inputs, policy
+
+
+@pytest.mark.usefixtures("tiny_model")
+def test_a_scripted_model_runs_the_lab_to_the_end(tmp_path, tiny_model, monkeypatch):
+    model = ScriptedChatModel(script=expert(invalid_at={3}, once_invalid_at={0}))
+    graph, config, inputs, policy = run(tmp_path, model, monkeypatch, "scripted")
+    output = graph.invoke({**inputs, "model": str(tiny_model), "options": OPTIONS}, config)
+    values = graph.get_state(config).values
+    summary = json.loads((tmp_path / "scripted" / "summary.json").read_text())
+    assert output["stop_reason"] == "budget_iterations" and summary["best_score"] is not None
+    reasons = [d["reason"] for d in summary["decisions"]]
+    assert reasons[0] == "the step 0 move" and reasons[2] == "LoRA is cheap"
+    # The decision at step 3 stayed invalid three times: the playbook took it, and says so.
+    assert reasons[3].startswith("[fallback: invalid RoutingChoice")
+    assert sum(r.startswith("[fallback") for r in reasons) == 1
+    assert summary["iterations"][0]["technique"] == "sft_lora"
+    assert summary["iterations"][0]["spec"]["learning_rate"] == 5e-4
+    assert values["fallbacks"] == [] and len(values["llm_usage"]) == 5
+    usage, fallbacks = policy.drain()
+    assert [f.step for f in fallbacks] == [3] and sum(u.calls for u in usage) == 5 + 1 + 2
+
+
+def test_a_model_answering_garbage_still_finalizes(tmp_path, tiny_model, monkeypatch):
+    model = ScriptedChatModel(script=["{'next': ??? lorem ipsum"])
+    graph, config, inputs, policy = run(tmp_path, model, monkeypatch, "garbage")
+    output = graph.invoke({**inputs, "model": str(tiny_model), "options": OPTIONS}, config)
+    values = graph.get_state(config).values
+    summary = json.loads((tmp_path / "garbage" / "summary.json").read_text())
+    assert output["stop_reason"] == "budget_iterations" and summary["baseline_score"] is not None
+    assert all(d["reason"].startswith("[fallback: ") for d in summary["decisions"])
+    steps = len(values["trajectory"])
+    assert steps == 5 and len(values["fallbacks"]) == steps
+    assert all(f.reason.startswith("playbook: ") for f in values["fallbacks"])
+    assert len(policy.drain()[1]) == steps + 1
