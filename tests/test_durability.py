@@ -103,12 +103,15 @@ def test_sigkill_at_several_points_then_resume_matches_an_uninterrupted_run(tiny
         ("mid-training, iteration 2", lambda: (run_dir / "models/iter-2/worker.pid").exists()),
     ]
     proc = _start(*_lab_args(tiny_model, run_dir))
-    killed = 0
-    for _, ready in kill_points:
-        killed += _kill_when(proc, ready)
+    history = []
+    for name, ready in kill_points:
+        killed = _kill_when(proc, ready)
+        tail = proc.stdout.read()[-800:] if proc.stdout else ""
+        history.append(f"{name}: {'killed' if killed else f'exited {proc.returncode}'}\n{tail}")
         proc = _start("resume", str(run_dir))
     proc.wait(timeout=300)
-    assert killed >= 2
+    report = "\n---\n".join(history)
+    assert sum(h.split(": ", 1)[1].startswith("killed") for h in history) >= 2, report
     assert proc.returncode in (0, 4), proc.stdout.read()[-2000:]
 
     resumed, uninterrupted = _summary(run_dir), _summary(reference)

@@ -285,3 +285,17 @@ def test_local_smollm2_answers_offline():
     model = load_chat_model("local:smollm2")
     reply = model.invoke([HumanMessage("Say hello.")])
     assert isinstance(reply, AIMessage) and reply.content.strip()
+
+
+def test_usage_totals_per_agent():
+    from postlab.agents.llm.schemas import LLMUsage, usage_by_agent
+
+    totals = usage_by_agent(
+        [
+            LLMUsage(agent="trainer", calls=2, input_tokens=10, output_tokens=3, cost_usd=0.5),
+            LLMUsage(agent="trainer", calls=1, input_tokens=5, output_tokens=1, cost_usd=0.25),
+            LLMUsage(agent="supervisor", calls=1, input_tokens=7, output_tokens=2),
+        ]
+    )
+    assert totals["trainer"]["calls"] == 3 and totals["trainer"]["cost_usd"] == 0.75
+    assert totals["supervisor"]["cost_usd"] is None and totals["supervisor"]["input_tokens"] == 7

@@ -18,6 +18,7 @@ from postlab.agents.reports import EvaluationRecord, PaperRef, TechniqueFinding
 from postlab.graph.builder import build_graph, recursion_limit
 from postlab.graph.policy import decide
 from postlab.graph.state import Budget, RunOptions
+from postlab.memory.checkpoints import state_serializer
 
 OPTIONS = {
     "train_steps": 1,
@@ -153,7 +154,7 @@ def llm_agents(monkeypatch, model):
 def run(tmp_path, model, monkeypatch, name):
     llm_agents(monkeypatch, model)
     policy = make_llm_policy(lambda: model)
-    graph = build_graph(checkpointer=InMemorySaver(), policy=policy)
+    graph = build_graph(checkpointer=InMemorySaver(serde=state_serializer()), policy=policy)
     config = {"configurable": {"thread_id": name}, "recursion_limit": recursion_limit(BUDGET)}
     inputs = {"task": "addition_2d", "budget": BUDGET, "run_dir": str(tmp_path / name)}
     return graph, config, inputs, policy
@@ -176,7 +177,9 @@ def test_a_scripted_model_runs_the_lab_to_the_end(tmp_path, tiny_model, monkeypa
     assert summary["iterations"][0]["spec"]["learning_rate"] == 5e-4
     assert values["fallbacks"] == [] and len(values["llm_usage"]) == 5
     usage, fallbacks = policy.drain()
-    assert [f.step for f in fallbacks] == [3] and sum(u.calls for u in usage) == 5 + 1 + 2
+    assert [f.step for f in fallbacks] == [3] and len(usage) == 6
+    # One call per decision, plus one retry at step 0 and two at step 3.
+    assert sum(u.calls for u in usage) == 6 + 1 + 2
 
 
 def test_a_model_answering_garbage_still_finalizes(tmp_path, tiny_model, monkeypatch):
@@ -191,3 +194,23 @@ def test_a_model_answering_garbage_still_finalizes(tmp_path, tiny_model, monkeyp
     assert steps == 5 and len(values["fallbacks"]) == steps
     assert all(f.reason.startswith("playbook: ") for f in values["fallbacks"])
     assert len(policy.drain()[1]) == steps + 1
+
+
+class NoSchemaModel(ScriptedChatModel):
+    """Like ChatHuggingFace: no pydantic schema for structured output, but tools bind."""
+
+    def with_structured_output(self, schema, **kwargs):
+        raise NotImplementedError("Pydantic schema is not supported for function calling")
+
+
+def test_models_without_structured_output_route_through_a_tool(tmp_path):
+    state = state_for(tmp_path)
+    answers = [
+        call("RoutingChoice", {"next": "data_engineer", "reason": 3}, 1),
+        call("RoutingChoice", {"next": "data_engineer", "action": "sft_full", "reason": "go"}, 2),
+    ]
+    policy = make_llm_policy(lambda: NoSchemaModel(script=answers))
+    decision, plan = policy(state, 2, None)
+    assert (decision.next, decision.reason, plan.technique) == ("data_engineer", "go", "sft_full")
+    usage, fallbacks = policy.drain()
+    assert fallbacks == [] and usage[0].calls == 2 and policy.drain() == ([], [])

@@ -6,7 +6,7 @@ import functools
 import importlib.util
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -281,8 +281,9 @@ def _parse_tool_reply(text: str, tool_names: set[str]) -> AIMessage:
     except json.JSONDecodeError:
         payload = {"tool": text[len(_TOOL_PREFIX) :].split('"', 1)[0]}
     name = payload.get("tool") if isinstance(payload, dict) else None
-    if name not in tool_names:
+    if not isinstance(name, str) or not name:
         return AIMessage(content=text)
+    # An unknown tool name still becomes a call, so the agent loop tells the model what exists.
     args = payload.get("args") if isinstance(payload.get("args"), dict) else {}
     call_id = f"call_{abs(hash(text)) % 10**8}"
     return AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": call_id}])
@@ -306,9 +307,6 @@ def _local_model(name: str, max_new_tokens: int = 64) -> BaseChatModel:
     )
     llm = HuggingFacePipeline(pipeline=pipe, model_id=path)
     return _local_chat_class()(llm=llm, tokenizer=pipe.tokenizer, model_id="smollm2")
-
-
-Script = Sequence[AIMessage | str] | Callable[[list[BaseMessage]], AIMessage | str]
 
 
 class ScriptedChatModel(BaseChatModel):
@@ -355,14 +353,3 @@ class ScriptedChatModel(BaseChatModel):
     def last_prompt(self) -> str:
         """All text of the latest call, for assertions on what the model saw."""
         return "\n".join(str(m.content) for m in (self.received[-1] if self.received else []))
-
-
-__all__ = [
-    "LLMConfigError",
-    "LLMSpec",
-    "ScriptedChatModel",
-    "check_llm",
-    "context_window",
-    "cost_usd",
-    "load_chat_model",
-]

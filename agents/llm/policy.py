@@ -7,7 +7,8 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
-from pydantic import BaseModel, Field
+from langchain_core.runnables import Runnable, RunnableLambda
+from pydantic import BaseModel, Field, ValidationError
 
 from postlab.agents.llm.driver import call_with_timeout, model_label
 from postlab.agents.llm.models import cost_usd
@@ -232,7 +233,7 @@ class LLMPolicy:
         try:
             model = self.model_factory()
             usage.model = model_label(model)
-            runnable = model.with_structured_output(RoutingChoice, include_raw=True)
+            runnable = _router(model)
             if self.provider_retries:
                 runnable = runnable.with_retry(stop_after_attempt=self.provider_retries + 1)
             messages: list[AnyMessage] = self._messages(state, step, event, moves)
@@ -269,6 +270,26 @@ class LLMPolicy:
             update={"reason": f"[fallback: {problem}] {expected.reason}"}
         )
         return fallback, expected_plan
+
+
+def _parse_route(raw: Any) -> dict[str, Any]:
+    """The with_structured_output(include_raw=True) result, from a tool-calling answer."""
+    calls = [c for c in getattr(raw, "tool_calls", None) or [] if c["name"] == "RoutingChoice"]
+    if not calls:
+        return {"raw": raw, "parsed": None, "parsing_error": "no RoutingChoice call"}
+    try:
+        return {"raw": raw, "parsed": RoutingChoice.model_validate(calls[0]["args"])}
+    except ValidationError as error:
+        return {"raw": raw, "parsed": None, "parsing_error": error}
+
+
+def _router(model: BaseChatModel) -> Runnable:
+    """Structured routing answers: the model's own way, else through a RoutingChoice tool."""
+    try:
+        return model.with_structured_output(RoutingChoice, include_raw=True)
+    except NotImplementedError:
+        # Some integrations (ChatHuggingFace) take no pydantic schema here, but bind tools.
+        return model.bind_tools([RoutingChoice]) | RunnableLambda(_parse_route)
 
 
 def _echo(raw: Any, problem: str) -> list[AnyMessage]:

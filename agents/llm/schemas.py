@@ -57,3 +57,27 @@ class EvaluatorReport(BaseModel):
 AgentReport = LibrarianReport | DataReport | TrainerReport | EvaluatorReport
 
 RouteTarget = Literal["librarian", "data_engineer", "trainer", "evaluator", "finalize"]
+
+
+def usage_by_agent(records: list[LLMUsage]) -> dict[str, dict]:
+    """Totals per agent for summary.json and the report; cost is None when any price is unknown."""
+    totals: dict[str, dict] = {}
+    for record in records:
+        entry = totals.setdefault(
+            record.agent,
+            {
+                "model": record.model,
+                "calls": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cost_usd": 0.0,
+            },
+        )
+        entry["calls"] += record.calls
+        entry["input_tokens"] += record.input_tokens
+        entry["output_tokens"] += record.output_tokens
+        if record.cost_usd is None or entry["cost_usd"] is None:
+            entry["cost_usd"] = None
+        else:
+            entry["cost_usd"] = round(entry["cost_usd"] + record.cost_usd, 6)
+    return totals
