@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,9 +31,18 @@ def _env():
 
 
 def _start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [*CLI, *args], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    # Output goes to a file: an unread pipe would fill up and block the run being tested.
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - lives as long as the process
+    proc = subprocess.Popen(
+        [*CLI, *args], env=_env(), stdout=log, stderr=subprocess.STDOUT, text=True
     )
+    proc.log = log
+    return proc
+
+
+def _output(proc: subprocess.Popen) -> str:
+    proc.log.seek(0)
+    return proc.log.read()
 
 
 def _run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -106,13 +116,13 @@ def test_sigkill_at_several_points_then_resume_matches_an_uninterrupted_run(tiny
     history = []
     for name, ready in kill_points:
         killed = _kill_when(proc, ready)
-        tail = proc.stdout.read()[-800:] if proc.stdout else ""
+        tail = _output(proc)[-800:]
         history.append(f"{name}: {'killed' if killed else f'exited {proc.returncode}'}\n{tail}")
         proc = _start("resume", str(run_dir))
     proc.wait(timeout=300)
     report = "\n---\n".join(history)
     assert sum(h.split(": ", 1)[1].startswith("killed") for h in history) >= 2, report
-    assert proc.returncode in (0, 4), proc.stdout.read()[-2000:]
+    assert proc.returncode in (0, 4), _output(proc)[-2000:]
 
     resumed, uninterrupted = _summary(run_dir), _summary(reference)
     assert len(resumed["iterations"]) == len(uninterrupted["iterations"])

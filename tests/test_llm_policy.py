@@ -214,3 +214,26 @@ def test_models_without_structured_output_route_through_a_tool(tmp_path):
     assert (decision.next, decision.reason, plan.technique) == ("data_engineer", "go", "sft_full")
     usage, fallbacks = policy.drain()
     assert fallbacks == [] and usage[0].calls == 2 and policy.drain() == ([], [])
+
+
+@pytest.mark.slow
+def test_local_smollm2_drives_a_whole_run_offline(tmp_path, tiny_model, monkeypatch):
+    from postlab.agents.llm import build_llm_bodies, build_llm_policy
+
+    bodies = build_llm_bodies("local:smollm2")
+    for module, name in ((librarian, "research"), (data_engineer, "build_dataset")):
+        monkeypatch.setattr(module, name, bodies[module.__name__.rsplit(".", 1)[-1]])
+    monkeypatch.setattr(trainer, "train", bodies["trainer"])
+    monkeypatch.setattr(evaluator, "evaluate", bodies["evaluator"])
+    graph = build_graph(
+        checkpointer=InMemorySaver(serde=state_serializer()),
+        policy=build_llm_policy("local:smollm2"),
+    )
+    config = {"configurable": {"thread_id": "local"}, "recursion_limit": recursion_limit(30)}
+    inputs = {"task": "addition_2d", "budget": 30, "run_dir": str(tmp_path / "local")}
+    output = graph.invoke({**inputs, "model": str(tiny_model), "options": OPTIONS}, config)
+    summary = json.loads((tmp_path / "local" / "summary.json").read_text())
+    assert output["stop_reason"] == summary["stop_reason"] == "budget_iterations"
+    values = graph.get_state(config).values
+    assert len(values["llm_usage"]) == len(values["trajectory"]) == 5
+    assert all(u.model == "smollm2" and u.calls >= 1 for u in values["llm_usage"])
