@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -28,6 +29,25 @@ def emit(event: dict[str, Any]) -> None:
     except RuntimeError:
         return
     writer(event)
+
+
+@functools.lru_cache(maxsize=4)
+def _llm_bodies(llm: str, overrides: tuple[tuple[str, str], ...], mcp_config: str | None):
+    # Built once per process and configuration: models and MCP servers are slow to start.
+    from postlab.agents.llm import build_llm_bodies
+    from postlab.tools.mcp import read_mcp_config
+
+    mcp = read_mcp_config(mcp_config) if mcp_config else None
+    return build_llm_bodies(llm, dict(overrides), mcp)
+
+
+def agent_body(state: LabState, agent: AgentName, playbook: AgentBody) -> AgentBody:
+    """The body that runs this agent's step: its playbook, or a chat model with the same tools."""
+    options = state["run_options"]
+    if options.policy != "llm":
+        return playbook
+    overrides = tuple(sorted(options.llm_overrides.items()))
+    return _llm_bodies(options.llm, overrides, options.mcp_config)[agent]
 
 
 def run_task(state: LabState) -> Task:

@@ -7,7 +7,7 @@ from typing import Literal
 
 from langgraph.types import Command
 
-from postlab.agents.base import StepResult, emit, run_agent_step, run_task
+from postlab.agents.base import StepResult, agent_body, emit, run_agent_step, run_task
 from postlab.agents.reports import AgentOutcome
 from postlab.graph.state import Directive, LabState
 from postlab.memory.store import LabMemory
@@ -104,4 +104,4 @@ def build_dataset(state: LabState, directive: Directive, memory: LabMemory) -> S
 
 def data_engineer(state: LabState) -> Command[Literal["supervisor"]]:
     """Graph node: the DataEngineer's step."""
-    return run_agent_step(state, "data_engineer", build_dataset)
+    return run_agent_step(state, "data_engineer", agent_body(state, "data_engineer", build_dataset))

@@ -6,7 +6,7 @@ from typing import Literal
 
 from langgraph.types import Command
 
-from postlab.agents.base import StepResult, emit, run_agent_step, run_task
+from postlab.agents.base import StepResult, agent_body, emit, run_agent_step, run_task
 from postlab.agents.reports import AgentOutcome, BestModel, EvaluationRecord
 from postlab.graph.state import Directive, Iteration, LabState, RunOptions
 from postlab.memory.store import LabMemory
@@ -141,4 +141,4 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
 
 def evaluator(state: LabState) -> Command[Literal["supervisor"]]:
     """Graph node: the Evaluator's step."""
-    return run_agent_step(state, "evaluator", evaluate)
+    return run_agent_step(state, "evaluator", agent_body(state, "evaluator", evaluate))

@@ -8,7 +8,7 @@ from typing import Literal
 
 from langgraph.types import Command
 
-from postlab.agents.base import StepResult, emit, run_agent_step, run_task
+from postlab.agents.base import StepResult, agent_body, emit, run_agent_step, run_task
 from postlab.agents.reports import (
     RUNNABLE_TECHNIQUES,
     AgentOutcome,
@@ -187,4 +187,4 @@ def research(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
 
 def librarian(state: LabState) -> Command[Literal["supervisor"]]:
     """Graph node: the Librarian's step."""
-    return run_agent_step(state, "librarian", research)
+    return run_agent_step(state, "librarian", agent_body(state, "librarian", research))

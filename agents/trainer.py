@@ -7,7 +7,7 @@ from typing import Literal
 
 from langgraph.types import Command
 
-from postlab.agents.base import StepResult, emit, run_agent_step
+from postlab.agents.base import StepResult, agent_body, emit, run_agent_step
 from postlab.agents.reports import AgentOutcome, TrainingRecord
 from postlab.graph.budget import time_left
 from postlab.graph.gates import check_gate
@@ -106,4 +106,4 @@ def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResul
 
 def trainer(state: LabState) -> Command[Literal["supervisor"]]:
     """Graph node: the Trainer's step."""
-    return run_agent_step(state, "trainer", train)
+    return run_agent_step(state, "trainer", agent_body(state, "trainer", train))

@@ -79,6 +79,7 @@ def _launch(
             resolve_model(model)
     except ModelResolutionError as error:
         raise _fail(str(error)) from error
+    _check_llm_options(options)
     run_dir = (run_dir or runs_root() / new_run_id(loaded.name)).resolve()
     if (run_dir / "summary.json").exists():
         raise _fail(f"{run_dir} already holds a finished run; choose another --run-dir")
@@ -95,6 +96,34 @@ def _launch(
         inputs["max_time_s"] = max_time
     console.print(f"run [bold]{run_dir.name}[/] in {run_dir}")
     _drive_with_view(run_dir.name, budget, lambda on_event: run_lab(inputs, on_event=on_event))
+
+
+def _check_llm_options(options: dict) -> None:
+    """A missing provider package, key or MCP config is an error before the run starts."""
+    if options.get("policy") != "llm":
+        return
+    from pydantic import ValidationError
+
+    from postlab.agents.llm.models import LLMConfigError, LLMSpec, check_llm
+    from postlab.tools.mcp import read_mcp_config
+
+    try:
+        for name in {options["llm"], *options.get("llm_overrides", {}).values()}:
+            check_llm(LLMSpec.parse(name))
+        if options.get("mcp_config"):
+            read_mcp_config(options["mcp_config"])
+    except (LLMConfigError, ValidationError, ValueError, OSError) as error:
+        raise _fail(str(error)) from error
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        agent, sep, model = pair.partition("=")
+        if not sep or not agent or not model:
+            raise _fail(f"--llm-for takes AGENT=MODEL, got {pair!r}")
+        overrides[agent.strip()] = model.strip()
+    return overrides
 
 
 def _drive_with_view(run_id: str, budget: int, drive) -> None:
@@ -168,6 +197,23 @@ def run(
     hub_dataset: Annotated[
         str | None, typer.Option(help="Train on this Hub dataset (its columns are mapped).")
     ] = None,
+    llm: Annotated[
+        str | None,
+        typer.Option(
+            help="Drive agents and supervisor with a chat model: provider:model, "
+            "hf:<repo> or local:smollm2."
+        ),
+    ] = None,
+    llm_for: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Per-agent model, AGENT=MODEL (librarian, data_engineer, trainer, "
+            "evaluator, supervisor); repeatable."
+        ),
+    ] = None,
+    mcp_config: Annotated[
+        Path | None, typer.Option(help="JSON/TOML file listing MCP servers and their agents.")
+    ] = None,
 ) -> None:
     """Post-train a model on a task: baseline, research, data, train, evaluate, iterate."""
     if task is None and task_dir is None:
@@ -185,6 +231,14 @@ def run(
         "online": online,
         "hub_dataset": hub_dataset,
     }
+    if llm or llm_for:
+        overrides = _parse_overrides(llm_for or [])
+        options.update(
+            policy="llm",
+            llm=llm or next(iter(overrides.values())),
+            llm_overrides=overrides,
+            mcp_config=str(mcp_config.resolve()) if mcp_config else None,
+        )
     _launch(goal, task, task_dir, model, budget, run_dir, options, max_time)
 
 

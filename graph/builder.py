@@ -27,7 +27,7 @@ def build_graph(
         LabState, context_schema=LabContext, input_schema=LabInput, output_schema=LabOutput
     )
     builder.add_node("prepare", prepare)
-    builder.add_node("supervisor", make_supervisor(policy) if policy else make_supervisor())
+    builder.add_node("supervisor", make_supervisor(policy))
     builder.add_node("librarian", librarian)
     builder.add_node("data_engineer", data_engineer)
     builder.add_node("trainer", trainer)

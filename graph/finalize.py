@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from postlab.agents.llm.schemas import usage_by_agent
 from postlab.graph.budget import steps_used, time_used
 from postlab.graph.state import LabOutput, LabState
 from postlab.tools.report import write_report
@@ -54,6 +55,8 @@ def build_summary(state: LabState) -> dict[str, Any]:
         "decisions": [d.model_dump(mode="json") for d in state.get("decisions") or []],
         "guard_events": [g.model_dump(mode="json") for g in state.get("guard_events") or []],
         "source_notes": list(dict.fromkeys(state.get("notes") or [])),
+        "llm_usage": usage_by_agent(state.get("llm_usage") or []),
+        "fallbacks": [f.model_dump(mode="json") for f in state.get("fallbacks") or []],
         "gate_decisions": [g.model_dump(mode="json") for g in state.get("gate_decisions") or []],
         "error_analysis": [f.model_dump(mode="json") for f in best_eval.failures]
         if best_eval

@@ -16,7 +16,7 @@ from postlab.tools.rundir import RUN_FILE, new_run_id, runs_root, write_json_ato
 from postlab.tools.tasks import DEFAULT_TASK, TaskError, load_task
 
 # Options an assistant's configuration (Studio) may set; the run's own input overrides them.
-_CONTEXT_OPTIONS = ("policy", "max_iterations", "target_score", "train_steps", "train_size")
+_CONTEXT_OPTIONS = ("policy", "llm", "max_iterations", "target_score", "train_steps", "train_size")
 
 
 def prepare(

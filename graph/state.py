@@ -6,7 +6,7 @@ import operator
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from typing_extensions import TypedDict
 
 from postlab.agents.llm.schemas import Fallback, LLMUsage
@@ -84,12 +84,23 @@ class RunOptions(BaseModel):
     batch_size: int = Field(8, ge=1)
     eval_limit: int | None = Field(None, ge=1)
     train_timeout_s: float = Field(1800, gt=0)
-    policy: Literal["playbook"] = "playbook"
+    policy: Literal["playbook", "llm"] = "playbook"
+    # With policy "llm": the model for every agent and the supervisor, and per-agent overrides
+    # ("librarian", ..., "supervisor" → model string).
+    llm: str | None = None
+    llm_overrides: dict[str, str] = Field(default_factory=dict)
+    mcp_config: str | None = None
     online: bool = False
     hub_dataset: str | None = None
     human_attached: bool = False
     guard: GuardConfig = Field(default_factory=GuardConfig)
     gates: GateConfig = Field(default_factory=GateConfig)
+
+    @model_validator(mode="after")
+    def _llm_named(self) -> RunOptions:
+        if self.policy == "llm" and not self.llm:
+            raise ValueError("policy 'llm' needs a model: set llm (e.g. local:smollm2)")
+        return self
 
 
 class TrajectoryRecord(BaseModel):
@@ -187,7 +198,7 @@ class LabContext(TypedDict, total=False):
     task: str
     model: str
     budget: int
-    policy: Literal["playbook"]
+    policy: Literal["playbook", "llm"]
     llm: str | None
     max_iterations: int
     target_score: float

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Literal
 
@@ -96,11 +97,31 @@ def _update_for(state: LabState, decision: Decision, plan: Plan | None) -> dict:
     return update
 
 
-def make_supervisor(policy: Policy = decide) -> Callable[[LabState], Command[Route]]:
-    """The supervisor node around a routing policy; budget and loop guard wrap every policy."""
+@functools.lru_cache(maxsize=4)
+def _llm_policy(llm: str) -> Policy:
+    # One routing model per process and model string: loading a model takes seconds.
+    from postlab.agents.llm import build_llm_policy
+
+    return build_llm_policy(llm)
+
+
+def policy_for(state: LabState) -> Policy:
+    """The run's routing policy: the playbook, or a chat model (the supervisor's override first)."""
+    options: RunOptions = state["run_options"]
+    if options.policy != "llm":
+        return decide
+    return _llm_policy(options.llm_overrides.get("supervisor") or options.llm)
+
+
+def make_supervisor(policy: Policy | None = None) -> Callable[[LabState], Command[Route]]:
+    """The supervisor node around a routing policy; budget and loop guard wrap every policy.
+
+    Without an explicit policy, each run's options choose one (playbook or LLM).
+    """
 
     def supervisor(state: LabState) -> Command[Route]:
         """Decide the next agent (or the end) and record why."""
+        active = policy or policy_for(state)
         step = steps_used(state)
         plan, event = None, None
         decision = _budget_stop(state, step)
@@ -111,8 +132,12 @@ def make_supervisor(policy: Policy = decide) -> Callable[[LabState], Command[Rou
         if decision is None:
             decision, event = _guard(state, step)
         if decision is None:
-            decision, plan = policy(state, step, event)
+            decision, plan = active(state, step, event)
         update = _update_for(state, decision, plan)
+        # A model-driven policy reports what its calls cost and which decisions fell back.
+        if hasattr(active, "drain"):
+            usage, fallbacks = active.drain()
+            update.update(llm_usage=usage, fallbacks=fallbacks)
         if event is not None:
             update["guard_events"] = [event]
         best = state.get("best")

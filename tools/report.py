@@ -111,6 +111,24 @@ def render_report(summary: dict[str, Any], plot: str | None) -> str:
             lines.append(
                 f"- step {event['step']}: {event['pattern']} → {event['rung']}: {event['detail']}"
             )
+    if summary.get("llm_usage"):
+        lines += [
+            "",
+            "## Model usage",
+            "",
+            "| agent | model | calls | tokens in | tokens out | cost |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        for agent, use in summary["llm_usage"].items():
+            cost = "—" if use.get("cost_usd") is None else f"${use['cost_usd']:.4f}"
+            lines.append(
+                f"| {agent} | {use.get('model', '')} | {use['calls']} | {use['input_tokens']} | "
+                f"{use['output_tokens']} | {cost} |"
+            )
+    if summary.get("fallbacks"):
+        lines += ["", "## Fallbacks to the playbook", ""]
+        for fallback in summary["fallbacks"]:
+            lines.append(f"- step {fallback['step']} ({fallback['agent']}): {fallback['reason']}")
     if summary.get("gate_decisions"):
         lines += ["", "## Approval gates", ""]
         for gate in summary["gate_decisions"]:
