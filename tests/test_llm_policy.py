@@ -175,11 +175,16 @@ def test_a_scripted_model_runs_the_lab_to_the_end(tmp_path, tiny_model, monkeypa
     assert sum(r.startswith("[fallback") for r in reasons) == 1
     assert summary["iterations"][0]["technique"] == "sft_lora"
     assert summary["iterations"][0]["spec"]["learning_rate"] == 5e-4
-    assert values["fallbacks"] == [] and len(values["llm_usage"]) == 5
-    usage, fallbacks = policy.drain()
-    assert [f.step for f in fallbacks] == [3] and len(usage) == 6
+    # The supervisor drains the policy's records into state after every decision.
+    assert policy.drain() == ([], [])
+    assert [(f.step, f.agent) for f in values["fallbacks"]] == [(3, "supervisor")]
+    agents = [u for u in values["llm_usage"] if u.agent != "supervisor"]
+    routing = [u for u in values["llm_usage"] if u.agent == "supervisor"]
+    assert len(agents) == 5 and len(routing) == 6
     # One call per decision, plus one retry at step 0 and two at step 3.
-    assert sum(u.calls for u in usage) == 6 + 1 + 2
+    assert sum(u.calls for u in routing) == 6 + 1 + 2
+    assert summary["llm_usage"]["supervisor"]["calls"] == 9
+    assert summary["fallbacks"] == [f.model_dump(mode="json") for f in values["fallbacks"]]
 
 
 def test_a_model_answering_garbage_still_finalizes(tmp_path, tiny_model, monkeypatch):
@@ -191,9 +196,11 @@ def test_a_model_answering_garbage_still_finalizes(tmp_path, tiny_model, monkeyp
     assert output["stop_reason"] == "budget_iterations" and summary["baseline_score"] is not None
     assert all(d["reason"].startswith("[fallback: ") for d in summary["decisions"])
     steps = len(values["trajectory"])
-    assert steps == 5 and len(values["fallbacks"]) == steps
-    assert all(f.reason.startswith("playbook: ") for f in values["fallbacks"])
-    assert len(policy.drain()[1]) == steps + 1
+    agents = [f for f in values["fallbacks"] if f.agent != "supervisor"]
+    routing = [f for f in values["fallbacks"] if f.agent == "supervisor"]
+    assert steps == 5 and len(agents) == steps and len(routing) == steps + 1
+    assert all(f.reason.startswith("playbook: ") for f in agents)
+    assert "## Fallbacks to the playbook" in (tmp_path / "garbage" / "report.md").read_text()
 
 
 class NoSchemaModel(ScriptedChatModel):
@@ -235,5 +242,6 @@ def test_local_smollm2_drives_a_whole_run_offline(tmp_path, tiny_model, monkeypa
     summary = json.loads((tmp_path / "local" / "summary.json").read_text())
     assert output["stop_reason"] == summary["stop_reason"] == "budget_iterations"
     values = graph.get_state(config).values
-    assert len(values["llm_usage"]) == len(values["trajectory"]) == 5
+    agents = [u for u in values["llm_usage"] if u.agent != "supervisor"]
+    assert len(agents) == len(values["trajectory"]) == 5
     assert all(u.model == "smollm2" and u.calls >= 1 for u in values["llm_usage"])

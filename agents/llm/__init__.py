@@ -5,10 +5,6 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-# agents.base imports graph.state, whose package imports the agents: load the graph first so
-# that importing any postlab.agents.llm module on its own works.
-import postlab.graph  # noqa: F401, E402
-
 if TYPE_CHECKING:
     from postlab.agents.base import AgentBody
     from postlab.agents.llm.policy import LLMPolicy
