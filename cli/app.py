@@ -9,12 +9,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.live import Live
 from rich.markdown import Markdown
 from rich.table import Table
 
-from postlab.cli.progress import ProgressView
+from postlab.cli.launch import (
+    DEMO_OPTIONS,
+    console,
+    drive_with_view,
+    fail,
+    launch,
+    parse_overrides,
+)
 from postlab.cli.sources import datasets_app, papers_app
 
 app = typer.Typer(
@@ -25,140 +30,6 @@ app = typer.Typer(
 )
 app.add_typer(papers_app, name="papers")
 app.add_typer(datasets_app, name="datasets")
-console = Console()
-
-# Exit codes by stop reason, so scripts can tell success from budget, loops and errors.
-EXIT_CODES = {
-    "target_met": 0,
-    "budget_iterations": 0,
-    "budget_steps": 3,
-    "budget_time": 3,
-    "loop": 4,
-    "plateau": 4,
-    "rejected": 5,
-    "error": 1,
-}
-EXIT_BAD_INPUT = 2
-EXIT_WAITING = 6  # paused at an approval gate; `postlab resume RUN --approve|--reject`
-DEMO_OPTIONS = {"train_steps": 40, "train_size": 800, "max_iterations": 3, "target_score": 0.9}
-
-
-def _fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
-
-
-def _launch(
-    goal: str | None,
-    task: str | None,
-    task_dir: Path | None,
-    model: str,
-    budget: int,
-    run_dir: Path | None,
-    options: dict,
-    max_time: float | None = None,
-) -> None:
-    # Validate the cheap inputs before anything is created, so bad input costs nothing.
-    from postlab.graph.runner import run_lab
-    from postlab.tools.models import ModelResolutionError, resolve_model
-    from postlab.tools.rundir import new_run_id, runs_root
-    from postlab.tools.tasks import TaskError, load_task
-
-    if task and task_dir:
-        raise _fail("give either --task or --task-dir, not both")
-    if budget < 1:
-        raise _fail("--budget must be at least 1")
-    if max_time is not None and max_time <= 0:
-        raise _fail("--max-time must be positive (seconds)")
-    try:
-        loaded = load_task(task, task_dir)
-    except TaskError as error:
-        raise _fail(str(error)) from error
-    try:
-        with console.status(f"resolving model {model} (the first use converts it once)…"):
-            resolve_model(model)
-    except ModelResolutionError as error:
-        raise _fail(str(error)) from error
-    _check_llm_options(options)
-    run_dir = (run_dir or runs_root() / new_run_id(loaded.name)).resolve()
-    if (run_dir / "summary.json").exists():
-        raise _fail(f"{run_dir} already holds a finished run; choose another --run-dir")
-    inputs = {
-        "goal": goal or "",
-        "task": None if task_dir else loaded.name,
-        "task_dir": str(task_dir.resolve()) if task_dir else None,
-        "model": model,
-        "budget": budget,
-        "run_dir": str(run_dir),
-        "options": options,
-    }
-    if max_time is not None:
-        inputs["max_time_s"] = max_time
-    console.print(f"run [bold]{run_dir.name}[/] in {run_dir}")
-    _drive_with_view(run_dir.name, budget, lambda on_event: run_lab(inputs, on_event=on_event))
-
-
-def _check_llm_options(options: dict) -> None:
-    """A missing provider package, key or MCP config is an error before the run starts."""
-    if options.get("policy") != "llm":
-        return
-    from pydantic import ValidationError
-
-    from postlab.agents.llm.models import LLMConfigError, LLMSpec, check_llm
-    from postlab.tools.mcp import read_mcp_config
-
-    try:
-        for name in {options["llm"], *options.get("llm_overrides", {}).values()}:
-            check_llm(LLMSpec.parse(name))
-        if options.get("mcp_config"):
-            read_mcp_config(options["mcp_config"])
-    except (LLMConfigError, ValidationError, ValueError, OSError) as error:
-        raise _fail(str(error)) from error
-
-
-def _parse_overrides(pairs: list[str]) -> dict[str, str]:
-    overrides = {}
-    for pair in pairs:
-        agent, sep, model = pair.partition("=")
-        if not sep or not agent or not model:
-            raise _fail(f"--llm-for takes AGENT=MODEL, got {pair!r}")
-        overrides[agent.strip()] = model.strip()
-    return overrides
-
-
-def _drive_with_view(run_id: str, budget: int, drive) -> None:
-    """Show live progress while `drive(on_event)` runs the graph, then exit with its outcome."""
-    view = ProgressView(run_id=run_id, budget=budget)
-    live_enabled = console.is_terminal and not os.environ.get("CI")
-    with Live(
-        view.render(), console=console, refresh_per_second=4, auto_refresh=live_enabled
-    ) as live:
-
-        def on_event(event: dict) -> None:
-            view.handle(event)
-            if live_enabled:
-                live.update(view.render())
-            elif event.get("type") in ("agent_finished", "guard", "note"):
-                console.print(view.history[-1])
-
-        output = drive(on_event)
-        live.update(view.render())
-    if output.get("pending"):
-        for pending in output["pending"]:
-            console.print(f"[bold yellow]waiting for approval:[/] {pending.get('question')}")
-        console.print(f"answer with: postlab resume {run_id} --approve | --reject [--note TEXT]")
-        raise typer.Exit(EXIT_WAITING)
-    _print_outcome(output)
-    raise typer.Exit(EXIT_CODES.get(output.get("stop_reason") or "error", 1))
-
-
-def _print_outcome(output: dict) -> None:
-    table = Table(show_header=False, box=None)
-    for key in ("run_id", "stop_reason", "baseline_score", "best_score", "best_checkpoint"):
-        value = output.get(key)
-        table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
-    table.add_row("report", str(output.get("report_path")))
-    console.print(table)
 
 
 @app.command()
@@ -217,7 +88,7 @@ def run(
 ) -> None:
     """Post-train a model on a task: baseline, research, data, train, evaluate, iterate."""
     if task is None and task_dir is None:
-        raise _fail("give --task NAME or --task-dir DIR (see `postlab tasks`)")
+        raise fail("give --task NAME or --task-dir DIR (see `postlab tasks`)")
     options = {
         "max_iterations": max_iterations,
         "target_score": target,
@@ -232,14 +103,14 @@ def run(
         "hub_dataset": hub_dataset,
     }
     if llm or llm_for:
-        overrides = _parse_overrides(llm_for or [])
+        overrides = parse_overrides(llm_for or [])
         options.update(
             policy="llm",
             llm=llm or next(iter(overrides.values())),
             llm_overrides=overrides,
             mcp_config=str(mcp_config.resolve()) if mcp_config else None,
         )
-    _launch(goal, task, task_dir, model, budget, run_dir, options, max_time)
+    launch(goal, task, task_dir, model, budget, run_dir, options, max_time)
 
 
 @app.command()
@@ -254,12 +125,12 @@ def resume(
     from postlab.tools.rundir import find_run
 
     if approve and reject:
-        raise _fail("give --approve or --reject, not both")
+        raise fail("give --approve or --reject, not both")
     try:
         folder = find_run(run)
         _, snapshot, _ = run_state(folder)
     except (FileNotFoundError, ResumeError) as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     if not snapshot.next:
         console.print(
             f"run {folder.name} already finished ({snapshot.values.get('stop_reason')}); "
@@ -276,9 +147,9 @@ def resume(
         try:
             return resume_lab(folder, on_event=on_event, approve=answer, note=note)
         except ResumeError as error:
-            raise _fail(str(error)) from error
+            raise fail(str(error)) from error
 
-    _drive_with_view(folder.name, budget, drive)
+    drive_with_view(folder.name, budget, drive)
 
 
 @app.command()
@@ -287,7 +158,7 @@ def demo(
 ) -> None:
     """The offline end-to-end run: SmolLM2-135M on two-digit addition, on the embedded defaults."""
     goal = "Raise SmolLM2-135M-Instruct on two-digit addition, answering with the number only"
-    _launch(goal, "addition_2d", None, "smollm2-135m-instruct", 300, run_dir, dict(DEMO_OPTIONS))
+    launch(goal, "addition_2d", None, "smollm2-135m-instruct", 300, run_dir, dict(DEMO_OPTIONS))
 
 
 @app.command()
@@ -339,7 +210,7 @@ def show(
     try:
         folder = find_run(run)
     except FileNotFoundError as error:
-        raise _fail(str(error)) from error
+        raise fail(str(error)) from error
     summary = read_json(folder / SUMMARY_FILE)
     if summary is None:
         console.print(f"run {folder.name} has not finished (no summary.json yet)")

@@ -1,0 +1,148 @@
+"""Starting and driving a run from the command line: validation, live view, exit codes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from postlab.cli.progress import ProgressView
+
+console = Console()
+
+# Exit codes by stop reason, so scripts can tell success from budget, loops and errors.
+EXIT_CODES = {
+    "target_met": 0,
+    "budget_iterations": 0,
+    "budget_steps": 3,
+    "budget_time": 3,
+    "loop": 4,
+    "plateau": 4,
+    "rejected": 5,
+    "error": 1,
+}
+EXIT_BAD_INPUT = 2
+EXIT_WAITING = 6  # paused at an approval gate; `postlab resume RUN --approve|--reject`
+DEMO_OPTIONS = {"train_steps": 40, "train_size": 800, "max_iterations": 3, "target_score": 0.9}
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def launch(
+    goal: str | None,
+    task: str | None,
+    task_dir: Path | None,
+    model: str,
+    budget: int,
+    run_dir: Path | None,
+    options: dict,
+    max_time: float | None = None,
+) -> None:
+    # Validate the cheap inputs before anything is created, so bad input costs nothing.
+    from postlab.graph.runner import run_lab
+    from postlab.tools.models import ModelResolutionError, resolve_model
+    from postlab.tools.rundir import new_run_id, runs_root
+    from postlab.tools.tasks import TaskError, load_task
+
+    if task and task_dir:
+        raise fail("give either --task or --task-dir, not both")
+    if budget < 1:
+        raise fail("--budget must be at least 1")
+    if max_time is not None and max_time <= 0:
+        raise fail("--max-time must be positive (seconds)")
+    try:
+        loaded = load_task(task, task_dir)
+    except TaskError as error:
+        raise fail(str(error)) from error
+    try:
+        with console.status(f"resolving model {model} (the first use converts it once)…"):
+            resolve_model(model)
+    except ModelResolutionError as error:
+        raise fail(str(error)) from error
+    _check_llm_options(options)
+    run_dir = (run_dir or runs_root() / new_run_id(loaded.name)).resolve()
+    if (run_dir / "summary.json").exists():
+        raise fail(f"{run_dir} already holds a finished run; choose another --run-dir")
+    inputs = {
+        "goal": goal or "",
+        "task": None if task_dir else loaded.name,
+        "task_dir": str(task_dir.resolve()) if task_dir else None,
+        "model": model,
+        "budget": budget,
+        "run_dir": str(run_dir),
+        "options": options,
+    }
+    if max_time is not None:
+        inputs["max_time_s"] = max_time
+    console.print(f"run [bold]{run_dir.name}[/] in {run_dir}")
+    drive_with_view(run_dir.name, budget, lambda on_event: run_lab(inputs, on_event=on_event))
+
+
+def _check_llm_options(options: dict) -> None:
+    """A missing provider package, key or MCP config is an error before the run starts."""
+    if options.get("policy") != "llm":
+        return
+    from pydantic import ValidationError
+
+    from postlab.agents.llm.models import LLMConfigError, LLMSpec, check_llm
+    from postlab.tools.mcp import read_mcp_config
+
+    try:
+        for name in {options["llm"], *options.get("llm_overrides", {}).values()}:
+            check_llm(LLMSpec.parse(name))
+        if options.get("mcp_config"):
+            read_mcp_config(options["mcp_config"])
+    except (LLMConfigError, ValidationError, ValueError, OSError) as error:
+        raise fail(str(error)) from error
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, str]:
+    overrides = {}
+    for pair in pairs:
+        agent, sep, model = pair.partition("=")
+        if not sep or not agent or not model:
+            raise fail(f"--llm-for takes AGENT=MODEL, got {pair!r}")
+        overrides[agent.strip()] = model.strip()
+    return overrides
+
+
+def drive_with_view(run_id: str, budget: int, drive) -> None:
+    """Show live progress while `drive(on_event)` runs the graph, then exit with its outcome."""
+    view = ProgressView(run_id=run_id, budget=budget)
+    live_enabled = console.is_terminal and not os.environ.get("CI")
+    with Live(
+        view.render(), console=console, refresh_per_second=4, auto_refresh=live_enabled
+    ) as live:
+
+        def on_event(event: dict) -> None:
+            view.handle(event)
+            if live_enabled:
+                live.update(view.render())
+            elif event.get("type") in ("agent_finished", "guard", "note"):
+                console.print(view.history[-1])
+
+        output = drive(on_event)
+        live.update(view.render())
+    if output.get("pending"):
+        for pending in output["pending"]:
+            console.print(f"[bold yellow]waiting for approval:[/] {pending.get('question')}")
+        console.print(f"answer with: postlab resume {run_id} --approve | --reject [--note TEXT]")
+        raise typer.Exit(EXIT_WAITING)
+    _print_outcome(output)
+    raise typer.Exit(EXIT_CODES.get(output.get("stop_reason") or "error", 1))
+
+
+def _print_outcome(output: dict) -> None:
+    table = Table(show_header=False, box=None)
+    for key in ("run_id", "stop_reason", "baseline_score", "best_score", "best_checkpoint"):
+        value = output.get(key)
+        table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
+    table.add_row("report", str(output.get("report_path")))
+    console.print(table)
