@@ -45,8 +45,7 @@ def _score(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
-def render_report(summary: dict[str, Any], plot: str | None) -> str:
-    """The report as markdown: goal, baseline, iterations with reasons, techniques, best model."""
+def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
     lines = [
         f"# postlab run {summary['run_id']}",
         "",
@@ -66,84 +65,102 @@ def render_report(summary: dict[str, Any], plot: str | None) -> str:
         f"{_score(summary.get('best_lenient'))} |",
         "",
         f"Best checkpoint: `{summary['best_checkpoint']}`",
-        "",
     ]
-    if plot:
-        lines += [f"![accuracy per iteration]({plot})", ""]
-    lines += ["## Iterations", ""]
+    return lines + ["", f"![accuracy per iteration]({plot})"] if plot else lines
+
+
+def _spec_text(spec: dict[str, Any]) -> str:
+    keys = ["method", "adapter", "learning_rate", "max_steps", "batch_size", "grad_accum"]
+    if spec.get("adapter") == "lora":
+        keys += ["lora_r", "lora_alpha"]
+    if spec.get("method") == "grpo":
+        keys += ["num_generations", "beta"]
+    shown = [key for key in keys if key in spec]
+    return ", ".join(
+        f"{key} {spec[key]:g}" if isinstance(spec[key], float) else f"{key} {spec[key]}"
+        for key in shown
+    )
+
+
+def _iterations(summary: dict[str, Any]) -> list[str]:
+    lines = ["## Iterations", ""]
     if not summary["iterations"]:
         lines.append("No iteration ran.")
     for it in summary["iterations"]:
-        spec = it.get("spec") or {}
-        keys = ["method", "adapter", "learning_rate", "max_steps", "batch_size", "grad_accum"]
-        if spec.get("adapter") == "lora":
-            keys += ["lora_r", "lora_alpha"]
-        if spec.get("method") == "grpo":
-            keys += ["num_generations", "beta"]
-        hyper = ", ".join(
-            f"{key} {spec[key]:g}" if isinstance(spec.get(key), float) else f"{key} {spec[key]}"
-            for key in keys
-            if key in spec
-        )
         lines += [
             f"### Iteration {it['iteration']}: {it['technique']} — {it['status']}",
             "",
             f"- Why: {it['reason']}",
-            f"- Spec: {hyper or 'not trained'}",
+            f"- Spec: {_spec_text(it.get('spec') or {}) or 'not trained'}",
             f"- Score: strict {_score(it.get('score'))}, lenient {_score(it.get('lenient'))}",
         ]
         if it.get("failure"):
             lines.append(f"- Failure: {it['failure']}")
         lines.append("")
-    lines += ["## Techniques from the literature", ""]
+    return lines
+
+
+def _techniques(summary: dict[str, Any]) -> list[str]:
+    lines = ["## Techniques from the literature", ""]
     for rank, finding in enumerate(summary.get("findings", []), start=1):
         papers = "; ".join(f"{p['title']} ({p['year']}, {p['id']})" for p in finding["papers"])
         runnable = "" if finding["runnable"] else " (not runnable here yet)"
         lines.append(f"{rank}. **{finding['name']}**{runnable} — {papers}")
     if summary.get("source_notes"):
         lines += ["", "Sources: " + "; ".join(summary["source_notes"])]
-    lines += ["", "## Decisions", ""]
-    for decision in summary.get("decisions", []):
-        lines.append(f"- step {decision['step']} → {decision['next']}: {decision['reason']}")
-    if summary.get("guard_events"):
-        lines += ["", "## Loop guard", ""]
-        for event in summary["guard_events"]:
-            lines.append(
-                f"- step {event['step']}: {event['pattern']} → {event['rung']}: {event['detail']}"
-            )
-    if summary.get("llm_usage"):
-        lines += [
-            "",
-            "## Model usage",
-            "",
-            "| agent | model | calls | tokens in | tokens out | cost |",
-            "| --- | --- | --- | --- | --- | --- |",
-        ]
-        for agent, use in summary["llm_usage"].items():
-            cost = "—" if use.get("cost_usd") is None else f"${use['cost_usd']:.4f}"
-            lines.append(
-                f"| {agent} | {use.get('model', '')} | {use['calls']} | {use['input_tokens']} | "
-                f"{use['output_tokens']} | {cost} |"
-            )
-    if summary.get("fallbacks"):
-        lines += ["", "## Fallbacks to the playbook", ""]
-        for fallback in summary["fallbacks"]:
-            lines.append(f"- step {fallback['step']} ({fallback['agent']}): {fallback['reason']}")
-    if summary.get("gate_decisions"):
-        lines += ["", "## Approval gates", ""]
-        for gate in summary["gate_decisions"]:
-            verdict = "approved" if gate["approved"] else "rejected"
-            lines.append(
-                f"- step {gate['step']}: {gate['gate']} (cost {gate['cost']:g}) {verdict} "
-                f"by {gate['by']}: {gate['note']}"
-            )
-    if summary.get("error_analysis"):
-        lines += ["", "## Error analysis of the best model", ""]
-        for sample in summary["error_analysis"]:
-            lines.append(
-                f"- ({sample['category']}) {sample['prompt']!r} → {sample['completion']!r}, "
-                f"expected {sample['answer']!r}"
-            )
+    return lines
+
+
+def _listing(title: str, rows: list[str]) -> list[str]:
+    return ["", f"## {title}", "", *rows] if rows else []
+
+
+def _usage(summary: dict[str, Any]) -> list[str]:
+    usage = summary.get("llm_usage") or {}
+    if not usage:
+        return []
+    rows = ["| agent | model | calls | tokens in | tokens out | cost |", "| --- " * 6 + "|"]
+    for agent, use in usage.items():
+        cost = "—" if use.get("cost_usd") is None else f"${use['cost_usd']:.4f}"
+        rows.append(
+            f"| {agent} | {use.get('model', '')} | {use['calls']} | {use['input_tokens']} | "
+            f"{use['output_tokens']} | {cost} |"
+        )
+    return _listing("Model usage", rows)
+
+
+def render_report(summary: dict[str, Any], plot: str | None) -> str:
+    """The report as markdown: goal, baseline, iterations with reasons, techniques, best model."""
+    get = summary.get
+    decisions = [f"- step {d['step']} → {d['next']}: {d['reason']}" for d in get("decisions", [])]
+    guard = [
+        f"- step {e['step']}: {e['pattern']} → {e['rung']}: {e['detail']}"
+        for e in get("guard_events") or []
+    ]
+    fallbacks = [
+        f"- step {f['step']} ({f['agent']}): {f['reason']}" for f in get("fallbacks") or []
+    ]
+    gates = [
+        f"- step {g['step']}: {g['gate']} (cost {g['cost']:g}) "
+        f"{'approved' if g['approved'] else 'rejected'} by {g['by']}: {g['note']}"
+        for g in get("gate_decisions") or []
+    ]
+    misses = [
+        f"- ({s['category']}) {s['prompt']!r} → {s['completion']!r}, expected {s['answer']!r}"
+        for s in get("error_analysis") or []
+    ]
+    lines = [
+        *_header(summary, plot),
+        "",
+        *_iterations(summary),
+        *_techniques(summary),
+        *_listing("Decisions", decisions),
+        *_listing("Loop guard", guard),
+        *_usage(summary),
+        *_listing("Fallbacks to the playbook", fallbacks),
+        *_listing("Approval gates", gates),
+        *_listing("Error analysis of the best model", misses),
+    ]
     return "\n".join(lines) + "\n"
 
 
