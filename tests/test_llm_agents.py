@@ -4,12 +4,13 @@ import time
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from scripted_model import ScriptedChatModel
 
 import postlab.graph  # noqa: F401 - loads the graph before the agents (import order)
 from postlab.agents import data_engineer, evaluator, librarian
 from postlab.agents.base import StepResult
 from postlab.agents.llm.driver import make_llm_body
-from postlab.agents.llm.models import LLMConfigError, LLMSpec, ScriptedChatModel, check_llm
+from postlab.agents.llm.models import LLMConfigError, LLMSpec, check_llm
 from postlab.agents.llm.schemas import DataReport, EvaluatorReport, LibrarianReport
 from postlab.agents.reports import AgentOutcome
 from postlab.graph.state import Directive, Plan, RunOptions, TrajectoryRecord

@@ -6,12 +6,12 @@ import re
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from scripted_model import ScriptedChatModel
 
 import postlab.graph  # noqa: F401 - loads the graph before the agents (import order)
 from postlab.agents import data_engineer, evaluator, librarian, trainer
 from postlab.agents.llm import schemas
 from postlab.agents.llm.driver import make_llm_body
-from postlab.agents.llm.models import ScriptedChatModel
 from postlab.agents.llm.policy import RoutingChoice, make_llm_policy, validate
 from postlab.agents.llm.tools import ACTION_TOOL
 from postlab.agents.reports import EvaluationRecord, PaperRef, TechniqueFinding

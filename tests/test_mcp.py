@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
+from scripted_model import ScriptedChatModel
 
 import postlab.graph  # noqa: F401 - loads the graph before the agents (import order)
 from postlab.agents.base import StepResult
 from postlab.agents.llm.driver import make_llm_body
-from postlab.agents.llm.models import ScriptedChatModel
 from postlab.agents.llm.schemas import TrainerReport
 from postlab.agents.reports import AgentOutcome
 from postlab.graph.state import Directive, RunOptions
