@@ -150,6 +150,13 @@ def build_trainer(spec: TrainingSpec, callback, use_unsloth: bool):
             task_type="CAUSAL_LM",
         )
     args = common_args(spec, cuda, bf16, report_to)
+    shared = {
+        "model": model,
+        "train_dataset": dataset,
+        "processing_class": tokenizer,
+        "callbacks": [callback],
+        "peft_config": peft_config,
+    }
     if spec.method == "sft":
         from trl import SFTConfig, SFTTrainer
 
@@ -159,14 +166,7 @@ def build_trainer(spec: TrainingSpec, callback, use_unsloth: bool):
             completion_only_loss=True if "prompt" in dataset.column_names else None,
             packing=False,
         )
-        return SFTTrainer(
-            model=model,
-            args=config,
-            train_dataset=dataset,
-            processing_class=tokenizer,
-            callbacks=[callback],
-            peft_config=peft_config,
-        ), tokenizer
+        return SFTTrainer(args=config, **shared), tokenizer
 
     from trl import GRPOConfig, GRPOTrainer
 
@@ -180,15 +180,7 @@ def build_trainer(spec: TrainingSpec, callback, use_unsloth: bool):
         log_completions=False,
     )
     reward = make_task_reward(spec.task, spec.task_dir)
-    return GRPOTrainer(
-        model=model,
-        reward_funcs=[reward],
-        args=config,
-        train_dataset=dataset,
-        processing_class=tokenizer,
-        callbacks=[callback],
-        peft_config=peft_config,
-    ), tokenizer
+    return GRPOTrainer(args=config, reward_funcs=[reward], **shared), tokenizer
 
 
 def _report_to() -> str:
