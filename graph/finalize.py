@@ -8,8 +8,9 @@ from typing import Any
 from postlab.agents.llm.schemas import usage_by_agent
 from postlab.graph.budget import steps_used, time_used
 from postlab.graph.state import LabOutput, LabState
+from postlab.tools.atomic import write_json_atomic
 from postlab.tools.report import write_report
-from postlab.tools.rundir import SUMMARY_FILE, write_json_atomic
+from postlab.tools.rundir import SUMMARY_FILE
 
 
 def _loop_pattern(state: LabState) -> str | None:

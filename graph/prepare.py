@@ -11,8 +11,9 @@ from langgraph.types import Command
 from pydantic import ValidationError
 
 from postlab.graph.state import Budget, LabContext, LabState, RunOptions, StopReason
+from postlab.tools.atomic import write_json_atomic
 from postlab.tools.models import DEFAULT_MODEL, ModelResolutionError, resolve_model
-from postlab.tools.rundir import RUN_FILE, new_run_id, runs_root, write_json_atomic
+from postlab.tools.rundir import RUN_FILE, new_run_id, runs_root
 from postlab.tools.tasks import DEFAULT_TASK, TaskError, load_task
 
 # Options an assistant's configuration (Studio) may set; the run's own input overrides them.

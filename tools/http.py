@@ -8,12 +8,12 @@ catch it and fall back to the bundled corpus or task catalog, with a visible not
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import hashlib
 import json
 import os
 import random
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -25,6 +25,7 @@ from typing import Any
 
 import httpx
 
+from postlab.tools.atomic import write_json_atomic
 from postlab.tools.models import postlab_home
 
 USER_AGENT = "postlab/0.1 (autonomous post-training lab; https://pypi.org/project/postlab)"
@@ -355,15 +356,6 @@ class HttpClient:
             "stored_at": time.time(),
             "text": response.text,
         }
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    json.dump(entry, handle)
-                os.replace(tmp, path)
-            finally:
-                Path(tmp).unlink(missing_ok=True)
-        except OSError:
-            # A read-only or full disk must not break the lookup that just succeeded.
-            pass
+        # A read-only or full disk must not break the lookup that just succeeded.
+        with contextlib.suppress(OSError):
+            write_json_atomic(path, entry)

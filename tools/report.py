@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from postlab.tools.rundir import write_text_atomic
+from postlab.tools.atomic import write_text_atomic
 
 PLOT_FILE = "scores.png"
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -24,27 +23,6 @@ def new_run_id(task: str) -> str:
     """A sortable, readable run id: timestamp plus task name."""
     slug = re.sub(r"[^a-z0-9]+", "-", task.lower()).strip("-")[:32] or "task"
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write a file so readers see the old or the new content, never half of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_json_atomic(path: Path, payload: Any) -> Path:
-    """Atomically write JSON (indented, keys in insertion order)."""
-    return write_text_atomic(path, json.dumps(payload, indent=2, default=str) + "\n")
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

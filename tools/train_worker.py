@@ -7,7 +7,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from postlab.tools.atomic import write_json_atomic
 from postlab.tools.failures import (
     EVENT_MARKER,
     EXIT_BAD_CONFIG,
@@ -51,13 +51,8 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def write_atomic_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON to `path` through a temp file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump({k: _json_safe(v) for k, v in payload.items()}, handle, indent=2)
-    os.replace(tmp, path)
+def _write_result(path: Path, payload: dict[str, Any]) -> None:
+    write_json_atomic(path, {k: _json_safe(v) for k, v in payload.items()})
 
 
 def make_progress_callback(max_steps: int, started: float, record: dict[str, Any]):
@@ -142,7 +137,7 @@ def _fail(out_dir: Path | None, kind: str, phase: str, message: str, code: int) 
     emit({"event": "error", "kind": kind, "phase": phase, "message": message})
     if out_dir is not None:
         with contextlib.suppress(OSError):
-            write_atomic_json(
+            _write_result(
                 out_dir / "result.json",
                 {"status": "failed", "kind": kind, "phase": phase, "message": message},
             )
@@ -204,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
 
             if wandb.run is not None:
                 wandb.finish()
-        write_atomic_json(
+        _write_result(
             out_dir / "result.json",
             {
                 "status": "ok",

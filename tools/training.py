@@ -9,7 +9,6 @@ import queue
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
@@ -19,6 +18,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from postlab.tools.atomic import write_text_atomic
 from postlab.tools.failures import (
     EVENT_MARKER,
     EXIT_OK,
@@ -36,19 +36,6 @@ from postlab.tools.training_spec import (
 # Seconds to wait for the pipe to close after the worker exits (a grandchild may hold it open).
 _EOF_GRACE_S = 5.0
 _TAIL_LINES = 400
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _cached_result(out_dir: Path, signature: str) -> TrainingResult | None:
@@ -117,7 +104,7 @@ def run_training(
     def finish(result: TrainingResult) -> TrainingResult:
         result.wall_s = round(time.monotonic() - started, 3)
         with contextlib.suppress(OSError):
-            _write_atomic(out_dir / "result.json", result.model_dump_json(indent=2))
+            write_text_atomic(out_dir / "result.json", result.model_dump_json(indent=2))
         return result
 
     def failed(info: FailureInfo, metrics: dict[str, float] | None = None) -> TrainingResult:
@@ -140,7 +127,7 @@ def run_training(
         log_file.parent.mkdir(parents=True, exist_ok=True)
         worker_spec = spec.model_copy(update={"output_dir": str(out_dir)})
         spec_path = out_dir / "spec.json"
-        _write_atomic(spec_path, worker_spec.model_dump_json(indent=2))
+        write_text_atomic(spec_path, worker_spec.model_dump_json(indent=2))
         # A worker left running by a killed run would race this one for the same folder.
         end_orphaned_worker(out_dir)
         for stale in ("result.json", PID_FILE):
