@@ -41,11 +41,6 @@ class HfPaper(BaseModel):
     url: str = ""
 
 
-def hf_endpoint() -> str:
-    """The Hub endpoint: ``HF_ENDPOINT`` read now, else huggingface.co."""
-    return (os.environ.get("HF_ENDPOINT", "").strip() or HF_URL).rstrip("/")
-
-
 def check_hf_online() -> None:
     """ServiceUnavailable when the user has switched the Hub off (``HF_HUB_OFFLINE``)."""
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
