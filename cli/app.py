@@ -232,18 +232,15 @@ def quiet_libraries() -> None:
     import logging
     import warnings
 
+    # Environment, not imports: every command would otherwise pay for loading both libraries.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
     for name in ("transformers", "datasets", "chromadb", "httpx", "sentence_transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
 
 
 def main() -> None:
