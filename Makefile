@@ -21,14 +21,17 @@ demo: setup
 	$(VENV)/bin/postlab demo
 
 test: setup
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q
 
 test-all: setup
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/pytest -q -m "slow or not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 format: setup
 	$(VENV)/bin/ruff check --fix .

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import time
@@ -11,49 +10,41 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from langgraph.config import get_stream_writer
 from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command
 
-from postlab.agents.reports import AgentOutcome
-from postlab.graph.state import AgentName, Directive, LabState, TrajectoryRecord
-from postlab.memory.store import LabMemory, open_memory
-from postlab.tools.failures import normalize_error
-from postlab.tools.tasks import Task, load_task
-
-
-def emit(event: dict[str, Any]) -> None:
-    """Send a progress event on the graph's custom stream; a no-op outside a graph run."""
-    try:
-        writer = get_stream_writer()
-    except RuntimeError:
-        return
-    writer(event)
-
-
-@functools.lru_cache(maxsize=4)
-def _llm_bodies(llm: str, overrides: tuple[tuple[str, str], ...], mcp_config: str | None):
-    # Built once per process and configuration: models and MCP servers are slow to start.
-    from postlab.agents.llm import build_llm_bodies
-    from postlab.tools.mcp import read_mcp_config
-
-    mcp = read_mcp_config(mcp_config) if mcp_config else None
-    return build_llm_bodies(llm, dict(overrides), mcp)
-
-
-def agent_body(state: LabState, agent: AgentName, playbook: AgentBody) -> AgentBody:
-    """The body that runs this agent's step: its playbook, or a chat model with the same tools."""
-    options = state["run_options"]
-    if options.policy != "llm":
-        return playbook
-    overrides = tuple(sorted(options.llm_overrides.items()))
-    return _llm_bodies(options.llm, overrides, options.mcp_config)[agent]
+from postlab.memory.store import LabMemory
+from postlab.records.budget import next_step
+from postlab.records.events import emit
+from postlab.records.outcomes import AgentOutcome
+from postlab.records.run import AgentName
+from postlab.records.state import LabState
+from postlab.records.steps import Directive, Iteration, Plan, TrajectoryRecord
+from postlab.tools.io.quiet import quiet_progress
+from postlab.tools.tasks.catalog import Task, load_task
+from postlab.tools.training.failures import normalize_error
 
 
 def run_task(state: LabState) -> Task:
     """The run's task: its folder when it has one (the name is then only a label), else by name."""
     task_dir = state.get("task_dir")
     return load_task(task_dir=task_dir) if task_dir else load_task(state.get("task"))
+
+
+def iteration_row(state: LabState, plan: Plan) -> Iteration:
+    """The plan's row in the run's iterations: the one already written, or a fresh start."""
+    rows = [row for row in state.get("iterations") or [] if row.iteration == plan.iteration]
+    return rows[-1] if rows else Iteration.start(plan)
+
+
+def action_arguments(state: LabState, directive: Directive) -> dict[str, Any]:
+    """What an action works on: the plan's parameters, the base model, or the directive's own."""
+    plan = state.get("plan")
+    if directive.action == "baseline":
+        return {"checkpoint": state.get("base_model_path")}
+    if plan is not None and directive.action in ("build_dataset", "train", "evaluate"):
+        return plan.arguments(directive.action)
+    return dict(directive.args)
 
 
 def action_signature(agent: str, action: str, args: dict[str, Any]) -> str:
@@ -75,20 +66,20 @@ AgentBody = Callable[[LabState, Directive, LabMemory], StepResult]
 
 
 def run_agent_step(
-    state: LabState, agent: AgentName, body: AgentBody
+    state: LabState, agent: AgentName, body: AgentBody, memory: LabMemory
 ) -> Command[Literal["supervisor"]]:
     """Run one agent step under its directive; any exception becomes a recorded failure."""
     directive = state.get("directive")
     if directive is None or directive.agent != agent:
         directive = Directive(agent=agent, action="noop", reason="no directive for this agent")
-    step = len(state.get("trajectory") or []) + 1
+    step = next_step(state)
     plan = state.get("plan")
     iteration = plan.iteration if plan else 0
     emit({"type": "agent_started", "agent": agent, "action": directive.action, "step": step})
     started_at, clock = time.time(), time.monotonic()
-    memory = open_memory(state["run_dir"])
     try:
-        result = body(state, directive, memory)
+        with quiet_progress():
+            result = body(state, directive, memory)
     except GraphBubbleUp:
         # Interrupts (approval gates) are control flow for LangGraph, not agent failures.
         raise
@@ -113,7 +104,7 @@ def run_agent_step(
         step=step,
         agent=agent,
         action=directive.action,
-        signature=action_signature(agent, directive.action, directive.args),
+        signature=action_signature(agent, directive.action, action_arguments(state, directive)),
         status=outcome.status,
         summary=outcome.summary,
         error_kind=outcome.error_kind,

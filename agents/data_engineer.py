@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
-from langgraph.types import Command
-
-from postlab.agents.base import StepResult, agent_body, emit, run_agent_step, run_task
-from postlab.agents.reports import AgentOutcome
-from postlab.graph.state import Directive, LabState
+from postlab.agents.base import StepResult, run_task
 from postlab.memory.store import LabMemory
-from postlab.tools.datasets import DatasetError, build_training_set, read_card
-from postlab.tools.failures import normalize_error
-from postlab.tools.http import ServiceUnavailable
-from postlab.tools.hub_datasets import (
+from postlab.records.events import emit
+from postlab.records.outcomes import AgentOutcome
+from postlab.records.state import LabState
+from postlab.records.steps import Directive
+from postlab.tools.data.hub import (
     ColumnMappingError,
     HubDatasetError,
     inspect_dataset,
     load_hub_examples,
 )
-from postlab.tools.tasks import Task
+from postlab.tools.data.training_sets import DatasetError, build_training_set, read_card
+from postlab.tools.io.http import ServiceUnavailable
+from postlab.tools.tasks.catalog import Task
+from postlab.tools.training.failures import normalize_error
 
 SYSTEM_PROMPT = (
     "You are the DataEngineer of a post-training lab. Build the training set the current "
@@ -63,11 +62,7 @@ def _training_source(
 def build_dataset(state: LabState, directive: Directive, memory: LabMemory) -> StepResult:
     """Build (or reuse, when already complete on disk) the dataset the plan asks for."""
     plan = state["plan"]
-    fmt, size, seed = (
-        directive.args["format"],
-        int(directive.args["size"]),
-        int(directive.args["seed"]),
-    )
+    fmt, size, seed = plan.data_format, plan.data_size, plan.data_seed
     out_dir = Path(state["run_dir"]) / "data" / f"{fmt}-n{size}-seed{seed}"
     try:
         note = None
@@ -100,8 +95,3 @@ def build_dataset(state: LabState, directive: Directive, memory: LabMemory) -> S
     updated = plan.model_copy(update={"dataset_path": card.path, "status": "needs_training"})
     update = {"datasets": [card], "plan": updated, "notes": [note] if note else []}
     return StepResult(AgentOutcome(summary=summary), update)
-
-
-def data_engineer(state: LabState) -> Command[Literal["supervisor"]]:
-    """Graph node: the DataEngineer's step."""
-    return run_agent_step(state, "data_engineer", agent_body(state, "data_engineer", build_dataset))

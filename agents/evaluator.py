@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from langgraph.types import Command
-
-from postlab.agents.base import StepResult, agent_body, emit, run_agent_step, run_task
-from postlab.agents.reports import AgentOutcome, BestModel, EvaluationRecord
-from postlab.graph.state import Directive, Iteration, LabState, RunOptions
+from postlab.agents.base import StepResult, iteration_row, run_task
 from postlab.memory.store import LabMemory
-from postlab.tools.evaluation import EvaluationError, evaluate_checkpoint
-from postlab.tools.failures import normalize_error
+from postlab.records.events import emit
+from postlab.records.outcomes import AgentOutcome, BestModel, EvaluationRecord
+from postlab.records.run import RunOptions
+from postlab.records.state import LabState
+from postlab.records.steps import Directive
+from postlab.tools.evaluation.scoring import EvaluationError, evaluate_checkpoint
+from postlab.tools.training.failures import normalize_error
 
 SYSTEM_PROMPT = (
     "You are the Evaluator of a post-training lab. Score checkpoints on the held-out split, "
@@ -42,7 +41,7 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     plan = state.get("plan")
     iteration = 0 if is_baseline else plan.iteration
     label = "baseline" if is_baseline else f"iter-{iteration}"
-    checkpoint = directive.args["checkpoint"]
+    checkpoint = state["base_model_path"] if is_baseline else plan.checkpoint
     try:
         result = evaluate_checkpoint(
             checkpoint,
@@ -112,22 +111,10 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
         update["baseline"] = record
     else:
         update["plan"] = plan.model_copy(update={"status": "done"})
-        update["iterations"] = [
-            Iteration(
-                iteration=iteration,
-                technique=plan.technique,
-                reason=plan.reason,
-                spec=next(
-                    (r.spec for r in reversed(state.get("runs") or []) if r.iteration == iteration),
-                    {},
-                ),
-                dataset=plan.dataset_path,
-                status="evaluated",
-                score=result.strict,
-                lenient=result.lenient,
-                checkpoint=checkpoint,
-            )
-        ]
+        # The Trainer wrote this iteration's row; the evaluation completes it.
+        row = iteration_row(state, plan)
+        scored = {"status": "evaluated", "score": result.strict, "lenient": result.lenient}
+        update["iterations"] = [row.model_copy(update={**scored, "checkpoint": checkpoint})]
     if is_best:
         update["best"] = BestModel(
             checkpoint=checkpoint,
@@ -137,8 +124,3 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
             iteration=iteration,
         )
     return StepResult(AgentOutcome(summary=summary, score=result.strict), update)
-
-
-def evaluator(state: LabState) -> Command[Literal["supervisor"]]:
-    """Graph node: the Evaluator's step."""
-    return run_agent_step(state, "evaluator", agent_body(state, "evaluator", evaluate))

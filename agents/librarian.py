@@ -4,27 +4,22 @@ from __future__ import annotations
 
 from collections import defaultdict
 from statistics import median
-from typing import Literal
 
-from langgraph.types import Command
-
-from postlab.agents.base import StepResult, agent_body, emit, run_agent_step, run_task
-from postlab.agents.reports import (
+from postlab.agents.base import StepResult, run_task
+from postlab.memory.store import LabMemory
+from postlab.records.events import emit
+from postlab.records.outcomes import (
     RUNNABLE_TECHNIQUES,
     AgentOutcome,
     PaperRef,
     ResearchReport,
     TechniqueFinding,
 )
-from postlab.graph.state import Directive, LabState
-from postlab.memory.store import LabMemory
-from postlab.tools.online_papers import (
-    OnlinePaper,
-    citation_walk,
-    remember_papers,
-    search_papers,
-)
-from postlab.tools.papers import PaperRecord, influence, load_corpus, walk_citations
+from postlab.records.state import LabState
+from postlab.records.steps import Directive
+from postlab.tools.papers.corpus import PaperRecord, influence, load_corpus, walk_citations
+from postlab.tools.papers.evidence import OnlinePaper
+from postlab.tools.papers.online import citation_walk, remember_papers, search_papers
 
 SYSTEM_PROMPT = (
     "You are the Librarian of a post-training lab. Find techniques in the literature that fit "
@@ -149,6 +144,8 @@ def research(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
         f"{state.get('goal', '')}. Post-train a small language model on: {task.description}. "
         "Verifiable answers, small data, limited compute."
     )
+    if focus := directive.args.get("query"):
+        query += f" Focus: {focus}"
     hits = memory.search(query, kinds=("papers",), k=len(corpus))
     # Papers remembered from earlier online reads are ranked too, but only corpus ones seed walks.
     relevance = {str(hit.metadata["paper_id"]): 1.0 - hit.distance for hit in hits}
@@ -183,8 +180,3 @@ def research(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     if notes:
         summary += f"; {len(notes)} source note(s): {notes[0]}"
     return StepResult(AgentOutcome(summary=summary), {"findings": findings, "notes": notes})
-
-
-def librarian(state: LabState) -> Command[Literal["supervisor"]]:
-    """Graph node: the Librarian's step."""
-    return run_agent_step(state, "librarian", agent_body(state, "librarian", research))

@@ -3,31 +3,29 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
-from langgraph.types import Command
-
-from postlab.agents.base import StepResult, agent_body, emit, run_agent_step
-from postlab.agents.reports import AgentOutcome, TrainingRecord
-from postlab.graph.budget import time_left
-from postlab.graph.gates import check_gate
-from postlab.graph.state import Directive, Iteration, LabState, Plan, RunOptions
+from postlab.agents.base import StepResult, iteration_row
+from postlab.agents.gates import check_gate
 from postlab.memory.store import LabMemory
-from postlab.tools.training import run_training
-from postlab.tools.training_spec import TrainingSpec
+from postlab.records.budget import next_step, time_left
+from postlab.records.events import emit
+from postlab.records.outcomes import AgentOutcome, TrainingRecord
+from postlab.records.run import RunOptions
+from postlab.records.state import LabState
+from postlab.records.steps import Directive, Plan
+from postlab.tools.training.runner import run_training
+from postlab.tools.training.spec import TrainingSpec
 
 SYSTEM_PROMPT = (
     "You are the Trainer of a post-training lab. Turn the supervisor's plan into one training "
     "run with TRL (SFT or GRPO, LoRA or full), watch it, and report metrics or the classified "
     "failure. Never retry blindly: a failure goes back to the supervisor as data."
 )
-_SPEC_KEYS = set(TrainingSpec.model_fields)
 
 
 def spec_for(state: LabState, plan: Plan) -> TrainingSpec:
     """The TrainingSpec of an iteration: plan hyper-parameters plus run-level settings."""
     options: RunOptions = state["run_options"]
-    hyper = {key: value for key, value in plan.hyper.items() if key in _SPEC_KEYS}
     task_dir = state.get("task_dir")
     return TrainingSpec(
         method=plan.method,
@@ -40,7 +38,7 @@ def spec_for(state: LabState, plan: Plan) -> TrainingSpec:
         # A wall-clock budget caps the run in flight too, so the lab can still finalize in time.
         timeout_s=max(1.0, min(options.train_timeout_s, time_left(state) or float("inf"))),
         run_name=f"{state.get('run_id', 'run')}-iter-{plan.iteration}",
-        **hyper,
+        **plan.hyper.spec_fields(),
     )
 
 
@@ -49,8 +47,9 @@ def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResul
     plan = state["plan"]
     spec = spec_for(state, plan)
     cost = spec.max_steps * spec.batch_size * spec.grad_accum
-    step = len(state.get("trajectory") or []) + 1
-    gate = check_gate(state, "train", cost, {"iteration": plan.iteration, **directive.args}, step)
+    step = next_step(state)
+    arguments = {"iteration": plan.iteration, **plan.arguments("train")}
+    gate = check_gate(state, "train", cost, arguments, step)
     gated = {"gate_decisions": [gate]} if gate else {}
     if gate is not None and not gate.approved:
         summary = f"training of iteration {plan.iteration} rejected ({gate.by}): {gate.note}"
@@ -67,13 +66,12 @@ def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResul
         f"{plan.technique} ({spec.adapter}, lr {spec.learning_rate:g}, {spec.max_steps} steps, "
         f"batch {spec.batch_size}) from {Path(spec.base_model).name}"
     )
-    iteration = Iteration(
-        iteration=plan.iteration,
-        technique=plan.technique,
-        reason=plan.reason,
-        spec=record.spec,
-        dataset=plan.dataset_path,
-        status="trained" if result.status == "ok" else "failed",
+    iteration = iteration_row(state, plan).model_copy(
+        update={
+            "spec": record.spec,
+            "dataset": plan.dataset_path,
+            "status": "trained" if result.status == "ok" else "failed",
+        }
     )
     if result.status == "ok":
         loss = result.metrics.get("final_loss", float("nan"))
@@ -102,8 +100,3 @@ def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResul
         )
     update = {"runs": [record], "plan": updated, "iterations": [iteration], **gated}
     return StepResult(outcome, update)
-
-
-def trainer(state: LabState) -> Command[Literal["supervisor"]]:
-    """Graph node: the Trainer's step."""
-    return run_agent_step(state, "trainer", agent_body(state, "trainer", train))

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from postlab.graph.runner import run_lab
-from postlab.tools.tasks import bundled_task_names
+from postlab.tools.tasks.catalog import bundled_task_names
 
 
 def main() -> None:

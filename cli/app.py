@@ -12,15 +12,17 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
-from postlab.cli.launch import (
-    DEMO_OPTIONS,
-    console,
-    drive_with_view,
-    fail,
-    launch,
-    parse_overrides,
-)
+from postlab.cli.launch import DEMO_OPTIONS, console, drive_with_view, fail, launch, parse_overrides
 from postlab.cli.sources import datasets_app, papers_app
+from postlab.records.run import DEFAULT_STEP_BUDGET, RunOptions
+from postlab.tools.models.resolution import DEFAULT_MODEL
+from postlab.tools.tasks.catalog import DEFAULT_TASK
+
+
+def _default(option: str):
+    """A run option's default, from its one home (RunOptions)."""
+    return RunOptions.model_fields[option].default
+
 
 app = typer.Typer(
     name="postlab",
@@ -39,20 +41,26 @@ def run(
     task_dir: Annotated[
         Path | None, typer.Option(help="A folder with train.jsonl, eval.jsonl, task.json.")
     ] = None,
-    model: Annotated[str, typer.Option(help="Alias, checkpoint path or Hub id.")] = (
-        "smollm2-135m-instruct"
-    ),
-    budget: Annotated[int, typer.Option(help="Agent steps allowed.")] = 300,
+    model: Annotated[str, typer.Option(help="Alias, checkpoint path or Hub id.")] = DEFAULT_MODEL,
+    budget: Annotated[int, typer.Option(help="Agent steps allowed.")] = DEFAULT_STEP_BUDGET,
     run_dir: Annotated[Path | None, typer.Option(help="Where the run lives.")] = None,
-    max_iterations: Annotated[int, typer.Option(help="Training iterations at most.")] = 6,
-    target: Annotated[float, typer.Option(help="Stop once strict accuracy reaches this.")] = 0.95,
-    train_steps: Annotated[int, typer.Option(help="Optimizer steps per iteration.")] = 40,
-    train_size: Annotated[int, typer.Option(help="Training examples per iteration.")] = 800,
-    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = 8,
+    max_iterations: Annotated[int, typer.Option(help="Training iterations at most.")] = _default(
+        "max_iterations"
+    ),
+    target: Annotated[
+        float, typer.Option(help="Stop once strict accuracy reaches this.")
+    ] = _default("target_score"),
+    train_steps: Annotated[int, typer.Option(help="Optimizer steps per iteration.")] = _default(
+        "train_steps"
+    ),
+    train_size: Annotated[int, typer.Option(help="Training examples per iteration.")] = _default(
+        "train_size"
+    ),
+    batch_size: Annotated[int, typer.Option(help="Training batch size.")] = _default("batch_size"),
     eval_limit: Annotated[
         int | None, typer.Option(help="Score only the first N held-out items (quick runs).")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed for data and training.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for data and training.")] = _default("seed"),
     max_time: Annotated[
         float | None, typer.Option(help="Wall-clock budget in seconds; the run still finalizes.")
     ] = None,
@@ -122,7 +130,7 @@ def resume(
 ) -> None:
     """Continue a run from its last checkpoint (after a crash, a kill or an approval gate)."""
     from postlab.graph.runner import ResumeError, resume_lab, run_state
-    from postlab.tools.rundir import find_run
+    from postlab.tools.io.rundir import find_run
 
     if approve and reject:
         raise fail("give --approve or --reject, not both")
@@ -138,7 +146,7 @@ def resume(
         )
         raise typer.Exit(0)
     answer = True if approve else False if reject else None
-    budget = snapshot.values.get("budget") or 300
+    budget = snapshot.values.get("budget") or DEFAULT_STEP_BUDGET
     console.print(
         f"resuming [bold]{folder.name}[/] at step {len(snapshot.values.get('trajectory') or [])}"
     )
@@ -158,13 +166,15 @@ def demo(
 ) -> None:
     """The offline end-to-end run: SmolLM2-135M on two-digit addition, on the embedded defaults."""
     goal = "Raise SmolLM2-135M-Instruct on two-digit addition, answering with the number only"
-    launch(goal, "addition_2d", None, "smollm2-135m-instruct", 300, run_dir, dict(DEMO_OPTIONS))
+    launch(
+        goal, DEFAULT_TASK, None, DEFAULT_MODEL, DEFAULT_STEP_BUDGET, run_dir, dict(DEMO_OPTIONS)
+    )
 
 
 @app.command()
 def tasks() -> None:
     """List the bundled tasks."""
-    from postlab.tools.tasks import bundled_task_names, load_task
+    from postlab.tools.tasks.catalog import bundled_task_names, load_task
 
     table = Table("task", "metric", "description")
     for name in bundled_task_names():
@@ -176,7 +186,7 @@ def tasks() -> None:
 @app.command()
 def runs() -> None:
     """List runs under ./runs (or $POSTLAB_RUNS_DIR), newest first."""
-    from postlab.tools.rundir import list_runs
+    from postlab.tools.io.rundir import list_runs
 
     table = Table()
     for column in ("run", "task", "model", "baseline", "best", "stop", "steps"):
@@ -205,7 +215,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print summary.json instead.")] = False,
 ) -> None:
     """Show a run's report (timeline, iterations, scores) or its summary as JSON."""
-    from postlab.tools.rundir import REPORT_FILE, SUMMARY_FILE, find_run, read_json
+    from postlab.tools.io.rundir import REPORT_FILE, SUMMARY_FILE, find_run, read_json
 
     try:
         folder = find_run(run)

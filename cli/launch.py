@@ -47,9 +47,9 @@ def launch(
 ) -> None:
     # Validate the cheap inputs before anything is created, so bad input costs nothing.
     from postlab.graph.runner import run_lab
-    from postlab.tools.models import ModelResolutionError, resolve_model
-    from postlab.tools.rundir import new_run_id, runs_root
-    from postlab.tools.tasks import TaskError, load_task
+    from postlab.tools.io.rundir import new_run_id, runs_root
+    from postlab.tools.models.resolution import ModelResolutionError, resolve_model
+    from postlab.tools.tasks.catalog import TaskError, load_task
 
     if task and task_dir:
         raise fail("give either --task or --task-dir, not both")
@@ -91,8 +91,8 @@ def _check_llm_options(options: dict) -> None:
         return
     from pydantic import ValidationError
 
+    from postlab.agents.llm.mcp import read_mcp_config
     from postlab.agents.llm.models import LLMConfigError, LLMSpec, check_llm
-    from postlab.tools.mcp import read_mcp_config
 
     try:
         for name in {options["llm"], *options.get("llm_overrides", {}).values()}:

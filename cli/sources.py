@@ -32,7 +32,7 @@ def papers_search(
     source: Annotated[str, typer.Option(help="arxiv, hf or all")] = "all",
 ) -> None:
     """Search arXiv and HF Papers, merged with the bundled corpus."""
-    from postlab.tools.online_papers import search_papers
+    from postlab.tools.papers.online import search_papers
 
     choices = {"arxiv": ("arxiv",), "hf": ("hf",), "all": ("arxiv", "hf")}
     if source not in choices:
@@ -67,7 +67,7 @@ def papers_graph(
     goal: Annotated[str, typer.Option(help="Rank by relevance to this goal")] = "",
 ) -> None:
     """Walk references and citations breadth-first from a paper (Semantic Scholar)."""
-    from postlab.tools.online_papers import citation_walk
+    from postlab.tools.papers.online import citation_walk
 
     outcome = citation_walk([paper_id], goal, max_papers=max_papers, max_hops=hops)
     table = Table(title=f"citation graph from {paper_id}")
@@ -91,7 +91,7 @@ def papers_graph(
 
 
 def _catalog_table() -> Table:
-    from postlab.tools.tasks import bundled_task_names, load_task
+    from postlab.tools.tasks.catalog import bundled_task_names, load_task
 
     table = Table(title="bundled task catalog")
     table.add_column("task", no_wrap=True)
@@ -110,8 +110,8 @@ def datasets_search(
     limit: Annotated[int, typer.Option(min=1, max=100, help="Datasets to show")] = 10,
 ) -> None:
     """Search Hub datasets by name, task, size and license."""
-    from postlab.tools.http import HttpStatusError, ServiceUnavailable
-    from postlab.tools.hub_datasets import HubDatasetError, search_datasets
+    from postlab.tools.data.hub import HubDatasetError, search_datasets
+    from postlab.tools.io.http import HttpStatusError, ServiceUnavailable
 
     try:
         found = search_datasets(query, task=task, size=size, license=license, limit=limit)
@@ -149,8 +149,8 @@ def datasets_inspect(
     split: Annotated[str | None, typer.Option(help="Split name")] = None,
 ) -> None:
     """Show a dataset's license, size, features, sample rows and TRL column mapping."""
-    from postlab.tools.http import HttpStatusError, ServiceUnavailable
-    from postlab.tools.hub_datasets import HubDatasetError, inspect_dataset
+    from postlab.tools.data.hub import HubDatasetError, inspect_dataset
+    from postlab.tools.io.http import HttpStatusError, ServiceUnavailable
 
     try:
         found = inspect_dataset(repo_id, config=config, split=split, sample=3)

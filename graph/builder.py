@@ -2,36 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command
 
-from postlab.agents.data_engineer import data_engineer
-from postlab.agents.evaluator import evaluator
-from postlab.agents.librarian import librarian
-from postlab.agents.trainer import trainer
+from postlab.agents.base import AgentBody, run_agent_step
+from postlab.graph.components import LabComponents, MemoryFactory, Policy
 from postlab.graph.finalize import finalize
 from postlab.graph.prepare import prepare
-from postlab.graph.state import LabContext, LabInput, LabOutput, LabState
-from postlab.graph.supervisor import Policy, make_supervisor
+from postlab.graph.supervisor import make_supervisor
+from postlab.memory.store import open_memory
+from postlab.records.run import AGENTS, AgentName
+from postlab.records.state import LabContext, LabInput, LabOutput, LabState
+
+
+def agent_node(
+    agent: AgentName, components: LabComponents
+) -> Callable[[LabState], Command[Literal["supervisor"]]]:
+    """The graph node of one agent: its body for this run, under the shared step rules."""
+
+    def node(state: LabState) -> Command[Literal["supervisor"]]:
+        body = components.body_for(state["run_options"], agent)
+        return run_agent_step(state, agent, body, components.memory(state["run_dir"]))
+
+    node.__name__ = agent
+    return node
 
 
 def build_graph(
-    checkpointer: Any | None = None, store: Any | None = None, policy: Policy | None = None
+    *,
+    policy: Policy | None = None,
+    bodies: Mapping[AgentName, AgentBody] | None = None,
+    memory: MemoryFactory = open_memory,
+    checkpointer: Any | None = None,
+    store: Any | None = None,
 ):
     """The compiled lab graph with declared input and output schemas.
 
-    `policy` replaces the playbook's routing (the budget and loop guard still wrap it).
+    `policy` replaces the routing (the budget and loop guard still wrap it), `bodies` replace
+    agents' bodies by name, `memory` opens a run directory's memory; what is left out follows
+    each run's options (playbook, or chat models with `policy="llm"`).
     """
+    components = LabComponents(policy=policy, bodies=bodies, memory=memory)
     builder = StateGraph(
         LabState, context_schema=LabContext, input_schema=LabInput, output_schema=LabOutput
     )
     builder.add_node("prepare", prepare)
-    builder.add_node("supervisor", make_supervisor(policy))
-    builder.add_node("librarian", librarian)
-    builder.add_node("data_engineer", data_engineer)
-    builder.add_node("trainer", trainer)
-    builder.add_node("evaluator", evaluator)
+    builder.add_node("supervisor", make_supervisor(components))
+    for agent in AGENTS:
+        builder.add_node(agent, agent_node(agent, components))
     builder.add_node("finalize", finalize)
     builder.add_edge(START, "prepare")
     builder.add_edge("finalize", END)

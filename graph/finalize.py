@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from postlab.agents.llm.schemas import usage_by_agent
-from postlab.graph.budget import steps_used, time_used
-from postlab.graph.state import LabOutput, LabState
-from postlab.tools.atomic import write_json_atomic
-from postlab.tools.report import write_report
-from postlab.tools.rundir import SUMMARY_FILE
+from postlab.records.budget import budget_of, steps_used, time_used
+from postlab.records.state import LabOutput, LabState
+from postlab.records.usage import usage_by_agent
+from postlab.tools.io.atomic import write_json_atomic
+from postlab.tools.io.rundir import SUMMARY_FILE
+from postlab.tools.reporting.markdown import write_report
 
 
 def _loop_pattern(state: LabState) -> str | None:
@@ -24,7 +24,7 @@ def build_summary(state: LabState) -> dict[str, Any]:
     """Everything a user or script needs to know about a finished run, as plain JSON data."""
     baseline = state.get("baseline")
     best = state.get("best")
-    budget = state.get("budget_limits")
+    budget = budget_of(state)
     evaluations = state.get("evaluations") or []
     best_eval = next((e for e in evaluations if best and e.label == best.label), None)
     return {
@@ -41,8 +41,8 @@ def build_summary(state: LabState) -> dict[str, Any]:
         "best_label": best.label if best else None,
         "best_checkpoint": best.checkpoint if best else None,
         "steps_used": steps_used(state),
-        "budget": budget.steps if budget else state.get("budget"),
-        "max_time_s": budget.max_time_s if budget else None,
+        "budget": budget.steps,
+        "max_time_s": budget.max_time_s,
         "wall_s": round(time_used(state), 1),
         "stop_reason": state.get("stop_reason"),
         "stop_detail": state.get("stop_detail", ""),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from postlab.graph.state import GuardConfig, GuardEvent, TrajectoryRecord
+from postlab.records.run import GuardConfig
+from postlab.records.steps import GuardEvent, TrajectoryRecord
 
 # One rung per firing; "ask_human" is skipped when nobody is attached to answer.
 LADDER = ("redirect", "switch_technique", "ask_human", "stop")

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Literal
 
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 from pydantic import ValidationError
 
-from postlab.graph.state import Budget, LabContext, LabState, RunOptions, StopReason
-from postlab.tools.atomic import write_json_atomic
-from postlab.tools.models import DEFAULT_MODEL, ModelResolutionError, resolve_model
-from postlab.tools.rundir import RUN_FILE, new_run_id, runs_root
-from postlab.tools.tasks import DEFAULT_TASK, TaskError, load_task
+from postlab.records.run import DEFAULT_STEP_BUDGET, Budget, RunOptions, StopReason
+from postlab.records.state import LabContext, LabState
+from postlab.tools.io.quiet import quiet_progress
+from postlab.tools.io.rundir import open_run_dir, write_run_record
+from postlab.tools.models.resolution import (
+    DEFAULT_MODEL,
+    ModelResolutionError,
+    resolve_model,
+)
+from postlab.tools.tasks.catalog import DEFAULT_TASK, TaskError, load_task
 
 # Options an assistant's configuration (Studio) may set; the run's own input overrides them.
 _CONTEXT_OPTIONS = ("policy", "llm", "max_iterations", "target_score", "train_steps", "train_size")
@@ -30,15 +34,15 @@ def prepare(
     model = state.get("model") or context.get("model") or DEFAULT_MODEL
     option_values = {k: context[k] for k in _CONTEXT_OPTIONS if context.get(k) is not None}
     option_values.update(state.get("options") or {})
-    run_dir = Path(state.get("run_dir") or runs_root() / new_run_id(task_name or "task"))
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = open_run_dir(state.get("run_dir"), task_name or "task")
     update: dict = {"run_dir": str(run_dir), "run_id": run_dir.name, "model": model}
     try:
         task = load_task(task_name, task_dir)
         options = RunOptions.model_validate(option_values)
-        steps = state.get("budget") or context.get("budget") or 300
+        steps = state.get("budget") or context.get("budget") or DEFAULT_STEP_BUDGET
         budget = Budget(steps=steps, max_time_s=state.get("max_time_s"))
-        resolved = resolve_model(model)
+        with quiet_progress():
+            resolved = resolve_model(model)
     except (TaskError, ModelResolutionError, ValidationError) as error:
         update.update(
             stop_reason=StopReason.ERROR.value,
@@ -52,8 +56,8 @@ def prepare(
         goal=goal,
         task=task.name,
         budget=budget.steps,
+        max_time_s=budget.max_time_s,
         base_model_path=resolved.path,
-        budget_limits=budget,
         run_options=options,
         tried_techniques=[],
         baseline=None,
@@ -61,8 +65,8 @@ def prepare(
         plan=None,
         directive=None,
     )
-    write_json_atomic(
-        run_dir / RUN_FILE,
+    write_run_record(
+        run_dir,
         {
             "run_id": run_dir.name,
             "goal": goal,

@@ -9,8 +9,9 @@ from typing import Any
 from langgraph.types import Command
 
 from postlab.graph.builder import build_graph, recursion_limit
-from postlab.graph.state import LabInput, LabOutput
 from postlab.memory.checkpoints import CHECKPOINT_FILE, open_checkpointer
+from postlab.records.run import DEFAULT_STEP_BUDGET
+from postlab.records.state import LabInput, LabOutput
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -40,7 +41,9 @@ def run_lab(inputs: LabInput, on_event: EventSink | None = None) -> dict[str, An
     """Run with a SQLite checkpointer in the run directory; output plus pending approvals."""
     run_dir = Path(inputs["run_dir"])
     graph = build_graph(checkpointer=open_checkpointer(run_dir))
-    return _drive(graph, inputs, _config(run_dir, inputs.get("budget") or 300), on_event)
+    return _drive(
+        graph, inputs, _config(run_dir, inputs.get("budget") or DEFAULT_STEP_BUDGET), on_event
+    )
 
 
 def run_state(run_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
@@ -48,11 +51,11 @@ def run_state(run_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
     if not (run_dir / CHECKPOINT_FILE).is_file():
         raise ResumeError(f"{run_dir} has no checkpoints: it is not a postlab run")
     graph = build_graph(checkpointer=open_checkpointer(run_dir))
-    probe = _config(run_dir, 300)
+    probe = _config(run_dir, DEFAULT_STEP_BUDGET)
     snapshot = graph.get_state(probe)
     if not snapshot.values and not snapshot.next:
         raise ResumeError(f"{run_dir} has no saved state to resume from")
-    budget = snapshot.values.get("budget") or 300
+    budget = snapshot.values.get("budget") or DEFAULT_STEP_BUDGET
     return graph, snapshot, _config(run_dir, budget)
 
 

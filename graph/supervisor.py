@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from typing import Literal
 
 from langgraph.types import Command, interrupt
 
-from postlab.agents.base import emit
 from postlab.graph import loop_guard
-from postlab.graph.budget import steps_used, time_used
-from postlab.graph.policy import decide, stop
-from postlab.graph.state import (
-    Budget,
-    Decision,
-    GuardEvent,
-    LabState,
-    Plan,
-    RunOptions,
-    StopReason,
-)
+from postlab.graph.components import LabComponents
+from postlab.graph.playbook import stop
+from postlab.records.budget import budget_of, next_step, steps_used, time_used
+from postlab.records.events import emit
+from postlab.records.run import RunOptions, StopReason
+from postlab.records.state import LabState
+from postlab.records.steps import Decision, GuardEvent, Plan
 
 Route = Literal["librarian", "data_engineer", "trainer", "evaluator", "finalize"]
-# A routing policy: state, step and the loop guard's event in; a decision and maybe a plan out.
-Policy = Callable[[LabState, int, GuardEvent | None], tuple[Decision, Plan | None]]
 
 
 def _rejection(state: LabState) -> str | None:
@@ -48,8 +40,8 @@ def _pre_plan_failure(state: LabState) -> str | None:
 
 
 def _budget_stop(state: LabState, step: int) -> Decision | None:
-    budget: Budget = state["budget_limits"]
-    if step >= budget.steps:
+    budget = budget_of(state)
+    if steps_used(state) >= budget.steps:
         return stop(step, StopReason.BUDGET_STEPS, f"step budget of {budget.steps} spent")
     if budget.max_time_s is not None and time_used(state) >= budget.max_time_s:
         detail = f"wall-clock budget of {budget.max_time_s:.0f}s spent"
@@ -97,32 +89,13 @@ def _update_for(state: LabState, decision: Decision, plan: Plan | None) -> dict:
     return update
 
 
-@functools.lru_cache(maxsize=4)
-def _llm_policy(llm: str) -> Policy:
-    # One routing model per process and model string: loading a model takes seconds.
-    from postlab.agents.llm import build_llm_policy
-
-    return build_llm_policy(llm)
-
-
-def policy_for(state: LabState) -> Policy:
-    """The run's routing policy: the playbook, or a chat model (the supervisor's override first)."""
-    options: RunOptions = state["run_options"]
-    if options.policy != "llm":
-        return decide
-    return _llm_policy(options.llm_overrides.get("supervisor") or options.llm)
-
-
-def make_supervisor(policy: Policy | None = None) -> Callable[[LabState], Command[Route]]:
-    """The supervisor node around a routing policy; budget and loop guard wrap every policy.
-
-    Without an explicit policy, each run's options choose one (playbook or LLM).
-    """
+def make_supervisor(components: LabComponents) -> Callable[[LabState], Command[Route]]:
+    """The supervisor node: budget and loop guard around the run's routing policy."""
 
     def supervisor(state: LabState) -> Command[Route]:
         """Decide the next agent (or the end) and record why."""
-        active = policy or policy_for(state)
-        step = steps_used(state)
+        active = components.policy_for(state["run_options"])
+        step = next_step(state)
         plan, event = None, None
         decision = _budget_stop(state, step)
         if decision is None and (rejected := _rejection(state)):
@@ -147,13 +120,10 @@ def make_supervisor(policy: Policy | None = None) -> Callable[[LabState], Comman
                 "step": step,
                 "next": decision.next,
                 "reason": decision.reason,
-                "budget": state["budget_limits"].steps,
+                "budget": budget_of(state).steps,
                 "best": best.strict if best else None,
             }
         )
         return Command(goto=decision.next, update=update)
 
     return supervisor
-
-
-supervisor = make_supervisor()

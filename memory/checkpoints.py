@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import sqlite3
 from pathlib import Path
 
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
+from pydantic import BaseModel
+
+from postlab import records
 
 CHECKPOINT_FILE = "checkpoints.sqlite"
-# State carries our pydantic records; only these modules may be rebuilt from a checkpoint.
-STATE_MODULES = (
-    "postlab.graph.state",
-    "postlab.agents.reports",
-    "postlab.agents.llm.schemas",
-    "postlab.tools.datasets",
-    "postlab.tools.training_spec",
-    "postlab.tools.failures",
-    "postlab.tools.evaluation",
-)
 
 
 def state_serializer() -> JsonPlusSerializer:
     """A serializer that rebuilds postlab's state records and refuses other classes."""
-    import importlib
-
-    from pydantic import BaseModel
-
     allowed: list[tuple[str, str]] = []
-    for module_name in STATE_MODULES:
+    # State carries records only, so only classes of the records package may be rebuilt.
+    for info in pkgutil.iter_modules(records.__path__, prefix=f"{records.__name__}."):
+        module_name = info.name
         module = importlib.import_module(module_name)
         for name, value in vars(module).items():
             ours = isinstance(value, type) and getattr(value, "__module__", None) == module_name

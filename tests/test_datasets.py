@@ -9,14 +9,19 @@ from pathlib import Path
 import datasets as hf_datasets
 import pytest
 
-from postlab.tools.datasets import (
-    DatasetCard,
+from postlab.records.artifacts import DatasetCard
+from postlab.tools.data.training_sets import (
     DatasetError,
     build_training_set,
     load_training_set,
     read_card,
 )
-from postlab.tools.tasks import Task, bundled_task_names, load_task, normalize_prompt
+from postlab.tools.tasks.catalog import (
+    Task,
+    bundled_task_names,
+    load_task,
+    normalize_prompt,
+)
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:

@@ -5,14 +5,14 @@ import textwrap
 
 import pytest
 
-from postlab.tools.evaluation import (
+from postlab.tools.evaluation.scoring import (
     EvaluationError,
     categorize,
     evaluate_checkpoint,
     run_external_evaluation,
     score,
 )
-from postlab.tools.tasks import Example, load_task
+from postlab.tools.tasks.catalog import Example, load_task
 
 
 def test_score_counts_strict_lenient_and_categories():

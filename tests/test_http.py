@@ -10,15 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from online_server import closed_port_url, configure_env
+from support.online_server import closed_port_url, configure_env
 
-from postlab.tools.http import (
-    HttpClient,
-    HttpStatusError,
-    RateLimiter,
-    ServiceUnavailable,
-    reset_service_state,
-)
+from postlab.tools.io.http import HttpClient, HttpStatusError, ServiceUnavailable
+from postlab.tools.io.rate_limits import RateLimiter, reset_service_state
 
 
 @pytest.fixture(autouse=True)

@@ -4,17 +4,19 @@ import time
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from scripted_model import ScriptedChatModel
+from support.scripted_model import ScriptedChatModel
 
 import postlab.graph  # noqa: F401 - loads the graph before the agents (import order)
 from postlab.agents import data_engineer, evaluator, librarian
 from postlab.agents.base import StepResult
+from postlab.agents.llm.answers import DataAnswer, EvaluatorAnswer, LibrarianAnswer
 from postlab.agents.llm.driver import make_llm_body
 from postlab.agents.llm.models import LLMConfigError, LLMSpec, check_llm
-from postlab.agents.llm.schemas import DataReport, EvaluatorReport, LibrarianReport
-from postlab.agents.reports import AgentOutcome
-from postlab.graph.state import Directive, Plan, RunOptions, TrajectoryRecord
 from postlab.memory.store import open_memory
+from postlab.records.hyper import Hyper
+from postlab.records.outcomes import AgentOutcome
+from postlab.records.run import RunOptions
+from postlab.records.steps import Directive, Plan, TrajectoryRecord
 
 OPTIONS = RunOptions(train_steps=1, train_size=16, eval_limit=4, batch_size=4, max_iterations=1)
 
@@ -30,7 +32,7 @@ def data_state(tmp_path, **extra):
         technique="sft_full",
         method="sft",
         init_checkpoint="unused",
-        hyper={},
+        hyper=Hyper(learning_rate=1e-4, max_steps=1, batch_size=4),
         data_format="sft",
         data_size=16,
         data_seed=1,
@@ -61,7 +63,7 @@ def data_body(model, **kwargs):
         data_engineer.build_dataset,
         lambda: model,
         data_engineer.SYSTEM_PROMPT,
-        DataReport,
+        DataAnswer,
         retry_delay_s=0.01,
         **kwargs,
     )
@@ -71,7 +73,7 @@ def test_scripted_model_drives_a_step_with_its_arguments(tmp_path):
     model = ScriptedChatModel(
         script=[
             call("build_dataset", {"size": 24, "seed": 7}),
-            call("DataReport", {"summary": "ok"}),
+            call("DataAnswer", {"summary": "ok"}),
         ]
     )
     result = data_body(model)(data_state(tmp_path), DATA, open_memory(tmp_path))
@@ -84,7 +86,7 @@ def test_scripted_model_drives_a_step_with_its_arguments(tmp_path):
     assert usage.cost_usd == 0.0 and usage.model == "scripted"
     prompt = model.received[0]
     assert "untrusted-data" in prompt[0].content and "build_dataset(format=sft" in prompt[1].content
-    assert "build_dataset" in model.bound[0] and "DataReport" in model.bound[0]
+    assert "build_dataset" in model.bound[0] and "DataAnswer" in model.bound[0]
 
 
 def test_malformed_arguments_and_unknown_tools_go_back_and_the_retry_succeeds(tmp_path):
@@ -93,8 +95,8 @@ def test_malformed_arguments_and_unknown_tools_go_back_and_the_retry_succeeds(tm
             call("build_dataset", {"size": "lots"}),
             call("rm_rf", {}),
             call("build_dataset", {"size": 16}),
-            call("DataReport", {"summary": 3}),
-            call("DataReport", {"summary": "built"}),
+            call("DataAnswer", {"summary": 3}),
+            call("DataAnswer", {"summary": "built"}),
         ]
     )
     result = data_body(model, max_model_retries=3)(
@@ -130,14 +132,14 @@ def test_the_action_runs_once_even_when_called_twice(tmp_path):
     runs = []
 
     def playbook(state, directive, memory):
-        runs.append(directive.args)
+        runs.append(state["plan"].arguments("build_dataset"))
         return StepResult(AgentOutcome(summary="built"), {})
 
     model = ScriptedChatModel(
         script=[call("build_dataset", {"seed": 2}), call("build_dataset", {"seed": 3}), "done"]
     )
     body = make_llm_body(
-        "data_engineer", playbook, lambda: model, "p", DataReport, retry_delay_s=0.01
+        "data_engineer", playbook, lambda: model, "p", DataAnswer, retry_delay_s=0.01
     )
     result = body(data_state(tmp_path), DATA, open_memory(tmp_path))
     # The action ran once with the model's seed; the missing report is recorded, not re-run.
@@ -154,7 +156,7 @@ def test_bounds_depend_on_the_run_and_a_raising_playbook_still_raises(tmp_path):
     model = ScriptedChatModel(
         script=[call("build_dataset", {"size": 10_000}), call("build_dataset", {"size": 16})]
     )
-    body = make_llm_body("data_engineer", playbook, lambda: model, "p", DataReport)
+    body = make_llm_body("data_engineer", playbook, lambda: model, "p", DataAnswer)
     with pytest.raises(RuntimeError, match="disk full"):
         body(data_state(tmp_path), DATA, open_memory(tmp_path))
     assert "above this run's limit of 64" in model.received[1][-1].content
@@ -162,7 +164,7 @@ def test_bounds_depend_on_the_run_and_a_raising_playbook_still_raises(tmp_path):
 
 def test_provider_errors_are_retried_and_slow_calls_time_out(tmp_path):
     replies = iter(
-        [RuntimeError("503"), call("build_dataset"), call("DataReport", {"summary": "s"})]
+        [RuntimeError("503"), call("build_dataset"), call("DataAnswer", {"summary": "s"})]
     )
 
     def flaky(messages):
@@ -192,12 +194,12 @@ def test_librarian_and_evaluator_steps_with_outside_text_marked(tmp_path, tiny_m
             return call("read_paper", {"paper_id": "2106.09685"})
         if "research" not in names:
             return call("research", {"query": "arithmetic"})
-        return call("LibrarianReport", {"summary": "found", "top_technique": "sft_full"})
+        return call("LibrarianAnswer", {"summary": "found", "top_technique": "sft_full"})
 
     state = data_state(tmp_path, base_model_path=str(tiny_model), plan=None)
     model = ScriptedChatModel(script=librarian_script)
     body = make_llm_body(
-        "librarian", librarian.research, lambda: model, librarian.SYSTEM_PROMPT, LibrarianReport
+        "librarian", librarian.research, lambda: model, librarian.SYSTEM_PROMPT, LibrarianAnswer
     )
     directive = Directive(agent="librarian", action="research", reason="find techniques")
     result = body(state, directive, open_memory(tmp_path))
@@ -205,9 +207,9 @@ def test_librarian_and_evaluator_steps_with_outside_text_marked(tmp_path, tiny_m
     paper = next(m for m in model.received[-1] if isinstance(m, ToolMessage))
     assert paper.content.startswith('<untrusted-data source="paper:2106.09685">')
 
-    model = ScriptedChatModel(script=[call("evaluate"), call("EvaluatorReport", {"summary": "s"})])
+    model = ScriptedChatModel(script=[call("evaluate"), call("EvaluatorAnswer", {"summary": "s"})])
     body = make_llm_body(
-        "evaluator", evaluator.evaluate, lambda: model, evaluator.SYSTEM_PROMPT, EvaluatorReport
+        "evaluator", evaluator.evaluate, lambda: model, evaluator.SYSTEM_PROMPT, EvaluatorAnswer
     )
     directive = Directive(
         agent="evaluator", action="baseline", args={"checkpoint": str(tiny_model)}, reason="base"
@@ -245,21 +247,24 @@ def test_a_fact_from_step_5_reaches_the_model_at_step_300(tmp_path):
         )
         for s in range(1, 300)
     ]
-    model = ScriptedChatModel(script=[call("train"), call("TrainerReport", {"summary": "s"})])
+    model = ScriptedChatModel(script=[call("train"), call("TrainerAnswer", {"summary": "s"})])
 
     def playbook(state, directive, memory):
         return StepResult(AgentOutcome(summary="trained"), {})
 
-    from postlab.agents.llm.schemas import TrainerReport
+    from postlab.agents.llm.answers import TrainerAnswer
 
-    body = make_llm_body("trainer", playbook, lambda: model, "p", TrainerReport)
+    body = make_llm_body("trainer", playbook, lambda: model, "p", TrainerAnswer)
     directive = Directive(
         agent="trainer",
         action="train",
-        args={"technique": "grpo", "max_completion_length": 8},
         reason="iteration 40: GRPO; answers get truncated, how many tokens do digits need?",
     )
-    state = data_state(tmp_path, trajectory=trajectory)
+    grpo = Hyper(learning_rate=1e-5, max_steps=8, batch_size=4, num_generations=4)
+    plan = data_state(tmp_path)["plan"].model_copy(
+        update={"technique": "grpo", "method": "grpo", "hyper": grpo}
+    )
+    state = data_state(tmp_path, trajectory=trajectory, plan=plan)
     result = body(state, directive, memory)
     assert memory.count() >= 301 and result.update["fallbacks"] == []
     prompt = model.received[0][1].content
@@ -289,7 +294,7 @@ def test_local_smollm2_answers_offline():
 
 
 def test_usage_totals_per_agent():
-    from postlab.agents.llm.schemas import LLMUsage, usage_by_agent
+    from postlab.records.usage import LLMUsage, usage_by_agent
 
     totals = usage_by_agent(
         [

@@ -5,31 +5,41 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from postlab.agents.base import agent_body
 from postlab.agents.librarian import research
 from postlab.cli.app import app
-from postlab.graph.policy import decide
-from postlab.graph.state import RunOptions
-from postlab.graph.supervisor import policy_for
+from postlab.graph.components import LabComponents
+from postlab.graph.playbook import decide
+from postlab.records.run import RunOptions
 
 
 def test_playbook_options_keep_the_playbook():
-    state = {"run_options": RunOptions()}
-    assert agent_body(state, "librarian", research) is research
-    assert policy_for(state) is decide
+    components = LabComponents()
+    assert components.body_for(RunOptions(), "librarian") is research
+    assert components.policy_for(RunOptions()) is decide
 
 
 def test_llm_options_select_model_driven_bodies_and_routing():
     options = RunOptions(
         policy="llm", llm="local:smollm2", llm_overrides={"trainer": "local:smollm2"}
     )
-    state = {"run_options": options}
-    body = agent_body(state, "librarian", research)
+    components = LabComponents()
+    body = components.body_for(options, "librarian")
     assert body is not research and callable(body)
-    # Built once per configuration, then reused across steps.
-    assert agent_body(state, "librarian", research) is body
-    policy = policy_for(state)
+    # Built once per configuration and graph, then reused across steps.
+    assert components.body_for(options, "librarian") is body
+    assert LabComponents().body_for(options, "librarian") is not body
+    policy = components.policy_for(options)
     assert policy is not decide and hasattr(policy, "drain")
+
+
+def test_injected_parts_win_over_the_run_options():
+    def body(state, directive, memory):
+        raise AssertionError("not called here")
+
+    components = LabComponents(bodies={"trainer": body}, policy=decide)
+    options = RunOptions(policy="llm", llm="local:smollm2")
+    assert components.body_for(options, "trainer") is body
+    assert components.policy_for(options) is decide
 
 
 def test_llm_policy_needs_a_model():

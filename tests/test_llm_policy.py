@@ -6,19 +6,19 @@ import re
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
-from scripted_model import ScriptedChatModel
+from support.scripted_model import ScriptedChatModel
 
-import postlab.graph  # noqa: F401 - loads the graph before the agents (import order)
-from postlab.agents import data_engineer, evaluator, librarian, trainer
-from postlab.agents.llm import schemas
+from postlab.agents.llm import answers as answers_module
+from postlab.agents.llm.bodies import build_llm_bodies
 from postlab.agents.llm.driver import make_llm_body
-from postlab.agents.llm.policy import RoutingChoice, make_llm_policy, validate
 from postlab.agents.llm.tools import ACTION_TOOL
-from postlab.agents.reports import EvaluationRecord, PaperRef, TechniqueFinding
+from postlab.agents.roster import PLAYBOOKS, SYSTEM_PROMPTS
 from postlab.graph.builder import build_graph, recursion_limit
-from postlab.graph.policy import decide
-from postlab.graph.state import Budget, RunOptions
+from postlab.graph.llm_router import RoutingChoice, build_llm_router, make_llm_router, validate
+from postlab.graph.playbook import decide
 from postlab.memory.checkpoints import state_serializer
+from postlab.records.outcomes import EvaluationRecord, PaperRef, TechniqueFinding
+from postlab.records.run import Budget, RunOptions
 
 OPTIONS = {
     "train_steps": 1,
@@ -90,8 +90,8 @@ def test_choices_are_checked_against_what_the_playbook_allows(tmp_path):
     decision, new, problem = validate(lora, state, 2, None, expected, plan)
     assert problem is None and new.technique == "sft_lora" and new.iteration == 1
     # The learning rate is clamped into the technique's range; LoRA alpha follows the rank.
-    assert new.hyper["learning_rate"] == 1e-3 and new.hyper["lora_alpha"] == 16
-    assert decision.next == "data_engineer" and decision.directive.args["size"] == 16
+    assert new.hyper.learning_rate == 1e-3 and new.hyper.lora_alpha == 16
+    assert decision.next == "data_engineer" and new.data_size == 16
     grpo = choice("data_engineer", action="grpo")
     assert "not available" in validate(grpo, state, 2, None, expected, plan)[2]
     decision, _, problem = validate(
@@ -128,33 +128,35 @@ def expert(invalid_at=(), once_invalid_at=()):
         done = any(isinstance(m, ToolMessage) and m.name == ACTION_TOOL[agent] for m in messages)
         if not done:
             return call(ACTION_TOOL[agent], {}, f"{agent}-{len(messages)}")
-        report = {"librarian": "LibrarianReport", "data_engineer": "DataReport"}.get(
-            agent, f"{agent.title()}Report"
+        report = {"librarian": "LibrarianAnswer", "data_engineer": "DataAnswer"}.get(
+            agent, f"{agent.title()}Answer"
         )
         return call(report, {"summary": f"{agent} done"}, f"r-{len(messages)}")
 
     return script
 
 
-def llm_agents(monkeypatch, model):
-    """Drive the four agent nodes with `model` (until the graph selects bodies itself)."""
-    for module, name, schema in (
-        (librarian, "research", schemas.LibrarianReport),
-        (data_engineer, "build_dataset", schemas.DataReport),
-        (trainer, "train", schemas.TrainerReport),
-        (evaluator, "evaluate", schemas.EvaluatorReport),
-    ):
-        agent = module.__name__.rsplit(".", 1)[-1]
-        body = make_llm_body(
-            agent, getattr(module, name), lambda: model, module.SYSTEM_PROMPT, schema
-        )
-        monkeypatch.setattr(module, name, body)
+def llm_agents(model) -> dict:
+    """The four agents' bodies driven by `model`, to inject into the graph."""
+    answers = {
+        "librarian": answers_module.LibrarianAnswer,
+        "data_engineer": answers_module.DataAnswer,
+        "trainer": answers_module.TrainerAnswer,
+        "evaluator": answers_module.EvaluatorAnswer,
+    }
+    return {
+        agent: make_llm_body(agent, PLAYBOOKS[agent], lambda: model, SYSTEM_PROMPTS[agent], schema)
+        for agent, schema in answers.items()
+    }
 
 
 def run(tmp_path, model, monkeypatch, name):
-    llm_agents(monkeypatch, model)
-    policy = make_llm_policy(lambda: model)
-    graph = build_graph(checkpointer=InMemorySaver(serde=state_serializer()), policy=policy)
+    policy = make_llm_router(lambda: model)
+    graph = build_graph(
+        checkpointer=InMemorySaver(serde=state_serializer()),
+        policy=policy,
+        bodies=llm_agents(model),
+    )
     config = {"configurable": {"thread_id": name}, "recursion_limit": recursion_limit(BUDGET)}
     inputs = {"task": "addition_2d", "budget": BUDGET, "run_dir": str(tmp_path / name)}
     return graph, config, inputs, policy
@@ -162,22 +164,23 @@ def run(tmp_path, model, monkeypatch, name):
 
 @pytest.mark.usefixtures("tiny_model")
 def test_a_scripted_model_runs_the_lab_to_the_end(tmp_path, tiny_model, monkeypatch):
-    model = ScriptedChatModel(script=expert(invalid_at={3}, once_invalid_at={0}))
+    # Decisions are numbered by the agent step they start (1-based, as the trajectory is).
+    model = ScriptedChatModel(script=expert(invalid_at={4}, once_invalid_at={1}))
     graph, config, inputs, policy = run(tmp_path, model, monkeypatch, "scripted")
     output = graph.invoke({**inputs, "model": str(tiny_model), "options": OPTIONS}, config)
     values = graph.get_state(config).values
     summary = json.loads((tmp_path / "scripted" / "summary.json").read_text())
     assert output["stop_reason"] == "budget_iterations" and summary["best_score"] is not None
     reasons = [d["reason"] for d in summary["decisions"]]
-    assert reasons[0] == "the step 0 move" and reasons[2] == "LoRA is cheap"
-    # The decision at step 3 stayed invalid three times: the playbook took it, and says so.
+    assert reasons[0] == "the step 1 move" and reasons[2] == "LoRA is cheap"
+    # The decision at step 4 stayed invalid three times: the playbook took it, and says so.
     assert reasons[3].startswith("[fallback: invalid RoutingChoice")
     assert sum(r.startswith("[fallback") for r in reasons) == 1
     assert summary["iterations"][0]["technique"] == "sft_lora"
     assert summary["iterations"][0]["spec"]["learning_rate"] == 5e-4
     # The supervisor drains the policy's records into state after every decision.
     assert policy.drain() == ([], [])
-    assert [(f.step, f.agent) for f in values["fallbacks"]] == [(3, "supervisor")]
+    assert [(f.step, f.agent) for f in values["fallbacks"]] == [(4, "supervisor")]
     agents = [u for u in values["llm_usage"] if u.agent != "supervisor"]
     routing = [u for u in values["llm_usage"] if u.agent == "supervisor"]
     assert len(agents) == 5 and len(routing) == 6
@@ -216,7 +219,7 @@ def test_models_without_structured_output_route_through_a_tool(tmp_path):
         call("RoutingChoice", {"next": "data_engineer", "reason": 3}, 1),
         call("RoutingChoice", {"next": "data_engineer", "action": "sft_full", "reason": "go"}, 2),
     ]
-    policy = make_llm_policy(lambda: NoSchemaModel(script=answers))
+    policy = make_llm_router(lambda: NoSchemaModel(script=answers))
     decision, plan = policy(state, 2, None)
     assert (decision.next, decision.reason, plan.technique) == ("data_engineer", "go", "sft_full")
     usage, fallbacks = policy.drain()
@@ -225,16 +228,10 @@ def test_models_without_structured_output_route_through_a_tool(tmp_path):
 
 @pytest.mark.slow
 def test_local_smollm2_drives_a_whole_run_offline(tmp_path, tiny_model, monkeypatch):
-    from postlab.agents.llm import build_llm_bodies, build_llm_policy
-
-    bodies = build_llm_bodies("local:smollm2")
-    for module, name in ((librarian, "research"), (data_engineer, "build_dataset")):
-        monkeypatch.setattr(module, name, bodies[module.__name__.rsplit(".", 1)[-1]])
-    monkeypatch.setattr(trainer, "train", bodies["trainer"])
-    monkeypatch.setattr(evaluator, "evaluate", bodies["evaluator"])
     graph = build_graph(
         checkpointer=InMemorySaver(serde=state_serializer()),
-        policy=build_llm_policy("local:smollm2"),
+        policy=build_llm_router("local:smollm2"),
+        bodies=build_llm_bodies("local:smollm2"),
     )
     config = {"configurable": {"thread_id": "local"}, "recursion_limit": recursion_limit(30)}
     inputs = {"task": "addition_2d", "budget": 30, "run_dir": str(tmp_path / "local")}

@@ -1,7 +1,8 @@
 """Loop guard: each pattern is caught once, and escalation climbs one rung per firing."""
 
 from postlab.graph.loop_guard import inspect, next_rung
-from postlab.graph.state import GuardConfig, TrajectoryRecord
+from postlab.records.run import GuardConfig
+from postlab.records.steps import TrajectoryRecord
 
 CONFIG = GuardConfig(window=12, repeat_threshold=3, cycle_repeats=3, failure_threshold=3)
 

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from postlab.graph.builder import build_graph, recursion_limit
-from postlab.graph.state import Decision, Directive, Plan
+from postlab.records.hyper import Hyper
+from postlab.records.steps import Decision, Directive, Plan
 
 BUDGET = 60
 OPTIONS = {"eval_limit": 4, "batch_size": 4, "train_steps": 1, "train_size": 16}
@@ -17,7 +18,7 @@ def _plan(step, checkpoint, status, lr=1e-4):
         technique="sft_full",
         method="sft",
         init_checkpoint=checkpoint,
-        hyper={"adapter": "full", "learning_rate": lr, "max_steps": 1, "batch_size": 4},
+        hyper=Hyper(adapter="full", learning_rate=lr, max_steps=1, batch_size=4),
         data_format="sft",
         data_size=16,
         data_seed=step,
@@ -48,7 +49,7 @@ def cycling(state, step, event):
 def failing(state, step, event):
     """Trains on a missing dataset with a new learning rate each time: the same failure."""
     plan = _plan(step, state["base_model_path"], "needs_training", lr=1e-4 * (step + 1))
-    return _go(step, "trainer", "train", {"learning_rate": plan.hyper["learning_rate"]}, plan)
+    return _go(step, "trainer", "train", {"learning_rate": plan.hyper.learning_rate}, plan)
 
 
 def plateauing(state, step, event):

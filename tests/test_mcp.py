@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessage, ToolMessage
-from scripted_model import ScriptedChatModel
+from support.scripted_model import ScriptedChatModel
 
 import postlab.graph  # noqa: F401 - loads the graph before the agents (import order)
 from postlab.agents.base import StepResult
+from postlab.agents.llm.answers import TrainerAnswer
 from postlab.agents.llm.driver import make_llm_body
-from postlab.agents.llm.schemas import TrainerReport
-from postlab.agents.reports import AgentOutcome
-from postlab.graph.state import Directive, RunOptions
+from postlab.agents.llm.mcp import MCPServerConfig, load_mcp_tools, read_mcp_config
 from postlab.memory.store import open_memory
-from postlab.tools.mcp import MCPServerConfig, load_mcp_tools, read_mcp_config
+from postlab.records.outcomes import AgentOutcome
+from postlab.records.run import RunOptions
+from postlab.records.steps import Directive
 
 SERVER = str(Path(__file__).parent / "fixtures" / "mcp_echo_server.py")
 DIRECTIVE = Directive(agent="trainer", action="train", reason="iteration 1: needs training")
@@ -143,10 +144,10 @@ def test_an_agent_uses_a_server_that_dies_mid_run(tmp_path, toolset):
             return call("echo", {"text": "hello"}, tag)
         if "train" not in results:
             return call("train", {}, tag)
-        return call("TrainerReport", {"summary": "ok"}, tag)
+        return call("TrainerAnswer", {"summary": "ok"}, tag)
 
     model = ScriptedChatModel(script=script)
-    body = make_llm_body("trainer", playbook, lambda: model, "p", TrainerReport, toolset)
+    body = make_llm_body("trainer", playbook, lambda: model, "p", TrainerAnswer, toolset)
     state = {"run_dir": str(tmp_path), "goal": "g", "trajectory": [], "run_options": RunOptions()}
     memory = open_memory(tmp_path)
 

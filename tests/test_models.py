@@ -2,7 +2,7 @@
 
 import pytest
 
-from postlab.tools.models import (
+from postlab.tools.models.resolution import (
     DEFAULT_MODEL,
     ModelResolutionError,
     is_checkpoint_dir,

@@ -3,11 +3,11 @@
 import json
 
 import pytest
-from online_server import OnlineServer, closed_port_url, configure_env
+from support.online_server import OnlineServer, closed_port_url, configure_env
 
 from postlab.graph.runner import run_lab
-from postlab.tools.http import reset_service_state
-from postlab.tools.papers import load_corpus
+from postlab.tools.io.rate_limits import reset_service_state
+from postlab.tools.papers.corpus import load_corpus
 
 OPTIONS = {"online": True, "eval_limit": 4, "train_size": 16, "train_steps": 1, "batch_size": 4}
 

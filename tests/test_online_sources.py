@@ -6,14 +6,18 @@ from pathlib import Path
 
 import pytest
 import typer
-from online_server import OnlineServer, closed_port_url, configure_env
+from support.online_server import OnlineServer, closed_port_url, configure_env
 from typer.testing import CliRunner
 
 from postlab.cli.sources import datasets_app, papers_app
-from postlab.tools import arxiv, hf_papers, hub_datasets, online_papers, semantic_scholar
-from postlab.tools.http import ServiceUnavailable, reset_service_state
-from postlab.tools.hub_datasets import ColumnMappingError, map_columns, rows_to_examples
-from postlab.tools.online_papers import OnlinePaper, technique_hint
+from postlab.tools.data import hub as hub_datasets
+from postlab.tools.data.columns import ColumnMappingError, map_columns, rows_to_examples
+from postlab.tools.io.http import ServiceUnavailable
+from postlab.tools.io.rate_limits import reset_service_state
+from postlab.tools.papers import arxiv, hf_papers, semantic_scholar
+from postlab.tools.papers import online as online_papers
+from postlab.tools.papers.evidence import OnlinePaper
+from postlab.tools.papers.relevance import technique_hint
 
 
 @pytest.fixture(autouse=True)

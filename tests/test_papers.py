@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from postlab.tools.papers import (
+from postlab.tools.papers.corpus import (
     TECHNIQUE_KEYS,
     CorpusError,
     PaperRecord,

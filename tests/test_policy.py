@@ -2,17 +2,18 @@
 
 from pathlib import Path
 
-from postlab.agents.reports import (
+from postlab.graph.playbook import decide, hyper_for, refine
+from postlab.records.artifacts import FailureInfo, TrainingResult
+from postlab.records.hyper import Hyper
+from postlab.records.outcomes import (
     BestModel,
     EvaluationRecord,
     PaperRef,
     TechniqueFinding,
     TrainingRecord,
 )
-from postlab.graph.policy import decide, hyper_for, refine
-from postlab.graph.state import Plan, RunOptions, StopReason
-from postlab.tools.failures import FailureInfo
-from postlab.tools.training_spec import TrainingResult
+from postlab.records.run import RunOptions, StopReason
+from postlab.records.steps import Plan
 
 
 def finding(key, method="sft", lr=None):
@@ -75,14 +76,17 @@ def test_order_of_work(tmp_path):
     state["plan"] = plan.model_copy(update={"status": "needs_training", "dataset_path": "d"})
     decision, _ = decide(state, 3, None)
     assert decision.next == "trainer"
-    assert decision.directive.args["learning_rate"] == plan.hyper["learning_rate"]
+    # The plan carries the iteration's parameters; the directive only names the action.
+    assert decision.directive.action == "train" and decision.directive.args == {}
+    assert plan.arguments("train")["learning_rate"] == plan.hyper.learning_rate
 
 
 def test_recipe_learning_rate_is_clamped_to_the_cpu_range():
-    assert hyper_for(finding("sft_full", lr=5e-6), RunOptions())["learning_rate"] == 1e-4
-    assert hyper_for(finding("sft_lora", lr=2e-4), RunOptions())["learning_rate"] == 2e-4
+    assert hyper_for(finding("sft_full", lr=5e-6), RunOptions()).learning_rate == 1e-4
+    lora = hyper_for(finding("sft_lora", lr=2e-4), RunOptions())
+    assert lora.learning_rate == 2e-4 and lora.lora_alpha == 2 * lora.lora_r
     grpo = hyper_for(finding("grpo", "grpo"), RunOptions(batch_size=6))
-    assert grpo["batch_size"] % grpo["num_generations"] == 0
+    assert grpo.batch_size % grpo.num_generations == 0
 
 
 def _failed_state(tmp_path, kind):
@@ -91,7 +95,7 @@ def _failed_state(tmp_path, kind):
         technique="sft_full",
         method="sft",
         init_checkpoint="base",
-        hyper={"adapter": "full", "learning_rate": 1e-4, "max_steps": 40, "batch_size": 8},
+        hyper=Hyper(adapter="full", learning_rate=1e-4, max_steps=40, batch_size=8),
         data_format="sft",
         data_size=100,
         data_seed=1,
@@ -116,14 +120,14 @@ def _failed_state(tmp_path, kind):
 def test_oom_halves_batch_and_doubles_accumulation(tmp_path):
     state, plan = _failed_state(tmp_path, "oom")
     new, kind = refine(state, plan)
-    assert kind == "fix" and new.hyper["batch_size"] == 4 and new.hyper["grad_accum"] == 2
+    assert kind == "fix" and new.hyper.batch_size == 4 and new.hyper.grad_accum == 2
     assert new.iteration == 2 and new.technique == "sft_full"
 
 
 def test_divergence_quarters_learning_rate(tmp_path):
     state, plan = _failed_state(tmp_path, "nan")
     new, _ = refine(state, plan)
-    assert new.hyper["learning_rate"] == 2.5e-5
+    assert new.hyper.learning_rate == 2.5e-5
 
 
 def test_bad_config_switches_technique(tmp_path):
@@ -138,7 +142,7 @@ def test_gain_continues_from_new_best_and_target_stops(tmp_path):
         technique="sft_full",
         method="sft",
         init_checkpoint="base",
-        hyper={"adapter": "full", "learning_rate": 1e-4, "max_steps": 40, "batch_size": 8},
+        hyper=Hyper(adapter="full", learning_rate=1e-4, max_steps=40, batch_size=8),
         data_format="sft",
         data_size=100,
         data_seed=1,
@@ -174,13 +178,8 @@ def test_grpo_starts_from_the_sft_checkpoint_once_sft_stops_improving(tmp_path):
         technique="sft_lora",
         method="sft",
         init_checkpoint="ckpt-2",
-        hyper={
-            "adapter": "lora",
-            "learning_rate": 2e-4,
-            "max_steps": 40,
-            "batch_size": 8,
-            "lr_lowered": True,
-        },
+        hyper=Hyper(adapter="lora", learning_rate=2e-4, max_steps=40, batch_size=8),
+        lr_halved=True,
         data_format="sft",
         data_size=100,
         data_seed=3,
@@ -201,8 +200,9 @@ def test_grpo_starts_from_the_sft_checkpoint_once_sft_stops_improving(tmp_path):
     decision, new = decide(state, 12, None)
     assert new.technique == "grpo" and new.method == "grpo" and new.data_format == "grpo"
     assert new.init_checkpoint == "ckpt-2"
-    assert new.hyper["batch_size"] % new.hyper["num_generations"] == 0
-    assert decision.directive.args == {
+    assert new.hyper.batch_size % new.hyper.num_generations == 0
+    assert decision.directive.action == "build_dataset"
+    assert new.arguments("build_dataset") == {
         "format": "grpo",
         "size": new.data_size,
         "seed": new.data_seed,

@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from postlab.tools.processes import PID_FILE, WORKER_MODULE, end_orphaned_worker
+from postlab.tools.training.processes import PID_FILE, WORKER_MODULE, end_orphaned_worker
 
 
 def _sleeper(*args: str) -> subprocess.Popen:

@@ -1,5 +1,6 @@
 """`langgraph dev` serves the real graph offline; a run through langgraph-sdk returns outputs."""
 
+import json
 import os
 import shutil
 import signal
@@ -22,6 +23,16 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _config_outside_the_repo(folder: Path) -> Path:
+    """The repo's langgraph.json with its paths made absolute, so the server can run elsewhere."""
+    config = json.loads((REPO / "langgraph.json").read_text())
+    config["dependencies"] = [str(REPO / dep) for dep in config["dependencies"]]
+    config["graphs"] = {name: str(REPO / spec) for name, spec in config["graphs"].items()}
+    path = folder / "langgraph.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
 @pytest.fixture
 def server(tmp_path):
     if not LANGGRAPH.exists() and shutil.which("langgraph") is None:
@@ -39,8 +50,11 @@ def server(tmp_path):
             str(port),
             "--no-browser",
             "--no-reload",
+            "--config",
+            str(_config_outside_the_repo(tmp_path)),
         ],
-        cwd=REPO,
+        # langgraph dev keeps its state (.langgraph_api/) in the working directory: not the repo.
+        cwd=tmp_path,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,

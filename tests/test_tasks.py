@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from postlab.tools.tasks import (
+from postlab.tools.tasks.catalog import (
     DEFAULT_TASK,
     Example,
     Task,
@@ -104,7 +104,7 @@ def test_train_stream_differs_from_eval_stream(name: str) -> None:
 def test_eval_split_is_machine_independent() -> None:
     # String hashing is randomised per process; the eval split must not depend on it.
     code = (
-        "from postlab.tools.tasks import load_task, bundled_task_names;"
+        "from postlab.tools.tasks.catalog import load_task, bundled_task_names;"
         "print([load_task(n).eval_examples()[-1].prompt for n in bundled_task_names()])"
     )
     outputs = set()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -15,23 +14,26 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from postlab.tools.failures import (
+from postlab.records.artifacts import TrainingResult
+from postlab.tools.training.failures import (
     EXIT_BAD_CONFIG,
     EXIT_NAN,
     EXIT_OOM,
+    RESULT_FILE,
+    WORKER_REPORT_FILE,
     classify_failure,
     normalize_error,
 )
-from postlab.tools.training import _cached_result, run_training
-from postlab.tools.training_spec import TrainingResult, TrainingSpec
+from postlab.tools.training.runner import _cached_result, run_training
+from postlab.tools.training.spec import TrainingSpec
 
-# A stand-in for postlab.tools.tasks, injected into the worker through sitecustomize, so the GRPO
-# plumbing is tested whether or not the real task module exists yet.
+# A stand-in for postlab.tools.tasks.catalog, injected into the worker through sitecustomize,
+# so the GRPO plumbing is tested on a task the test controls.
 STUB_TASKS = textwrap.dedent(
     """
     import sys, types
 
-    module = types.ModuleType("postlab.tools.tasks")
+    module = types.ModuleType("postlab.tools.tasks.catalog")
 
     class _StubTask:
         name = "stub"
@@ -45,14 +47,14 @@ STUB_TASKS = textwrap.dedent(
         return _StubTask()
 
     module.load_task = load_task
-    sys.modules["postlab.tools.tasks"] = module
+    sys.modules["postlab.tools.tasks.catalog"] = module
     """
 )
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    from postlab.tools.models import make_tiny_model
+    from support.tiny_model import make_tiny_model
 
     return make_tiny_model(tmp_path_factory.mktemp("tiny"))
 
@@ -229,12 +231,8 @@ def test_grpo_with_stub_task(tiny_model, grpo_data, tmp_path, monkeypatch):
     assert all("reward" in e for e in events if e.get("event") == "progress")
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("postlab.tools.tasks") is None,
-    reason="postlab.tools.tasks is not written yet: the real-task GRPO run waits for it",
-)
 def test_grpo_with_real_task(tiny_model, grpo_data, tmp_path):
-    from postlab.tools.tasks import load_task
+    from postlab.tools.tasks.catalog import load_task
 
     task = load_task()
     spec = _grpo_spec(tiny_model, grpo_data, tmp_path / "grpo", task=getattr(task, "name", None))
@@ -249,7 +247,9 @@ def test_missing_dataset_is_bad_config(tiny_model, tmp_path):
     assert result.status == "failed" and result.failure.kind == "bad_config"
     assert "does not exist" in result.failure.message
     assert result.checkpoint is None
-    assert json.loads((tmp_path / "run" / "result.json").read_text())["status"] == "failed"
+    # The parent is the one writer of result.json, in TrainingResult's schema.
+    saved = TrainingResult.model_validate_json((tmp_path / "run" / RESULT_FILE).read_text())
+    assert saved.status == "failed" and saved.failure.kind == "bad_config"
 
 
 def test_grpo_batch_not_divisible_is_bad_config(tiny_model, grpo_data, tmp_path):
@@ -271,7 +271,7 @@ def test_worker_rejects_invalid_spec_file(tmp_path):
     spec_file = tmp_path / "spec.json"
     spec_file.write_text(json.dumps({"method": "sft", "output_dir": str(tmp_path), "bogus": 1}))
     proc = subprocess.run(
-        [sys.executable, "-m", "postlab.tools.train_worker", str(spec_file)],
+        [sys.executable, "-m", "postlab.tools.training.worker", str(spec_file)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -279,7 +279,9 @@ def test_worker_rejects_invalid_spec_file(tmp_path):
     assert proc.returncode == EXIT_BAD_CONFIG
     assert "ValidationError" in proc.stdout
     assert classify_failure(proc.returncode, proc.stdout, False).kind == "bad_config"
-    assert json.loads((tmp_path / "result.json").read_text())["status"] == "failed"
+    # The worker reports to its own file; result.json is left to the parent.
+    assert json.loads((tmp_path / WORKER_REPORT_FILE).read_text())["status"] == "failed"
+    assert not (tmp_path / RESULT_FILE).exists()
 
 
 def _live_group_members(pgid: int) -> list[int]:
@@ -315,7 +317,7 @@ def test_nan_loss_is_classified(tiny_model, sft_data, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_sft_lora_on_smollm2(sft_data, tmp_path):
-    from postlab.tools.models import DEFAULT_MODEL, resolve_model
+    from postlab.tools.models.resolution import DEFAULT_MODEL, resolve_model
 
     base = Path(resolve_model(DEFAULT_MODEL).path)
     spec = _spec(base, sft_data, tmp_path / "run", adapter="lora", max_steps=2, learning_rate=1e-4)
@@ -427,5 +429,5 @@ def test_classify_failure(returncode, tail, timed_out, kind):
 
 
 def test_training_module_does_not_import_torch():
-    code = "import sys, postlab.tools.training; assert 'torch' not in sys.modules"
+    code = "import sys, postlab.tools.training.runner; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

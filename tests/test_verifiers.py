@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from postlab.tools.verifiers import Verdict, reward, verify
+from postlab.tools.tasks.verifiers import Verdict, reward, verify
 
 NUMERIC = [
     # (completion, answer, strict, lenient)

@@ -17,14 +17,17 @@ from langchain_core.tools import BaseTool
 from langgraph.errors import GraphBubbleUp
 from pydantic import BaseModel
 
-from postlab.agents.base import AgentBody, StepResult
+from postlab.agents.base import AgentBody, StepResult, action_arguments
 from postlab.agents.llm.models import cost_usd
-from postlab.agents.llm.schemas import Fallback, LLMUsage
 from postlab.agents.llm.tools import ACTION_TOOL, ActionStash, action_tool, read_only_tools
-from postlab.graph.state import AgentName, Directive, LabState
+from postlab.agents.llm.untrusted import untrusted
 from postlab.memory.context import build_context
 from postlab.memory.store import LabMemory
-from postlab.tools.mcp import untrusted
+from postlab.records.budget import next_step
+from postlab.records.run import AgentName
+from postlab.records.state import LabState
+from postlab.records.steps import Directive
+from postlab.records.usage import Fallback, LLMUsage
 
 FEEDBACK = "postlab-feedback"
 ABORT = "[postlab] stopped: "
@@ -132,7 +135,7 @@ def _prompt(
         for r in (state.get("trajectory") or [])
         if r.agent == agent
     ][-6:]
-    args = ", ".join(f"{k}={v}" for k, v in directive.args.items())
+    args = ", ".join(f"{k}={v}" for k, v in action_arguments(state, directive).items())
     wanted = f"{directive.action}({args}) because {directive.reason}"
     if directive.avoid:
         wanted += f"; avoid: {', '.join(directive.avoid)}"
@@ -189,7 +192,7 @@ def make_llm_body(
     action, schema = ACTION_TOOL[agent], report_schema.__name__
 
     def body(state: LabState, directive: Directive, memory: LabMemory) -> StepResult:
-        step = len(state.get("trajectory") or []) + 1
+        step = next_step(state)
         stash = ActionStash()
         own = read_only_tools(state, directive, memory)
         then = f"\nNext: finish by calling `{schema}` with your report."

@@ -141,7 +141,7 @@ def check_llm(spec: LLMSpec | str) -> None:
     spec = as_spec(spec)
     if spec.kind == "local":
         _need_package("transformers", spec)
-        from postlab.tools.models import ModelResolutionError, resolve_model
+        from postlab.tools.models.resolution import ModelResolutionError, resolve_model
 
         try:
             resolve_model(LOCAL_MODELS[spec.model])
@@ -295,7 +295,7 @@ def _local_model(name: str, max_new_tokens: int = 64) -> BaseChatModel:
     import transformers
     from langchain_huggingface import HuggingFacePipeline
 
-    from postlab.tools.models import resolve_model
+    from postlab.tools.models.resolution import resolve_model
 
     path = resolve_model(LOCAL_MODELS[name]).path
     pipe = transformers.pipeline(

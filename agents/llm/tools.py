@@ -11,9 +11,11 @@ from langgraph.errors import GraphBubbleUp
 from pydantic import BaseModel, Field
 
 from postlab.agents.base import AgentBody, StepResult
-from postlab.graph.state import AgentName, Directive, LabState
+from postlab.agents.llm.untrusted import untrusted
 from postlab.memory.store import MEMORY_KINDS, LabMemory
-from postlab.tools.mcp import untrusted
+from postlab.records.run import AgentName
+from postlab.records.state import LabState
+from postlab.records.steps import Directive
 
 # The one side-effecting tool of each agent: it runs the agent's playbook body.
 ACTION_TOOL: dict[str, str] = {
@@ -79,7 +81,7 @@ def read_only_tools(state: LabState, directive: Directive, memory: LabMemory) ->
         return untrusted(text, "memory") if outside else text
 
     def list_papers(query: str | None = None) -> str:
-        from postlab.tools.papers import load_corpus
+        from postlab.tools.papers.corpus import load_corpus
 
         words = (query or "").lower().split()
         papers = [
@@ -91,7 +93,7 @@ def read_only_tools(state: LabState, directive: Directive, memory: LabMemory) ->
         return untrusted("\n".join(lines) or "no paper matches", "paper-corpus")
 
     def read_paper(paper_id: str) -> str:
-        from postlab.tools.papers import load_corpus
+        from postlab.tools.papers.corpus import load_corpus
 
         paper = next((p for p in load_corpus() if p.id == paper_id), None)
         if paper is None:
@@ -99,7 +101,7 @@ def read_only_tools(state: LabState, directive: Directive, memory: LabMemory) ->
         return untrusted(paper.document(), f"paper:{paper.id}")
 
     def list_tasks() -> str:
-        from postlab.tools.tasks import bundled_task_names
+        from postlab.tools.tasks.catalog import bundled_task_names
 
         return f"this run's task: {state.get('task')}\nbundled: {', '.join(bundled_task_names())}"
 
@@ -158,19 +160,15 @@ def _apply(
     agent: str, chosen: dict[str, Any], state: LabState, directive: Directive
 ) -> tuple[LabState, Directive]:
     """The state and directive the playbook body runs under, with the model's choices merged."""
-    directive = directive.model_copy(update={"args": {**directive.args, **chosen}})
     if agent == "librarian" and chosen.get("query"):
-        state = {**state, "goal": f"{state.get('goal', '')}. Focus: {chosen['query']}"}
+        directive = directive.model_copy(update={"args": {**directive.args, **chosen}})
     if agent == "trainer" and chosen and state.get("plan") is not None:
-        hyper = {**state["plan"].hyper, **chosen}
-        if hyper.get("adapter") == "lora":
-            hyper.setdefault("lora_r", 16)
-            hyper["lora_alpha"] = 2 * int(hyper["lora_r"])
-        if state["plan"].method == "grpo":
-            # GRPO needs whole groups of generations per batch.
-            group = int(hyper.get("num_generations", 4))
-            hyper["batch_size"] = max(group, hyper["batch_size"] - hyper["batch_size"] % group)
+        hyper = state["plan"].hyper.with_changes(**chosen)
         state = {**state, "plan": state["plan"].model_copy(update={"hyper": hyper})}
+    if agent == "data_engineer" and chosen and state.get("plan") is not None:
+        sizes = {"data_size": chosen.get("size"), "data_seed": chosen.get("seed")}
+        update = {key: value for key, value in sizes.items() if value is not None}
+        state = {**state, "plan": state["plan"].model_copy(update=update)}
     return state, directive
 
 

@@ -1,0 +1,53 @@
+"""Approval gates: costly actions pause for a human when one is attached, else follow a default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.types import interrupt
+
+from postlab.records.run import RunOptions
+from postlab.records.state import LabState
+from postlab.records.steps import GateDecision
+
+
+def check_gate(
+    state: LabState, gate: str, cost: float, detail: dict[str, Any], step: int
+) -> GateDecision | None:
+    """Decide a gated action: None when under the threshold, else the human's or default answer.
+
+    With a human attached this pauses the run (a LangGraph interrupt, durable in the
+    checkpointer); the node re-runs on resume and gets the answer here. Nothing before this
+    call may have side effects, since it runs twice.
+    """
+    options: RunOptions = state["run_options"]
+    config = options.gates
+    if gate not in config.gated or cost <= config.threshold:
+        return None
+    if not options.human_attached:
+        approved = config.unattended_default == "approve"
+        return GateDecision(
+            gate=gate,
+            approved=approved,
+            by="default",
+            note=f"no human attached: {config.unattended_default}d by default",
+            cost=cost,
+            step=step,
+        )
+    answer = interrupt(
+        {
+            "gate": gate,
+            "question": f"Approve {gate} (cost {cost:g})?",
+            "cost": cost,
+            "detail": detail,
+        }
+    )
+    answer = answer if isinstance(answer, dict) else {"approved": bool(answer)}
+    return GateDecision(
+        gate=gate,
+        approved=bool(answer.get("approved")),
+        by="human",
+        note=str(answer.get("note") or ""),
+        cost=cost,
+        step=step,
+    )

@@ -1,0 +1,62 @@
+"""Records of what the tools produce: dataset cards, failure samples, training results."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+# The TRL dataset formats the lab builds: prompt-completion rows (SFT) or prompts with a verifier.
+Format = Literal["sft", "grpo"]
+
+
+class DatasetCard(BaseModel):
+    """Provenance and cleaning statistics of a saved training set."""
+
+    name: str
+    task: str
+    format: Format
+    source: str
+    license: str | None = None
+    size_category: str | None = None
+    seed: int
+    requested: int
+    collected: int
+    duplicates_removed: int
+    contaminated_removed: int
+    final_size: int
+    ngram_n: int
+    template_ngrams_ignored: int
+    path: str
+    created_at: str
+    columns: list[str]
+    sample: list[dict[str, Any]]
+
+
+class FailureSample(BaseModel):
+    """One held-out item the model got wrong, with why (its error category)."""
+
+    prompt: str
+    answer: str
+    completion: str
+    category: str
+
+
+class TrainingResult(BaseModel):
+    """The outcome of one run: a merged checkpoint and metrics, or a classified failure."""
+
+    status: Literal["ok", "failed"]
+    checkpoint: str | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    failure: FailureInfo | None = None
+    log_path: str = ""
+    spec_signature: str = ""
+    wall_s: float = 0.0
+
+
+class FailureInfo(BaseModel):
+    """Why a run failed: a coarse kind, the relevant log lines and a normalised key."""
+
+    kind: Literal["oom", "nan", "timeout", "bad_config", "crash"]
+    message: str
+    normalized: str

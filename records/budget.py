@@ -1,0 +1,36 @@
+"""Budget accounting over state: the budget, steps and wall-clock time, counted across resumes."""
+
+from __future__ import annotations
+
+from postlab.records.run import DEFAULT_STEP_BUDGET, Budget
+from postlab.records.state import LabState
+
+
+def budget_of(state: LabState) -> Budget:
+    """The run's budget, read from its one home: the `budget` and `max_time_s` channels."""
+    return Budget(
+        steps=state.get("budget") or DEFAULT_STEP_BUDGET, max_time_s=state.get("max_time_s")
+    )
+
+
+def steps_used(state: LabState) -> int:
+    """Agent steps taken so far (the trajectory is checkpointed, so this survives resumes)."""
+    return len(state.get("trajectory") or [])
+
+
+def next_step(state: LabState) -> int:
+    """The number of the agent step about to run (1-based); decisions and gates share it."""
+    return steps_used(state) + 1
+
+
+def time_used(state: LabState) -> float:
+    """Wall-clock seconds spent in completed agent steps."""
+    return sum(record.wall_s for record in state.get("trajectory") or [])
+
+
+def time_left(state: LabState) -> float | None:
+    """Seconds left of the wall-clock budget, or None when there is none."""
+    budget = budget_of(state)
+    if budget.max_time_s is None:
+        return None
+    return max(0.0, budget.max_time_s - time_used(state))

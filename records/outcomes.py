@@ -1,0 +1,94 @@
+"""Agent outcomes: what each agent hands back to the supervisor (findings, runs, scores, best)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from postlab.records.artifacts import FailureSample, TrainingResult
+
+TechniqueKey = Literal[
+    "sft_full", "sft_lora", "grpo", "dpo", "rejection_sampling", "curriculum", "data_quality"
+]
+# Techniques the Trainer can execute today; the others are reported, not run.
+RUNNABLE_TECHNIQUES: tuple[str, ...] = ("sft_full", "sft_lora", "grpo")
+
+
+class PaperRef(BaseModel):
+    """A paper a finding cites."""
+
+    id: str
+    title: str
+    year: int
+
+
+class TechniqueFinding(BaseModel):
+    """A ranked technique card for this task, with the papers it came from."""
+
+    key: TechniqueKey
+    name: str
+    method: str
+    runnable: bool
+    relevance: float
+    rationale: str
+    applies_when: str = ""
+    recipe: dict[str, float] = Field(default_factory=dict)
+    effects: list[str] = Field(default_factory=list)
+    papers: list[PaperRef] = Field(default_factory=list)
+
+
+class ResearchReport(BaseModel):
+    """The Librarian's answer: ranked findings and how much was read to get them."""
+
+    query: str
+    findings: list[TechniqueFinding]
+    papers_read: int
+    papers_via_citations: int
+
+
+class TrainingRecord(BaseModel):
+    """One training attempt of an iteration: its spec and its outcome."""
+
+    iteration: int
+    technique: str
+    spec: dict[str, Any]
+    result: TrainingResult
+
+
+class EvaluationRecord(BaseModel):
+    """One scored checkpoint: held-out strict/lenient scores, compared with baseline and best."""
+
+    label: str  # "baseline" or "iter-<k>"
+    iteration: int  # 0 for the baseline
+    checkpoint: str
+    strict: float
+    lenient: float
+    n: int
+    error_categories: dict[str, int] = Field(default_factory=dict)
+    failures: list[FailureSample] = Field(default_factory=list)
+    delta_vs_baseline: float = 0.0
+    delta_vs_best: float = 0.0
+    is_best: bool = False
+    wall_s: float = 0.0
+
+
+class BestModel(BaseModel):
+    """The best checkpoint so far and where it came from."""
+
+    checkpoint: str
+    strict: float
+    lenient: float
+    label: str
+    iteration: int
+
+
+class AgentOutcome(BaseModel):
+    """How an agent step ended: ok, or failed with a classified, normalised error."""
+
+    status: Literal["ok", "failed"] = "ok"
+    summary: str = ""
+    error_kind: str | None = None
+    error: str | None = None
+    error_normalized: str | None = None
+    score: float | None = None

@@ -1,0 +1,87 @@
+"""What a run is asked to do: options, budget, guard and gate settings, stop reasons."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+AgentName = Literal["librarian", "data_engineer", "trainer", "evaluator"]
+
+
+AGENTS: tuple[AgentName, ...] = ("librarian", "data_engineer", "trainer", "evaluator")
+
+
+# The step budget when a caller names none (CLI, Studio, embedding hosts all fall back to it).
+DEFAULT_STEP_BUDGET = 300
+
+
+class StopReason(StrEnum):
+    """Why a run ended; stable values users can script against."""
+
+    TARGET_MET = "target_met"
+    BUDGET_STEPS = "budget_steps"
+    BUDGET_TIME = "budget_time"
+    BUDGET_ITERATIONS = "budget_iterations"
+    LOOP = "loop"
+    PLATEAU = "plateau"
+    REJECTED = "rejected"
+    ERROR = "error"
+
+
+class Budget(BaseModel):
+    """Step budget (agent steps, counted across resumes) and optional wall-clock budget."""
+
+    steps: int = Field(DEFAULT_STEP_BUDGET, ge=1)
+    max_time_s: float | None = Field(None, gt=0)
+
+
+class GuardConfig(BaseModel):
+    """Loop-guard thresholds."""
+
+    window: int = Field(12, ge=2)
+    repeat_threshold: int = Field(3, ge=2)
+    cycle_repeats: int = Field(3, ge=2)
+    failure_threshold: int = Field(3, ge=2)
+    plateau_evaluations: int = Field(3, ge=1)
+    min_improvement: float = Field(0.01, ge=0)
+
+
+class GateConfig(BaseModel):
+    """Which actions need approval, above what cost, and the answer when nobody is attached."""
+
+    gated: list[str] = Field(default_factory=lambda: ["train"])
+    # Training cost in example-steps (steps x batch x accumulation); 0 gates every run.
+    threshold: float = Field(0, ge=0)
+    unattended_default: Literal["approve", "reject"] = "approve"
+
+
+class RunOptions(BaseModel):
+    """Knobs of a run: target, iteration cap, data and training sizes, policy."""
+
+    target_score: float = Field(0.95, ge=0, le=1)
+    max_iterations: int = Field(6, ge=1)
+    seed: int = 0
+    train_size: int = Field(800, ge=8)
+    train_steps: int = Field(40, ge=1)
+    batch_size: int = Field(8, ge=1)
+    eval_limit: int | None = Field(None, ge=1)
+    train_timeout_s: float = Field(1800, gt=0)
+    policy: Literal["playbook", "llm"] = "playbook"
+    # With policy "llm": the model for every agent and the supervisor, and per-agent overrides
+    # ("librarian", ..., "supervisor" → model string).
+    llm: str | None = None
+    llm_overrides: dict[str, str] = Field(default_factory=dict)
+    mcp_config: str | None = None
+    online: bool = False
+    hub_dataset: str | None = None
+    human_attached: bool = False
+    guard: GuardConfig = Field(default_factory=GuardConfig)
+    gates: GateConfig = Field(default_factory=GateConfig)
+
+    @model_validator(mode="after")
+    def _llm_named(self) -> RunOptions:
+        if self.policy == "llm" and not self.llm:
+            raise ValueError("policy 'llm' needs a model: set llm (e.g. local:smollm2)")
+        return self

@@ -1,0 +1,137 @@
+"""What a run did, step by step: trajectory, directives, plans, decisions, iterations."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from postlab.records.hyper import Hyper
+from postlab.records.run import AgentName, StopReason
+
+
+class TrajectoryRecord(BaseModel):
+    """One agent step: who did what (normalised signature), how it ended, and when."""
+
+    step: int
+    agent: AgentName
+    action: str
+    signature: str
+    status: Literal["ok", "failed"]
+    summary: str = ""
+    error_kind: str | None = None
+    error_normalized: str | None = None
+    score: float | None = None
+    iteration: int = 0
+    started_at: float
+    wall_s: float
+
+
+class Directive(BaseModel):
+    """What the supervisor asks of the next agent."""
+
+    agent: AgentName
+    action: str
+    # Only what the plan does not carry (a research focus); an iteration's parameters live in Plan.
+    args: dict[str, Any] = Field(default_factory=dict)
+    reason: str
+    avoid: list[str] = Field(default_factory=list)
+
+
+class Plan(BaseModel):
+    """The iteration in progress: which technique, hyper-parameters and data, and how far it got."""
+
+    iteration: int
+    technique: str
+    method: Literal["sft", "grpo"]
+    init_checkpoint: str
+    hyper: Hyper
+    data_format: Literal["sft", "grpo"]
+    data_size: int
+    data_seed: int
+    reason: str
+    dataset_path: str | None = None
+    checkpoint: str | None = None
+    attempts: int = 0
+    # Whether this technique's learning rate was already halved after a stall.
+    lr_halved: bool = False
+    status: Literal["needs_data", "needs_training", "needs_eval", "done", "failed"] = "needs_data"
+
+    def arguments(self, action: str) -> dict[str, Any]:
+        """The parameters of this plan that an agent's action works from."""
+        if action == "build_dataset":
+            return {"format": self.data_format, "size": self.data_size, "seed": self.data_seed}
+        if action == "train":
+            return {
+                "technique": self.technique,
+                "init": self.init_checkpoint,
+                **self.hyper.spec_fields(),
+            }
+        if action == "evaluate":
+            return {"checkpoint": self.checkpoint, "iteration": self.iteration}
+        return {}
+
+
+class Decision(BaseModel):
+    """A supervisor decision: the next agent (or stop), the directive, and the reason."""
+
+    step: int
+    next: Literal["librarian", "data_engineer", "trainer", "evaluator", "finalize"]
+    reason: str
+    directive: Directive | None = None
+    stop_reason: StopReason | None = None
+    guard_event: str | None = None
+
+
+class GuardEvent(BaseModel):
+    """A loop-guard firing: which pattern, on what, and the escalation rung it triggered."""
+
+    pattern: Literal["repeat", "cycle", "failure", "plateau"]
+    key: str
+    detail: str
+    rung: Literal["redirect", "switch_technique", "ask_human", "stop"]
+    step: int
+
+
+class GateDecision(BaseModel):
+    """How a gated action was decided, for the trajectory and the report."""
+
+    gate: str
+    approved: bool
+    by: Literal["human", "default"]
+    note: str = ""
+    cost: float = 0
+    step: int = 0
+
+
+class Iteration(BaseModel):
+    """One post-training iteration as reported: technique, spec, score and the reason for it."""
+
+    iteration: int
+    technique: str
+    reason: str
+    spec: dict[str, Any] = Field(default_factory=dict)
+    dataset: str | None = None
+    status: str = "planned"
+    score: float | None = None
+    lenient: float | None = None
+    checkpoint: str | None = None
+    failure: str | None = None
+
+    @classmethod
+    def start(cls, plan: Plan) -> Iteration:
+        """The row of a planned iteration; agents then update it as the iteration goes on."""
+        return cls(
+            iteration=plan.iteration,
+            technique=plan.technique,
+            reason=plan.reason,
+            dataset=plan.dataset_path,
+        )
+
+
+def merge_iterations(current: list[Iteration], update: list[Iteration]) -> list[Iteration]:
+    """Reducer: an update replaces the iteration with the same number, or is appended."""
+    merged = {item.iteration: item for item in current}
+    for item in update:
+        merged[item.iteration] = item
+    return [merged[key] for key in sorted(merged)]

@@ -1,0 +1,42 @@
+"""Inside a host process the lab silences progress bars only while it works, then restores them."""
+
+import sys
+
+import datasets
+import huggingface_hub.utils as hub_utils
+from transformers.utils import logging as transformers_logging
+
+from postlab.tools.io.quiet import SHOW_BARS_ENV, quiet_progress
+
+
+def _enabled() -> tuple[bool, bool, bool]:
+    return (
+        not datasets.are_progress_bars_disabled(),
+        not hub_utils.are_progress_bars_disabled(),
+        transformers_logging.is_progress_bar_enabled(),
+    )
+
+
+def test_bars_are_off_inside_and_the_hosts_setting_returns(monkeypatch):
+    monkeypatch.delenv(SHOW_BARS_ENV, raising=False)
+    # The test session turns hub bars off through the environment; act as a host that did not.
+    hub_tqdm = sys.modules["huggingface_hub.utils.tqdm"]
+    monkeypatch.setattr(hub_tqdm, "HF_HUB_DISABLE_PROGRESS_BARS", None)
+    datasets.enable_progress_bars()
+    hub_utils.enable_progress_bars()
+    transformers_logging.enable_progress_bar()
+    with quiet_progress():
+        assert _enabled() == (False, False, False)
+    assert _enabled() == (True, True, True)
+    # A host that had them off keeps them off.
+    datasets.disable_progress_bars()
+    with quiet_progress():
+        pass
+    assert _enabled() == (False, True, True)
+
+
+def test_asking_for_bars_leaves_them_on(monkeypatch):
+    monkeypatch.setenv(SHOW_BARS_ENV, "1")
+    datasets.enable_progress_bars()
+    with quiet_progress():
+        assert not datasets.are_progress_bars_disabled()

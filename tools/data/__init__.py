@@ -1,0 +1,1 @@
+"""postlab.tools.data: training sets in TRL's formats (dedup, decontamination) and Hub datasets."""

@@ -1,0 +1,239 @@
+"""The DataEngineer's tools: build deduplicated, decontaminated TRL training sets from a task."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import datasets as hf_datasets
+
+from postlab.records.artifacts import DatasetCard, Format
+from postlab.tools.tasks.catalog import Example, Task, normalize_prompt
+
+MIN_EXAMPLES = 8
+CARD_FILE = "card.json"
+# An n-gram in more than this share of eval items (and in at least TEMPLATE_MIN_ITEMS of them)
+# is the task's prompt template, not content: matching it says nothing about leakage.
+TEMPLATE_SHARE = 0.10
+TEMPLATE_MIN_ITEMS = 3
+# Length of the n-grams used to find template words (see _EvalIndex).
+TEMPLATE_NGRAM = 3
+# How far build_training_set may over-ask the task to make up for removed examples.
+_MAX_OVERSAMPLE = 4
+_WORD = re.compile(r"\w+")
+
+
+class DatasetError(ValueError):
+    """A training set that cannot be built or read."""
+
+
+def _words(example: Example) -> list[str]:
+    return _WORD.findall(f"{example.prompt} {example.answer}".lower())
+
+
+def _ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+class _EvalIndex:
+    """The eval split's prompts and content n-grams, with template boilerplate stripped out."""
+
+    def __init__(self, eval_split: list[Example], ngram_n: int) -> None:
+        self.n = ngram_n
+        self.prompts = {normalize_prompt(example.prompt) for example in eval_split}
+        tokenized = [_words(example) for example in eval_split]
+        # Template detection uses short n-grams: boilerplate such as "sort these numbers in
+        # ascending order" is shorter than n, and an n-gram made of one number plus seven template
+        # words ("7 reply with the sorted numbers separated by") is rare enough to pass a
+        # frequency test, yet flags every training item that happens to share that one number.
+        self.t = min(TEMPLATE_NGRAM, ngram_n)
+        counts: Counter[tuple[str, ...]] = Counter()
+        for words in tokenized:
+            counts.update(_ngrams(words, self.t))
+        share = TEMPLATE_SHARE * len(eval_split)
+        self.template = {
+            gram for gram, count in counts.items() if count > share and count >= TEMPLATE_MIN_ITEMS
+        }
+        self.ngrams: set[tuple[str, ...]] = set()
+        # Eval items whose content is shorter than n are matched on their whole content (n shrinks
+        # per item), so they can still be found without shrinking n for every other item.
+        self.short: dict[int, set[tuple[str, ...]]] = {}
+        for words in tokenized:
+            content = self.content(words)
+            if len(content) >= self.n:
+                self.ngrams |= _ngrams(content, self.n)
+            elif content:
+                self.short.setdefault(len(content), set()).add(tuple(content))
+
+    def content(self, words: list[str]) -> list[str]:
+        """The words not covered by any template n-gram."""
+        covered = [False] * len(words)
+        for i in range(len(words) - self.t + 1):
+            if tuple(words[i : i + self.t]) in self.template:
+                covered[i : i + self.t] = [True] * self.t
+        return [word for word, boiler in zip(words, covered, strict=True) if not boiler]
+
+    def contaminates(self, example: Example) -> bool:
+        """Whether a training example repeats an eval prompt or shares eval content n-grams."""
+        if normalize_prompt(example.prompt) in self.prompts:
+            return True
+        content = self.content(_words(example))
+        if not self.ngrams.isdisjoint(_ngrams(content, self.n)):
+            return True
+        return any(not grams.isdisjoint(_ngrams(content, k)) for k, grams in self.short.items())
+
+
+def _clean(
+    examples: list[Example], index: _EvalIndex, size: int
+) -> tuple[list[Example], int, int, int]:
+    """First `size` survivors of dedup + decontamination, with (collected, dups, contaminated)."""
+    seen: set[str] = set()
+    kept: list[Example] = []
+    collected = duplicates = contaminated = 0
+    for example in examples:
+        if len(kept) == size:
+            break
+        # Counted only up to the point where the set is full, so the card adds up:
+        # collected == duplicates_removed + contaminated_removed + final_size.
+        collected += 1
+        key = normalize_prompt(example.prompt)
+        if key in seen:
+            duplicates += 1
+            continue
+        seen.add(key)
+        if index.contaminates(example):
+            contaminated += 1
+            continue
+        kept.append(example)
+    return kept, collected, duplicates, contaminated
+
+
+def _row(example: Example, fmt: Format) -> dict[str, Any]:
+    prompt = [{"role": "user", "content": example.prompt}]
+    if fmt == "sft":
+        return {"prompt": prompt, "completion": [{"role": "assistant", "content": example.answer}]}
+    # Prompt-only for GRPO: the reward function scores generations against the `answer` column.
+    return {"prompt": prompt, "answer": example.answer}
+
+
+def build_training_set(
+    task: Task,
+    fmt: Format,
+    size: int,
+    seed: int,
+    out_dir: Path,
+    ngram_n: int = 8,
+    provenance: dict[str, str | None] | None = None,
+) -> DatasetCard:
+    """Collect, dedup, decontaminate, format and atomically save a training set; return its card."""
+    if fmt not in ("sft", "grpo"):
+        raise DatasetError(f"unknown format {fmt!r}; expected 'sft' or 'grpo'")
+    if size <= 0:
+        raise DatasetError(f"size must be positive, got {size}")
+    if ngram_n <= 0:
+        raise DatasetError(f"ngram_n must be positive, got {ngram_n}")
+    out_dir = Path(out_dir)
+    index = _EvalIndex(task.eval_examples(), ngram_n)
+
+    request = size + max(MIN_EXAMPLES, size // 4)
+    limit = size * _MAX_OVERSAMPLE + 64
+    while True:
+        examples = task.train_examples(request, seed)
+        kept, collected, duplicates, contaminated = _clean(examples, index, size)
+        # A shorter answer than asked means the source is exhausted; asking again cannot help.
+        if len(kept) >= size or len(examples) < request or request >= limit:
+            break
+        request = min(request * 2, limit)
+
+    # Copies of eval prompts already dropped from a task folder's train.jsonl are contamination
+    # the source carried; counting them keeps the card honest about the file's quality.
+    contaminated += task.train_eval_copies
+    collected += task.train_eval_copies
+    if len(kept) < MIN_EXAMPLES:
+        raise DatasetError(
+            f"only {len(kept)} training examples of task {task.name!r} survived cleaning "
+            f"(collected {collected}, {duplicates} duplicates, {contaminated} contaminated); "
+            f"need at least {MIN_EXAMPLES}"
+        )
+
+    rows = [_row(example, fmt) for example in kept]
+    dataset = hf_datasets.Dataset.from_list(rows)
+    source = "generator"
+    if task.spec.source == "dir" and task.spec.task_dir:
+        source = str(Path(task.spec.task_dir) / "train.jsonl")
+    # Data from elsewhere (a Hub dataset) names its source, license and size on the card.
+    provenance = provenance or {}
+    source = provenance.get("source") or source
+    card = DatasetCard(
+        name=f"{task.name}-{fmt}-n{len(kept)}-seed{seed}",
+        task=task.name,
+        format=fmt,
+        source=source,
+        license=provenance.get("license"),
+        size_category=provenance.get("size_category"),
+        seed=seed,
+        requested=size,
+        collected=collected,
+        duplicates_removed=duplicates,
+        contaminated_removed=contaminated,
+        final_size=len(kept),
+        ngram_n=index.n,
+        template_ngrams_ignored=len(index.template),
+        path=str(out_dir.resolve()),
+        created_at=datetime.now(UTC).isoformat(),
+        columns=list(dataset.column_names),
+        sample=rows[:2],
+    )
+    _save_atomically(dataset, card, out_dir)
+    return card
+
+
+def _save_atomically(dataset: hf_datasets.Dataset, card: DatasetCard, out_dir: Path) -> None:
+    """Write into a sibling temp dir and rename it into place, replacing any previous set."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # A sibling, so the final rename stays on one filesystem and is atomic.
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    old: Path | None = None
+    try:
+        dataset.save_to_disk(str(staging))
+        (staging / CARD_FILE).write_text(card.model_dump_json(indent=2), encoding="utf-8")
+        if out_dir.exists():
+            # Renaming over a non-empty directory fails; move the old one aside first so that
+            # out_dir is at every moment either absent or complete, never half-written.
+            old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old-", dir=out_dir.parent))
+            os.replace(out_dir, old / "data")
+        os.replace(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old is not None and not out_dir.exists():
+            os.replace(old / "data", out_dir)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def load_training_set(path: str | Path) -> hf_datasets.Dataset:
+    """Load a training set saved by build_training_set."""
+    path = Path(path)
+    if not (path / CARD_FILE).is_file():
+        raise DatasetError(f"{path}: not a postlab training set (no {CARD_FILE})")
+    return hf_datasets.load_from_disk(str(path))
+
+
+def read_card(path: str | Path) -> DatasetCard:
+    """The DatasetCard of a saved training set (its folder or its card.json)."""
+    path = Path(path)
+    card_path = path if path.name == CARD_FILE else path / CARD_FILE
+    try:
+        return DatasetCard.model_validate_json(card_path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise DatasetError(f"{card_path}: missing dataset card") from exc
+    except ValueError as exc:
+        raise DatasetError(f"{card_path}: invalid dataset card: {exc}") from exc

@@ -1,0 +1,1 @@
+"""postlab.tools.evaluation: batched generation and scoring of checkpoints against a task."""

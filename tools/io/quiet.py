@@ -1,0 +1,48 @@
+"""Progress bars off while the lab works inside a host process, unless the user asks for them."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+# Set to 1 to let datasets, transformers and huggingface_hub draw their progress bars.
+SHOW_BARS_ENV = "POSTLAB_PROGRESS_BARS"
+
+
+@contextlib.contextmanager
+def quiet_progress() -> Iterator[None]:
+    """Silence the Hugging Face libraries' progress bars for the block, then restore them."""
+    if os.environ.get(SHOW_BARS_ENV) == "1":
+        yield
+        return
+    import datasets
+    import huggingface_hub.utils as hub_utils
+    from transformers.utils import logging as transformers_logging
+
+    # (is enabled, disable, enable) for each library, so the host's own setting comes back.
+    switches = [
+        (
+            not datasets.are_progress_bars_disabled(),
+            datasets.disable_progress_bars,
+            datasets.enable_progress_bars,
+        ),
+        (
+            not hub_utils.are_progress_bars_disabled(),
+            hub_utils.disable_progress_bars,
+            hub_utils.enable_progress_bars,
+        ),
+        (
+            transformers_logging.is_progress_bar_enabled(),
+            transformers_logging.disable_progress_bar,
+            transformers_logging.enable_progress_bar,
+        ),
+    ]
+    for _, disable, _ in switches:
+        disable()
+    try:
+        yield
+    finally:
+        for was_enabled, _, enable in switches:
+            if was_enabled:
+                enable()

@@ -1,0 +1,70 @@
+"""Run directories on disk: layout, ids, atomic writes, listing."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from postlab.tools.io.atomic import write_json_atomic
+
+SUMMARY_FILE = "summary.json"
+REPORT_FILE = "report.md"
+RUN_FILE = "run.json"
+
+
+def runs_root() -> Path:
+    """Where runs live unless a run directory is given: $POSTLAB_RUNS_DIR or ./runs."""
+    return Path(os.environ.get("POSTLAB_RUNS_DIR", "runs")).resolve()
+
+
+def new_run_id(task: str) -> str:
+    """A sortable, readable run id: timestamp plus task name."""
+    slug = re.sub(r"[^a-z0-9]+", "-", task.lower()).strip("-")[:32] or "task"
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
+
+
+def open_run_dir(run_dir: Path | None, task: str) -> Path:
+    """The run's folder, created when missing: the one given, or a new id under the runs root."""
+    folder = Path(run_dir) if run_dir else runs_root() / new_run_id(task)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def write_run_record(run_dir: Path, record: dict[str, Any]) -> Path:
+    """Write run.json, the run's inputs as prepared, atomically."""
+    return write_json_atomic(run_dir / RUN_FILE, record)
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON file's content, or None when missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def find_run(name: str, root: Path | None = None) -> Path:
+    """A run directory by path or by id under the runs root."""
+    candidate = Path(name)
+    if (candidate / RUN_FILE).is_file():
+        return candidate.resolve()
+    under_root = (root or runs_root()) / name
+    if (under_root / RUN_FILE).is_file():
+        return under_root
+    raise FileNotFoundError(f"no run {name!r} (looked at {candidate} and {under_root})")
+
+
+def list_runs(root: Path | None = None) -> list[dict[str, Any]]:
+    """Every run under the root with its inputs and, when finished, its summary; newest first."""
+    root = root or runs_root()
+    runs = []
+    for run_file in sorted(root.glob(f"*/{RUN_FILE}"), reverse=True):
+        info = read_json(run_file) or {}
+        info["summary"] = read_json(run_file.parent / SUMMARY_FILE)
+        info["run_dir"] = str(run_file.parent)
+        runs.append(info)
+    return runs

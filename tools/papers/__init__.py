@@ -1,0 +1,1 @@
+"""postlab.tools.papers: bundled corpus, arXiv, HF Papers, Semantic Scholar, their merge."""

@@ -1,0 +1,171 @@
+"""The run report: a score-per-iteration plot and a markdown account of what was tried and why."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from postlab.tools.io.atomic import write_text_atomic
+
+PLOT_FILE = "scores.png"
+
+
+def plot_scores(summary: dict[str, Any], path: Path) -> Path | None:
+    """Plot held-out strict and lenient accuracy per iteration against the baseline."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scored = [it for it in summary["iterations"] if it.get("score") is not None]
+    if summary.get("baseline_score") is None:
+        return None
+    xs = [0] + [it["iteration"] for it in scored]
+    strict = [summary["baseline_score"]] + [it["score"] for it in scored]
+    lenient = [summary.get("baseline_lenient") or 0.0] + [it.get("lenient") or 0.0 for it in scored]
+    figure, axis = plt.subplots(figsize=(6, 3.5), dpi=110)
+    axis.plot(xs, strict, marker="o", label="strict")
+    axis.plot(xs, lenient, marker="s", linestyle="--", label="lenient")
+    axis.axhline(summary["baseline_score"], color="grey", linewidth=0.8, label="baseline (strict)")
+    axis.set_xticks(xs, ["base"] + [f"it{x}" for x in xs[1:]])
+    axis.set_ylim(-0.02, 1.02)
+    axis.set_ylabel("held-out accuracy")
+    axis.set_title(f"{summary['task']}: accuracy per iteration")
+    axis.legend(loc="lower right", fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    figure.savefig(tmp)
+    plt.close(figure)
+    tmp.replace(path)
+    return path
+
+
+def _score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
+    lines = [
+        f"# postlab run {summary['run_id']}",
+        "",
+        f"**Goal:** {summary['goal']}  ",
+        f"**Task:** {summary['task']} · **Base model:** {summary['base_model']}  ",
+        f"**Stopped:** {summary['stop_reason']} — {summary.get('stop_detail', '')}  ",
+        f"**Steps:** {summary['steps_used']} of {summary['budget']} · "
+        f"**Wall time:** {summary.get('wall_s', 0):.0f}s",
+        "",
+        "## Result",
+        "",
+        "| | strict | lenient |",
+        "| --- | --- | --- |",
+        f"| baseline | {_score(summary['baseline_score'])} | "
+        f"{_score(summary.get('baseline_lenient'))} |",
+        f"| best ({summary.get('best_label', '—')}) | {_score(summary['best_score'])} | "
+        f"{_score(summary.get('best_lenient'))} |",
+        "",
+        f"Best checkpoint: `{summary['best_checkpoint']}`",
+    ]
+    return lines + ["", f"![accuracy per iteration]({plot})"] if plot else lines
+
+
+def _spec_text(spec: dict[str, Any]) -> str:
+    keys = ["method", "adapter", "learning_rate", "max_steps", "batch_size", "grad_accum"]
+    if spec.get("adapter") == "lora":
+        keys += ["lora_r", "lora_alpha"]
+    if spec.get("method") == "grpo":
+        keys += ["num_generations", "beta"]
+    shown = [key for key in keys if key in spec]
+    return ", ".join(
+        f"{key} {spec[key]:g}" if isinstance(spec[key], float) else f"{key} {spec[key]}"
+        for key in shown
+    )
+
+
+def _iterations(summary: dict[str, Any]) -> list[str]:
+    lines = ["## Iterations", ""]
+    if not summary["iterations"]:
+        lines.append("No iteration ran.")
+    for it in summary["iterations"]:
+        lines += [
+            f"### Iteration {it['iteration']}: {it['technique']} — {it['status']}",
+            "",
+            f"- Why: {it['reason']}",
+            f"- Spec: {_spec_text(it.get('spec') or {}) or 'not trained'}",
+            f"- Score: strict {_score(it.get('score'))}, lenient {_score(it.get('lenient'))}",
+        ]
+        if it.get("failure"):
+            lines.append(f"- Failure: {it['failure']}")
+        lines.append("")
+    return lines
+
+
+def _techniques(summary: dict[str, Any]) -> list[str]:
+    lines = ["## Techniques from the literature", ""]
+    for rank, finding in enumerate(summary.get("findings", []), start=1):
+        papers = "; ".join(f"{p['title']} ({p['year']}, {p['id']})" for p in finding["papers"])
+        runnable = "" if finding["runnable"] else " (not runnable here yet)"
+        lines.append(f"{rank}. **{finding['name']}**{runnable} — {papers}")
+    if summary.get("source_notes"):
+        lines += ["", "Sources: " + "; ".join(summary["source_notes"])]
+    return lines
+
+
+def _listing(title: str, rows: list[str]) -> list[str]:
+    return ["", f"## {title}", "", *rows] if rows else []
+
+
+def _usage(summary: dict[str, Any]) -> list[str]:
+    usage = summary.get("llm_usage") or {}
+    if not usage:
+        return []
+    rows = ["| agent | model | calls | tokens in | tokens out | cost |", "| --- " * 6 + "|"]
+    for agent, use in usage.items():
+        cost = "—" if use.get("cost_usd") is None else f"${use['cost_usd']:.4f}"
+        rows.append(
+            f"| {agent} | {use.get('model', '')} | {use['calls']} | {use['input_tokens']} | "
+            f"{use['output_tokens']} | {cost} |"
+        )
+    return _listing("Model usage", rows)
+
+
+def render_report(summary: dict[str, Any], plot: str | None) -> str:
+    """The report as markdown: goal, baseline, iterations with reasons, techniques, best model."""
+    get = summary.get
+    decisions = [f"- step {d['step']} → {d['next']}: {d['reason']}" for d in get("decisions", [])]
+    guard = [
+        f"- step {e['step']}: {e['pattern']} → {e['rung']}: {e['detail']}"
+        for e in get("guard_events") or []
+    ]
+    fallbacks = [
+        f"- step {f['step']} ({f['agent']}): {f['reason']}" for f in get("fallbacks") or []
+    ]
+    gates = [
+        f"- step {g['step']}: {g['gate']} (cost {g['cost']:g}) "
+        f"{'approved' if g['approved'] else 'rejected'} by {g['by']}: {g['note']}"
+        for g in get("gate_decisions") or []
+    ]
+    misses = [
+        f"- ({s['category']}) {s['prompt']!r} → {s['completion']!r}, expected {s['answer']!r}"
+        for s in get("error_analysis") or []
+    ]
+    lines = [
+        *_header(summary, plot),
+        "",
+        *_iterations(summary),
+        *_techniques(summary),
+        *_listing("Decisions", decisions),
+        *_listing("Loop guard", guard),
+        *_usage(summary),
+        *_listing("Fallbacks to the playbook", fallbacks),
+        *_listing("Approval gates", gates),
+        *_listing("Error analysis of the best model", misses),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
+    """Write scores.png and report.md into the run directory; return the report's path."""
+    plot = plot_scores(summary, run_dir / PLOT_FILE)
+    text = render_report(summary, plot.name if plot else None)
+    return write_text_atomic(run_dir / "report.md", text)

@@ -1,0 +1,1 @@
+"""postlab.tools.tasks: task model, bundled generators, task folders and answer verifiers."""

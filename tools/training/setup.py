@@ -1,0 +1,191 @@
+"""Building the TRL trainer for a spec: model, tokenizer, dataset, LoRA, reward, arguments."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from postlab.tools.training.spec import TrainingSpec
+
+_LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+class ConfigError(ValueError):
+    """A spec or dataset that cannot be trained as asked."""
+
+
+def load_dataset_dir(path: str):
+    """Load a `save_to_disk` dataset (a DatasetDict yields its train split)."""
+    from datasets import DatasetDict, load_from_disk
+
+    data = load_from_disk(path)
+    if isinstance(data, DatasetDict):
+        if "train" not in data:
+            raise ConfigError(f"dataset {path!r} has splits {list(data)} but no 'train' split")
+        data = data["train"]
+    return data
+
+
+def check_columns(method: str, columns: list[str]) -> None:
+    """Raise ConfigError when a dataset lacks the columns the method needs."""
+    if method == "sft":
+        ok = {"prompt", "completion"} <= set(columns) or "messages" in columns or "text" in columns
+        need = "'prompt'+'completion', 'messages' or 'text'"
+    else:
+        ok = {"prompt", "answer"} <= set(columns)
+        need = "'prompt' and 'answer'"
+    if not ok:
+        raise ConfigError(f"{method} dataset needs columns {need}; it has {columns}")
+
+
+def make_task_reward(task_name: str | None, task_dir: str | None):
+    """A GRPO reward function scoring each completion with the task's verifier."""
+    from postlab.tools.tasks.catalog import load_task
+
+    task = load_task(task_name, task_dir=task_dir)
+
+    def task_reward(completions, answer, **kwargs) -> list[float]:
+        scores = []
+        for completion, expected in zip(completions, answer, strict=True):
+            if isinstance(completion, list):
+                # Conversational completions are message lists; the reply is the last message.
+                text = completion[-1].get("content", "") if completion else ""
+            else:
+                text = completion
+            scores.append(float(task.reward(str(text), str(expected))))
+        return scores
+
+    return task_reward
+
+
+def load_model(spec: TrainingSpec, use_unsloth: bool):
+    """Load the base model and tokenizer; with Unsloth the LoRA adapter is attached here."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    cuda = torch.cuda.is_available()
+    dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
+    if use_unsloth:
+        from unsloth import FastLanguageModel
+
+        model, tokenizer = FastLanguageModel.from_pretrained(
+            model_name=spec.base_model,
+            max_seq_length=spec.max_length + spec.max_completion_length,
+            dtype=dtype,
+            load_in_4bit=False,
+            full_finetuning=spec.adapter == "full",
+        )
+        if spec.adapter == "lora":
+            model = FastLanguageModel.get_peft_model(
+                model,
+                r=spec.lora_r,
+                lora_alpha=spec.lora_alpha,
+                lora_dropout=spec.lora_dropout,
+                target_modules=_LORA_TARGETS,
+                use_gradient_checkpointing="unsloth",
+                random_state=spec.seed,
+            )
+    else:
+        model = AutoModelForCausalLM.from_pretrained(spec.base_model, dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(spec.base_model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def common_args(spec: TrainingSpec, cuda: bool, bf16: bool, report_to: str) -> dict[str, Any]:
+    """TrainingArguments shared by SFT and GRPO."""
+    return {
+        "output_dir": str(Path(spec.output_dir) / "trainer"),
+        "max_steps": spec.max_steps,
+        "per_device_train_batch_size": spec.batch_size,
+        "gradient_accumulation_steps": spec.grad_accum,
+        "learning_rate": spec.learning_rate,
+        "lr_scheduler_type": spec.lr_scheduler,
+        # transformers 5 folded warmup_ratio into warmup_steps; an int keeps the meaning explicit.
+        "warmup_steps": math.ceil(spec.max_steps * spec.warmup_ratio),
+        "weight_decay": spec.weight_decay,
+        "logging_steps": 1,
+        "logging_strategy": "steps",
+        # The default filter replaces NaN losses by the running mean, hiding divergence.
+        "logging_nan_inf_filter": False,
+        "save_strategy": "no",
+        "report_to": report_to,
+        "run_name": spec.run_name or Path(spec.output_dir).name,
+        "seed": spec.seed,
+        "data_seed": spec.seed,
+        "use_cpu": not cuda,
+        "bf16": bf16,
+        "fp16": False,
+        # TRL turns checkpointing on by default; on CPU the recomputation only costs time.
+        "activation_checkpointing": cuda,
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }
+
+
+def build_trainer(spec: TrainingSpec, callback, use_unsloth: bool):
+    """Load model and data and construct the TRL trainer for the spec."""
+    import torch
+
+    dataset = load_dataset_dir(spec.dataset_path)
+    check_columns(spec.method, list(dataset.column_names))
+    if len(dataset) == 0:
+        raise ConfigError(f"dataset {spec.dataset_path!r} is empty")
+    model, tokenizer = load_model(spec, use_unsloth)
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    report_to = _report_to()
+    peft_config = None
+    if spec.adapter == "lora" and not use_unsloth:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            r=spec.lora_r,
+            lora_alpha=spec.lora_alpha,
+            lora_dropout=spec.lora_dropout,
+            target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )
+    args = common_args(spec, cuda, bf16, report_to)
+    shared = {
+        "model": model,
+        "train_dataset": dataset,
+        "processing_class": tokenizer,
+        "callbacks": [callback],
+        "peft_config": peft_config,
+    }
+    if spec.method == "sft":
+        from trl import SFTConfig, SFTTrainer
+
+        config = SFTConfig(
+            **args,
+            max_length=spec.max_length,
+            completion_only_loss=True if "prompt" in dataset.column_names else None,
+            packing=False,
+        )
+        return SFTTrainer(args=config, **shared), tokenizer
+
+    from trl import GRPOConfig, GRPOTrainer
+
+    tokenizer.padding_side = "left"
+    config = GRPOConfig(
+        **args,
+        num_generations=spec.num_generations,
+        max_completion_length=spec.max_completion_length,
+        beta=spec.beta,
+        temperature=spec.temperature,
+        log_completions=False,
+    )
+    reward = make_task_reward(spec.task, spec.task_dir)
+    return GRPOTrainer(args=config, reward_funcs=[reward], **shared), tokenizer
+
+
+def _report_to() -> str:
+    if os.environ.get("WANDB_MODE") == "disabled" or os.environ.get("WANDB_DISABLED") == "true":
+        return "none"
+    import importlib.util
+
+    return "wandb" if importlib.util.find_spec("wandb") is not None else "none"

@@ -1,0 +1,95 @@
+"""What a training run is: its spec (hyper-parameters, data, model), its result, quick checks."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Fields that name where or how a run executes, not what experiment it is.
+_NON_EXPERIMENT_FIELDS = {"output_dir", "run_name", "timeout_s", "threads"}
+
+
+class TrainingSpec(BaseModel):
+    """Everything that defines one training run: method, model, data and hyper-parameters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["sft", "grpo"]
+    adapter: Literal["lora", "full"] = "full"
+    base_model: str
+    dataset_path: str
+    output_dir: str
+    learning_rate: float = Field(5e-5, gt=0, lt=1)
+    max_steps: int = Field(60, ge=1)
+    batch_size: int = Field(8, ge=1)
+    grad_accum: int = Field(1, ge=1)
+    lr_scheduler: str = "cosine"
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_length: int = Field(256, ge=8)
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    seed: int = 0
+    task: str | None = None
+    task_dir: str | None = None
+    num_generations: int = Field(4, ge=2)
+    max_completion_length: int = Field(16, ge=1)
+    beta: float = Field(0.0, ge=0)
+    temperature: float = Field(1.0, gt=0)
+    timeout_s: float = Field(1800, gt=0)
+    threads: int | None = Field(None, ge=1)
+    use_unsloth: bool | None = None
+    wandb_project: str = "postlab"
+    run_name: str = ""
+
+    def signature(self) -> str:
+        """A short stable hash of the hyper-parameters that define the experiment."""
+        payload = self.model_dump(mode="json", exclude=_NON_EXPERIMENT_FIELDS)
+        blob = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def check_spec(spec: TrainingSpec) -> list[str]:
+    """Problems that make a spec unrunnable, found without loading torch (empty list: none)."""
+    problems: list[str] = []
+    base = Path(spec.base_model)
+    if not (base / "config.json").is_file():
+        problems.append(f"base_model {spec.base_model!r} is not a checkpoint directory")
+    data = Path(spec.dataset_path)
+    if not data.exists():
+        problems.append(f"dataset_path {spec.dataset_path!r} does not exist")
+    elif not (
+        (data / "dataset_info.json").is_file()
+        or (data / "dataset_dict.json").is_file()
+        or (data / "state.json").is_file()
+    ):
+        problems.append(f"dataset_path {spec.dataset_path!r} is not a saved datasets directory")
+    if spec.use_unsloth and importlib.util.find_spec("unsloth") is None:
+        problems.append("use_unsloth is true but the unsloth package is not installed")
+    if spec.method == "grpo":
+        generation_batch = spec.batch_size * spec.grad_accum
+        if generation_batch % spec.num_generations:
+            # TRL's rule: the generation batch (per-device batch x processes x steps per generation,
+            # by default grad_accum) must hold whole groups of num_generations completions.
+            problems.append(
+                f"GRPO needs batch_size * grad_accum ({spec.batch_size} * {spec.grad_accum} = "
+                f"{generation_batch}) divisible by num_generations ({spec.num_generations})"
+            )
+    return problems
+
+
+def resolve_use_unsloth(spec: TrainingSpec) -> bool:
+    """Whether a run uses Unsloth: as asked, or automatically when CUDA and unsloth are present."""
+    if spec.use_unsloth is not None:
+        return spec.use_unsloth
+    if importlib.util.find_spec("unsloth") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()

@@ -1,0 +1,234 @@
+"""Training subprocess: `python -m postlab.tools.training.worker SPEC_JSON` runs one TRL job."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from postlab.tools.io.atomic import write_json_atomic
+from postlab.tools.models.resolution import save_checkpoint as save_atomically
+from postlab.tools.training.failures import (
+    EVENT_MARKER,
+    EXIT_BAD_CONFIG,
+    EXIT_CRASH,
+    EXIT_NAN,
+    EXIT_OK,
+    EXIT_OOM,
+    WORKER_REPORT_FILE,
+)
+from postlab.tools.training.setup import ConfigError, build_trainer
+from postlab.tools.training.spec import TrainingSpec, check_spec, resolve_use_unsloth
+
+# Test hook: poison the weights before the first step so the loss really becomes NaN.
+INJECT_NAN_ENV = "POSTLAB_TEST_INJECT_NAN"
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def print_event(event: dict[str, Any]) -> None:
+    """Print one JSON event line for the parent process."""
+    clean = {k: _json_safe(v) for k, v in event.items()}
+    print(EVENT_MARKER + json.dumps(clean, allow_nan=False), flush=True)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _write_report(path: Path, payload: dict[str, Any]) -> None:
+    write_json_atomic(path, {k: _json_safe(v) for k, v in payload.items()})
+
+
+def make_progress_callback(max_steps: int, started: float, record: dict[str, Any]):
+    """A TrainerCallback that prints progress events and stops on a NaN or infinite loss."""
+    from transformers import TrainerCallback
+
+    class ProgressCallback(TrainerCallback):
+        def on_step_begin(self, args, state, control, model=None, **kwargs):
+            if (
+                state.global_step == 0
+                and os.environ.get(INJECT_NAN_ENV) == "1"
+                and model is not None
+            ):
+                import torch
+
+                with torch.no_grad():
+                    model.get_input_embeddings().weight.fill_(float("nan"))
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            if "train_loss" in logs or "train_runtime" in logs:
+                record["summary"] = dict(logs)
+                return
+            if "loss" not in logs:
+                return
+            loss = float(logs["loss"])
+            event = {
+                "event": "progress",
+                "step": state.global_step,
+                "max_steps": state.max_steps or max_steps,
+                "loss": loss,
+                "learning_rate": logs.get("learning_rate"),
+                "grad_norm": logs.get("grad_norm"),
+                "elapsed_s": round(time.monotonic() - started, 3),
+            }
+            if logs.get("reward") is not None:
+                event["reward"] = float(logs["reward"])
+                record.setdefault("rewards", []).append(event["reward"])
+            record.setdefault("losses", []).append(loss)
+            print_event(event)
+            if not math.isfinite(loss):
+                raise Diverged(f"loss is {loss} at step {state.global_step}: training diverged")
+
+    return ProgressCallback()
+
+
+def save_merged_checkpoint(model, tokenizer, out_dir: Path) -> Path:
+    """Merge any LoRA adapter and save a plain checkpoint to out_dir/checkpoint atomically."""
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        model = model.merge_and_unload()
+    return save_atomically(model, tokenizer, out_dir / "checkpoint")
+
+
+def _metrics(record: dict[str, Any], train_metrics: dict[str, Any], steps: int) -> dict[str, Any]:
+    losses = record.get("losses", [])
+    summary = {**record.get("summary", {}), **train_metrics}
+    runtime = float(summary.get("train_runtime", 0.0))
+    metrics: dict[str, Any] = {
+        "train_loss": float(summary.get("train_loss", sum(losses) / len(losses) if losses else 0)),
+        "final_loss": losses[-1] if losses else float("nan"),
+        "steps": steps,
+        "runtime_s": runtime,
+        "step_time_s": runtime / steps if steps else 0.0,
+    }
+    rewards = record.get("rewards", [])
+    if rewards:
+        metrics["mean_reward"] = sum(rewards) / len(rewards)
+        metrics["final_reward"] = rewards[-1]
+    return metrics
+
+
+def _is_oom(error: BaseException) -> bool:
+    if isinstance(error, MemoryError):
+        return True
+    text = f"{type(error).__name__}: {error}".lower()
+    return "outofmemoryerror" in text or "out of memory" in text or "can't allocate" in text
+
+
+def _fail(out_dir: Path | None, kind: str, phase: str, message: str, code: int) -> int:
+    print_event({"event": "error", "kind": kind, "phase": phase, "message": message})
+    if out_dir is not None:
+        with contextlib.suppress(OSError):
+            _write_report(
+                out_dir / WORKER_REPORT_FILE,
+                {"status": "failed", "kind": kind, "phase": phase, "message": message},
+            )
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the spec at argv[0]; the exit code tells the parent how it ended."""
+    argv = sys.argv[1:] if argv is None else argv
+    started = time.monotonic()
+    if len(argv) != 1:
+        print("usage: python -m postlab.tools.training.worker SPEC_JSON", file=sys.stderr)
+        return _fail(None, "bad_config", "config", "usage: train_worker SPEC_JSON", EXIT_BAD_CONFIG)
+    out_dir: Path | None = None
+    try:
+        raw = json.loads(Path(argv[0]).read_text())
+        if isinstance(raw, dict) and isinstance(raw.get("output_dir"), str):
+            out_dir = Path(raw["output_dir"])
+        spec = TrainingSpec.model_validate(raw)
+        problems = check_spec(spec)
+        if problems:
+            raise ConfigError("; ".join(problems))
+    except (OSError, json.JSONDecodeError, ValidationError, ConfigError) as error:
+        message = f"bad training spec: {type(error).__name__}: {error}"
+        print(message, flush=True)
+        return _fail(out_dir, "bad_config", "config", message, EXIT_BAD_CONFIG)
+
+    out_dir = Path(spec.output_dir)
+    phase = "setup"
+    try:
+        import torch
+
+        if spec.threads is not None:
+            torch.set_num_threads(spec.threads)
+        use_unsloth = resolve_use_unsloth(spec)
+        if use_unsloth:
+            # Unsloth patches transformers and TRL, so it must be imported before them.
+            import unsloth  # noqa: F401
+        import datasets
+        from transformers import set_seed
+
+        # Keep map() caches out of the dataset directory, which other runs may share.
+        datasets.disable_caching()
+        set_seed(spec.seed)
+        record: dict[str, Any] = {}
+        callback = make_progress_callback(spec.max_steps, started, record)
+        trainer, tokenizer = build_trainer(spec, callback, use_unsloth)
+        print_event({"event": "setup", "setup_s": round(time.monotonic() - started, 3)})
+
+        phase = "train"
+        output = trainer.train()
+        steps = int(trainer.state.global_step)
+
+        phase = "save"
+        checkpoint = save_merged_checkpoint(trainer.model, tokenizer, out_dir)
+        metrics = _metrics(record, dict(output.metrics or {}), steps)
+        with contextlib.suppress(Exception):
+            import wandb
+
+            if wandb.run is not None:
+                wandb.finish()
+        _write_report(
+            out_dir / WORKER_REPORT_FILE,
+            {
+                "status": "ok",
+                "checkpoint": str(checkpoint.resolve()),
+                "metrics": metrics,
+                "spec_signature": spec.signature(),
+            },
+        )
+        print_event({"event": "done", "checkpoint": str(checkpoint.resolve()), **metrics})
+        return EXIT_OK
+    except Diverged as error:
+        return _fail(out_dir, "nan", phase, str(error), EXIT_NAN)
+    except BaseException as error:  # noqa: BLE001 - every ending must become an exit code
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            raise
+        traceback.print_exc()
+        sys.stdout.flush()
+        message = f"{type(error).__name__}: {error}"
+        if _is_oom(error):
+            return _fail(
+                out_dir, "oom", phase, f"out of memory during {phase}: {message}", EXIT_OOM
+            )
+        if phase == "setup" and isinstance(
+            error, ValueError | TypeError | KeyError | FileNotFoundError | ImportError
+        ):
+            return _fail(out_dir, "bad_config", phase, message, EXIT_BAD_CONFIG)
+        return _fail(out_dir, "crash", phase, message, EXIT_CRASH)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
