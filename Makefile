@@ -5,7 +5,7 @@ STAMP := $(VENV)/.postlab-setup
 # Without a GPU, pin the CPU build of torch that lies on local disk (never a multi-GB CUDA build).
 CONSTRAINTS := $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints.txt)
 
-.PHONY: setup demo test test-all lint format benchmark clean
+.PHONY: setup demo test test-all lint format benchmark benchmark-lab benchmark-lab-quick clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,13 @@ format: setup
 
 benchmark: setup
 	$(PY) benchmarks/demo_time.py
+
+# The lab against naive SFT of equal compute on every bundled task (hours on 2 cores; --quick: minutes).
+benchmark-lab: setup
+	$(PY) benchmarks/lab_vs_naive.py --out benchmarks/results
+
+benchmark-lab-quick: setup
+	$(PY) benchmarks/lab_vs_naive.py --quick --out benchmarks/results-quick
 
 clean:
 	rm -rf $(VENV) runs

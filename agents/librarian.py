@@ -9,7 +9,6 @@ from postlab.agents.base import StepResult, run_task
 from postlab.memory.store import LabMemory
 from postlab.records.events import emit
 from postlab.records.outcomes import (
-    RUNNABLE_TECHNIQUES,
     AgentOutcome,
     PaperRef,
     ResearchReport,
@@ -20,6 +19,7 @@ from postlab.records.steps import Directive
 from postlab.tools.papers.corpus import PaperRecord, influence, load_corpus, walk_citations
 from postlab.tools.papers.evidence import OnlinePaper
 from postlab.tools.papers.online import citation_walk, remember_papers, search_papers
+from postlab.tools.training.recipes import TECHNIQUES
 
 SYSTEM_PROMPT = (
     "You are the Librarian of a post-training lab. Find techniques in the literature that fit "
@@ -86,7 +86,7 @@ def rank_techniques(
                 key=key,
                 name=lead.name,
                 method=lead.method,
-                runnable=key in RUNNABLE_TECHNIQUES,
+                runnable=key in TECHNIQUES,
                 relevance=round(score, 4),
                 rationale=(
                     f"{len(weighted)} paper(s) in reach; strongest: {top[0][1].title} "

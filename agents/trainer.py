@@ -18,8 +18,8 @@ from postlab.tools.training.spec import TrainingSpec
 
 SYSTEM_PROMPT = (
     "You are the Trainer of a post-training lab. Turn the supervisor's plan into one training "
-    "run with TRL (SFT or GRPO, LoRA or full), watch it, and report metrics or the classified "
-    "failure. Never retry blindly: a failure goes back to the supervisor as data."
+    "run with TRL (SFT, DPO, ORPO or GRPO, LoRA or full), watch it, and report metrics or the "
+    "classified failure. Never retry blindly: a failure goes back to the supervisor as data."
 )
 
 
@@ -38,6 +38,8 @@ def spec_for(state: LabState, plan: Plan) -> TrainingSpec:
         # A wall-clock budget caps the run in flight too, so the lab can still finalize in time.
         timeout_s=max(1.0, min(options.train_timeout_s, time_left(state) or float("inf"))),
         run_name=f"{state.get('run_id', 'run')}-iter-{plan.iteration}",
+        # A curriculum's order is its point: the optimiser must see rows as built.
+        train_sampling="sequential" if plan.data_recipe == "curriculum" else "random",
         **plan.hyper.spec_fields(),
     )
 

@@ -17,6 +17,7 @@ from postlab.cli.sources import datasets_app, papers_app
 from postlab.records.run import DEFAULT_STEP_BUDGET, RunOptions
 from postlab.tools.models.resolution import DEFAULT_MODEL
 from postlab.tools.tasks.catalog import DEFAULT_TASK
+from postlab.tools.training.recipes import resolve_technique
 
 
 def _default(option: str):
@@ -76,6 +77,13 @@ def run(
     hub_dataset: Annotated[
         str | None, typer.Option(help="Train on this Hub dataset (its columns are mapped).")
     ] = None,
+    techniques: Annotated[
+        str | None,
+        typer.Option(
+            help="Only these techniques, comma-separated (sft, lora, rft, dpo, curriculum, "
+            "data_quality, grpo): for ablations."
+        ),
+    ] = None,
     llm: Annotated[
         str | None,
         typer.Option(
@@ -110,6 +118,11 @@ def run(
         "online": online,
         "hub_dataset": hub_dataset,
     }
+    if techniques:
+        try:
+            options["techniques"] = [resolve_technique(n) for n in techniques.split(",") if n]
+        except ValueError as error:
+            raise fail(str(error)) from error
     if llm or llm_for:
         overrides = parse_overrides(llm_for or [])
         options.update(

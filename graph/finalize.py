@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from postlab.records.budget import budget_of, steps_used, time_used
+from postlab.records.outcomes import SplitScore, binomial_stderr
 from postlab.records.state import LabOutput, LabState
 from postlab.records.usage import usage_by_agent
 from postlab.tools.io.atomic import write_json_atomic
@@ -18,6 +19,21 @@ def _loop_pattern(state: LabState) -> str | None:
     if state.get("stop_reason") in ("loop", "plateau") and events:
         return events[-1].pattern
     return None
+
+
+def _scores(prefix: str, test: SplitScore | None, validation: Any) -> dict[str, Any]:
+    """Test and validation scores of the baseline or the best, each with its standard error."""
+    val_n = getattr(validation, "n", 0) or 0
+    val = getattr(validation, "strict", None)
+    return {
+        f"{prefix}_score": test.strict if test else None,
+        f"{prefix}_lenient": test.lenient if test else None,
+        f"{prefix}_stderr": round(test.stderr, 4) if test else None,
+        f"{prefix}_test_n": test.n if test else None,
+        f"{prefix}_val_score": val,
+        f"{prefix}_val_stderr": round(binomial_stderr(val, val_n), 4) if val is not None else None,
+        f"{prefix}_val_n": val_n or None,
+    }
 
 
 def build_summary(state: LabState) -> dict[str, Any]:
@@ -34,10 +50,13 @@ def build_summary(state: LabState) -> dict[str, Any]:
         "task_dir": state.get("task_dir"),
         "base_model": state.get("model"),
         "base_model_path": state.get("base_model_path"),
-        "baseline_score": baseline.strict if baseline else None,
-        "baseline_lenient": baseline.lenient if baseline else None,
-        "best_score": best.strict if best else None,
-        "best_lenient": best.lenient if best else None,
+        # Reported scores are test; validation picked the best, so it is shown beside, not instead.
+        **_scores("baseline", baseline.test if baseline else None, baseline),
+        **_scores("best", best.test if best else None, best),
+        "splits": {
+            "decisions": "validation",
+            "reported": "test (baseline and the validation-selected best only)",
+        },
         "best_label": best.label if best else None,
         "best_checkpoint": best.checkpoint if best else None,
         "steps_used": steps_used(state),

@@ -15,7 +15,8 @@ from postlab.agents.llm.bodies import model_factory, model_tuning
 from postlab.agents.llm.driver import call_with_timeout, model_label
 from postlab.agents.llm.models import LLMSpec, check_llm, cost_usd
 from postlab.agents.llm.untrusted import untrusted
-from postlab.graph.playbook import LR_RANGE, _route, decide, hyper_for, new_plan
+from postlab.graph.experiments import allowed, hyper_for, new_plan
+from postlab.graph.playbook import _route, decide
 from postlab.memory.context import build_context
 from postlab.memory.store import open_memory
 from postlab.records.budget import budget_of
@@ -23,6 +24,7 @@ from postlab.records.hyper import Hyper
 from postlab.records.state import LabState
 from postlab.records.steps import Decision, Directive, GuardEvent, Plan
 from postlab.records.usage import Fallback, LLMUsage
+from postlab.tools.training.recipes import LR_BOUNDS, applies
 
 SYSTEM = (
     "You are the supervisor of a post-training lab. Each turn you choose the next agent: "
@@ -47,7 +49,7 @@ class RoutingChoice(BaseModel):
 def _hyper(choice: RoutingChoice, key: str, base: Hyper, state: LabState) -> Hyper:
     """The plan's hyper-parameters with the model's overrides, clamped to this run's ranges."""
     options, changes = state["run_options"], {}
-    low, high = LR_RANGE.get(key, (1e-6, 1e-3))
+    low, high = LR_BOUNDS[base.adapter]
     if isinstance(choice.args.get("learning_rate"), int | float):
         changes["learning_rate"] = min(high, max(low, float(choice.args["learning_rate"])))
     for name, (option, factor) in _HYPER_LIMITS.items():
@@ -114,16 +116,16 @@ def validate(
     if choice.next != "data_engineer":
         return None, None, "a new iteration starts by building its data: answer data_engineer"
     key = str(choice.args.get("technique") or choice.action or expected_plan.technique)
-    runnable = {f.key: f for f in state.get("findings") or [] if f.runnable}
+    runnable = {f.key: f for f in allowed(state)}
     avoid = set(expected.directive.avoid if expected.directive else [])
-    trained = (best := state.get("best")) is not None and best.iteration > 0
-    allowed = [k for k, f in runnable.items() if k not in avoid and (f.method != "grpo" or trained)]
-    if key not in allowed:
-        return None, None, f"technique {key!r} is not available; choose one of {allowed}"
+    accuracy = (state.get("best") or state["baseline"]).strict
+    choices = [k for k in runnable if k not in avoid and applies(k, accuracy) is None]
+    if key not in choices:
+        return None, None, f"technique {key!r} is not available; choose one of {choices}"
     base = (
         expected_plan.hyper
         if key == expected_plan.technique
-        else hyper_for(runnable[key], state["run_options"])
+        else hyper_for(runnable[key], state)[0]
     )
     fresh = new_plan(state, runnable[key], reason, _hyper(choice, key, base, state))
     decision = _route(fresh, step, reason)

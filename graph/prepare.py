@@ -19,6 +19,7 @@ from postlab.tools.models.resolution import (
     resolve_model,
 )
 from postlab.tools.tasks.catalog import DEFAULT_TASK, TaskError, load_task
+from postlab.tools.training.recipes import resolve_technique
 
 # Options an assistant's configuration (Studio) may set; the run's own input overrides them.
 _CONTEXT_OPTIONS = ("policy", "llm", "max_iterations", "target_score", "train_steps", "train_size")
@@ -39,11 +40,14 @@ def prepare(
     try:
         task = load_task(task_name, task_dir)
         options = RunOptions.model_validate(option_values)
+        if options.techniques is not None:
+            keys = [resolve_technique(name) for name in options.techniques]
+            options = options.model_copy(update={"techniques": list(dict.fromkeys(keys))})
         steps = state.get("budget") or context.get("budget") or DEFAULT_STEP_BUDGET
         budget = Budget(steps=steps, max_time_s=state.get("max_time_s"))
         with quiet_progress():
             resolved = resolve_model(model)
-    except (TaskError, ModelResolutionError, ValidationError) as error:
+    except (TaskError, ModelResolutionError, ValidationError, ValueError) as error:
         update.update(
             stop_reason=StopReason.ERROR.value,
             stop_detail=f"cannot start: {error}",

@@ -14,7 +14,7 @@ from postlab.records.budget import budget_of, next_step, steps_used, time_used
 from postlab.records.events import emit
 from postlab.records.run import RunOptions, StopReason
 from postlab.records.state import LabState
-from postlab.records.steps import Decision, GuardEvent, Plan
+from postlab.records.steps import Decision, Directive, GuardEvent, Plan
 
 Route = Literal["librarian", "data_engineer", "trainer", "evaluator", "finalize"]
 
@@ -89,11 +89,31 @@ def _update_for(state: LabState, decision: Decision, plan: Plan | None) -> dict:
     return update
 
 
+def _score_best_on_test_first(state: LabState, decision: Decision) -> Decision:
+    """A stop whose best was never scored on test goes to the evaluator once, then finalizes.
+
+    This is the one step allowed past a spent budget: without it the report would have no
+    honest number (validation picked the best, so validation cannot also grade it).
+    """
+    best = state.get("best")
+    if decision.next != "finalize" or best is None or best.test is not None:
+        return decision
+    directive = Directive(
+        agent="evaluator",
+        action="test_best",
+        reason=f"score {best.label}, the best by validation, on test before the report",
+    )
+    return decision.model_copy(update={"next": "evaluator", "directive": directive})
+
+
 def make_supervisor(components: LabComponents) -> Callable[[LabState], Command[Route]]:
     """The supervisor node: budget and loop guard around the run's routing policy."""
 
     def supervisor(state: LabState) -> Command[Route]:
         """Decide the next agent (or the end) and record why."""
+        if state.get("stop_reason"):
+            # The stop was decided (and recorded) before the best was scored on test.
+            return Command(goto="finalize")
         active = components.policy_for(state["run_options"])
         step = next_step(state)
         plan, event = None, None
@@ -106,6 +126,7 @@ def make_supervisor(components: LabComponents) -> Callable[[LabState], Command[R
             decision, event = _guard(state, step)
         if decision is None:
             decision, plan = active(state, step, event)
+        decision = _score_best_on_test_first(state, decision)
         update = _update_for(state, decision, plan)
         # A model-driven policy reports what its calls cost and which decisions fell back.
         if hasattr(active, "drain"):

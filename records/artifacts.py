@@ -6,8 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-# The TRL dataset formats the lab builds: prompt-completion rows (SFT) or prompts with a verifier.
-Format = Literal["sft", "grpo"]
+# The TRL dataset formats the lab builds: prompt-completion rows (SFT), prompts with a verifier's
+# answer (GRPO), or preference pairs (DPO, ORPO).
+Format = Literal["sft", "grpo", "preference"]
 
 
 class DatasetCard(BaseModel):
@@ -31,6 +32,10 @@ class DatasetCard(BaseModel):
     created_at: str
     columns: list[str]
     sample: list[dict[str, Any]]
+    # How rows were made from the cleaned examples (plain, rft, preference, curriculum, ...) and
+    # what that step counted (samples drawn, accepted, pairs, which misses drove which rows).
+    recipe: str = "plain"
+    recipe_stats: dict[str, Any] = Field(default_factory=dict)
 
 
 class FailureSample(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -11,8 +12,6 @@ from postlab.records.artifacts import FailureSample, TrainingResult
 TechniqueKey = Literal[
     "sft_full", "sft_lora", "grpo", "dpo", "rejection_sampling", "curriculum", "data_quality"
 ]
-# Techniques the Trainer can execute today; the others are reported, not run.
-RUNNABLE_TECHNIQUES: tuple[str, ...] = ("sft_full", "sft_lora", "grpo")
 
 
 class PaperRef(BaseModel):
@@ -56,8 +55,30 @@ class TrainingRecord(BaseModel):
     result: TrainingResult
 
 
+def binomial_stderr(accuracy: float, n: int) -> float:
+    """The standard error of an accuracy measured on n independent items."""
+    return math.sqrt(accuracy * (1 - accuracy) / n) if n > 0 else 0.0
+
+
+class SplitScore(BaseModel):
+    """Strict and lenient accuracy on one split, with the item count behind them."""
+
+    split: Literal["validation", "test"]
+    strict: float
+    lenient: float
+    n: int
+
+    @property
+    def stderr(self) -> float:
+        """Binomial standard error of the strict accuracy."""
+        return binomial_stderr(self.strict, self.n)
+
+
 class EvaluationRecord(BaseModel):
-    """One scored checkpoint: held-out strict/lenient scores, compared with baseline and best."""
+    """One scored checkpoint on validation (what decisions read), compared with baseline and best.
+
+    `test` is filled for the baseline only: test is scored to report, never to decide.
+    """
 
     label: str  # "baseline" or "iter-<k>"
     iteration: int  # 0 for the baseline
@@ -65,6 +86,9 @@ class EvaluationRecord(BaseModel):
     strict: float
     lenient: float
     n: int
+    test: SplitScore | None = None
+    # Share of validation items given one and the same answer, when the model collapsed (else 0).
+    collapse: float = 0.0
     error_categories: dict[str, int] = Field(default_factory=dict)
     failures: list[FailureSample] = Field(default_factory=list)
     delta_vs_baseline: float = 0.0
@@ -74,13 +98,15 @@ class EvaluationRecord(BaseModel):
 
 
 class BestModel(BaseModel):
-    """The best checkpoint so far and where it came from."""
+    """The best checkpoint by validation, where it came from, and its test score once taken."""
 
     checkpoint: str
     strict: float
     lenient: float
     label: str
     iteration: int
+    n: int = 0
+    test: SplitScore | None = None
 
 
 class AgentOutcome(BaseModel):

@@ -76,6 +76,8 @@ class RunOptions(BaseModel):
     mcp_config: str | None = None
     online: bool = False
     hub_dataset: str | None = None
+    # Restrict the lab to these technique keys (ablations); None lets every ranked card run.
+    techniques: list[str] | None = None
     human_attached: bool = False
     guard: GuardConfig = Field(default_factory=GuardConfig)
     gates: GateConfig = Field(default_factory=GateConfig)

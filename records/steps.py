@@ -43,10 +43,12 @@ class Plan(BaseModel):
 
     iteration: int
     technique: str
-    method: Literal["sft", "grpo"]
+    method: Literal["sft", "grpo", "dpo", "orpo"]
     init_checkpoint: str
     hyper: Hyper
-    data_format: Literal["sft", "grpo"]
+    data_format: Literal["sft", "grpo", "preference"]
+    # How rows are made: plain, grpo, rft, preference, curriculum, quality or targeted.
+    data_recipe: str = "plain"
     data_size: int
     data_seed: int
     reason: str
@@ -60,7 +62,12 @@ class Plan(BaseModel):
     def arguments(self, action: str) -> dict[str, Any]:
         """The parameters of this plan that an agent's action works from."""
         if action == "build_dataset":
-            return {"format": self.data_format, "size": self.data_size, "seed": self.data_seed}
+            return {
+                "format": self.data_format,
+                "recipe": self.data_recipe,
+                "size": self.data_size,
+                "seed": self.data_seed,
+            }
         if action == "train":
             return {
                 "technique": self.technique,

@@ -33,6 +33,8 @@ def _dir_task(tmp_path: Path, train: list[dict], eval_rows: list[dict]) -> Task:
     folder.mkdir()
     _write_jsonl(folder / "train.jsonl", train)
     _write_jsonl(folder / "eval.jsonl", eval_rows)
+    # A shipped validation split, so every training row stays for these training-set tests.
+    _write_jsonl(folder / "valid.jsonl", [_reverse("quixotic")])
     return load_task(task_dir=folder)
 
 
@@ -95,7 +97,7 @@ def test_build_grpo(tmp_path: Path) -> None:
     data = load_training_set(tmp_path / "g")
     assert card.columns == data.column_names == ["prompt", "answer"]
     assert len(data) == 40
-    eval_keys = {normalize_prompt(ex.prompt) for ex in task.eval_examples()}
+    eval_keys = {normalize_prompt(ex.prompt) for ex in task.test_examples()}
     for row in data:
         assert [m["role"] for m in row["prompt"]] == ["user"]
         assert normalize_prompt(row["prompt"][0]["content"]) not in eval_keys

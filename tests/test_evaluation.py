@@ -26,6 +26,23 @@ def test_score_counts_strict_lenient_and_categories():
     assert [f.category for f in result.failures] == ["format", "empty", "wrong"]
 
 
+def test_lost_carries_and_a_collapse_are_named():
+    task = load_task("addition_2d")
+    examples = [
+        Example(prompt=f"q{i}", answer=str(a)) for i, a in enumerate([102, 55, 70, 81, 99, 64])
+    ]
+    # 28 + 74 answered 92: a lost carry is off by exactly a power of ten.
+    assert categorize("92", False, False, "102") == "off_by_power_of_ten"
+    assert categorize("103", False, False, "102") == "wrong"
+    collapsed = score(task, examples, ["42"] * 5 + ["64"], "m")
+    assert collapsed.collapse == round(5 / 6, 3)
+    assert sum(collapsed.error_categories.values()) == 6
+    varied = score(task, examples, ["92", "45", "80", "1", "2", "64"], "m")
+    # Empty answers everywhere are "empty", not a collapse to a constant answer.
+    assert varied.collapse == 0.0 and score(task, examples, [""] * 6, "m").collapse == 0.0
+    assert varied.error_categories["off_by_power_of_ten"] == 3
+
+
 def test_categorize():
     assert categorize("5", True, True) == "correct"
     assert categorize("it is 5", False, True) == "format"
@@ -38,11 +55,22 @@ def test_evaluate_checkpoint_generates_on_the_held_out_split(tiny_model):
     seen = []
     result = evaluate_checkpoint(
         tiny_model, task, limit=6, batch_size=4, on_batch=lambda d, n: seen.append((d, n))
-    )
+    )["validation"]
     assert result.n == 6
     assert 0.0 <= result.strict <= result.lenient <= 1.0
     assert seen == [(4, 6), (6, 6)]
     assert sum(result.error_categories.values()) == 6
+
+
+def test_one_load_scores_each_split_on_its_own_items(tiny_model):
+    task = load_task("addition_2d")
+    results = evaluate_checkpoint(tiny_model, task, splits=("validation", "test"), limit=5)
+    assert {split: r.n for split, r in results.items()} == {"validation": 5, "test": 5}
+    missed = set(results["validation"].missed_prompts) | set(results["test"].missed_prompts)
+    valid = {ex.prompt for ex in task.validation_examples()[:5]}
+    test = {ex.prompt for ex in task.test_examples()[:5]}
+    assert set(results["validation"].missed_prompts) <= valid
+    assert set(results["test"].missed_prompts) <= test and missed <= valid | test
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):

@@ -1,6 +1,7 @@
 """The whole graph, end to end, on a tiny model: every agent runs, every run finalizes."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -47,7 +48,9 @@ def test_run_visits_every_agent_and_writes_its_artifacts(finished_run):
     agents = {e["agent"] for e in events if e["type"] == "agent_finished"}
     assert agents == {"librarian", "data_engineer", "trainer", "evaluator"}
     assert output["stop_reason"] == summary["stop_reason"]
-    assert 0.0 <= summary["baseline_score"] <= summary["best_score"] <= 1.0
+    # The best is chosen on validation, so it is never below the baseline there; test may differ.
+    assert 0.0 <= summary["baseline_val_score"] <= summary["best_val_score"] <= 1.0
+    assert 0.0 <= summary["best_score"] <= 1.0
     assert len(summary["iterations"]) == 2
     for iteration in summary["iterations"]:
         assert (
@@ -59,6 +62,29 @@ def test_run_visits_every_agent_and_writes_its_artifacts(finished_run):
     assert "## Iterations" in report and "Techniques from the literature" in report
     assert (run_dir / "scores.png").stat().st_size > 1000
     assert any(d["reason"] for d in summary["decisions"])
+
+
+def test_decisions_read_validation_and_test_is_scored_for_baseline_and_best_only(finished_run):
+    run_dir, output, events = finished_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    evaluator = [
+        e["action"] for e in events if e["type"] == "agent_started" and e["agent"] == "evaluator"
+    ]
+    best_is_trained = summary["best_label"] != "baseline"
+    assert evaluator == ["baseline", "evaluate", "evaluate"] + (
+        ["test_best"] if best_is_trained else []
+    )
+    assert summary["baseline_test_n"] == summary["best_test_n"] == 6
+    assert summary["baseline_val_n"] == summary["best_val_n"] == 6
+    assert output["best_score"] == summary["best_score"]
+    for key in ("baseline_stderr", "best_stderr", "baseline_val_stderr", "best_val_stderr"):
+        assert summary[key] is not None and 0.0 <= summary[key] <= 0.5
+    # No decision cites a test score: reasons speak of validation only.
+    assert not any(re.search(r"\btest\b", d["reason"]) for d in summary["decisions"])
+    assert all(it["score"] is not None for it in summary["iterations"])
+    report = (run_dir / "report.md").read_text()
+    assert "| validation strict | test strict | test lenient |" in report
+    assert "was scored only for the baseline and the selected best" in report
 
 
 def test_unattended_gate_follows_its_default_and_says_so(finished_run):
@@ -192,12 +218,11 @@ def test_every_bundled_task_runs_and_finalizes(task, tiny_model, tmp_path):
 def test_task_folder_run_finalizes(tiny_model, tmp_path):
     folder = tmp_path / "task"
     folder.mkdir()
-    rows = [
-        {"prompt": f"Say {word} in capitals.", "answer": word.upper()}
-        for word in ("cat", "dog", "sun", "sky", "red", "sea", "owl", "fox", "ant", "bee")
-    ]
+    words = ("cat", "dog", "sun", "sky", "red", "sea", "owl", "fox", "ant", "bee", "elk", "yak")
+    rows = [{"prompt": f"Say {word} in capitals.", "answer": word.upper()} for word in words]
     (folder / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:8] * 3))
-    (folder / "eval.jsonl").write_text("\n".join(json.dumps(r) for r in rows[8:]))
+    (folder / "valid.jsonl").write_text("\n".join(json.dumps(r) for r in rows[8:10]))
+    (folder / "eval.jsonl").write_text("\n".join(json.dumps(r) for r in rows[10:]))
     output = run_lab(
         {
             "task_dir": str(folder),
@@ -211,6 +236,8 @@ def test_task_folder_run_finalizes(tiny_model, tmp_path):
     assert output["stop_reason"] == "budget_iterations"
     assert summary["task"] == "task" and summary["task_dir"] == str(folder)
     assert summary["datasets"][0]["duplicates_removed"] == 16
+    # valid.jsonl is the validation split; eval.jsonl the test split.
+    assert summary["baseline_val_n"] == 2 and summary["baseline_test_n"] == 2
 
 
 def test_evaluator_reports_progress_on_earlier_misses_from_memory(finished_run):

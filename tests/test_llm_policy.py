@@ -18,7 +18,7 @@ from postlab.graph.llm_router import RoutingChoice, build_llm_router, make_llm_r
 from postlab.graph.playbook import decide
 from postlab.memory.checkpoints import state_serializer
 from postlab.records.outcomes import EvaluationRecord, PaperRef, TechniqueFinding
-from postlab.records.run import Budget, RunOptions
+from postlab.records.run import RunOptions
 
 OPTIONS = {
     "train_steps": 1,
@@ -55,7 +55,7 @@ def state_for(tmp_path, **extra):
     model.mkdir(exist_ok=True)
     (model / "model.safetensors").write_bytes(b"0" * 1024)
     baseline = EvaluationRecord(
-        label="baseline", iteration=0, checkpoint=str(model), strict=0.1, lenient=0.1, n=4
+        label="baseline", iteration=0, checkpoint=str(model), strict=0.05, lenient=0.1, n=4
     )
     state = {
         "run_dir": str(tmp_path),
@@ -63,7 +63,7 @@ def state_for(tmp_path, **extra):
         "task": "addition_2d",
         "base_model_path": str(model),
         "run_options": RunOptions(**OPTIONS),
-        "budget_limits": Budget(steps=BUDGET),
+        "budget": BUDGET,
         "trajectory": [],
         "evaluations": [baseline],
         "baseline": baseline,

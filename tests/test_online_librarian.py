@@ -77,7 +77,13 @@ def _data_run(tiny_model, run_dir, events=None):
             "model": str(tiny_model),
             "budget": 3,
             "run_dir": str(run_dir),
-            "options": {**OPTIONS, "online": False, "hub_dataset": "openai/gsm8k"},
+            "options": {
+                **OPTIONS,
+                "online": False,
+                "hub_dataset": "openai/gsm8k",
+                # Plain SFT: the quality recipe would rightly drop GSM8K's "#### n" answers.
+                "techniques": ["sft"],
+            },
         },
         on_event=events.append if events is not None else None,
     )

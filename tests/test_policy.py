@@ -2,7 +2,8 @@
 
 from pathlib import Path
 
-from postlab.graph.playbook import decide, hyper_for, refine
+from postlab.graph.experiments import hyper_for, refine
+from postlab.graph.playbook import decide
 from postlab.records.artifacts import FailureInfo, TrainingResult
 from postlab.records.hyper import Hyper
 from postlab.records.outcomes import (
@@ -22,7 +23,7 @@ def finding(key, method="sft", lr=None):
         key=key,
         name=key,
         method=method,
-        runnable=key in ("sft_full", "sft_lora", "grpo"),
+        runnable=True,
         relevance=1.0,
         rationale="r",
         recipe=recipe,
@@ -30,7 +31,7 @@ def finding(key, method="sft", lr=None):
     )
 
 
-def evaluation(iteration, strict):
+def evaluation(iteration, strict, **categories):
     return EvaluationRecord(
         label="baseline" if iteration == 0 else f"iter-{iteration}",
         iteration=iteration,
@@ -38,7 +39,24 @@ def evaluation(iteration, strict):
         strict=strict,
         lenient=strict,
         n=100,
+        error_categories={"correct": round(100 * strict), **categories},
     )
+
+
+def sft_plan(iteration=1, status="done", **changes):
+    fields = dict(
+        iteration=iteration,
+        technique="sft_full",
+        method="sft",
+        init_checkpoint="base",
+        hyper=Hyper(adapter="full", learning_rate=1e-4, max_steps=40, batch_size=8),
+        data_format="sft",
+        data_size=100,
+        data_seed=1,
+        reason="r",
+        status=status,
+    )
+    return Plan(**{**fields, **changes})
 
 
 def base_state(tmp_path: Path, **extra):
@@ -62,46 +80,59 @@ def base_state(tmp_path: Path, **extra):
 
 def test_order_of_work(tmp_path):
     state = base_state(tmp_path)
-    decision, _ = decide(state, 0, None)
+    decision, _ = decide(state, 1, None)
     assert (decision.next, decision.directive.action) == ("evaluator", "baseline")
     state["baseline"] = evaluation(0, 0.0)
     state["evaluations"] = [state["baseline"]]
-    decision, _ = decide(state, 1, None)
+    decision, _ = decide(state, 2, None)
     assert decision.next == "librarian"
-    state["findings"] = [finding("data_quality", "data"), finding("sft_lora"), finding("sft_full")]
-    decision, plan = decide(state, 2, None)
-    # A small model gets full fine-tuning first, whatever the ranking of the LoRA card.
-    assert decision.next == "data_engineer" and plan.technique == "sft_full"
+    state["findings"] = [
+        finding("rejection_sampling"),
+        finding("grpo", "grpo"),
+        finding("curriculum", "data"),
+        finding("sft_full"),
+    ]
+    decision, plan = decide(state, 3, None)
+    # At 0.00 validation accuracy sampling-based techniques have nothing to learn from: the
+    # top card that can learn here opens, and the reason says what was passed over and why.
+    assert decision.next == "data_engineer" and plan.technique == "curriculum"
+    assert plan.data_recipe == "curriculum" and plan.method == "sft"
+    assert "rejection_sampling needs validation accuracy" in plan.reason
     assert "LoRA (2106.09685)" in plan.reason
     state["plan"] = plan.model_copy(update={"status": "needs_training", "dataset_path": "d"})
-    decision, _ = decide(state, 3, None)
-    assert decision.next == "trainer"
+    decision, _ = decide(state, 4, None)
     # The plan carries the iteration's parameters; the directive only names the action.
-    assert decision.directive.action == "train" and decision.directive.args == {}
+    assert decision.next == "trainer" and decision.directive.args == {}
     assert plan.arguments("train")["learning_rate"] == plan.hyper.learning_rate
 
 
-def test_recipe_learning_rate_is_clamped_to_the_cpu_range():
-    assert hyper_for(finding("sft_full", lr=5e-6), RunOptions()).learning_rate == 1e-4
-    lora = hyper_for(finding("sft_lora", lr=2e-4), RunOptions())
-    assert lora.learning_rate == 2e-4 and lora.lora_alpha == 2 * lora.lora_r
-    grpo = hyper_for(finding("grpo", "grpo"), RunOptions(batch_size=6))
-    assert grpo.batch_size % grpo.num_generations == 0
+def test_techniques_option_restricts_the_choice(tmp_path):
+    state = base_state(
+        tmp_path,
+        run_options=RunOptions(techniques=["sft_lora"]),
+        baseline=evaluation(0, 0.0),
+        evaluations=[evaluation(0, 0.0)],
+        findings=[finding("sft_full"), finding("sft_lora")],
+    )
+    _, plan = decide(state, 3, None)
+    assert plan.technique == "sft_lora" and plan.hyper.adapter == "lora"
+
+
+def test_card_learning_rate_is_scaled_to_the_model_by_the_written_rule(tmp_path):
+    state = base_state(tmp_path)
+    full, how = hyper_for(finding("sft_full", lr=2e-5), state)
+    # The fixture's weights are tiny, so the size factor is at its cap: 2e-5 x 8.
+    assert full.learning_rate == 1.6e-4 and "from 2e-05" in how and "× 8.0" in how
+    lora, _ = hyper_for(finding("sft_lora", lr=2e-4), state)
+    assert lora.learning_rate == 1e-3 and lora.lora_alpha == 2 * lora.lora_r
+    grpo, _ = hyper_for(
+        finding("grpo", "grpo"), base_state(tmp_path, run_options=RunOptions(batch_size=6))
+    )
+    assert grpo.batch_size % grpo.num_generations == 0 and grpo.max_steps == 20
 
 
 def _failed_state(tmp_path, kind):
-    plan = Plan(
-        iteration=1,
-        technique="sft_full",
-        method="sft",
-        init_checkpoint="base",
-        hyper=Hyper(adapter="full", learning_rate=1e-4, max_steps=40, batch_size=8),
-        data_format="sft",
-        data_size=100,
-        data_seed=1,
-        reason="r",
-        status="failed",
-    )
+    plan = sft_plan(status="failed")
     result = TrainingResult(
         status="failed", failure=FailureInfo(kind=kind, message="m", normalized="n")
     )
@@ -136,55 +167,65 @@ def test_bad_config_switches_technique(tmp_path):
     assert kind == "switch" and new.technique == "sft_lora"
 
 
-def test_gain_continues_from_new_best_and_target_stops(tmp_path):
-    plan = Plan(
-        iteration=1,
-        technique="sft_full",
-        method="sft",
-        init_checkpoint="base",
-        hyper=Hyper(adapter="full", learning_rate=1e-4, max_steps=40, batch_size=8),
-        data_format="sft",
-        data_size=100,
-        data_seed=1,
-        reason="r",
-        status="done",
-    )
-    evaluations = [evaluation(0, 0.0), evaluation(1, 0.6)]
-    best = BestModel(checkpoint="ckpt-1", strict=0.6, lenient=0.6, label="iter-1", iteration=1)
-    state = base_state(
+def test_a_data_failure_without_a_run_switches_instead_of_crashing(tmp_path):
+    state, plan = _failed_state(tmp_path, "oom")
+    state["runs"] = []
+    new, kind = refine(state, plan)
+    assert kind == "switch" and new.technique == "sft_lora"
+
+
+def _done_state(tmp_path, score, findings=None, **categories):
+    evaluations = [evaluation(0, 0.0), evaluation(1, score, **categories)]
+    best = BestModel(checkpoint="ckpt-1", strict=score, lenient=score, label="iter-1", iteration=1)
+    return base_state(
         tmp_path,
-        findings=[finding("sft_full")],
-        plan=plan,
+        findings=findings or [finding("sft_full")],
+        plan=sft_plan(),
         baseline=evaluations[0],
         evaluations=evaluations,
         best=best,
     )
+
+
+def test_gain_continues_from_new_best_and_target_stops(tmp_path):
+    state = _done_state(tmp_path, 0.6, format=40)
     decision, new = decide(state, 5, None)
-    assert decision.next == "data_engineer"
-    assert new.init_checkpoint == "ckpt-1" and new.data_seed != plan.data_seed
-    assert "0.00 → 0.60" in new.reason
-    state["best"] = best.model_copy(update={"strict": 0.96})
+    assert decision.next == "data_engineer" and new.data_recipe == "plain"
+    assert new.init_checkpoint == "ckpt-1" and new.data_seed != state["plan"].data_seed
+    assert "validation 0.00 → 0.60" in new.reason
+    state["best"] = state["best"].model_copy(update={"strict": 0.96})
     decision, _ = decide(state, 5, None)
     assert decision.stop_reason == StopReason.TARGET_MET
-    state["best"] = best
+    state["best"] = state["best"].model_copy(update={"strict": 0.6})
     state["run_options"] = RunOptions(max_iterations=1)
     decision, _ = decide(state, 5, None)
     assert decision.stop_reason == StopReason.BUDGET_ITERATIONS
 
 
+def test_dominant_wrong_answers_change_the_data_not_the_learning_rate(tmp_path):
+    state = _done_state(tmp_path, 0.6, off_by_power_of_ten=30, wrong=10)
+    new, kind = refine(state, state["plan"])
+    assert kind == "target_errors" and new.data_recipe == "targeted"
+    assert new.hyper == state["plan"].hyper
+    assert "75% of its misses are 'off_by_power_of_ten'" in new.reason
+
+
+def test_a_collapse_switches_technique_and_says_so(tmp_path):
+    findings = [finding("sft_full"), finding("sft_lora")]
+    state = _done_state(tmp_path, 0.2, findings=findings, wrong=80)
+    state["evaluations"][-1] = state["evaluations"][-1].model_copy(update={"collapse": 0.9})
+    new, kind = refine(state, state["plan"])
+    assert kind == "switch" and new.technique == "sft_lora"
+    assert "collapsed: 90% of validation answers are one and the same" in new.reason
+
+
 def test_grpo_starts_from_the_sft_checkpoint_once_sft_stops_improving(tmp_path):
-    plan = Plan(
+    plan = sft_plan(
         iteration=3,
         technique="sft_lora",
-        method="sft",
         init_checkpoint="ckpt-2",
         hyper=Hyper(adapter="lora", learning_rate=2e-4, max_steps=40, batch_size=8),
         lr_halved=True,
-        data_format="sft",
-        data_size=100,
-        data_seed=3,
-        reason="r",
-        status="done",
     )
     evaluations = [evaluation(0, 0.0), evaluation(1, 0.5), evaluation(2, 0.6), evaluation(3, 0.6)]
     best = BestModel(checkpoint="ckpt-2", strict=0.6, lenient=0.6, label="iter-2", iteration=2)
@@ -204,6 +245,7 @@ def test_grpo_starts_from_the_sft_checkpoint_once_sft_stops_improving(tmp_path):
     assert decision.directive.action == "build_dataset"
     assert new.arguments("build_dataset") == {
         "format": "grpo",
+        "recipe": "grpo",
         "size": new.data_size,
         "seed": new.data_seed,
     }

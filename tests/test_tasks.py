@@ -43,7 +43,7 @@ def test_bundled_names_and_default() -> None:
 
 def test_default_prompt_wording() -> None:
     pattern = re.compile(r"What is (\d+) \+ (\d+)\? Reply with the number only\.")
-    for ex in load_task().eval_examples():
+    for ex in load_task().test_examples():
         match = pattern.fullmatch(ex.prompt)
         assert match, ex.prompt
         a, b = int(match[1]), int(match[2])
@@ -57,10 +57,10 @@ def test_normalize_prompt() -> None:
 
 @pytest.mark.parametrize("name", ALL)
 def test_eval_split_is_fixed(name: str) -> None:
-    first = load_task(name).eval_examples()
+    first = load_task(name).test_examples()
     again = load_task(name)
-    assert again.eval_examples() == first
-    assert again.eval_examples() == first  # cached path too
+    assert again.test_examples() == first
+    assert again.test_examples() == first  # cached path too
     assert len(first) == 100
     assert len(_keys(first)) == 100  # distinct questions
 
@@ -68,7 +68,7 @@ def test_eval_split_is_fixed(name: str) -> None:
 @pytest.mark.parametrize("name", ALL)
 def test_eval_answers_verify_strictly_against_themselves(name: str) -> None:
     task = load_task(name)
-    for ex in task.eval_examples():
+    for ex in task.test_examples():
         assert task.verify(ex.answer, ex.answer).strict, (ex.prompt, ex.answer)
         assert task.reward(ex.answer, ex.answer) == 1.0
 
@@ -76,7 +76,7 @@ def test_eval_answers_verify_strictly_against_themselves(name: str) -> None:
 @pytest.mark.parametrize("name", ALL)
 def test_train_never_intersects_eval(name: str) -> None:
     task = load_task(name)
-    eval_keys = _keys(task.eval_examples())
+    eval_keys = _keys(task.test_examples())
     train = task.train_examples(3000, seed=0)
     assert len(train) == 3000
     assert not (_keys(train) & eval_keys)
@@ -97,7 +97,7 @@ def test_train_seeds(name: str) -> None:
 def test_train_stream_differs_from_eval_stream(name: str) -> None:
     # With an unfiltered shared stream, seed 0's first items would be the eval items themselves.
     task = load_task(name)
-    eval_keys = _keys(task.eval_examples())
+    eval_keys = _keys(task.test_examples())
     assert len(_keys(task.train_examples(100, seed=0)) & eval_keys) == 0
 
 
@@ -105,7 +105,7 @@ def test_eval_split_is_machine_independent() -> None:
     # String hashing is randomised per process; the eval split must not depend on it.
     code = (
         "from postlab.tools.tasks.catalog import load_task, bundled_task_names;"
-        "print([load_task(n).eval_examples()[-1].prompt for n in bundled_task_names()])"
+        "print([load_task(n).test_examples()[-1].prompt for n in bundled_task_names()])"
     )
     outputs = set()
     for hash_seed in ("1", "2"):
@@ -119,7 +119,7 @@ def test_eval_split_is_machine_independent() -> None:
 
 def _sample(name: str) -> list[Example]:
     task = load_task(name)
-    return task.eval_examples() + task.train_examples(300, seed=7)
+    return task.test_examples() + task.train_examples(300, seed=7)
 
 
 @pytest.mark.parametrize("name", ["addition_2d", "addition_3d"])
@@ -233,7 +233,7 @@ def test_task_dir_defaults(tmp_path: Path) -> None:
     assert task.max_new_tokens == 32
     assert task.spec.source == "dir"
     assert task.spec.task_dir == str(folder.resolve())
-    assert [ex.prompt for ex in task.eval_examples()] == [f"Eval question {i}?" for i in range(5)]
+    assert [ex.prompt for ex in task.test_examples()] == [f"Eval question {i}?" for i in range(5)]
 
 
 def test_task_dir_with_task_json(tmp_path: Path) -> None:
@@ -264,7 +264,7 @@ def test_task_dir_blank_lines_and_numeric_answers(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     task = load_task(task_dir=folder)
-    assert task.eval_examples() == [
+    assert task.test_examples() == [
         Example(prompt="one plus one", answer="2"),
         Example(prompt="half", answer="0.5"),
     ]
@@ -277,13 +277,43 @@ def test_task_dir_train_is_filtered_seeded_and_bounded(tmp_path: Path) -> None:
     task = load_task(task_dir=folder)
     assert task.train_eval_copies == 1
     everything = task.train_examples(1000, seed=0)
-    assert len(everything) == 20
-    assert not (_keys(everything) & _keys(task.eval_examples()))
+    validation = task.validation_examples()
+    # A folder without valid.jsonl lends a deterministic third at most of its prompts.
+    assert len(validation) == 6 and len(everything) == 20 - 6
+    assert validation == load_task(task_dir=folder).validation_examples()
+    assert not (_keys(everything) & _keys(task.test_examples()))
+    assert not (_keys(everything) & _keys(validation))
+    assert not (_keys(validation) & _keys(task.test_examples()))
     first = task.train_examples(7, seed=3)
     assert len(first) == 7
     assert first == load_task(task_dir=folder).train_examples(7, seed=3)
     assert first != task.train_examples(7, seed=4)
     assert [ex.prompt for ex in everything] != [row["prompt"] for row in train[:20]]  # shuffled
+
+
+def test_bundled_splits_are_disjoint_and_stable() -> None:
+    for name in ALL:
+        task = load_task(name)
+        test, validation = task.test_examples(), task.validation_examples()
+        assert len(validation) == len(test) == 100
+        assert not (_keys(validation) & _keys(test))
+        assert not (_keys(task.train_examples(400, seed=1)) & (_keys(validation) | _keys(test)))
+        assert validation == load_task(name).validation_examples()
+
+
+def test_valid_jsonl_is_decontaminated_against_test(tmp_path: Path) -> None:
+    train = [{"prompt": f"Train question {i}?", "answer": str(i)} for i in range(30)]
+    folder = _task_dir(tmp_path, train=train)
+    test_row = load_task(task_dir=folder).test_examples()[0]
+    rows = [
+        {"prompt": "Valid question 1?", "answer": "1"},
+        {"prompt": test_row.prompt.upper(), "answer": test_row.answer},
+    ]
+    (folder / "valid.jsonl").write_text("\n".join(json.dumps(row) for row in rows))
+    task = load_task(task_dir=folder)
+    assert [ex.prompt for ex in task.validation_examples()] == ["Valid question 1?"]
+    # With a shipped validation split, every training row stays for training.
+    assert len(task.train_examples(1000, seed=0)) == 30
 
 
 def test_unknown_task_lists_bundled(tmp_path: Path) -> None:

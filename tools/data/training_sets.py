@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import tempfile
-from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,82 +14,20 @@ import datasets as hf_datasets
 
 from postlab.records.artifacts import DatasetCard, Format
 from postlab.tools.tasks.catalog import Example, Task, normalize_prompt
+from postlab.tools.tasks.decontamination import ContaminationIndex
 
 MIN_EXAMPLES = 8
 CARD_FILE = "card.json"
-# An n-gram in more than this share of eval items (and in at least TEMPLATE_MIN_ITEMS of them)
-# is the task's prompt template, not content: matching it says nothing about leakage.
-TEMPLATE_SHARE = 0.10
-TEMPLATE_MIN_ITEMS = 3
-# Length of the n-grams used to find template words (see _EvalIndex).
-TEMPLATE_NGRAM = 3
 # How far build_training_set may over-ask the task to make up for removed examples.
 _MAX_OVERSAMPLE = 4
-_WORD = re.compile(r"\w+")
 
 
 class DatasetError(ValueError):
     """A training set that cannot be built or read."""
 
 
-def _words(example: Example) -> list[str]:
-    return _WORD.findall(f"{example.prompt} {example.answer}".lower())
-
-
-def _ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
-
-
-class _EvalIndex:
-    """The eval split's prompts and content n-grams, with template boilerplate stripped out."""
-
-    def __init__(self, eval_split: list[Example], ngram_n: int) -> None:
-        self.n = ngram_n
-        self.prompts = {normalize_prompt(example.prompt) for example in eval_split}
-        tokenized = [_words(example) for example in eval_split]
-        # Template detection uses short n-grams: boilerplate such as "sort these numbers in
-        # ascending order" is shorter than n, and an n-gram made of one number plus seven template
-        # words ("7 reply with the sorted numbers separated by") is rare enough to pass a
-        # frequency test, yet flags every training item that happens to share that one number.
-        self.t = min(TEMPLATE_NGRAM, ngram_n)
-        counts: Counter[tuple[str, ...]] = Counter()
-        for words in tokenized:
-            counts.update(_ngrams(words, self.t))
-        share = TEMPLATE_SHARE * len(eval_split)
-        self.template = {
-            gram for gram, count in counts.items() if count > share and count >= TEMPLATE_MIN_ITEMS
-        }
-        self.ngrams: set[tuple[str, ...]] = set()
-        # Eval items whose content is shorter than n are matched on their whole content (n shrinks
-        # per item), so they can still be found without shrinking n for every other item.
-        self.short: dict[int, set[tuple[str, ...]]] = {}
-        for words in tokenized:
-            content = self.content(words)
-            if len(content) >= self.n:
-                self.ngrams |= _ngrams(content, self.n)
-            elif content:
-                self.short.setdefault(len(content), set()).add(tuple(content))
-
-    def content(self, words: list[str]) -> list[str]:
-        """The words not covered by any template n-gram."""
-        covered = [False] * len(words)
-        for i in range(len(words) - self.t + 1):
-            if tuple(words[i : i + self.t]) in self.template:
-                covered[i : i + self.t] = [True] * self.t
-        return [word for word, boiler in zip(words, covered, strict=True) if not boiler]
-
-    def contaminates(self, example: Example) -> bool:
-        """Whether a training example repeats an eval prompt or shares eval content n-grams."""
-        if normalize_prompt(example.prompt) in self.prompts:
-            return True
-        content = self.content(_words(example))
-        if not self.ngrams.isdisjoint(_ngrams(content, self.n)):
-            return True
-        return any(not grams.isdisjoint(_ngrams(content, k)) for k, grams in self.short.items())
-
-
 def _clean(
-    examples: list[Example], index: _EvalIndex, size: int
+    examples: list[Example], index: ContaminationIndex, size: int
 ) -> tuple[list[Example], int, int, int]:
     """First `size` survivors of dedup + decontamination, with (collected, dups, contaminated)."""
     seen: set[str] = set()
@@ -114,6 +51,10 @@ def _clean(
     return kept, collected, duplicates, contaminated
 
 
+# Turns cleaned examples into dataset rows, with what it counted on the way.
+RowBuilder = Callable[[list[Example]], tuple[list[dict[str, Any]], dict[str, Any]]]
+
+
 def _row(example: Example, fmt: Format) -> dict[str, Any]:
     prompt = [{"role": "user", "content": example.prompt}]
     if fmt == "sft":
@@ -130,16 +71,25 @@ def build_training_set(
     out_dir: Path,
     ngram_n: int = 8,
     provenance: dict[str, str | None] | None = None,
+    rows_from: RowBuilder | None = None,
+    recipe: str = "plain",
 ) -> DatasetCard:
-    """Collect, dedup, decontaminate, format and atomically save a training set; return its card."""
-    if fmt not in ("sft", "grpo"):
-        raise DatasetError(f"unknown format {fmt!r}; expected 'sft' or 'grpo'")
+    """Collect, dedup, decontaminate, format and atomically save a training set; return its card.
+
+    `rows_from` makes the rows from the cleaned examples (self-generated answers, preference
+    pairs, an order); by default each example becomes one row of `fmt`.
+    """
+    if fmt not in ("sft", "grpo", "preference"):
+        raise DatasetError(f"unknown format {fmt!r}; expected 'sft', 'grpo' or 'preference'")
+    if fmt == "preference" and rows_from is None:
+        raise DatasetError("preference rows come from a model's samples: give rows_from")
     if size <= 0:
         raise DatasetError(f"size must be positive, got {size}")
     if ngram_n <= 0:
         raise DatasetError(f"ngram_n must be positive, got {ngram_n}")
     out_dir = Path(out_dir)
-    index = _EvalIndex(task.eval_examples(), ngram_n)
+    # Training never overlaps what is held out: the test split, nor the validation split.
+    index = ContaminationIndex(task.test_examples() + task.validation_examples(), ngram_n)
 
     request = size + max(MIN_EXAMPLES, size // 4)
     limit = size * _MAX_OVERSAMPLE + 64
@@ -162,7 +112,15 @@ def build_training_set(
             f"need at least {MIN_EXAMPLES}"
         )
 
-    rows = [_row(example, fmt) for example in kept]
+    if rows_from is None:
+        rows, recipe_stats = [_row(example, fmt) for example in kept], {}
+    else:
+        rows, recipe_stats = rows_from(kept)
+    if len(rows) < MIN_EXAMPLES:
+        raise DatasetError(
+            f"the {recipe} recipe made only {len(rows)} rows from {len(kept)} clean examples "
+            f"({recipe_stats}); need at least {MIN_EXAMPLES}"
+        )
     dataset = hf_datasets.Dataset.from_list(rows)
     source = "generator"
     if task.spec.source == "dir" and task.spec.task_dir:
@@ -171,7 +129,7 @@ def build_training_set(
     provenance = provenance or {}
     source = provenance.get("source") or source
     card = DatasetCard(
-        name=f"{task.name}-{fmt}-n{len(kept)}-seed{seed}",
+        name=f"{task.name}-{recipe}-{fmt}-n{len(rows)}-seed{seed}",
         task=task.name,
         format=fmt,
         source=source,
@@ -182,13 +140,15 @@ def build_training_set(
         collected=collected,
         duplicates_removed=duplicates,
         contaminated_removed=contaminated,
-        final_size=len(kept),
+        final_size=len(rows),
         ngram_n=index.n,
         template_ngrams_ignored=len(index.template),
         path=str(out_dir.resolve()),
         created_at=datetime.now(UTC).isoformat(),
         columns=list(dataset.column_names),
         sample=rows[:2],
+        recipe=recipe,
+        recipe_stats=recipe_stats,
     )
     _save_atomically(dataset, card, out_dir)
     return card

@@ -10,12 +10,16 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from postlab.records.artifacts import FailureSample
-from postlab.tools.models.resolution import load_tokenizer
+from postlab.tools.evaluation.generation import complete, load_for_generation
 from postlab.tools.tasks.catalog import Example, Task
+from postlab.tools.tasks.verifiers import parse_number
+
+Split = Literal["validation", "test"]
 
 
 class EvaluationError(RuntimeError):
@@ -33,18 +37,44 @@ class EvalResult(BaseModel):
     error_categories: dict[str, int] = Field(default_factory=dict)
     failures: list[FailureSample] = Field(default_factory=list)
     missed_prompts: list[str] = Field(default_factory=list)
+    # Share of items given one and the same answer, when that many did (else 0).
+    collapse: float = 0.0
     wall_s: float = 0.0
 
 
-def categorize(completion: str, strict: bool, lenient: bool) -> str:
-    """Name the kind of miss: correct, format (right answer, wrong shape), empty, or wrong."""
+# When this share of the scored items (and at least COLLAPSE_MIN_ITEMS) got one and the same
+# completion, the model has collapsed to a constant answer, whatever the task.
+COLLAPSE_SHARE = 0.5
+COLLAPSE_MIN_ITEMS = 5
+
+
+def categorize(completion: str, strict: bool, lenient: bool, answer: str = "") -> str:
+    """Name the kind of miss: correct, format (right answer, wrong shape), empty, a number off by
+    a power of ten (a lost or spurious carry), or wrong."""
     if strict:
         return "correct"
     if lenient:
         return "format"
     if not completion.strip():
         return "empty"
+    got, expected = parse_number(completion), parse_number(answer)
+    if got is not None and expected is not None and got != expected:
+        gap = abs(got - expected)
+        if gap == gap.to_integral_value() and gap >= 10 and str(int(gap)).strip("0") == "1":
+            return "off_by_power_of_ten"
     return "wrong"
+
+
+def collapsed_share(completions: list[str]) -> float:
+    """Share of completions equal to the most common non-empty one (0 when too few to tell).
+
+    Empty outputs are their own category ("empty"), not a constant answer.
+    """
+    texts = [" ".join(text.split()).lower() for text in completions]
+    answered = [text for text in texts if text]
+    if len(texts) < COLLAPSE_MIN_ITEMS or not answered:
+        return 0.0
+    return Counter(answered).most_common(1)[0][1] / len(texts)
 
 
 def generate(
@@ -55,36 +85,11 @@ def generate(
     on_batch: Callable[[int, int], None] | None = None,
 ) -> list[str]:
     """Greedy completions of chat prompts, batched, with the model's chat template."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    tokenizer = load_tokenizer(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    model.eval()
-    completions: list[str] = []
-    for start in range(0, len(prompts), batch_size):
-        batch = prompts[start : start + batch_size]
-        encoded = tokenizer.apply_chat_template(
-            [[{"role": "user", "content": prompt}] for prompt in batch],
-            add_generation_prompt=True,
-            return_tensors="pt",
-            padding=True,
-            return_dict=True,
-        )
-        with torch.inference_mode():
-            output = model.generate(
-                **encoded,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        prompt_length = encoded["input_ids"].shape[1]
-        completions.extend(
-            tokenizer.decode(row[prompt_length:], skip_special_tokens=True) for row in output
-        )
-        if on_batch:
-            on_batch(len(completions), len(prompts))
-    return completions
+    model, tokenizer = load_for_generation(model_path)
+    completions = complete(
+        model, tokenizer, prompts, max_new_tokens, batch_size=batch_size, on_batch=on_batch
+    )
+    return [texts[0] for texts in completions]
 
 
 def score(
@@ -104,7 +109,7 @@ def score(
         verdict = task.verify(completion, example.answer)
         strict_hits += verdict.strict
         lenient_hits += verdict.lenient
-        category = categorize(completion, verdict.strict, verdict.lenient)
+        category = categorize(completion, verdict.strict, verdict.lenient, example.answer)
         categories[category] += 1
         if category != "correct":
             missed.append(example.prompt)
@@ -118,6 +123,9 @@ def score(
                 )
             )
     n = len(examples)
+    # A collapse is told apart from many distinct misses: it changes the data, not the LR.
+    share = collapsed_share(completions)
+    varied = len({example.answer for example in examples}) > 1
     return EvalResult(
         model_path=str(model_path),
         task=task.name,
@@ -127,34 +135,48 @@ def score(
         error_categories=dict(categories),
         failures=failures,
         missed_prompts=missed,
+        collapse=round(share, 3) if share >= COLLAPSE_SHARE and varied else 0.0,
         wall_s=wall_s,
     )
+
+
+def split_examples(task: Task, split: Split, limit: int | None = None) -> list[Example]:
+    """A split's items (the first `limit` of them when given)."""
+    examples = task.validation_examples() if split == "validation" else task.test_examples()
+    return examples[:limit] if limit else examples
 
 
 def evaluate_checkpoint(
     model_path: str | Path,
     task: Task,
+    splits: tuple[Split, ...] = ("validation",),
     limit: int | None = None,
     batch_size: int = 32,
     on_batch: Callable[[int, int], None] | None = None,
-) -> EvalResult:
-    """Score a checkpoint on the task's fixed held-out split (or its first `limit` items)."""
+) -> dict[Split, EvalResult]:
+    """Score a checkpoint on the task's splits, loading it once; each split scored on its own."""
     path = Path(model_path)
     if not (path / "config.json").is_file():
         raise EvaluationError(f"no checkpoint at {path} (config.json missing)")
-    examples = task.eval_examples()[:limit] if limit else task.eval_examples()
+    chosen = {split: split_examples(task, split, limit) for split in splits}
+    empty = [split for split, examples in chosen.items() if not examples]
+    if empty:
+        raise EvaluationError(f"task {task.name!r} has no {' or '.join(empty)} items to score")
+    prompts = [example.prompt for examples in chosen.values() for example in examples]
     started = time.monotonic()
     try:
-        completions = generate(
-            path,
-            [example.prompt for example in examples],
-            task.max_new_tokens,
-            batch_size,
-            on_batch,
-        )
+        completions = generate(path, prompts, task.max_new_tokens, batch_size, on_batch)
     except (OSError, ValueError, RuntimeError) as error:
         raise EvaluationError(f"could not evaluate {path}: {error}") from error
-    return score(task, examples, completions, str(path), wall_s=time.monotonic() - started)
+    wall_s = time.monotonic() - started
+    results: dict[Split, EvalResult] = {}
+    offset = 0
+    for split, examples in chosen.items():
+        answers = completions[offset : offset + len(examples)]
+        offset += len(examples)
+        share = wall_s * len(examples) / len(prompts)
+        results[split] = score(task, examples, answers, str(path), wall_s=share)
+    return results
 
 
 def run_external_evaluation(command: str, model_path: str, timeout_s: float = 3600) -> dict:

@@ -11,25 +11,29 @@ PLOT_FILE = "scores.png"
 
 
 def plot_scores(summary: dict[str, Any], path: Path) -> Path | None:
-    """Plot held-out strict and lenient accuracy per iteration against the baseline."""
+    """Plot validation strict and lenient accuracy per iteration against the baseline."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     scored = [it for it in summary["iterations"] if it.get("score") is not None]
-    if summary.get("baseline_score") is None:
+    baseline = summary.get("baseline_val_score")
+    if baseline is None:
         return None
     xs = [0] + [it["iteration"] for it in scored]
-    strict = [summary["baseline_score"]] + [it["score"] for it in scored]
-    lenient = [summary.get("baseline_lenient") or 0.0] + [it.get("lenient") or 0.0 for it in scored]
+    strict = [baseline] + [it["score"] for it in scored]
+    base_lenient = next(
+        (e["lenient"] for e in summary.get("evaluations") or [] if e["iteration"] == 0), 0.0
+    )
+    lenient = [base_lenient] + [it.get("lenient") or 0.0 for it in scored]
     figure, axis = plt.subplots(figsize=(6, 3.5), dpi=110)
     axis.plot(xs, strict, marker="o", label="strict")
     axis.plot(xs, lenient, marker="s", linestyle="--", label="lenient")
-    axis.axhline(summary["baseline_score"], color="grey", linewidth=0.8, label="baseline (strict)")
+    axis.axhline(baseline, color="grey", linewidth=0.8, label="baseline (strict)")
     axis.set_xticks(xs, ["base"] + [f"it{x}" for x in xs[1:]])
     axis.set_ylim(-0.02, 1.02)
-    axis.set_ylabel("held-out accuracy")
+    axis.set_ylabel("validation accuracy")
     axis.set_title(f"{summary['task']}: accuracy per iteration")
     axis.legend(loc="lower right", fontsize=8)
     figure.tight_layout()
@@ -41,8 +45,16 @@ def plot_scores(summary: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
-def _score(value: float | None) -> str:
-    return "—" if value is None else f"{value:.2f}"
+def _score(value: float | None, stderr: float | None = None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.2f} ± {stderr:.2f}" if stderr is not None else f"{value:.2f}"
+
+
+def _result_row(summary: dict[str, Any], prefix: str, label: str) -> str:
+    validation = _score(summary.get(f"{prefix}_val_score"), summary.get(f"{prefix}_val_stderr"))
+    test = _score(summary.get(f"{prefix}_score"), summary.get(f"{prefix}_stderr"))
+    return f"| {label} | {validation} | {test} | {_score(summary.get(f'{prefix}_lenient'))} |"
 
 
 def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
@@ -57,12 +69,15 @@ def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
         "",
         "## Result",
         "",
-        "| | strict | lenient |",
-        "| --- | --- | --- |",
-        f"| baseline | {_score(summary['baseline_score'])} | "
-        f"{_score(summary.get('baseline_lenient'))} |",
-        f"| best ({summary.get('best_label', '—')}) | {_score(summary['best_score'])} | "
-        f"{_score(summary.get('best_lenient'))} |",
+        "| | validation strict | test strict | test lenient |",
+        "| --- | --- | --- | --- |",
+        _result_row(summary, "baseline", "baseline"),
+        _result_row(summary, "best", f"best ({summary.get('best_label', '—')})"),
+        "",
+        f"Every decision (continue, switch, stop, which checkpoint is best) read validation "
+        f"({summary.get('best_val_n') or '—'} items); test ({summary.get('best_test_n') or '—'} "
+        "items) was scored only for the baseline and the selected best. ± is one binomial "
+        "standard error.",
         "",
         f"Best checkpoint: `{summary['best_checkpoint']}`",
     ]
@@ -82,17 +97,32 @@ def _spec_text(spec: dict[str, Any]) -> str:
     )
 
 
+def _data_text(card: dict[str, Any] | None) -> str:
+    """A dataset card in one line: recipe, size, and what the recipe counted."""
+    if card is None:
+        return "none built"
+    counted = ", ".join(
+        f"{key.replace('_', ' ')} {value}"
+        for key, value in (card.get("recipe_stats") or {}).items()
+        if isinstance(value, int | float)
+    )
+    text = f"{card.get('recipe', 'plain')} recipe, {card['final_size']} rows"
+    return f"{text} ({counted})" if counted else text
+
+
 def _iterations(summary: dict[str, Any]) -> list[str]:
     lines = ["## Iterations", ""]
     if not summary["iterations"]:
         lines.append("No iteration ran.")
+    cards = {card["path"]: card for card in summary.get("datasets") or []}
     for it in summary["iterations"]:
         lines += [
             f"### Iteration {it['iteration']}: {it['technique']} — {it['status']}",
             "",
             f"- Why: {it['reason']}",
+            f"- Data: {_data_text(cards.get(it.get('dataset') or ''))}",
             f"- Spec: {_spec_text(it.get('spec') or {}) or 'not trained'}",
-            f"- Score: strict {_score(it.get('score'))}, lenient {_score(it.get('lenient'))}",
+            f"- Validation: strict {_score(it.get('score'))}, lenient {_score(it.get('lenient'))}",
         ]
         if it.get("failure"):
             lines.append(f"- Failure: {it['failure']}")
@@ -104,7 +134,7 @@ def _techniques(summary: dict[str, Any]) -> list[str]:
     lines = ["## Techniques from the literature", ""]
     for rank, finding in enumerate(summary.get("findings", []), start=1):
         papers = "; ".join(f"{p['title']} ({p['year']}, {p['id']})" for p in finding["papers"])
-        runnable = "" if finding["runnable"] else " (not runnable here yet)"
+        runnable = "" if finding["runnable"] else " (not runnable)"
         lines.append(f"{rank}. **{finding['name']}**{runnable} — {papers}")
     if summary.get("source_notes"):
         lines += ["", "Sources: " + "; ".join(summary["source_notes"])]

@@ -1,4 +1,4 @@
-"""Task folders: train.jsonl, eval.jsonl and task.json, validated with file and line in errors."""
+"""Task folders: train.jsonl, eval.jsonl (test), optional valid.jsonl and task.json, checked."""
 
 from __future__ import annotations
 
@@ -6,7 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from postlab.tools.tasks.model import Example, Task, TaskError, TaskSpec
+from postlab.tools.tasks.decontamination import ContaminationIndex
+from postlab.tools.tasks.model import (
+    Example,
+    Task,
+    TaskError,
+    TaskSpec,
+    lend_validation,
+    normalize_prompt,
+)
 from postlab.tools.tasks.verifiers import METRICS, Metric, parse_number
 
 DIR_DEFAULT_METRIC: Metric = "exact"
@@ -110,8 +118,16 @@ def load_task_dir(task_dir: Path) -> Task:
         source="dir",
         task_dir=str(task_dir.resolve()),
     )
-    return Task(
-        spec,
-        eval_split=[example for _, example in eval_rows],
-        train_pool=[example for _, example in train_rows],
-    )
+    test = [example for _, example in eval_rows]
+    pool = [example for _, example in train_rows]
+    valid_path = task_dir / "valid.jsonl"
+    if valid_path.is_file():
+        validation = [example for _, example in _read_jsonl(valid_path)]
+    else:
+        test_keys = {normalize_prompt(example.prompt) for example in test}
+        fresh = [example for example in pool if normalize_prompt(example.prompt) not in test_keys]
+        validation = lend_validation(fresh, spec.name)
+    # Validation is decontaminated against test the way training rows are.
+    index = ContaminationIndex(test)
+    validation = [example for example in validation if not index.contaminates(example)]
+    return Task(spec, eval_split=test, train_pool=pool, validation_split=validation)

@@ -1,4 +1,4 @@
-"""The task model: examples, a task's spec, its fixed eval split, training stream and verifier."""
+"""The task model: examples, a spec, fixed test and validation splits, training data, verifier."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ from postlab.tools.tasks.verifiers import verify as _verify
 EVAL_SIZE = 100
 # Part of every bundled eval stream's seed: changing it changes every published eval score.
 EVAL_SEED = 20250101
+# Validation: the split every decision reads. At most VALIDATION_SIZE items; a task folder without
+# valid.jsonl lends it a deterministic share of its training rows (never under MIN_VALIDATION).
+VALIDATION_SIZE = 100
+VALIDATION_SHARE = 0.15
+MIN_VALIDATION = 8
 
 
 class TaskError(ValueError):
@@ -49,8 +54,22 @@ def normalize_prompt(text: str) -> str:
 Generator = Callable[[random.Random], Example]
 
 
+def lend_validation(pool: list[Example], task_name: str) -> list[Example]:
+    """A deterministic slice of a training pool for validation, for a task that ships none."""
+    unique = list({normalize_prompt(ex.prompt): ex for ex in pool}.values())
+    share = max(MIN_VALIDATION, round(VALIDATION_SHARE * len(unique)))
+    # Never more than a third of the distinct prompts: training needs most of a small pool.
+    size = min(VALIDATION_SIZE, share, len(unique) // 3)
+    random.Random(f"postlab/{task_name}/validation").shuffle(unique)
+    return unique[:size]
+
+
 class Task:
-    """A task: a spec plus its fixed eval split, its training stream and its verifier."""
+    """A task: a spec, its fixed test split, its validation split, training data and verifier.
+
+    Test is scored only to report; validation is what every decision reads. Neither ever feeds
+    training, and validation never repeats a test prompt.
+    """
 
     def __init__(
         self,
@@ -59,8 +78,13 @@ class Task:
         generator: Generator | None = None,
         eval_split: list[Example] | None = None,
         train_pool: list[Example] | None = None,
+        validation_split: list[Example] | None = None,
     ) -> None:
-        """Build from a generator (bundled) or from explicit eval/train lists (task folders)."""
+        """Build from a generator (bundled) or from explicit test/train lists (task folders).
+
+        Without an explicit validation split, a listed task lends a deterministic slice of its
+        training pool to validation; a generated task draws it from its own seed stream.
+        """
         if (generator is None) == (eval_split is None):
             raise TaskError("a Task needs either a generator or an eval split, not both or neither")
         self.spec = spec
@@ -72,6 +96,21 @@ class Task:
         self._train_pool = [ex for ex in pool if normalize_prompt(ex.prompt) not in keys]
         # Kept so the dataset card can report contamination that was already in the source file.
         self.train_eval_copies = len(pool) - len(self._train_pool)
+        self._validation: list[Example] | None = None
+        if validation_split is not None:
+            self._validation = [
+                ex for ex in validation_split if normalize_prompt(ex.prompt) not in keys
+            ]
+        elif generator is None:
+            self._validation = lend_validation(self._train_pool, spec.name)
+        self._validation_keys = frozenset(
+            normalize_prompt(ex.prompt) for ex in self._validation or []
+        )
+        self._train_pool = [
+            ex
+            for ex in self._train_pool
+            if normalize_prompt(ex.prompt) not in self._validation_keys
+        ]
 
     def __repr__(self) -> str:
         return f"Task(name={self.name!r}, metric={self.metric!r}, source={self.spec.source!r})"
@@ -96,8 +135,8 @@ class Task:
         """Generation budget for a completion of this task."""
         return self.spec.max_new_tokens
 
-    def eval_examples(self) -> list[Example]:
-        """The fixed held-out split, identical on every call and machine."""
+    def test_examples(self) -> list[Example]:
+        """The fixed test split, identical on every call and machine: scored to report only."""
         if self._eval is None:
             assert self._generator is not None
             rng = random.Random(f"postlab/{self.name}/eval/{EVAL_SEED}")
@@ -115,11 +154,32 @@ class Task:
             self._eval = examples
         return list(self._eval)
 
+    def validation_examples(self) -> list[Example]:
+        """The validation split every decision reads; never a test prompt, never trained on."""
+        if self._validation is None:
+            assert self._generator is not None
+            test = self._eval_prompt_keys()
+            rng = random.Random(f"postlab/{self.name}/validation/{EVAL_SEED}")
+            seen: set[str] = set()
+            examples: list[Example] = []
+            for _ in range(VALIDATION_SIZE * 1000):
+                example = self._generator(rng)
+                key = normalize_prompt(example.prompt)
+                if key not in seen and key not in test:
+                    seen.add(key)
+                    examples.append(example)
+                    if len(examples) == VALIDATION_SIZE:
+                        break
+            self._validation = examples
+            self._validation_keys = frozenset(seen)
+        return list(self._validation)
+
     def train_examples(self, n: int, seed: int) -> list[Example]:
-        """Up to `n` training examples for `seed`, never one whose prompt is in the eval split."""
+        """Up to `n` training examples for `seed`, never a test or validation prompt."""
         if n <= 0:
             return []
-        keys = self._eval_prompt_keys()
+        self.validation_examples()
+        keys = self._eval_prompt_keys() | self._validation_keys
         if self._generator is None:
             pool = list(self._train_pool)
             random.Random(seed).shuffle(pool)
@@ -147,5 +207,5 @@ class Task:
 
     def _eval_prompt_keys(self) -> frozenset[str]:
         if self._eval_keys is None:
-            self._eval_keys = frozenset(normalize_prompt(ex.prompt) for ex in self.eval_examples())
+            self._eval_keys = frozenset(normalize_prompt(ex.prompt) for ex in self.test_examples())
         return self._eval_keys

@@ -9,6 +9,9 @@ from typing import Any
 
 from postlab.tools.training.spec import TrainingSpec
 
+PREFERENCE_METHODS = ("dpo", "orpo")
+# DPO's and ORPO's usual strength when a recipe sets none.
+DEFAULT_PREFERENCE_BETA = 0.1
 _LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -33,6 +36,9 @@ def check_columns(method: str, columns: list[str]) -> None:
     if method == "sft":
         ok = {"prompt", "completion"} <= set(columns) or "messages" in columns or "text" in columns
         need = "'prompt'+'completion', 'messages' or 'text'"
+    elif method in PREFERENCE_METHODS:
+        ok = {"prompt", "chosen", "rejected"} <= set(columns)
+        need = "'prompt', 'chosen' and 'rejected'"
     else:
         ok = {"prompt", "answer"} <= set(columns)
         need = "'prompt' and 'answer'"
@@ -123,6 +129,7 @@ def common_args(spec: TrainingSpec, cuda: bool, bf16: bool, report_to: str) -> d
         "activation_checkpointing": cuda,
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
+        "train_sampling_strategy": spec.train_sampling,
     }
 
 
@@ -168,6 +175,9 @@ def build_trainer(spec: TrainingSpec, callback, use_unsloth: bool):
         )
         return SFTTrainer(args=config, **shared), tokenizer
 
+    if spec.method in PREFERENCE_METHODS:
+        return _preference_trainer(spec, args, shared), tokenizer
+
     from trl import GRPOConfig, GRPOTrainer
 
     tokenizer.padding_side = "left"
@@ -181,6 +191,28 @@ def build_trainer(spec: TrainingSpec, callback, use_unsloth: bool):
     )
     reward = make_task_reward(spec.task, spec.task_dir)
     return GRPOTrainer(args=config, reward_funcs=[reward], **shared), tokenizer
+
+
+def _preference_trainer(spec: TrainingSpec, args: dict[str, Any], shared: dict[str, Any]):
+    """DPO against a reference (the adapter-disabled model for LoRA, precomputed log-probs for
+    full fine-tuning), or reference-free ORPO."""
+    beta = spec.beta or DEFAULT_PREFERENCE_BETA
+    if spec.method == "dpo":
+        from trl import DPOConfig, DPOTrainer
+
+        config = DPOConfig(
+            **args,
+            beta=beta,
+            max_length=spec.max_length,
+            # Full fine-tuning would otherwise keep a second model copy in memory all along.
+            precompute_ref_log_probs=spec.adapter == "full",
+        )
+        return DPOTrainer(args=config, **shared)
+    os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
+    from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+    config = ORPOConfig(**args, beta=beta, max_length=spec.max_length)
+    return ORPOTrainer(args=config, **shared)
 
 
 def _report_to() -> str:

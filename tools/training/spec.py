@@ -19,7 +19,9 @@ class TrainingSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["sft", "grpo"]
+    # sft: prompt-completion; grpo: prompts and a verifier reward; dpo (with a reference model)
+    # and orpo (reference-free): preference pairs.
+    method: Literal["sft", "grpo", "dpo", "orpo"]
     adapter: Literal["lora", "full"] = "full"
     base_model: str
     dataset_path: str
@@ -41,6 +43,8 @@ class TrainingSpec(BaseModel):
     num_generations: int = Field(4, ge=2)
     max_completion_length: int = Field(16, ge=1)
     beta: float = Field(0.0, ge=0)
+    # "sequential" keeps the dataset's order (a curriculum); "random" shuffles as usual.
+    train_sampling: Literal["random", "sequential"] = "random"
     temperature: float = Field(1.0, gt=0)
     timeout_s: float = Field(1800, gt=0)
     threads: int | None = Field(None, ge=1)

@@ -1,0 +1,73 @@
+"""Held-out contamination: a split's prompts and content n-grams, with template words ignored."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from postlab.tools.tasks.model import Example, normalize_prompt
+
+# An n-gram in more than this share of held-out items (and in at least TEMPLATE_MIN_ITEMS of
+# them) is the task's prompt template, not content: matching it says nothing about leakage.
+TEMPLATE_SHARE = 0.10
+TEMPLATE_MIN_ITEMS = 3
+# Length of the n-grams used to find template words.
+TEMPLATE_NGRAM = 3
+DEFAULT_NGRAM = 8
+_WORD = re.compile(r"\w+")
+
+
+def _words(example: Example) -> list[str]:
+    return _WORD.findall(f"{example.prompt} {example.answer}".lower())
+
+
+def _ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+class ContaminationIndex:
+    """The held-out items' prompts and content n-grams, template boilerplate stripped out."""
+
+    def __init__(self, held_out: list[Example], ngram_n: int = DEFAULT_NGRAM) -> None:
+        self.n = ngram_n
+        self.prompts = {normalize_prompt(example.prompt) for example in held_out}
+        tokenized = [_words(example) for example in held_out]
+        # Template detection uses short n-grams: boilerplate such as "sort these numbers in
+        # ascending order" is shorter than n, and an n-gram made of one number plus seven template
+        # words ("7 reply with the sorted numbers separated by") is rare enough to pass a
+        # frequency test, yet flags every training item that happens to share that one number.
+        self.t = min(TEMPLATE_NGRAM, ngram_n)
+        counts: Counter[tuple[str, ...]] = Counter()
+        for words in tokenized:
+            counts.update(_ngrams(words, self.t))
+        share = TEMPLATE_SHARE * len(held_out)
+        self.template = {
+            gram for gram, count in counts.items() if count > share and count >= TEMPLATE_MIN_ITEMS
+        }
+        self.ngrams: set[tuple[str, ...]] = set()
+        # Items whose content is shorter than n are matched on their whole content (n shrinks
+        # per item), so they can still be found without shrinking n for every other item.
+        self.short: dict[int, set[tuple[str, ...]]] = {}
+        for words in tokenized:
+            content = self.content(words)
+            if len(content) >= self.n:
+                self.ngrams |= _ngrams(content, self.n)
+            elif content:
+                self.short.setdefault(len(content), set()).add(tuple(content))
+
+    def content(self, words: list[str]) -> list[str]:
+        """The words not covered by any template n-gram."""
+        covered = [False] * len(words)
+        for i in range(len(words) - self.t + 1):
+            if tuple(words[i : i + self.t]) in self.template:
+                covered[i : i + self.t] = [True] * self.t
+        return [word for word, boiler in zip(words, covered, strict=True) if not boiler]
+
+    def contaminates(self, example: Example) -> bool:
+        """Whether an example repeats a held-out prompt or shares held-out content n-grams."""
+        if normalize_prompt(example.prompt) in self.prompts:
+            return True
+        content = self.content(_words(example))
+        if not self.ngrams.isdisjoint(_ngrams(content, self.n)):
+            return True
+        return any(not grams.isdisjoint(_ngrams(content, k)) for k, grams in self.short.items())
