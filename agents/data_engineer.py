@@ -114,7 +114,12 @@ def row_builder(state: LabState, memory: LabMemory, task: Task) -> RowBuilder | 
         return lambda examples: quality_rows(task, examples)
     if recipe == "targeted":
         misses = validation_misses(state, memory, task)
-        return lambda examples: targeted_rows(examples, misses)
+
+        def targeted(examples: list[Example]):
+            wrong = [s.example for s in sampled(examples, 1, None) if not any(s.correct)]
+            return targeted_rows(examples, misses, wrong)
+
+        return targeted
     return None
 
 

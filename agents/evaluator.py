@@ -6,10 +6,14 @@ from postlab.agents.base import StepResult, iteration_row, run_task
 from postlab.memory.store import LabMemory
 from postlab.records.events import emit
 from postlab.records.outcomes import AgentOutcome, BestModel, EvaluationRecord, SplitScore
-from postlab.records.run import RunOptions
 from postlab.records.state import LabState
 from postlab.records.steps import Directive
-from postlab.tools.evaluation.scoring import EvalResult, EvaluationError, evaluate_checkpoint
+from postlab.tools.evaluation.scoring import (
+    EvalResult,
+    EvaluationError,
+    Split,
+    evaluate_checkpoint,
+)
 from postlab.tools.training.failures import normalize_error
 
 SYSTEM_PROMPT = (
@@ -38,32 +42,39 @@ def _score(result: EvalResult, split: str) -> SplitScore:
     return SplitScore(split=split, strict=result.strict, lenient=result.lenient, n=result.n)
 
 
-def test_best(state: LabState, memory: LabMemory) -> StepResult:
-    """Score the validation-selected best on test, once, to report; nothing decides on it."""
-    best = state["best"]
-    label = f"{best.label} (test)"
+def _scored(
+    state: LabState, checkpoint: str, splits: tuple[Split, ...], label: str
+) -> dict[Split, EvalResult] | AgentOutcome:
+    """The checkpoint's results on the splits, or the failed outcome that says why not."""
     try:
-        results = evaluate_checkpoint(
-            best.checkpoint,
+        return evaluate_checkpoint(
+            checkpoint,
             run_task(state),
-            splits=("test",),
+            splits=splits,
             limit=state["run_options"].eval_limit,
             on_batch=lambda done, total: emit(
                 {"type": "evaluating", "label": label, "done": done, "total": total}
             ),
         )
     except EvaluationError as error:
-        outcome = AgentOutcome(
+        return AgentOutcome(
             status="failed",
-            summary=f"could not score {best.label} on test: {error}",
+            summary=f"could not evaluate {label}: {error}",
             error_kind="eval_error",
             error=str(error),
             error_normalized=normalize_error(str(error)),
         )
-        return StepResult(outcome)
+
+
+def test_best(state: LabState) -> StepResult:
+    """Score the validation-selected best on test, once, to report; nothing decides on it."""
+    best = state["best"]
+    results = _scored(state, best.checkpoint, ("test",), f"{best.label} (test)")
+    if isinstance(results, AgentOutcome):
+        return StepResult(results)
     test = _score(results["test"], "test")
     summary = f"{best.label} (best by validation) on test: strict {test.strict:.2f} of {test.n}"
-    memory.add("observations", f"Final test score: {summary}", {"label": best.label})
+    # Not written to memory: nothing the lab decides may ever read a test score.
     return StepResult(
         AgentOutcome(summary=summary), {"best": best.model_copy(update={"test": test})}
     )
@@ -72,36 +83,18 @@ def test_best(state: LabState, memory: LabMemory) -> StepResult:
 def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepResult:
     """Score the directive's checkpoint on validation; update baseline or best; store misses."""
     if directive.action == "test_best":
-        return test_best(state, memory)
-    options: RunOptions = state["run_options"]
-    task = run_task(state)
+        return test_best(state)
     is_baseline = directive.action == "baseline"
     plan = state.get("plan")
     iteration = 0 if is_baseline else plan.iteration
     label = "baseline" if is_baseline else f"iter-{iteration}"
     checkpoint = state["base_model_path"] if is_baseline else plan.checkpoint
     # The baseline is the one checkpoint scored on test up front: it is the reference to beat.
-    splits = ("validation", "test") if is_baseline else ("validation",)
-    try:
-        results = evaluate_checkpoint(
-            checkpoint,
-            task,
-            splits=splits,
-            limit=options.eval_limit,
-            on_batch=lambda done, total: emit(
-                {"type": "evaluating", "label": label, "done": done, "total": total}
-            ),
-        )
-    except EvaluationError as error:
-        outcome = AgentOutcome(
-            status="failed",
-            summary=f"could not evaluate {label}: {error}",
-            error_kind="eval_error",
-            error=str(error),
-            error_normalized=normalize_error(str(error)),
-        )
+    splits: tuple[Split, ...] = ("validation", "test") if is_baseline else ("validation",)
+    results = _scored(state, checkpoint, splits, label)
+    if isinstance(results, AgentOutcome):
         update = {} if is_baseline else {"plan": plan.model_copy(update={"status": "failed"})}
-        return StepResult(outcome, update)
+        return StepResult(results, update)
 
     result = results["validation"]
     test = _score(results["test"], "test") if "test" in results else None

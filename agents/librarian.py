@@ -28,6 +28,8 @@ SYSTEM_PROMPT = (
 )
 # A paper reached through citations counts less than one found directly by meaning.
 HOP_DECAY = 0.7
+# The hop a paper outside the citation walk counts as.
+UNREACHED_HOP = 3
 SEED_PAPERS = 8
 # Online papers add evidence to a card; the corpus's curated cards still carry most weight.
 ONLINE_WEIGHT = 0.3
@@ -62,6 +64,15 @@ def rank_techniques(
     cited = influence(corpus)
     most_cited = max(cited.values(), default=1) or 1
     grouped: dict[str, list[tuple[float, PaperRecord]]] = defaultdict(list)
+    # A technique the walk did not reach still gets a card from its own papers, ranked as if
+    # found beyond the walk: every technique stays rankable, and so choosable with --techniques.
+    reached = {by_id[pid].technique.key for pid in hops if by_id[pid].technique is not None}
+    unreached = {
+        paper.id: UNREACHED_HOP
+        for paper in corpus
+        if paper.technique is not None and paper.technique.key not in reached
+    }
+    hops = {**hops, **unreached}
     for paper_id, hop in hops.items():
         paper = by_id[paper_id]
         if paper.technique is None:

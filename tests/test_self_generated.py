@@ -69,10 +69,11 @@ def test_targeted_rows_repeat_the_examples_nearest_each_miss():
         Example(prompt="What is 11 + 12?", answer="23"),
     ]
     misses = [Example(prompt="What is 58 + 64?", answer="122")]
-    rows, stats = targeted_rows(examples, misses)
+    rows, stats = targeted_rows(examples, misses, missed_now=[examples[1]])
     prompts = [row["prompt"][0]["content"] for row in rows]
-    assert prompts.count("What is 58 + 67?") == 2 and prompts.count("Sort 3 1 2") == 1
+    assert prompts.count("What is 58 + 67?") == 2 and prompts.count("Sort 3 1 2") == 2
     assert stats["driven_by"]["What is 58 + 67?"] == ["What is 58 + 64?"]
+    assert stats["driven_by"]["Sort 3 1 2"] == ["missed by the current model"]
 
 
 def test_quality_filter_drops_unverifiable_answers_and_near_copies():

@@ -175,12 +175,22 @@ def _overlap(a: set[str], b: set[str]) -> float:
     return len(a & b) / max(1, len(a | b))
 
 
-def targeted_rows(examples: list[Example], misses: list[Example], repeat: int = 2) -> Rows:
-    """Plain rows, with the training examples nearest each validation miss repeated.
+def targeted_rows(
+    examples: list[Example],
+    misses: list[Example],
+    missed_now: list[Example] | None = None,
+    repeat: int = 2,
+) -> Rows:
+    """Plain rows, with the training examples nearest each validation miss repeated, and those
+    the current model gets wrong itself (`missed_now`: the same failure on training prompts).
 
     Nearness is word overlap (Jaccard) between prompts; the card lists which miss drove which rows.
     """
     chosen: dict[int, list[str]] = {}
+    wrong_now = {example.prompt for example in missed_now or []}
+    for index, example in enumerate(examples):
+        if example.prompt in wrong_now:
+            chosen.setdefault(index, []).append("missed by the current model")
     for miss in misses:
         words = _terms(miss.prompt)
         scores = [
@@ -197,6 +207,7 @@ def targeted_rows(examples: list[Example], misses: list[Example], repeat: int = 
         ] * copies
     stats = {
         "misses": len(misses),
+        "missed_by_current_model": len(wrong_now),
         "rows_repeated": len(chosen),
         "driven_by": {examples[i].prompt: drivers for i, drivers in list(chosen.items())[:20]},
     }

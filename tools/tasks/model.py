@@ -138,41 +138,36 @@ class Task:
     def test_examples(self) -> list[Example]:
         """The fixed test split, identical on every call and machine: scored to report only."""
         if self._eval is None:
-            assert self._generator is not None
-            rng = random.Random(f"postlab/{self.name}/eval/{EVAL_SEED}")
-            seen: set[str] = set()
-            examples: list[Example] = []
-            # Unique prompts, so 100 items really are 100 distinct measurements.
-            for _ in range(EVAL_SIZE * 1000):
-                example = self._generator(rng)
-                key = normalize_prompt(example.prompt)
-                if key not in seen:
-                    seen.add(key)
-                    examples.append(example)
-                    if len(examples) == EVAL_SIZE:
-                        break
-            self._eval = examples
+            self._eval = self._draw_unique("eval", EVAL_SIZE, frozenset())
         return list(self._eval)
 
     def validation_examples(self) -> list[Example]:
         """The validation split every decision reads; never a test prompt, never trained on."""
         if self._validation is None:
-            assert self._generator is not None
-            test = self._eval_prompt_keys()
-            rng = random.Random(f"postlab/{self.name}/validation/{EVAL_SEED}")
-            seen: set[str] = set()
-            examples: list[Example] = []
-            for _ in range(VALIDATION_SIZE * 1000):
-                example = self._generator(rng)
-                key = normalize_prompt(example.prompt)
-                if key not in seen and key not in test:
-                    seen.add(key)
-                    examples.append(example)
-                    if len(examples) == VALIDATION_SIZE:
-                        break
-            self._validation = examples
-            self._validation_keys = frozenset(seen)
+            self._validation = self._draw_unique(
+                "validation", VALIDATION_SIZE, self._eval_prompt_keys()
+            )
+            self._validation_keys = frozenset(
+                normalize_prompt(example.prompt) for example in self._validation
+            )
         return list(self._validation)
+
+    def _draw_unique(self, stream: str, size: int, exclude: frozenset[str]) -> list[Example]:
+        """`size` distinct prompts from the generator's fixed `stream`, none of them excluded."""
+        assert self._generator is not None
+        rng = random.Random(f"postlab/{self.name}/{stream}/{EVAL_SEED}")
+        seen: set[str] = set()
+        examples: list[Example] = []
+        # Unique prompts, so 100 items really are 100 distinct measurements.
+        for _ in range(size * 1000):
+            example = self._generator(rng)
+            key = normalize_prompt(example.prompt)
+            if key not in seen and key not in exclude:
+                seen.add(key)
+                examples.append(example)
+                if len(examples) == size:
+                    break
+        return examples
 
     def train_examples(self, n: int, seed: int) -> list[Example]:
         """Up to `n` training examples for `seed`, never a test or validation prompt."""
