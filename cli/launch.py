@@ -17,6 +17,7 @@ console = Console()
 # Exit codes by stop reason, so scripts can tell success from budget, loops and errors.
 EXIT_CODES = {
     "target_met": 0,
+    "chosen": 0,
     "budget_iterations": 0,
     "budget_steps": 3,
     "budget_time": 3,

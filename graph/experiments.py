@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from postlab.records.budget import budget_of, steps_used, time_left
 from postlab.records.hyper import DEFAULT_GRPO_GROUP, DEFAULT_LORA_RANK, Hyper
 from postlab.records.outcomes import EvaluationRecord, TechniqueFinding
-from postlab.records.run import RunOptions
+from postlab.records.run import RunOptions, StopReason
 from postlab.records.state import LabState
 from postlab.records.steps import Plan
 from postlab.tools.training.recipes import (
@@ -26,6 +27,8 @@ from postlab.tools.training.recipes import (
 )
 
 Move = Literal["fix", "continue", "target_errors", "lower_lr", "switch"]
+# Agent steps one iteration takes: build data, train, score on validation.
+ITERATION_STEPS = 3
 # A miss category holding at least this share of the misses changes the data, not only the LR.
 DOMINANT_SHARE = 0.5
 # Categories the data can target: wrong answers (a skill gap), not format or empty outputs.
@@ -141,6 +144,33 @@ def new_plan(
         reason=reason,
         lr_halved=lr_halved,
     )
+
+
+def budget_short(state: LabState) -> tuple[StopReason, str] | None:
+    """Why another iteration would not fit what is left of the budgets, or None when it fits.
+
+    An iteration costs ITERATION_STEPS agent steps (data, training, validation) plus the final
+    test step; its wall time is estimated as the mean of the iterations so far.
+    """
+    trajectory = state.get("trajectory") or []
+    budget = budget_of(state)
+    left = budget.steps - steps_used(state)
+    if left < ITERATION_STEPS + 1:
+        return StopReason.BUDGET_STEPS, (
+            f"{left} of {budget.steps} steps left: another iteration needs {ITERATION_STEPS + 1}"
+        )
+    remaining = time_left(state)
+    done = [r for r in trajectory if r.iteration > 0]
+    iterations = {r.iteration for r in done}
+    if remaining is None or not iterations:
+        return None
+    per_iteration = sum(r.wall_s for r in done) / len(iterations)
+    if per_iteration > remaining:
+        return StopReason.BUDGET_TIME, (
+            f"{remaining:.0f}s of the wall-clock budget left; an iteration has taken "
+            f"{per_iteration:.0f}s on average"
+        )
+    return None
 
 
 def dominant_miss(evaluation: EvaluationRecord) -> tuple[str, float] | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from postlab.graph.experiments import cites, new_plan, pick_technique, refine
+from postlab.graph.experiments import budget_short, cites, new_plan, pick_technique, refine
 from postlab.records.run import RunOptions, StopReason
 from postlab.records.state import LabState
 from postlab.records.steps import Decision, Directive, GuardEvent, Plan
@@ -93,12 +93,15 @@ def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decisi
 
     if best is not None and best.strict >= options.target_score:
         detail = (
-            f"best strict accuracy {best.strict:.2f} meets the target {options.target_score:.2f}"
+            f"best validation accuracy {best.strict:.2f} meets the target "
+            f"{options.target_score:.2f}"
         )
         return stop(step, StopReason.TARGET_MET, detail), None
     if plan.iteration >= options.max_iterations:
         detail = f"all {options.max_iterations} iterations used"
         return stop(step, StopReason.BUDGET_ITERATIONS, detail), None
+    if short := budget_short(state):
+        return stop(step, short[0], short[1]), None
     refined, why = refine(state, plan)
     if refined is None:
         return stop(step, StopReason.PLATEAU, why), None

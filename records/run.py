@@ -21,6 +21,8 @@ class StopReason(StrEnum):
     """Why a run ended; stable values users can script against."""
 
     TARGET_MET = "target_met"
+    # The routing model stopped the run between iterations, with its reason.
+    CHOSEN = "chosen"
     BUDGET_STEPS = "budget_steps"
     BUDGET_TIME = "budget_time"
     BUDGET_ITERATIONS = "budget_iterations"

@@ -17,8 +17,8 @@ from postlab.graph.builder import build_graph, recursion_limit
 from postlab.graph.llm_router import RoutingChoice, build_llm_router, make_llm_router, validate
 from postlab.graph.playbook import decide
 from postlab.memory.checkpoints import state_serializer
-from postlab.records.outcomes import EvaluationRecord, PaperRef, TechniqueFinding
-from postlab.records.run import RunOptions
+from postlab.records.outcomes import BestModel, EvaluationRecord, PaperRef, TechniqueFinding
+from postlab.records.run import RunOptions, StopReason
 
 OPTIONS = {
     "train_steps": 1,
@@ -103,6 +103,26 @@ def test_choices_are_checked_against_what_the_playbook_allows(tmp_path):
     expected, plan = decide(state, 3, None)
     assert "in progress" in validate(choice("librarian"), state, 3, None, expected, plan)[2]
     assert validate(choice("evaluator"), state, 3, None, expected, plan)[2].startswith("trainer")
+
+
+def test_the_model_chooses_the_data_recipe_and_may_stop_between_iterations(tmp_path):
+    state = state_for(tmp_path)
+    expected, plan = decide(state, 3, None)
+    curriculum = choice("data_engineer", "order", "sft_full", {"data_recipe": "curriculum"})
+    decision, new, problem = validate(curriculum, state, 3, None, expected, plan)
+    assert problem is None and new.data_recipe == "curriculum" and new.data_format == "sft"
+    wrong = choice("data_engineer", "pairs", "sft_full", {"data_recipe": "preference"})
+    assert "does not fit sft_full" in validate(wrong, state, 3, None, expected, plan)[2]
+    # Before anything is trained, stopping is refused; after, it is the model's call.
+    assert "not allowed yet" in validate(choice("finalize"), state, 3, None, expected, plan)[2]
+    trained = BestModel(checkpoint="c", strict=0.4, lenient=0.4, label="iter-1", iteration=1)
+    state = state_for(tmp_path, best=trained)
+    expected, plan = decide(state, 6, None)
+    decision, _, problem = validate(
+        choice("finalize", "gains are flat"), state, 6, None, expected, plan
+    )
+    assert problem is None and decision.next == "finalize"
+    assert decision.stop_reason == StopReason.CHOSEN and "gains are flat" in decision.reason
 
 
 def expert(invalid_at=(), once_invalid_at=()):

@@ -14,7 +14,7 @@ from postlab.records.outcomes import (
     TrainingRecord,
 )
 from postlab.records.run import RunOptions, StopReason
-from postlab.records.steps import Plan
+from postlab.records.steps import Plan, TrajectoryRecord
 
 
 def finding(key, method="sft", lr=None):
@@ -249,3 +249,32 @@ def test_grpo_starts_from_the_sft_checkpoint_once_sft_stops_improving(tmp_path):
         "size": new.data_size,
         "seed": new.data_seed,
     }
+
+
+def _step(number, iteration, wall_s):
+    return TrajectoryRecord(
+        step=number,
+        agent="trainer",
+        action="train",
+        signature=f"s{number}",
+        status="ok",
+        iteration=iteration,
+        started_at=0.0,
+        wall_s=wall_s,
+    )
+
+
+def test_an_iteration_that_cannot_fit_the_budget_is_not_started(tmp_path):
+    state = _done_state(tmp_path, 0.6, format=40)
+    state["trajectory"] = [_step(n, 1 if n > 2 else 0, 100.0) for n in range(1, 6)]
+    state["budget"] = 8
+    decision, _ = decide(state, 6, None)
+    assert decision.stop_reason == StopReason.BUDGET_STEPS
+    assert "3 of 8 steps left: another iteration needs 4" in decision.reason
+    # Three steps of iteration 1 took 300 s; 250 s left cannot hold another.
+    state["budget"], state["max_time_s"] = 300, 750.0
+    decision, _ = decide(state, 6, None)
+    assert decision.stop_reason == StopReason.BUDGET_TIME and "300s on average" in decision.reason
+    state["max_time_s"] = 2000.0
+    decision, _ = decide(state, 6, None)
+    assert decision.next == "data_engineer"

@@ -56,6 +56,13 @@ TECHNIQUES: dict[str, TechniqueRecipe] = {
         "grpo", "grpo", 1e-6, min_accuracy=0.1, max_accuracy=0.95, steps_factor=0.5
     ),
 }
+# Data recipes each trainer method can learn from (a router may change a plan's recipe within).
+RECIPES_BY_METHOD: dict[str, tuple[str, ...]] = {
+    "sft": ("plain", "quality", "curriculum", "targeted", "rft"),
+    "dpo": ("preference",),
+    "orpo": ("preference",),
+    "grpo": ("grpo",),
+}
 # Short names users type in --techniques.
 ALIASES = {
     "sft": "sft_full",
