@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from postlab.records.budget import budget_of, steps_used, time_used
-from postlab.records.outcomes import SplitScore, binomial_stderr
+from postlab.records.outcomes import BestModel, EvaluationRecord, SplitScore, binomial_stderr
 from postlab.records.state import LabOutput, LabState
 from postlab.records.usage import usage_by_agent
 from postlab.tools.io.atomic import write_json_atomic
@@ -21,10 +21,12 @@ def _loop_pattern(state: LabState) -> str | None:
     return None
 
 
-def _scores(prefix: str, test: SplitScore | None, validation: Any) -> dict[str, Any]:
+def _scores(
+    prefix: str, test: SplitScore | None, validation: EvaluationRecord | BestModel | None
+) -> dict[str, Any]:
     """Test and validation scores of the baseline or the best, each with its standard error."""
-    val_n = getattr(validation, "n", 0) or 0
-    val = getattr(validation, "strict", None)
+    val_n = validation.n if validation else 0
+    val = validation.strict if validation else None
     return {
         f"{prefix}_score": test.strict if test else None,
         f"{prefix}_lenient": test.lenient if test else None,

@@ -29,27 +29,22 @@ def stop(step: int, reason: StopReason, detail: str, event: GuardEvent | None = 
     )
 
 
+def _ask(agent: str, action: str, reason: str, step: int) -> tuple[Decision, None]:
+    """A decision that sends one agent one action, starting no plan."""
+    directive = Directive(agent=agent, action=action, reason=reason)
+    return Decision(step=step, next=agent, reason=reason, directive=directive), None
+
+
 def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decision, Plan | None]:
     """The next decision, and the plan it starts or continues (None when nothing changes)."""
     options: RunOptions = state["run_options"]
     if state.get("baseline") is None:
-        directive = Directive(
-            agent="evaluator",
-            action="baseline",
-            reason="measure the base model before changing anything",
+        return _ask(
+            "evaluator", "baseline", "measure the base model before changing anything", step
         )
-        return Decision(
-            step=step, next="evaluator", reason=directive.reason, directive=directive
-        ), None
     if not state.get("findings"):
-        directive = Directive(
-            agent="librarian",
-            action="research",
-            reason="find techniques that fit this task in the literature",
-        )
-        return Decision(
-            step=step, next="librarian", reason=directive.reason, directive=directive
-        ), None
+        reason = "find techniques that fit this task in the literature"
+        return _ask("librarian", "research", reason, step)
 
     plan = state.get("plan")
     best = state.get("best")

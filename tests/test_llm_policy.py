@@ -14,8 +14,9 @@ from postlab.agents.llm.driver import make_llm_body
 from postlab.agents.llm.tools import ACTION_TOOL
 from postlab.agents.roster import PLAYBOOKS, SYSTEM_PROMPTS
 from postlab.graph.builder import build_graph, recursion_limit
-from postlab.graph.llm_router import RoutingChoice, build_llm_router, make_llm_router, validate
+from postlab.graph.llm_router import build_llm_router, make_llm_router
 from postlab.graph.playbook import decide
+from postlab.graph.router_moves import RoutingChoice, validate
 from postlab.memory.checkpoints import state_serializer
 from postlab.records.outcomes import BestModel, EvaluationRecord, PaperRef, TechniqueFinding
 from postlab.records.run import RunOptions, StopReason

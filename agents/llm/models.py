@@ -1,4 +1,8 @@
-"""Chat model selection: parse `--llm` strings, check them before a run, load them, size them."""
+"""Chat model selection: parse `--llm` strings, check them before a run, load them, size them.
+
+One concern over three providers (LangChain's init_chat_model, HF Inference, the local GGUF
+pipeline): each spec's parse, check, load and context size belong together, hence its length.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One small HTTP client for every online service: disk cache, rate limit, retries, offline signal.
+"""One HTTP client for every online service: disk cache, rate limit, retries, offline signal.
 
 Each service (arXiv, HF, Semantic Scholar, datasets-server) builds an :class:`HttpClient` from its
 base-URL environment variable, so a mirror or a local test server can stand in for the real host.

@@ -1,4 +1,8 @@
-"""Running a TrainingSpec: a TRL job in a subprocess, streamed, bounded, failures as data."""
+"""Running a TrainingSpec: a TRL job in a subprocess, streamed, bounded, failures as data.
+
+One concern, the parent's side of one training process (prepare, start, stream, time out,
+kill, classify); the worker's side lives in worker.py.
+"""
 
 from __future__ import annotations
 
