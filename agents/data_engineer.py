@@ -26,13 +26,16 @@ from postlab.tools.data.self_generated import (
     sample_answers,
     targeted_rows,
 )
+from postlab.tools.data.teacher import load_teacher, teacher_rows
 from postlab.tools.data.training_sets import (
     DatasetError,
     RowBuilder,
     build_training_set,
+    held_out_index,
     read_card,
 )
 from postlab.tools.io.http import ServiceUnavailable
+from postlab.tools.models.resolution import resolve_model
 from postlab.tools.tasks.catalog import Example, Task
 from postlab.tools.training.failures import normalize_error
 
@@ -110,16 +113,32 @@ def row_builder(state: LabState, memory: LabMemory, task: Task) -> RowBuilder | 
         return lambda examples: preference_rows(sampled(examples, SAMPLES_PER_PROMPT, TEMPERATURE))
     if recipe == "curriculum":
         return lambda examples: curriculum_rows(sampled(examples, 1, None))
+    # Task folders hold free text: nearness in meaning. Generated tasks: shared numbers.
+    free_text = task.spec.source == "dir"
     if recipe == "quality":
-        return lambda examples: quality_rows(task, examples)
+        return lambda examples: quality_rows(task, examples, memory.embed if free_text else None)
     if recipe == "targeted":
         misses = validation_misses(state, memory, task)
 
         def targeted(examples: list[Example]):
             wrong = [s.example for s in sampled(examples, 1, None) if not any(s.correct)]
+            if free_text:
+                return targeted_rows(examples, misses, wrong, nearest=memory.nearest)
             return targeted_rows(examples, misses, wrong)
 
         return targeted
+    if recipe == "synthetic":
+        teacher = resolve_model(state["run_options"].teacher).path
+        held_out = held_out_index(task)
+
+        def synthetic(examples: list[Example]):
+            generate = load_teacher(teacher)
+            new_rows = max(1, len(examples) // 2)
+            return teacher_rows(
+                task, examples, generate, new_rows, plan.data_seed, held_out.contaminates
+            )
+
+        return synthetic
     return None
 
 

@@ -81,7 +81,14 @@ def run(
         str | None,
         typer.Option(
             help="Only these techniques, comma-separated (sft, lora, rft, dpo, curriculum, "
-            "data_quality, grpo): for ablations."
+            "data_quality, grpo, teacher): for ablations."
+        ),
+    ] = None,
+    teacher: Annotated[
+        str | None,
+        typer.Option(
+            help="A model (name or local checkpoint) that writes new training questions and "
+            "answers in the task's format, kept when verified (enables synthetic_teacher)."
         ),
     ] = None,
     llm: Annotated[
@@ -117,6 +124,7 @@ def run(
         "gates": {"threshold": approve_above},
         "online": online,
         "hub_dataset": hub_dataset,
+        "teacher": teacher,
     }
     if techniques:
         try:

@@ -17,6 +17,7 @@ from postlab.records.state import LabState
 from postlab.records.steps import Plan
 from postlab.tools.training.recipes import (
     FULL_FINETUNE_MAX_BYTES,
+    RECIPES_BY_METHOD,
     TECHNIQUES,
     adapter_for,
     applies,
@@ -41,13 +42,25 @@ def cites(finding: TechniqueFinding) -> str:
 
 
 def allowed(state: LabState) -> list[TechniqueFinding]:
-    """Ranked cards the lab can run in this run (--techniques restricts them)."""
-    only = state["run_options"].techniques
+    """Ranked cards the lab can run in this run (--techniques restricts them; a teacher's
+    technique needs --teacher)."""
+    options: RunOptions = state["run_options"]
     return [
         finding
         for finding in state.get("findings") or []
-        if finding.runnable and finding.key in TECHNIQUES and (not only or finding.key in only)
+        if finding.runnable
+        and finding.key in TECHNIQUES
+        and (not options.techniques or finding.key in options.techniques)
+        and (options.teacher or not TECHNIQUES[finding.key].needs_teacher)
     ]
+
+
+def usable_recipes(state: LabState, key: str) -> tuple[str, ...]:
+    """Data recipes a technique's trainer can learn from in this run (synthetic needs a teacher)."""
+    recipes = RECIPES_BY_METHOD[TECHNIQUES[key].method]
+    if state["run_options"].teacher:
+        return recipes
+    return tuple(recipe for recipe in recipes if recipe != "synthetic")
 
 
 def current_accuracy(state: LabState) -> float:

@@ -19,7 +19,7 @@ from postlab.tools.models.resolution import (
     resolve_model,
 )
 from postlab.tools.tasks.catalog import DEFAULT_TASK, TaskError, load_task
-from postlab.tools.training.recipes import resolve_technique
+from postlab.tools.training.recipes import TECHNIQUES, resolve_technique
 
 # Options an assistant's configuration (Studio) may set; the run's own input overrides them.
 _CONTEXT_OPTIONS = ("policy", "llm", "max_iterations", "target_score", "train_steps", "train_size")
@@ -43,10 +43,17 @@ def prepare(
         if options.techniques is not None:
             keys = [resolve_technique(name) for name in options.techniques]
             options = options.model_copy(update={"techniques": list(dict.fromkeys(keys))})
+            if not options.teacher and any(TECHNIQUES[k].needs_teacher for k in keys):
+                raise ValueError("synthetic_teacher needs a teacher model: give --teacher MODEL")
         steps = state.get("budget") or context.get("budget") or DEFAULT_STEP_BUDGET
         budget = Budget(steps=steps, max_time_s=state.get("max_time_s"))
         with quiet_progress():
             resolved = resolve_model(model)
+            if options.teacher:
+                try:
+                    resolve_model(options.teacher)
+                except ModelResolutionError as error:
+                    raise ModelResolutionError(f"teacher: {error}") from error
     except (TaskError, ModelResolutionError, ValidationError, ValueError) as error:
         update.update(
             stop_reason=StopReason.ERROR.value,

@@ -7,13 +7,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from postlab.agents.llm.answers import RouteTarget
-from postlab.graph.experiments import allowed, hyper_for, new_plan
+from postlab.graph.experiments import allowed, hyper_for, new_plan, usable_recipes
 from postlab.graph.playbook import _route, stop
 from postlab.records.hyper import Hyper
 from postlab.records.run import StopReason
 from postlab.records.state import LabState
 from postlab.records.steps import Decision, Directive, GuardEvent, Plan
-from postlab.tools.training.recipes import LR_BOUNDS, RECIPES_BY_METHOD, TECHNIQUES, applies
+from postlab.tools.training.recipes import LR_BOUNDS, applies
 
 _HYPER_LIMITS = {"max_steps": ("train_steps", 2), "batch_size": ("batch_size", 4)}
 
@@ -113,8 +113,8 @@ def validate(
         else hyper_for(runnable[key], state)[0]
     )
     recipe = choice.args.get("data_recipe")
-    if recipe is not None and recipe not in RECIPES_BY_METHOD[TECHNIQUES[key].method]:
-        usable = RECIPES_BY_METHOD[TECHNIQUES[key].method]
+    usable = usable_recipes(state, key)
+    if recipe is not None and recipe not in usable:
         return None, None, f"data_recipe {recipe!r} does not fit {key}; choose one of {usable}"
     hyper = _hyper(choice, key, base, state)
     fresh = new_plan(state, runnable[key], reason, hyper, recipe=recipe)
@@ -136,7 +136,7 @@ def allowed_moves(
             f"data_engineer to start iteration {plan.iteration}: action = a technique among "
             f"{runnable} (the playbook picks {plan.technique}); args may set learning_rate, "
             "max_steps, batch_size, lora_r, and data_recipe (for SFT techniques: "
-            f"{', '.join(RECIPES_BY_METHOD['sft'])})"
+            f"{', '.join(usable_recipes(state, 'sft_full'))})"
         )
         best = state.get("best")
         if best is not None and best.iteration > 0:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import chromadb
+import numpy as np
 from chromadb.config import Settings
 from pydantic import BaseModel, Field
 
@@ -145,6 +146,22 @@ class LabMemory:
                 result["ids"], result["documents"], result["metadatas"], strict=True
             )
         ]
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors of texts in memory's embedding space (rows; cosine = dot product)."""
+        if not texts:
+            return np.zeros((0, 0), dtype="float32")
+        vectors = np.asarray(self.embedding_function(list(texts)), dtype="float32")
+        return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+    def nearest(self, queries: list[str], candidates: list[str], k: int) -> list[list[int]]:
+        """For each query, the indices of the k candidates closest in memory's embedding space."""
+        if not queries or not candidates:
+            return [[] for _ in queries]
+        unit = self.embed(list(queries) + list(candidates))
+        similarity = unit[: len(queries)] @ unit[len(queries) :].T
+        order = np.argsort(-similarity, axis=1, kind="stable")[:, :k]
+        return [[int(index) for index in row] for row in order]
 
     def count(self, kind: MemoryKind | None = None) -> int:
         """Number of memories of one kind, or of all kinds."""

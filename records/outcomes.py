@@ -9,8 +9,16 @@ from pydantic import BaseModel, Field
 
 from postlab.records.artifacts import FailureSample, TrainingResult
 
+# Every technique a card can name; the corpus schema and the trainer's recipes read it here.
 TechniqueKey = Literal[
-    "sft_full", "sft_lora", "grpo", "dpo", "rejection_sampling", "curriculum", "data_quality"
+    "sft_full",
+    "sft_lora",
+    "grpo",
+    "dpo",
+    "rejection_sampling",
+    "curriculum",
+    "data_quality",
+    "synthetic_teacher",
 ]
 
 

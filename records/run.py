@@ -80,6 +80,8 @@ class RunOptions(BaseModel):
     hub_dataset: str | None = None
     # Restrict the lab to these technique keys (ablations); None lets every ranked card run.
     techniques: list[str] | None = None
+    # A model that writes synthetic training rows (a name the lab resolves, or a local folder).
+    teacher: str | None = None
     human_attached: bool = False
     guard: GuardConfig = Field(default_factory=GuardConfig)
     gates: GateConfig = Field(default_factory=GateConfig)

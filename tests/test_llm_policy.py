@@ -114,6 +114,9 @@ def test_the_model_chooses_the_data_recipe_and_may_stop_between_iterations(tmp_p
     assert problem is None and new.data_recipe == "curriculum" and new.data_format == "sft"
     wrong = choice("data_engineer", "pairs", "sft_full", {"data_recipe": "preference"})
     assert "does not fit sft_full" in validate(wrong, state, 3, None, expected, plan)[2]
+    # Synthetic rows need a teacher model, which this run was not given.
+    synthetic = choice("data_engineer", "write", "sft_full", {"data_recipe": "synthetic"})
+    assert "does not fit sft_full" in validate(synthetic, state, 3, None, expected, plan)[2]
     # Before anything is trained, stopping is refused; after, it is the model's call.
     assert "not allowed yet" in validate(choice("finalize"), state, 3, None, expected, plan)[2]
     trained = BestModel(checkpoint="c", strict=0.4, lenient=0.4, label="iter-1", iteration=1)

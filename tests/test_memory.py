@@ -68,3 +68,15 @@ def test_hashing_embedding_is_deterministic_and_normalised():
     first, second = embed(["same text"]), embed(["same text"])
     assert (first[0] == second[0]).all()
     assert abs(float((first[0] ** 2).sum()) - 1.0) < 1e-5
+
+
+def test_nearest_ranks_candidates_by_embedding_similarity(tmp_path):
+    memory = LabMemory(tmp_path / "memory", embedding_function=HashingEmbedding())
+    candidates = [
+        "the capital of france is paris",
+        "photosynthesis turns light into sugar",
+        "paris is the capital city of france",
+    ]
+    nearest = memory.nearest(["what is the capital of france"], candidates, 2)
+    assert sorted(nearest[0]) == [0, 2]
+    assert memory.nearest([], candidates, 2) == [] and memory.nearest(["x"], [], 2) == [[]]

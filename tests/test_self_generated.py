@@ -3,6 +3,8 @@ a curriculum orders by pass rate, targeted data follows validation misses, filte
 
 from __future__ import annotations
 
+from postlab.memory.embeddings import default_embedding_function
+from postlab.memory.store import LabMemory
 from postlab.tools.data.self_generated import (
     Sampled,
     curriculum_rows,
@@ -12,7 +14,12 @@ from postlab.tools.data.self_generated import (
     sample_answers,
     targeted_rows,
 )
-from postlab.tools.data.training_sets import build_training_set, load_training_set
+from postlab.tools.data.teacher import parse_proposal, teacher_rows
+from postlab.tools.data.training_sets import (
+    build_training_set,
+    held_out_index,
+    load_training_set,
+)
 from postlab.tools.tasks.catalog import Example, load_task
 
 
@@ -82,10 +89,33 @@ def test_quality_filter_drops_unverifiable_answers_and_near_copies():
         Example(prompt="What is 1 + 2? Reply with the number only.", answer="3"),
         Example(prompt="what is 1 + 2 ? reply with the number only", answer="3"),
         Example(prompt="What is 4 + 4? Reply with the number only.", answer="eight"),
+        Example(prompt="What is 5 + 6? Reply with the number only.", answer="11"),
+        Example(prompt="What is 9 + 9? Reply with the number only.", answer="1" * 40),
     ]
     rows, stats = quality_rows(task, examples)
-    assert len(rows) == 1
-    assert stats == {"unverifiable_removed": 1, "near_copies_removed": 1}
+    assert [row["prompt"][0]["content"][:12] for row in rows] == ["What is 1 + ", "What is 5 + "]
+    assert stats == {
+        "unverifiable_removed": 1,
+        "length_outliers_removed": 1,
+        "near_copies_removed": 1,
+        "near_copy_measure": "word overlap",
+    }
+
+
+def test_quality_filter_finds_paraphrases_by_embedding(tmp_path):
+    task = load_task("addition_2d")
+    memory = LabMemory(tmp_path / "memory", embedding_function=default_embedding_function())
+    examples = [
+        Example(prompt="How many legs does a spider have?", answer="8"),
+        Example(prompt="A spider has how many legs?", answer="8"),
+        Example(prompt="How many moons does Mars have?", answer="2"),
+    ]
+    rows, stats = quality_rows(task, examples, memory.embed)
+    assert [row["prompt"][0]["content"] for row in rows] == [
+        "How many legs does a spider have?",
+        "How many moons does Mars have?",
+    ]
+    assert stats["near_copies_removed"] == 1 and stats["near_copy_measure"] == "embedding cosine"
 
 
 def test_sampling_from_a_checkpoint_builds_a_saved_rft_set(tiny_model, tmp_path):
@@ -102,3 +132,53 @@ def test_sampling_from_a_checkpoint_builds_a_saved_rft_set(tiny_model, tmp_path)
     assert card.final_size >= 12
     data = load_training_set(tmp_path / "rft")
     assert set(data.column_names) == {"prompt", "completion"}
+
+
+def test_targeted_rows_follow_the_nearness_they_are_given():
+    examples = [Example(prompt=f"q{i}", answer=str(i)) for i in range(4)]
+    misses = [Example(prompt="miss", answer="0")]
+
+    def last_two(queries, candidates, k):
+        return [list(range(len(candidates)))[-k:] for _ in queries]
+
+    rows, stats = targeted_rows(examples, misses, nearest=last_two)
+    prompts = [row["prompt"][0]["content"] for row in rows]
+    assert [prompts.count(f"q{i}") for i in range(4)] == [1, 1, 2, 2]
+    assert stats["driven_by"] == {"q2": ["miss"], "q3": ["miss"]}
+
+
+def test_a_teacher_proposal_is_parsed_from_its_question_and_answer_lines():
+    parsed = parse_proposal("Sure!\nQuestion: What is 3 + 4?\nAnswer: 7\nExample 6 ...")
+    assert parsed == Example(prompt="What is 3 + 4?", answer="7")
+    assert parse_proposal("What is 3 + 4? It is 7.") is None
+
+
+def test_teacher_rows_keep_only_new_verified_self_consistent_questions():
+    task = load_task("addition_2d")
+    seeds = [Example(prompt=f"What is {i} + 1?", answer=str(i + 1)) for i in range(10, 14)]
+    held_out = held_out_index(task)
+    test_prompt = task.test_examples()[0]
+    proposals = [
+        "Question: What is 20 + 22?\nAnswer: 42",  # right, and the teacher agrees: kept
+        "Question: What is 30 + 31?\nAnswer: 99",  # the teacher does not agree with itself
+        "Question: What is 10 + 1?\nAnswer: 11",  # a seed again
+        f"Question: {test_prompt.prompt}\nAnswer: {test_prompt.answer}",  # a test question
+        "Question: What is 5 + 5?\nAnswer: ten",  # not a number
+        "I cannot think of one.",
+    ]
+    calls = []
+
+    def generate(prompts, samples, temperature, seed, max_new_tokens):
+        calls.append((len(prompts), samples))
+        if len(calls) == 1:
+            assert all("Question: What is 1" in prompt for prompt in prompts)
+            return [[proposals[i % len(proposals)]] for i in range(len(prompts))]
+        return [["42", "42", "41"] if "20 + 22" in p else ["61", "61", "99"] for p in prompts]
+
+    rows, stats = teacher_rows(task, seeds, generate, 6, 0, held_out.contaminates)
+    prompts = [row["prompt"][0]["content"] for row in rows]
+    assert prompts[:4] == [seed.prompt for seed in seeds]
+    assert prompts[4:] == ["What is 20 + 22?"]
+    assert stats["kept"] == 1 and stats["disagreed"] == 1 and stats["duplicates"] == 1
+    assert stats["contaminated"] == 1 and stats["bad_form"] == 1 and stats["unparsed"] == 1
+    assert calls == [(6, 1), (2, 3)]

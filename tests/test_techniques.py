@@ -15,6 +15,7 @@ SMALL = {"train_steps": 2, "train_size": 16, "eval_limit": 6, "batch_size": 4, "
         ("rft", "rejection_sampling", "rft", "sft"),
         ("dpo", "dpo", "preference", "dpo"),
         ("curriculum", "curriculum", "curriculum", "sft"),
+        ("teacher", "synthetic_teacher", "synthetic", "sft"),
     ],
 )
 def test_a_restricted_run_finalizes_with_a_scored_iteration_of_that_technique(
@@ -26,7 +27,7 @@ def test_a_restricted_run_finalizes_with_a_scored_iteration_of_that_technique(
             "model": str(tiny_model),
             "budget": 12,
             "run_dir": str(tmp_path / asked),
-            "options": {**SMALL, "techniques": [asked]},
+            "options": {**SMALL, "techniques": [asked], "teacher": str(tiny_model)},
         }
     )
     summary = json.loads((tmp_path / asked / "summary.json").read_text())
@@ -40,6 +41,12 @@ def test_a_restricted_run_finalizes_with_a_scored_iteration_of_that_technique(
     assert card["recipe"] == recipe and card["final_size"] >= 8
     if recipe == "curriculum":
         assert iteration["spec"]["train_sampling"] == "sequential"
+    if recipe == "synthetic":
+        # The tiny teacher writes noise: every proposal is counted and none is kept.
+        stats = card["recipe_stats"]
+        assert stats["teacher_requests"] == stats["unparsed"] + stats["disagreed"] + sum(
+            stats[k] for k in ("duplicates", "contaminated", "bad_form", "kept")
+        )
     # The tiny model is never right, so the band is waived and the reason says so.
     if key in ("rejection_sampling", "dpo"):
         assert "run as asked although it needs validation accuracy" in iteration["reason"]
@@ -59,3 +66,31 @@ def test_an_unknown_technique_is_a_clear_error(tiny_model, tmp_path):
         output["stop_reason"] == "error"
         and "unknown technique 'telepathy'" in summary["stop_detail"]
     )
+
+
+def test_the_teacher_technique_without_a_teacher_is_a_clear_error(tiny_model, tmp_path):
+    output = run_lab(
+        {
+            "task": "addition_2d",
+            "model": str(tiny_model),
+            "run_dir": str(tmp_path / "no-teacher"),
+            "options": {**SMALL, "techniques": ["teacher"]},
+        }
+    )
+    summary = json.loads((tmp_path / "no-teacher" / "summary.json").read_text())
+    assert output["stop_reason"] == "error" and "--teacher" in summary["stop_detail"]
+
+
+def test_an_unknown_teacher_stops_before_any_work(tiny_model, tmp_path):
+    output = run_lab(
+        {
+            "task": "addition_2d",
+            "model": str(tiny_model),
+            "run_dir": str(tmp_path / "bad-teacher"),
+            "options": {**SMALL, "teacher": "no-such-teacher-model"},
+        }
+    )
+    summary = json.loads((tmp_path / "bad-teacher" / "summary.json").read_text())
+    assert output["stop_reason"] == "error"
+    assert summary["stop_detail"].startswith("cannot start: teacher:")
+    assert summary["iterations"] == []

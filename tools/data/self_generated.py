@@ -23,8 +23,14 @@ SAMPLES_PER_PROMPT = 4
 TEMPERATURE = 0.8
 # Completions kept per prompt in RFT: two distinct correct answers are enough variety.
 RFT_KEEP_PER_PROMPT = 2
-# Prompts whose word sets overlap above this are near-copies for the quality filter.
+# Prompts whose word sets overlap above this, or whose embeddings are at least this close,
+# are near-copies for the quality filter (embeddings only for free text: templated prompts
+# sit close in meaning whatever their numbers).
 NEAR_COPY = 0.9
+NEAR_COPY_COSINE = 0.97
+# Answers longer than this many times the median (plus a little) are outliers: truncated
+# pastes, whole documents in an answer column.
+LENGTH_OUTLIER = 8
 _WORD = re.compile(r"\w+")
 
 
@@ -175,29 +181,47 @@ def _overlap(a: set[str], b: set[str]) -> float:
     return len(a & b) / max(1, len(a | b))
 
 
+# texts → unit vectors (rows), as numpy.
+Embed = Callable[[list[str]], Any]
+# (queries, candidates, k) → for each query, the indices of its k nearest candidates.
+Nearest = Callable[[list[str], list[str], int], list[list[int]]]
+# Training examples repeated per validation miss.
+NEAREST_PER_MISS = 2
+
+
+def nearest_by_words(queries: list[str], candidates: list[str], k: int) -> list[list[int]]:
+    """Nearest candidates by word overlap (Jaccard): numbers and names must match to count."""
+    candidate_terms = [_terms(text) for text in candidates]
+    nearest = []
+    for query in queries:
+        words = _terms(query)
+        scores = [(_overlap(words, terms), index) for index, terms in enumerate(candidate_terms)]
+        nearest.append([index for _, index in sorted(scores, reverse=True)[:k]])
+    return nearest
+
+
 def targeted_rows(
     examples: list[Example],
     misses: list[Example],
     missed_now: list[Example] | None = None,
     repeat: int = 2,
+    nearest: Nearest = nearest_by_words,
 ) -> Rows:
     """Plain rows, with the training examples nearest each validation miss repeated, and those
     the current model gets wrong itself (`missed_now`: the same failure on training prompts).
 
-    Nearness is word overlap (Jaccard) between prompts; the card lists which miss drove which rows.
+    `nearest` measures nearness between prompts (word overlap by default, embeddings for task
+    folders); the card lists which miss drove which rows.
     """
     chosen: dict[int, list[str]] = {}
     wrong_now = {example.prompt for example in missed_now or []}
     for index, example in enumerate(examples):
         if example.prompt in wrong_now:
             chosen.setdefault(index, []).append("missed by the current model")
-    for miss in misses:
-        words = _terms(miss.prompt)
-        scores = [
-            (_overlap(words, _terms(example.prompt)), index)
-            for index, example in enumerate(examples)
-        ]
-        for _, index in sorted(scores, reverse=True)[:2]:
+    prompts = [example.prompt for example in examples]
+    neighbours = nearest([miss.prompt for miss in misses], prompts, NEAREST_PER_MISS)
+    for miss, indices in zip(misses, neighbours, strict=True):
+        for index in indices:
             chosen.setdefault(index, []).append(miss.prompt)
     rows: list[dict[str, Any]] = []
     for index, example in enumerate(examples):
@@ -214,29 +238,54 @@ def targeted_rows(
     return rows, stats
 
 
-def quality_rows(task: Task, examples: list[Example]) -> Rows:
-    """Rows that pass quality filters: the verifier accepts the reference answer, no near-copies.
-
-    Near-copies are prompts whose word sets overlap above 0.9 with a kept one.
-    """
-    kept: list[Example] = []
+def _near_copies_by_words(prompts: list[str]) -> list[bool]:
     kept_terms: list[set[str]] = []
-    unverifiable = near_copies = 0
-    for example in examples:
-        if not task.verify(example.answer, example.answer).strict:
-            unverifiable += 1
-            continue
-        words = _terms(example.prompt)
-        if any(
-            len(words & other) / max(1, len(words | other)) > 0.9 for other in kept_terms[-200:]
-        ):
-            near_copies += 1
-            continue
-        kept.append(example)
-        kept_terms.append(words)
+    copies = []
+    for prompt in prompts:
+        words = _terms(prompt)
+        # Only recent kept prompts: generated sets are shuffled, so copies sit anywhere, but
+        # comparing each prompt with every kept one is quadratic on large folders.
+        copy = any(_overlap(words, other) > NEAR_COPY for other in kept_terms[-200:])
+        copies.append(copy)
+        if not copy:
+            kept_terms.append(words)
+    return copies
+
+
+def _near_copies_by_embedding(prompts: list[str], embed: Embed) -> list[bool]:
+    vectors = embed(prompts)
+    kept: list[int] = []
+    copies = []
+    for index in range(len(prompts)):
+        copy = bool(kept) and float((vectors[kept] @ vectors[index]).max()) >= NEAR_COPY_COSINE
+        copies.append(copy)
+        if not copy:
+            kept.append(index)
+    return copies
+
+
+def quality_rows(task: Task, examples: list[Example], embed: Embed | None = None) -> Rows:
+    """Rows that pass quality filters: the verifier accepts the reference answer, the answer's
+    length is in line with the rest, and the prompt is no near-copy of a kept one.
+
+    Near-copies: word overlap above NEAR_COPY, or, given `embed` (task folders' free text),
+    cosine similarity of at least NEAR_COPY_COSINE in that embedding space.
+    """
+    verified = [e for e in examples if e.prompt.strip() and task.verify(e.answer, e.answer).strict]
+    lengths = sorted(len(example.answer) for example in verified)
+    ceiling = LENGTH_OUTLIER * lengths[len(lengths) // 2] + 16 if lengths else 0
+    in_line = [example for example in verified if len(example.answer) <= ceiling]
+    prompts = [example.prompt for example in in_line]
+    copies = _near_copies_by_embedding(prompts, embed) if embed else _near_copies_by_words(prompts)
+    kept = [example for example, copy in zip(in_line, copies, strict=True) if not copy]
     rows = [
         {"prompt": _user(example.prompt), "completion": _assistant(example.answer)}
         for example in kept
     ]
-    stats = {"unverifiable_removed": unverifiable, "near_copies_removed": near_copies}
+    stats = {
+        "unverifiable_removed": len(examples) - len(verified),
+        "length_outliers_removed": len(verified) - len(in_line),
+        "near_copies_removed": sum(copies),
+        "near_copy_measure": "embedding cosine" if embed else "word overlap",
+    }
     return rows, stats

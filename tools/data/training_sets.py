@@ -51,6 +51,11 @@ def _clean(
     return kept, collected, duplicates, contaminated
 
 
+def held_out_index(task: Task, ngram_n: int = 8) -> ContaminationIndex:
+    """What no training row may overlap: the test split and the validation split."""
+    return ContaminationIndex(task.test_examples() + task.validation_examples(), ngram_n)
+
+
 # Turns cleaned examples into dataset rows, with what it counted on the way.
 RowBuilder = Callable[[list[Example]], tuple[list[dict[str, Any]], dict[str, Any]]]
 
@@ -88,8 +93,7 @@ def build_training_set(
     if ngram_n <= 0:
         raise DatasetError(f"ngram_n must be positive, got {ngram_n}")
     out_dir = Path(out_dir)
-    # Training never overlaps what is held out: the test split, nor the validation split.
-    index = ContaminationIndex(task.test_examples() + task.validation_examples(), ngram_n)
+    index = held_out_index(task, ngram_n)
 
     request = size + max(MIN_EXAMPLES, size // 4)
     limit = size * _MAX_OVERSAMPLE + 64

@@ -15,15 +15,8 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-TechniqueKey = Literal[
-    "sft_full",
-    "sft_lora",
-    "grpo",
-    "dpo",
-    "rejection_sampling",
-    "curriculum",
-    "data_quality",
-]
+from postlab.records.outcomes import TechniqueKey
+
 Method = Literal["sft", "grpo", "dpo", "data"]
 
 TECHNIQUE_KEYS: tuple[str, ...] = get_args(TechniqueKey)

@@ -39,9 +39,11 @@ _HINTS: list[tuple[str, tuple[str, ...]]] = [
     ("rejection_sampling", ("rejection sampling", "best-of-n", "self-taught reason", "star",
                             "expert iteration", "rest", "rft", "self-training")),
     ("curriculum", ("curriculum", "easy-to-hard", "easy to hard")),
+    ("synthetic_teacher", ("self-instruct", "synthetic data", "teacher model",
+                           "self-generated instruction")),
     ("sft_lora", ("lora", "low-rank adaptation", "qlora", "parameter-efficient", "adapter")),
     ("data_quality", ("data quality", "data selection", "deduplicat", "filtering", "less is more",
-                      "high-quality data", "contamination", "data pruning", "self-instruct")),
+                      "high-quality data", "contamination", "data pruning")),
     ("sft_full", ("instruction tuning", "instruction-tuning", "supervised fine-tuning",
                   "fine-tuning", "finetuning", "instruction following", "distillation")),
 ]

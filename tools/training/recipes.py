@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Literal
 
 Method = Literal["sft", "grpo", "dpo", "orpo"]
-DataRecipe = Literal["plain", "grpo", "rft", "preference", "curriculum", "quality", "targeted"]
+DataRecipe = Literal[
+    "plain", "grpo", "rft", "preference", "curriculum", "quality", "targeted", "synthetic"
+]
 
 # Papers in the corpus report learning rates for models of about this size unless they say
 # otherwise (LLaMA-7B-class models dominate the post-training literature we summarise).
@@ -43,6 +45,8 @@ class TechniqueRecipe:
     adapter: Literal["full", "lora"] | None = None
     # Preference and RL steps see each prompt with several completions: fewer steps go further.
     steps_factor: float = 1.0
+    # Runs only when the user names a teacher model (--teacher).
+    needs_teacher: bool = False
 
 
 TECHNIQUES: dict[str, TechniqueRecipe] = {
@@ -51,6 +55,7 @@ TECHNIQUES: dict[str, TechniqueRecipe] = {
     "curriculum": TechniqueRecipe("sft", "curriculum", 2e-5),
     "data_quality": TechniqueRecipe("sft", "quality", 2e-5),
     "rejection_sampling": TechniqueRecipe("sft", "rft", 2e-5, min_accuracy=0.05),
+    "synthetic_teacher": TechniqueRecipe("sft", "synthetic", 2e-5, needs_teacher=True),
     "dpo": TechniqueRecipe("dpo", "preference", 5e-7, min_accuracy=0.05, max_accuracy=0.95),
     "grpo": TechniqueRecipe(
         "grpo", "grpo", 1e-6, min_accuracy=0.1, max_accuracy=0.95, steps_factor=0.5
@@ -58,7 +63,7 @@ TECHNIQUES: dict[str, TechniqueRecipe] = {
 }
 # Data recipes each trainer method can learn from (a router may change a plan's recipe within).
 RECIPES_BY_METHOD: dict[str, tuple[str, ...]] = {
-    "sft": ("plain", "quality", "curriculum", "targeted", "rft"),
+    "sft": ("plain", "quality", "curriculum", "targeted", "rft", "synthetic"),
     "dpo": ("preference",),
     "orpo": ("preference",),
     "grpo": ("grpo",),
@@ -69,6 +74,8 @@ ALIASES = {
     "lora": "sft_lora",
     "rft": "rejection_sampling",
     "star": "rejection_sampling",
+    "teacher": "synthetic_teacher",
+    "self_instruct": "synthetic_teacher",
 }
 
 
