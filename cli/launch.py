@@ -32,7 +32,8 @@ DEMO_OPTIONS = {"train_steps": 40, "train_size": 800, "max_iterations": 3, "targ
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
+    # One line however long: scripts and people grep it; the terminal wraps it, not us.
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -48,8 +49,10 @@ def launch(
 ) -> None:
     # Validate the cheap inputs before anything is created, so bad input costs nothing.
     from postlab.graph.runner import run_lab
+    from postlab.records.run import RunOptions
     from postlab.tools.io.rundir import new_run_id, runs_root
     from postlab.tools.models.resolution import ModelResolutionError, resolve_model
+    from postlab.tools.data.training_sets import DatasetError, check_trainable
     from postlab.tools.tasks.catalog import TaskError, load_task
 
     if task and task_dir:
@@ -60,7 +63,8 @@ def launch(
         raise fail("--max-time must be positive (seconds)")
     try:
         loaded = load_task(task, task_dir)
-    except TaskError as error:
+        check_trainable(loaded, options.get("batch_size") or RunOptions().batch_size)
+    except (TaskError, DatasetError) as error:
         raise fail(str(error)) from error
     try:
         with console.status(f"resolving model {model} (the first use converts it once)…"):

@@ -248,7 +248,9 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     options: RunOptions = state["run_options"]
     finding = _finding(state, plan.technique)
     evaluations = state.get("evaluations") or []
-    this = next(e for e in reversed(evaluations) if e.iteration == plan.iteration)
+    this = next((e for e in reversed(evaluations) if e.iteration == plan.iteration), None)
+    if this is None:
+        return _switch(state, plan, f"iteration {plan.iteration} has no validation score")
     before = max((e.strict for e in evaluations if e is not this), default=0.0)
     evidence = f"validation {before:.2f} → {this.strict:.2f}"
     if this.collapse:

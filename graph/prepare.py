@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from postlab.records.run import DEFAULT_STEP_BUDGET, Budget, RunOptions, StopReason
 from postlab.records.state import LabContext, LabState
+from postlab.tools.data.training_sets import DatasetError, check_trainable
 from postlab.tools.io.quiet import quiet_progress
 from postlab.tools.io.rundir import open_run_dir, write_run_record
 from postlab.tools.models.resolution import (
@@ -45,6 +46,7 @@ def prepare(
             options = options.model_copy(update={"techniques": list(dict.fromkeys(keys))})
             if not options.teacher and any(TECHNIQUES[k].needs_teacher for k in keys):
                 raise ValueError("synthetic_teacher needs a teacher model: give --teacher MODEL")
+        check_trainable(task, options.batch_size)
         steps = state.get("budget") or context.get("budget") or DEFAULT_STEP_BUDGET
         budget = Budget(steps=steps, max_time_s=state.get("max_time_s"))
         with quiet_progress():
@@ -54,7 +56,7 @@ def prepare(
                     resolve_model(options.teacher)
                 except ModelResolutionError as error:
                     raise ModelResolutionError(f"teacher: {error}") from error
-    except (TaskError, ModelResolutionError, ValidationError, ValueError) as error:
+    except (TaskError, DatasetError, ModelResolutionError, ValidationError, ValueError) as error:
         update.update(
             stop_reason=StopReason.ERROR.value,
             stop_detail=f"cannot start: {error}",

@@ -1,5 +1,8 @@
 """The CLI: clear errors with exit codes, listing and showing runs."""
 
+import json
+
+import pytest
 from typer.testing import CliRunner
 
 from postlab.cli.app import app
@@ -52,3 +55,36 @@ def test_online_source_commands_are_part_of_the_cli(monkeypatch):
     assert "offline: used the bundled corpus" in result.output and "LoRA" in result.output
     result = runner.invoke(app, ["datasets", "search", "grade school math"])
     assert result.exit_code == 0 and "bundled task catalog" in result.output
+
+
+def _write_folder(folder, train, test):
+    folder.mkdir(parents=True)
+    for name, rows in (("train.jsonl", train), ("eval.jsonl", test)):
+        lines = [json.dumps({"prompt": p, "answer": a}) for p, a in rows]
+        (folder / name).write_text("\n".join(lines) + ("\n" if lines else ""))
+    return folder
+
+
+TEST_ROWS = [(f"What colour is item {i}?", ["red", "blue"][i % 2]) for i in range(6)]
+
+
+@pytest.mark.parametrize(
+    ("train", "expected"),
+    [
+        ([], "0 usable training rows"),
+        (TEST_ROWS, "0 usable training rows"),
+        ([(f"Name thing {i}.", f"thing {i}") for i in range(9)], "6 usable training rows"),
+        ([(f"Is {i} a number?", "yes") for i in range(30)], "answer 'yes'"),
+    ],
+    ids=["empty", "all-copies-of-test", "fewer-than-a-batch", "one-answer"],
+)
+def test_a_degenerate_task_folder_is_refused_before_any_compute(
+    runs_dir, tmp_path, train, expected
+):
+    folder = _write_folder(tmp_path / "task", train, TEST_ROWS)
+    result = runner.invoke(app, ["run", "--task-dir", str(folder), "--model", "no-such-model"])
+    # Refused on the data, before the model is even resolved, in one line naming the file.
+    assert result.exit_code == 2, result.output
+    [line] = result.output.strip().splitlines()
+    assert line.startswith(f"error: {folder / 'train.jsonl'}: ") and expected in line
+    assert not runs_dir.exists() or not any(runs_dir.iterdir())

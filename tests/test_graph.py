@@ -249,3 +249,27 @@ def test_evaluator_reports_progress_on_earlier_misses_from_memory(finished_run):
         for e in evaluations[1:]
     )
     assert "fixed" not in evaluations[0]["summary"]
+
+
+def test_a_task_folder_without_usable_training_rows_stops_before_the_baseline(
+    tiny_model, tmp_path
+):
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    rows = [{"prompt": f"Say {w} in capitals.", "answer": w.upper()} for w in ("cat", "dog")]
+    text = "\n".join(json.dumps(r) for r in rows)
+    (folder / "train.jsonl").write_text(text)
+    (folder / "eval.jsonl").write_text(text)
+    output = run_lab(
+        {
+            "task_dir": str(folder),
+            "model": str(tiny_model),
+            "run_dir": str(tmp_path / "copies-run"),
+            "options": SMALL,
+        }
+    )
+    summary = json.loads((tmp_path / "copies-run" / "summary.json").read_text())
+    assert output["stop_reason"] == "error"
+    assert summary["stop_detail"].startswith(f"cannot start: {folder / 'train.jsonl'}: 0 usable")
+    assert summary["baseline_score"] is None and summary["iterations"] == []
+    assert (tmp_path / "copies-run" / "report.md").is_file()

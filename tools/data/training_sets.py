@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -54,6 +55,38 @@ def _clean(
 def held_out_index(task: Task, ngram_n: int = 8) -> ContaminationIndex:
     """What no training row may overlap: the test split and the validation split."""
     return ContaminationIndex(task.test_examples() + task.validation_examples(), ngram_n)
+
+
+def check_trainable(task: Task, batch_size: int) -> None:
+    """Refuse, before any compute, a task folder no training set can come from (DatasetError).
+
+    Counts what `build_training_set` would keep (distinct prompts, none overlapping test or
+    validation) and refuses fewer than a batch (or MIN_EXAMPLES), a single distinct answer, or
+    an empty validation split.
+    """
+    if task.spec.source != "dir" or not task.spec.task_dir:
+        return
+    folder = Path(task.spec.task_dir)
+    train_path = folder / "train.jsonl"
+    pool = task.train_examples(sys.maxsize, 0)
+    index = held_out_index(task)
+    kept, _, _, _ = _clean(pool, index, len(pool))
+    needed = max(MIN_EXAMPLES, batch_size)
+    if len(kept) < needed:
+        raise DatasetError(
+            f"{train_path}: {len(kept)} usable training rows after removing duplicates and "
+            f"copies of test/validation rows; need at least {needed} (a batch, and no fewer "
+            f"than {MIN_EXAMPLES})"
+        )
+    answers = {example.answer.strip().lower() for example in kept}
+    if len(answers) == 1:
+        raise DatasetError(
+            f"{train_path}: all {len(kept)} training rows answer {kept[0].answer!r}; "
+            "training on one constant answer can only teach that answer"
+        )
+    if not task.validation_examples():
+        where = folder / "valid.jsonl" if (folder / "valid.jsonl").is_file() else train_path
+        raise DatasetError(f"{where}: no validation rows left after decontamination against test")
 
 
 # Turns cleaned examples into dataset rows, with what it counted on the way.
