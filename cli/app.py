@@ -151,14 +151,16 @@ def resume(
 ) -> None:
     """Continue a run from its last checkpoint (after a crash, a kill or an approval gate)."""
     from postlab.graph.runner import ResumeError, resume_lab, run_state
+    from postlab.tools.io.run_lock import RunLocked, check_free
     from postlab.tools.io.rundir import find_run
 
     if approve and reject:
         raise fail("give --approve or --reject, not both")
     try:
         folder = find_run(run)
+        check_free(folder)
         _, snapshot, _ = run_state(folder)
-    except (FileNotFoundError, ResumeError) as error:
+    except (FileNotFoundError, ResumeError, RunLocked) as error:
         raise fail(str(error)) from error
     if not snapshot.next:
         console.print(

@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.table import Table
 
 from postlab.cli.progress import ProgressView
+from postlab.tools.io.run_lock import RunLocked
 
 console = Console()
 
@@ -50,9 +51,9 @@ def launch(
     # Validate the cheap inputs before anything is created, so bad input costs nothing.
     from postlab.graph.runner import run_lab
     from postlab.records.run import RunOptions
+    from postlab.tools.data.training_sets import DatasetError, check_trainable
     from postlab.tools.io.rundir import new_run_id, runs_root
     from postlab.tools.models.resolution import ModelResolutionError, resolve_model
-    from postlab.tools.data.training_sets import DatasetError, check_trainable
     from postlab.tools.tasks.catalog import TaskError, load_task
 
     if task and task_dir:
@@ -133,8 +134,13 @@ def drive_with_view(run_id: str, budget: int, drive) -> None:
             elif event.get("type") in ("agent_finished", "guard", "note"):
                 console.print(view.history[-1])
 
-        output = drive(on_event)
+        try:
+            output = drive(on_event)
+        except RunLocked as error:
+            output = {"locked": str(error)}
         live.update(view.render())
+    if "locked" in output:
+        raise fail(output["locked"])
     if output.get("pending"):
         for pending in output["pending"]:
             console.print(f"[bold yellow]waiting for approval:[/] {pending.get('question')}")

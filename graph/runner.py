@@ -12,6 +12,7 @@ from postlab.graph.builder import build_graph, recursion_limit
 from postlab.memory.checkpoints import CHECKPOINT_FILE, open_checkpointer
 from postlab.records.run import DEFAULT_STEP_BUDGET
 from postlab.records.state import LabInput, LabOutput
+from postlab.tools.io.run_lock import hold_run
 
 EventSink = Callable[[dict[str, Any]], None]
 
@@ -40,10 +41,10 @@ def _drive(graph, payload: Any, config: dict, on_event: EventSink | None) -> dic
 def run_lab(inputs: LabInput, on_event: EventSink | None = None) -> dict[str, Any]:
     """Run with a SQLite checkpointer in the run directory; output plus pending approvals."""
     run_dir = Path(inputs["run_dir"])
-    graph = build_graph(checkpointer=open_checkpointer(run_dir))
-    return _drive(
-        graph, inputs, _config(run_dir, inputs.get("budget") or DEFAULT_STEP_BUDGET), on_event
-    )
+    with hold_run(run_dir):
+        graph = build_graph(checkpointer=open_checkpointer(run_dir))
+        config = _config(run_dir, inputs.get("budget") or DEFAULT_STEP_BUDGET)
+        return _drive(graph, inputs, config, on_event)
 
 
 def run_state(run_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
@@ -66,6 +67,13 @@ def resume_lab(
     note: str = "",
 ) -> dict[str, Any]:
     """Continue a run from its last checkpoint; `approve` answers a pending approval gate."""
+    with hold_run(run_dir):
+        return _resume(run_dir, on_event, approve, note)
+
+
+def _resume(
+    run_dir: Path, on_event: EventSink | None, approve: bool | None, note: str
+) -> dict[str, Any]:
     graph, snapshot, config = run_state(run_dir)
     if not snapshot.next:
         raise ResumeError(

@@ -251,9 +251,7 @@ def test_evaluator_reports_progress_on_earlier_misses_from_memory(finished_run):
     assert "fixed" not in evaluations[0]["summary"]
 
 
-def test_a_task_folder_without_usable_training_rows_stops_before_the_baseline(
-    tiny_model, tmp_path
-):
+def test_a_task_folder_without_usable_training_rows_stops_before_the_baseline(tiny_model, tmp_path):
     folder = tmp_path / "copies"
     folder.mkdir()
     rows = [{"prompt": f"Say {w} in capitals.", "answer": w.upper()} for w in ("cat", "dog")]
