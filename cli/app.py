@@ -150,7 +150,7 @@ def resume(
     note: Annotated[str, typer.Option(help="A note recorded with the answer.")] = "",
 ) -> None:
     """Continue a run from its last checkpoint (after a crash, a kill or an approval gate)."""
-    from postlab.graph.runner import ResumeError, resume_lab, run_state
+    from postlab.graph.runner import ResumeError, finished, resume_lab, run_state
     from postlab.tools.io.run_lock import RunLocked, check_free
     from postlab.tools.io.rundir import find_run
 
@@ -162,7 +162,7 @@ def resume(
         _, snapshot, _ = run_state(folder)
     except (FileNotFoundError, ResumeError, RunLocked) as error:
         raise fail(str(error)) from error
-    if not snapshot.next:
+    if finished(snapshot):
         console.print(
             f"run {folder.name} already finished ({snapshot.values.get('stop_reason')}); "
             "nothing to do"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import typer
@@ -26,6 +27,8 @@ EXIT_CODES = {
     "plateau": 4,
     "rejected": 5,
     "error": 1,
+    # The shell's code for a Ctrl-C; the run is resumable.
+    "interrupted": 130,
 }
 EXIT_BAD_INPUT = 2
 EXIT_WAITING = 6  # paused at an approval gate; `postlab resume RUN --approve|--reject`
@@ -119,8 +122,16 @@ def parse_overrides(pairs: list[str]) -> dict[str, str]:
     return overrides
 
 
+def _sigterm_as_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def drive_with_view(run_id: str, budget: int, drive) -> None:
-    """Show live progress while `drive(on_event)` runs the graph, then exit with its outcome."""
+    """Show live progress while `drive(on_event)` runs the graph, then exit with its outcome.
+
+    SIGTERM stops the run the way Ctrl-C does: summary and report of the run so far, resumable.
+    """
+    signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     view = ProgressView(run_id=run_id, budget=budget)
     live_enabled = console.is_terminal and not os.environ.get("CI")
     with Live(
@@ -147,6 +158,8 @@ def drive_with_view(run_id: str, budget: int, drive) -> None:
         console.print(f"answer with: postlab resume {run_id} --approve | --reject [--note TEXT]")
         raise typer.Exit(EXIT_WAITING)
     _print_outcome(output)
+    if output.get("stop_reason") == "interrupted":
+        console.print(f"interrupted: continue with [bold]postlab resume {run_id}[/]")
     raise typer.Exit(EXIT_CODES.get(output.get("stop_reason") or "error", 1))
 
 

@@ -9,8 +9,9 @@ from typing import Any
 from langgraph.types import Command
 
 from postlab.graph.builder import build_graph, recursion_limit
+from postlab.graph.finalize import finalize
 from postlab.memory.checkpoints import CHECKPOINT_FILE, open_checkpointer
-from postlab.records.run import DEFAULT_STEP_BUDGET
+from postlab.records.run import DEFAULT_STEP_BUDGET, StopReason
 from postlab.records.state import LabInput, LabOutput
 from postlab.tools.io.run_lock import hold_run
 
@@ -28,10 +29,33 @@ def _config(run_dir: Path, budget: int) -> dict[str, Any]:
     }
 
 
+def _interrupted(graph, config: dict) -> dict[str, Any]:
+    """Summary and report of a run stopped by Ctrl-C or SIGTERM, leaving its checkpoint as is.
+
+    The graph's state is not touched, so `resume` continues from the last finished step; the
+    files written here are replaced when the run finally ends.
+    """
+    values = dict(graph.get_state(config).values)
+    if not values.get("run_dir") or not values.get("run_id"):
+        raise KeyboardInterrupt  # stopped before the run existed: nothing to show or resume
+    step = len(values.get("trajectory") or [])
+    values.update(
+        stop_reason=StopReason.INTERRUPTED.value,
+        stop_detail=(
+            f"interrupted after step {step}; continue with: postlab resume {values['run_id']}"
+        ),
+    )
+    return {**finalize(values), "pending": []}
+
+
 def _drive(graph, payload: Any, config: dict, on_event: EventSink | None) -> dict[str, Any]:
-    for mode, chunk in graph.stream(payload, config, stream_mode=["custom", "updates"]):
-        if mode == "custom" and on_event is not None:
-            on_event(chunk)
+    try:
+        for mode, chunk in graph.stream(payload, config, stream_mode=["custom", "updates"]):
+            if mode == "custom" and on_event is not None:
+                on_event(chunk)
+    except KeyboardInterrupt:
+        # The training worker, if any, was stopped on the way out (run_training's finally).
+        return _interrupted(graph, config)
     snapshot = graph.get_state(config)
     result: dict[str, Any] = {key: snapshot.values.get(key) for key in LabOutput.__annotations__}
     result["pending"] = [interrupt.value for interrupt in snapshot.interrupts]
@@ -54,10 +78,16 @@ def run_state(run_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
     graph = build_graph(checkpointer=open_checkpointer(run_dir))
     probe = _config(run_dir, DEFAULT_STEP_BUDGET)
     snapshot = graph.get_state(probe)
-    if not snapshot.values and not snapshot.next:
+    if not snapshot.values and not snapshot.tasks:
         raise ResumeError(f"{run_dir} has no saved state to resume from")
     budget = snapshot.values.get("budget") or DEFAULT_STEP_BUDGET
     return graph, snapshot, _config(run_dir, budget)
+
+
+def finished(snapshot: Any) -> bool:
+    """Whether a run's graph has ended (no task left, not even one whose writes await commit)."""
+    # `next` is empty too when a step finished but was interrupted before its checkpoint.
+    return not snapshot.tasks
 
 
 def resume_lab(
@@ -75,7 +105,7 @@ def _resume(
     run_dir: Path, on_event: EventSink | None, approve: bool | None, note: str
 ) -> dict[str, Any]:
     graph, snapshot, config = run_state(run_dir)
-    if not snapshot.next:
+    if finished(snapshot):
         raise ResumeError(
             f"run {run_dir.name} already finished ({snapshot.values.get('stop_reason')})"
         )

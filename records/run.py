@@ -30,6 +30,8 @@ class StopReason(StrEnum):
     PLATEAU = "plateau"
     REJECTED = "rejected"
     ERROR = "error"
+    # Ctrl-C or SIGTERM: the summary and report show the run so far; `resume` continues it.
+    INTERRUPTED = "interrupted"
 
 
 class Budget(BaseModel):

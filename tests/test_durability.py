@@ -185,3 +185,24 @@ def test_wall_clock_budget_still_finalizes(tiny_model, tmp_path):
     summary = _summary(run_dir)
     assert summary["wall_s"] >= 2.0 and summary["max_time_s"] == 2.0
     assert (run_dir / "report.md").is_file()
+
+
+def test_sigterm_mid_training_finalizes_as_interrupted_and_resume_finishes(tiny_model, tmp_path):
+    run_dir = tmp_path / "termed"
+    proc = _start(*_lab_args(tiny_model, run_dir))
+    deadline = time.monotonic() + 240
+    while not (run_dir / "models/iter-1/worker.pid").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, _output(proc)[-2000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=120) == 130, _output(proc)[-2000:]
+    assert f"postlab resume {run_dir.name}" in _output(proc)
+    summary = _summary(run_dir)
+    assert summary["stop_reason"] == "interrupted" and "postlab resume" in summary["stop_detail"]
+    assert summary["baseline_score"] is not None and (run_dir / "report.md").is_file()
+    assert not _workers_alive(run_dir)
+    resumed = _run("resume", str(run_dir))
+    assert resumed.returncode in (0, 4), resumed.stdout[-2000:]
+    final = _summary(run_dir)
+    assert final["stop_reason"] in ("budget_iterations", "plateau", "target_met"), resumed.stdout
+    assert [it["iteration"] for it in final["iterations"]] == [1, 2]
