@@ -230,3 +230,35 @@ def test_from_env_reads_base_url_interval_and_headers(monkeypatch):
     sent = recorder.requests[0]
     assert str(sent.url) == "http://mirror.test/base/ping?a=1"
     assert sent.headers["x-api-key"] == "k" and sent.headers["user-agent"].startswith("postlab/")
+
+
+def test_keys_never_follow_a_redirect_to_another_host(tmp_path):
+    recorder = Recorder(
+        httpx.Response(302, headers={"location": "http://service.test/moved"}),
+        httpx.Response(302, headers={"location": "http://elsewhere.test/stolen"}),
+        httpx.Response(200, text="ok"),
+    )
+    client, _ = make_client(
+        recorder, tmp_path, secret_headers={"x-api-key": "secret-1", "Authorization": "Bearer t"}
+    )
+    assert client.get("/start").text == "ok"
+    hops = [(req.url.host, req.url.path, dict(req.headers)) for req in recorder.requests]
+    assert [(host, path) for host, path, _ in hops] == [
+        ("service.test", "/start"),
+        ("service.test", "/moved"),
+        ("elsewhere.test", "/stolen"),
+    ]
+    # Same origin: the key goes along; another host: neither the key nor the token.
+    assert hops[0][2]["x-api-key"] == hops[1][2]["x-api-key"] == "secret-1"
+    assert "x-api-key" not in hops[2][2] and "authorization" not in hops[2][2]
+
+
+def test_an_answer_fetched_with_a_key_is_not_served_to_a_call_without_one(tmp_path):
+    keyed = Recorder(httpx.Response(200, text="for key holders"))
+    client, _ = make_client(keyed, tmp_path, secret_headers={"x-api-key": "secret-2"})
+    assert client.get("/private").text == "for key holders"
+    anonymous = Recorder(httpx.Response(200, text="public"))
+    other, _ = make_client(anonymous, tmp_path)  # same service name, same cache folder
+    assert other.get("/private").text == "public" and len(anonymous.requests) == 1
+    cached = list((tmp_path / "cache").rglob("*.json"))
+    assert cached and all("secret-2" not in path.read_text() for path in cached)

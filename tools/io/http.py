@@ -38,6 +38,7 @@ USER_AGENT = "postlab/0.1 (autonomous post-training lab; https://pypi.org/projec
 _CACHEABLE = (200, 404)
 # A Retry-After longer than this is treated as "unavailable now" rather than slept through.
 _MAX_RETRY_AFTER_S = 120.0
+_MAX_REDIRECTS = 5
 
 Params = Mapping[str, Any] | list[tuple[str, Any]] | None
 
@@ -96,12 +97,28 @@ def using(client: HttpClient | None, factory: Callable[[], HttpClient]) -> Itera
         owned.close()
 
 
-def cache_key(method: str, url: str, params: Params) -> str:
-    """Stable hash of method, URL and (sorted) query parameters."""
+def cache_key(method: str, url: str, params: Params, scope: str = "anonymous") -> str:
+    """Stable hash of method, URL, (sorted) query parameters and the auth scope.
+
+    The scope keeps an answer fetched with a key from being served to a call without one.
+    """
     items = list(params.items()) if isinstance(params, Mapping) else list(params or [])
     flat = sorted((str(k), json.dumps(v, sort_keys=True, default=str)) for k, v in items)
-    raw = json.dumps([method.upper(), url, flat])
+    raw = json.dumps([method.upper(), url, flat, scope])
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _origin(url: str | httpx.URL) -> tuple[str, str, int | None]:
+    parsed = httpx.URL(str(url))
+    return parsed.scheme, parsed.host, parsed.port
+
+
+def _auth_scope(secrets: Mapping[str, str]) -> str:
+    if not secrets:
+        return "anonymous"
+    material = json.dumps(sorted(secrets.items()))
+    # A hash of the credentials, never the credentials: cache files must not hold them.
+    return "auth-" + hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -130,6 +147,7 @@ class HttpClient:
         cache_dir: Path | None = None,
         headers: Mapping[str, str] | None = None,
         *,
+        secret_headers: Mapping[str, str] | None = None,
         cache_ttl_s: float = 86400.0,
         use_cache: bool = True,
         backoff_s: float = 1.0,
@@ -153,10 +171,15 @@ class HttpClient:
         self.limiter = limiter or limiter_for(service, min_interval_s)
         self._sleep = sleep
         self._rng = rng or random.Random()
+        # Keys go only to the base URL's origin: redirects are followed here, hop by hop, so a
+        # redirect to another host never carries them (httpx strips only Authorization).
+        self._secrets = {k: v for k, v in (secret_headers or {}).items() if v}
+        self._origin = _origin(self.base_url)
+        self._scope = _auth_scope(self._secrets)
         self._client = httpx.Client(
             transport=transport,
             timeout=timeout_s,
-            follow_redirects=True,
+            follow_redirects=False,
             headers={"User-Agent": USER_AGENT, **dict(headers or {})},
         )
 
@@ -168,6 +191,7 @@ class HttpClient:
         url_env: str,
         min_interval_s: float,
         headers: Mapping[str, str] | None = None,
+        secret_headers: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> HttpClient:
         """A client configured from the environment (base URL, interval, timeouts, cache)."""
@@ -182,7 +206,7 @@ class HttpClient:
         }
         settings.update(kwargs)
         base = os.environ.get(url_env, "").strip() or default_base_url
-        return cls(service, base, headers=headers, **settings)
+        return cls(service, base, headers=headers, secret_headers=secret_headers, **settings)
 
     def close(self) -> None:
         """Close the underlying connection pool."""
@@ -216,7 +240,7 @@ class HttpClient:
     def get(self, path: str, params: Params = None) -> HttpResponse:
         """GET through cache, rate limiter and retries; ServiceUnavailable when unreachable."""
         url = self.url(path)
-        key = cache_key("GET", url, params)
+        key = cache_key("GET", url, params, self._scope)
         cached = self._cache_read(key)
         if cached is not None and not cached.stale:
             return cached
@@ -253,7 +277,7 @@ class HttpClient:
             self.limiter.wait()
             delay: float | None = None
             try:
-                raw = self._client.get(url, params=params)
+                raw = self._get_following_redirects(url, params)
             except httpx.TimeoutException:
                 reason = f"timed out after {self.timeout_s:g}s"
                 transport_failures += 1
@@ -275,6 +299,17 @@ class HttpClient:
                 return None, reason
             self._sleep(self._delay(attempt) if delay is None else delay)
             attempt += 1
+
+    def _get_following_redirects(self, url: str, params: Params) -> httpx.Response:
+        """GET, following redirects; keys are sent only to the base URL's origin."""
+        request_params = params
+        for _ in range(_MAX_REDIRECTS + 1):
+            secrets = self._secrets if _origin(url) == self._origin else {}
+            raw = self._client.get(url, params=request_params, headers=secrets)
+            if not raw.is_redirect or raw.next_request is None:
+                return raw
+            url, request_params = str(raw.next_request.url), None
+        raise httpx.TooManyRedirects(f"more than {_MAX_REDIRECTS} redirects", request=raw.request)
 
     def _cache_path(self, key: str) -> Path:
         return self.cache_dir / self.service / key[:2] / f"{key}.json"

@@ -53,7 +53,9 @@ def hf_client() -> HttpClient:
 
     token = get_token()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return HttpClient.from_env("hf", HF_URL, "HF_ENDPOINT", HF_MIN_INTERVAL_S, headers=headers)
+    return HttpClient.from_env(
+        "hf", HF_URL, "HF_ENDPOINT", HF_MIN_INTERVAL_S, secret_headers=headers
+    )
 
 
 def _names(repos: Any) -> list[str]:

@@ -57,7 +57,7 @@ def s2_client() -> HttpClient:
     key = os.environ.get("S2_API_KEY", "").strip()
     headers = {"x-api-key": key} if key else {}
     interval = KEYED_INTERVAL_S if key else SHARED_INTERVAL_S
-    return HttpClient.from_env("s2", S2_URL, "POSTLAB_S2_URL", interval, headers=headers)
+    return HttpClient.from_env("s2", S2_URL, "POSTLAB_S2_URL", interval, secret_headers=headers)
 
 
 def paper_ref(paper_id: str) -> str:
