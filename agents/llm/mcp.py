@@ -169,7 +169,9 @@ class MCPToolset:
     def _call(self, server: _Server, tool: BaseTool, kwargs: dict[str, Any]) -> str:
         name, timeout = server.config.name, server.config.timeout_s
         if server.dead:
-            return f"tool {tool.name} unavailable: MCP server {name} stopped ({server.dead})"
+            return f"tool {tool.name} unavailable: MCP server {name} stopped: " + untrusted(
+                server.dead, f"mcp:{name}"
+            )
         future = asyncio.run_coroutine_threadsafe(tool.ainvoke(kwargs), self._loop)
         try:
             content = future.result(timeout=timeout)
@@ -182,7 +184,9 @@ class MCPToolset:
             return f"tool {tool.name} timed out after {timeout:g}s (MCP server {name})"
         except Exception as error:  # noqa: BLE001 - transport failures mean the server is gone
             server.dead = f"{type(error).__name__}: {error}".strip(": ")
-            return f"tool {tool.name} unavailable: MCP server {name} stopped ({server.dead})"
+            return f"tool {tool.name} unavailable: MCP server {name} stopped: " + untrusted(
+                server.dead, f"mcp:{name}"
+            )
         server.timeouts = 0
         return untrusted(_text(content), f"mcp:{name}/{tool.name}")
 

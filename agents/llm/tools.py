@@ -16,6 +16,7 @@ from postlab.memory.store import MEMORY_KINDS, LabMemory
 from postlab.records.run import AgentName
 from postlab.records.state import LabState
 from postlab.records.steps import Directive
+from postlab.tools.training.recipes import LR_BOUNDS
 
 # The one side-effecting tool of each agent: it runs the agent's playbook body.
 ACTION_TOOL: dict[str, str] = {
@@ -154,6 +155,15 @@ def _bounded(agent: str, chosen: dict[str, Any], state: LabState) -> None:
     for (who, key), limit in limits.items():
         if who == agent and key in chosen and chosen[key] > limit:
             raise ToolException(f"{key}={chosen[key]} is above this run's limit of {limit}")
+    plan = state.get("plan")
+    if agent == "trainer" and "learning_rate" in chosen and plan is not None:
+        adapter = chosen.get("adapter") or plan.hyper.adapter
+        low, high = LR_BOUNDS[adapter]
+        if not low <= chosen["learning_rate"] <= high:
+            raise ToolException(
+                f"learning_rate={chosen['learning_rate']:g} is outside [{low:g}, {high:g}], "
+                f"the bounds for {adapter} training"
+            )
 
 
 def _apply(
@@ -222,7 +232,10 @@ def action_tool(
 
 def _describe(stash: ActionStash) -> str:
     if stash.error is not None:
-        return f"action failed: {type(stash.error).__name__}: {stash.error}"
+        # Error texts carry outside words (HTTP bodies, file contents): data, like any other.
+        return "action failed: " + untrusted(
+            f"{type(stash.error).__name__}: {stash.error}", "error"
+        )
     outcome = stash.result.outcome
     text = f"status: {outcome.status}\nsummary: {outcome.summary}"
     if outcome.score is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,15 @@ def plot_scores(summary: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
+# Characters that make markup in CommonMark (and GitHub's tables): escaped in outside text.
+_MARKUP = re.compile(r"([\\`*_\[\]<>#|~])")
+
+
+def md(value: Any) -> str:
+    """Text from outside (papers, rows, model output, reasons) as literal markdown on one line."""
+    return _MARKUP.sub(r"\\\1", " ".join(str(value).split()))
+
+
 def _score(value: float | None, stderr: float | None = None) -> str:
     if value is None:
         return "—"
@@ -61,9 +71,9 @@ def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
     lines = [
         f"# postlab run {summary['run_id']}",
         "",
-        f"**Goal:** {summary['goal']}  ",
+        f"**Goal:** {md(summary['goal'])}  ",
         f"**Task:** {summary['task']} · **Base model:** {summary['base_model']}  ",
-        f"**Stopped:** {summary['stop_reason']} — {summary.get('stop_detail', '')}  ",
+        f"**Stopped:** {summary['stop_reason']} — {md(summary.get('stop_detail', ''))}  ",
         f"**Steps:** {summary['steps_used']} of {summary['budget']} · "
         f"**Wall time:** {summary.get('wall_s', 0):.0f}s",
         "",
@@ -119,13 +129,13 @@ def _iterations(summary: dict[str, Any]) -> list[str]:
         lines += [
             f"### Iteration {it['iteration']}: {it['technique']} — {it['status']}",
             "",
-            f"- Why: {it['reason']}",
+            f"- Why: {md(it['reason'])}",
             f"- Data: {_data_text(cards.get(it.get('dataset') or ''))}",
             f"- Spec: {_spec_text(it.get('spec') or {}) or 'not trained'}",
             f"- Validation: strict {_score(it.get('score'))}, lenient {_score(it.get('lenient'))}",
         ]
         if it.get("failure"):
-            lines.append(f"- Failure: {it['failure']}")
+            lines.append(f"- Failure: {md(it['failure'])}")
         lines.append("")
     return lines
 
@@ -133,11 +143,13 @@ def _iterations(summary: dict[str, Any]) -> list[str]:
 def _techniques(summary: dict[str, Any]) -> list[str]:
     lines = ["## Techniques from the literature", ""]
     for rank, finding in enumerate(summary.get("findings", []), start=1):
-        papers = "; ".join(f"{p['title']} ({p['year']}, {p['id']})" for p in finding["papers"])
+        papers = "; ".join(
+            f"{md(p['title'])} ({p['year']}, {md(p['id'])})" for p in finding["papers"]
+        )
         runnable = "" if finding["runnable"] else " (not runnable)"
-        lines.append(f"{rank}. **{finding['name']}**{runnable} — {papers}")
+        lines.append(f"{rank}. **{md(finding['name'])}**{runnable} — {papers}")
     if summary.get("source_notes"):
-        lines += ["", "Sources: " + "; ".join(summary["source_notes"])]
+        lines += ["", "Sources: " + "; ".join(md(note) for note in summary["source_notes"])]
     return lines
 
 
@@ -162,21 +174,24 @@ def _usage(summary: dict[str, Any]) -> list[str]:
 def render_report(summary: dict[str, Any], plot: str | None) -> str:
     """The report as markdown: goal, baseline, iterations with reasons, techniques, best model."""
     get = summary.get
-    decisions = [f"- step {d['step']} → {d['next']}: {d['reason']}" for d in get("decisions", [])]
+    decisions = [
+        f"- step {d['step']} → {d['next']}: {md(d['reason'])}" for d in get("decisions", [])
+    ]
     guard = [
-        f"- step {e['step']}: {e['pattern']} → {e['rung']}: {e['detail']}"
+        f"- step {e['step']}: {e['pattern']} → {e['rung']}: {md(e['detail'])}"
         for e in get("guard_events") or []
     ]
     fallbacks = [
-        f"- step {f['step']} ({f['agent']}): {f['reason']}" for f in get("fallbacks") or []
+        f"- step {f['step']} ({f['agent']}): {md(f['reason'])}" for f in get("fallbacks") or []
     ]
     gates = [
         f"- step {g['step']}: {g['gate']} (cost {g['cost']:g}) "
-        f"{'approved' if g['approved'] else 'rejected'} by {g['by']}: {g['note']}"
+        f"{'approved' if g['approved'] else 'rejected'} by {g['by']}: {md(g['note'])}"
         for g in get("gate_decisions") or []
     ]
     misses = [
-        f"- ({s['category']}) {s['prompt']!r} → {s['completion']!r}, expected {s['answer']!r}"
+        f"- ({s['category']}) {md(repr(s['prompt']))} → {md(repr(s['completion']))}, "
+        f"expected {md(repr(s['answer']))}"
         for s in get("error_analysis") or []
     ]
     lines = [
