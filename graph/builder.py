@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from postlab.agents.base import AgentBody, run_agent_step
@@ -38,18 +39,26 @@ def build_graph(
     memory: MemoryFactory = open_memory,
     checkpointer: Any | None = None,
     store: Any | None = None,
+    trusted_input: bool = False,
 ):
     """The compiled lab graph with declared input and output schemas.
 
     `policy` replaces the routing (the budget and loop guard still wrap it), `bodies` replace
     agents' bodies by name, `memory` opens a run directory's memory; what is left out follows
-    each run's options (playbook, or chat models with `policy="llm"`).
+    each run's options (playbook, or chat models with `policy="llm"`). Input is confined to the
+    runs root and the server's MCP configuration unless `trusted_input` (the local CLI).
     """
     components = LabComponents(policy=policy, bodies=bodies, memory=memory)
+
+    def prepare_run(
+        state: LabState, runtime: Runtime[LabContext]
+    ) -> Command[Literal["supervisor", "finalize"]]:
+        return prepare(state, runtime, trusted_input=trusted_input)
+
     builder = StateGraph(
         LabState, context_schema=LabContext, input_schema=LabInput, output_schema=LabOutput
     )
-    builder.add_node("prepare", prepare)
+    builder.add_node("prepare", prepare_run)
     builder.add_node("supervisor", make_supervisor(components))
     for agent in AGENTS:
         builder.add_node(agent, agent_node(agent, components))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 from typing import Literal
 
 from langgraph.runtime import Runtime
@@ -13,7 +15,7 @@ from postlab.records.run import DEFAULT_STEP_BUDGET, Budget, RunOptions, StopRea
 from postlab.records.state import LabContext, LabState
 from postlab.tools.data.training_sets import DatasetError, check_trainable
 from postlab.tools.io.quiet import quiet_progress
-from postlab.tools.io.rundir import open_run_dir, write_run_record
+from postlab.tools.io.rundir import open_run_dir, runs_root, write_run_record
 from postlab.tools.models.resolution import (
     DEFAULT_MODEL,
     ModelResolutionError,
@@ -22,23 +24,56 @@ from postlab.tools.models.resolution import (
 from postlab.tools.tasks.catalog import DEFAULT_TASK, TaskError, load_task
 from postlab.tools.training.recipes import TECHNIQUES, resolve_technique
 
+# The MCP configuration a server was started with; the only one its input may name.
+MCP_CONFIG_ENV = "POSTLAB_MCP_CONFIG"
 # Options an assistant's configuration (Studio) may set; the run's own input overrides them.
 _CONTEXT_OPTIONS = ("policy", "llm", "max_iterations", "target_score", "train_steps", "train_size")
 
 
+def run_dir_refusal(state: LabState) -> str | None:
+    """Why an untrusted input's run directory is refused: it must lie under the runs root."""
+    root = runs_root()
+    if state.get("run_dir"):
+        wanted = Path(state["run_dir"]).resolve()
+        if not wanted.is_relative_to(root):
+            return f"run_dir {wanted} is outside the runs root {root} (POSTLAB_RUNS_DIR)"
+    return None
+
+
+def mcp_refusal(state: LabState) -> str | None:
+    """Why an untrusted input's MCP configuration is refused: only the server's own may run."""
+    asked = (state.get("options") or {}).get("mcp_config")
+    allowed = os.environ.get(MCP_CONFIG_ENV)
+    if asked and (not allowed or Path(asked).resolve() != Path(allowed).resolve()):
+        return (
+            f"mcp_config {asked!r} is not this server's MCP configuration: only the one named "
+            f"by {MCP_CONFIG_ENV} when the server started may be used"
+        )
+    return None
+
+
 def prepare(
-    state: LabState, runtime: Runtime[LabContext]
+    state: LabState, runtime: Runtime[LabContext], trusted_input: bool = False
 ) -> Command[Literal["supervisor", "finalize"]]:
-    """Turn the caller's input into a ready run, or end it at once with a clear error."""
+    """Turn the caller's input into a ready run, or end it at once with a clear error.
+
+    `trusted_input`: the caller is the local user (CLI, `run_lab`); otherwise (Studio,
+    `langgraph dev`, an embedding host) the input is confined: see the two refusals above.
+    """
     context: LabContext = runtime.context or {}
     task_dir = state.get("task_dir")
     task_name = state.get("task") or context.get("task") or (None if task_dir else DEFAULT_TASK)
     model = state.get("model") or context.get("model") or DEFAULT_MODEL
     option_values = {k: context[k] for k in _CONTEXT_OPTIONS if context.get(k) is not None}
     option_values.update(state.get("options") or {})
-    run_dir = open_run_dir(state.get("run_dir"), task_name or "task")
+    bad_dir = None if trusted_input else run_dir_refusal(state)
+    refused = bad_dir or (None if trusted_input else mcp_refusal(state))
+    # A refused run directory is never created: the refusal is written to a new one under root.
+    run_dir = open_run_dir(None if bad_dir else state.get("run_dir"), task_name or "task")
     update: dict = {"run_dir": str(run_dir), "run_id": run_dir.name, "model": model}
     try:
+        if refused:
+            raise ValueError(f"input refused: {refused}")
         task = load_task(task_name, task_dir)
         options = RunOptions.model_validate(option_values)
         if options.techniques is not None:

@@ -66,7 +66,7 @@ def run_lab(inputs: LabInput, on_event: EventSink | None = None) -> dict[str, An
     """Run with a SQLite checkpointer in the run directory; output plus pending approvals."""
     run_dir = Path(inputs["run_dir"])
     with hold_run(run_dir):
-        graph = build_graph(checkpointer=open_checkpointer(run_dir))
+        graph = build_graph(checkpointer=open_checkpointer(run_dir), trusted_input=True)
         config = _config(run_dir, inputs.get("budget") or DEFAULT_STEP_BUDGET)
         return _drive(graph, inputs, config, on_event)
 
@@ -75,7 +75,7 @@ def run_state(run_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
     """The compiled graph, the latest snapshot and the config of an existing run."""
     if not (run_dir / CHECKPOINT_FILE).is_file():
         raise ResumeError(f"{run_dir} has no checkpoints: it is not a postlab run")
-    graph = build_graph(checkpointer=open_checkpointer(run_dir))
+    graph = build_graph(checkpointer=open_checkpointer(run_dir), trusted_input=True)
     probe = _config(run_dir, DEFAULT_STEP_BUDGET)
     snapshot = graph.get_state(probe)
     if not snapshot.values and not snapshot.tasks:

@@ -22,6 +22,12 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
+@pytest.fixture(autouse=True)
+def _runs_root_is_the_test_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Graphs built without trusted input confine run directories to the runs root.
+    monkeypatch.setenv("POSTLAB_RUNS_DIR", str(tmp_path))
+
+
 @pytest.fixture
 def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A private runs root for the test."""

@@ -271,3 +271,25 @@ def test_a_task_folder_without_usable_training_rows_stops_before_the_baseline(ti
     assert summary["stop_detail"].startswith(f"cannot start: {folder / 'train.jsonl'}: 0 usable")
     assert summary["baseline_score"] is None and summary["iterations"] == []
     assert (tmp_path / "copies-run" / "report.md").is_file()
+
+
+def test_input_from_a_server_is_confined_to_the_runs_root(tiny_model, tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    monkeypatch.setenv("POSTLAB_RUNS_DIR", str(root))
+    graph = build_graph()  # as Studio and embedding hosts get it: input not trusted
+    outside = tmp_path / "elsewhere"
+    inputs = {"task": "addition_2d", "model": str(tiny_model)}
+    output = graph.invoke({**inputs, "run_dir": str(outside)})
+    assert output["stop_reason"] == "error" and not outside.exists()
+    [summary_path] = root.glob("*/summary.json")
+    detail = json.loads(summary_path.read_text())["stop_detail"]
+    assert detail.startswith(f"cannot start: input refused: run_dir {outside}")
+
+    hostile = tmp_path / "mcp.json"
+    hostile.write_text('{"servers": [{"name": "x", "command": "touch", "args": ["/tmp/owned"]}]}')
+    output = graph.invoke(
+        {**inputs, "run_dir": str(root / "mcp"), "options": {"mcp_config": str(hostile)}}
+    )
+    summary = json.loads((root / "mcp" / "summary.json").read_text())
+    assert output["stop_reason"] == "error" and "POSTLAB_MCP_CONFIG" in summary["stop_detail"]
+    assert summary["iterations"] == [] and summary["baseline_score"] is None

@@ -95,7 +95,7 @@ def test_studio_server_runs_the_lab(server, tiny_model, tmp_path):
     output = client.runs.wait(
         thread["thread_id"],
         "postlab",
-        input={"run_dir": str(tmp_path / "studio-run")},
+        input={"run_dir": str(tmp_path / "runs" / "studio-run")},
         context={"task": "answer_format", "model": str(tiny_model), "budget": 3},
     )
     assert output["stop_reason"] == "budget_steps"
