@@ -1,0 +1,62 @@
+"""Planted keys appear in no file a run leaves: logs, wandb files, memory, caches, checkpoints."""
+
+import json
+
+from support.online_server import OnlineServer, configure_env
+
+from postlab.graph.runner import run_lab
+from postlab.tools.io.rate_limits import reset_service_state
+
+SECRETS = {
+    name: f"planted-{name.lower()}-7f3a9c"
+    for name in (
+        "HF_TOKEN",
+        "HUGGINGFACEHUB_API_TOKEN",
+        "S2_API_KEY",
+        "OPENAI_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "WANDB_API_KEY",
+    )
+}
+
+
+def test_planted_keys_are_in_no_file_a_run_leaves(tiny_model, tmp_path, monkeypatch):
+    home, run_dir = tmp_path / "home", tmp_path / "run"
+    with OnlineServer() as server:
+        configure_env(monkeypatch, server.url, home)
+        for name, value in SECRETS.items():
+            monkeypatch.setenv(name, value)
+        output = run_lab(
+            {
+                "task": "addition_2d",
+                "model": str(tiny_model),
+                "budget": 6,
+                "run_dir": str(run_dir),
+                "options": {
+                    "online": True,
+                    "eval_limit": 4,
+                    "train_size": 16,
+                    "train_steps": 1,
+                    "batch_size": 4,
+                    "max_iterations": 1,
+                },
+            }
+        )
+        keyed = [seen for seen in server.requests if seen.headers.get("x-api-key")]
+    reset_service_state()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert output["stop_reason"] == "budget_iterations", summary["stop_detail"]
+    # The keys were really in use (sent to the configured service), so their absence means
+    # something: every file the run and its caches left is read.
+    assert keyed and keyed[0].headers["x-api-key"] == SECRETS["S2_API_KEY"]
+    files = [path for root in (run_dir, home) for path in root.rglob("*") if path.is_file()]
+    assert any("wandb" in str(path) for path in files) and any(
+        "http-cache" in str(path) for path in files
+    )
+    leaks = [
+        (str(path), name)
+        for path in files
+        for name, value in SECRETS.items()
+        if value.encode() in path.read_bytes()
+    ]
+    assert leaks == []
