@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import time
@@ -23,6 +25,9 @@ from postlab.records.steps import Directive, Iteration, Plan, TrajectoryRecord
 from postlab.tools.io.quiet import quiet_progress
 from postlab.tools.tasks.catalog import Task, load_task
 from postlab.tools.training.failures import normalize_error
+
+# A read-only or full disk: retrying cannot help, the run must stop and say which path.
+DISK_ERRNOS = frozenset({errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM})
 
 
 def run_task(state: LabState) -> Task:
@@ -85,20 +90,26 @@ def run_agent_step(
         raise
     except Exception as error:  # noqa: BLE001 - an agent failure is data for the supervisor
         message = f"{type(error).__name__}: {error}"
+        disk = isinstance(error, OSError) and error.errno in DISK_ERRNOS
+        summary = f"{directive.action} raised {type(error).__name__}"
+        if disk:
+            summary = f"{directive.action} could not write {error.filename}: {error.strerror}"
         result = StepResult(
             AgentOutcome(
                 status="failed",
-                summary=f"{directive.action} raised {type(error).__name__}",
-                error_kind="crash",
+                summary=summary,
+                error_kind="disk" if disk else "crash",
                 error=message + "\n" + traceback.format_exc(limit=3),
                 error_normalized=normalize_error(message),
             )
         )
-        memory.add(
-            "failures",
-            f"{agent} failed at {directive.action}: {message}",
-            {"agent": agent, "action": directive.action, "step": step},
-        )
+        # Memory may sit on the same failing disk; the trajectory records the failure anyway.
+        with contextlib.suppress(Exception):
+            memory.add(
+                "failures",
+                f"{agent} failed at {directive.action}: {message}",
+                {"agent": agent, "action": directive.action, "step": step},
+            )
     outcome = result.outcome
     record = TrajectoryRecord(
         step=step,

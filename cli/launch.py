@@ -165,7 +165,15 @@ def drive_with_view(run_id: str, budget: int, drive) -> None:
 
 def _print_outcome(output: dict) -> None:
     table = Table(show_header=False, box=None)
-    for key in ("run_id", "stop_reason", "baseline_score", "best_score", "best_checkpoint"):
+    keys = (
+        "run_id",
+        "stop_reason",
+        "stop_detail",
+        "baseline_score",
+        "best_score",
+        "best_checkpoint",
+    )
+    for key in keys:
         value = output.get(key)
         table.add_row(key, f"{value:.2f}" if isinstance(value, float) else str(value))
     table.add_row("report", str(output.get("report_path")))

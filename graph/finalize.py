@@ -7,6 +7,7 @@ from typing import Any
 
 from postlab.records.budget import budget_of, steps_used, time_used
 from postlab.records.outcomes import BestModel, EvaluationRecord, SplitScore, binomial_stderr
+from postlab.records.run import StopReason
 from postlab.records.state import LabOutput, LabState
 from postlab.records.usage import usage_by_agent
 from postlab.tools.io.atomic import write_json_atomic
@@ -90,14 +91,24 @@ def finalize(state: LabState) -> LabOutput:
     """Write the summary and report, and return the run's output fields."""
     run_dir = Path(state["run_dir"])
     summary = build_summary(state)
-    summary_path = write_json_atomic(run_dir / SUMMARY_FILE, summary)
-    report_path = write_report(run_dir, summary)
-    return {
+    output: LabOutput = {
         "run_id": summary["run_id"],
         "best_checkpoint": summary["best_checkpoint"],
         "baseline_score": summary["baseline_score"],
         "best_score": summary["best_score"],
         "stop_reason": summary["stop_reason"],
-        "report_path": str(report_path),
-        "summary_path": str(summary_path),
+        "stop_detail": summary["stop_detail"],
+        "report_path": None,
+        "summary_path": None,
     }
+    try:
+        output["summary_path"] = str(write_json_atomic(run_dir / SUMMARY_FILE, summary))
+        output["report_path"] = str(write_report(run_dir, summary))
+    except OSError as error:
+        # The run's result still reaches the caller; only the files could not be written.
+        output["stop_reason"] = StopReason.ERROR.value
+        output["stop_detail"] = (
+            f"{summary['stop_detail']}; could not write {error.filename or run_dir}: "
+            f"{error.strerror or error}"
+        )
+    return output

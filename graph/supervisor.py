@@ -19,9 +19,10 @@ from postlab.records.steps import Decision, Directive, GuardEvent, Plan
 Route = Literal["librarian", "data_engineer", "trainer", "evaluator", "finalize"]
 
 
-def _rejection(state: LabState) -> str | None:
+def _last_failure(state: LabState, kind: str) -> str | None:
+    """The last step's summary when it failed with this kind (a rejection, a disk error)."""
     trajectory = state.get("trajectory") or []
-    if trajectory and trajectory[-1].error_kind == "rejected":
+    if trajectory and trajectory[-1].error_kind == kind:
         return trajectory[-1].summary
     return None
 
@@ -118,8 +119,10 @@ def make_supervisor(components: LabComponents) -> Callable[[LabState], Command[R
         step = next_step(state)
         plan, event = None, None
         decision = _budget_stop(state, step)
-        if decision is None and (rejected := _rejection(state)):
+        if decision is None and (rejected := _last_failure(state, "rejected")):
             decision = stop(step, StopReason.REJECTED, rejected)
+        if decision is None and (unwritable := _last_failure(state, "disk")):
+            decision = stop(step, StopReason.ERROR, unwritable)
         if decision is None and (failure := _pre_plan_failure(state)):
             decision = stop(step, StopReason.ERROR, failure)
         if decision is None:

@@ -58,6 +58,7 @@ class LabOutput(TypedDict, total=False):
     baseline_score: float | None
     best_score: float | None
     stop_reason: str | None
+    stop_detail: str
     report_path: str | None
     summary_path: str | None
 

@@ -293,3 +293,58 @@ def test_input_from_a_server_is_confined_to_the_runs_root(tiny_model, tmp_path, 
     summary = json.loads((root / "mcp" / "summary.json").read_text())
     assert output["stop_reason"] == "error" and "POSTLAB_MCP_CONFIG" in summary["stop_detail"]
     assert summary["iterations"] == [] and summary["baseline_score"] is None
+
+
+def test_a_full_disk_stops_the_run_naming_the_path(tiny_model, tmp_path, monkeypatch):
+    import errno
+
+    from postlab.agents import data_engineer
+
+    target = tmp_path / "full" / "data" / "sft-n16-seed1001"
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(data_engineer, "build_training_set", no_space)
+    output = run_lab(
+        {
+            "task": "addition_2d",
+            "model": str(tiny_model),
+            "run_dir": str(tmp_path / "full"),
+            "options": SMALL,
+        }
+    )
+    summary = json.loads((tmp_path / "full" / "summary.json").read_text())
+    assert output["stop_reason"] == "error"
+    assert (
+        summary["stop_detail"] == f"build_dataset could not write {target}: No space left on device"
+    )
+    # Stopped at once: one failed data step, no retry, no training.
+    routes = [decision["next"] for decision in summary["decisions"]]
+    assert routes.count("data_engineer") == 1 and routes[-1] == "finalize"
+    assert "trainer" not in routes
+
+
+def test_a_run_directory_that_cannot_be_written_still_returns_its_result(
+    tiny_model, tmp_path, monkeypatch
+):
+    import errno
+
+    from postlab.graph import finalize as finalize_module
+
+    def read_only(path, data):
+        raise OSError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(finalize_module, "write_json_atomic", read_only)
+    output = run_lab(
+        {
+            "task": "addition_2d",
+            "model": str(tiny_model),
+            "budget": 1,
+            "run_dir": str(tmp_path / "ro"),
+            "options": SMALL,
+        }
+    )
+    assert output["stop_reason"] == "error" and output["summary_path"] is None
+    assert f"could not write {tmp_path / 'ro' / 'summary.json'}" in output["stop_detail"]
+    assert output["stop_detail"].startswith("step budget of 1 spent")
