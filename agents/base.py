@@ -10,6 +10,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from langgraph.errors import GraphBubbleUp
@@ -23,6 +24,7 @@ from postlab.records.run import AgentName
 from postlab.records.state import LabState
 from postlab.records.steps import Directive, Iteration, Plan, TrajectoryRecord
 from postlab.tools.io.quiet import quiet_progress
+from postlab.tools.io.rundir import begin_step, end_step
 from postlab.tools.tasks.catalog import Task, load_task
 from postlab.tools.training.failures import normalize_error
 
@@ -81,6 +83,8 @@ def run_agent_step(
     plan = state.get("plan")
     iteration = plan.iteration if plan else 0
     emit({"type": "agent_started", "agent": agent, "action": directive.action, "step": step})
+    run_dir = Path(state["run_dir"])
+    lost = begin_step(run_dir, step)
     started_at, clock = time.time(), time.monotonic()
     try:
         with quiet_progress():
@@ -136,4 +140,8 @@ def run_agent_step(
             "score": outcome.score,
         }
     )
-    return Command(goto="supervisor", update={"trajectory": [record], **result.update})
+    end_step(run_dir)
+    update = {"trajectory": [record], **result.update}
+    if lost:
+        update["lost_s"] = lost
+    return Command(goto="supervisor", update=update)

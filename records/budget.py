@@ -24,8 +24,9 @@ def next_step(state: LabState) -> int:
 
 
 def time_used(state: LabState) -> float:
-    """Wall-clock seconds spent in completed agent steps."""
-    return sum(record.wall_s for record in state.get("trajectory") or [])
+    """Wall-clock seconds spent in agent steps: completed ones, and attempts killed mid-way."""
+    completed = sum(record.wall_s for record in state.get("trajectory") or [])
+    return completed + (state.get("lost_s") or 0.0)
 
 
 def time_left(state: LabState) -> float | None:

@@ -69,6 +69,8 @@ class LabState(LabInput, LabOutput, total=False):
     base_model_path: str
     run_options: RunOptions
     trajectory: Annotated[list[TrajectoryRecord], operator.add]
+    # Wall-clock seconds of steps killed before they finished, counted when they are redone.
+    lost_s: Annotated[float, operator.add]
     decisions: Annotated[list[Decision], operator.add]
     guard_events: Annotated[list[GuardEvent], operator.add]
     gate_decisions: Annotated[list[GateDecision], operator.add]

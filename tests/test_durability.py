@@ -211,3 +211,35 @@ def test_sigterm_mid_training_finalizes_as_interrupted_and_resume_finishes(tiny_
     final = _summary(run_dir)
     assert final["stop_reason"] in ("budget_iterations", "plateau", "target_met"), resumed.stdout
     assert [it["iteration"] for it in final["iterations"]] == [1, 2]
+
+
+def test_a_step_killed_mid_way_counts_against_the_wall_clock_budget(tmp_path):
+    from postlab.agents.base import StepResult, run_agent_step
+    from postlab.records.budget import time_used
+    from postlab.records.outcomes import AgentOutcome
+    from postlab.records.steps import Directive
+    from postlab.tools.io.rundir import STEP_MARKER
+
+    # An attempt at step 1 started 100 s ago; its worker last wrote a log line 40 s ago.
+    now = time.time()
+    (tmp_path / STEP_MARKER).write_text(json.dumps({"step": 1, "started_at": now - 100}))
+    log = tmp_path / "models" / "train.log"
+    log.parent.mkdir()
+    log.write_text("step 3\n")
+    os.utime(log, (now - 40, now - 40))
+    state = {
+        "run_dir": str(tmp_path),
+        "trajectory": [],
+        "directive": Directive(agent="trainer", action="train", reason="r"),
+    }
+
+    def body(state, directive, memory):
+        return StepResult(AgentOutcome(summary="trained"))
+
+    update = run_agent_step(state, "trainer", body, memory=None).update
+    assert 59 <= update["lost_s"] <= 61
+    assert time_used({**state, **update}) >= 59
+    assert not (tmp_path / STEP_MARKER).exists()
+    # A finished step leaves no marker, so the next step loses nothing.
+    again = run_agent_step({**state, **update}, "trainer", body, memory=None).update
+    assert "lost_s" not in again

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -14,6 +15,9 @@ from postlab.tools.io.atomic import write_json_atomic
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.md"
 RUN_FILE = "run.json"
+STEP_MARKER = "step-in-flight.json"
+# Where agent steps write while they work (datasets, training logs and checkpoints).
+STEP_OUTPUTS = ("data", "models")
 
 
 def runs_root() -> Path:
@@ -68,3 +72,47 @@ def list_runs(root: Path | None = None) -> list[dict[str, Any]]:
         info["run_dir"] = str(run_file.parent)
         runs.append(info)
     return runs
+
+
+def _last_activity(run_dir: Path, since: float) -> float:
+    """The newest modification time of a step's output file (datasets, models; at least `since`).
+
+    Checkpoints, memory and locks are left out: a resuming process touches them before the
+    killed step is redone.
+    """
+    newest = since
+    outputs = [path for folder in STEP_OUTPUTS for path in (run_dir / folder).rglob("*")]
+    for path in outputs:
+        try:
+            if path.is_file():
+                newest = max(newest, path.stat().st_mtime)
+        except OSError:
+            continue
+    return newest
+
+
+def begin_step(run_dir: Path, step: int) -> float:
+    """Mark `step` as in flight; returns the seconds a killed earlier attempt of it spent.
+
+    A step killed mid-way leaves its marker behind. Its lost time runs from its start to the
+    last file it (or its training worker) touched: the best evidence of when it died.
+    """
+    marker = Path(run_dir) / STEP_MARKER
+    lost = 0.0
+    try:
+        previous = json.loads(marker.read_text())
+        if previous.get("step") == step:
+            started = float(previous["started_at"])
+            lost = max(0.0, _last_activity(Path(run_dir), started) - started)
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    # An unwritable run directory is the step's own failure to report, not the marker's.
+    with contextlib.suppress(OSError):
+        write_json_atomic(marker, {"step": step, "started_at": time.time()})
+    return round(lost, 3)
+
+
+def end_step(run_dir: Path) -> None:
+    """The step in flight finished: its marker goes."""
+    with contextlib.suppress(OSError):
+        (Path(run_dir) / STEP_MARKER).unlink(missing_ok=True)
