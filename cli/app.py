@@ -8,13 +8,24 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+from importlib.metadata import version as package_version
+
 import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
-from postlab.cli.launch import DEMO_OPTIONS, console, drive_with_view, fail, launch, parse_overrides
+from postlab.cli.launch import (
+    DEMO_OPTIONS,
+    console,
+    drive_with_view,
+    errors,
+    fail,
+    launch,
+    parse_overrides,
+)
 from postlab.cli.sources import datasets_app, papers_app
 from postlab.records.run import DEFAULT_STEP_BUDGET, RunOptions
+from postlab.tools.io.http import OFFLINE_ENV
 from postlab.tools.models.resolution import DEFAULT_MODEL
 from postlab.tools.tasks.catalog import DEFAULT_TASK
 from postlab.tools.training.recipes import resolve_technique
@@ -30,7 +41,38 @@ app = typer.Typer(
     help="An autonomous post-training lab: research, data, training and evaluation in a loop.",
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def _version(shown: bool) -> None:
+    if shown:
+        print(f"postlab {package_version('postlab')}")
+        raise typer.Exit(0)
+
+
+def _offline(offline: bool) -> None:
+    # One switch for every online path: the HTTP client reads it before any attempt.
+    if offline:
+        os.environ[OFFLINE_ENV] = "1"
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline",
+            callback=_offline,
+            help="Never touch the network: online sources fall back to the bundled ones at once.",
+        ),
+    ] = False,
+) -> None:
+    """An autonomous post-training lab: research, data, training and evaluation in a loop."""
 app.add_typer(papers_app, name="papers")
 app.add_typer(datasets_app, name="datasets")
 
@@ -209,27 +251,35 @@ def tasks() -> None:
 @app.command()
 def runs() -> None:
     """List runs under ./runs (or $POSTLAB_RUNS_DIR), newest first."""
-    from postlab.tools.io.rundir import list_runs
+    from postlab.tools.io.rundir import list_runs, runs_root
 
-    table = Table()
-    for column in ("run", "task", "model", "baseline", "best", "stop", "steps"):
+    root = runs_root()
+    found = list_runs(root)
+    if not found:
+        errors.print(f"no runs in {root} (set POSTLAB_RUNS_DIR to look elsewhere)")
+        raise typer.Exit(0)
+    table = Table(title=f"runs in {root}", title_justify="left")
+    # Ids are what people copy: never wrapped, never cut; the rest may fold.
+    table.add_column("run", no_wrap=True, overflow="ignore")
+    for column in ("started", "took", "task", "model", "base → best", "stop"):
         table.add_column(column, overflow="fold")
-    for info in list_runs():
+
+    def fmt(value):
+        return "—" if value is None else f"{value:.2f}"
+
+    for info in found:
         summary = info.get("summary") or {}
-
-        def fmt(value):
-            return "—" if value is None else f"{value:.2f}"
-
+        took = summary.get("wall_s")
         table.add_row(
             info.get("run_id", "?"),
+            (info.get("created_at") or "?").replace("T", " ")[:16],
+            "—" if took is None else f"{took / 60:.0f} min",
             info.get("task", "?"),
-            info.get("model", "?"),
-            fmt(summary.get("baseline_score")),
-            fmt(summary.get("best_score")),
+            Path(str(info.get("model", "?"))).name,
+            f"{fmt(summary.get('baseline_score'))} → {fmt(summary.get('best_score'))}",
             summary.get("stop_reason") or "in progress",
-            str(summary.get("steps_used", "")),
         )
-    console.print(table)
+    console.print(table, soft_wrap=True)
 
 
 @app.command()

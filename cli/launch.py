@@ -15,6 +15,8 @@ from postlab.cli.progress import ProgressView
 from postlab.tools.io.run_lock import RunLocked
 
 console = Console()
+# Errors and notes go to stderr, so stdout stays the result (and `--json` stays JSON).
+errors = Console(stderr=True)
 
 # Exit codes by stop reason, so scripts can tell success from budget, loops and errors.
 EXIT_CODES = {
@@ -37,7 +39,7 @@ DEMO_OPTIONS = {"train_steps": 40, "train_size": 800, "max_iterations": 3, "targ
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     # One line however long: scripts and people grep it; the terminal wraps it, not us.
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     return typer.Exit(code)
 
 

@@ -11,14 +11,17 @@ from rich.table import Table
 papers_app = typer.Typer(help="Search papers online (arXiv, HF Papers) and walk citations (S2).")
 datasets_app = typer.Typer(help="Search and inspect datasets on the Hugging Face Hub.")
 console = Console()
+errors = Console(stderr=True)
 EXIT_BAD_INPUT = 2
+# Asked for something that could not be done (no match, service unreachable): not a success.
+EXIT_NOTHING_DONE = 1
 OFFLINE_CORPUS = "offline: used the bundled corpus"
 OFFLINE_CATALOG = "offline: used the bundled task catalog"
 
 
 def _notes(notes: list[str]) -> None:
     for note in notes:
-        console.print(f"[yellow]note:[/] {note}")
+        errors.print(f"[yellow]note:[/] {note}")
 
 
 def _short(text: str, width: int = 70) -> str:
@@ -36,7 +39,7 @@ def papers_search(
 
     choices = {"arxiv": ("arxiv",), "hf": ("hf",), "all": ("arxiv", "hf")}
     if source not in choices:
-        console.print(f"[bold red]error:[/] --source must be arxiv, hf or all, not {source!r}")
+        errors.print(f"[bold red]error:[/] --source must be arxiv, hf or all, not {source!r}")
         raise typer.Exit(EXIT_BAD_INPUT)
     outcome = search_papers(query, limit=limit, sources=choices[source])
     table = Table(title=f"papers for {query!r}")
@@ -54,7 +57,7 @@ def papers_search(
     console.print(table)
     _notes(outcome.notes)
     if outcome.offline:
-        console.print(f"[yellow]{OFFLINE_CORPUS}[/]")
+        errors.print(f"[yellow]{OFFLINE_CORPUS}[/]")
 
 
 @papers_app.command("graph")
@@ -70,6 +73,11 @@ def papers_graph(
     from postlab.tools.papers.online import citation_walk
 
     outcome = citation_walk([paper_id], goal, max_papers=max_papers, max_hops=hops)
+    if not any(hop == 0 for hop in outcome.hops.values()):
+        _notes(outcome.notes)
+        where = "the bundled corpus" if outcome.offline else "Semantic Scholar"
+        errors.print(f"[bold red]error:[/] unknown paper {paper_id!r} (looked in {where})")
+        raise typer.Exit(EXIT_BAD_INPUT)
     table = Table(title=f"citation graph from {paper_id}")
     for column in ("hop", "id", "year", "title", "cited by", "technique", "score"):
         table.add_column(column, no_wrap=column in ("hop", "id"))
@@ -87,17 +95,21 @@ def papers_graph(
     console.print(f"{len(outcome.papers)} papers, {len(outcome.edges)} citation edges")
     _notes(outcome.notes)
     if outcome.offline:
-        console.print(f"[yellow]{OFFLINE_CORPUS}[/]")
+        errors.print(f"[yellow]{OFFLINE_CORPUS}[/]")
 
 
-def _catalog_table() -> Table:
+def _catalog_table(query: str = "") -> Table:
     from postlab.tools.tasks.catalog import bundled_task_names, load_task
 
-    table = Table(title="bundled task catalog")
+    words = [word for word in query.lower().replace("/", " ").split() if word]
+    table = Table(title=f"bundled tasks matching {query!r}" if words else "bundled task catalog")
     table.add_column("task", no_wrap=True)
     table.add_column("description")
     for name in bundled_task_names():
-        table.add_row(name, _short(load_task(name).description, 80))
+        description = load_task(name).description
+        text = f"{name} {description}".lower()
+        if not words or any(word in text for word in words):
+            table.add_row(name, _short(description, 80))
     return table
 
 
@@ -116,12 +128,16 @@ def datasets_search(
     try:
         found = search_datasets(query, task=task, size=size, license=license, limit=limit)
     except HubDatasetError as error:
-        console.print(f"[bold red]error:[/] {error}")
+        errors.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(EXIT_BAD_INPUT) from error
     except (ServiceUnavailable, HttpStatusError) as error:
         _notes([f"Hub unreachable ({getattr(error, 'reason', error)})"])
-        console.print(_catalog_table())
-        console.print(f"[yellow]{OFFLINE_CATALOG}[/]")
+        matching = _catalog_table(query)
+        if not matching.row_count:
+            errors.print(f"no bundled task matches {query!r} and the Hub is unreachable")
+            raise typer.Exit(EXIT_NOTHING_DONE) from error
+        console.print(matching)
+        errors.print(f"[yellow]{OFFLINE_CATALOG}[/]")
         return
     table = Table(title=f"datasets for {query!r}")
     for column in ("id", "license", "size", "tasks", "downloads", "likes"):
@@ -135,9 +151,10 @@ def datasets_search(
             str(item.downloads),
             str(item.likes),
         )
-    console.print(table)
     if not found:
-        console.print("no dataset matches")
+        errors.print(f"no dataset matches {query!r}")
+        raise typer.Exit(EXIT_NOTHING_DONE)
+    console.print(table)
 
 
 @datasets_app.command("inspect")
@@ -155,12 +172,12 @@ def datasets_inspect(
     try:
         found = inspect_dataset(repo_id, config=config, split=split, sample=3)
     except HubDatasetError as error:
-        console.print(f"[bold red]error:[/] {error}")
+        errors.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(EXIT_BAD_INPUT) from error
     except (ServiceUnavailable, HttpStatusError) as error:
         _notes([f"Hub unreachable ({getattr(error, 'reason', error)})"])
-        console.print(f"[yellow]{OFFLINE_CATALOG}[/]")
-        return
+        errors.print(f"[bold red]error:[/] cannot inspect {repo_id}: the Hub is unreachable")
+        raise typer.Exit(EXIT_NOTHING_DONE) from error
     console.print(f"[bold]{found.id}[/] config={found.config} split={found.split}")
     console.print(f"license: {found.license or '?'}   size: {found.size_category or '?'}")
     console.print("features: " + ", ".join(f"{k}: {v}" for k, v in found.features.items()))

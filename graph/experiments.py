@@ -28,6 +28,8 @@ from postlab.tools.training.recipes import (
 )
 
 Move = Literal["fix", "continue", "target_errors", "lower_lr", "switch"]
+# Fewest rows an iteration builds, whatever its steps (the dataset builder's own floor is 8).
+MIN_TRAINING_ROWS = 16
 # Agent steps one iteration takes: build data, train, score on validation.
 ITERATION_STEPS = 3
 # A miss category holding at least this share of the misses changes the data, not only the LR.
@@ -142,8 +144,10 @@ def new_plan(
         reason = f"{reason} [{how}]"
     data = recipe or technique.data
     fmt = {"grpo": "grpo", "preference": "preference"}.get(data, "sft")
-    # Prompt-only and preference rows each cost several generations to make or to train on.
-    size = options.train_size if fmt == "sft" else max(16, options.train_size // 4)
+    # Built to the rows training will draw (no rows made and never seen), within --train-size;
+    # prompt-only and preference rows each cost several generations to make, so fewer.
+    ceiling = options.train_size if fmt == "sft" else max(16, options.train_size // 4)
+    size = max(MIN_TRAINING_ROWS, min(ceiling, hyper.rows_seen))
     return Plan(
         iteration=iteration,
         technique=finding.key,

@@ -58,6 +58,11 @@ class Hyper(BaseModel):
         """Examples the optimiser sees: steps x batch x accumulation."""
         return self.max_steps * self.batch_size * self.grad_accum
 
+    @property
+    def rows_seen(self) -> int:
+        """Training rows the optimiser draws: examples, or prompts when each has a group."""
+        return self.cost // (self.num_generations or 1)
+
     def with_changes(self, **changes: Any) -> Hyper:
         """A copy with `changes` applied and every rule re-checked."""
         return Hyper.model_validate({**self.model_dump(), **changes})

@@ -427,7 +427,16 @@ def test_cli_offline_falls_back_visibly(wide):
     result = runner.invoke(cli, ["papers", "graph", "2305.18290", "--hops", "1"])
     assert result.exit_code == 0 and "offline: used the bundled corpus" in result.output
 
-    result = runner.invoke(cli, ["datasets", "search", "math"])
+    result = runner.invoke(cli, ["datasets", "search", "addition"])
     assert result.exit_code == 0, result.output
     assert "offline: used the bundled task catalog" in result.output
-    assert "addition_2d" in result.output
+    assert "addition_2d" in result.output and "sort_list" not in result.output
+
+    # Nothing useful done: a non-zero exit that says why, on stderr.
+    result = runner.invoke(cli, ["datasets", "search", "gsm8k"])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "no bundled task matches 'gsm8k'" in result.stderr
+    result = runner.invoke(cli, ["datasets", "inspect", "openai/gsm8k"])
+    assert result.exit_code == 1 and "the Hub is unreachable" in result.stderr
+    result = runner.invoke(cli, ["papers", "graph", "not-an-id"])
+    assert result.exit_code == 2 and "unknown paper 'not-an-id'" in result.stderr

@@ -39,6 +39,10 @@ _CACHEABLE = (200, 404)
 # A Retry-After longer than this is treated as "unavailable now" rather than slept through.
 _MAX_RETRY_AFTER_S = 120.0
 _MAX_REDIRECTS = 5
+# Set (by --offline, or by hand) to skip every network attempt.
+OFFLINE_ENV = "POSTLAB_OFFLINE"
+# Connecting fails fast when there is no network; reading a slow answer may take longer.
+CONNECT_TIMEOUT_S = 3.0
 
 Params = Mapping[str, Any] | list[tuple[str, Any]] | None
 
@@ -178,7 +182,7 @@ class HttpClient:
         self._scope = _auth_scope(self._secrets)
         self._client = httpx.Client(
             transport=transport,
-            timeout=timeout_s,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, CONNECT_TIMEOUT_S)),
             follow_redirects=False,
             headers={"User-Agent": USER_AGENT, **dict(headers or {})},
         )
@@ -258,8 +262,8 @@ class HttpClient:
         raise ServiceUnavailable(self.service, reason)
 
     def _blocked_reason(self) -> str | None:
-        if os.environ.get("POSTLAB_OFFLINE", "") not in ("", "0"):
-            return "POSTLAB_OFFLINE is set"
+        if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+            return f"{OFFLINE_ENV} is set (--offline)"
         reason = down_reason(self.base_url)
         return f"{reason}; marked unreachable, not retried yet" if reason else None
 

@@ -52,14 +52,27 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def find_run(name: str, root: Path | None = None) -> Path:
-    """A run directory by path or by id under the runs root."""
+    """A run directory: a path, an id under the runs root, a unique id prefix, or `latest`."""
     candidate = Path(name)
     if (candidate / RUN_FILE).is_file():
         return candidate.resolve()
-    under_root = (root or runs_root()) / name
+    base = root or runs_root()
+    under_root = base / name
     if (under_root / RUN_FILE).is_file():
         return under_root
-    raise FileNotFoundError(f"no run {name!r} (looked at {candidate} and {under_root})")
+    runs = sorted(
+        (folder for folder in base.glob("*") if (folder / RUN_FILE).is_file()),
+        key=lambda folder: (folder / RUN_FILE).stat().st_mtime,
+    )
+    if name == "latest" and runs:
+        return runs[-1]
+    matches = [folder for folder in runs if folder.name.startswith(name)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        names = ", ".join(folder.name for folder in matches[:5])
+        raise FileNotFoundError(f"{name!r} matches {len(matches)} runs in {base}: {names}")
+    raise FileNotFoundError(f"no run {name!r} (looked at {candidate} and in {base})")
 
 
 def list_runs(root: Path | None = None) -> list[dict[str, Any]]:

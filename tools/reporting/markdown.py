@@ -107,16 +107,20 @@ def _spec_text(spec: dict[str, Any]) -> str:
     )
 
 
-def _data_text(card: dict[str, Any] | None) -> str:
-    """A dataset card in one line: recipe, size, and what the recipe counted."""
+def _data_text(card: dict[str, Any] | None, spec: dict[str, Any]) -> str:
+    """A dataset card in one line: recipe, size, epochs trained, and what the recipe counted."""
     if card is None:
         return "none built"
+    drawn = spec.get("max_steps", 0) * spec.get("batch_size", 0) * spec.get("grad_accum", 1)
+    if spec.get("method") == "grpo":
+        drawn //= spec.get("num_generations") or 1
+    epochs = f", {drawn / card['final_size']:.2f} epochs" if drawn and card["final_size"] else ""
     counted = ", ".join(
         f"{key.replace('_', ' ')} {value}"
         for key, value in (card.get("recipe_stats") or {}).items()
         if isinstance(value, int | float)
     )
-    text = f"{card.get('recipe', 'plain')} recipe, {card['final_size']} rows"
+    text = f"{card.get('recipe', 'plain')} recipe, {card['final_size']} rows{epochs}"
     return f"{text} ({counted})" if counted else text
 
 
@@ -130,7 +134,7 @@ def _iterations(summary: dict[str, Any]) -> list[str]:
             f"### Iteration {it['iteration']}: {it['technique']} — {it['status']}",
             "",
             f"- Why: {md(it['reason'])}",
-            f"- Data: {_data_text(cards.get(it.get('dataset') or ''))}",
+            f"- Data: {_data_text(cards.get(it.get('dataset') or ''), it.get('spec') or {})}",
             f"- Spec: {_spec_text(it.get('spec') or {}) or 'not trained'}",
             f"- Validation: strict {_score(it.get('score'))}, lenient {_score(it.get('lenient'))}",
         ]
