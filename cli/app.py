@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated
-
-from importlib.metadata import version as package_version
 
 import typer
 from rich.markdown import Markdown
@@ -58,7 +57,7 @@ def _offline(offline: bool) -> None:
 
 
 @app.callback()
-def main(
+def root_options(
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -73,6 +72,8 @@ def main(
     ] = False,
 ) -> None:
     """An autonomous post-training lab: research, data, training and evaluation in a loop."""
+
+
 app.add_typer(papers_app, name="papers")
 app.add_typer(datasets_app, name="datasets")
 
@@ -258,28 +259,25 @@ def runs() -> None:
     if not found:
         errors.print(f"no runs in {root} (set POSTLAB_RUNS_DIR to look elsewhere)")
         raise typer.Exit(0)
-    table = Table(title=f"runs in {root}", title_justify="left")
-    # Ids are what people copy: never wrapped, never cut; the rest may fold.
-    table.add_column("run", no_wrap=True, overflow="ignore")
-    for column in ("started", "took", "task", "model", "base → best", "stop"):
-        table.add_column(column, overflow="fold")
+    console.print(f"runs in {root}, newest first", soft_wrap=True)
 
     def fmt(value):
         return "—" if value is None else f"{value:.2f}"
 
+    # The id on a line of its own: what people copy never wraps, whatever the terminal width.
     for info in found:
         summary = info.get("summary") or {}
         took = summary.get("wall_s")
-        table.add_row(
-            info.get("run_id", "?"),
+        details = [
             (info.get("created_at") or "?").replace("T", " ")[:16],
             "—" if took is None else f"{took / 60:.0f} min",
-            info.get("task", "?"),
+            str(info.get("task", "?")),
             Path(str(info.get("model", "?"))).name,
             f"{fmt(summary.get('baseline_score'))} → {fmt(summary.get('best_score'))}",
             summary.get("stop_reason") or "in progress",
-        )
-    console.print(table, soft_wrap=True)
+        ]
+        console.print(f"[bold]{info.get('run_id', '?')}[/]", soft_wrap=True)
+        console.print("    " + " · ".join(details), soft_wrap=True, highlight=False)
 
 
 @app.command()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 import typer
@@ -73,7 +74,10 @@ def papers_graph(
     from postlab.tools.papers.online import citation_walk
 
     outcome = citation_walk([paper_id], goal, max_papers=max_papers, max_hops=hops)
-    if not any(hop == 0 for hop in outcome.hops.values()):
+    # Offline the walk may seed itself from the goal; the paper asked for must be among seeds.
+    wanted = re.sub(r"^arxiv:|v\d+$", "", paper_id.strip().lower())
+    seeds = [pid.lower() for pid, hop in outcome.hops.items() if hop == 0]
+    if (wanted not in seeds) if outcome.offline else not seeds:
         _notes(outcome.notes)
         where = "the bundled corpus" if outcome.offline else "Semantic Scholar"
         errors.print(f"[bold red]error:[/] unknown paper {paper_id!r} (looked in {where})")
@@ -101,14 +105,15 @@ def papers_graph(
 def _catalog_table(query: str = "") -> Table:
     from postlab.tools.tasks.catalog import bundled_task_names, load_task
 
-    words = [word for word in query.lower().replace("/", " ").split() if word]
+    # Loose on purpose: "sorting" finds sort_list, "additions" finds the addition tasks.
+    words = {word[:4] for word in re.findall(r"[a-z0-9]+", query.lower()) if len(word) > 2}
     table = Table(title=f"bundled tasks matching {query!r}" if words else "bundled task catalog")
     table.add_column("task", no_wrap=True)
     table.add_column("description")
     for name in bundled_task_names():
         description = load_task(name).description
-        text = f"{name} {description}".lower()
-        if not words or any(word in text for word in words):
+        stems = {word[:4] for word in re.findall(r"[a-z0-9]+", f"{name} {description}".lower())}
+        if not words or words & stems:
             table.add_row(name, _short(description, 80))
     return table
 

@@ -53,8 +53,10 @@ def test_online_source_commands_are_part_of_the_cli(monkeypatch):
     result = runner.invoke(app, ["papers", "search", "low-rank adaptation", "--limit", "3"])
     assert result.exit_code == 0
     assert "offline: used the bundled corpus" in result.output and "LoRA" in result.output
+    result = runner.invoke(app, ["datasets", "search", "sorting lists"])
+    assert result.exit_code == 0 and "sort_list" in result.stdout
     result = runner.invoke(app, ["datasets", "search", "grade school math"])
-    assert result.exit_code == 0 and "bundled task catalog" in result.output
+    assert result.exit_code == 1 and "no bundled task matches" in result.stderr
 
 
 def _write_folder(folder, train, test):
