@@ -202,12 +202,16 @@ def test_gain_continues_from_new_best_and_target_stops(tmp_path):
     assert decision.stop_reason == StopReason.BUDGET_ITERATIONS
 
 
-def test_dominant_wrong_answers_change_the_data_not_the_learning_rate(tmp_path):
+def test_a_dominant_specific_miss_changes_the_data_not_the_learning_rate(tmp_path):
     state = _done_state(tmp_path, 0.6, off_by_power_of_ten=30, wrong=10)
     new, kind = refine(state, state["plan"])
     assert kind == "target_errors" and new.data_recipe == "targeted"
     assert new.hyper == state["plan"].hyper
     assert "75% of its misses are 'off_by_power_of_ten'" in new.reason
+    # Merely wrong answers name no skill to target: fresh plain data instead.
+    state = _done_state(tmp_path, 0.6, wrong=40)
+    new, kind = refine(state, state["plan"])
+    assert kind == "continue" and new.data_recipe == "plain"
 
 
 def test_a_collapse_switches_technique_and_says_so(tmp_path):
