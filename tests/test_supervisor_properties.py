@@ -8,13 +8,21 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from test_llm_policy import state_for
 
 from postlab.agents import data_engineer, evaluator, trainer
+from postlab.graph.playbook import decide
+from postlab.graph.router_moves import RoutingChoice, validate
 from postlab.graph.runner import run_lab
 from postlab.records.artifacts import DatasetCard, FailureInfo, TrainingResult
+from postlab.records.outcomes import BestModel
 from postlab.records.run import StopReason
 from postlab.tools.data.training_sets import DatasetError
 from postlab.tools.evaluation.scoring import EvalResult, EvaluationError
+from postlab.tools.training.recipes import LR_BOUNDS
+
+# A model folder the router's checks read (its size decides full or LoRA), made once.
+ROUTER_DIR = Path(tempfile.mkdtemp(prefix="postlab-router-"))
 
 EVAL = st.one_of(
     st.tuples(
@@ -124,3 +132,52 @@ def test_every_sequence_of_outcomes_ends_in_finalize_within_budget(
     assert output["stop_reason"] in set(StopReason), summary["stop_detail"]
     assert summary["steps_used"] <= budget
     assert (run_dir / "report.md").is_file()
+
+
+ARG_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=12),
+)
+CHOICES = st.builds(
+    RoutingChoice,
+    next=st.sampled_from(["librarian", "data_engineer", "trainer", "evaluator", "finalize"]),
+    action=st.one_of(st.sampled_from(["sft_full", "sft_lora", "grpo", "dpo", "", "x"]), st.text()),
+    args=st.dictionaries(
+        st.sampled_from(
+            [
+                "learning_rate",
+                "max_steps",
+                "batch_size",
+                "lora_r",
+                "data_recipe",
+                "technique",
+                "query",
+            ]
+        ),
+        ARG_VALUES,
+        max_size=5,
+    ),  # fmt: skip
+    reason=st.text(max_size=30),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(choice=CHOICES, trained=st.booleans(), status=st.sampled_from(["done", "needs_data"]))
+def test_any_routing_answer_is_either_a_checked_decision_or_a_problem(choice, trained, status):
+    """Whatever the routing model answers, validation decides or explains; it never raises."""
+    state = state_for(ROUTER_DIR)
+    if trained:
+        best = BestModel(checkpoint="c", strict=0.4, lenient=0.4, label="iter-1", iteration=1)
+        state = state_for(ROUTER_DIR, best=best)
+    expected, plan = decide(state, 3, None)
+    if status == "needs_data" and plan is not None:
+        state["plan"] = plan
+        expected, plan = decide(state, 4, None)
+    decision, new_plan, problem = validate(choice, state, 3, None, expected, plan)
+    assert (decision is None) != (problem is None)
+    if decision is not None and new_plan is not None:
+        low, high = LR_BOUNDS[new_plan.hyper.adapter]
+        assert low <= new_plan.hyper.learning_rate <= high
