@@ -13,6 +13,7 @@ from postlab.records.usage import usage_by_agent
 from postlab.tools.io.atomic import write_json_atomic
 from postlab.tools.io.rundir import SUMMARY_FILE
 from postlab.tools.reporting.markdown import write_report
+from postlab.tools.reporting.provenance import package_versions, source_revision
 
 
 def _loop_pattern(state: LabState) -> str | None:
@@ -46,6 +47,7 @@ def build_summary(state: LabState) -> dict[str, Any]:
     budget = budget_of(state)
     evaluations = state.get("evaluations") or []
     best_eval = next((e for e in evaluations if best and e.label == best.label), None)
+    options = state.get("run_options")
     return {
         "run_id": state.get("run_id"),
         "goal": state.get("goal", ""),
@@ -60,6 +62,10 @@ def build_summary(state: LabState) -> dict[str, Any]:
             "decisions": "validation",
             "reported": "test (baseline and the validation-selected best only)",
         },
+        "target_score": options.target_score if options else None,
+        "options": options.model_dump(mode="json") if options else None,
+        "versions": package_versions(),
+        "source_revision": source_revision(),
         "best_label": best.label if best else None,
         "best_checkpoint": best.checkpoint if best else None,
         "steps_used": steps_used(state),
@@ -84,6 +90,9 @@ def build_summary(state: LabState) -> dict[str, Any]:
         "error_analysis": [f.model_dump(mode="json") for f in best_eval.failures]
         if best_eval
         else [],
+        "best_misses": sum(v for k, v in best_eval.error_categories.items() if k != "correct")
+        if best_eval
+        else None,
     }
 
 

@@ -282,3 +282,15 @@ def test_an_iteration_that_cannot_fit_the_budget_is_not_started(tmp_path):
     state["max_time_s"] = 2000.0
     decision, _ = decide(state, 6, None)
     assert decision.next == "data_engineer"
+
+
+def test_an_iteration_builds_the_rows_its_steps_will_draw(tmp_path):
+    state = base_state(tmp_path, run_options=RunOptions(train_steps=10, batch_size=8))
+    state["baseline"] = evaluation(0, 0.0)
+    state["findings"] = [finding("sft_full"), finding("grpo", "grpo")]
+    _, plan = decide(state, 3, None)
+    # 10 steps × batch 8: 80 rows, not the 800 --train-size allows (and never drawn).
+    assert plan.hyper.rows_seen == 80 and plan.data_size == 80
+    state["run_options"] = RunOptions(train_steps=100, batch_size=8, train_size=200)
+    _, plan = decide(state, 3, None)
+    assert plan.data_size == 200  # --train-size stays the ceiling: 4 epochs, on purpose

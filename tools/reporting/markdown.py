@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
 
 from postlab.tools.io.atomic import write_text_atomic
+from postlab.tools.reporting.curves import CURVES_FILE, anomalies, plot_curves, read_curves
 
 PLOT_FILE = "scores.png"
 
@@ -28,10 +30,17 @@ def plot_scores(summary: dict[str, Any], path: Path) -> Path | None:
         (e["lenient"] for e in summary.get("evaluations") or [] if e["iteration"] == 0), 0.0
     )
     lenient = [base_lenient] + [it.get("lenient") or 0.0 for it in scored]
+    sizes = {e["iteration"]: e.get("n") or 0 for e in summary.get("evaluations") or []}
+    errors = [
+        math.sqrt(value * (1 - value) / sizes[x]) if sizes.get(x) else 0.0
+        for x, value in zip(xs, strict, strict=True)
+    ]
     figure, axis = plt.subplots(figsize=(6, 3.5), dpi=110)
-    axis.plot(xs, strict, marker="o", label="strict")
+    axis.errorbar(xs, strict, yerr=errors, marker="o", capsize=3, label="strict (± 1 s.e.)")
     axis.plot(xs, lenient, marker="s", linestyle="--", label="lenient")
     axis.axhline(baseline, color="grey", linewidth=0.8, label="baseline (strict)")
+    if summary.get("target_score") is not None:
+        axis.axhline(summary["target_score"], color="green", linestyle=":", label="target")
     axis.set_xticks(xs, ["base"] + [f"it{x}" for x in xs[1:]])
     axis.set_ylim(-0.02, 1.02)
     axis.set_ylabel("validation accuracy")
@@ -67,6 +76,73 @@ def _result_row(summary: dict[str, Any], prefix: str, label: str) -> str:
     return f"| {label} | {validation} | {test} | {_score(summary.get(f'{prefix}_lenient'))} |"
 
 
+def _target_line(summary: dict[str, Any]) -> str:
+    target, best = summary.get("target_score"), summary.get("best_val_score")
+    if target is None:
+        return "**Target:** none set"
+    if best is None:
+        return f"**Target:** {target:.2f} validation accuracy — not reached (nothing trained)"
+    verdict = "met" if best >= target else "missed"
+    return f"**Target:** {target:.2f} validation accuracy — {verdict} (best {best:.2f})"
+
+
+def _use_and_reproduce(summary: dict[str, Any]) -> list[str]:
+    """How to load the best model, and the command (and versions) that rerun this run."""
+    lines = []
+    if summary.get("best_checkpoint"):
+        lines += [
+            "",
+            "## Use it",
+            "",
+            "```python",
+            "from transformers import AutoModelForCausalLM, AutoTokenizer",
+            "",
+            f'path = "{summary["best_checkpoint"]}"',
+            "model = AutoModelForCausalLM.from_pretrained(path)",
+            "tokenizer = AutoTokenizer.from_pretrained(path)",
+            "```",
+        ]
+    options = summary.get("options") or {}
+    if not options:
+        return lines
+    where = (
+        f"--task-dir {summary['task_dir']}"
+        if summary.get("task_dir")
+        else f"--task {summary['task']}"
+    )
+    flags = [
+        f"--{name.replace('_', '-')} {options[name]}"
+        for name in ("max_iterations", "train_steps", "train_size", "batch_size", "seed")
+        if options.get(name) is not None
+    ]
+    flags.append(f"--target {options.get('target_score')}")
+    if options.get("eval_limit"):
+        flags.append(f"--eval-limit {options['eval_limit']}")
+    if options.get("techniques"):
+        flags.append(f"--techniques {','.join(options['techniques'])}")
+    command = (
+        f"postlab run {where} --model {summary['base_model']} --budget {summary['budget']} "
+        + " ".join(flags)
+    )
+    versions = ", ".join(f"{k} {v}" for k, v in (summary.get("versions") or {}).items())
+    lines += ["", "## Reproduce it", "", "```bash", command, "```", ""]
+    lines.append(
+        f"Versions: {versions}; postlab source {summary.get('source_revision') or 'unknown'}."
+    )
+    return lines
+
+
+def _training(curves_plot: str | None, noticed: list[str]) -> list[str]:
+    if curves_plot is None:
+        return []
+    lines = ["", "## Training", "", f"![training curves]({curves_plot})", ""]
+    if noticed:
+        lines += ["Anomalies noticed:", "", *[f"- {line}" for line in noticed]]
+    else:
+        lines.append("No anomaly noticed (gradient spikes, a non-finite or rising loss).")
+    return [*lines, ""]
+
+
 def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
     lines = [
         f"# postlab run {summary['run_id']}",
@@ -75,7 +151,8 @@ def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
         f"**Task:** {summary['task']} · **Base model:** {summary['base_model']}  ",
         f"**Stopped:** {summary['stop_reason']} — {md(summary.get('stop_detail', ''))}  ",
         f"**Steps:** {summary['steps_used']} of {summary['budget']} · "
-        f"**Wall time:** {summary.get('wall_s', 0):.0f}s",
+        f"**Wall time:** {summary.get('wall_s', 0):.0f}s  ",
+        _target_line(summary),
         "",
         "## Result",
         "",
@@ -175,7 +252,12 @@ def _usage(summary: dict[str, Any]) -> list[str]:
     return _listing("Model usage", rows)
 
 
-def render_report(summary: dict[str, Any], plot: str | None) -> str:
+def render_report(
+    summary: dict[str, Any],
+    plot: str | None,
+    curves_plot: str | None = None,
+    noticed: list[str] | None = None,
+) -> str:
     """The report as markdown: goal, baseline, iterations with reasons, techniques, best model."""
     get = summary.get
     decisions = [
@@ -193,15 +275,21 @@ def render_report(summary: dict[str, Any], plot: str | None) -> str:
         f"{'approved' if g['approved'] else 'rejected'} by {g['by']}: {md(g['note'])}"
         for g in get("gate_decisions") or []
     ]
+    samples = get("error_analysis") or []
     misses = [
         f"- ({s['category']}) {md(repr(s['prompt']))} → {md(repr(s['completion']))}, "
         f"expected {md(repr(s['answer']))}"
-        for s in get("error_analysis") or []
+        for s in samples
     ]
+    if misses and get("best_misses"):
+        misses.insert(
+            0, f"A sample of {len(samples)} of its {get('best_misses')} validation misses:\n"
+        )
     lines = [
         *_header(summary, plot),
         "",
         *_iterations(summary),
+        *_training(curves_plot, noticed or []),
         *_techniques(summary),
         *_listing("Decisions", decisions),
         *_listing("Loop guard", guard),
@@ -209,6 +297,7 @@ def render_report(summary: dict[str, Any], plot: str | None) -> str:
         *_listing("Fallbacks to the playbook", fallbacks),
         *_listing("Approval gates", gates),
         *_listing("Error analysis of the best model", misses),
+        *_use_and_reproduce(summary),
     ]
     return "\n".join(lines) + "\n"
 
@@ -216,5 +305,12 @@ def render_report(summary: dict[str, Any], plot: str | None) -> str:
 def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
     """Write scores.png and report.md into the run directory; return the report's path."""
     plot = plot_scores(summary, run_dir / PLOT_FILE)
-    text = render_report(summary, plot.name if plot else None)
+    curves = read_curves(summary.get("iterations") or [])
+    curves_plot = plot_curves(curves, run_dir / CURVES_FILE)
+    text = render_report(
+        summary,
+        plot.name if plot else None,
+        curves_plot.name if curves_plot else None,
+        anomalies(curves),
+    )
     return write_text_atomic(run_dir / "report.md", text)

@@ -1,0 +1,80 @@
+"""The report an ML engineer keeps: curves and anomalies from train.log, the target and whether it
+was met, how to load the model and the exact command that reruns the run."""
+
+import json
+
+from postlab.tools.reporting.curves import anomalies, read_curves
+from postlab.tools.reporting.markdown import render_report, write_report
+from postlab.tools.training.failures import EVENT_MARKER
+
+
+def _log(folder, points):
+    folder.mkdir(parents=True)
+    lines = ["some trainer noise"]
+    for step, loss, norm in points:
+        event = {"event": "progress", "step": step, "loss": loss, "grad_norm": norm,
+                 "learning_rate": 1e-4}  # fmt: skip
+        lines.append(EVENT_MARKER + json.dumps(event))
+    lines.append(EVENT_MARKER + "{not json")
+    (folder / "train.log").write_text("\n".join(lines))
+
+
+def _summary(tmp_path):
+    _log(tmp_path / "it1", [(1, 2.0, 5.0), (2, 1.0, 80.0), (3, 0.5, 4.0), (4, 0.4, 6.0)])
+    _log(tmp_path / "it2", [(1, 0.3, 5.0), (2, 0.2, 5.0), (3, 0.6, 5.0)])
+    iterations = [
+        {"iteration": k, "technique": "sft_full", "status": "evaluated", "reason": "r",
+         "score": s, "spec": {"output_dir": str(tmp_path / f"it{k}"), "method": "sft",
+                              "max_steps": 4, "batch_size": 8}, "dataset": "d"}
+        for k, s in ((1, 0.5), (2, 0.4))
+    ]  # fmt: skip
+    return {
+        "run_id": "r", "goal": "g", "task": "addition_2d", "task_dir": None,
+        "base_model": "smollm2-135m-instruct", "stop_reason": "budget_iterations",
+        "stop_detail": "", "steps_used": 9, "budget": 60, "baseline_val_score": 0.0,
+        "best_val_score": 0.5, "best_checkpoint": "/runs/r/models/iter-1/checkpoint",
+        "target_score": 0.9, "iterations": iterations,
+        "datasets": [{"path": "d", "recipe": "plain", "final_size": 16}],
+        "evaluations": [{"iteration": 0, "lenient": 0.0, "n": 20}, {"iteration": 1, "n": 20}],
+        "options": {"max_iterations": 2, "train_steps": 4, "train_size": 16, "batch_size": 8,
+                    "seed": 0, "target_score": 0.9},
+        "versions": {"postlab": "0.1.0", "torch": "2.13.0"}, "source_revision": "abc123",
+        "error_analysis": [{"category": "wrong", "prompt": "q", "completion": "1", "answer": "2"}],
+        "best_misses": 10,
+    }  # fmt: skip
+
+
+def test_curves_are_read_from_the_logs_and_anomalies_named(tmp_path):
+    curves = read_curves(_summary(tmp_path)["iterations"])
+    assert [p["step"] for p in curves[1]] == [1, 2, 3, 4] and curves[2][-1]["loss"] == 0.6
+    noticed = anomalies(curves)
+    assert noticed == [
+        "iteration 1: gradient norm 80.0 at step 2, 15× the median 5.50",
+        "iteration 2: loss ended at 0.600, above its low of 0.200",
+    ]
+
+
+def test_the_report_shows_curves_target_data_use_and_how_to_rerun(tmp_path):
+    summary = _summary(tmp_path)
+    report = write_report(tmp_path, summary).read_text()
+    assert (tmp_path / "training.png").is_file() and "![training curves](training.png)" in report
+    assert "**Target:** 0.90 validation accuracy — missed (best 0.50)" in report
+    assert "gradient norm 80.0 at step 2" in report
+    assert "plain recipe, 16 rows, 2.00 epochs" in report
+    assert "A sample of 1 of its 10 validation misses" in report
+    assert 'path = "/runs/r/models/iter-1/checkpoint"' in report
+    assert (
+        "postlab run --task addition_2d --model smollm2-135m-instruct --budget 60 "
+        "--max-iterations 2 --train-steps 4 --train-size 16 --batch-size 8 --seed 0 --target 0.9"
+    ) in report
+    assert "torch 2.13.0" in report and "postlab source abc123" in report
+
+
+def test_a_run_that_trained_nothing_says_so():
+    summary = {
+        "run_id": "r", "goal": "g", "task": "t", "base_model": "m", "stop_reason": "error",
+        "steps_used": 0, "budget": 1, "best_checkpoint": None, "iterations": [],
+        "target_score": 0.9,
+    }  # fmt: skip
+    report = render_report(summary, None)
+    assert "not reached (nothing trained)" in report and "## Use it" not in report
