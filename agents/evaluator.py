@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from postlab.agents.base import StepResult, iteration_row, run_task
 from postlab.memory.store import LabMemory
 from postlab.records.events import emit
@@ -14,6 +16,7 @@ from postlab.tools.evaluation.scoring import (
     Split,
     evaluate_checkpoint,
 )
+from postlab.tools.io.rundir import prune_checkpoints
 from postlab.tools.training.failures import normalize_error
 
 SYSTEM_PROMPT = (
@@ -163,4 +166,9 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
             n=result.n,
             test=test,
         )
+    if not is_baseline and not state["run_options"].keep_checkpoints:
+        best_now = update["best"].checkpoint if is_best else best.checkpoint
+        removed = prune_checkpoints(Path(state["run_dir"]), {best_now, checkpoint})
+        if removed:
+            summary += f"; removed superseded checkpoints of {', '.join(removed)}"
     return StepResult(AgentOutcome(summary=summary, score=result.strict), update)

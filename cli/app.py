@@ -127,6 +127,13 @@ def run(
             "data_quality, grpo, teacher): for ablations."
         ),
     ] = None,
+    keep_checkpoints: Annotated[
+        bool,
+        typer.Option(
+            "--keep-checkpoints",
+            help="Keep every iteration's checkpoint (by default only the best and the latest).",
+        ),
+    ] = False,
     teacher: Annotated[
         str | None,
         typer.Option(
@@ -168,6 +175,7 @@ def run(
         "online": online,
         "hub_dataset": hub_dataset,
         "teacher": teacher,
+        "keep_checkpoints": keep_checkpoints,
     }
     if techniques:
         try:

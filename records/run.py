@@ -82,6 +82,8 @@ class RunOptions(BaseModel):
     hub_dataset: str | None = None
     # Restrict the lab to these technique keys (ablations); None lets every ranked card run.
     techniques: list[str] | None = None
+    # Keep every iteration's checkpoint; by default only the best and the latest are kept.
+    keep_checkpoints: bool = False
     # A model that writes synthetic training rows (a name the lab resolves, or a local folder).
     teacher: str | None = None
     human_attached: bool = False

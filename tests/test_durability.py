@@ -125,6 +125,10 @@ def test_sigkill_at_several_points_then_resume_matches_an_uninterrupted_run(tiny
     assert proc.returncode in (0, 4), _output(proc)[-2000:]
 
     resumed, uninterrupted = _summary(run_dir), _summary(reference)
+    # Only the best and the latest checkpoints stay on disk (no --keep-checkpoints).
+    latest = f"iter-{len(uninterrupted['iterations'])}"
+    kept = {path.parent.name for path in (reference / "models").glob("*/checkpoint")}
+    assert latest in kept and kept <= {latest, uninterrupted["best_label"]}
     assert len(resumed["iterations"]) == len(uninterrupted["iterations"])
     assert resumed["stop_reason"] == uninterrupted["stop_reason"]
     # A killed step is redone with the same spec and seed: the same experiments, the same scores.
@@ -243,3 +247,16 @@ def test_a_step_killed_mid_way_counts_against_the_wall_clock_budget(tmp_path):
     # A finished step leaves no marker, so the next step loses nothing.
     again = run_agent_step({**state, **update}, "trainer", body, memory=None).update
     assert "lost_s" not in again
+
+
+def test_superseded_checkpoints_are_removed_best_and_latest_kept(tmp_path):
+    from postlab.tools.io.rundir import prune_checkpoints
+
+    for k in (1, 2, 3):
+        (tmp_path / "models" / f"iter-{k}" / "checkpoint").mkdir(parents=True)
+        (tmp_path / "models" / f"iter-{k}" / "train.log").write_text("log")
+    best, latest = (tmp_path / "models" / f"iter-{k}" / "checkpoint" for k in (1, 3))
+    assert prune_checkpoints(tmp_path, {str(best), str(latest)}) == ["iter-2"]
+    assert best.is_dir() and latest.is_dir()
+    assert not (tmp_path / "models/iter-2/checkpoint").exists()
+    assert (tmp_path / "models/iter-2/train.log").is_file()  # the record of it stays

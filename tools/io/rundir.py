@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -129,3 +130,17 @@ def end_step(run_dir: Path) -> None:
     """The step in flight finished: its marker goes."""
     with contextlib.suppress(OSError):
         (Path(run_dir) / STEP_MARKER).unlink(missing_ok=True)
+
+
+def prune_checkpoints(run_dir: Path, keep: set[str]) -> list[str]:
+    """Delete the run's iteration checkpoints other than `keep`; returns the folders removed.
+
+    Superseded checkpoints are most of a run's size (a full copy of the model per iteration).
+    """
+    kept = {str(Path(path).resolve()) for path in keep}
+    removed = []
+    for checkpoint in sorted((Path(run_dir) / "models").glob("*/checkpoint")):
+        if str(checkpoint.resolve()) not in kept and checkpoint.is_dir():
+            shutil.rmtree(checkpoint, ignore_errors=True)
+            removed.append(checkpoint.parent.name)
+    return removed
