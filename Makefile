@@ -47,5 +47,8 @@ benchmark-lab: setup
 benchmark-lab-quick: setup
 	$(PY) benchmarks/lab_vs_naive.py --quick --out benchmarks/results-quick
 
+benchmark-retrieval: setup
+	$(PY) benchmarks/retrieval.py
+
 clean:
 	rm -rf $(VENV) runs

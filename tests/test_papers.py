@@ -269,3 +269,21 @@ def test_models_forbid_unknown_fields() -> None:
     with pytest.raises(ValidationError):
         TechniqueCard(key="grpo", name="x", method="rl", applies_when="y")
     assert Recipe(beta=0.0, lora_r=8).as_dict() == {"beta": 0.0, "lora_r": 8}
+
+
+def test_labelled_queries_find_their_papers(monkeypatch):
+    """Recall@5 on the hand-labelled queries in benchmarks/ stays above a floor."""
+    import importlib.util
+    from pathlib import Path
+
+    monkeypatch.setenv("POSTLAB_OFFLINE", "1")
+    path = Path(__file__).parents[1] / "benchmarks" / "retrieval.py"
+    spec = importlib.util.spec_from_file_location("retrieval_benchmark", path)
+    retrieval = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(retrieval)
+    value, missed = retrieval.recall(5)
+    assert value >= 0.9, missed
+    from postlab.tools.papers.online import search_papers
+
+    top = [paper.id for paper in search_papers("GRPO for small models", limit=2).papers]
+    assert "2402.03300" in top  # DeepSeekMath, the paper that introduced GRPO

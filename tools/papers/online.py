@@ -33,18 +33,25 @@ from postlab.tools.papers.evidence import (
 )
 from postlab.tools.papers.relevance import (
     influence_bonus,
+    query_technique,
     relevance,
 )
 
 NEIGHBOURS_PER_PAPER = 50
+# Added to a paper of the technique a query names: above any difference in word overlap.
+TECHNIQUE_INTENT_BONUS = 0.5
 # fmt: on
 
 
 def _rank(papers: Iterable[OnlinePaper], goal: str, cited: dict[str, int]) -> list[OnlinePaper]:
     ranked = []
+    # A query that names a technique wants that technique's papers before word matches.
+    intent = query_technique(goal)
     for paper in papers:
         count = paper.influential_count or cited.get(paper.id) or paper.citation_count
         score = relevance(goal, paper.title, paper.summary) + influence_bonus(count)
+        if intent is not None and paper.technique == intent:
+            score += TECHNIQUE_INTENT_BONUS
         ranked.append(paper.model_copy(update={"score": round(score, 4)}))
     ranked.sort(key=lambda p: (-p.score, p.id))
     return ranked

@@ -79,6 +79,15 @@ def influence_bonus(count: int | None) -> float:
     return INFLUENCE_WEIGHT * min(1.0, math.log1p(count) / math.log1p(INFLUENCE_SCALE))
 
 
+def query_technique(query: str) -> TechniqueKey | None:
+    """The technique a query names outright ("GRPO for small models" → grpo), or None."""
+    text = query.lower()
+    for key, patterns in _HINTS:
+        if any(re.search(rf"\b{re.escape(p)}", text) for p in patterns):
+            return key  # type: ignore[return-value]
+    return None
+
+
 def technique_hint(paper: TitledText) -> TechniqueKey | None:
     """The technique key a paper's title and summary point to, or None."""
     title, text = paper.title.lower(), f"{paper.title} {paper.summary}".lower()
