@@ -5,7 +5,7 @@ STAMP := $(VENV)/.postlab-setup
 # Without a GPU, pin the CPU build of torch that lies on local disk (never a multi-GB CUDA build).
 CONSTRAINTS := $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints.txt)
 
-.PHONY: setup demo test test-all lint format benchmark benchmark-lab benchmark-lab-quick clean
+.PHONY: setup demo test test-all lint format benchmark benchmark-lab benchmark-lab-quick benchmark-retrieval clean
 
 setup: $(STAMP)
 
