@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from statistics import median
 from typing import Any
 
-from postlab.tools.training.failures import EVENT_MARKER
+from postlab.tools.training.failures import parse_event
 
 CURVES_FILE = "training.png"
 LOG_FILE = "train.log"
@@ -31,12 +30,7 @@ def read_curves(iterations: list[dict[str, Any]]) -> dict[int, list[dict[str, fl
             continue
         points = []
         for line in lines:
-            if not line.startswith(EVENT_MARKER):
-                continue
-            try:
-                event = json.loads(line[len(EVENT_MARKER) :])
-            except json.JSONDecodeError:
-                continue
+            event = parse_event(line) or {}
             if event.get("event") == "progress" and isinstance(event.get("step"), int):
                 points.append(
                     {

@@ -24,6 +24,17 @@ WORKER_REPORT_FILE = "worker.json"
 RESULT_FILE = "result.json"
 
 
+def parse_event(line: str) -> dict | None:
+    """The JSON event a worker output line carries, or None for any other line."""
+    if not line.startswith(EVENT_MARKER):
+        return None
+    try:
+        event = json.loads(line[len(EVENT_MARKER) :])
+    except json.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
 _QUOTED = re.compile(r"'[^'\n]*'|\"[^\"\n]*\"|`[^`\n]*`")
 _PATH = re.compile(r"(?:[A-Za-z]:\\|~|\.{1,2})?(?:[/\\][^\s'\",:;()\[\]{}]+)+")
 _HEX = re.compile(r"\b0x[0-9a-f]+\b|\b[0-9a-f]{8,}\b|\b[0-9a-f]{4,}(?:-[0-9a-f]{4,}){2,}\b")

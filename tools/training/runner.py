@@ -25,12 +25,12 @@ from pydantic import ValidationError
 from postlab.records.artifacts import FailureInfo, TrainingResult
 from postlab.tools.io.atomic import write_text_atomic
 from postlab.tools.training.failures import (
-    EVENT_MARKER,
     EXIT_OK,
     RESULT_FILE,
     WORKER_REPORT_FILE,
     classify_failure,
     normalize_error,
+    parse_event,
 )
 from postlab.tools.training.processes import (
     KILL_GRACE_S,
@@ -219,13 +219,8 @@ def run_training(
                 log.flush()
                 line = line.rstrip("\n")
                 tail.append(line)
-                if not line.startswith(EVENT_MARKER):
-                    continue
-                try:
-                    event = json.loads(line[len(EVENT_MARKER) :])
-                except json.JSONDecodeError:
-                    continue
-                if not isinstance(event, dict):
+                event = parse_event(line)
+                if event is None:
                     continue
                 if event.get("event") == "progress":
                     for key, name in (("step", "steps"), ("loss", "final_loss")):
