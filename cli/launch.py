@@ -54,6 +54,8 @@ def launch(
     max_time: float | None = None,
 ) -> None:
     # Validate the cheap inputs before anything is created, so bad input costs nothing.
+    from pydantic import ValidationError
+
     from postlab.graph.runner import run_lab
     from postlab.records.run import RunOptions
     from postlab.tools.data.training_sets import DatasetError, check_trainable
@@ -68,8 +70,16 @@ def launch(
     if max_time is not None and max_time <= 0:
         raise fail("--max-time must be positive (seconds)")
     try:
+        checked = RunOptions.model_validate(options)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"--{'-'.join(str(part) for part in e['loc']).replace('_', '-')}: {e['msg']}"
+            for e in error.errors()
+        )
+        raise fail(f"bad option: {problems}") from error
+    try:
         loaded = load_task(task, task_dir)
-        check_trainable(loaded, options.get("batch_size") or RunOptions().batch_size)
+        check_trainable(loaded, checked.batch_size)
     except (TaskError, DatasetError) as error:
         raise fail(str(error)) from error
     try:

@@ -27,6 +27,10 @@ def test_bad_input_exits_2_with_a_message(runs_dir, tmp_path):
     (tmp_path / "task").mkdir()
     result = runner.invoke(app, ["run", "--task-dir", str(tmp_path / "task")])
     assert result.exit_code == 2 and "train.jsonl" in result.output
+    for flag, value in (("--train-steps", "0"), ("--batch-size", "-1"), ("--target", "2")):
+        result = runner.invoke(app, ["run", "--task", "addition_2d", flag, value])
+        assert result.exit_code == 2 and f"bad option: {flag}" in result.stderr, result.output
+        assert len(result.stderr.strip().splitlines()) == 1
     assert not runs_dir.exists() or not any(runs_dir.iterdir())
 
 
