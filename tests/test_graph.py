@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from postlab.graph import build_graph
+from postlab.graph.experiments import MIN_TRAINING_ROWS
 from postlab.graph.runner import run_lab
 
 SMALL = {"train_steps": 2, "train_size": 24, "eval_limit": 6, "batch_size": 4, "max_iterations": 2}
@@ -211,7 +212,10 @@ def test_every_bundled_task_runs_and_finalizes(task, tiny_model, tmp_path):
     )
     summary = json.loads((tmp_path / task / "summary.json").read_text())
     assert output["stop_reason"] == "budget_steps" and summary["task"] == task
-    assert summary["datasets"][0]["final_size"] == SMALL["train_size"]
+    # The rows its steps draw (2 × 4), raised to the floor an iteration always builds.
+    drawn = SMALL["train_steps"] * SMALL["batch_size"]
+    expected = max(MIN_TRAINING_ROWS, min(SMALL["train_size"], drawn))
+    assert summary["datasets"][0]["final_size"] == expected == 16
     assert summary["baseline_score"] is not None
 
 
