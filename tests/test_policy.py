@@ -202,11 +202,14 @@ def test_gain_continues_from_new_best_and_target_stops(tmp_path):
     assert decision.stop_reason == StopReason.BUDGET_ITERATIONS
 
 
-def test_a_dominant_specific_miss_changes_the_data_not_the_learning_rate(tmp_path):
+def test_a_dominant_specific_miss_changes_the_data(tmp_path):
     state = _done_state(tmp_path, 0.6, off_by_power_of_ten=30, wrong=10)
     new, kind = refine(state, state["plan"])
     assert kind == "target_errors" and new.data_recipe == "targeted"
-    assert new.hyper == state["plan"].hyper
+    # A continuation re-warms to a lower peak; nothing else changes.
+    before = state["plan"].hyper
+    assert new.hyper == before.with_changes(learning_rate=before.learning_rate * 0.5)
+    assert "0.5× the learning rate" in new.reason
     assert "75% of its misses are 'off_by_power_of_ten'" in new.reason
     # Merely wrong answers name no skill to target: fresh plain data instead.
     state = _done_state(tmp_path, 0.6, wrong=40)
