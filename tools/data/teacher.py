@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from postlab.tools.data.training_sets import example_row
 from postlab.tools.evaluation.generation import complete, load_for_generation
 from postlab.tools.tasks.catalog import Example, Task, normalize_prompt
 
@@ -128,13 +129,7 @@ def teacher_rows(
         else:
             counts["disagreed"] += 1
     counts["kept"] = len(kept)
-    rows = [
-        {
-            "prompt": [{"role": "user", "content": example.prompt}],
-            "completion": [{"role": "assistant", "content": example.answer}],
-        }
-        for example in [*seeds, *kept]
-    ]
+    rows = [example_row(example, "sft") for example in [*seeds, *kept]]
     stats = {"seed_rows": len(seeds), "teacher_requests": new_rows, **counts}
     stats["teacher_examples"] = [f"{e.prompt} → {e.answer}" for e in kept[:5]]
     return rows, stats

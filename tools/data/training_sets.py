@@ -93,7 +93,8 @@ def check_trainable(task: Task, batch_size: int) -> None:
 RowBuilder = Callable[[list[Example]], tuple[list[dict[str, Any]], dict[str, Any]]]
 
 
-def _row(example: Example, fmt: Format) -> dict[str, Any]:
+def example_row(example: Example, fmt: Format) -> dict[str, Any]:
+    """One dataset row of an example in TRL's conversational format."""
     prompt = [{"role": "user", "content": example.prompt}]
     if fmt == "sft":
         return {"prompt": prompt, "completion": [{"role": "assistant", "content": example.answer}]}
@@ -150,7 +151,7 @@ def build_training_set(
         )
 
     if rows_from is None:
-        rows, recipe_stats = [_row(example, fmt) for example in kept], {}
+        rows, recipe_stats = [example_row(example, fmt) for example in kept], {}
     else:
         rows, recipe_stats = rows_from(kept)
     if len(rows) < MIN_EXAMPLES:
