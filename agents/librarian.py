@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from statistics import median
+from collections.abc import Iterable
 
 from postlab.agents.base import StepResult, run_task
 from postlab.memory.store import LabMemory
 from postlab.records.events import emit
 from postlab.records.outcomes import (
     AgentOutcome,
+    LearningRateEvidence,
     PaperRef,
     ResearchReport,
     TechniqueFinding,
@@ -56,6 +57,33 @@ def index_corpus(memory: LabMemory, corpus: list[PaperRecord]) -> int:
     return len(corpus)
 
 
+def _recipe_from(
+    papers: Iterable[PaperRecord],
+) -> tuple[dict[str, float], dict[str, PaperRef], list[LearningRateEvidence]]:
+    """Each setting from the most relevant paper reporting it; every learning rate reported,
+    with the model size of its own paper (the Trainer scales each from where it was measured)."""
+    recipe: dict[str, float] = {}
+    sources: dict[str, PaperRef] = {}
+    rates: list[LearningRateEvidence] = []
+    for paper in papers:
+        reported = paper.technique.recipe.as_dict()
+        ref = PaperRef(id=paper.id, title=paper.title, year=paper.year)
+        if "learning_rate" in reported:
+            rates.append(
+                LearningRateEvidence(
+                    paper=ref,
+                    learning_rate=reported.pop("learning_rate"),
+                    model_params=reported.pop("model_params", None),
+                )
+            )
+        reported.pop("model_params", None)
+        for name, value in reported.items():
+            if name not in recipe:
+                recipe[name] = float(value)
+                sources[name] = ref
+    return recipe, sources, rates
+
+
 def rank_techniques(
     corpus: list[PaperRecord], relevance: dict[str, float], hops: dict[str, int]
 ) -> list[TechniqueFinding]:
@@ -86,12 +114,8 @@ def rank_techniques(
         top = weighted[:3]
         score = top[0][0] + 0.5 * sum(weight for weight, _ in top[1:])
         lead = top[0][1].technique
-        recipe_values: dict[str, list[float]] = defaultdict(list)
-        effects: list[str] = []
-        for _, paper in weighted:
-            for name, value in paper.technique.recipe.as_dict().items():
-                recipe_values[name].append(float(value))
-            effects.extend(paper.technique.effects[:1])
+        recipe, sources, rates = _recipe_from(paper for _, paper in weighted)
+        effects = [effect for _, paper in weighted for effect in paper.technique.effects[:1]]
         findings.append(
             TechniqueFinding(
                 key=key,
@@ -104,7 +128,9 @@ def rank_techniques(
                     f"(hop {hops[top[0][1].id]}, relevance {top[0][0]:.2f})"
                 ),
                 applies_when=lead.applies_when,
-                recipe={name: median(values) for name, values in recipe_values.items()},
+                recipe=recipe,
+                recipe_sources=sources,
+                learning_rates=rates,
                 effects=effects[:4],
                 papers=[PaperRef(id=p.id, title=p.title, year=p.year) for _, p in weighted[:4]],
             )

@@ -292,15 +292,18 @@ def runs() -> None:
 def show(
     run: Annotated[str, typer.Argument(help="Run id or run directory.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print summary.json instead.")] = False,
+    raw: Annotated[
+        bool, typer.Option("--raw", help="Print report.md as markdown, unrendered.")
+    ] = False,
 ) -> None:
-    """Show a run's report (timeline, iterations, scores) or its summary as JSON."""
-    from postlab.tools.io.rundir import REPORT_FILE, SUMMARY_FILE, find_run, read_json
+    """Show a run's report (timeline, iterations, scores), its markdown, or its summary as JSON."""
+    from postlab.tools.io.rundir import REPORT_FILE, SUMMARY_FILE, find_run, read_run_json
 
     try:
         folder = find_run(run)
     except FileNotFoundError as error:
         raise fail(str(error)) from error
-    summary = read_json(folder / SUMMARY_FILE)
+    summary = read_run_json(folder, SUMMARY_FILE)
     if summary is None:
         console.print(f"run {folder.name} has not finished (no summary.json yet)")
         raise typer.Exit(0)
@@ -308,6 +311,11 @@ def show(
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
         return
     report = folder / REPORT_FILE
+    if raw:
+        if not report.exists():
+            raise fail(f"run {folder.name} has no {REPORT_FILE}")
+        sys.stdout.write(report.read_text())
+        return
     console.print(Markdown(report.read_text()) if report.exists() else summary)
     left = summary["budget"] - summary["steps_used"]
     line = f"budget: {summary['steps_used']} of {summary['budget']} steps used, {left} left"

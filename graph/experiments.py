@@ -22,12 +22,12 @@ from postlab.tools.training.recipes import (
     adapter_for,
     applies,
     model_parameters,
-    scale_learning_rate,
+    pooled_learning_rate,
     steps_for,
     weights_bytes,
 )
 
-Move = Literal["fix", "continue", "target_errors", "lower_lr", "switch"]
+Move = Literal["open", "fix", "continue", "target_errors", "lower_lr", "switch"]
 # A continuation starts from a model already trained on the task: it re-warms to a lower peak.
 # Measured: continuing at the same rate lost validation accuracy on answer_format (0.63 → 0.50)
 # and gained nothing on the demo's addition_2d (0.78 → 0.76) in benchmarks/lab_vs_naive.py.
@@ -112,11 +112,11 @@ def hyper_for(finding: TechniqueFinding, state: LabState) -> tuple[Hyper, str]:
     recipe = TECHNIQUES[finding.key]
     checkpoint = state["base_model_path"]
     adapter = adapter_for(finding.key, checkpoint)
-    card_lr = finding.recipe.get("learning_rate")
-    source = f"{finding.name} card ({cites(finding)})" if card_lr else "the technique's default"
-    lr, rule = scale_learning_rate(
-        card_lr or recipe.default_lr, model_parameters(checkpoint), adapter
-    )
+    evidence = finding.learning_rates
+    reported = [(e.learning_rate, e.model_params) for e in evidence] or [(recipe.default_lr, None)]
+    lr, rule = pooled_learning_rate(reported, model_parameters(checkpoint), adapter)
+    papers = ", ".join(f"{e.paper.title} ({e.paper.id})" for e in evidence)
+    source = f"{finding.name} card: {papers}" if evidence else "the technique's default"
     values: dict[str, Any] = {
         "adapter": adapter,
         "learning_rate": lr,
@@ -129,7 +129,7 @@ def hyper_for(finding: TechniqueFinding, state: LabState) -> tuple[Hyper, str]:
         values.update(num_generations=DEFAULT_GRPO_GROUP, beta=float(finding.recipe.get("beta", 0)))
     if recipe.method in ("dpo", "orpo") and "beta" in finding.recipe:
         values["beta"] = float(finding.recipe["beta"])
-    how = f"lr {lr:g} from {card_lr or recipe.default_lr:g} in {source}, {rule}"
+    how = f"lr {lr:g} from {source}: {rule}"
     return Hyper.model_validate(values), how
 
 
@@ -140,6 +140,7 @@ def new_plan(
     hyper: Hyper | None = None,
     lr_halved: bool = False,
     recipe: str | None = None,
+    move: Move = "open",
 ) -> Plan:
     """A fresh iteration of `finding` from the best checkpoint so far; the reason says why."""
     options: RunOptions = state["run_options"]
@@ -169,6 +170,8 @@ def new_plan(
         data_seed=options.seed * 1000 + iteration,
         reason=reason,
         lr_halved=lr_halved,
+        parent=best.iteration if best else 0,
+        move=move,
     )
 
 
@@ -222,7 +225,7 @@ def _switch(state: LabState, plan: Plan, why: str) -> tuple[Plan | None, Move | 
         detail = f"; {skipped}" if skipped else ""
         return None, f"{why} and no untried technique applies{detail}"
     reason = f"{why}: switch to {alternative.name} ({cites(alternative)})"
-    return new_plan(state, alternative, reason), "switch"
+    return new_plan(state, alternative, reason, move="switch"), "switch"
 
 
 def _fix_failure(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
@@ -246,7 +249,7 @@ def _fix_failure(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     if finding is None:
         return None, f"{plan.technique} failed ({kind}) and its card is gone"
     reason = f"iteration {plan.iteration} {why}"
-    return new_plan(state, finding, reason, hyper, recipe=plan.data_recipe), "fix"
+    return new_plan(state, finding, reason, hyper, recipe=plan.data_recipe, move="fix"), "fix"
 
 
 def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
@@ -287,17 +290,23 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
                 f"'{category}': continue {finding.name} on data weighted toward those misses, "
                 f"{CONTINUE_WHY}"
             )
-            return new_plan(state, finding, reason, calmer, recipe="targeted"), "target_errors"
+            targeted = new_plan(
+                state, finding, reason, calmer, recipe="targeted", move="target_errors"
+            )
+            return targeted, "target_errors"
         reason = (
             f"iteration {plan.iteration} raised {evidence}: continue {finding.name} from the "
             f"new best on fresh data, {CONTINUE_WHY}"
         )
-        return new_plan(state, finding, reason, calmer, recipe=plan.data_recipe), "continue"
+        continued = new_plan(
+            state, finding, reason, calmer, recipe=plan.data_recipe, move="continue"
+        )
+        return continued, "continue"
     if not plan.lr_halved:
         hyper = plan.hyper.with_changes(learning_rate=plan.hyper.learning_rate / 2)
         reason = (
             f"iteration {plan.iteration} did not beat the best ({evidence}): halve the learning "
             "rate and restart from the best checkpoint"
         )
-        return new_plan(state, finding, reason, hyper, lr_halved=True), "lower_lr"
+        return new_plan(state, finding, reason, hyper, lr_halved=True, move="lower_lr"), "lower_lr"
     return _switch(state, plan, f"{plan.technique} stopped improving ({evidence})")

@@ -59,7 +59,7 @@ def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decisi
         reason = f"loop guard ({event.pattern}): {event.detail}; stop {plan.technique}, " + (
             f"switch to {alternative.name} ({cites(alternative)})"
         )
-        switched = new_plan(state, alternative, reason)
+        switched = new_plan(state, alternative, reason, move="switch")
         decision = _route(switched, step, reason)
         decision.guard_event = event.key
         decision.directive.avoid = [plan.technique]

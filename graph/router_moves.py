@@ -117,7 +117,8 @@ def validate(
     if recipe is not None and recipe not in usable:
         return None, None, f"data_recipe {recipe!r} does not fit {key}; choose one of {usable}"
     hyper = _hyper(choice, key, base, state)
-    fresh = new_plan(state, runnable[key], reason, hyper, recipe=recipe)
+    move = expected_plan.move if key == expected_plan.technique else "switch"
+    fresh = new_plan(state, runnable[key], reason, hyper, recipe=recipe, move=move)
     decision = _route(fresh, step, reason)
     decision.guard_event = guard_key
     if expected.directive is not None:

@@ -57,6 +57,10 @@ class Plan(BaseModel):
     attempts: int = 0
     # Whether this technique's learning rate was already halved after a stall.
     lr_halved: bool = False
+    # The experiment tree: the iteration whose checkpoint this one starts from (0: the base
+    # model) and the refinement that made this experiment from it.
+    parent: int = 0
+    move: str = "open"
     status: Literal["needs_data", "needs_training", "needs_eval", "done", "failed"] = "needs_data"
 
     def arguments(self, action: str) -> dict[str, Any]:
@@ -124,6 +128,8 @@ class Iteration(BaseModel):
     lenient: float | None = None
     checkpoint: str | None = None
     failure: str | None = None
+    parent: int = 0
+    move: str = "open"
 
     @classmethod
     def start(cls, plan: Plan) -> Iteration:
@@ -133,6 +139,8 @@ class Iteration(BaseModel):
             technique=plan.technique,
             reason=plan.reason,
             dataset=plan.dataset_path,
+            parent=plan.parent,
+            move=plan.move,
         )
 
 

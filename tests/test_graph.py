@@ -2,10 +2,13 @@
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from postlab.cli.app import app
 from postlab.graph import build_graph
 from postlab.graph.experiments import MIN_TRAINING_ROWS
 from postlab.graph.runner import run_lab
@@ -58,11 +61,39 @@ def test_run_visits_every_agent_and_writes_its_artifacts(finished_run):
             iteration["technique"] and iteration["reason"] and iteration["spec"]["max_steps"] == 2
         )
         assert iteration["score"] is not None
-    assert Path(summary["best_checkpoint"], "config.json").is_file()
+    assert Path(run_dir, summary["best_checkpoint"], "config.json").is_file()
     report = (run_dir / "report.md").read_text()
     assert "## Iterations" in report and "Techniques from the literature" in report
     assert (run_dir / "scores.png").stat().st_size > 1000
     assert any(d["reason"] for d in summary["decisions"])
+
+
+def test_the_run_folder_travels_with_relative_paths_and_one_file_mode(finished_run, tmp_path):
+    run_dir, _, _ = finished_run
+    text = (run_dir / "summary.json").read_text() + (run_dir / "run.json").read_text()
+    assert str(run_dir) not in text and '"models/iter-1/checkpoint"' in text
+    # The records get the mode the plot (written by a plain open) gets.
+    assert set(file_modes(run_dir).values()) == {(run_dir / "scores.png").stat().st_mode & 0o777}
+    # No empty folders of ours (wandb's offline log keeps its own layout).
+    ours = [folder for folder in run_dir.rglob("*") if "wandb" not in folder.parts]
+    assert not [folder for folder in ours if folder.is_dir() and not any(folder.iterdir())]
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(run_dir, copy)
+    shown = CliRunner().invoke(app, ["show", str(copy), "--json"])
+    assert shown.exit_code == 0, shown.output
+    summary = json.loads(shown.stdout)
+    # Paths are resolved where the folder now lies.
+    latest = summary["iterations"][-1]["checkpoint"]
+    assert latest.startswith(str(copy)) and Path(latest, "config.json").is_file()
+    assert all(Path(d["path"]).is_relative_to(copy) for d in summary["datasets"])
+    raw = CliRunner().invoke(app, ["show", str(copy), "--raw"])
+    assert raw.exit_code == 0 and raw.stdout == (copy / "report.md").read_text()
+
+
+def file_modes(run_dir: Path) -> dict[str, int]:
+    """Permission bits of the run's records."""
+    names = ("summary.json", "report.md", "run.json")
+    return {name: (run_dir / name).stat().st_mode & 0o777 for name in names}
 
 
 def test_decisions_read_validation_and_test_is_scored_for_baseline_and_best_only(finished_run):
@@ -336,10 +367,10 @@ def test_a_run_directory_that_cannot_be_written_still_returns_its_result(
 
     from postlab.graph import finalize as finalize_module
 
-    def read_only(path, data):
-        raise OSError(errno.EROFS, "Read-only file system", str(path))
+    def read_only(run_dir, name, data):
+        raise OSError(errno.EROFS, "Read-only file system", str(run_dir / name))
 
-    monkeypatch.setattr(finalize_module, "write_json_atomic", read_only)
+    monkeypatch.setattr(finalize_module, "write_run_json", read_only)
     output = run_lab(
         {
             "task": "addition_2d",

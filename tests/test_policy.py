@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from postlab.agents.librarian import rank_techniques
 from postlab.graph.experiments import hyper_for, refine
 from postlab.graph.playbook import decide
 from postlab.records.artifacts import FailureInfo, TrainingResult
@@ -9,16 +10,27 @@ from postlab.records.hyper import Hyper
 from postlab.records.outcomes import (
     BestModel,
     EvaluationRecord,
+    LearningRateEvidence,
     PaperRef,
     TechniqueFinding,
     TrainingRecord,
 )
 from postlab.records.run import RunOptions, StopReason
 from postlab.records.steps import Plan, TrajectoryRecord
+from postlab.tools.papers.corpus import load_corpus
+from postlab.tools.training.recipes import LR_BOUNDS
+
+LORA_PAPER = PaperRef(id="2106.09685", title="LoRA", year=2021)
 
 
-def finding(key, method="sft", lr=None):
-    recipe = {"learning_rate": lr} if lr else {}
+def finding(key, method="sft", lr=None, measured_at=None, more=()):
+    """A card; `lr` is reported by the LoRA paper at `measured_at`, `more` by other papers."""
+    lead = {"paper": LORA_PAPER, "learning_rate": lr, "model_params": measured_at}
+    rates = [LearningRateEvidence(**lead)] if lr else []
+    rates += [
+        LearningRateEvidence(paper=PaperRef(id=f"p{i}", title=f"P{i}", year=2024), **evidence)
+        for i, evidence in enumerate(more)
+    ]
     return TechniqueFinding(
         key=key,
         name=key,
@@ -26,8 +38,8 @@ def finding(key, method="sft", lr=None):
         runnable=True,
         relevance=1.0,
         rationale="r",
-        recipe=recipe,
-        papers=[PaperRef(id="2106.09685", title="LoRA", year=2021)],
+        learning_rates=rates,
+        papers=[LORA_PAPER],
     )
 
 
@@ -120,15 +132,59 @@ def test_techniques_option_restricts_the_choice(tmp_path):
 
 def test_card_learning_rate_is_scaled_to_the_model_by_the_written_rule(tmp_path):
     state = base_state(tmp_path)
-    full, how = hyper_for(finding("sft_full", lr=2e-5), state)
-    # The fixture's weights are tiny, so the size factor is at its cap: 2e-5 x 8.
-    assert full.learning_rate == 1.6e-4 and "from 2e-05" in how and "× 8.0" in how
+    full, how = hyper_for(finding("sft_full", lr=1e-5), state)
+    # The fixture's weights are tiny, so the size factor is at its cap: 1e-5 x 8.
+    assert full.learning_rate == 8e-5 and "1e-05 assumed measured at 7B × 8 " in how
+    assert "LoRA (2106.09685)" in how
+    capped, how = hyper_for(finding("sft_full", lr=2e-5), state)
+    assert capped.learning_rate == LR_BOUNDS["full"][1] and "bounded to" in how
     lora, _ = hyper_for(finding("sft_lora", lr=2e-4), state)
     assert lora.learning_rate == 1e-3 and lora.lora_alpha == 2 * lora.lora_r
     grpo, _ = hyper_for(
         finding("grpo", "grpo"), base_state(tmp_path, run_options=RunOptions(batch_size=6))
     )
     assert grpo.batch_size % grpo.num_generations == 0 and grpo.max_steps == 20
+
+
+def test_a_learning_rate_is_scaled_from_the_size_of_the_model_its_paper_measured(tmp_path):
+    state = base_state(tmp_path)
+    hyper, how = hyper_for(finding("sft_lora", lr=2e-4, measured_at=300.0), state)
+    # Measured on a model barely larger than this one: the rate carries over almost unchanged.
+    assert 2e-4 <= hyper.learning_rate < 2.5e-4, how
+    assert "measured at" in how and "assumed" not in how and "LoRA (2106.09685)" in how
+
+
+def test_papers_that_disagree_are_pooled_by_geometric_mean(tmp_path):
+    state = base_state(tmp_path)
+    # Both measured at this model's size (256 parameters): 1e-5 and 4e-5 pool to 2e-5.
+    card = finding(
+        "sft_full",
+        lr=1e-5,
+        measured_at=256.0,
+        more=[{"learning_rate": 4e-5, "model_params": 256.0}],
+    )
+    hyper, how = hyper_for(card, state)
+    assert hyper.learning_rate == 2e-5 and "geometric mean" in how and "P0 (p0)" in how
+
+
+def test_every_reported_learning_rate_reaches_the_card_with_its_model_size():
+    corpus = load_corpus()
+    with_lr = [
+        p
+        for p in corpus
+        if p.technique and p.technique.key == "sft_full" and p.technique.recipe.learning_rate
+    ]
+    lead = with_lr[-1]
+    relevance = {p.id: 1.0 if p is lead else 0.1 for p in corpus}
+    findings = rank_techniques(corpus, relevance, {p.id: 0 for p in corpus})
+    card = next(f for f in findings if f.key == "sft_full")
+    assert card.learning_rates[0].paper.id == lead.id
+    assert {e.paper.id for e in card.learning_rates} == {p.id for p in with_lr}
+    for evidence in card.learning_rates:
+        paper = next(p for p in with_lr if p.id == evidence.paper.id)
+        assert evidence.learning_rate == paper.technique.recipe.learning_rate
+        assert evidence.model_params == paper.technique.recipe.model_params
+    assert "learning_rate" not in card.recipe and "model_params" not in card.recipe
 
 
 def _failed_state(tmp_path, kind):
@@ -193,6 +249,8 @@ def test_gain_continues_from_new_best_and_target_stops(tmp_path):
     assert decision.next == "data_engineer" and new.data_recipe == "plain"
     assert new.init_checkpoint == "ckpt-1" and new.data_seed != state["plan"].data_seed
     assert "validation 0.00 → 0.60" in new.reason
+    # A node of the experiment tree: it grows from the best iteration by a named move.
+    assert (new.parent, new.move) == (1, "continue")
     state["best"] = state["best"].model_copy(update={"strict": 0.96})
     decision, _ = decide(state, 5, None)
     assert decision.stop_reason == StopReason.TARGET_MET
@@ -222,7 +280,7 @@ def test_a_collapse_switches_technique_and_says_so(tmp_path):
     state = _done_state(tmp_path, 0.2, findings=findings, wrong=80)
     state["evaluations"][-1] = state["evaluations"][-1].model_copy(update={"collapse": 0.9})
     new, kind = refine(state, state["plan"])
-    assert kind == "switch" and new.technique == "sft_lora"
+    assert kind == "switch" and new.technique == "sft_lora" and new.move == "switch"
     assert "collapsed: 90% of validation answers are one and the same" in new.reason
 
 

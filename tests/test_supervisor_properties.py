@@ -21,9 +21,6 @@ from postlab.tools.data.training_sets import DatasetError
 from postlab.tools.evaluation.scoring import EvalResult, EvaluationError
 from postlab.tools.training.recipes import LR_BOUNDS
 
-# A model folder the router's checks read (its size decides full or LoRA), made once.
-ROUTER_DIR = Path(tempfile.mkdtemp(prefix="postlab-router-"))
-
 EVAL = st.one_of(
     st.tuples(
         st.just("score"),
@@ -112,7 +109,14 @@ def test_every_sequence_of_outcomes_ends_in_finalize_within_budget(
     tiny_model, evals, trains, datas, budget
 ):
     script = Script(evals, trains, datas)
-    run_dir = Path(tempfile.mkdtemp(prefix="postlab-prop-"))
+    # One folder per example (hypothesis reuses function fixtures), removed when it ends.
+    with tempfile.TemporaryDirectory(prefix="postlab-prop-") as folder:
+        _run_on_script(tiny_model, script, budget, Path(folder))
+    # The faked tools were reached: the agents really ran on these outcomes.
+    assert len(script.evals) < len(evals) or not evals
+
+
+def _run_on_script(tiny_model, script, budget: int, run_dir: Path) -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(evaluator, "evaluate_checkpoint", script.evaluate)
         patch.setattr(trainer, "run_training", script.train)
@@ -127,8 +131,6 @@ def test_every_sequence_of_outcomes_ends_in_finalize_within_budget(
             }
         )
     summary = json.loads((run_dir / "summary.json").read_text())
-    # The faked tools were reached: the agents really ran on these outcomes.
-    assert len(script.evals) < len(evals) or not evals
     assert output["stop_reason"] in set(StopReason), summary["stop_detail"]
     assert summary["steps_used"] <= budget
     assert (run_dir / "report.md").is_file()
@@ -164,14 +166,26 @@ CHOICES = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@pytest.fixture(scope="module")
+def router_dir(tmp_path_factory):
+    """A model folder the router's checks read (its size decides full or LoRA), made once."""
+    return tmp_path_factory.mktemp("router")
+
+
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(choice=CHOICES, trained=st.booleans(), status=st.sampled_from(["done", "needs_data"]))
-def test_any_routing_answer_is_either_a_checked_decision_or_a_problem(choice, trained, status):
+def test_any_routing_answer_is_either_a_checked_decision_or_a_problem(
+    router_dir, choice, trained, status
+):
     """Whatever the routing model answers, validation decides or explains; it never raises."""
-    state = state_for(ROUTER_DIR)
+    state = state_for(router_dir)
     if trained:
         best = BestModel(checkpoint="c", strict=0.4, lenient=0.4, label="iter-1", iteration=1)
-        state = state_for(ROUTER_DIR, best=best)
+        state = state_for(router_dir, best=best)
     expected, plan = decide(state, 3, None)
     if status == "needs_data" and plan is not None:
         state["plan"] = plan

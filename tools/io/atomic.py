@@ -9,11 +9,20 @@ from pathlib import Path
 from typing import Any
 
 
+def _shared_mode() -> int:
+    """The mode a plain `open()` gives a new file under this process's umask."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write a file so readers see the old or the new content, never half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
+        # mkstemp makes files private (0600); a run's files get the mode any other file would.
+        os.chmod(tmp, _shared_mode())
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()

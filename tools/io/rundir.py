@@ -19,6 +19,21 @@ RUN_FILE = "run.json"
 STEP_MARKER = "step-in-flight.json"
 # Where agent steps write while they work (datasets, training logs and checkpoints).
 STEP_OUTPUTS = ("data", "models")
+# Folders of a run that its records point into, and the record keys that hold such paths.
+RUN_FOLDERS = (*STEP_OUTPUTS, "memory")
+PATH_KEYS = frozenset(
+    {
+        "best_checkpoint",
+        "checkpoint",
+        "init_checkpoint",
+        "dataset",
+        "dataset_path",
+        "output_dir",
+        "base_model",
+        "path",
+        "run_dir",
+    }
+)
 
 
 def runs_root() -> Path:
@@ -36,12 +51,51 @@ def open_run_dir(run_dir: Path | None, task: str) -> Path:
     """The run's folder, created when missing: the one given, or a new id under the runs root."""
     folder = Path(run_dir) if run_dir else runs_root() / new_run_id(task)
     folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    # Absolute from here on: records make paths inside it relative, and need one root to do so.
+    return folder.resolve()
+
+
+def portable(data: Any, run_dir: Path) -> Any:
+    """`data` with every absolute path inside `run_dir` made relative to it (the folder travels)."""
+    if isinstance(data, dict):
+        return {key: portable(value, run_dir) for key, value in data.items()}
+    if isinstance(data, list):
+        return [portable(value, run_dir) for value in data]
+    if isinstance(data, str) and Path(data).is_absolute():
+        with contextlib.suppress(ValueError):
+            return Path(data).relative_to(Path(run_dir).resolve()).as_posix()
+    return data
+
+
+def _is_run_relative(key: str, value: Any) -> bool:
+    if key not in PATH_KEYS or not isinstance(value, str) or Path(value).is_absolute():
+        return False
+    return value == "." or Path(value).parts[:1] in ((folder,) for folder in RUN_FOLDERS)
+
+
+def located(data: Any, run_dir: Path) -> Any:
+    """`data` read from a run record, its run-relative paths made absolute under `run_dir`."""
+    root = Path(run_dir).resolve()
+    if isinstance(data, dict):
+        return {
+            key: str((root / value).resolve())
+            if _is_run_relative(key, value)
+            else located(value, run_dir)
+            for key, value in data.items()
+        }
+    if isinstance(data, list):
+        return [located(value, run_dir) for value in data]
+    return data
+
+
+def write_run_json(run_dir: Path, name: str, record: dict[str, Any]) -> Path:
+    """Write one of the run's JSON records atomically, paths inside the run relative to it."""
+    return write_json_atomic(Path(run_dir) / name, portable(record, run_dir))
 
 
 def write_run_record(run_dir: Path, record: dict[str, Any]) -> Path:
     """Write run.json, the run's inputs as prepared, atomically."""
-    return write_json_atomic(run_dir / RUN_FILE, record)
+    return write_run_json(run_dir, RUN_FILE, record)
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -50,6 +104,12 @@ def read_json(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def read_run_json(run_dir: Path, name: str) -> dict[str, Any] | None:
+    """One of the run's JSON records with its paths resolved where the folder now lies."""
+    data = read_json(Path(run_dir) / name)
+    return located(data, run_dir) if data is not None else None
 
 
 def find_run(name: str, root: Path | None = None) -> Path:
@@ -81,8 +141,8 @@ def list_runs(root: Path | None = None) -> list[dict[str, Any]]:
     root = root or runs_root()
     runs = []
     for run_file in sorted(root.glob(f"*/{RUN_FILE}"), reverse=True):
-        info = read_json(run_file) or {}
-        info["summary"] = read_json(run_file.parent / SUMMARY_FILE)
+        info = read_run_json(run_file.parent, RUN_FILE) or {}
+        info["summary"] = read_run_json(run_file.parent, SUMMARY_FILE)
         info["run_dir"] = str(run_file.parent)
         runs.append(info)
     return runs

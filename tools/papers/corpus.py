@@ -49,6 +49,8 @@ class Recipe(BaseModel):
     # beta may legitimately be 0 (e.g. DAPO drops the KL term entirely)
     beta: float | None = Field(default=None, ge=0)
     max_steps: int | None = Field(default=None, ge=1)
+    # Parameters of the model the paper's numbers were measured on (learning rates scale with it).
+    model_params: float | None = Field(default=None, gt=0)
 
     def as_dict(self) -> dict[str, float | int]:
         """Return only the settings that are present."""

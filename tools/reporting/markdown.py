@@ -97,7 +97,7 @@ def _use_and_reproduce(summary: dict[str, Any]) -> list[str]:
             "```python",
             "from transformers import AutoModelForCausalLM, AutoTokenizer",
             "",
-            f'path = "{summary["best_checkpoint"]}"',
+            f'path = "{summary["best_checkpoint"]}"  # relative paths are inside this run folder',
             "model = AutoModelForCausalLM.from_pretrained(path)",
             "tokenizer = AutoTokenizer.from_pretrained(path)",
             "```",
@@ -207,9 +207,12 @@ def _iterations(summary: dict[str, Any]) -> list[str]:
         lines.append("No iteration ran.")
     cards = {card["path"]: card for card in summary.get("datasets") or []}
     for it in summary["iterations"]:
+        parent = it.get("parent") or 0
+        origin = f"iteration {parent}" if parent else "the base model"
         lines += [
             f"### Iteration {it['iteration']}: {it['technique']} — {it['status']}",
             "",
+            f"- From: {origin}, by `{md(it.get('move') or 'open')}`",
             f"- Why: {md(it['reason'])}",
             f"- Data: {_data_text(cards.get(it.get('dataset') or ''), it.get('spec') or {})}",
             f"- Spec: {_spec_text(it.get('spec') or {}) or 'not trained'}",

@@ -18,15 +18,17 @@ DataRecipe = Literal[
     "plain", "grpo", "rft", "preference", "curriculum", "quality", "targeted", "synthetic"
 ]
 
-# Papers in the corpus report learning rates for models of about this size unless they say
-# otherwise (LLaMA-7B-class models dominate the post-training literature we summarise).
+# The model size a card's learning rate is taken to be measured at when the card does not say
+# (LLaMA-7B-class models dominate the post-training literature we summarise).
 CARD_REFERENCE_PARAMS = 7e9
 # The usual practice of raising the learning rate as models shrink, written as lr ∝ params^-1/2
 # (135M takes about 7x a 7B model's rate); capped so a tiny model is never pushed past stability.
 LR_SIZE_EXPONENT = 0.5
 MAX_LR_FACTOR = 8.0
-# Bounds no scaled value may leave, by adapter: beyond them training diverges or stalls on CPU.
-LR_BOUNDS = {"full": (1e-6, 3e-4), "lora": (1e-5, 1e-3)}
+# Bounds no scaled value may leave, by adapter: beyond them training diverges or stalls.
+# Full fine-tuning of SmolLM2-135M, 20 steps of 8 (benchmarks/lr_sweep.py, validation of 60):
+# sort_list 3e-5 → 0.40, 6e-5 → 0.53, 1.2e-4 → 0.45; addition_3d 5e-5 → 0.33, 3e-4 → 0.00.
+LR_BOUNDS = {"full": (1e-6, 1.5e-4), "lora": (1e-5, 1e-3)}
 # Full fine-tuning fits comfortably below this weight size; above it LoRA is the default.
 FULL_FINETUNE_MAX_BYTES = 4 * 1024**3
 
@@ -131,21 +133,50 @@ def adapter_for(key: str, checkpoint: str | Path) -> Literal["full", "lora"]:
     return "full" if weights_bytes(checkpoint) < FULL_FINETUNE_MAX_BYTES else "lora"
 
 
-def size_factor(params: float) -> float:
-    """How much larger a learning rate this model takes than the papers' reference model."""
-    return min(MAX_LR_FACTOR, (CARD_REFERENCE_PARAMS / max(params, 1.0)) ** LR_SIZE_EXPONENT)
+def size_factor(params: float, measured_at: float = CARD_REFERENCE_PARAMS) -> float:
+    """How much larger a learning rate this model takes than the model a card measured."""
+    return min(MAX_LR_FACTOR, (measured_at / max(params, 1.0)) ** LR_SIZE_EXPONENT)
 
 
-def scale_learning_rate(card_lr: float, params: float, adapter: str) -> tuple[float, str]:
-    """A paper's learning rate carried to this model, and the rule that did it, in words."""
-    factor = size_factor(params)
+def _size(params: float) -> str:
+    if params >= 1e9:
+        return f"{params / 1e9:.3g}B"
+    return f"{params / 1e6:.3g}M" if params >= 1e6 else f"{params:.0f}"
+
+
+def scale_learning_rate(
+    card_lr: float, params: float, measured_at: float | None = None
+) -> tuple[float, str]:
+    """A paper's learning rate carried to this model (unbounded), and the rule, in words."""
+    source = measured_at or CARD_REFERENCE_PARAMS
+    factor = size_factor(params, source)
+    measured = "measured at" if measured_at else "assumed measured at"
+    rule = f"{card_lr:g} {measured} {_size(source)} × {factor:.2g} → {card_lr * factor:.3g}"
+    return card_lr * factor, rule
+
+
+def pooled_learning_rate(
+    reported: list[tuple[float, float | None]], params: float, adapter: str
+) -> tuple[float, str]:
+    """One learning rate for this model from every (rate, model size) the papers report.
+
+    Each is scaled from the size it was measured at (lr ∝ params^-1/2, at most ×8); papers
+    disagree by several times for one technique (Tulu 3's 5e-6 and Llama 2's 2e-5 at 7-8B), so
+    the rates are pooled by their geometric mean rather than trusting the first one; the result
+    stays within the adapter's bounds.
+    """
+    scaled = [scale_learning_rate(lr, params, at) for lr, at in reported]
+    pooled = math.exp(sum(math.log(value) for value, _ in scaled) / len(scaled))
     low, high = LR_BOUNDS[adapter]
-    scaled = min(high, max(low, card_lr * factor))
+    bounded = float(f"{min(high, max(low, pooled)):.3g}")
+    parts = "; ".join(rule for _, rule in scaled)
+    pooling = f"geometric mean {pooled:.3g}" if len(scaled) > 1 else f"{pooled:.3g}"
     rule = (
-        f"× {factor:.1f} for {params / 1e6:.0f}M parameters (params^-{LR_SIZE_EXPONENT} from "
-        f"{CARD_REFERENCE_PARAMS / 1e9:.0f}B), within [{low:g}, {high:g}] for {adapter}"
+        f"{parts} (lr ∝ params^-{LR_SIZE_EXPONENT} for {_size(params)} parameters); {pooling}"
+        f"{'' if bounded == float(f'{pooled:.3g}') else f', bounded to {bounded:g}'} "
+        f"within [{low:g}, {high:g}] for {adapter}"
     )
-    return float(f"{scaled:.3g}"), rule
+    return bounded, rule
 
 
 def steps_for(key: str, base_steps: int) -> int:

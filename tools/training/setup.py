@@ -12,6 +12,9 @@ from postlab.tools.training.spec import TrainingSpec
 PREFERENCE_METHODS = ("dpo", "orpo")
 # DPO's and ORPO's usual strength when a recipe sets none.
 DEFAULT_PREFERENCE_BETA = 0.1
+# The trainer's own output folder inside an iteration's folder (logs only: checkpoints are saved
+# by the worker, so it is empty once training ends and is then removed).
+TRAINER_SUBDIR = "trainer"
 _LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -104,7 +107,7 @@ def load_model(spec: TrainingSpec, use_unsloth: bool):
 def common_args(spec: TrainingSpec, cuda: bool, bf16: bool, report_to: str) -> dict[str, Any]:
     """TrainingArguments shared by SFT and GRPO."""
     return {
-        "output_dir": str(Path(spec.output_dir) / "trainer"),
+        "output_dir": str(Path(spec.output_dir) / TRAINER_SUBDIR),
         "max_steps": spec.max_steps,
         "per_device_train_batch_size": spec.batch_size,
         "gradient_accumulation_steps": spec.grad_accum,

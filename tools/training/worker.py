@@ -25,7 +25,7 @@ from postlab.tools.training.failures import (
     EXIT_OOM,
     WORKER_REPORT_FILE,
 )
-from postlab.tools.training.setup import ConfigError, build_trainer
+from postlab.tools.training.setup import TRAINER_SUBDIR, ConfigError, build_trainer
 from postlab.tools.training.spec import TrainingSpec, check_spec, resolve_use_unsloth
 
 # Test hook: poison the weights before the first step so the loss really becomes NaN.
@@ -200,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
 
             if wandb.run is not None:
                 wandb.finish()
+        with contextlib.suppress(OSError):
+            (out_dir / TRAINER_SUBDIR).rmdir()
         _write_report(
             out_dir / WORKER_REPORT_FILE,
             {
