@@ -19,6 +19,7 @@ from postlab.tools.data.hub import (
 from postlab.tools.data.self_generated import (
     SAMPLES_PER_PROMPT,
     TEMPERATURE,
+    balanced_rows,
     curriculum_rows,
     preference_rows,
     quality_rows,
@@ -113,6 +114,8 @@ def row_builder(state: LabState, memory: LabMemory, task: Task) -> RowBuilder | 
         return lambda examples: preference_rows(sampled(examples, SAMPLES_PER_PROMPT, TEMPERATURE))
     if recipe == "curriculum":
         return lambda examples: curriculum_rows(sampled(examples, 1, None))
+    if recipe == "balanced":
+        return balanced_rows
     # Task folders hold free text: nearness in meaning. Generated tasks: shared numbers.
     free_text = task.spec.source == "dir"
     if recipe == "quality":

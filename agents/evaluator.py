@@ -154,7 +154,12 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
         update["plan"] = plan.model_copy(update={"status": "done"})
         # The Trainer wrote this iteration's row; the evaluation completes it.
         row = iteration_row(state, plan)
-        scored = {"status": "evaluated", "score": result.strict, "lenient": result.lenient}
+        scored = {
+            "status": "evaluated",
+            "score": result.strict,
+            "lenient": result.lenient,
+            "eval_s": round(result.wall_s, 1),
+        }
         update["iterations"] = [row.model_copy(update={**scored, "checkpoint": checkpoint})]
     if is_best:
         update["best"] = BestModel(

@@ -204,7 +204,9 @@ def research(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
         "findings",
         [
             f"Technique {f.name} ({f.key}) ranked {rank} for {task.name}: {f.rationale}. "
-            f"Recipe {f.recipe}. Papers: {', '.join(p.id for p in f.papers)}"
+            f"Recipe {f.recipe}; learning rates "
+            f"{[(e.learning_rate, e.model_params, e.paper.id) for e in f.learning_rates]}. "
+            f"Papers: {', '.join(p.id for p in f.papers)}"
             for rank, f in enumerate(findings, start=1)
         ],
         [{"technique": f.key, "rank": rank} for rank, f in enumerate(findings, start=1)],

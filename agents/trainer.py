@@ -73,6 +73,7 @@ def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResul
             "spec": record.spec,
             "dataset": plan.dataset_path,
             "status": "trained" if result.status == "ok" else "failed",
+            "train_s": round(result.wall_s, 1),
         }
     )
     if result.status == "ok":

@@ -5,7 +5,11 @@ spend in all its iterations (same batch, the TrainingSpec's default learning rat
 no validation), and the lab itself. Writes lab_vs_naive.json, lab_vs_naive.md and
 lab_vs_naive.png into the output folder and prints the table.
 
-    python benchmarks/lab_vs_naive.py [--quick] [--tasks a,b] [--model M] [--out DIR]
+    python benchmarks/lab_vs_naive.py [--quick] [--tasks a,b] [--task-dirs D1,D2] [--model M]
+                                      [--out DIR] [--iterations N] [--steps N]
+
+--task-dirs runs task folders (train.jsonl, eval.jsonl, ...) instead of the bundled tasks, e.g.
+the held-out ones `benchmarks/heldout/make_tasks.py` writes.
 
 --quick: two iterations of 10 steps on 60 test items per task (minutes, not hours); the full run
 is six iterations of 40 steps on the whole test split.
@@ -25,6 +29,7 @@ from postlab.tools.data.training_sets import build_training_set
 from postlab.tools.evaluation.scoring import evaluate_checkpoint
 from postlab.tools.models.resolution import resolve_model
 from postlab.tools.tasks.catalog import bundled_task_names, load_task
+from postlab.tools.tasks.folders import load_task_dir
 from postlab.tools.training.runner import run_training
 from postlab.tools.training.spec import TrainingSpec
 
@@ -57,11 +62,12 @@ def naive_sft(task, base: str, settings: dict, out: Path) -> dict:
     return _test_score(result.checkpoint, task, settings["limit"])
 
 
-def lab(task_name: str, model: str, settings: dict, out: Path) -> dict:
+def lab(task_name: str, model: str, settings: dict, out: Path, task_dir: str | None = None) -> dict:
     """The lab on the task with the same per-iteration steps and iteration cap."""
+    where = {"task_dir": task_dir} if task_dir else {"task": task_name}
     output = run_lab(
         {
-            "task": task_name,
+            **where,
             "model": model,
             "budget": 60,
             "run_dir": str(out),
@@ -127,22 +133,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--tasks", default=",".join(bundled_task_names()))
+    parser.add_argument("--task-dirs", default="")
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--iterations", type=int, default=None)
+    parser.add_argument("--steps", type=int, default=None)
     args = parser.parse_args()
     settings = dict(QUICK if args.quick else FULL)
+    for key in ("iterations", "steps"):
+        if getattr(args, key):
+            settings[key] = getattr(args, key)
     out = Path(args.out or tempfile.mkdtemp(prefix="postlab-lab-vs-naive-"))
     out.mkdir(parents=True, exist_ok=True)
     base = resolve_model(args.model).path
     rows = []
-    for name in args.tasks.split(","):
-        task = load_task(name)
+    folders = [Path(folder) for folder in args.task_dirs.split(",") if folder]
+    chosen = [(load_task_dir(f), str(f)) for f in folders] or [
+        (load_task(name), None) for name in args.tasks.split(",")
+    ]
+    for task, task_dir in chosen:
+        name = task.name
         started = time.monotonic()
         row = {
             "task": name,
             "base": _test_score(base, task, settings["limit"]),
             "naive": naive_sft(task, base, settings, out / name / "naive"),
-            "lab": lab(name, args.model, settings, out / name / "lab"),
+            "lab": lab(name, args.model, settings, out / name / "lab", task_dir),
         }
         row["wall_s"] = round(time.monotonic() - started, 1)
         rows.append(row)

@@ -13,6 +13,7 @@ import typer
 from rich.markdown import Markdown
 from rich.table import Table
 
+from postlab.cli.help_format import flags_render_as_flags
 from postlab.cli.launch import (
     DEMO_OPTIONS,
     console,
@@ -35,6 +36,7 @@ def _default(option: str):
     return RunOptions.model_fields[option].default
 
 
+flags_render_as_flags()
 app = typer.Typer(
     name="postlab",
     help="An autonomous post-training lab: research, data, training and evaluation in a loop.",
@@ -234,11 +236,19 @@ def resume(
     drive_with_view(folder.name, budget, drive)
 
 
-@app.command()
+DEMO_HELP = (
+    "The offline end-to-end run: SmolLM2-135M-Instruct on two-digit addition, on the embedded "
+    f"defaults: up to {DEMO_OPTIONS['max_iterations']} iterations of "
+    f"{DEMO_OPTIONS['train_steps']} training steps, stopping early at validation accuracy "
+    f"{DEMO_OPTIONS['target_score']:g}; the report says what it tried and why."
+)
+
+
+@app.command(help=DEMO_HELP)
 def demo(
     run_dir: Annotated[Path | None, typer.Option(help="Where the run lives.")] = None,
 ) -> None:
-    """The offline end-to-end run: SmolLM2-135M on two-digit addition, on the embedded defaults."""
+    """The offline end-to-end run on the embedded defaults."""
     goal = "Raise SmolLM2-135M-Instruct on two-digit addition, answering with the number only"
     launch(
         goal, DEFAULT_TASK, None, DEFAULT_MODEL, DEFAULT_STEP_BUDGET, run_dir, dict(DEMO_OPTIONS)

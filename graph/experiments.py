@@ -27,7 +27,7 @@ from postlab.tools.training.recipes import (
     weights_bytes,
 )
 
-Move = Literal["open", "fix", "continue", "target_errors", "lower_lr", "switch"]
+Move = Literal["open", "fix", "continue", "target_errors", "rebalance", "lower_lr", "switch"]
 # A continuation starts from a model already trained on the task: it re-warms to a lower peak.
 # Measured: continuing at the same rate lost validation accuracy on answer_format (0.63 → 0.50)
 # and gained nothing on the demo's addition_2d (0.78 → 0.76) in benchmarks/lab_vs_naive.py.
@@ -255,7 +255,8 @@ def _fix_failure(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
 def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     """The next experiment after an iteration, from validation evidence; or None and why not.
 
-    Failed → fix (OOM, divergence, timeout) or switch. Collapsed to one answer → switch.
+    Failed → fix (OOM, divergence, timeout) or switch. Collapsed to one answer → retrain on
+    rows balanced by answer at half the rate (SFT), or switch when that was already tried.
     Gained → continue from the new best, on data aimed at the dominant miss when one dominates.
     Stalled → halve the learning rate once, then switch technique.
     """
@@ -270,12 +271,23 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     before = max((e.strict for e in evaluations if e is not this), default=0.0)
     evidence = f"validation {before:.2f} → {this.strict:.2f}"
     if this.collapse:
-        return _switch(
-            state,
-            plan,
+        collapsed = (
             f"iteration {plan.iteration} collapsed: {this.collapse:.0%} of validation "
-            f"answers are one and the same ({evidence})",
+            f"answers are one and the same ({evidence})"
         )
+        if finding is None or plan.data_recipe == "balanced" or plan.method != "sft":
+            return _switch(state, plan, collapsed)
+        # A model that answers everything alike learned the majority answer: take that
+        # shortcut away (every answer equally often) and step more gently.
+        hyper = plan.hyper.with_changes(learning_rate=plan.hyper.learning_rate / 2)
+        reason = (
+            f"{collapsed}: retrain {finding.name} from the best checkpoint on rows balanced "
+            "by answer, at half the learning rate"
+        )
+        rebalanced = new_plan(
+            state, finding, reason, hyper, lr_halved=True, recipe="balanced", move="rebalance"
+        )
+        return rebalanced, "rebalance"
     if finding is None:
         return _switch(state, plan, f"{plan.technique} has no card left")
     if this.strict >= before + options.guard.min_improvement:

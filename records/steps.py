@@ -130,6 +130,9 @@ class Iteration(BaseModel):
     failure: str | None = None
     parent: int = 0
     move: str = "open"
+    # Wall-clock seconds of the training run and of the validation scoring.
+    train_s: float | None = None
+    eval_s: float | None = None
 
     @classmethod
     def start(cls, plan: Plan) -> Iteration:

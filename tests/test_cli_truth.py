@@ -32,6 +32,13 @@ def test_version_and_short_help():
     assert result.exit_code == 0 and "--task-dir" in result.stdout
 
 
+def test_flags_render_as_flags_and_the_demo_says_what_it_does():
+    shown = runner.invoke(app, ["show", "-h"], terminal_width=100)
+    assert "--json" in shown.stdout and "<bool>" not in shown.stdout
+    demo = runner.invoke(app, ["demo", "-h"], terminal_width=100)
+    assert "3 iterations" in demo.stdout and "0.9" in demo.stdout
+
+
 def test_latest_and_unique_prefixes_find_runs(runs_dir):
     older = _fake_run(runs_dir, "20261201-100000-addition-2d", 1_000)
     newer = _fake_run(runs_dir, "20261201-110000-addition-2d", 2_000)

@@ -43,6 +43,19 @@ def test_lost_carries_and_a_collapse_are_named():
     assert varied.error_categories["off_by_power_of_ten"] == 3
 
 
+def test_a_confusion_between_labels_is_named_on_classification_tasks():
+    task = load_task("answer_format")
+    labels = ["animal", "fruit", "tool"] * 4
+    examples = [Example(prompt=f"q{i}", answer=a) for i, a in enumerate(labels)]
+    completions = ["animal"] * 12
+    result = score(task, examples, completions, "m")
+    assert result.error_categories == {"correct": 4, "wrong_label": 8}
+    assert result.collapse == 1.0
+    # Free-form answers have no label set: another answer is merely wrong.
+    numbers = [Example(prompt=f"q{i}", answer=str(i)) for i in range(6)]
+    assert score(task, numbers, ["1"] * 6, "m").error_categories["wrong"] == 5
+
+
 def test_categorize():
     assert categorize("5", True, True) == "correct"
     assert categorize("it is 5", False, True) == "format"

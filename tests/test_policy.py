@@ -275,13 +275,19 @@ def test_a_dominant_specific_miss_changes_the_data(tmp_path):
     assert kind == "continue" and new.data_recipe == "plain"
 
 
-def test_a_collapse_switches_technique_and_says_so(tmp_path):
+def test_a_collapse_rebalances_the_data_then_switches_technique(tmp_path):
     findings = [finding("sft_full"), finding("sft_lora")]
     state = _done_state(tmp_path, 0.2, findings=findings, wrong=80)
     state["evaluations"][-1] = state["evaluations"][-1].model_copy(update={"collapse": 0.9})
     new, kind = refine(state, state["plan"])
-    assert kind == "switch" and new.technique == "sft_lora" and new.move == "switch"
+    # First the data changes: every answer equally often, at half the rate.
+    assert kind == "rebalance" and new.technique == "sft_full" and new.data_recipe == "balanced"
+    assert new.hyper.learning_rate == state["plan"].hyper.learning_rate / 2
     assert "collapsed: 90% of validation answers are one and the same" in new.reason
+    # Collapsed again on balanced rows: the technique goes.
+    state["plan"] = state["plan"].model_copy(update={"data_recipe": "balanced"})
+    new, kind = refine(state, state["plan"])
+    assert kind == "switch" and new.technique == "sft_lora" and new.move == "switch"
 
 
 def test_grpo_starts_from_the_sft_checkpoint_once_sft_stops_improving(tmp_path):

@@ -4,7 +4,7 @@ was met, how to load the model and the exact command that reruns the run."""
 import json
 
 from postlab.tools.reporting.curves import anomalies, read_curves
-from postlab.tools.reporting.markdown import render_report, write_report
+from postlab.tools.reporting.markdown import md, render_report, write_report
 from postlab.tools.training.failures import EVENT_MARKER
 
 
@@ -25,8 +25,9 @@ def _summary(tmp_path):
     iterations = [
         {"iteration": k, "technique": "sft_full", "status": "evaluated", "reason": "r",
          "score": s, "spec": {"output_dir": str(tmp_path / f"it{k}"), "method": "sft",
-                              "max_steps": 4, "batch_size": 8}, "dataset": "d"}
-        for k, s in ((1, 0.5), (2, 0.4))
+                              "max_steps": 4, "batch_size": 8}, "dataset": "d",
+         "parent": k - 1, "move": move, "train_s": 30.4, "eval_s": 5.0}
+        for k, s, move in ((1, 0.5, "open"), (2, 0.4, "target_errors"))
     ]  # fmt: skip
     return {
         "run_id": "r", "goal": "g", "task": "addition_2d", "task_dir": None,
@@ -35,7 +36,11 @@ def _summary(tmp_path):
         "best_val_score": 0.5, "best_checkpoint": "/runs/r/models/iter-1/checkpoint",
         "target_score": 0.9, "iterations": iterations,
         "datasets": [{"path": "d", "recipe": "plain", "final_size": 16}],
-        "evaluations": [{"iteration": 0, "lenient": 0.0, "n": 20}, {"iteration": 1, "n": 20}],
+        "evaluations": [
+            {"iteration": 0, "label": "baseline", "strict": 0.0, "lenient": 0.0, "n": 20},
+            {"iteration": 1, "label": "iter-1", "strict": 0.5, "n": 20,
+             "error_categories": {"correct": 10, "off_by_power_of_ten": 7, "wrong": 3}},
+        ],
         "options": {"max_iterations": 2, "train_steps": 4, "train_size": 16, "batch_size": 8,
                     "seed": 0, "target_score": 0.9},
         "versions": {"postlab": "0.1.0", "torch": "2.13.0"}, "source_revision": "abc123",
@@ -62,6 +67,12 @@ def test_the_report_shows_curves_target_data_use_and_how_to_rerun(tmp_path):
     assert "gradient norm 80.0 at step 2" in report
     assert "plain recipe, 16 rows, 2.00 epochs" in report
     assert "A sample of 1 of its 10 validation misses" in report
+    # The chain: misses by category → the move they drove → its effect on validation.
+    chain = "misses by category (read by the next decision): off_by_power_of_ten 7, wrong 3"
+    assert md(chain) in report
+    assert md("From: iteration 1, by target_errors") in report
+    assert "(-0.10 against iter-1's 0.50)" in report
+    assert "- Time: 30s training, 5s scoring" in report
     assert 'path = "/runs/r/models/iter-1/checkpoint"' in report
     assert (
         "postlab run --task addition_2d --model smollm2-135m-instruct --budget 60 "

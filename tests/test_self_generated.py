@@ -7,6 +7,7 @@ from postlab.memory.embeddings import default_embedding_function
 from postlab.memory.store import LabMemory
 from postlab.tools.data.self_generated import (
     Sampled,
+    balanced_rows,
     curriculum_rows,
     preference_rows,
     quality_rows,
@@ -182,3 +183,18 @@ def test_teacher_rows_keep_only_new_verified_self_consistent_questions():
     assert stats["kept"] == 1 and stats["disagreed"] == 1 and stats["duplicates"] == 1
     assert stats["contaminated"] == 1 and stats["bad_form"] == 1 and stats["unparsed"] == 1
     assert calls == [(6, 1), (2, 3)]
+
+
+def test_balanced_rows_give_every_answer_equal_weight_and_leave_unique_answers_alone():
+    skewed = [Example(prompt=f"review {i}", answer="positive") for i in range(16)]
+    skewed += [Example(prompt=f"review {i}", answer="negative") for i in range(16, 20)]
+    skewed += [Example(prompt=f"review {i}", answer="neutral") for i in range(20, 22)]
+    rows, stats = balanced_rows(skewed)
+    answers = [row["completion"][0]["content"] for row in rows]
+    assert stats["balanced"] and stats["largest_share_before"] == round(16 / 22, 3)
+    assert {answers.count(a) for a in ("positive", "negative", "neutral")} == {7}
+    # Interleaved: no two neighbouring rows share an answer.
+    assert all(a != b for a, b in zip(answers, answers[1:], strict=False))
+    sums = [Example(prompt=f"{i} + 1", answer=str(i + 1)) for i in range(10)]
+    rows, stats = balanced_rows(sums)
+    assert not stats["balanced"] and len(rows) == 10

@@ -289,3 +289,30 @@ def quality_rows(task: Task, examples: list[Example], embed: Embed | None = None
         "near_copy_measure": "embedding cosine" if embed else "word overlap",
     }
     return rows, stats
+
+
+def balanced_rows(examples: list[Example]) -> Rows:
+    """Plain rows with every reference answer equally often (minority answers repeated).
+
+    A model that gives one answer to every prompt learned the majority answer; rows balanced
+    by answer take that shortcut away. Tasks whose answers rarely repeat (arithmetic) have
+    nothing to balance and keep their rows as they are.
+    """
+    groups: dict[str, list[Example]] = {}
+    for example in examples:
+        groups.setdefault(example.answer.strip().lower(), []).append(example)
+    before = Counter({answer: len(items) for answer, items in groups.items()})
+    if len(groups) > len(examples) // 2 or len(groups) < 2:
+        rows = [{"prompt": _user(e.prompt), "completion": _assistant(e.answer)} for e in examples]
+        return rows, {"answers": len(groups), "balanced": False}
+    per_answer = max(1, len(examples) // len(groups))
+    # Interleaved, so no stretch of training sees one answer only.
+    chosen = [items[i % len(items)] for i in range(per_answer) for items in groups.values()]
+    rows = [{"prompt": _user(e.prompt), "completion": _assistant(e.answer)} for e in chosen]
+    stats = {
+        "answers": len(groups),
+        "balanced": True,
+        "per_answer": per_answer,
+        "largest_share_before": round(max(before.values()) / len(examples), 3),
+    }
+    return rows, stats

@@ -48,15 +48,41 @@ COLLAPSE_SHARE = 0.5
 COLLAPSE_MIN_ITEMS = 5
 
 
-def categorize(completion: str, strict: bool, lenient: bool, answer: str = "") -> str:
-    """Name the kind of miss: correct, format (right answer, wrong shape), empty, a number off by
-    a power of ten (a lost or spurious carry), or wrong."""
+# Answers drawn from at most this many distinct values (and repeating) make a label set: a
+# miss that names another label is a confusion between classes, not free-form nonsense.
+MAX_LABELS = 12
+
+
+def label_set(answers: list[str]) -> frozenset[str]:
+    """The task's labels when its answers are a small repeating set (else empty)."""
+    labels = frozenset(_normal(answer) for answer in answers)
+    if len(labels) > MAX_LABELS or len(labels) * 2 > len(answers):
+        return frozenset()
+    return labels
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.split()).lower().strip(" .")
+
+
+def categorize(
+    completion: str,
+    strict: bool,
+    lenient: bool,
+    answer: str = "",
+    labels: frozenset[str] = frozenset(),
+) -> str:
+    """Name the kind of miss: correct, format (right answer, wrong shape), empty, another of the
+    task's labels (wrong_label), a number off by a power of ten (a lost or spurious carry), or
+    wrong."""
     if strict:
         return "correct"
     if lenient:
         return "format"
     if not completion.strip():
         return "empty"
+    if labels and _normal(completion) in labels:
+        return "wrong_label"
     got, expected = parse_number(completion), parse_number(answer)
     if got is not None and expected is not None and got != expected:
         gap = abs(got - expected)
@@ -105,11 +131,12 @@ def score(
     failures: list[FailureSample] = []
     missed: list[str] = []
     strict_hits = lenient_hits = 0
+    labels = label_set([example.answer for example in examples])
     for example, completion in zip(examples, completions, strict=True):
         verdict = task.verify(completion, example.answer)
         strict_hits += verdict.strict
         lenient_hits += verdict.lenient
-        category = categorize(completion, verdict.strict, verdict.lenient, example.answer)
+        category = categorize(completion, verdict.strict, verdict.lenient, example.answer, labels)
         categories[category] += 1
         if category != "correct":
             missed.append(example.prompt)

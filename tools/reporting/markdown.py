@@ -201,23 +201,53 @@ def _data_text(card: dict[str, Any] | None, spec: dict[str, Any]) -> str:
     return f"{text} ({counted})" if counted else text
 
 
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}s"
+
+
+def _effect(parent: dict[str, Any] | None, score: float | None) -> str:
+    """The change on validation from the node this iteration grew from."""
+    if parent is None or score is None or parent.get("strict") is None:
+        return ""
+    label = parent.get("label") or f"iteration {parent.get('iteration')}"
+    return f" ({score - parent['strict']:+.2f} against {label}'s {parent['strict']:.2f})"
+
+
+def _misses(evaluation: dict[str, Any] | None) -> str:
+    """An evaluation's misses by category, largest first."""
+    categories = (evaluation or {}).get("error_categories") or {}
+    misses = sorted(
+        ((count, name) for name, count in categories.items() if name != "correct"), reverse=True
+    )
+    text = ", ".join(f"{md(name)} {count}" for count, name in misses if count)
+    collapse = (evaluation or {}).get("collapse") or 0
+    if collapse:
+        text += f"; {collapse:.0%} of answers identical (collapse)"
+    return text
+
+
 def _iterations(summary: dict[str, Any]) -> list[str]:
     lines = ["## Iterations", ""]
     if not summary["iterations"]:
         lines.append("No iteration ran.")
     cards = {card["path"]: card for card in summary.get("datasets") or []}
+    scored = {e["iteration"]: e for e in summary.get("evaluations") or []}
     for it in summary["iterations"]:
         parent = it.get("parent") or 0
         origin = f"iteration {parent}" if parent else "the base model"
         lines += [
             f"### Iteration {it['iteration']}: {it['technique']} — {it['status']}",
             "",
-            f"- From: {origin}, by `{md(it.get('move') or 'open')}`",
+            f"- From: {origin}, by {md(it.get('move') or 'open')}",
             f"- Why: {md(it['reason'])}",
             f"- Data: {_data_text(cards.get(it.get('dataset') or ''), it.get('spec') or {})}",
             f"- Spec: {_spec_text(it.get('spec') or {}) or 'not trained'}",
-            f"- Validation: strict {_score(it.get('score'))}, lenient {_score(it.get('lenient'))}",
+            f"- Time: {_seconds(it.get('train_s'))} training, {_seconds(it.get('eval_s'))} scoring",
+            f"- Validation: strict {_score(it.get('score'))}, lenient {_score(it.get('lenient'))}"
+            + _effect(scored.get(parent), it.get("score")),
         ]
+        if misses := _misses(scored.get(it["iteration"])):
+            lines.append(f"- Validation misses by category (read by the next decision): {misses}")
         if it.get("failure"):
             lines.append(f"- Failure: {md(it['failure'])}")
         lines.append("")

@@ -15,7 +15,15 @@ from typing import Literal
 
 Method = Literal["sft", "grpo", "dpo", "orpo"]
 DataRecipe = Literal[
-    "plain", "grpo", "rft", "preference", "curriculum", "quality", "targeted", "synthetic"
+    "plain",
+    "grpo",
+    "rft",
+    "preference",
+    "curriculum",
+    "quality",
+    "targeted",
+    "synthetic",
+    "balanced",
 ]
 
 # The model size a card's learning rate is taken to be measured at when the card does not say
@@ -66,7 +74,7 @@ TECHNIQUES: dict[str, TechniqueRecipe] = {
 }
 # Data recipes each trainer method can learn from (a router may change a plan's recipe within).
 RECIPES_BY_METHOD: dict[str, tuple[str, ...]] = {
-    "sft": ("plain", "quality", "curriculum", "targeted", "rft", "synthetic"),
+    "sft": ("plain", "quality", "curriculum", "targeted", "rft", "synthetic", "balanced"),
     "dpo": ("preference",),
     "orpo": ("preference",),
     "grpo": ("grpo",),

@@ -1,0 +1,113 @@
+"""Write the held-out task folders the lab is checked on (deterministic; no network).
+
+    python benchmarks/heldout/make_tasks.py OUT_DIR
+
+- word_category: which of animal / fruit / tool a word names. The training file is skewed
+  (about three rows in four say "animal"), validation and test are balanced and use words the
+  training file never shows: plain SFT on it tends to answer "animal" to everything.
+- shout: rewrite a short phrase in capital letters, exact match.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+WORDS = {
+    "animal": "cat dog horse cow sheep goat pig rabbit mouse lion tiger bear wolf fox deer "
+    "zebra camel monkey eagle owl duck goose frog snake whale shark dolphin otter beaver "
+    "squirrel",
+    "fruit": "apple banana cherry grape lemon lime mango melon orange peach pear plum kiwi "
+    "papaya apricot fig date guava lychee coconut pineapple raspberry strawberry blueberry "
+    "blackberry cranberry tangerine nectarine pomegranate quince",
+    "tool": "hammer wrench screwdriver saw drill pliers chisel shovel rake axe file clamp "
+    "ladder level crowbar mallet trowel spanner hacksaw scissors tape needle sander plane "
+    "vise awl stapler shears pickaxe grinder",
+}
+TEMPLATES = [
+    "Is a {w} an animal, a fruit or a tool? Answer with one word.",
+    "Which group does '{w}' belong to: animal, fruit or tool? Answer with one word.",
+    "Classify the word '{w}' as animal, fruit or tool. Answer with one word.",
+    "A {w} is which of these: animal, fruit, tool? Answer with one word.",
+    "Word: {w}. Category (animal, fruit or tool)? Answer with one word.",
+    "Pick the category of '{w}' from animal, fruit and tool. Answer with one word.",
+]
+# Rows per training word, by category: the skew that makes one answer dominate training.
+TRAIN_TEMPLATES = {"animal": 6, "fruit": 2, "tool": 1}
+PHRASES_TEXT = (
+    "good morning|see you soon|open the door|the red car|a cup of tea|my old friend|"
+    "turn left here|rain again today|we won the game|close the window|time to go|"
+    "happy new year|the blue sky|call me later|one more time|keep it simple|read the book|"
+    "the big city|walk the dog|fresh bread|cold water|the last train|bright light|"
+    "quiet night|hot soup|small house|green tea|paper plane|long road|new shoes|fast river|"
+    "warm coat|sweet dreams|lost keys|early bird|open sky|dark forest|silver moon|clean room|"
+    "old song|short story|heavy rain|soft pillow|busy street|wooden chair|broken clock|"
+    "yellow flower|tall tree"
+)
+PHRASES = PHRASES_TEXT.split("|")
+
+
+def _write(folder: Path, name: str, rows: list[dict]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def word_category(out: Path) -> None:
+    """The skewed-training classification folder."""
+    rng = random.Random(7)
+    splits: dict[str, list[dict]] = {"train": [], "valid": [], "eval": []}
+    for category, words in WORDS.items():
+        pool = words.split()
+        rng.shuffle(pool)
+        train, valid, test = pool[:18], pool[18:24], pool[24:30]
+        for word in train:
+            for template in rng.sample(TEMPLATES, TRAIN_TEMPLATES[category]):
+                splits["train"].append({"prompt": template.format(w=word), "answer": category})
+        for split, chosen in (("valid", valid), ("eval", test)):
+            for word in chosen:
+                for template in rng.sample(TEMPLATES, 4):
+                    splits[split].append({"prompt": template.format(w=word), "answer": category})
+    folder = out / "word_category"
+    for split, rows in splits.items():
+        rng.shuffle(rows)
+        _write(folder, f"{split}.jsonl", rows)
+    task = {"name": "word_category", "description": "Name the category of a word.",
+            "metric": "exact", "max_new_tokens": 8}  # fmt: skip
+    (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
+
+
+def shout(out: Path) -> None:
+    """The capital-letters folder."""
+    rng = random.Random(11)
+    phrases = list(PHRASES)
+    rng.shuffle(phrases)
+    templates = [
+        "Write '{p}' in capital letters. Answer with the text only.",
+        "Rewrite in upper case: {p}. Answer with the text only.",
+        "Shout this: '{p}'. Answer with the text only.",
+    ]
+
+    def rows(chosen: list[str]) -> list[dict]:
+        return [{"prompt": t.format(p=p), "answer": p.upper()} for p in chosen for t in templates]
+
+    folder = out / "shout"
+    _write(folder, "train.jsonl", rows(phrases[:30]))
+    _write(folder, "valid.jsonl", rows(phrases[30:39]))
+    _write(folder, "eval.jsonl", rows(phrases[39:]))
+    task = {"name": "shout", "description": "Rewrite a phrase in capital letters.",
+            "metric": "exact", "max_new_tokens": 16}  # fmt: skip
+    (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
+
+
+def main() -> None:
+    """Write both folders under the directory given."""
+    out = Path(sys.argv[1] if len(sys.argv) > 1 else "heldout-tasks")
+    word_category(out)
+    shout(out)
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
