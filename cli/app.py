@@ -99,9 +99,10 @@ def run(
     train_steps: Annotated[int, typer.Option(help="Optimizer steps per iteration.")] = _default(
         "train_steps"
     ),
-    train_size: Annotated[int, typer.Option(help="Training examples per iteration.")] = _default(
-        "train_size"
-    ),
+    train_size: Annotated[
+        int,
+        typer.Option(help="The most rows an iteration builds (it builds the rows its steps draw)."),
+    ] = _default("train_size"),
     batch_size: Annotated[int, typer.Option(help="Training batch size.")] = _default("batch_size"),
     eval_limit: Annotated[
         int | None, typer.Option(help="Score only the first N held-out items (quick runs).")

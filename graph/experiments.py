@@ -17,6 +17,7 @@ from postlab.records.state import LabState
 from postlab.records.steps import Plan
 from postlab.tools.training.recipes import (
     FULL_FINETUNE_MAX_BYTES,
+    LR_BOUNDS,
     RECIPES_BY_METHOD,
     TECHNIQUES,
     adapter_for,
@@ -27,12 +28,20 @@ from postlab.tools.training.recipes import (
     weights_bytes,
 )
 
-Move = Literal["open", "fix", "continue", "target_errors", "rebalance", "lower_lr", "switch"]
+Move = Literal[
+    "open", "fix", "continue", "raise_lr", "target_errors", "rebalance", "lower_lr", "switch"
+]
 # A continuation starts from a model already trained on the task: it re-warms to a lower peak.
 # Measured: continuing at the same rate lost validation accuracy on answer_format (0.63 → 0.50)
 # and gained nothing on the demo's addition_2d (0.78 → 0.76) in benchmarks/lab_vs_naive.py.
 CONTINUE_LR_FACTOR = 0.5
 CONTINUE_WHY = f"at {CONTINUE_LR_FACTOR:g}× the learning rate (a trained model re-warms lower)"
+# A validation gain this large means the model still learns fast at its rate: the next step
+# climbs (a larger rate, within the adapter's bounds) instead of annealing. Measured: sort_list
+# went 0.02 → 0.32 → 0.42 on validation at 3.9e-5 then a halved 1.9e-5, where one run at 6e-5
+# reached 0.53 (benchmarks/lab_vs_naive.py --quick, benchmarks/lr_sweep.py): it under-trained.
+STRONG_GAIN = 0.1
+RAISE_LR_FACTOR = 1.5
 # Fewest rows an iteration builds, whatever its steps (the dataset builder's own floor is 8).
 MIN_TRAINING_ROWS = 16
 # Agent steps one iteration takes: build data, train, score on validation.
@@ -252,12 +261,29 @@ def _fix_failure(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     return new_plan(state, finding, reason, hyper, recipe=plan.data_recipe, move="fix"), "fix"
 
 
+def _next_rate(plan: Plan, gain: float) -> tuple[float, str, Move]:
+    """The learning rate a continuation takes after a gain, why, and the move it makes."""
+    rate = plan.hyper.learning_rate
+    if gain < STRONG_GAIN:
+        return rate * CONTINUE_LR_FACTOR, CONTINUE_WHY, "continue"
+    high = LR_BOUNDS[plan.hyper.adapter][1]
+    raised = float(f"{min(high, rate * RAISE_LR_FACTOR):.3g}")
+    if raised > rate:
+        why = (
+            f"at {raised:g} ({RAISE_LR_FACTOR:g}× the rate: +{gain:.2f} means it still learns fast)"
+        )
+        return raised, why, "raise_lr"
+    why = f"at the same rate {rate:g} (+{gain:.2f}; {plan.hyper.adapter}'s bound is {high:g})"
+    return rate, why, "continue"
+
+
 def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     """The next experiment after an iteration, from validation evidence; or None and why not.
 
     Failed → fix (OOM, divergence, timeout) or switch. Collapsed to one answer → retrain on
     rows balanced by answer at half the rate (SFT), or switch when that was already tried.
-    Gained → continue from the new best, on data aimed at the dominant miss when one dominates.
+    Gained → continue from the new best, on data aimed at the dominant miss when one dominates:
+    at a raised rate after a large gain, at half the rate after a small one.
     Stalled → halve the learning rate once, then switch technique.
     """
     if plan.status == "failed":
@@ -291,29 +317,26 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     if finding is None:
         return _switch(state, plan, f"{plan.technique} has no card left")
     if this.strict >= before + options.guard.min_improvement:
-        calmer = plan.hyper.with_changes(
-            learning_rate=plan.hyper.learning_rate * CONTINUE_LR_FACTOR
-        )
+        rate, how, move = _next_rate(plan, this.strict - before)
+        stepped = plan.hyper.with_changes(learning_rate=rate)
         dominant = dominant_miss(this)
         if dominant and dominant[0] in TARGETABLE and TECHNIQUES[plan.technique].method == "sft":
             category, share = dominant
             reason = (
                 f"iteration {plan.iteration} raised {evidence}; {share:.0%} of its misses are "
                 f"'{category}': continue {finding.name} on data weighted toward those misses, "
-                f"{CONTINUE_WHY}"
+                f"{how}"
             )
             targeted = new_plan(
-                state, finding, reason, calmer, recipe="targeted", move="target_errors"
+                state, finding, reason, stepped, recipe="targeted", move="target_errors"
             )
             return targeted, "target_errors"
         reason = (
             f"iteration {plan.iteration} raised {evidence}: continue {finding.name} from the "
-            f"new best on fresh data, {CONTINUE_WHY}"
+            f"new best on fresh data, {how}"
         )
-        continued = new_plan(
-            state, finding, reason, calmer, recipe=plan.data_recipe, move="continue"
-        )
-        return continued, "continue"
+        continued = new_plan(state, finding, reason, stepped, recipe=plan.data_recipe, move=move)
+        return continued, move
     if not plan.lr_halved:
         hyper = plan.hyper.with_changes(learning_rate=plan.hyper.learning_rate / 2)
         reason = (

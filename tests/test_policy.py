@@ -264,15 +264,36 @@ def test_a_dominant_specific_miss_changes_the_data(tmp_path):
     state = _done_state(tmp_path, 0.6, off_by_power_of_ten=30, wrong=10)
     new, kind = refine(state, state["plan"])
     assert kind == "target_errors" and new.data_recipe == "targeted"
-    # A continuation re-warms to a lower peak; nothing else changes.
+    # Only the data (and the rate, by the rule tested below) changes.
     before = state["plan"].hyper
-    assert new.hyper == before.with_changes(learning_rate=before.learning_rate * 0.5)
-    assert "0.5× the learning rate" in new.reason
+    assert new.hyper == before.with_changes(learning_rate=new.hyper.learning_rate)
     assert "75% of its misses are 'off_by_power_of_ten'" in new.reason
     # Merely wrong answers name no skill to target: fresh plain data instead.
     state = _done_state(tmp_path, 0.6, wrong=40)
     new, kind = refine(state, state["plan"])
     assert kind == "continue" and new.data_recipe == "plain"
+
+
+def test_a_large_gain_raises_the_rate_a_small_one_anneals_it(tmp_path):
+    state = _done_state(tmp_path, 0.6, wrong=40)
+    state["plan"] = sft_plan(
+        hyper=Hyper(adapter="full", learning_rate=4e-5, max_steps=40, batch_size=8)
+    )
+    new, kind = refine(state, state["plan"])
+    # +0.60 on validation: still learning fast, so the next step climbs (within bounds).
+    assert kind == "raise_lr" and new.hyper.learning_rate == 6e-5 and new.move == "raise_lr"
+    assert "still learns fast" in new.reason
+    state["plan"] = sft_plan(
+        hyper=Hyper(adapter="full", learning_rate=8e-5, max_steps=40, batch_size=8)
+    )
+    new, kind = refine(state, state["plan"])
+    assert kind == "continue" and new.hyper.learning_rate == 8e-5
+    assert "bound is 8e-05" in new.reason
+    # A small gain (0.55 → 0.60): anneal, at half the rate.
+    state["evaluations"].insert(1, evaluation(0, 0.55).model_copy(update={"label": "iter-0b"}))
+    new, kind = refine(state, state["plan"])
+    assert kind == "continue" and new.hyper.learning_rate == 4e-5
+    assert "0.5× the learning rate" in new.reason
 
 
 def test_a_collapse_rebalances_the_data_then_switches_technique(tmp_path):
