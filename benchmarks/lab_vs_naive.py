@@ -43,20 +43,26 @@ def _test_score(checkpoint: str, task, limit: int | None) -> dict:
     return {"score": result.strict, "stderr": binomial_stderr(result.strict, result.n)}
 
 
-def naive_sft(task, base: str, settings: dict, out: Path) -> dict:
-    """One full-SFT run of the lab's whole step budget on plain task data."""
-    steps = settings["iterations"] * settings["steps"]
+def plain_sft(task, base: str, steps: int, out: Path, learning_rate: float | None = None):
+    """One full-SFT run of `steps` on plain task data (the spec's default rate unless given)."""
     card = build_training_set(task, "sft", steps * BATCH, seed=0, out_dir=out / "data")
+    rate = {"learning_rate": learning_rate} if learning_rate else {}
     spec = TrainingSpec(
         method="sft",
         base_model=base,
         dataset_path=card.path,
-        output_dir=str(out / "model"),
+        output_dir=str(out / (f"lr{learning_rate:g}" if learning_rate else "model")),
         max_steps=steps,
         batch_size=BATCH,
         task=task.name,
+        **rate,
     )
-    result = run_training(spec)
+    return run_training(spec)
+
+
+def naive_sft(task, base: str, settings: dict, out: Path) -> dict:
+    """One full-SFT run of the lab's whole step budget on plain task data."""
+    result = plain_sft(task, base, settings["iterations"] * settings["steps"], out)
     if result.status != "ok":
         return {"score": None, "stderr": None, "error": result.failure.kind}
     return _test_score(result.checkpoint, task, settings["limit"])

@@ -14,31 +14,17 @@ import tempfile
 import time
 from pathlib import Path
 
+from lab_vs_naive import plain_sft
+
 from postlab.records.outcomes import binomial_stderr
-from postlab.tools.data.training_sets import build_training_set
 from postlab.tools.evaluation.scoring import evaluate_checkpoint
 from postlab.tools.models.resolution import resolve_model
 from postlab.tools.tasks.catalog import load_task
-from postlab.tools.training.runner import run_training
-from postlab.tools.training.spec import TrainingSpec
-
-BATCH = 8
 
 
 def sweep_point(task, base: str, lr: float, steps: int, limit: int, out: Path) -> dict:
     """Train once at `lr` for `steps` and score validation."""
-    card = build_training_set(task, "sft", steps * BATCH, seed=0, out_dir=out / "data")
-    spec = TrainingSpec(
-        method="sft",
-        base_model=base,
-        dataset_path=card.path,
-        output_dir=str(out / f"lr{lr:g}"),
-        max_steps=steps,
-        batch_size=BATCH,
-        learning_rate=lr,
-        task=task.name,
-    )
-    result = run_training(spec)
+    result = plain_sft(task, base, steps, out, learning_rate=lr)
     if result.status != "ok":
         return {"lr": lr, "score": None, "error": result.failure.kind}
     scored = evaluate_checkpoint(result.checkpoint, task, ("validation",), limit)["validation"]
