@@ -72,6 +72,8 @@ def test_the_run_folder_travels_with_relative_paths_and_one_file_mode(finished_r
     run_dir, _, _ = finished_run
     text = (run_dir / "summary.json").read_text() + (run_dir / "run.json").read_text()
     assert str(run_dir) not in text and '"models/iter-1/checkpoint"' in text
+    # The logs behind the training curves are found through the relative paths.
+    assert "![training curves](training.png)" in (run_dir / "report.md").read_text()
     # The records get the mode the plot (written by a plain open) gets.
     assert set(file_modes(run_dir).values()) == {(run_dir / "scores.png").stat().st_mode & 0o777}
     # No empty folders of ours (wandb's offline log keeps its own layout).

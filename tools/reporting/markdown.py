@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from postlab.tools.io.atomic import write_text_atomic
+from postlab.tools.io.rundir import located
 from postlab.tools.reporting.curves import CURVES_FILE, anomalies, plot_curves, read_curves
 
 PLOT_FILE = "scores.png"
@@ -338,7 +339,8 @@ def render_report(
 def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
     """Write scores.png and report.md into the run directory; return the report's path."""
     plot = plot_scores(summary, run_dir / PLOT_FILE)
-    curves = read_curves(summary.get("iterations") or [])
+    # The summary's paths are relative to the run folder; the logs are read where it lies.
+    curves = read_curves(located(summary, run_dir).get("iterations") or [])
     curves_plot = plot_curves(curves, run_dir / CURVES_FILE)
     text = render_report(
         summary,
