@@ -11,7 +11,16 @@ from postlab.cli.app import app
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 # Flags of other programs the README shows (pip, pytest, langgraph, make, the benchmarks).
-OTHER_PROGRAMS = {"--no-deps", "--host", "--port", "--no-browser", "--quick", "--tasks", "--out"}
+OTHER_PROGRAMS = {
+    "--no-deps",
+    "--host",
+    "--port",
+    "--no-browser",
+    "--quick",
+    "--tasks",
+    "--task-dirs",
+    "--out",
+}
 
 
 def _cli_flags() -> tuple[set[str], set[str]]:
