@@ -59,29 +59,25 @@ def index_corpus(memory: LabMemory, corpus: list[PaperRecord]) -> int:
 
 def _recipe_from(
     papers: Iterable[PaperRecord],
-) -> tuple[dict[str, float], dict[str, PaperRef], list[LearningRateEvidence]]:
+) -> tuple[dict[str, float], list[LearningRateEvidence]]:
     """Each setting from the most relevant paper reporting it; every learning rate reported,
     with the model size of its own paper (the Trainer scales each from where it was measured)."""
     recipe: dict[str, float] = {}
-    sources: dict[str, PaperRef] = {}
     rates: list[LearningRateEvidence] = []
     for paper in papers:
         reported = paper.technique.recipe.as_dict()
-        ref = PaperRef(id=paper.id, title=paper.title, year=paper.year)
         if "learning_rate" in reported:
             rates.append(
                 LearningRateEvidence(
-                    paper=ref,
+                    paper=PaperRef(id=paper.id, title=paper.title, year=paper.year),
                     learning_rate=reported.pop("learning_rate"),
                     model_params=reported.pop("model_params", None),
                 )
             )
         reported.pop("model_params", None)
         for name, value in reported.items():
-            if name not in recipe:
-                recipe[name] = float(value)
-                sources[name] = ref
-    return recipe, sources, rates
+            recipe.setdefault(name, float(value))
+    return recipe, rates
 
 
 def rank_techniques(
@@ -114,7 +110,7 @@ def rank_techniques(
         top = weighted[:3]
         score = top[0][0] + 0.5 * sum(weight for weight, _ in top[1:])
         lead = top[0][1].technique
-        recipe, sources, rates = _recipe_from(paper for _, paper in weighted)
+        recipe, rates = _recipe_from(paper for _, paper in weighted)
         effects = [effect for _, paper in weighted for effect in paper.technique.effects[:1]]
         findings.append(
             TechniqueFinding(
@@ -129,7 +125,6 @@ def rank_techniques(
                 ),
                 applies_when=lead.applies_when,
                 recipe=recipe,
-                recipe_sources=sources,
                 learning_rates=rates,
                 effects=effects[:4],
                 papers=[PaperRef(id=p.id, title=p.title, year=p.year) for _, p in weighted[:4]],

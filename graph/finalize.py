@@ -10,7 +10,7 @@ from postlab.records.outcomes import BestModel, EvaluationRecord, SplitScore, bi
 from postlab.records.run import StopReason
 from postlab.records.state import LabOutput, LabState
 from postlab.records.usage import usage_by_agent
-from postlab.tools.io.rundir import SUMMARY_FILE, portable, write_run_json
+from postlab.tools.io.rundir import SUMMARY_FILE, write_run_json
 from postlab.tools.reporting.markdown import write_report
 from postlab.tools.reporting.provenance import package_versions, source_revision
 
@@ -111,7 +111,7 @@ def finalize(state: LabState) -> LabOutput:
     }
     try:
         output["summary_path"] = str(write_run_json(run_dir, SUMMARY_FILE, summary))
-        output["report_path"] = str(write_report(run_dir, portable(summary, run_dir)))
+        output["report_path"] = str(write_report(run_dir, summary))
     except OSError as error:
         # The run's result still reaches the caller; only the files could not be written.
         output["stop_reason"] = StopReason.ERROR.value

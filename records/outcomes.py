@@ -50,18 +50,10 @@ class TechniqueFinding(BaseModel):
     applies_when: str = ""
     # Settings other than the learning rate, each from the most relevant paper reporting it.
     recipe: dict[str, float] = Field(default_factory=dict)
-    recipe_sources: dict[str, PaperRef] = Field(default_factory=dict)
     # Every learning rate the technique's papers report, most relevant paper first.
     learning_rates: list[LearningRateEvidence] = Field(default_factory=list)
     effects: list[str] = Field(default_factory=list)
     papers: list[PaperRef] = Field(default_factory=list)
-
-    def source_of(self, setting: str) -> str:
-        """The paper a recipe value came from, for a reason; or the card's lead papers."""
-        paper = self.recipe_sources.get(setting)
-        if paper is None:
-            return ", ".join(f"{p.title} ({p.id})" for p in self.papers[:2]) or "no paper"
-        return f"{paper.title} ({paper.id})"
 
 
 class ResearchReport(BaseModel):

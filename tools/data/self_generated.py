@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from postlab.tools.data.training_sets import example_row
 from postlab.tools.evaluation.generation import complete, load_for_generation
 from postlab.tools.tasks.catalog import Example, Task
 
@@ -159,10 +160,7 @@ def curriculum_rows(sampled: list[Sampled]) -> Rows:
         return (1.0 - sum(item.correct) / max(1, len(item.correct)), len(item.example.answer))
 
     ordered = sorted(sampled, key=difficulty)
-    rows = [
-        {"prompt": _user(item.example.prompt), "completion": _assistant(item.example.answer)}
-        for item in ordered
-    ]
+    rows = [example_row(item.example, "sft") for item in ordered]
     rates = [1.0 - difficulty(item)[0] for item in ordered]
     third = max(1, len(rates) // 3)
     stats = {
@@ -226,9 +224,7 @@ def targeted_rows(
     rows: list[dict[str, Any]] = []
     for index, example in enumerate(examples):
         copies = repeat if index in chosen else 1
-        rows += [
-            {"prompt": _user(example.prompt), "completion": _assistant(example.answer)}
-        ] * copies
+        rows += [example_row(example, "sft")] * copies
     stats = {
         "misses": len(misses),
         "missed_by_current_model": len(wrong_now),
@@ -278,10 +274,7 @@ def quality_rows(task: Task, examples: list[Example], embed: Embed | None = None
     prompts = [example.prompt for example in in_line]
     copies = _near_copies_by_embedding(prompts, embed) if embed else _near_copies_by_words(prompts)
     kept = [example for example, copy in zip(in_line, copies, strict=True) if not copy]
-    rows = [
-        {"prompt": _user(example.prompt), "completion": _assistant(example.answer)}
-        for example in kept
-    ]
+    rows = [example_row(example, "sft") for example in kept]
     stats = {
         "unverifiable_removed": len(examples) - len(verified),
         "length_outliers_removed": len(verified) - len(in_line),
@@ -303,12 +296,12 @@ def balanced_rows(examples: list[Example]) -> Rows:
         groups.setdefault(example.answer.strip().lower(), []).append(example)
     before = Counter({answer: len(items) for answer, items in groups.items()})
     if len(groups) > len(examples) // 2 or len(groups) < 2:
-        rows = [{"prompt": _user(e.prompt), "completion": _assistant(e.answer)} for e in examples]
+        rows = [example_row(e, "sft") for e in examples]
         return rows, {"answers": len(groups), "balanced": False}
     per_answer = max(1, len(examples) // len(groups))
     # Interleaved, so no stretch of training sees one answer only.
     chosen = [items[i % len(items)] for i in range(per_answer) for items in groups.values()]
-    rows = [{"prompt": _user(e.prompt), "completion": _assistant(e.answer)} for e in chosen]
+    rows = [example_row(e, "sft") for e in chosen]
     stats = {
         "answers": len(groups),
         "balanced": True,

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from postlab.records.artifacts import FailureSample
 from postlab.tools.evaluation.generation import complete, load_for_generation
-from postlab.tools.tasks.catalog import Example, Task
+from postlab.tools.tasks.catalog import Example, Task, normalize_prompt
 from postlab.tools.tasks.verifiers import parse_number
 
 Split = Literal["validation", "test"]
@@ -62,7 +62,7 @@ def label_set(answers: list[str]) -> frozenset[str]:
 
 
 def _normal(text: str) -> str:
-    return " ".join(text.split()).lower().strip(" .")
+    return normalize_prompt(text).strip(" .")
 
 
 def categorize(

@@ -16,13 +16,18 @@ def _shared_mode() -> int:
     return 0o666 & ~mask
 
 
+# Read once at import: os.umask can only be read by setting it, and a file another thread
+# created during that instant would get mode 0666.
+SHARED_MODE = _shared_mode()
+
+
 def write_text_atomic(path: Path, text: str) -> Path:
     """Write a file so readers see the old or the new content, never half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         # mkstemp makes files private (0600); a run's files get the mode any other file would.
-        os.chmod(tmp, _shared_mode())
+        os.chmod(tmp, SHARED_MODE)
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
             handle.flush()

@@ -57,35 +57,42 @@ def open_run_dir(run_dir: Path | None, task: str) -> Path:
 
 def portable(data: Any, run_dir: Path) -> Any:
     """`data` with every absolute path inside `run_dir` made relative to it (the folder travels)."""
-    if isinstance(data, dict):
-        return {key: portable(value, run_dir) for key, value in data.items()}
-    if isinstance(data, list):
-        return [portable(value, run_dir) for value in data]
-    if isinstance(data, str) and Path(data).is_absolute():
-        with contextlib.suppress(ValueError):
-            return Path(data).relative_to(Path(run_dir).resolve()).as_posix()
-    return data
+    root = Path(run_dir).resolve()
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: walk(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        if isinstance(value, str) and Path(value).is_absolute():
+            with contextlib.suppress(ValueError):
+                return Path(value).relative_to(root).as_posix()
+        return value
+
+    return walk(data)
 
 
 def _is_run_relative(key: str, value: Any) -> bool:
     if key not in PATH_KEYS or not isinstance(value, str) or Path(value).is_absolute():
         return False
-    return value == "." or Path(value).parts[:1] in ((folder,) for folder in RUN_FOLDERS)
+    return value == "." or Path(value).parts[0] in RUN_FOLDERS
 
 
 def located(data: Any, run_dir: Path) -> Any:
     """`data` read from a run record, its run-relative paths made absolute under `run_dir`."""
     root = Path(run_dir).resolve()
-    if isinstance(data, dict):
-        return {
-            key: str((root / value).resolve())
-            if _is_run_relative(key, value)
-            else located(value, run_dir)
-            for key, value in data.items()
-        }
-    if isinstance(data, list):
-        return [located(value, run_dir) for value in data]
-    return data
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                key: str((root / item).resolve()) if _is_run_relative(key, item) else walk(item)
+                for key, item in value.items()
+            }
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value
+
+    return walk(data)
 
 
 def write_run_json(run_dir: Path, name: str, record: dict[str, Any]) -> Path:

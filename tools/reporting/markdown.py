@@ -1,60 +1,15 @@
-"""The run report: a score-per-iteration plot and a markdown account of what was tried and why."""
+"""The run report: a markdown account of what was tried and why, with its plots."""
 
 from __future__ import annotations
 
-import math
 import re
 from pathlib import Path
 from typing import Any
 
 from postlab.tools.io.atomic import write_text_atomic
-from postlab.tools.io.rundir import located
+from postlab.tools.io.rundir import portable
 from postlab.tools.reporting.curves import CURVES_FILE, anomalies, plot_curves, read_curves
-
-PLOT_FILE = "scores.png"
-
-
-def plot_scores(summary: dict[str, Any], path: Path) -> Path | None:
-    """Plot validation strict and lenient accuracy per iteration against the baseline."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    scored = [it for it in summary["iterations"] if it.get("score") is not None]
-    baseline = summary.get("baseline_val_score")
-    if baseline is None:
-        return None
-    xs = [0] + [it["iteration"] for it in scored]
-    strict = [baseline] + [it["score"] for it in scored]
-    base_lenient = next(
-        (e["lenient"] for e in summary.get("evaluations") or [] if e["iteration"] == 0), 0.0
-    )
-    lenient = [base_lenient] + [it.get("lenient") or 0.0 for it in scored]
-    sizes = {e["iteration"]: e.get("n") or 0 for e in summary.get("evaluations") or []}
-    errors = [
-        math.sqrt(value * (1 - value) / sizes[x]) if sizes.get(x) else 0.0
-        for x, value in zip(xs, strict, strict=True)
-    ]
-    figure, axis = plt.subplots(figsize=(6, 3.5), dpi=110)
-    axis.errorbar(xs, strict, yerr=errors, marker="o", capsize=3, label="strict (± 1 s.e.)")
-    axis.plot(xs, lenient, marker="s", linestyle="--", label="lenient")
-    axis.axhline(baseline, color="grey", linewidth=0.8, label="baseline (strict)")
-    if summary.get("target_score") is not None:
-        axis.axhline(summary["target_score"], color="green", linestyle=":", label="target")
-    axis.set_xticks(xs, ["base"] + [f"it{x}" for x in xs[1:]])
-    axis.set_ylim(-0.02, 1.02)
-    axis.set_ylabel("validation accuracy")
-    axis.set_title(f"{summary['task']}: accuracy per iteration")
-    axis.legend(loc="lower right", fontsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    figure.savefig(tmp)
-    plt.close(figure)
-    tmp.replace(path)
-    return path
-
+from postlab.tools.reporting.scores import PLOT_FILE, plot_scores
 
 # Characters that make markup in CommonMark (and GitHub's tables): escaped in outside text.
 _MARKUP = re.compile(r"([\\`*_\[\]<>#|~])")
@@ -339,11 +294,11 @@ def render_report(
 def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
     """Write scores.png and report.md into the run directory; return the report's path."""
     plot = plot_scores(summary, run_dir / PLOT_FILE)
-    # The summary's paths are relative to the run folder; the logs are read where it lies.
-    curves = read_curves(located(summary, run_dir).get("iterations") or [])
+    curves = read_curves(summary.get("iterations") or [])
     curves_plot = plot_curves(curves, run_dir / CURVES_FILE)
+    # Paths inside the run folder are written relative to it, so the report travels with it.
     text = render_report(
-        summary,
+        portable(summary, run_dir),
         plot.name if plot else None,
         curves_plot.name if curves_plot else None,
         anomalies(curves),
