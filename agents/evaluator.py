@@ -16,8 +16,9 @@ from postlab.tools.evaluation.scoring import (
     Split,
     evaluate_checkpoint,
 )
-from postlab.tools.io.rundir import prune_checkpoints
+from postlab.tools.io.rundir import iteration_dir, iteration_label, prune_checkpoints
 from postlab.tools.training.failures import normalize_error
+from postlab.tools.training.schedule import prune_optimizer_states
 
 SYSTEM_PROMPT = (
     "You are the Evaluator of a post-training lab. Score checkpoints on the validation split, "
@@ -90,7 +91,7 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     is_baseline = directive.action == "baseline"
     plan = state.get("plan")
     iteration = 0 if is_baseline else plan.iteration
-    label = "baseline" if is_baseline else f"iter-{iteration}"
+    label = "baseline" if is_baseline else iteration_label(iteration)
     checkpoint = state["base_model_path"] if is_baseline else plan.checkpoint
     # The baseline is the one checkpoint scored on test up front: it is the reference to beat.
     splits: tuple[Split, ...] = ("validation", "test") if is_baseline else ("validation",)
@@ -171,6 +172,11 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
             n=result.n,
             test=test,
         )
+    if not is_baseline:
+        # Only the best model is ever continued: other iterations' optimiser states are dead weight.
+        best_iteration = iteration if is_best else best.iteration
+        best_dir = iteration_dir(Path(state["run_dir"]), best_iteration)
+        prune_optimizer_states(best_dir.parent, {best_dir})
     if not is_baseline and not state["run_options"].keep_checkpoints:
         best_now = update["best"].checkpoint if is_best else best.checkpoint
         removed = prune_checkpoints(Path(state["run_dir"]), {best_now, checkpoint})

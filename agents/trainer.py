@@ -13,7 +13,9 @@ from postlab.records.outcomes import AgentOutcome, TrainingRecord
 from postlab.records.run import RunOptions
 from postlab.records.state import LabState
 from postlab.records.steps import Directive, Plan
+from postlab.tools.io.rundir import iteration_dir, iteration_label
 from postlab.tools.training.runner import run_training
+from postlab.tools.training.schedule import OPTIMIZER_STATE_FILE
 from postlab.tools.training.spec import TrainingSpec
 
 SYSTEM_PROMPT = (
@@ -27,19 +29,28 @@ def spec_for(state: LabState, plan: Plan) -> TrainingSpec:
     """The TrainingSpec of an iteration: plan hyper-parameters plus run-level settings."""
     options: RunOptions = state["run_options"]
     task_dir = state.get("task_dir")
+    run_dir = Path(state["run_dir"])
+    resumed = plan.optimizer_from
     return TrainingSpec(
         method=plan.method,
         base_model=plan.init_checkpoint,
         dataset_path=plan.dataset_path or "",
-        output_dir=str(Path(state["run_dir"]) / "models" / f"iter-{plan.iteration}"),
+        output_dir=str(iteration_dir(run_dir, plan.iteration)),
         seed=options.seed + plan.iteration,
         task=None if task_dir else state.get("task"),
         task_dir=task_dir,
         # A wall-clock budget caps the run in flight too, so the lab can still finalize in time.
         timeout_s=max(1.0, min(options.train_timeout_s, time_left(state) or float("inf"))),
-        run_name=f"{state.get('run_id', 'run')}-iter-{plan.iteration}",
+        run_name=f"{state.get('run_id', 'run')}-{iteration_label(plan.iteration)}",
         # A curriculum's order is its point: the optimiser must see rows as built.
         train_sampling="sequential" if plan.data_recipe == "curriculum" else "random",
+        schedule_offset=plan.schedule_offset,
+        schedule_steps=plan.schedule_steps,
+        optimizer_state=(
+            str(iteration_dir(run_dir, resumed) / OPTIMIZER_STATE_FILE) if resumed else None
+        ),
+        # Full fine-tuning hands its Adam moments to a continuation (an adapter starts anew).
+        save_optimizer=plan.hyper.adapter == "full",
         **plan.hyper.spec_fields(),
     )
 

@@ -11,13 +11,12 @@ from typing import Any, Literal
 
 from postlab.records.budget import budget_of, steps_used, time_left
 from postlab.records.hyper import DEFAULT_GRPO_GROUP, DEFAULT_LORA_RANK, Hyper
-from postlab.records.outcomes import EvaluationRecord, TechniqueFinding
+from postlab.records.outcomes import TechniqueFinding
 from postlab.records.run import RunOptions, StopReason
 from postlab.records.state import LabState
 from postlab.records.steps import Plan
 from postlab.tools.training.recipes import (
     FULL_FINETUNE_MAX_BYTES,
-    LR_BOUNDS,
     RECIPES_BY_METHOD,
     TECHNIQUES,
     adapter_for,
@@ -31,29 +30,22 @@ from postlab.tools.training.recipes import (
 Move = Literal[
     "open", "fix", "continue", "raise_lr", "target_errors", "rebalance", "lower_lr", "switch"
 ]
-# A continuation starts from a model already trained on the task: it re-warms to a lower peak.
-# Measured: continuing at the same rate lost validation accuracy on answer_format (0.63 → 0.50)
-# and gained nothing on the demo's addition_2d (0.78 → 0.76) in benchmarks/lab_vs_naive.py.
-CONTINUE_LR_FACTOR = 0.5
-CONTINUE_WHY = f"at {CONTINUE_LR_FACTOR:g}× the learning rate (a trained model re-warms lower)"
-# A validation gain this large means the model still learns fast at its rate: the next step
-# climbs (a larger rate, within the adapter's bounds) instead of annealing. Measured: sort_list
-# went 0.02 → 0.32 → 0.42 on validation at 3.9e-5 then a halved 1.9e-5, where one run at 6e-5
-# reached 0.53 (benchmarks/lab_vs_naive.py --quick, benchmarks/lr_sweep.py): it under-trained.
-STRONG_GAIN = 0.1
-RAISE_LR_FACTOR = 1.5
+# Moves that train the best model's technique further: they take the next stretch of its
+# learning-rate schedule and resume its optimiser state, so a chain of continuations trains like
+# one run. Measured: when every iteration re-warmed and re-decayed on its own, the lab trailed one
+# plain run of the same steps on every task rerun (benchmarks/lab_vs_naive.py --quick).
+CONTINUING: tuple[Move, ...] = (
+    "continue",
+    "raise_lr",
+    "target_errors",
+    "rebalance",
+    "lower_lr",
+    "fix",
+)
 # Fewest rows an iteration builds, whatever its steps (the dataset builder's own floor is 8).
 MIN_TRAINING_ROWS = 16
 # Agent steps one iteration takes: build data, train, score on validation.
 ITERATION_STEPS = 3
-# A miss category holding at least this share of the misses changes the data, not only the LR.
-DOMINANT_SHARE = 0.5
-# Categories the data can target: a specific skill gap (a lost carry shows as an answer off by a
-# power of ten). Plain "wrong" says nothing about which skill is missing, and format or empty
-# outputs are what plain SFT fixes. Measured: oversampling the misses when they were merely
-# "wrong" lowered validation on sort_list (0.30 → 0.30) and answer_format (0.60 → 0.38) in
-# benchmarks/lab_vs_naive.py --quick, where continuing on fresh data is the better move.
-TARGETABLE = ("off_by_power_of_ten",)
 
 
 def cites(finding: TechniqueFinding) -> str:
@@ -161,6 +153,8 @@ def new_plan(
     if hyper is None:
         hyper, how = hyper_for(finding, state)
         reason = f"{reason} [{how}]"
+    schedule = schedule_for(state, finding.key, hyper, move, iteration)
+    reason = f"{reason} [{_stretch(schedule, hyper)}]"
     data = recipe or technique.data
     fmt = {"grpo": "grpo", "preference": "preference"}.get(data, "sft")
     # Built to the rows training will draw (no rows made and never seen), within --train-size;
@@ -181,7 +175,57 @@ def new_plan(
         lr_halved=lr_halved,
         parent=best.iteration if best else 0,
         move=move,
+        **schedule,
     )
+
+
+def _stretch(schedule: dict[str, Any], hyper: Hyper) -> str:
+    start = schedule["schedule_offset"]
+    where = (
+        f"steps {start}–{start + hyper.max_steps} of a {schedule['schedule_steps']}-step schedule"
+    )
+    source = schedule["optimizer_from"]
+    return f"{where}, from iteration {source}'s optimiser state" if source else where
+
+
+def iterations_left(state: LabState, iteration: int) -> int:
+    """Iterations the run can still hold from `iteration` on (its cap and its step budget)."""
+    options: RunOptions = state["run_options"]
+    steps_left = budget_of(state).steps - steps_used(state) - 1
+    return max(1, min(options.max_iterations - iteration + 1, steps_left // ITERATION_STEPS))
+
+
+def schedule_for(
+    state: LabState, key: str, hyper: Hyper, move: Move, iteration: int
+) -> dict[str, Any]:
+    """Where an iteration's steps sit in a learning-rate schedule and whose optimiser it resumes.
+
+    A continuing move of the best model's technique takes the next stretch of that model's
+    schedule (and, for full fine-tuning, its saved Adam moments); anything else starts a schedule
+    long enough for every iteration the run can still hold, as one plain run of those steps would.
+    """
+    best = state.get("best")
+    parent = next(
+        (
+            run
+            for run in reversed(state.get("runs") or [])
+            if best and run.iteration == best.iteration and run.result.status == "ok"
+        ),
+        None,
+    )
+    fresh = {
+        "schedule_offset": 0,
+        "schedule_steps": hyper.max_steps * iterations_left(state, iteration),
+    }
+    if parent is None or move not in CONTINUING or parent.technique != key:
+        return {**fresh, "optimizer_from": None}
+    carried = parent.iteration if hyper.adapter == "full" == parent.spec.get("adapter") else None
+    offset = int(parent.spec.get("schedule_offset", 0)) + int(parent.spec["max_steps"])
+    length = int(parent.spec.get("schedule_steps") or parent.spec["max_steps"])
+    if offset + hyper.max_steps > length:
+        # Past the schedule's end (a retry added an iteration): a new one, from the same moments.
+        return {**fresh, "optimizer_from": carried}
+    return {"schedule_offset": offset, "schedule_steps": length, "optimizer_from": carried}
 
 
 def budget_short(state: LabState) -> tuple[StopReason, str] | None:
@@ -209,139 +253,3 @@ def budget_short(state: LabState) -> tuple[StopReason, str] | None:
             f"{per_iteration:.0f}s on average"
         )
     return None
-
-
-def dominant_miss(evaluation: EvaluationRecord) -> tuple[str, float] | None:
-    """The error category holding most of an evaluation's misses, when it dominates."""
-    misses = {k: v for k, v in evaluation.error_categories.items() if k != "correct"}
-    total = sum(misses.values())
-    if not total:
-        return None
-    category, count = max(misses.items(), key=lambda item: item[1])
-    share = count / total
-    return (category, share) if share >= DOMINANT_SHARE else None
-
-
-def _finding(state: LabState, key: str) -> TechniqueFinding | None:
-    return next((f for f in state.get("findings") or [] if f.key == key), None)
-
-
-def _switch(state: LabState, plan: Plan, why: str) -> tuple[Plan | None, Move | str]:
-    alternative, skipped = pick_technique(
-        state, {plan.technique, *state.get("tried_techniques", [])}
-    )
-    if alternative is None:
-        detail = f"; {skipped}" if skipped else ""
-        return None, f"{why} and no untried technique applies{detail}"
-    reason = f"{why}: switch to {alternative.name} ({cites(alternative)})"
-    return new_plan(state, alternative, reason, move="switch"), "switch"
-
-
-def _fix_failure(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
-    runs = [r for r in state.get("runs") or [] if r.iteration == plan.iteration]
-    failure = runs[-1].result.failure if runs else None
-    kind = failure.kind if failure else "data"
-    hyper, finding = plan.hyper, _finding(state, plan.technique)
-    if kind == "oom" and hyper.batch_size > 1:
-        hyper = hyper.with_changes(
-            batch_size=max(1, hyper.batch_size // 2), grad_accum=hyper.grad_accum * 2
-        )
-        why = "out of memory: halve the batch, double gradient accumulation"
-    elif kind == "nan":
-        hyper = hyper.with_changes(learning_rate=hyper.learning_rate / 4)
-        why = "loss diverged: quarter the learning rate"
-    elif kind == "timeout":
-        hyper = hyper.with_changes(max_steps=max(1, hyper.max_steps // 2))
-        why = "training timed out: halve the steps"
-    else:
-        return _switch(state, plan, f"{plan.technique} failed ({kind})")
-    if finding is None:
-        return None, f"{plan.technique} failed ({kind}) and its card is gone"
-    reason = f"iteration {plan.iteration} {why}"
-    return new_plan(state, finding, reason, hyper, recipe=plan.data_recipe, move="fix"), "fix"
-
-
-def _next_rate(plan: Plan, gain: float) -> tuple[float, str, Move]:
-    """The learning rate a continuation takes after a gain, why, and the move it makes."""
-    rate = plan.hyper.learning_rate
-    if gain < STRONG_GAIN:
-        return rate * CONTINUE_LR_FACTOR, CONTINUE_WHY, "continue"
-    high = LR_BOUNDS[plan.hyper.adapter][1]
-    raised = float(f"{min(high, rate * RAISE_LR_FACTOR):.3g}")
-    if raised > rate:
-        why = (
-            f"at {raised:g} ({RAISE_LR_FACTOR:g}× the rate: +{gain:.2f} means it still learns fast)"
-        )
-        return raised, why, "raise_lr"
-    why = f"at the same rate {rate:g} (+{gain:.2f}; {plan.hyper.adapter}'s bound is {high:g})"
-    return rate, why, "continue"
-
-
-def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
-    """The next experiment after an iteration, from validation evidence; or None and why not.
-
-    Failed → fix (OOM, divergence, timeout) or switch. Collapsed to one answer → retrain on
-    rows balanced by answer at half the rate (SFT), or switch when that was already tried.
-    Gained → continue from the new best, on data aimed at the dominant miss when one dominates:
-    at a raised rate after a large gain, at half the rate after a small one.
-    Stalled → halve the learning rate once, then switch technique.
-    """
-    if plan.status == "failed":
-        return _fix_failure(state, plan)
-    options: RunOptions = state["run_options"]
-    finding = _finding(state, plan.technique)
-    evaluations = state.get("evaluations") or []
-    this = next((e for e in reversed(evaluations) if e.iteration == plan.iteration), None)
-    if this is None:
-        return _switch(state, plan, f"iteration {plan.iteration} has no validation score")
-    before = max((e.strict for e in evaluations if e is not this), default=0.0)
-    evidence = f"validation {before:.2f} → {this.strict:.2f}"
-    if this.collapse:
-        collapsed = (
-            f"iteration {plan.iteration} collapsed: {this.collapse:.0%} of validation "
-            f"answers are one and the same ({evidence})"
-        )
-        if finding is None or plan.data_recipe == "balanced" or plan.method != "sft":
-            return _switch(state, plan, collapsed)
-        # A model that answers everything alike learned the majority answer: take that
-        # shortcut away (every answer equally often) and step more gently.
-        hyper = plan.hyper.with_changes(learning_rate=plan.hyper.learning_rate / 2)
-        reason = (
-            f"{collapsed}: retrain {finding.name} from the best checkpoint on rows balanced "
-            "by answer, at half the learning rate"
-        )
-        rebalanced = new_plan(
-            state, finding, reason, hyper, lr_halved=True, recipe="balanced", move="rebalance"
-        )
-        return rebalanced, "rebalance"
-    if finding is None:
-        return _switch(state, plan, f"{plan.technique} has no card left")
-    if this.strict >= before + options.guard.min_improvement:
-        rate, how, move = _next_rate(plan, this.strict - before)
-        stepped = plan.hyper.with_changes(learning_rate=rate)
-        dominant = dominant_miss(this)
-        if dominant and dominant[0] in TARGETABLE and TECHNIQUES[plan.technique].method == "sft":
-            category, share = dominant
-            reason = (
-                f"iteration {plan.iteration} raised {evidence}; {share:.0%} of its misses are "
-                f"'{category}': continue {finding.name} on data weighted toward those misses, "
-                f"{how}"
-            )
-            targeted = new_plan(
-                state, finding, reason, stepped, recipe="targeted", move="target_errors"
-            )
-            return targeted, "target_errors"
-        reason = (
-            f"iteration {plan.iteration} raised {evidence}: continue {finding.name} from the "
-            f"new best on fresh data, {how}"
-        )
-        continued = new_plan(state, finding, reason, stepped, recipe=plan.data_recipe, move=move)
-        return continued, move
-    if not plan.lr_halved:
-        hyper = plan.hyper.with_changes(learning_rate=plan.hyper.learning_rate / 2)
-        reason = (
-            f"iteration {plan.iteration} did not beat the best ({evidence}): halve the learning "
-            "rate and restart from the best checkpoint"
-        )
-        return new_plan(state, finding, reason, hyper, lr_halved=True, move="lower_lr"), "lower_lr"
-    return _switch(state, plan, f"{plan.technique} stopped improving ({evidence})")

@@ -13,6 +13,7 @@ from postlab.records.usage import usage_by_agent
 from postlab.tools.io.rundir import SUMMARY_FILE, write_run_json
 from postlab.tools.reporting.markdown import write_report
 from postlab.tools.reporting.provenance import package_versions, source_revision
+from postlab.tools.training.schedule import prune_optimizer_states
 
 
 def _loop_pattern(state: LabState) -> str | None:
@@ -109,6 +110,8 @@ def finalize(state: LabState) -> LabOutput:
         "report_path": None,
         "summary_path": None,
     }
+    # A finished run is never continued: its optimiser states (a model's size twice over) go.
+    prune_optimizer_states(run_dir / "models", keep=set())
     try:
         output["summary_path"] = str(write_run_json(run_dir, SUMMARY_FILE, summary))
         output["report_path"] = str(write_report(run_dir, summary))

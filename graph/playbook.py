@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from postlab.graph.experiments import budget_short, cites, new_plan, pick_technique, refine
+from postlab.graph.experiments import budget_short, cites, new_plan, pick_technique
+from postlab.graph.refinements import refine
 from postlab.records.run import RunOptions, StopReason
 from postlab.records.state import LabState
 from postlab.records.steps import Decision, Directive, GuardEvent, Plan

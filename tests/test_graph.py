@@ -135,6 +135,8 @@ def test_training_progress_and_datasets_are_recorded(finished_run):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert all(d["contaminated_removed"] == 0 for d in summary["datasets"])
     assert (run_dir / "memory").is_dir() and (run_dir / "checkpoints.sqlite").is_file()
+    # Iterations hand Adam's moments on while the run lasts; a finished run keeps none.
+    assert not list(run_dir.glob("models/*/optimizer.pt"))
 
 
 def test_memory_holds_what_the_agents_learned(finished_run):

@@ -3,8 +3,10 @@
 from pathlib import Path
 
 from postlab.agents.librarian import rank_techniques
-from postlab.graph.experiments import hyper_for, refine
+from postlab.agents.trainer import spec_for
+from postlab.graph.experiments import hyper_for
 from postlab.graph.playbook import decide
+from postlab.graph.refinements import refine
 from postlab.records.artifacts import FailureInfo, TrainingResult
 from postlab.records.hyper import Hyper
 from postlab.records.outcomes import (
@@ -289,11 +291,63 @@ def test_a_large_gain_raises_the_rate_a_small_one_anneals_it(tmp_path):
     new, kind = refine(state, state["plan"])
     assert kind == "continue" and new.hyper.learning_rate == 8e-5
     assert "bound is 8e-05" in new.reason
-    # A small gain (0.55 → 0.60): anneal, at half the rate.
+    # A small gain (0.55 → 0.60): the same peak; the schedule itself anneals the rate.
     state["evaluations"].insert(1, evaluation(0, 0.55).model_copy(update={"label": "iter-0b"}))
+    state["plan"] = sft_plan(
+        hyper=Hyper(adapter="full", learning_rate=4e-5, max_steps=40, batch_size=8)
+    )
     new, kind = refine(state, state["plan"])
     assert kind == "continue" and new.hyper.learning_rate == 4e-5
-    assert "0.5× the learning rate" in new.reason
+    assert "on the same schedule" in new.reason
+
+
+def _trained(iteration, technique="sft_full", adapter="full", offset=0, length=120, steps=40):
+    result = TrainingResult(status="ok", checkpoint=f"ckpt-{iteration}", wall_s=1.0)
+    spec = {
+        "adapter": adapter,
+        "max_steps": steps,
+        "schedule_offset": offset,
+        "schedule_steps": length,
+    }
+    return TrainingRecord(iteration=iteration, technique=technique, spec=spec, result=result)
+
+
+def test_continuations_walk_one_schedule_other_moves_start_one(tmp_path):
+    state = _done_state(
+        tmp_path, 0.6, wrong=40, findings=[finding("sft_full"), finding("sft_lora")]
+    )
+    state["run_options"] = RunOptions(max_iterations=3, train_steps=40)
+    state["runs"] = [_trained(1)]
+    new, kind = refine(state, state["plan"])
+    # The next 40 steps of iteration 1's 120-step schedule, from its Adam moments.
+    assert kind == "continue"
+    assert (new.schedule_offset, new.schedule_steps, new.optimizer_from) == (40, 120, 1)
+    assert "steps 40–80 of a 120-step schedule, from iteration 1's optimiser state" in new.reason
+    # A collapse retrains on balanced rows: still the same lineage, so the schedule goes on.
+    state["evaluations"][-1] = state["evaluations"][-1].model_copy(update={"collapse": 0.9})
+    new, kind = refine(state, state["plan"])
+    assert kind == "rebalance" and (new.schedule_offset, new.optimizer_from) == (40, 1)
+    # A LoRA lineage goes on with the schedule, but a new adapter has no moments to resume.
+    state["runs"] = [_trained(1, adapter="lora")]
+    state["plan"] = sft_plan(
+        technique="sft_lora",
+        hyper=Hyper(adapter="lora", learning_rate=2e-4, max_steps=40, batch_size=8),
+    )
+    state["runs"] = [_trained(1, technique="sft_lora", adapter="lora")]
+    state["evaluations"][-1] = state["evaluations"][-1].model_copy(update={"collapse": None})
+    new, _ = refine(state, state["plan"])
+    assert (new.schedule_offset, new.optimizer_from) == (40, None)
+    # Past its schedule's end a lineage starts a new schedule over the iterations left.
+    state["runs"] = [_trained(1, technique="sft_lora", adapter="lora", offset=80)]
+    new, _ = refine(state, state["plan"])
+    assert (new.schedule_offset, new.schedule_steps) == (0, 2 * 40)
+    # A switch of technique starts afresh.
+    state["plan"] = sft_plan()
+    state["runs"] = [_trained(1)]
+    state["evaluations"] = [evaluation(0, 0.6), evaluation(1, 0.6)]
+    state["plan"] = sft_plan(lr_halved=True)
+    new, kind = refine(state, state["plan"])
+    assert kind == "switch" and (new.schedule_offset, new.optimizer_from) == (0, None)
 
 
 def test_a_collapse_rebalances_the_data_then_switches_technique(tmp_path):
@@ -382,3 +436,26 @@ def test_an_iteration_builds_the_rows_its_steps_will_draw(tmp_path):
     state["run_options"] = RunOptions(train_steps=100, batch_size=8, train_size=200)
     _, plan = decide(state, 3, None)
     assert plan.data_size == 200  # --train-size stays the ceiling: 4 epochs, on purpose
+
+
+def test_a_continuation_spec_resumes_its_parents_optimiser_state(tmp_path):
+    state = base_state(tmp_path, run_id="r")
+    plan = sft_plan(
+        iteration=2,
+        dataset_path=str(tmp_path / "data"),
+        schedule_offset=40,
+        schedule_steps=120,
+        optimizer_from=1,
+    )
+    spec = spec_for(state, plan)
+    assert spec.optimizer_state == str(tmp_path / "models" / "iter-1" / "optimizer.pt")
+    assert (spec.schedule_offset, spec.schedule_steps, spec.save_optimizer) == (40, 120, True)
+    assert spec.output_dir == str(tmp_path / "models" / "iter-2")
+    lora = plan.model_copy(
+        update={
+            "hyper": Hyper(adapter="lora", learning_rate=2e-4, max_steps=40, batch_size=8),
+            "optimizer_from": None,
+        }
+    )
+    spec = spec_for(state, lora)
+    assert spec.optimizer_state is None and not spec.save_optimizer

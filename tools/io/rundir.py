@@ -199,6 +199,16 @@ def end_step(run_dir: Path) -> None:
         (Path(run_dir) / STEP_MARKER).unlink(missing_ok=True)
 
 
+def iteration_dir(run_dir: Path, iteration: int) -> Path:
+    """Where an iteration's model, logs and optimiser state live inside a run folder."""
+    return Path(run_dir) / "models" / iteration_label(iteration)
+
+
+def iteration_label(iteration: int) -> str:
+    """An iteration's name in folders and reports ("iter-3")."""
+    return f"iter-{iteration}"
+
+
 def prune_checkpoints(run_dir: Path, keep: set[str]) -> list[str]:
     """Delete the run's iteration checkpoints other than `keep`; returns the folders removed.
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 from typing import Any
 
+from postlab.tools.training.schedule import continuing, warmup_steps
 from postlab.tools.training.spec import TrainingSpec
 
 PREFERENCE_METHODS = ("dpo", "orpo")
@@ -114,7 +114,7 @@ def common_args(spec: TrainingSpec, cuda: bool, bf16: bool, report_to: str) -> d
         "learning_rate": spec.learning_rate,
         "lr_scheduler_type": spec.lr_scheduler,
         # transformers 5 folded warmup_ratio into warmup_steps; an int keeps the meaning explicit.
-        "warmup_steps": math.ceil(spec.max_steps * spec.warmup_ratio),
+        "warmup_steps": warmup_steps(spec.max_steps, spec.warmup_ratio),
         "weight_decay": spec.weight_decay,
         "logging_steps": 1,
         "logging_strategy": "steps",
@@ -176,7 +176,7 @@ def build_trainer(spec: TrainingSpec, callback, use_unsloth: bool):
             completion_only_loss=True if "prompt" in dataset.column_names else None,
             packing=False,
         )
-        return SFTTrainer(args=config, **shared), tokenizer
+        return _scheduled(SFTTrainer, spec)(args=config, **shared), tokenizer
 
     if spec.method in PREFERENCE_METHODS:
         return _preference_trainer(spec, args, shared), tokenizer
@@ -193,7 +193,19 @@ def build_trainer(spec: TrainingSpec, callback, use_unsloth: bool):
         log_completions=False,
     )
     reward = make_task_reward(spec.task, spec.task_dir)
-    return GRPOTrainer(args=config, reward_funcs=[reward], **shared), tokenizer
+    grpo = _scheduled(GRPOTrainer, spec)
+    return grpo(args=config, reward_funcs=[reward], **shared), tokenizer
+
+
+def _scheduled(trainer_cls: type, spec: TrainingSpec) -> type:
+    """The trainer class as is, or one that runs its stretch of a longer schedule."""
+    if not spec.continues:
+        return trainer_cls
+    total = spec.total_schedule_steps
+    warmup = warmup_steps(total, spec.warmup_ratio)
+    return continuing(
+        trainer_cls, spec.schedule_offset, total, warmup, spec.lr_scheduler, spec.optimizer_state
+    )
 
 
 def _preference_trainer(spec: TrainingSpec, args: dict[str, Any], shared: dict[str, Any]):
@@ -210,12 +222,12 @@ def _preference_trainer(spec: TrainingSpec, args: dict[str, Any], shared: dict[s
             # Full fine-tuning would otherwise keep a second model copy in memory all along.
             precompute_ref_log_probs=spec.adapter == "full",
         )
-        return DPOTrainer(args=config, **shared)
+        return _scheduled(DPOTrainer, spec)(args=config, **shared)
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
     config = ORPOConfig(**args, beta=beta, max_length=spec.max_length)
-    return ORPOTrainer(args=config, **shared)
+    return _scheduled(ORPOTrainer, spec)(args=config, **shared)
 
 
 def _report_to() -> str:

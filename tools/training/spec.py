@@ -10,8 +10,17 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from postlab.tools.training.schedule import RESUMABLE_SCHEDULES
+
 # Fields that name where or how a run executes, not what experiment it is.
-_NON_EXPERIMENT_FIELDS = {"output_dir", "run_name", "timeout_s", "threads"}
+_NON_EXPERIMENT_FIELDS = {
+    "output_dir",
+    "run_name",
+    "timeout_s",
+    "threads",
+    "optimizer_state",
+    "save_optimizer",
+}
 
 
 class TrainingSpec(BaseModel):
@@ -46,11 +55,30 @@ class TrainingSpec(BaseModel):
     # "sequential" keeps the dataset's order (a curriculum); "random" shuffles as usual.
     train_sampling: Literal["random", "sequential"] = "random"
     temperature: float = Field(1.0, gt=0)
+    # A stretch of a longer schedule: this run takes steps schedule_offset.. of a schedule
+    # schedule_steps long (None: its own max_steps), from the optimiser state saved by the run
+    # it continues (optimizer_state) when that file exists.
+    schedule_offset: int = Field(0, ge=0)
+    schedule_steps: int | None = Field(None, ge=1)
+    optimizer_state: str | None = None
+    # Keep this run's optimiser state beside its checkpoint, for a continuation.
+    save_optimizer: bool = False
     timeout_s: float = Field(1800, gt=0)
     threads: int | None = Field(None, ge=1)
     use_unsloth: bool | None = None
     wandb_project: str = "postlab"
     run_name: str = ""
+
+    @property
+    def continues(self) -> bool:
+        """Whether this run is part of a longer schedule or resumes an optimiser state."""
+        whole = self.schedule_steps in (None, self.max_steps)
+        return bool(self.schedule_offset or not whole or self.optimizer_state)
+
+    @property
+    def total_schedule_steps(self) -> int:
+        """Length of the schedule this run takes a stretch of."""
+        return self.schedule_steps or self.max_steps
 
     def signature(self) -> str:
         """A short stable hash of the hyper-parameters that define the experiment."""
@@ -74,6 +102,17 @@ def check_spec(spec: TrainingSpec) -> list[str]:
         or (data / "state.json").is_file()
     ):
         problems.append(f"dataset_path {spec.dataset_path!r} is not a saved datasets directory")
+    if spec.continues:
+        if spec.lr_scheduler not in RESUMABLE_SCHEDULES:
+            problems.append(
+                f"lr_scheduler {spec.lr_scheduler!r} cannot be resumed part-way; "
+                f"use one of {', '.join(RESUMABLE_SCHEDULES)}"
+            )
+        if spec.schedule_offset + spec.max_steps > spec.total_schedule_steps:
+            problems.append(
+                f"steps {spec.schedule_offset}..{spec.schedule_offset + spec.max_steps} run past "
+                f"the schedule's {spec.total_schedule_steps} steps"
+            )
     if spec.use_unsloth and importlib.util.find_spec("unsloth") is None:
         problems.append("use_unsloth is true but the unsloth package is not installed")
     if spec.method == "grpo":

@@ -25,6 +25,7 @@ from postlab.tools.training.failures import (
     EXIT_OOM,
     WORKER_REPORT_FILE,
 )
+from postlab.tools.training.schedule import save_optimizer_state
 from postlab.tools.training.setup import TRAINER_SUBDIR, ConfigError, build_trainer
 from postlab.tools.training.spec import TrainingSpec, check_spec, resolve_use_unsloth
 
@@ -194,7 +195,10 @@ def main(argv: list[str] | None = None) -> int:
 
         phase = "save"
         checkpoint = save_merged_checkpoint(trainer.model, tokenizer, out_dir)
+        if spec.save_optimizer:
+            save_optimizer_state(trainer.optimizer, out_dir)
         metrics = _metrics(record, dict(output.metrics or {}), steps)
+        metrics["resumed_optimizer"] = float(getattr(trainer, "resumed_optimizer", False))
         with contextlib.suppress(Exception):
             import wandb
 

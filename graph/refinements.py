@@ -1,0 +1,167 @@
+"""Refinements: the next experiment after an iteration, chosen from its validation evidence.
+
+A typed set of moves (fix, continue, raise_lr, target_errors, rebalance, lower_lr, switch) made
+from the best node of the experiment tree; each reason names the scores and miss categories
+that chose it.
+"""
+
+from __future__ import annotations
+
+from postlab.graph.experiments import Move, cites, new_plan, pick_technique
+from postlab.records.outcomes import EvaluationRecord, TechniqueFinding
+from postlab.records.run import RunOptions
+from postlab.records.state import LabState
+from postlab.records.steps import Plan
+from postlab.tools.training.recipes import LR_BOUNDS, TECHNIQUES
+
+# A validation gain this large means the model still learns fast at its rate: the next step
+# climbs (a larger rate, within the adapter's bounds) instead of annealing. Measured: sort_list
+# went 0.02 → 0.32 → 0.42 on validation at 3.9e-5 then a halved 1.9e-5, where one run at 6e-5
+# reached 0.53 (benchmarks/lab_vs_naive.py --quick, benchmarks/lr_sweep.py): it under-trained.
+STRONG_GAIN = 0.1
+RAISE_LR_FACTOR = 1.5
+# A miss category holding at least this share of the misses changes the data, not only the LR.
+DOMINANT_SHARE = 0.5
+# Categories the data can target: a specific skill gap (a lost carry shows as an answer off by a
+# power of ten). Plain "wrong" says nothing about which skill is missing, and format or empty
+# outputs are what plain SFT fixes. Measured: oversampling the misses when they were merely
+# "wrong" lowered validation on sort_list (0.30 → 0.30) and answer_format (0.60 → 0.38) in
+# benchmarks/lab_vs_naive.py --quick, where continuing on fresh data is the better move.
+TARGETABLE = ("off_by_power_of_ten",)
+
+
+def dominant_miss(evaluation: EvaluationRecord) -> tuple[str, float] | None:
+    """The error category holding most of an evaluation's misses, when it dominates."""
+    misses = {k: v for k, v in evaluation.error_categories.items() if k != "correct"}
+    total = sum(misses.values())
+    if not total:
+        return None
+    category, count = max(misses.items(), key=lambda item: item[1])
+    share = count / total
+    return (category, share) if share >= DOMINANT_SHARE else None
+
+
+def _finding(state: LabState, key: str) -> TechniqueFinding | None:
+    return next((f for f in state.get("findings") or [] if f.key == key), None)
+
+
+def _switch(state: LabState, plan: Plan, why: str) -> tuple[Plan | None, Move | str]:
+    alternative, skipped = pick_technique(
+        state, {plan.technique, *state.get("tried_techniques", [])}
+    )
+    if alternative is None:
+        detail = f"; {skipped}" if skipped else ""
+        return None, f"{why} and no untried technique applies{detail}"
+    reason = f"{why}: switch to {alternative.name} ({cites(alternative)})"
+    return new_plan(state, alternative, reason, move="switch"), "switch"
+
+
+def _fix_failure(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
+    runs = [r for r in state.get("runs") or [] if r.iteration == plan.iteration]
+    failure = runs[-1].result.failure if runs else None
+    kind = failure.kind if failure else "data"
+    hyper, finding = plan.hyper, _finding(state, plan.technique)
+    if kind == "oom" and hyper.batch_size > 1:
+        hyper = hyper.with_changes(
+            batch_size=max(1, hyper.batch_size // 2), grad_accum=hyper.grad_accum * 2
+        )
+        why = "out of memory: halve the batch, double gradient accumulation"
+    elif kind == "nan":
+        hyper = hyper.with_changes(learning_rate=hyper.learning_rate / 4)
+        why = "loss diverged: quarter the learning rate"
+    elif kind == "timeout":
+        hyper = hyper.with_changes(max_steps=max(1, hyper.max_steps // 2))
+        why = "training timed out: halve the steps"
+    else:
+        return _switch(state, plan, f"{plan.technique} failed ({kind})")
+    if finding is None:
+        return None, f"{plan.technique} failed ({kind}) and its card is gone"
+    reason = f"iteration {plan.iteration} {why}"
+    return new_plan(state, finding, reason, hyper, recipe=plan.data_recipe, move="fix"), "fix"
+
+
+def _next_rate(plan: Plan, gain: float) -> tuple[float, str, Move]:
+    """The peak learning rate a continuation takes after a gain, why, and the move it makes."""
+    rate = plan.hyper.learning_rate
+    if gain < STRONG_GAIN:
+        return rate, "on the same schedule (it anneals the rate)", "continue"
+    high = LR_BOUNDS[plan.hyper.adapter][1]
+    raised = float(f"{min(high, rate * RAISE_LR_FACTOR):.3g}")
+    if raised > rate:
+        why = (
+            f"its schedule's peak raised to {raised:g} ({RAISE_LR_FACTOR:g}×: +{gain:.2f} means "
+            "it still learns fast)"
+        )
+        return raised, why, "raise_lr"
+    why = f"on the same schedule (+{gain:.2f}; {plan.hyper.adapter}'s bound is {high:g})"
+    return rate, why, "continue"
+
+
+def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
+    """The next experiment after an iteration, from validation evidence; or None and why not.
+
+    Failed → fix (OOM, divergence, timeout) or switch. Collapsed to one answer → retrain on
+    rows balanced by answer at half the rate (SFT), or switch when that was already tried.
+    Gained → continue from the new best, on data aimed at the dominant miss when one dominates:
+    at a raised rate after a large gain, at half the rate after a small one.
+    Stalled → halve the learning rate once, then switch technique.
+    """
+    if plan.status == "failed":
+        return _fix_failure(state, plan)
+    options: RunOptions = state["run_options"]
+    finding = _finding(state, plan.technique)
+    evaluations = state.get("evaluations") or []
+    this = next((e for e in reversed(evaluations) if e.iteration == plan.iteration), None)
+    if this is None:
+        return _switch(state, plan, f"iteration {plan.iteration} has no validation score")
+    before = max((e.strict for e in evaluations if e is not this), default=0.0)
+    evidence = f"validation {before:.2f} → {this.strict:.2f}"
+    if this.collapse:
+        collapsed = (
+            f"iteration {plan.iteration} collapsed: {this.collapse:.0%} of validation "
+            f"answers are one and the same ({evidence})"
+        )
+        if finding is None or plan.data_recipe == "balanced" or plan.method != "sft":
+            return _switch(state, plan, collapsed)
+        # A model that answers everything alike learned the majority answer: take that
+        # shortcut away (every answer equally often) and step more gently.
+        hyper = plan.hyper.with_changes(learning_rate=plan.hyper.learning_rate / 2)
+        reason = (
+            f"{collapsed}: retrain {finding.name} from the best checkpoint on rows balanced "
+            "by answer, at half the learning rate"
+        )
+        rebalanced = new_plan(
+            state, finding, reason, hyper, lr_halved=True, recipe="balanced", move="rebalance"
+        )
+        return rebalanced, "rebalance"
+    if finding is None:
+        return _switch(state, plan, f"{plan.technique} has no card left")
+    if this.strict >= before + options.guard.min_improvement:
+        rate, how, move = _next_rate(plan, this.strict - before)
+        stepped = plan.hyper.with_changes(learning_rate=rate)
+        dominant = dominant_miss(this)
+        if dominant and dominant[0] in TARGETABLE and TECHNIQUES[plan.technique].method == "sft":
+            category, share = dominant
+            reason = (
+                f"iteration {plan.iteration} raised {evidence}; {share:.0%} of its misses are "
+                f"'{category}': continue {finding.name} on data weighted toward those misses, "
+                f"{how}"
+            )
+            targeted = new_plan(
+                state, finding, reason, stepped, recipe="targeted", move="target_errors"
+            )
+            return targeted, "target_errors"
+        reason = (
+            f"iteration {plan.iteration} raised {evidence}: continue {finding.name} from the "
+            f"new best on fresh data, {how}"
+        )
+        continued = new_plan(state, finding, reason, stepped, recipe=plan.data_recipe, move=move)
+        return continued, move
+    if not plan.lr_halved:
+        hyper = plan.hyper.with_changes(learning_rate=plan.hyper.learning_rate / 2)
+        reason = (
+            f"iteration {plan.iteration} did not beat the best ({evidence}): halve the learning "
+            "rate and restart from the best checkpoint"
+        )
+        return new_plan(state, finding, reason, hyper, lr_halved=True, move="lower_lr"), "lower_lr"
+    return _switch(state, plan, f"{plan.technique} stopped improving ({evidence})")

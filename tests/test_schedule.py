@@ -1,0 +1,120 @@
+"""A chain of runs trains on one schedule: the learning rates and optimiser steps of two halves
+equal those of one whole run."""
+
+from __future__ import annotations
+
+import pytest
+
+from postlab.tools.training.runner import run_training
+from postlab.tools.training.schedule import (
+    OPTIMIZER_STATE_FILE,
+    lr_multiplier,
+    prune_optimizer_states,
+    warmup_steps,
+)
+from postlab.tools.training.spec import TrainingSpec, check_spec
+
+
+@pytest.mark.parametrize("shape", ["cosine", "linear", "constant"])
+def test_multiplier_matches_transformers_schedules(shape):
+    import torch
+    from transformers import get_scheduler
+
+    total, warmup = 20, warmup_steps(20, 0.1)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    name = "constant_with_warmup" if shape == "constant" else shape
+    reference = get_scheduler(
+        name, optimizer, num_warmup_steps=warmup, num_training_steps=total
+    ).lr_lambdas[0]
+    for step in range(total + 1):
+        assert lr_multiplier(step, total, warmup, shape) == pytest.approx(reference(step))
+
+
+def test_a_stretch_past_its_schedule_is_refused(tmp_path):
+    spec = TrainingSpec(
+        method="sft",
+        base_model=str(tmp_path),
+        dataset_path=str(tmp_path),
+        output_dir=str(tmp_path / "out"),
+        max_steps=10,
+        schedule_offset=15,
+        schedule_steps=20,
+    )
+    assert any("run past the schedule's 20 steps" in p for p in check_spec(spec))
+    odd = spec.model_copy(update={"schedule_offset": 0, "lr_scheduler": "polynomial"})
+    assert any("cannot be resumed part-way" in p for p in check_spec(odd))
+
+
+@pytest.fixture(scope="module")
+def tiny_sft(tmp_path_factory) -> tuple[str, str]:
+    import datasets
+    from support.tiny_model import make_tiny_model
+
+    model = make_tiny_model(tmp_path_factory.mktemp("tiny"))
+    rows = [
+        {
+            "prompt": [{"role": "user", "content": f"What is {i} plus {i}?"}],
+            "completion": [{"role": "assistant", "content": f"{2 * i}"}],
+        }
+        for i in range(16)
+    ]
+    data = tmp_path_factory.mktemp("data") / "sft"
+    datasets.Dataset.from_list(rows).save_to_disk(str(data))
+    return str(model), str(data)
+
+
+def _rates(spec: TrainingSpec) -> tuple[list[float], dict]:
+    events: list[dict] = []
+    result = run_training(spec, on_progress=events.append)
+    assert result.status == "ok", result.failure
+    rates = [e["learning_rate"] for e in events if e.get("event") == "progress"]
+    return rates, result.metrics
+
+
+def test_two_halves_follow_one_schedule_and_carry_adam(tmp_path, monkeypatch, tiny_sft):
+    import torch
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    model, data = tiny_sft
+    base = dict(
+        method="sft",
+        dataset_path=data,
+        max_steps=4,
+        batch_size=4,
+        learning_rate=1e-3,
+        threads=2,
+        timeout_s=300,
+    )
+    whole, _ = _rates(
+        TrainingSpec(**{**base, "max_steps": 8}, base_model=model, output_dir=str(tmp_path / "w"))
+    )
+    first_spec = TrainingSpec(
+        **base,
+        base_model=model,
+        output_dir=str(tmp_path / "first"),
+        schedule_steps=8,
+        save_optimizer=True,
+    )
+    first, first_metrics = _rates(first_spec)
+    saved = tmp_path / "first" / OPTIMIZER_STATE_FILE
+    assert saved.is_file() and first_metrics["resumed_optimizer"] == 0.0
+    second, metrics = _rates(
+        TrainingSpec(
+            **base,
+            base_model=str(tmp_path / "first" / "checkpoint"),
+            output_dir=str(tmp_path / "second"),
+            schedule_offset=4,
+            schedule_steps=8,
+            optimizer_state=str(saved),
+            save_optimizer=True,
+        )
+    )
+    assert first + second == pytest.approx(whole)
+    assert metrics["resumed_optimizer"] == 1.0
+    # Adam counts its steps: the continuation's moments are the first run's, moved on 4 steps.
+    state = torch.load(tmp_path / "second" / OPTIMIZER_STATE_FILE, weights_only=True)["state"]
+    assert {float(entry["step"]) for entry in state.values()} == {8.0}
+
+    removed = prune_optimizer_states(tmp_path, keep={tmp_path / "second"})
+    assert removed == ["first"] and not saved.exists()
+    assert (tmp_path / "second" / OPTIMIZER_STATE_FILE).is_file()
