@@ -20,7 +20,8 @@ from postlab.records.steps import Directive
 from postlab.tools.papers.corpus import PaperRecord, influence, load_corpus, walk_citations
 from postlab.tools.papers.evidence import OnlinePaper
 from postlab.tools.papers.online import citation_walk, remember_papers, search_papers
-from postlab.tools.training.recipes import TECHNIQUES
+from postlab.tools.training.fit import TaskFeatures, fit
+from postlab.tools.training.recipes import TECHNIQUES, model_parameters, weights_bytes
 
 SYSTEM_PROMPT = (
     "You are the Librarian of a post-training lab. Find techniques in the literature that fit "
@@ -134,6 +135,38 @@ def rank_techniques(
     return findings
 
 
+def task_features(state: LabState, task) -> TaskFeatures:
+    """What the lab has measured about this task and model, for fitting cards to it."""
+    best = state.get("best") or state.get("baseline")
+    checkpoint = state["base_model_path"]
+    return TaskFeatures(
+        accuracy=best.strict if best is not None else 0.0,
+        model_params=model_parameters(checkpoint),
+        weights_bytes=weights_bytes(checkpoint),
+        train_pool=task.train_pool_size,
+        teacher=bool(state["run_options"].teacher),
+    )
+
+
+def rank_by_fit(
+    findings: list[TechniqueFinding], features: TaskFeatures, corpus: list[PaperRecord]
+) -> list[TechniqueFinding]:
+    """Cards with their fit to the task, ordered by relevance × fit (runnable ones only fit)."""
+    measured: dict[str, list[float]] = defaultdict(list)
+    for paper in corpus:
+        if paper.technique is not None and paper.technique.recipe.model_params:
+            measured[paper.technique.key].append(paper.technique.recipe.model_params)
+    fitted = []
+    for finding in findings:
+        if finding.key not in TECHNIQUES:
+            fitted.append(finding)
+            continue
+        score, notes = fit(finding.key, features, measured[finding.key])
+        fitted.append(finding.model_copy(update={"fit": score, "fit_notes": notes}))
+    fitted.sort(key=lambda finding: -finding.relevance * finding.fit)
+    return fitted
+
+
 def read_online(
     memory: LabMemory, query: str, seeds: list[str]
 ) -> tuple[list[OnlinePaper], list[str]]:
@@ -189,6 +222,7 @@ def research(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     if state["run_options"].online:
         online, notes = read_online(memory, query, seeds)
         findings = add_online_evidence(findings, online)
+    findings = rank_by_fit(findings, task_features(state, task), corpus)
     report = ResearchReport(
         query=query,
         findings=findings,
@@ -198,7 +232,8 @@ def research(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     memory.add_many(
         "findings",
         [
-            f"Technique {f.name} ({f.key}) ranked {rank} for {task.name}: {f.rationale}. "
+            f"Technique {f.name} ({f.key}) ranked {rank} for {task.name}: {f.rationale}; "
+            f"fit {f.fit:.2f} ({'; '.join(f.fit_notes)}). "
             f"Recipe {f.recipe}; learning rates "
             f"{[(e.learning_rate, e.model_params, e.paper.id) for e in f.learning_rates]}. "
             f"Papers: {', '.join(p.id for p in f.papers)}"

@@ -54,6 +54,10 @@ class TechniqueFinding(BaseModel):
     learning_rates: list[LearningRateEvidence] = Field(default_factory=list)
     effects: list[str] = Field(default_factory=list)
     papers: list[PaperRef] = Field(default_factory=list)
+    # How well the technique fits this task's measured features (0..1), and why; cards rank by
+    # relevance × fit.
+    fit: float = 1.0
+    fit_notes: list[str] = Field(default_factory=list)
 
 
 class ResearchReport(BaseModel):

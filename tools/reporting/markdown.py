@@ -218,6 +218,12 @@ def _techniques(summary: dict[str, Any]) -> list[str]:
         )
         runnable = "" if finding["runnable"] else " (not runnable)"
         lines.append(f"{rank}. **{md(finding['name'])}**{runnable} — {papers}")
+        if finding.get("fit_notes"):
+            # Rank is relevance × fit: say what the task's measurements did to this card.
+            why = "; ".join(md(note) for note in finding["fit_notes"])
+            lines.append(
+                f"   relevance {finding['relevance']:.2f} × fit {finding['fit']:.2f}: {why}"
+            )
     if summary.get("source_notes"):
         lines += ["", "Sources: " + "; ".join(md(note) for note in summary["source_notes"])]
     return lines

@@ -135,6 +135,11 @@ class Task:
         """Generation budget for a completion of this task."""
         return self.spec.max_new_tokens
 
+    @property
+    def train_pool_size(self) -> int | None:
+        """Distinct training rows a task folder offers (None: a generator makes any number)."""
+        return None if self._generator is not None else len(self._train_pool)
+
     def test_examples(self) -> list[Example]:
         """The fixed test split, identical on every call and machine: scored to report only."""
         if self._eval is None:
