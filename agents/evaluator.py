@@ -7,9 +7,16 @@ from pathlib import Path
 from postlab.agents.base import StepResult, iteration_row, run_task
 from postlab.memory.store import LabMemory
 from postlab.records.events import emit
-from postlab.records.outcomes import AgentOutcome, BestModel, EvaluationRecord, SplitScore
+from postlab.records.outcomes import (
+    AgentOutcome,
+    AnswerShift,
+    BestModel,
+    EvaluationRecord,
+    SplitScore,
+)
 from postlab.records.state import LabState
 from postlab.records.steps import Directive
+from postlab.tools.data.self_generated import answer_shift
 from postlab.tools.evaluation.scoring import (
     EvalResult,
     EvaluationError,
@@ -68,6 +75,18 @@ def _scored(
             error=str(error),
             error_normalized=normalize_error(str(error)),
         )
+
+
+# Training rows sampled to measure the training answers' distribution.
+SHIFT_SAMPLE = 400
+
+
+def training_answer_shift(state: LabState) -> AnswerShift | None:
+    """Whether training over-represents one answer against validation (measured, not assumed)."""
+    task = run_task(state)
+    train = [example.answer for example in task.train_examples(SHIFT_SAMPLE, seed=0)]
+    validation = [example.answer for example in task.validation_examples()]
+    return answer_shift(train, validation) if train and validation else None
 
 
 def test_best(state: LabState) -> StepResult:
@@ -151,6 +170,13 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     update: dict = {"evaluations": [record]}
     if is_baseline:
         update["baseline"] = record
+        shift = training_answer_shift(state)
+        update["answer_shift"] = shift
+        if shift is not None:
+            summary += (
+                f"; training answers are {shift.train_share:.0%} {shift.answer!r} against "
+                f"{shift.validation_share:.0%} in validation"
+            )
     else:
         update["plan"] = plan.model_copy(update={"status": "done"})
         # The Trainer wrote this iteration's row; the evaluation completes it.

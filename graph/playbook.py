@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from postlab.graph.experiments import budget_short, cites, new_plan, pick_technique
+from postlab.graph.experiments import (
+    budget_short,
+    cites,
+    new_plan,
+    pick_technique,
+    usable_recipes,
+)
 from postlab.graph.refinements import refine
 from postlab.records.run import RunOptions, StopReason
 from postlab.records.state import LabState
@@ -80,7 +86,16 @@ def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decisi
         )
         if skipped:
             reason += f"; {skipped}"
-        plan = new_plan(state, finding, reason)
+        recipe = None
+        shift = state.get("answer_shift")
+        if shift is not None and "balanced" in usable_recipes(state, finding.key):
+            # The prior training teaches is not the one the model is judged on: balance first.
+            recipe = "balanced"
+            reason += (
+                f"; training answers are {shift.train_share:.0%} {shift.answer!r} against "
+                f"{shift.validation_share:.0%} in validation, so its rows are balanced by answer"
+            )
+        plan = new_plan(state, finding, reason, recipe=recipe)
         return _route(plan, step, reason), plan
     if plan.status not in ("done", "failed"):
         return _route(

@@ -97,6 +97,15 @@ class SplitScore(BaseModel):
         return binomial_stderr(self.strict, self.n)
 
 
+class AnswerShift(BaseModel):
+    """One answer far more common in training than in validation: a prior the model can learn
+    instead of the task."""
+
+    answer: str
+    train_share: float
+    validation_share: float
+
+
 class EvaluationRecord(BaseModel):
     """One scored checkpoint on validation (what decisions read), compared with baseline and best.
 

@@ -8,7 +8,13 @@ from typing import Annotated, Any, Literal
 from typing_extensions import TypedDict
 
 from postlab.records.artifacts import DatasetCard
-from postlab.records.outcomes import BestModel, EvaluationRecord, TechniqueFinding, TrainingRecord
+from postlab.records.outcomes import (
+    AnswerShift,
+    BestModel,
+    EvaluationRecord,
+    TechniqueFinding,
+    TrainingRecord,
+)
 from postlab.records.run import RunOptions
 from postlab.records.steps import (
     Decision,
@@ -83,6 +89,8 @@ class LabState(LabInput, LabOutput, total=False):
     evaluations: Annotated[list[EvaluationRecord], operator.add]
     iterations: Annotated[list[Iteration], merge_iterations]
     baseline: EvaluationRecord | None
+    # Measured with the baseline: training answers skewed toward one label beyond validation.
+    answer_shift: AnswerShift | None
     best: BestModel | None
     plan: Plan | None
     directive: Directive | None

@@ -279,6 +279,36 @@ def test_task_folder_run_finalizes(tiny_model, tmp_path):
     assert summary["baseline_val_n"] == 2 and summary["baseline_test_n"] == 2
 
 
+def test_a_training_prior_unlike_validation_opens_on_balanced_rows(tiny_model, tmp_path):
+    folder = tmp_path / "skewed"
+    folder.mkdir()
+
+    def rows(numbers):
+        return "\n".join(
+            json.dumps({"prompt": f"Is {n} above 500?", "answer": "yes" if n > 500 else "no"})
+            for n in numbers
+        )
+
+    # Nine training answers in ten are "yes"; validation and test are balanced.
+    (folder / "train.jsonl").write_text(rows([*range(600, 690), *range(100, 110)]))
+    (folder / "valid.jsonl").write_text(rows([701, 702, 703, 201, 202, 203]))
+    (folder / "eval.jsonl").write_text(rows([801, 802, 803, 301, 302, 303]))
+    run_lab(
+        {
+            "task_dir": str(folder),
+            "model": str(tiny_model),
+            "budget": 8,
+            "run_dir": str(tmp_path / "run"),
+            "options": {**SMALL, "max_iterations": 1},
+        }
+    )
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    opening = summary["iterations"][0]
+    assert "90% 'yes' against 50% in validation" in opening["reason"]
+    card = summary["datasets"][0]
+    assert card["recipe"] == "balanced" and card["recipe_stats"]["balanced"] is True
+
+
 def test_evaluator_reports_progress_on_earlier_misses_from_memory(finished_run):
     _, _, events = finished_run
     evaluations = [e for e in events if e["type"] == "agent_finished" and e["agent"] == "evaluator"]

@@ -198,3 +198,18 @@ def test_balanced_rows_give_every_answer_equal_weight_and_leave_unique_answers_a
     sums = [Example(prompt=f"{i} + 1", answer=str(i + 1)) for i in range(10)]
     rows, stats = balanced_rows(sums)
     assert not stats["balanced"] and len(rows) == 10
+
+
+def test_a_training_prior_is_a_shift_only_when_validation_differs():
+    from postlab.tools.data.self_generated import answer_shift
+
+    skewed = ["yes"] * 9 + ["no"]
+    shift = answer_shift(skewed * 10, ["yes", "no"] * 10)
+    assert shift is not None and (shift.answer, shift.train_share) == ("yes", 0.9)
+    assert shift.validation_share == 0.5
+    # The same skew in validation is the task's own prior, not a shift.
+    assert answer_shift(skewed * 10, skewed * 4) is None
+    # A mild skew (0.6 against 0.5) is not worth changing the data for.
+    assert answer_shift((["yes"] * 6 + ["no"] * 4) * 5, ["yes", "no"] * 10) is None
+    # Free-form answers have no label to over-represent.
+    assert answer_shift([str(n) for n in range(40)], [str(n) for n in range(20)]) is None

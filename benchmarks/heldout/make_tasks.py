@@ -6,6 +6,8 @@
   (about three rows in four say "animal"), validation and test are balanced and use words the
   training file never shows: plain SFT on it tends to answer "animal" to everything.
 - shout: rewrite a short phrase in capital letters, exact match.
+- above_500: whether a number is above 500. Nine training rows in ten say "yes"; validation and
+  test are balanced: plain SFT on it learns to answer "yes" to everything.
 """
 
 from __future__ import annotations
@@ -101,11 +103,44 @@ def shout(out: Path) -> None:
     (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
 
 
+def above_500(out: Path) -> None:
+    """The folder whose skewed training makes one answer dominate."""
+    rng = random.Random(13)
+    numbers = list(range(100, 1000))
+    numbers.remove(500)
+    rng.shuffle(numbers)
+    high = [n for n in numbers if n > 500]
+    low = [n for n in numbers if n < 500]
+    templates = [
+        "Is {n} greater than 500? Answer yes or no.",
+        "Is the number {n} above 500? Answer yes or no.",
+        "Answer yes or no: is {n} more than 500?",
+    ]
+
+    def rows(chosen: list[int]) -> list[dict]:
+        return [
+            {"prompt": rng.choice(templates).format(n=n), "answer": "yes" if n > 500 else "no"}
+            for n in chosen
+        ]
+
+    held = {"valid": high[:40] + low[:40], "eval": high[40:100] + low[40:100]}
+    train = high[100:370] + low[100:130]
+    folder = out / "above_500"
+    for split, chosen in (("train", train), *held.items()):
+        picked = rows(chosen)
+        rng.shuffle(picked)
+        _write(folder, f"{split}.jsonl", picked)
+    task = {"name": "above_500", "description": "Say whether a number is above 500.",
+            "metric": "exact", "max_new_tokens": 4}  # fmt: skip
+    (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
+
+
 def main() -> None:
-    """Write both folders under the directory given."""
+    """Write the folders under the directory given."""
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "heldout-tasks")
     word_category(out)
     shout(out)
+    above_500(out)
     print(f"written to {out}")
 
 
