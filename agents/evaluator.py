@@ -6,17 +6,20 @@ from pathlib import Path
 
 from postlab.agents.base import StepResult, iteration_row, run_task
 from postlab.memory.store import LabMemory
+from postlab.records.artifacts import FailureSample
 from postlab.records.events import emit
 from postlab.records.outcomes import (
     AgentOutcome,
     AnswerShift,
     BestModel,
     EvaluationRecord,
+    MissCluster,
     SplitScore,
 )
 from postlab.records.state import LabState
 from postlab.records.steps import Directive
 from postlab.tools.data.self_generated import answer_shift
+from postlab.tools.evaluation.clusters import MIN_MISSES_TO_CLUSTER, cluster_unit_vectors
 from postlab.tools.evaluation.scoring import (
     EvalResult,
     EvaluationError,
@@ -75,6 +78,28 @@ def _scored(
             error=str(error),
             error_normalized=normalize_error(str(error)),
         )
+
+
+# Clusters a record keeps (the largest): enough to show the patterns, not every singleton.
+KEPT_CLUSTERS = 3
+
+
+def miss_clusters(
+    state: LabState, memory: LabMemory, misses: list[FailureSample]
+) -> list[MissCluster]:
+    """A task folder's free-form misses grouped by meaning (generated tasks' misses are numbers,
+    which embeddings do not tell apart)."""
+    if state.get("task_dir") is None or len(misses) < MIN_MISSES_TO_CLUSTER:
+        return []
+    unit = memory.embed([f"{m.prompt} → {m.completion}" for m in misses])
+    groups = cluster_unit_vectors(unit)
+    return [
+        MissCluster(
+            size=len(group), share=round(len(group) / len(misses), 3), example=misses[group[0]]
+        )
+        for group in groups[:KEPT_CLUSTERS]
+        if len(group) > 1
+    ]
 
 
 # Training rows sampled to measure the training answers' distribution.
@@ -136,6 +161,7 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
         error_categories=result.error_categories,
         collapse=result.collapse,
         failures=result.failures,
+        miss_clusters=miss_clusters(state, memory, result.free_form_misses),
         delta_vs_baseline=round(result.strict - base_strict, 4),
         delta_vs_best=round(result.strict - best_strict, 4),
         is_best=is_best,
@@ -150,6 +176,12 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     progress = _progress_on_earlier_misses(memory, state, result.missed_prompts)
     if progress:
         summary += f"; {progress}"
+    if record.miss_clusters:
+        top = record.miss_clusters[0]
+        summary += (
+            f"; {top.size} of {len(result.free_form_misses)} free-form misses resemble "
+            f"{top.example.prompt!r} → {top.example.completion!r}"
+        )
     memory.add("observations", f"Evaluation {summary}", {"label": label, "iteration": iteration})
     # Every miss is remembered, so the next evaluation can tell what training fixed.
     memory.add_many(

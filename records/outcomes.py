@@ -106,6 +106,14 @@ class AnswerShift(BaseModel):
     validation_share: float
 
 
+class MissCluster(BaseModel):
+    """Free-form misses that resemble each other (by embedding): one pattern of failure."""
+
+    size: int
+    share: float  # of the free-form ("wrong") misses
+    example: FailureSample
+
+
 class EvaluationRecord(BaseModel):
     """One scored checkpoint on validation (what decisions read), compared with baseline and best.
 
@@ -123,6 +131,9 @@ class EvaluationRecord(BaseModel):
     collapse: float = 0.0
     error_categories: dict[str, int] = Field(default_factory=dict)
     failures: list[FailureSample] = Field(default_factory=list)
+    # Free-form misses of a task folder grouped by meaning, largest first (no verifier can name
+    # their kind).
+    miss_clusters: list[MissCluster] = Field(default_factory=list)
     delta_vs_baseline: float = 0.0
     delta_vs_best: float = 0.0
     is_best: bool = False

@@ -39,7 +39,10 @@ def _summary(tmp_path):
         "evaluations": [
             {"iteration": 0, "label": "baseline", "strict": 0.0, "lenient": 0.0, "n": 20},
             {"iteration": 1, "label": "iter-1", "strict": 0.5, "n": 20,
-             "error_categories": {"correct": 10, "off_by_power_of_ten": 7, "wrong": 3}},
+             "error_categories": {"correct": 10, "off_by_power_of_ten": 7, "wrong": 3},
+             "miss_clusters": [{"size": 2, "share": 0.667, "example": {
+                 "prompt": "capital of Peru?", "completion": "London", "answer": "Lima",
+                 "category": "wrong"}}]},
         ],
         "options": {"max_iterations": 2, "train_steps": 4, "train_size": 16, "batch_size": 8,
                     "seed": 0, "target_score": 0.9},
@@ -71,6 +74,8 @@ def test_the_report_shows_curves_target_data_use_and_how_to_rerun(tmp_path):
     chain = "misses by category (read by the next decision): off_by_power_of_ten 7, wrong 3"
     assert md(chain) in report
     assert md("From: iteration 1, by target_errors") in report
+    cluster = "2 free-form misses (67%) resemble: capital of Peru? → London (expected Lima)"
+    assert md(cluster) in report
     assert "(-0.10 against iter-1's 0.50)" in report
     assert "- Time: 30s training, 5s scoring" in report
     assert 'path = "/runs/r/models/iter-1/checkpoint"' in report

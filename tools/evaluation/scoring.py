@@ -37,6 +37,8 @@ class EvalResult(BaseModel):
     error_categories: dict[str, int] = Field(default_factory=dict)
     failures: list[FailureSample] = Field(default_factory=list)
     missed_prompts: list[str] = Field(default_factory=list)
+    # Every miss whose kind no rule could name ("wrong"), for grouping by meaning.
+    free_form_misses: list[FailureSample] = Field(default_factory=list)
     # Share of items given one and the same answer, when that many did (else 0).
     collapse: float = 0.0
     wall_s: float = 0.0
@@ -129,6 +131,7 @@ def score(
     """Verify completions against answers and collect error categories and failure samples."""
     categories: Counter[str] = Counter()
     failures: list[FailureSample] = []
+    free_form: list[FailureSample] = []
     missed: list[str] = []
     strict_hits = lenient_hits = 0
     labels = label_set([example.answer for example in examples])
@@ -138,17 +141,16 @@ def score(
         lenient_hits += verdict.lenient
         category = categorize(completion, verdict.strict, verdict.lenient, example.answer, labels)
         categories[category] += 1
-        if category != "correct":
-            missed.append(example.prompt)
-        if category != "correct" and len(failures) < failure_samples:
-            failures.append(
-                FailureSample(
-                    prompt=example.prompt,
-                    answer=example.answer,
-                    completion=completion,
-                    category=category,
-                )
-            )
+        if category == "correct":
+            continue
+        missed.append(example.prompt)
+        sample = FailureSample(
+            prompt=example.prompt, answer=example.answer, completion=completion, category=category
+        )
+        if len(failures) < failure_samples:
+            failures.append(sample)
+        if category == "wrong":
+            free_form.append(sample)
     n = len(examples)
     # A collapse is told apart from many distinct misses: it changes the data, not the LR.
     share = collapsed_share(completions)
@@ -162,6 +164,7 @@ def score(
         error_categories=dict(categories),
         failures=failures,
         missed_prompts=missed,
+        free_form_misses=free_form,
         collapse=round(share, 3) if share >= COLLAPSE_SHARE and varied else 0.0,
         wall_s=wall_s,
     )

@@ -204,6 +204,13 @@ def _iterations(summary: dict[str, Any]) -> list[str]:
         ]
         if misses := _misses(scored.get(it["iteration"])):
             lines.append(f"- Validation misses by category (read by the next decision): {misses}")
+        for cluster in (scored.get(it["iteration"]) or {}).get("miss_clusters") or []:
+            example = cluster["example"]
+            lines.append(
+                f"- {cluster['size']} free-form misses ({cluster['share']:.0%}) resemble: "
+                f"{md(example['prompt'])} → {md(example['completion'])} "
+                f"(expected {md(example['answer'])})"
+            )
         if it.get("failure"):
             lines.append(f"- Failure: {md(it['failure'])}")
         lines.append("")
