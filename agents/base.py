@@ -87,7 +87,7 @@ def run_agent_step(
     lost = begin_step(run_dir, step)
     started_at, clock = time.time(), time.monotonic()
     try:
-        with quiet_progress():
+        with quiet_progress(), memory.stamped(step=step, agent=agent):
             result = body(state, directive, memory)
     except GraphBubbleUp:
         # Interrupts (approval gates) are control flow for LangGraph, not agent failures.

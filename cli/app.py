@@ -1,4 +1,4 @@
-"""The `postlab` command line: run, demo, runs, show."""
+"""The `postlab` command line: run, demo, runs, show (papers, datasets, memory: sub-apps)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from postlab.cli.launch import (
     launch,
     parse_overrides,
 )
+from postlab.cli.memory_search import memory_app
 from postlab.cli.sources import datasets_app, papers_app
 from postlab.records.run import DEFAULT_STEP_BUDGET, RunOptions
 from postlab.tools.io.http import OFFLINE_ENV
@@ -78,6 +79,7 @@ def root_options(
 
 app.add_typer(papers_app, name="papers")
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(memory_app, name="memory")
 
 
 @app.command()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,6 +68,17 @@ class LabMemory:
         self.client = client or _make_client(path)
         self.embedding_function = embedding_function or default_embedding_function()
         self._collections: dict[str, Any] = {}
+        self._stamp: dict[str, Any] = {}
+
+    @contextlib.contextmanager
+    def stamped(self, **metadata: Any) -> Iterator[LabMemory]:
+        """Memories added inside carry `metadata` too (the agent step that wrote them)."""
+        previous = self._stamp
+        self._stamp = {**previous, **metadata}
+        try:
+            yield self
+        finally:
+            self._stamp = previous
 
     def _collection(self, kind: MemoryKind):
         if kind not in MEMORY_KINDS:
@@ -101,7 +114,7 @@ class LabMemory:
             return []
         ids = ids or [memory_id(kind, text) for text in texts]
         metadatas = metadatas or [{} for _ in texts]
-        clean = [_clean_metadata({**m, "kind": kind}) for m in metadatas]
+        clean = [_clean_metadata({**self._stamp, **m, "kind": kind}) for m in metadatas]
         self._collection(kind).upsert(ids=ids, documents=texts, metadatas=clean)
         return ids
 

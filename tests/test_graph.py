@@ -151,6 +151,23 @@ def test_memory_holds_what_the_agents_learned(finished_run):
     assert any("baseline" in h.text for h in hits)
 
 
+def test_memory_search_finds_a_fact_with_the_step_that_wrote_it(finished_run):
+    run_dir, output, events = finished_run
+    started = {e["step"]: e["action"] for e in events if e["type"] == "agent_started"}
+    baseline_step = next(step for step, action in started.items() if action == "baseline")
+    query = ["memory", "search", str(run_dir), "baseline evaluation strict accuracy"]
+    result = CliRunner().invoke(app, [*query, "--kind", "observations", "--json"])
+    assert result.exit_code == 0, result.output
+    hits = json.loads(result.output)
+    top = next(hit for hit in hits if hit["text"].startswith("Evaluation baseline"))
+    assert top["source"]["step"] == baseline_step and top["source"]["agent"] == "evaluator"
+    assert 0 < top["score"] <= 1 and top["kind"] == "observations"
+    table = CliRunner().invoke(app, query)
+    assert table.exit_code == 0 and "e2e: memories closest to" in table.output
+    wrong = CliRunner().invoke(app, [*query, "--kind", "dreams"])
+    assert wrong.exit_code == 2 and "unknown memory kind 'dreams'" in wrong.output
+
+
 def test_step_budget_still_finalizes(tiny_model, tmp_path):
     output = run_lab(
         {
@@ -254,6 +271,14 @@ def test_every_bundled_task_runs_and_finalizes(task, tiny_model, tmp_path):
     assert summary["baseline_score"] is not None
 
 
+def _one_iteration_on(folder: Path, model: Path, run_dir: Path) -> tuple[dict, dict]:
+    """The lab's output and summary after one iteration on a task folder."""
+    options = {**SMALL, "max_iterations": 1}
+    spec = {"task_dir": str(folder), "model": str(model), "budget": 8, "run_dir": str(run_dir)}
+    output = run_lab({**spec, "options": options})
+    return output, json.loads((run_dir / "summary.json").read_text())
+
+
 def test_task_folder_run_finalizes(tiny_model, tmp_path):
     folder = tmp_path / "task"
     folder.mkdir()
@@ -262,16 +287,7 @@ def test_task_folder_run_finalizes(tiny_model, tmp_path):
     (folder / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows[:8] * 3))
     (folder / "valid.jsonl").write_text("\n".join(json.dumps(r) for r in rows[8:10]))
     (folder / "eval.jsonl").write_text("\n".join(json.dumps(r) for r in rows[10:]))
-    output = run_lab(
-        {
-            "task_dir": str(folder),
-            "model": str(tiny_model),
-            "budget": 8,
-            "run_dir": str(tmp_path / "dir-run"),
-            "options": {**SMALL, "max_iterations": 1},
-        }
-    )
-    summary = json.loads((tmp_path / "dir-run" / "summary.json").read_text())
+    output, summary = _one_iteration_on(folder, tiny_model, tmp_path / "dir-run")
     assert output["stop_reason"] == "budget_iterations"
     assert summary["task"] == "task" and summary["task_dir"] == str(folder)
     assert summary["datasets"][0]["duplicates_removed"] == 16
@@ -293,16 +309,7 @@ def test_a_training_prior_unlike_validation_opens_on_balanced_rows(tiny_model, t
     (folder / "train.jsonl").write_text(rows([*range(600, 690), *range(100, 110)]))
     (folder / "valid.jsonl").write_text(rows([701, 702, 703, 201, 202, 203]))
     (folder / "eval.jsonl").write_text(rows([801, 802, 803, 301, 302, 303]))
-    run_lab(
-        {
-            "task_dir": str(folder),
-            "model": str(tiny_model),
-            "budget": 8,
-            "run_dir": str(tmp_path / "run"),
-            "options": {**SMALL, "max_iterations": 1},
-        }
-    )
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    _, summary = _one_iteration_on(folder, tiny_model, tmp_path / "run")
     opening = summary["iterations"][0]
     assert "90% 'yes' against 50% in validation" in opening["reason"]
     card = summary["datasets"][0]

@@ -1,0 +1,75 @@
+"""`postlab memory search RUN QUERY`: what a run stored, found by meaning, with its source."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from postlab.cli.launch import console, fail
+from postlab.memory.store import MEMORY_KINDS, LabMemory
+from postlab.tools.io.rundir import find_run
+
+memory_app = typer.Typer(help="Search what a run's agents stored in its vector memory.")
+# The metadata that says where a memory came from, in the order a reader wants it.
+_SOURCE_KEYS = (
+    "step",
+    "iteration",
+    "label",
+    "agent",
+    "action",
+    "technique",
+    "paper_id",
+    "category",
+)
+
+
+@memory_app.command("search")
+def memory_search(
+    run: Annotated[str, typer.Argument(help="Run id or run directory.")],
+    query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Only this kind (repeatable): {', '.join(MEMORY_KINDS)}."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Memories to show.")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
+) -> None:
+    """The memories of a run closest in meaning to QUERY, with scores and sources."""
+    kinds = tuple(kind or MEMORY_KINDS)
+    unknown = [k for k in kinds if k not in MEMORY_KINDS]
+    if unknown:
+        raise fail(f"unknown memory kind {unknown[0]!r}; expected one of {', '.join(MEMORY_KINDS)}")
+    try:
+        folder = find_run(run)
+    except FileNotFoundError as error:
+        raise fail(str(error)) from error
+    if not (folder / "memory").is_dir():
+        raise fail(f"run {folder.name} has no memory folder")
+    hits = LabMemory(folder / "memory").search(query, kinds=kinds, k=limit)
+    rows = [
+        {
+            "score": round(1.0 - hit.distance, 4),
+            "kind": hit.kind,
+            "text": hit.text,
+            "source": {k: hit.metadata[k] for k in _SOURCE_KEYS if k in hit.metadata},
+            "id": hit.id,
+        }
+        for hit in hits
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return
+    if not rows:
+        console.print(f"run {folder.name}'s memory holds nothing of kind {', '.join(kinds)}")
+        return
+    table = Table(title=f"{folder.name}: memories closest to {query!r}")
+    for column in ("score", "kind", "source", "text"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        source = ", ".join(f"{key} {value}" for key, value in row["source"].items())
+        table.add_row(f"{row['score']:.2f}", row["kind"], source, row["text"])
+    console.print(table)
