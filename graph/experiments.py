@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from postlab.records.budget import budget_of, steps_used, time_left
 from postlab.records.hyper import DEFAULT_GRPO_GROUP, DEFAULT_LORA_RANK, Hyper
-from postlab.records.outcomes import TechniqueFinding
+from postlab.records.outcomes import LearningRateEvidence, TechniqueFinding
 from postlab.records.run import RunOptions, StopReason
 from postlab.records.state import LabState
 from postlab.records.steps import Plan
@@ -107,17 +107,39 @@ def _passed_over(skipped: list[str]) -> str:
     return f"passed over: {'; '.join(skipped)}" if skipped else ""
 
 
+def rate_evidence(
+    finding: TechniqueFinding, state: LabState, adapter: str
+) -> tuple[list[LearningRateEvidence], str]:
+    """The learning rates a technique's settings come from, and whose they are.
+
+    A card whose papers report no rate (data recipes: quality filtering, curricula) trains with
+    the same trainer and adapter as plain fine-tuning, so it borrows the plain card's evidence
+    rather than a bare default. Measured: answer_format's data_quality card, on its default
+    (2e-5 assumed at 7B, scaled to the 8e-5 bound), reached 0.45 on test where plain SFT at
+    5e-5 reached 0.63 (benchmarks/lab_vs_naive.py --quick).
+    """
+    if finding.learning_rates:
+        papers = ", ".join(f"{e.paper.title} ({e.paper.id})" for e in finding.learning_rates)
+        return finding.learning_rates, f"{finding.name} card: {papers}"
+    method = TECHNIQUES[finding.key].method
+    for other in state.get("findings") or []:
+        same_trainer = TECHNIQUES.get(other.key) and TECHNIQUES[other.key].method == method
+        if other.learning_rates and same_trainer and TECHNIQUES[other.key].adapter == adapter:
+            papers = ", ".join(f"{e.paper.id}" for e in other.learning_rates)
+            why = f"the {other.name} card ({papers}: same trainer and adapter; "
+            return other.learning_rates, why + f"{finding.name}'s papers report no rate)"
+    return [], "the technique's default"
+
+
 def hyper_for(finding: TechniqueFinding, state: LabState) -> tuple[Hyper, str]:
     """Settings for a technique from its card, scaled to this model and run; and how, in words."""
     options: RunOptions = state["run_options"]
     recipe = TECHNIQUES[finding.key]
     checkpoint = state["base_model_path"]
     adapter = adapter_for(finding.key, checkpoint)
-    evidence = finding.learning_rates
+    evidence, source = rate_evidence(finding, state, adapter)
     reported = [(e.learning_rate, e.model_params) for e in evidence] or [(recipe.default_lr, None)]
     lr, rule = pooled_learning_rate(reported, model_parameters(checkpoint), adapter)
-    papers = ", ".join(f"{e.paper.title} ({e.paper.id})" for e in evidence)
-    source = f"{finding.name} card: {papers}" if evidence else "the technique's default"
     values: dict[str, Any] = {
         "adapter": adapter,
         "learning_rate": lr,

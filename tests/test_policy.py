@@ -148,6 +148,17 @@ def test_card_learning_rate_is_scaled_to_the_model_by_the_written_rule(tmp_path)
     assert grpo.batch_size % grpo.num_generations == 0 and grpo.max_steps == 20
 
 
+def test_a_card_without_a_reported_rate_borrows_its_trainers_evidence(tmp_path):
+    plain = finding("sft_full", lr=4e-7, measured_at=8e9)
+    state = base_state(tmp_path, findings=[finding("data_quality"), plain])
+    borrowed, how = hyper_for(finding("data_quality"), state)
+    assert borrowed.learning_rate == hyper_for(plain, state)[0].learning_rate
+    assert "the sft_full card (2106.09685: same trainer and adapter" in how
+    # With nothing to borrow, the technique's own default, said as such.
+    alone, how = hyper_for(finding("data_quality"), base_state(tmp_path))
+    assert "the technique's default" in how and alone.learning_rate != borrowed.learning_rate
+
+
 def test_a_learning_rate_is_scaled_from_the_size_of_the_model_its_paper_measured(tmp_path):
     state = base_state(tmp_path)
     hyper, how = hyper_for(finding("sft_lora", lr=2e-4, measured_at=300.0), state)
