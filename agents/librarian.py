@@ -6,11 +6,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from postlab.agents.base import StepResult, run_task
+from postlab.memory.library import open_library, recall_effects, remember_effects
 from postlab.memory.store import LabMemory
 from postlab.records.events import emit
 from postlab.records.outcomes import (
     AgentOutcome,
     LearningRateEvidence,
+    MeasuredEffect,
     PaperRef,
     ResearchReport,
     TechniqueFinding,
@@ -20,7 +22,7 @@ from postlab.records.steps import Directive
 from postlab.tools.papers.corpus import PaperRecord, influence, load_corpus, walk_citations
 from postlab.tools.papers.evidence import OnlinePaper
 from postlab.tools.papers.online import citation_walk, remember_papers, search_papers
-from postlab.tools.training.fit import TaskFeatures, fit
+from postlab.tools.training.fit import TaskFeatures, fit, local_fit
 from postlab.tools.training.recipes import TECHNIQUES, model_parameters, weights_bytes
 
 SYSTEM_PROMPT = (
@@ -149,9 +151,13 @@ def task_features(state: LabState, task) -> TaskFeatures:
 
 
 def rank_by_fit(
-    findings: list[TechniqueFinding], features: TaskFeatures, corpus: list[PaperRecord]
+    findings: list[TechniqueFinding],
+    features: TaskFeatures,
+    corpus: list[PaperRecord],
+    local: list[MeasuredEffect] = (),
 ) -> list[TechniqueFinding]:
-    """Cards with their fit to the task, ordered by relevance × fit (runnable ones only fit)."""
+    """Cards with their fit to the task (papers' conditions and this machine's own earlier
+    measurements), ordered by relevance × fit; only runnable cards are fitted."""
     measured: dict[str, list[float]] = defaultdict(list)
     for paper in corpus:
         if paper.technique is not None and paper.technique.recipe.model_params:
@@ -162,9 +168,48 @@ def rank_by_fit(
             fitted.append(finding)
             continue
         score, notes = fit(finding.key, features, measured[finding.key])
+        mine = [e for e in local if e.technique == finding.key]
+        if score and (weighed := local_fit(mine, features.model_params)):
+            factor, note = weighed
+            score, notes = round(score * factor, 4), [*notes, note]
         fitted.append(finding.model_copy(update={"fit": score, "fit_notes": notes}))
     fitted.sort(key=lambda finding: -finding.relevance * finding.fit)
     return fitted
+
+
+def measured_effects(state: LabState) -> list[MeasuredEffect]:
+    """What this run measured of each technique it trained: the mean validation change per
+    iteration against the model each started from."""
+    scores = {e.iteration: e.strict for e in state.get("evaluations") or []}
+    by_technique: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for row in state.get("iterations") or []:
+        if row.status == "evaluated" and row.parent in scores and row.iteration in scores:
+            change = scores[row.iteration] - scores[row.parent]
+            by_technique[row.technique].append((change, int(row.spec.get("max_steps", 0))))
+    if not by_technique:
+        return []
+    params = model_parameters(state["base_model_path"])
+    return [
+        MeasuredEffect(
+            run_id=state["run_id"],
+            task=run_task(state).name,
+            technique=key,
+            model_params=params,
+            effect=round(sum(change for change, _ in rows) / len(rows), 4),
+            iterations=len(rows),
+            steps=sum(steps for _, steps in rows),
+        )
+        for key, rows in by_technique.items()
+    ]
+
+
+def file_lessons(state: LabState) -> list[MeasuredEffect]:
+    """Put what this run measured into the library, for the next run's ranking."""
+    library = open_library()
+    effects = measured_effects(state) if library is not None else []
+    if effects:
+        remember_effects(library, effects)
+    return effects
 
 
 def read_online(
@@ -222,7 +267,9 @@ def research(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     if state["run_options"].online:
         online, notes = read_online(memory, query, seeds)
         findings = add_online_evidence(findings, online)
-    findings = rank_by_fit(findings, task_features(state, task), corpus)
+    library = open_library()
+    local = recall_effects(library, task.name) if library is not None else []
+    findings = rank_by_fit(findings, task_features(state, task), corpus, local)
     report = ResearchReport(
         query=query,
         findings=findings,

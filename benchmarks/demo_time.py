@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from postlab.memory.library import LIBRARY_ENV, LIBRARY_OFF
 
 
 def main() -> None:
@@ -19,6 +22,8 @@ def main() -> None:
         capture_output=True,
         text=True,
         check=False,
+        # A fresh user's demo: no earlier run's measurements weigh on its ranking.
+        env={**os.environ, LIBRARY_ENV: os.environ.get(LIBRARY_ENV, LIBRARY_OFF)},
     )
     wall = time.monotonic() - started
     summary = json.loads((run_dir / "summary.json").read_text())

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 
 from postlab.graph.runner import run_lab
+from postlab.memory.library import LIBRARY_ENV, LIBRARY_OFF
 from postlab.records.outcomes import binomial_stderr
 from postlab.tools.data.training_sets import build_training_set
 from postlab.tools.evaluation.scoring import evaluate_checkpoint
@@ -145,6 +147,8 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
     args = parser.parse_args()
+    # Comparable runs: no earlier run's measurements weigh on the lab's ranking.
+    os.environ.setdefault(LIBRARY_ENV, LIBRARY_OFF)
     settings = dict(QUICK if args.quick else FULL)
     for key in ("iterations", "steps"):
         if getattr(args, key):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from postlab.agents.librarian import file_lessons
 from postlab.records.budget import budget_of, steps_used, time_used
 from postlab.records.outcomes import BestModel, EvaluationRecord, SplitScore, binomial_stderr
 from postlab.records.run import StopReason
@@ -112,6 +113,11 @@ def finalize(state: LabState) -> LabOutput:
     }
     # A finished run is never continued: its optimiser states (a model's size twice over) go.
     prune_optimizer_states(run_dir / "models", keep=set())
+    try:
+        summary["lessons_filed"] = [effect.model_dump() for effect in file_lessons(state)]
+    except Exception as error:  # noqa: BLE001 - the library helps later runs; this one is done
+        summary["lessons_filed"] = []
+        summary["library_note"] = f"the library was not updated: {type(error).__name__}: {error}"
     try:
         output["summary_path"] = str(write_run_json(run_dir, SUMMARY_FILE, summary))
         output["report_path"] = str(write_report(run_dir, summary))

@@ -60,6 +60,19 @@ class TechniqueFinding(BaseModel):
     fit_notes: list[str] = Field(default_factory=list)
 
 
+class MeasuredEffect(BaseModel):
+    """What one run measured of one technique: local evidence for the next run's ranking."""
+
+    run_id: str
+    task: str
+    technique: TechniqueKey
+    model_params: float
+    # Mean change of validation accuracy per iteration, each against the model it started from.
+    effect: float
+    iterations: int
+    steps: int
+
+
 class ResearchReport(BaseModel):
     """The Librarian's answer: ranked findings and how much was read to get them."""
 

@@ -135,11 +135,6 @@ class Iteration(BaseModel):
     failure: str | None = None
     parent: int = 0
     move: str = "open"
-    # Its stretch of a learning-rate schedule (steps schedule_offset.. of schedule_steps), and
-    # the iteration whose optimiser state it resumes (None: a fresh optimiser).
-    schedule_offset: int = 0
-    schedule_steps: int | None = None
-    optimizer_from: int | None = None
     # Wall-clock seconds of the training run and of the validation scoring.
     train_s: float | None = None
     eval_s: float | None = None

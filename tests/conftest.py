@@ -12,6 +12,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+# Runs in tests must not learn from each other (nor from the user's runs): the library is off
+# unless a test gives it a folder.
+os.environ["POSTLAB_LIBRARY_DIR"] = "off"
 
 
 @pytest.fixture(scope="session")

@@ -316,6 +316,32 @@ def test_a_training_prior_unlike_validation_opens_on_balanced_rows(tiny_model, t
     assert card["recipe"] == "balanced" and card["recipe_stats"]["balanced"] is True
 
 
+def test_a_run_weighs_earlier_runs_measurements_and_files_its_own(
+    tiny_model, tmp_path, monkeypatch
+):
+    from postlab.memory.library import recall_effects, remember_effects
+    from postlab.memory.store import LabMemory
+    from postlab.records.outcomes import MeasuredEffect
+
+    monkeypatch.setenv("POSTLAB_LIBRARY_DIR", str(tmp_path / "library"))
+    earlier = MeasuredEffect(
+        run_id="earlier-run", task="addition_2d", technique="sft_lora",
+        model_params=5e5, effect=0.4, iterations=3, steps=120,
+    )  # fmt: skip
+    remember_effects(LabMemory(tmp_path / "library"), [earlier])
+    options = {**SMALL, "max_iterations": 1}
+    spec = {"task": "addition_2d", "model": str(tiny_model), "budget": 8}
+    run_lab({**spec, "run_dir": str(tmp_path / "run"), "options": options})
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    lora = next(card for card in summary["findings"] if card["key"] == "sft_lora")
+    assert any("run earlier-run +0.40 over 3 iteration(s)" in note for note in lora["fit_notes"])
+    assert "measured here: run earlier-run" in (tmp_path / "run" / "report.md").read_text()
+    filed = recall_effects(LabMemory(tmp_path / "library"), "addition_2d")
+    assert [e.run_id for e in filed] == ["earlier-run", "run"]
+    assert filed[1].technique == summary["iterations"][0]["technique"]
+    assert summary["lessons_filed"][0]["iterations"] == 1
+
+
 def test_evaluator_reports_progress_on_earlier_misses_from_memory(finished_run):
     _, _, events = finished_run
     evaluations = [e for e in events if e["type"] == "agent_finished" and e["agent"] == "evaluator"]

@@ -236,6 +236,17 @@ def _techniques(summary: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _lessons(summary: dict[str, Any]) -> list[str]:
+    rows = [
+        f"- {md(e['technique'])} on {md(e['task'])}: validation {e['effect']:+.2f} per iteration "
+        f"over {e['iterations']} iteration(s), {e['steps']} steps"
+        for e in summary.get("lessons_filed") or []
+    ]
+    if summary.get("library_note"):
+        rows.append(f"- {md(summary['library_note'])}")
+    return rows
+
+
 def _listing(title: str, rows: list[str]) -> list[str]:
     return ["", f"## {title}", "", *rows] if rows else []
 
@@ -299,6 +310,7 @@ def render_report(
         *_listing("Fallbacks to the playbook", fallbacks),
         *_listing("Approval gates", gates),
         *_listing("Error analysis of the best model", misses),
+        *_listing("Filed in the library for later runs", _lessons(summary)),
         *_use_and_reproduce(summary),
     ]
     return "\n".join(lines) + "\n"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from postlab.records.outcomes import MeasuredEffect
 from postlab.tools.training.recipes import (
     CARD_REFERENCE_PARAMS,
     FULL_FINETUNE_MAX_BYTES,
@@ -26,6 +27,10 @@ SIZE_FIT_WEIGHT = 0.25
 MIN_POOL_FOR_DATA_RECIPES = 100
 DATA_RECIPES_NEEDING_A_POOL = ("curriculum", "quality")
 SMALL_POOL_FIT = 0.5
+# Earlier runs on this task count when their model was within this many decades of this one's
+# size; their mean validation change per iteration moves the fit by as much, within ±0.5.
+LOCAL_SIZE_DECADES = 0.6
+LOCAL_EFFECT_LIMIT = 0.5
 
 
 @dataclass(frozen=True)
@@ -68,3 +73,17 @@ def fit(key: str, features: TaskFeatures, measured_at: list[float]) -> tuple[flo
     assumed = "" if measured_at else " (assumed)"
     notes.append(f"evidence measured at {nearest:.3g}{assumed} parameters (×{size_fit:.2f})")
     return round(score, 4), notes
+
+
+def local_fit(effects: list[MeasuredEffect], model_params: float) -> tuple[float, str] | None:
+    """A fit factor from this machine's earlier runs of a technique on the task, and its note."""
+    near = [
+        e for e in effects if abs(math.log10(e.model_params / model_params)) <= LOCAL_SIZE_DECADES
+    ]
+    if not near:
+        return None
+    mean = sum(e.effect for e in near) / len(near)
+    factor = 1.0 + max(-LOCAL_EFFECT_LIMIT, min(LOCAL_EFFECT_LIMIT, mean))
+    runs = ", ".join(f"run {e.run_id} {e.effect:+.2f} over {e.iterations}" for e in near[-3:])
+    note = f"measured here: {runs} iteration(s), validation per iteration (×{factor:.2f})"
+    return factor, note
