@@ -13,6 +13,7 @@ from postlab.graph.refinements import refine
 from postlab.records.run import RunOptions, StopReason
 from postlab.records.state import LabState
 from postlab.records.steps import Decision, Directive, GuardEvent, Plan
+from postlab.tools.training.fit import LOCAL_NOTE
 
 
 def _route(plan: Plan, step: int, reason: str) -> Decision:
@@ -86,6 +87,7 @@ def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decisi
         )
         if skipped:
             reason += f"; {skipped}"
+        reason += "".join(f"; {n}" for n in finding.fit_notes if n.startswith(LOCAL_NOTE))
         recipe = None
         shift = state.get("answer_shift")
         if shift is not None and "balanced" in usable_recipes(state, finding.key):

@@ -56,6 +56,8 @@ def test_run_visits_every_agent_and_writes_its_artifacts(finished_run):
     assert 0.0 <= summary["baseline_val_score"] <= summary["best_val_score"] <= 1.0
     assert 0.0 <= summary["best_score"] <= 1.0
     assert len(summary["iterations"]) == 2
+    # With no earlier run in the library, the papers alone rank full SFT first here.
+    assert summary["iterations"][0]["technique"] == "sft_full"
     for iteration in summary["iterations"]:
         assert (
             iteration["technique"] and iteration["reason"] and iteration["spec"]["max_steps"] == 2
@@ -336,6 +338,10 @@ def test_a_run_weighs_earlier_runs_measurements_and_files_its_own(
     lora = next(card for card in summary["findings"] if card["key"] == "sft_lora")
     assert any("run earlier-run +0.40 over 3 iteration(s)" in note for note in lora["fit_notes"])
     assert "measured here: run earlier-run" in (tmp_path / "run" / "report.md").read_text()
+    # Without that run, full SFT opens on addition_2d (the LoRA card ranks below it).
+    opening = summary["iterations"][0]
+    assert opening["technique"] == "sft_lora"
+    assert "measured here: run earlier-run" in opening["reason"]
     filed = recall_effects(LabMemory(tmp_path / "library"), "addition_2d")
     assert [e.run_id for e in filed] == ["earlier-run", "run"]
     assert filed[1].technique == summary["iterations"][0]["technique"]

@@ -31,6 +31,8 @@ SMALL_POOL_FIT = 0.5
 # size; their mean validation change per iteration moves the fit by as much, within ±0.5.
 LOCAL_SIZE_DECADES = 0.6
 LOCAL_EFFECT_LIMIT = 0.5
+# How a fit note from this machine's own runs begins (reasons quote those notes).
+LOCAL_NOTE = "measured here"
 
 
 @dataclass(frozen=True)
@@ -85,5 +87,5 @@ def local_fit(effects: list[MeasuredEffect], model_params: float) -> tuple[float
     mean = sum(e.effect for e in near) / len(near)
     factor = 1.0 + max(-LOCAL_EFFECT_LIMIT, min(LOCAL_EFFECT_LIMIT, mean))
     runs = ", ".join(f"run {e.run_id} {e.effect:+.2f} over {e.iterations}" for e in near[-3:])
-    note = f"measured here: {runs} iteration(s), validation per iteration (×{factor:.2f})"
+    note = f"{LOCAL_NOTE}: {runs} iteration(s), validation per iteration (×{factor:.2f})"
     return factor, note
