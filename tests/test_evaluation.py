@@ -51,6 +51,12 @@ def test_a_confusion_between_labels_is_named_on_classification_tasks():
     result = score(task, examples, completions, "m")
     assert result.error_categories == {"correct": 4, "wrong_label": 8}
     assert result.collapse == 1.0
+    # A perfect classifier gives each label as often as the split holds it: no collapse, and
+    # neither is a skew that stays close to the split's own (7 of 12 "yes" where 6 are).
+    binary = [Example(prompt=f"b{i}", answer=a) for i, a in enumerate(["yes", "no"] * 6)]
+    assert score(task, binary, [e.answer for e in binary], "m").collapse == 0.0
+    assert score(task, binary, ["yes"] * 7 + ["no"] * 5, "m").collapse == 0.0
+    assert score(task, binary, ["yes"] * 10 + ["no"] * 2, "m").collapse == round(10 / 12, 3)
     # Free-form answers have no label set: another answer is merely wrong.
     numbers = [Example(prompt=f"q{i}", answer=str(i)) for i in range(6)]
     assert score(task, numbers, ["1"] * 6, "m").error_categories["wrong"] == 5
