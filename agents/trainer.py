@@ -14,6 +14,7 @@ from postlab.records.run import RunOptions
 from postlab.records.state import LabState
 from postlab.records.steps import Directive, Plan
 from postlab.tools.io.rundir import iteration_dir, iteration_label
+from postlab.tools.training.devices import training_processes
 from postlab.tools.training.runner import run_training
 from postlab.tools.training.schedule import OPTIMIZER_STATE_FILE
 from postlab.tools.training.spec import TrainingSpec
@@ -31,6 +32,10 @@ def spec_for(state: LabState, plan: Plan) -> TrainingSpec:
     task_dir = state.get("task_dir")
     run_dir = Path(state["run_dir"])
     resumed = plan.optimizer_from
+    processes = training_processes(options.num_processes)
+    fields = plan.hyper.spec_fields()
+    # The step's batch is shared among the processes (each takes its part of the rows).
+    fields["batch_size"] = max(1, plan.hyper.batch_size // processes)
     return TrainingSpec(
         method=plan.method,
         base_model=plan.init_checkpoint,
@@ -51,7 +56,8 @@ def spec_for(state: LabState, plan: Plan) -> TrainingSpec:
         ),
         # Full fine-tuning hands its Adam moments to a continuation (an adapter starts anew).
         save_optimizer=plan.hyper.adapter == "full",
-        **plan.hyper.spec_fields(),
+        num_processes=processes,
+        **fields,
     )
 
 
@@ -59,7 +65,7 @@ def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResul
     """Run the plan's training; record the attempt and its outcome in state and memory."""
     plan = state["plan"]
     spec = spec_for(state, plan)
-    cost = spec.max_steps * spec.batch_size * spec.grad_accum
+    cost = spec.max_steps * spec.batch_size * spec.grad_accum * spec.num_processes
     step = next_step(state)
     arguments = {"iteration": plan.iteration, **plan.arguments("train")}
     gate = check_gate(state, "train", cost, arguments, step)

@@ -106,6 +106,14 @@ def run(
         typer.Option(help="The most rows an iteration builds (it builds the rows its steps draw)."),
     ] = _default("train_size"),
     batch_size: Annotated[int, typer.Option(help="Training batch size.")] = _default("batch_size"),
+    num_processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Data-parallel training processes sharing each batch (default: one per "
+            "visible GPU, one on a CPU).",
+        ),
+    ] = None,
     eval_limit: Annotated[
         int | None, typer.Option(help="Score only the first N held-out items (quick runs).")
     ] = None,
@@ -173,6 +181,7 @@ def run(
         "train_steps": train_steps,
         "train_size": train_size,
         "batch_size": batch_size,
+        "num_processes": num_processes,
         "eval_limit": eval_limit,
         "seed": seed,
         "human_attached": approve,

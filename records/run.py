@@ -69,7 +69,10 @@ class RunOptions(BaseModel):
     seed: int = 0
     train_size: int = Field(800, ge=8)
     train_steps: int = Field(40, ge=1)
+    # Rows per optimiser step, split across `num_processes` data-parallel training processes
+    # (None: one per visible GPU, one on a CPU-only machine).
     batch_size: int = Field(8, ge=1)
+    num_processes: int | None = Field(None, ge=1)
     eval_limit: int | None = Field(None, ge=1)
     train_timeout_s: float = Field(1800, gt=0)
     policy: Literal["playbook", "llm"] = "playbook"

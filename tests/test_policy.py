@@ -470,3 +470,8 @@ def test_a_continuation_spec_resumes_its_parents_optimiser_state(tmp_path):
     )
     spec = spec_for(state, lora)
     assert spec.optimizer_state is None and not spec.save_optimizer
+    # Data-parallel processes share the step's batch; on a CPU box one process is the default.
+    assert spec.num_processes == 1 and spec.batch_size == 8
+    state["run_options"] = RunOptions(num_processes=2)
+    spec = spec_for(state, plan)
+    assert (spec.num_processes, spec.batch_size) == (2, 4)

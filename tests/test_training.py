@@ -201,6 +201,35 @@ def test_sft_lora_is_merged(tiny_model, sft_data, tmp_path):
     print(f"sft lora: wall {wall:.1f}s, step {result.metrics['step_time_s']:.3f}s")
 
 
+def test_two_processes_train_like_one_with_the_same_global_batch(tiny_model, tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    # One row repeated: every batch holds the same rows however the sampler splits them, so
+    # 2 processes × 2 rows must take the very steps 1 process × 4 rows takes.
+    row = {
+        "prompt": [{"role": "user", "content": "What is 2 plus 3?"}],
+        "completion": [{"role": "assistant", "content": "The answer is 5."}],
+    }
+    data = _save([row] * 16, tmp_path / "same")
+    one = _spec(tiny_model, data, tmp_path / "one", max_steps=3, batch_size=4)
+    two = _spec(tiny_model, data, tmp_path / "two", max_steps=3, batch_size=2, num_processes=2)
+    single, single_events, _ = _run(one)
+    double, double_events, _ = _run(two)
+    _assert_ok_run(double, double_events, two)
+    assert double.metrics["processes"] == 2.0 and single.metrics["processes"] == 1.0
+    # One event stream for the run (rank 0 speaks), not one per process.
+    assert [e["step"] for e in double_events if e.get("event") == "progress"] == [1, 2, 3]
+    losses = [
+        [e["loss"] for e in ev if e.get("event") == "progress"]
+        for ev in (single_events, double_events)
+    ]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+    first = AutoModelForCausalLM.from_pretrained(single.checkpoint).state_dict()
+    second = AutoModelForCausalLM.from_pretrained(double.checkpoint).state_dict()
+    assert all(torch.allclose(first[k], second[k], atol=1e-5) for k in first)
+
+
 def _grpo_spec(tiny_model, grpo_data, out, **overrides) -> TrainingSpec:
     fields = dict(
         method="grpo",

@@ -68,7 +68,14 @@ def _use_and_reproduce(summary: dict[str, Any]) -> list[str]:
     )
     flags = [
         f"--{name.replace('_', '-')} {options[name]}"
-        for name in ("max_iterations", "train_steps", "train_size", "batch_size", "seed")
+        for name in (
+            "max_iterations",
+            "train_steps",
+            "train_size",
+            "batch_size",
+            "num_processes",
+            "seed",
+        )
         if options.get(name) is not None
     ]
     flags.append(f"--target {options.get('target_score')}")
@@ -129,6 +136,8 @@ def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
 
 def _spec_text(spec: dict[str, Any]) -> str:
     keys = ["method", "adapter", "learning_rate", "max_steps", "batch_size", "grad_accum"]
+    if spec.get("num_processes", 1) > 1:
+        keys.append("num_processes")
     if spec.get("adapter") == "lora":
         keys += ["lora_r", "lora_alpha"]
     if spec.get("method") == "grpo":
@@ -145,6 +154,7 @@ def _data_text(card: dict[str, Any] | None, spec: dict[str, Any]) -> str:
     if card is None:
         return "none built"
     drawn = spec.get("max_steps", 0) * spec.get("batch_size", 0) * spec.get("grad_accum", 1)
+    drawn *= spec.get("num_processes", 1)
     if spec.get("method") == "grpo":
         drawn //= spec.get("num_generations") or 1
     epochs = f", {drawn / card['final_size']:.2f} epochs" if drawn and card["final_size"] else ""

@@ -11,6 +11,7 @@ import json
 import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -64,6 +65,24 @@ def _cached_result(out_dir: Path, signature: str) -> TrainingResult | None:
         return None
 
 
+def worker_command(spec: TrainingSpec, spec_path: Path) -> list[str]:
+    """The command that runs the worker: one process, or torchrun's data-parallel group."""
+    worker = ["-m", "postlab.tools.training.worker", str(spec_path)]
+    if spec.num_processes == 1:
+        return [sys.executable, *worker]
+    launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(spec.num_processes)]
+    # A free port per launch: two runs on one machine must not join each other's group.
+    rendezvous = ["--master_addr", "127.0.0.1", "--master_port", str(free_port())]
+    return [sys.executable, *launcher, *rendezvous, *worker]
+
+
+def free_port() -> int:
+    """A TCP port on the loopback nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _worker_env(spec: TrainingSpec, out_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
     if "WANDB_MODE" not in env:
@@ -77,8 +96,8 @@ def _worker_env(spec: TrainingSpec, out_dir: Path) -> dict[str, str]:
     env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
     if spec.threads is not None:
         # Thread pools size themselves at import time, before the worker can call set_num_threads.
-        env["OMP_NUM_THREADS"] = str(spec.threads)
-        env["MKL_NUM_THREADS"] = str(spec.threads)
+        env["OMP_NUM_THREADS"] = str(spec.threads_per_process)
+        env["MKL_NUM_THREADS"] = str(spec.threads_per_process)
     return env
 
 
@@ -170,7 +189,7 @@ def run_training(
     with open(log_file, "w", encoding="utf-8", errors="replace") as log:
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "postlab.tools.training.worker", str(spec_path)],
+                worker_command(spec, spec_path),
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

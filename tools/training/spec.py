@@ -37,7 +37,10 @@ class TrainingSpec(BaseModel):
     output_dir: str
     learning_rate: float = Field(5e-5, gt=0, lt=1)
     max_steps: int = Field(60, ge=1)
+    # Per process: `num_processes` > 1 trains data-parallel (torchrun; gloo on CPUs, NCCL on
+    # GPUs), each process on batch_size rows per step.
     batch_size: int = Field(8, ge=1)
+    num_processes: int = Field(1, ge=1)
     grad_accum: int = Field(1, ge=1)
     lr_scheduler: str = "cosine"
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
@@ -74,6 +77,11 @@ class TrainingSpec(BaseModel):
         """Whether this run is part of a longer schedule or resumes an optimiser state."""
         whole = self.schedule_steps in (None, self.max_steps)
         return bool(self.schedule_offset or not whole or self.optimizer_state)
+
+    @property
+    def threads_per_process(self) -> int | None:
+        """CPU threads each training process may use (the spec's threads shared among them)."""
+        return None if self.threads is None else max(1, self.threads // self.num_processes)
 
     @property
     def total_schedule_steps(self) -> int:

@@ -37,8 +37,15 @@ class Diverged(RuntimeError):
     """The training loss became NaN or infinite."""
 
 
+def is_main_process() -> bool:
+    """Whether this process speaks for the run (rank 0 of a data-parallel group, or alone)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def print_event(event: dict[str, Any]) -> None:
-    """Print one JSON event line for the parent process."""
+    """Print one JSON event line for the parent process (rank 0 only: one stream per run)."""
+    if not is_main_process():
+        return
     clean = {k: _json_safe(v) for k, v in event.items()}
     print(EVENT_MARKER + json.dumps(clean, allow_nan=False), flush=True)
 
@@ -54,6 +61,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def _write_report(path: Path, payload: dict[str, Any]) -> None:
+    if not is_main_process():
+        return
     write_json_atomic(path, {k: _json_safe(v) for k, v in payload.items()})
 
 
@@ -173,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         if spec.threads is not None:
-            torch.set_num_threads(spec.threads)
+            torch.set_num_threads(spec.threads_per_process)
         use_unsloth = resolve_use_unsloth(spec)
         if use_unsloth:
             # Unsloth patches transformers and TRL, so it must be imported before them.
@@ -194,11 +203,15 @@ def main(argv: list[str] | None = None) -> int:
         steps = int(trainer.state.global_step)
 
         phase = "save"
+        if not is_main_process():
+            # Data-parallel replicas hold the same weights: rank 0 saves and reports them.
+            return EXIT_OK
         checkpoint = save_merged_checkpoint(trainer.model, tokenizer, out_dir)
         if spec.save_optimizer:
             save_optimizer_state(trainer.optimizer, out_dir)
         metrics = _metrics(record, dict(output.metrics or {}), steps)
         metrics["resumed_optimizer"] = float(getattr(trainer, "resumed_optimizer", False))
+        metrics["processes"] = float(trainer.args.world_size)
         with contextlib.suppress(Exception):
             import wandb
 
