@@ -115,7 +115,7 @@ def rate_evidence(
     A card whose papers report no rate (data recipes: quality filtering, curricula) trains with
     the same trainer and adapter as plain fine-tuning, so it borrows the plain card's evidence
     rather than a bare default. Measured: answer_format's data_quality card, on its default
-    (2e-5 assumed at 7B, scaled to the 8e-5 bound), reached 0.45 on test where plain SFT at
+    (2e-5 assumed at 7B, scaled to the then 8e-5 bound), reached 0.45 on test where plain SFT at
     5e-5 reached 0.63 (benchmarks/lab_vs_naive.py --quick).
     """
     if finding.learning_rates:

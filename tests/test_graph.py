@@ -12,24 +12,38 @@ from postlab.cli.app import app
 from postlab.graph import build_graph
 from postlab.graph.experiments import MIN_TRAINING_ROWS
 from postlab.graph.runner import run_lab
+from postlab.memory.library import recall_effects, remember_effects
+from postlab.memory.store import LabMemory
+from postlab.records.outcomes import MeasuredEffect
 
 SMALL = {"train_steps": 2, "train_size": 24, "eval_limit": 6, "batch_size": 4, "max_iterations": 2}
+
+
+# What an earlier run on this machine measured: the library the finished run reads and adds to.
+EARLIER = MeasuredEffect(
+    run_id="earlier-run", task="addition_2d", technique="sft_full",
+    model_params=5e5, effect=0.2, iterations=3, steps=120,
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def finished_run(tiny_model, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("runs") / "e2e"
+    library = run_dir.parent / "library"
+    remember_effects(LabMemory(library), [EARLIER])
     events = []
-    output = run_lab(
-        {
-            "task": "addition_2d",
-            "model": str(tiny_model),
-            "budget": 40,
-            "run_dir": str(run_dir),
-            "options": SMALL,
-        },
-        on_event=events.append,
-    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("POSTLAB_LIBRARY_DIR", str(library))
+        output = run_lab(
+            {
+                "task": "addition_2d",
+                "model": str(tiny_model),
+                "budget": 40,
+                "run_dir": str(run_dir),
+                "options": SMALL,
+            },
+            on_event=events.append,
+        )
     return run_dir, output, events
 
 
@@ -56,7 +70,7 @@ def test_run_visits_every_agent_and_writes_its_artifacts(finished_run):
     assert 0.0 <= summary["baseline_val_score"] <= summary["best_val_score"] <= 1.0
     assert 0.0 <= summary["best_score"] <= 1.0
     assert len(summary["iterations"]) == 2
-    # With no earlier run in the library, the papers alone rank full SFT first here.
+    # The papers rank full SFT first here, and the earlier run's measured gain agrees.
     assert summary["iterations"][0]["technique"] == "sft_full"
     for iteration in summary["iterations"]:
         assert (
@@ -297,55 +311,18 @@ def test_task_folder_run_finalizes(tiny_model, tmp_path):
     assert summary["baseline_val_n"] == 2 and summary["baseline_test_n"] == 2
 
 
-def test_a_training_prior_unlike_validation_opens_on_balanced_rows(tiny_model, tmp_path):
-    folder = tmp_path / "skewed"
-    folder.mkdir()
-
-    def rows(numbers):
-        return "\n".join(
-            json.dumps({"prompt": f"Is {n} above 500?", "answer": "yes" if n > 500 else "no"})
-            for n in numbers
-        )
-
-    # Nine training answers in ten are "yes"; validation and test are balanced.
-    (folder / "train.jsonl").write_text(rows([*range(600, 690), *range(100, 110)]))
-    (folder / "valid.jsonl").write_text(rows([701, 702, 703, 201, 202, 203]))
-    (folder / "eval.jsonl").write_text(rows([801, 802, 803, 301, 302, 303]))
-    _, summary = _one_iteration_on(folder, tiny_model, tmp_path / "run")
-    opening = summary["iterations"][0]
-    assert "90% 'yes' against 50% in validation" in opening["reason"]
-    card = summary["datasets"][0]
-    assert card["recipe"] == "balanced" and card["recipe_stats"]["balanced"] is True
-
-
-def test_a_run_weighs_earlier_runs_measurements_and_files_its_own(
-    tiny_model, tmp_path, monkeypatch
-):
-    from postlab.memory.library import recall_effects, remember_effects
-    from postlab.memory.store import LabMemory
-    from postlab.records.outcomes import MeasuredEffect
-
-    monkeypatch.setenv("POSTLAB_LIBRARY_DIR", str(tmp_path / "library"))
-    earlier = MeasuredEffect(
-        run_id="earlier-run", task="addition_2d", technique="sft_lora",
-        model_params=5e5, effect=0.4, iterations=3, steps=120,
-    )  # fmt: skip
-    remember_effects(LabMemory(tmp_path / "library"), [earlier])
-    options = {**SMALL, "max_iterations": 1}
-    spec = {"task": "addition_2d", "model": str(tiny_model), "budget": 8}
-    run_lab({**spec, "run_dir": str(tmp_path / "run"), "options": options})
-    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    lora = next(card for card in summary["findings"] if card["key"] == "sft_lora")
-    assert any("run earlier-run +0.40 over 3 iteration(s)" in note for note in lora["fit_notes"])
-    assert "measured here: run earlier-run" in (tmp_path / "run" / "report.md").read_text()
-    # Without that run, full SFT opens on addition_2d (the LoRA card ranks below it).
-    opening = summary["iterations"][0]
-    assert opening["technique"] == "sft_lora"
-    assert "measured here: run earlier-run" in opening["reason"]
-    filed = recall_effects(LabMemory(tmp_path / "library"), "addition_2d")
-    assert [e.run_id for e in filed] == ["earlier-run", "run"]
-    assert filed[1].technique == summary["iterations"][0]["technique"]
-    assert summary["lessons_filed"][0]["iterations"] == 1
+def test_a_run_weighs_earlier_runs_measurements_and_files_its_own(finished_run):
+    run_dir, _, _ = finished_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    full = next(card for card in summary["findings"] if card["key"] == "sft_full")
+    cited = "measured here: run earlier-run +0.20 over 3 iteration(s)"
+    assert any(cited in note for note in full["fit_notes"])
+    # The opening card's reason says what this machine measured of it, and the report shows it.
+    assert cited in summary["iterations"][0]["reason"]
+    assert "measured here: run earlier-run" in (run_dir / "report.md").read_text()
+    filed = recall_effects(LabMemory(run_dir.parent / "library"), "addition_2d")
+    assert [e.run_id for e in filed] == ["e2e", "earlier-run"]
+    assert summary["lessons_filed"][0]["iterations"] >= 1
 
 
 def test_evaluator_reports_progress_on_earlier_misses_from_memory(finished_run):

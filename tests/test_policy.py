@@ -1,7 +1,9 @@
 """The playbook policy: the order of work, refinements after each outcome, and stopping."""
 
+import json
 from pathlib import Path
 
+from postlab.agents.evaluator import training_answer_shift
 from postlab.agents.librarian import rank_techniques
 from postlab.agents.trainer import spec_for
 from postlab.graph.experiments import hyper_for
@@ -136,7 +138,7 @@ def test_card_learning_rate_is_scaled_to_the_model_by_the_written_rule(tmp_path)
     state = base_state(tmp_path)
     full, how = hyper_for(finding("sft_full", lr=1e-5), state)
     # The fixture's weights are tiny, so the size factor is at its cap: 1e-5 x 8.
-    assert full.learning_rate == 8e-5 and "1e-05 assumed measured at 7B × 8 " in how
+    assert full.learning_rate == LR_BOUNDS["full"][1] and "1e-05 assumed measured at 7B × 8 " in how
     assert "LoRA (2106.09685)" in how
     capped, how = hyper_for(finding("sft_full", lr=2e-5), state)
     assert capped.learning_rate == LR_BOUNDS["full"][1] and "bounded to" in how
@@ -297,11 +299,11 @@ def test_a_large_gain_raises_the_rate_a_small_one_anneals_it(tmp_path):
     assert kind == "raise_lr" and new.hyper.learning_rate == 6e-5 and new.move == "raise_lr"
     assert "still learns fast" in new.reason
     state["plan"] = sft_plan(
-        hyper=Hyper(adapter="full", learning_rate=8e-5, max_steps=40, batch_size=8)
+        hyper=Hyper(adapter="full", learning_rate=6e-5, max_steps=40, batch_size=8)
     )
     new, kind = refine(state, state["plan"])
-    assert kind == "continue" and new.hyper.learning_rate == 8e-5
-    assert "bound is 8e-05" in new.reason
+    assert kind == "continue" and new.hyper.learning_rate == 6e-5
+    assert "bound is 6e-05" in new.reason
     # A small gain (0.55 → 0.60): the same peak; the schedule itself anneals the rate.
     state["evaluations"].insert(1, evaluation(0, 0.55).model_copy(update={"label": "iter-0b"}))
     state["plan"] = sft_plan(
@@ -475,3 +477,33 @@ def test_a_continuation_spec_resumes_its_parents_optimiser_state(tmp_path):
     state["run_options"] = RunOptions(num_processes=2)
     spec = spec_for(state, plan)
     assert (spec.num_processes, spec.batch_size) == (2, 4)
+
+
+def test_a_training_prior_unlike_validations_opens_on_balanced_rows(tmp_path):
+    folder = tmp_path / "skewed"
+    folder.mkdir()
+
+    def rows(numbers):
+        return "\n".join(
+            json.dumps({"prompt": f"Is {n} above 500?", "answer": "yes" if n > 500 else "no"})
+            for n in numbers
+        )
+
+    # Nine training answers in ten are "yes"; validation and test are balanced.
+    (folder / "train.jsonl").write_text(rows([*range(600, 690), *range(100, 110)]))
+    (folder / "valid.jsonl").write_text(rows([701, 702, 703, 201, 202, 203]))
+    (folder / "eval.jsonl").write_text(rows([801, 802, 803, 301, 302, 303]))
+    state = base_state(tmp_path, task_dir=str(folder))
+    shift = training_answer_shift(state)
+    assert (shift.answer, shift.train_share, shift.validation_share) == ("yes", 0.9, 0.5)
+    state.update(
+        baseline=evaluation(0, 0.0),
+        evaluations=[evaluation(0, 0.0)],
+        findings=[finding("sft_full")],
+        answer_shift=shift,
+    )
+    _, plan = decide(state, 3, None)
+    assert plan.data_recipe == "balanced"
+    assert "training answers are 90% 'yes' against 50% in validation" in plan.reason
+    # A task whose training answers look like validation's opens on plain rows.
+    assert training_answer_shift(base_state(tmp_path)) is None
