@@ -20,9 +20,11 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(VENV)/bin/postlab demo
 
+# Two workers, one test file each at a time: most tests wait on a training or generation
+# subprocess, and a file's module fixtures stay in one worker.
 test: setup
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 test-all: setup
 	$(VENV)/bin/lint-imports
