@@ -287,7 +287,7 @@ def runs() -> None:
     root = runs_root()
     found = list_runs(root)
     if not found:
-        errors.print(f"no runs in {root} (set POSTLAB_RUNS_DIR to look elsewhere)")
+        errors.print(f"no runs in {root} (set POSTLAB_RUNS_DIR to look elsewhere)", soft_wrap=True)
         raise typer.Exit(0)
     console.print(f"runs in {root}, newest first", soft_wrap=True)
 
