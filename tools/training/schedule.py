@@ -8,12 +8,10 @@ starts from the parent's Adam moments, so a chain of continuations trains like o
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from postlab.tools.io.atomic import SHARED_MODE
+from postlab.tools.io.atomic import replacing
 
 # Schedules a run can resume part-way (each a function of the step within the whole schedule).
 RESUMABLE_SCHEDULES = ("cosine", "linear", "constant")
@@ -79,15 +77,8 @@ def save_optimizer_state(optimizer: Any, out_dir: Path) -> Path:
     import torch
 
     path = Path(out_dir) / OPTIMIZER_STATE_FILE
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        os.chmod(tmp, SHARED_MODE)
+    with replacing(path) as tmp:
         torch.save(optimizer.state_dict(), tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
