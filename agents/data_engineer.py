@@ -10,6 +10,7 @@ from postlab.records.events import emit
 from postlab.records.outcomes import AgentOutcome
 from postlab.records.state import LabState
 from postlab.records.steps import Directive
+from postlab.tools.data.answer_balance import balanced_rows
 from postlab.tools.data.hub import (
     ColumnMappingError,
     HubDatasetError,
@@ -19,7 +20,6 @@ from postlab.tools.data.hub import (
 from postlab.tools.data.self_generated import (
     SAMPLES_PER_PROMPT,
     TEMPERATURE,
-    balanced_rows,
     curriculum_rows,
     preference_rows,
     quality_rows,

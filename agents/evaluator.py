@@ -18,7 +18,7 @@ from postlab.records.outcomes import (
 )
 from postlab.records.state import LabState
 from postlab.records.steps import Directive
-from postlab.tools.data.self_generated import answer_shift
+from postlab.tools.data.answer_balance import answer_shift
 from postlab.tools.evaluation.clusters import MIN_MISSES_TO_CLUSTER, cluster_unit_vectors
 from postlab.tools.evaluation.scoring import (
     EvalResult,

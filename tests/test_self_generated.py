@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from postlab.memory.embeddings import default_embedding_function
 from postlab.memory.store import LabMemory
+from postlab.tools.data.answer_balance import balanced_rows
 from postlab.tools.data.self_generated import (
     Sampled,
-    balanced_rows,
     curriculum_rows,
     preference_rows,
     quality_rows,
@@ -201,7 +201,7 @@ def test_balanced_rows_give_every_answer_equal_weight_and_leave_unique_answers_a
 
 
 def test_a_training_prior_is_a_shift_only_when_validation_differs():
-    from postlab.tools.data.self_generated import answer_shift
+    from postlab.tools.data.answer_balance import answer_shift
 
     skewed = ["yes"] * 9 + ["no"]
     shift = answer_shift(skewed * 10, ["yes", "no"] * 10)

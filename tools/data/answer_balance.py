@@ -1,0 +1,62 @@
+"""Training answers in balance: whether training over-represents one answer against validation,
+and rows that give every answer equal weight."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from postlab.records.outcomes import AnswerShift
+from postlab.tools.data.self_generated import Rows
+from postlab.tools.data.training_sets import example_row
+from postlab.tools.evaluation.scoring import label_set
+from postlab.tools.tasks.catalog import Example
+
+# A training set whose commonest answer holds at least this share, and this much more of it than
+# validation does, can teach that answer as a prior instead of the task (a collapse).
+SHIFT_MIN_TRAIN_SHARE = 0.6
+SHIFT_MIN_GAP = 0.2
+
+
+def answer_shift(train_answers: list[str], validation_answers: list[str]) -> AnswerShift | None:
+    """The label training over-represents against validation, when one does."""
+    if not label_set(train_answers) or not label_set(validation_answers):
+        return None
+    train = Counter(answer.strip().lower() for answer in train_answers)
+    validation = Counter(answer.strip().lower() for answer in validation_answers)
+    answer, count = train.most_common(1)[0]
+    train_share = count / len(train_answers)
+    validation_share = validation[answer] / len(validation_answers)
+    if train_share < SHIFT_MIN_TRAIN_SHARE or train_share - validation_share < SHIFT_MIN_GAP:
+        return None
+    return AnswerShift(
+        answer=answer,
+        train_share=round(train_share, 3),
+        validation_share=round(validation_share, 3),
+    )
+
+
+def balanced_rows(examples: list[Example]) -> Rows:
+    """Plain rows with every reference answer equally often (minority answers repeated).
+
+    A model that gives one answer to every prompt learned the majority answer; rows balanced
+    by answer take that shortcut away. Tasks whose answers rarely repeat (arithmetic) have
+    nothing to balance and keep their rows as they are.
+    """
+    groups: dict[str, list[Example]] = {}
+    for example in examples:
+        groups.setdefault(example.answer.strip().lower(), []).append(example)
+    before = Counter({answer: len(items) for answer, items in groups.items()})
+    if len(groups) > len(examples) // 2 or len(groups) < 2:
+        rows = [example_row(e, "sft") for e in examples]
+        return rows, {"answers": len(groups), "balanced": False}
+    per_answer = max(1, len(examples) // len(groups))
+    # Interleaved, so no stretch of training sees one answer only.
+    chosen = [items[i % len(items)] for i in range(per_answer) for items in groups.values()]
+    rows = [example_row(e, "sft") for e in chosen]
+    stats = {
+        "answers": len(groups),
+        "balanced": True,
+        "per_answer": per_answer,
+        "largest_share_before": round(max(before.values()) / len(examples), 3),
+    }
+    return rows, stats
