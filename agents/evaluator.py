@@ -20,6 +20,7 @@ from postlab.records.state import LabState
 from postlab.records.steps import Directive
 from postlab.tools.data.answer_balance import answer_shift
 from postlab.tools.evaluation.clusters import MIN_MISSES_TO_CLUSTER, cluster_unit_vectors
+from postlab.tools.evaluation.external import run_external_evaluation
 from postlab.tools.evaluation.scoring import (
     EvalResult,
     EvaluationError,
@@ -56,6 +57,16 @@ def _score(result: EvalResult, split: str) -> SplitScore:
     return SplitScore(split=split, strict=result.strict, lenient=result.lenient, n=result.n)
 
 
+def _not_evaluated(label: str, error: EvaluationError) -> AgentOutcome:
+    return AgentOutcome(
+        status="failed",
+        summary=f"could not evaluate {label}: {error}",
+        error_kind="eval_error",
+        error=str(error),
+        error_normalized=normalize_error(str(error)),
+    )
+
+
 def _scored(
     state: LabState, checkpoint: str, splits: tuple[Split, ...], label: str
 ) -> dict[Split, EvalResult] | AgentOutcome:
@@ -71,13 +82,39 @@ def _scored(
             ),
         )
     except EvaluationError as error:
-        return AgentOutcome(
-            status="failed",
-            summary=f"could not evaluate {label}: {error}",
-            error_kind="eval_error",
-            error=str(error),
-            error_normalized=normalize_error(str(error)),
-        )
+        return _not_evaluated(label, error)
+
+
+def _judged(state: LabState, checkpoint: str, label: str) -> SplitScore | AgentOutcome:
+    """The external judge's test score of a checkpoint (--eval-cmd), or why there is none."""
+    options = state["run_options"]
+    emit({"type": "evaluating", "label": f"{label} (external judge)", "done": 0, "total": 1})
+    try:
+        judged = run_external_evaluation(options.eval_cmd, checkpoint, options.eval_limit)
+    except EvaluationError as error:
+        return _not_evaluated(f"{label} with the external judge", error)
+    return SplitScore(
+        split="test",
+        strict=judged.accuracy,
+        lenient=judged.accuracy,
+        n=judged.n or 0,
+        judge=options.eval_cmd,
+        judge_stderr=judged.stderr,
+    )
+
+
+def _tested(state: LabState, checkpoint: str, label: str) -> SplitScore | AgentOutcome:
+    """A checkpoint's test score from the run's judge: the external command, else the task."""
+    if state["run_options"].eval_cmd:
+        return _judged(state, checkpoint, label)
+    results = _scored(state, checkpoint, ("test",), f"{label} (test)")
+    return results if isinstance(results, AgentOutcome) else _score(results["test"], "test")
+
+
+def _test_words(test: SplitScore) -> str:
+    if test.judge:
+        return f"{test.strict:.2f} ± {test.stderr:.2f} by the external judge `{test.judge}`"
+    return f"strict {test.strict:.2f} of {test.n}"
 
 
 # Clusters a record keeps (the largest): enough to show the patterns, not every singleton.
@@ -117,11 +154,10 @@ def training_answer_shift(state: LabState) -> AnswerShift | None:
 def test_best(state: LabState) -> StepResult:
     """Score the validation-selected best on test, once, to report; nothing decides on it."""
     best = state["best"]
-    results = _scored(state, best.checkpoint, ("test",), f"{best.label} (test)")
-    if isinstance(results, AgentOutcome):
-        return StepResult(results)
-    test = _score(results["test"], "test")
-    summary = f"{best.label} (best by validation) on test: strict {test.strict:.2f} of {test.n}"
+    test = _tested(state, best.checkpoint, best.label)
+    if isinstance(test, AgentOutcome):
+        return StepResult(test)
+    summary = f"{best.label} (best by validation) on test: {_test_words(test)}"
     # Not written to memory: nothing the lab decides may ever read a test score.
     return StepResult(
         AgentOutcome(summary=summary), {"best": best.model_copy(update={"test": test})}
@@ -137,20 +173,30 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     iteration = 0 if is_baseline else plan.iteration
     label = "baseline" if is_baseline else iteration_label(iteration)
     checkpoint = state["base_model_path"] if is_baseline else plan.checkpoint
+    judge = state["run_options"].eval_cmd
     # The baseline is the one checkpoint scored on test up front: it is the reference to beat.
-    splits: tuple[Split, ...] = ("validation", "test") if is_baseline else ("validation",)
+    own_test = is_baseline and not judge
+    splits: tuple[Split, ...] = ("validation", "test") if own_test else ("validation",)
     results = _scored(state, checkpoint, splits, label)
+    failed = {} if is_baseline else {"plan": plan.model_copy(update={"status": "failed"})}
     if isinstance(results, AgentOutcome):
-        update = {} if is_baseline else {"plan": plan.model_copy(update={"status": "failed"})}
-        return StepResult(results, update)
+        return StepResult(results, failed)
 
     result = results["validation"]
-    test = _score(results["test"], "test") if "test" in results else None
     baseline = state.get("baseline")
     best = state.get("best")
     base_strict = result.strict if is_baseline else baseline.strict
     best_strict = best.strict if best else result.strict
     is_best = best is None or result.strict > best.strict
+    test = _score(results["test"], "test") if "test" in results else None
+    judge_note = ""
+    if judge and (is_baseline or (is_best and state["run_options"].judge_candidates)):
+        test = _judged(state, checkpoint, label)
+        if isinstance(test, AgentOutcome):
+            if is_baseline:
+                return StepResult(test, failed)
+            # A candidate's judge score is only shown: the final best is judged again later.
+            test, judge_note = None, f"; {test.summary}"
     record = EvaluationRecord(
         label=label,
         iteration=iteration,
@@ -199,6 +245,10 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
         ],
         [{"label": label, "category": sample.category} for sample in result.failures],
     )
+    # Appended after memory is written: nothing the lab decides may ever read a test score.
+    if test is not None and test.judge:
+        summary += f"; test {_test_words(test)} (shown, never decided on)"
+    summary += judge_note
     update: dict = {"evaluations": [record]}
     if is_baseline:
         update["baseline"] = record

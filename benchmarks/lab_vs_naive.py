@@ -6,10 +6,14 @@ no validation), and the lab itself. Writes lab_vs_naive.json, lab_vs_naive.md an
 lab_vs_naive.png into the output folder and prints the table.
 
     python benchmarks/lab_vs_naive.py [--quick] [--tasks a,b] [--task-dirs D1,D2] [--model M]
-                                      [--out DIR] [--iterations N] [--steps N]
+                                      [--out DIR] [--iterations N] [--steps N] [--seeds K]
 
 --task-dirs runs task folders (train.jsonl, eval.jsonl, ...) instead of the bundled tasks, e.g.
 the held-out ones `benchmarks/heldout/make_tasks.py` writes.
+
+--seeds K repeats naive SFT and the lab with seeds 0..K-1 (their data draws and training seeds):
+a cell is then the mean over seeds ± the standard error of that mean (the spread between seeds,
+and never less than the test items' own binomial error), with every seed's score in the JSON.
 
 --quick: two iterations of 10 steps on 60 test items per task (minutes, not hours); the full run
 is six iterations of 40 steps on the whole test split.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import tempfile
 import time
@@ -45,9 +50,11 @@ def _test_score(checkpoint: str, task, limit: int | None) -> dict:
     return {"score": result.strict, "stderr": binomial_stderr(result.strict, result.n)}
 
 
-def plain_sft(task, base: str, steps: int, out: Path, learning_rate: float | None = None):
+def plain_sft(
+    task, base: str, steps: int, out: Path, learning_rate: float | None = None, seed: int = 0
+):
     """One full-SFT run of `steps` on plain task data (the spec's default rate unless given)."""
-    card = build_training_set(task, "sft", steps * BATCH, seed=0, out_dir=out / "data")
+    card = build_training_set(task, "sft", steps * BATCH, seed=seed, out_dir=out / "data")
     rate = {"learning_rate": learning_rate} if learning_rate else {}
     spec = TrainingSpec(
         method="sft",
@@ -57,20 +64,29 @@ def plain_sft(task, base: str, steps: int, out: Path, learning_rate: float | Non
         max_steps=steps,
         batch_size=BATCH,
         task=task.name,
+        seed=seed,
         **rate,
     )
     return run_training(spec)
 
 
-def naive_sft(task, base: str, settings: dict, out: Path) -> dict:
+def naive_sft(task, base: str, settings: dict, out: Path, seed: int = 0) -> dict:
     """One full-SFT run of the lab's whole step budget on plain task data."""
-    result = plain_sft(task, base, settings["iterations"] * settings["steps"], out)
+    steps = settings["iterations"] * settings["steps"]
+    result = plain_sft(task, base, steps, out, seed=seed)
     if result.status != "ok":
         return {"score": None, "stderr": None, "error": result.failure.kind}
     return _test_score(result.checkpoint, task, settings["limit"])
 
 
-def lab(task_name: str, model: str, settings: dict, out: Path, task_dir: str | None = None) -> dict:
+def lab(
+    task_name: str,
+    model: str,
+    settings: dict,
+    out: Path,
+    task_dir: str | None = None,
+    seed: int = 0,
+) -> dict:
     """The lab on the task with the same per-iteration steps and iteration cap."""
     where = {"task_dir": task_dir} if task_dir else {"task": task_name}
     output = run_lab(
@@ -85,11 +101,28 @@ def lab(task_name: str, model: str, settings: dict, out: Path, task_dir: str | N
                 "train_size": settings["train_size"],
                 "batch_size": BATCH,
                 "eval_limit": settings["limit"],
+                "seed": seed,
             },
         }
     )
     summary = json.loads(Path(output["summary_path"]).read_text())
     return {"score": summary["best_score"], "stderr": summary["best_stderr"]}
+
+
+def over_seeds(entries: list[dict]) -> dict:
+    """Scores of one arm over seeds: their mean ± the standard error of that mean."""
+    scores = [e["score"] for e in entries if e.get("score") is not None]
+    if not scores:
+        return {"score": None, "stderr": None, "seeds": entries}
+    mean = sum(scores) / len(scores)
+    # The items' own error, as if each seed were an independent draw of the test set.
+    binomial = math.sqrt(sum(e["stderr"] ** 2 for e in entries if e.get("score") is not None))
+    spread = 0.0
+    if len(scores) > 1:
+        variance = sum((s - mean) ** 2 for s in scores) / (len(scores) - 1)
+        spread = math.sqrt(variance / len(scores))
+    stderr = max(spread, binomial / len(scores))
+    return {"score": mean, "stderr": stderr, "seeds": [e.get("score") for e in entries]}
 
 
 def _cell(entry: dict) -> str:
@@ -146,6 +179,7 @@ def main() -> None:
     parser.add_argument("--out", default=None)
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--seeds", type=int, default=1)
     args = parser.parse_args()
     # Comparable runs: no earlier run's measurements weigh on the lab's ranking.
     os.environ.setdefault(LIBRARY_ENV, LIBRARY_OFF)
@@ -153,6 +187,7 @@ def main() -> None:
     for key in ("iterations", "steps"):
         if getattr(args, key):
             settings[key] = getattr(args, key)
+    settings["seeds"] = max(1, args.seeds)
     out = Path(args.out or tempfile.mkdtemp(prefix="postlab-lab-vs-naive-"))
     out.mkdir(parents=True, exist_ok=True)
     base = resolve_model(args.model).path
@@ -164,11 +199,24 @@ def main() -> None:
     for task, task_dir in chosen:
         name = task.name
         started = time.monotonic()
+        seeds = range(settings["seeds"])
+        # Seed 0 keeps the single-seed folders (naive/, lab/) so earlier outputs compare.
+        folder = {seed: "" if seed == 0 else f"-seed{seed}" for seed in seeds}
         row = {
             "task": name,
             "base": _test_score(base, task, settings["limit"]),
-            "naive": naive_sft(task, base, settings, out / name / "naive"),
-            "lab": lab(name, args.model, settings, out / name / "lab", task_dir),
+            "naive": over_seeds(
+                [
+                    naive_sft(task, base, settings, out / name / f"naive{folder[s]}", seed=s)
+                    for s in seeds
+                ]
+            ),
+            "lab": over_seeds(
+                [
+                    lab(name, args.model, settings, out / name / f"lab{folder[s]}", task_dir, s)
+                    for s in seeds
+                ]
+            ),
         }
         row["wall_s"] = round(time.monotonic() - started, 1)
         rows.append(row)

@@ -117,6 +117,21 @@ def run(
     eval_limit: Annotated[
         int | None, typer.Option(help="Score only the first N held-out items (quick runs).")
     ] = None,
+    eval_cmd: Annotated[
+        str | None,
+        typer.Option(
+            help="An external test judge in the PostTrainBench contract, e.g. 'python "
+            "evaluate.py --model-path {model} --limit {limit} --json-output-file {out}' (it "
+            'writes {"accuracy", "stderr"}); it scores the baseline and the final best.'
+        ),
+    ] = None,
+    judge_candidates: Annotated[
+        bool,
+        typer.Option(
+            "--judge-candidates",
+            help="Also run --eval-cmd on each new best by validation (shown, never decided on).",
+        ),
+    ] = False,
     seed: Annotated[int, typer.Option(help="Seed for data and training.")] = _default("seed"),
     max_time: Annotated[
         float | None, typer.Option(help="Wall-clock budget in seconds; the run still finalizes.")
@@ -183,6 +198,8 @@ def run(
         "batch_size": batch_size,
         "num_processes": num_processes,
         "eval_limit": eval_limit,
+        "eval_cmd": eval_cmd,
+        "judge_candidates": judge_candidates,
         "seed": seed,
         "human_attached": approve,
         "gates": {"threshold": approve_above},

@@ -43,6 +43,14 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _problem(error: dict) -> str:
+    """One validation error in the CLI's words: the flag, or the rule that ties options."""
+    message = error["msg"].removeprefix("Value error, ")
+    if not error["loc"]:
+        return message
+    return f"--{'-'.join(str(part) for part in error['loc']).replace('_', '-')}: {message}"
+
+
 def launch(
     goal: str | None,
     task: str | None,
@@ -72,10 +80,7 @@ def launch(
     try:
         checked = RunOptions.model_validate(options)
     except ValidationError as error:
-        problems = "; ".join(
-            f"--{'-'.join(str(part) for part in e['loc']).replace('_', '-')}: {e['msg']}"
-            for e in error.errors()
-        )
+        problems = "; ".join(_problem(e) for e in error.errors())
         raise fail(f"bad option: {problems}") from error
     try:
         loaded = load_task(task, task_dir)

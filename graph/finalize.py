@@ -62,6 +62,8 @@ def build_summary(state: LabState) -> dict[str, Any]:
         "splits": {
             "decisions": "validation",
             "reported": "test (baseline and the validation-selected best only)",
+            # Who scored test: the task's own split, or an external command (--eval-cmd).
+            "test_judge": (options.eval_cmd if options else None) or "the task's test split",
         },
         "target_score": options.target_score if options else None,
         "options": options.model_dump(mode="json") if options else None,

@@ -103,10 +103,16 @@ class SplitScore(BaseModel):
     strict: float
     lenient: float
     n: int
+    # The external command that judged this score (--eval-cmd); None: the task's own split.
+    judge: str | None = None
+    # The judge's own standard error, when it reported one.
+    judge_stderr: float | None = None
 
     @property
     def stderr(self) -> float:
-        """Binomial standard error of the strict accuracy."""
+        """The judge's standard error, else the binomial one of the strict accuracy."""
+        if self.judge_stderr is not None:
+            return self.judge_stderr
         return binomial_stderr(self.strict, self.n)
 
 

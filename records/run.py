@@ -74,6 +74,11 @@ class RunOptions(BaseModel):
     batch_size: int = Field(8, ge=1)
     num_processes: int | None = Field(None, ge=1)
     eval_limit: int | None = Field(None, ge=1)
+    # An external test judge in the PostTrainBench contract (tools.evaluation.external): it
+    # scores the baseline and the final best; each new best too when judge_candidates is set
+    # (shown, never decided on).
+    eval_cmd: str | None = None
+    judge_candidates: bool = False
     train_timeout_s: float = Field(1800, gt=0)
     policy: Literal["playbook", "llm"] = "playbook"
     # With policy "llm": the model for every agent and the supervisor, and per-agent overrides
@@ -97,4 +102,15 @@ class RunOptions(BaseModel):
     def _llm_named(self) -> RunOptions:
         if self.policy == "llm" and not self.llm:
             raise ValueError("policy 'llm' needs a model: set llm (e.g. local:smollm2)")
+        return self
+
+    @model_validator(mode="after")
+    def _judge_complete(self) -> RunOptions:
+        if self.judge_candidates and not self.eval_cmd:
+            raise ValueError(
+                "judge_candidates (--judge-candidates) needs an external judge: set eval_cmd "
+                "(--eval-cmd)"
+            )
+        if self.eval_cmd and "{limit}" in self.eval_cmd and self.eval_limit is None:
+            raise ValueError("eval_cmd names {limit}: set eval_limit (--eval-limit N)")
         return self

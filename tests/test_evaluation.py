@@ -1,7 +1,4 @@
-"""Evaluation: scoring, error categories, real generation on a tiny model, external commands."""
-
-import sys
-import textwrap
+"""Evaluation: scoring, error categories, real generation on a tiny model."""
 
 import pytest
 
@@ -9,7 +6,6 @@ from postlab.tools.evaluation.scoring import (
     EvaluationError,
     categorize,
     evaluate_checkpoint,
-    run_external_evaluation,
     score,
 )
 from postlab.tools.tasks.catalog import Example, load_task
@@ -95,23 +91,3 @@ def test_one_load_scores_each_split_on_its_own_items(tiny_model):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(EvaluationError, match="config.json missing"):
         evaluate_checkpoint(tmp_path, load_task("addition_2d"))
-
-
-def test_external_evaluation_command_contract(tmp_path):
-    script = tmp_path / "evaluate.py"
-    script.write_text(
-        textwrap.dedent(
-            """
-            import argparse, json
-            parser = argparse.ArgumentParser()
-            parser.add_argument("--model-path")
-            parser.add_argument("--json-output-file")
-            args = parser.parse_args()
-            json.dump({"accuracy": 0.5, "model": args.model_path}, open(args.json_output_file, "w"))
-            """
-        )
-    )
-    metrics = run_external_evaluation(f"{sys.executable} {script}", "/some/model")
-    assert metrics == {"accuracy": 0.5, "model": "/some/model"}
-    with pytest.raises(EvaluationError, match="exited"):
-        run_external_evaluation(f"{sys.executable} -c 'raise SystemExit(3)'", "/m")

@@ -12,6 +12,10 @@ from postlab.cli.app import app
 README = Path(__file__).resolve().parents[1] / "README.md"
 # Flags of other programs the README shows (pip, pytest, langgraph, make, the benchmarks).
 OTHER_PROGRAMS = {
+    # the PostTrainBench evaluate.py contract (--eval-cmd)
+    "--model-path",
+    "--json-output-file",
+    "--limit",
     "--no-deps",
     "--host",
     "--port",

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shlex
-import subprocess
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -213,30 +209,3 @@ def evaluate_checkpoint(
         share = wall_s * len(examples) / len(prompts)
         results[split] = score(task, examples, answers, str(path), wall_s=share)
     return results
-
-
-def run_external_evaluation(command: str, model_path: str, timeout_s: float = 3600) -> dict:
-    """Run an evaluation command following the PostTrainBench contract and read its metrics JSON."""
-    with tempfile.TemporaryDirectory() as folder:
-        output = Path(folder) / "metrics.json"
-        argv = shlex.split(command) + [
-            "--model-path",
-            model_path,
-            "--json-output-file",
-            str(output),
-        ]
-        try:
-            completed = subprocess.run(
-                argv, capture_output=True, text=True, timeout=timeout_s, check=False
-            )
-        except (OSError, subprocess.TimeoutExpired) as error:
-            raise EvaluationError(f"evaluation command failed to run: {error}") from error
-        if completed.returncode != 0:
-            tail = (completed.stderr or completed.stdout)[-800:]
-            raise EvaluationError(f"evaluation command exited {completed.returncode}: {tail}")
-        try:
-            return json.loads(output.read_text())
-        except (OSError, json.JSONDecodeError) as error:
-            raise EvaluationError(
-                f"evaluation command wrote no valid metrics JSON: {error}"
-            ) from error

@@ -32,6 +32,22 @@ def _result_row(summary: dict[str, Any], prefix: str, label: str) -> str:
     return f"| {label} | {validation} | {test} | {_score(summary.get(f'{prefix}_lenient'))} |"
 
 
+def _test_words(summary: dict[str, Any]) -> str:
+    """Who judged test, and for which checkpoints."""
+    judge = (summary.get("splits") or {}).get("test_judge")
+    if judge and judge != "the task's test split":
+        return (
+            f"test was judged by the external command `{judge}` (PostTrainBench contract; the "
+            "lab never read its data), only for the baseline and the selected best (and for "
+            "new bests when candidates were allowed, never decided on). ± on test is the "
+            "judge's own standard error; on validation, one binomial standard error."
+        )
+    return (
+        f"test ({summary.get('best_test_n') or '—'} items) was scored only for the baseline and "
+        "the selected best. ± is one binomial standard error."
+    )
+
+
 def _target_line(summary: dict[str, Any]) -> str:
     target, best = summary.get("target_score"), summary.get("best_val_score")
     if target is None:
@@ -125,9 +141,7 @@ def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
         _result_row(summary, "best", f"best ({summary.get('best_label', '—')})"),
         "",
         f"Every decision (continue, switch, stop, which checkpoint is best) read validation "
-        f"({summary.get('best_val_n') or '—'} items); test ({summary.get('best_test_n') or '—'} "
-        "items) was scored only for the baseline and the selected best. ± is one binomial "
-        "standard error.",
+        f"({summary.get('best_val_n') or '—'} items); {_test_words(summary)}",
         "",
         f"Best checkpoint: `{summary['best_checkpoint']}`",
     ]
