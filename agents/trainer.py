@@ -14,6 +14,7 @@ from postlab.records.run import RunOptions
 from postlab.records.state import LabState
 from postlab.records.steps import Directive, Plan
 from postlab.tools.io.rundir import iteration_dir, iteration_label
+from postlab.tools.tracking.trackers import tracker_dir
 from postlab.tools.training.devices import training_processes
 from postlab.tools.training.runner import run_training
 from postlab.tools.training.schedule import OPTIMIZER_STATE_FILE
@@ -47,6 +48,10 @@ def spec_for(state: LabState, plan: Plan) -> TrainingSpec:
         # A wall-clock budget caps the run in flight too, so the lab can still finalize in time.
         timeout_s=max(1.0, min(options.train_timeout_s, time_left(state) or float("inf"))),
         run_name=f"{state.get('run_id', 'run')}-{iteration_label(plan.iteration)}",
+        tracker=options.tracker,
+        tracker_dir=str(
+            tracker_dir(options.tracker, run_dir, iteration_dir(run_dir, plan.iteration))
+        ),
         # A curriculum's order is its point: the optimiser must see rows as built.
         train_sampling="sequential" if plan.data_recipe == "curriculum" else "random",
         schedule_offset=plan.schedule_offset,

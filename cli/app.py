@@ -132,6 +132,13 @@ def run(
             help="Also run --eval-cmd on each new best by validation (shown, never decided on).",
         ),
     ] = False,
+    tracker: Annotated[
+        str,
+        typer.Option(
+            help="Where training metrics and evaluations are logged: wandb (offline without "
+            "WANDB_API_KEY), trackio (a local Trackio project in the run folder) or none."
+        ),
+    ] = _default("tracker"),
     seed: Annotated[int, typer.Option(help="Seed for data and training.")] = _default("seed"),
     max_time: Annotated[
         float | None, typer.Option(help="Wall-clock budget in seconds; the run still finalizes.")
@@ -200,6 +207,7 @@ def run(
         "eval_limit": eval_limit,
         "eval_cmd": eval_cmd,
         "judge_candidates": judge_candidates,
+        "tracker": tracker,
         "seed": seed,
         "human_attached": approve,
         "gates": {"threshold": approve_above},

@@ -14,6 +14,7 @@ from postlab.records.usage import usage_by_agent
 from postlab.tools.io.rundir import SUMMARY_FILE, write_run_json
 from postlab.tools.reporting.markdown import write_report
 from postlab.tools.reporting.provenance import package_versions, source_revision
+from postlab.tools.tracking.trackers import log_evaluations, where_to_look
 from postlab.tools.training.schedule import prune_optimizer_states
 
 
@@ -99,6 +100,30 @@ def build_summary(state: LabState) -> dict[str, Any]:
     }
 
 
+def tracker_rows(state: LabState) -> list[dict[str, Any]]:
+    """The lab's evaluations as tracker rows, one per iteration (validation; test where scored)."""
+    rows: dict[int, dict[str, Any]] = {}
+    for record in state.get("evaluations") or []:
+        rows[record.iteration] = {
+            "step": record.iteration,
+            "validation/strict": record.strict,
+            "validation/lenient": record.lenient,
+        }
+    for scored in (state.get("baseline"), state.get("best")):
+        if scored is not None and scored.test is not None and scored.iteration in rows:
+            rows[scored.iteration]["test/strict"] = scored.test.strict
+    return [rows[step] for step in sorted(rows)]
+
+
+def _log_to_tracker(state: LabState, run_dir: Path) -> dict[str, Any]:
+    """Send the evaluations to the run's tracker; where to look, and whether it worked."""
+    options = state.get("run_options")
+    tracker = options.tracker if options else "none"
+    run_id = state.get("run_id") or run_dir.name
+    problem = log_evaluations(tracker, run_dir, run_id, tracker_rows(state))
+    return {"name": tracker, "where": where_to_look(tracker, run_dir, run_id), "problem": problem}
+
+
 def finalize(state: LabState) -> LabOutput:
     """Write the summary and report, and return the run's output fields."""
     run_dir = Path(state["run_dir"])
@@ -120,6 +145,7 @@ def finalize(state: LabState) -> LabOutput:
     except Exception as error:  # noqa: BLE001 - the library helps later runs; this one is done
         summary["lessons_filed"] = []
         summary["library_note"] = f"the library was not updated: {type(error).__name__}: {error}"
+    summary["tracker"] = _log_to_tracker(state, run_dir)
     try:
         output["summary_path"] = str(write_run_json(run_dir, SUMMARY_FILE, summary))
         output["report_path"] = str(write_report(run_dir, summary))

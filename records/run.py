@@ -61,6 +61,10 @@ class GateConfig(BaseModel):
     unattended_default: Literal["approve", "reject"] = "approve"
 
 
+# Where training metrics and evaluations are logged (tools.tracking): wandb offline by default.
+Tracker = Literal["wandb", "trackio", "none"]
+
+
 class RunOptions(BaseModel):
     """Knobs of a run: target, iteration cap, data and training sizes, policy."""
 
@@ -79,6 +83,7 @@ class RunOptions(BaseModel):
     # (shown, never decided on).
     eval_cmd: str | None = None
     judge_candidates: bool = False
+    tracker: Tracker = "wandb"
     train_timeout_s: float = Field(1800, gt=0)
     policy: Literal["playbook", "llm"] = "playbook"
     # With policy "llm": the model for every agent and the supervisor, and per-agent overrides

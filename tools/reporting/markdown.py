@@ -122,6 +122,16 @@ def _training(curves_plot: str | None, noticed: list[str]) -> list[str]:
     return [*lines, ""]
 
 
+def _tracker(summary: dict[str, Any]) -> list[str]:
+    tracker = summary.get("tracker")
+    if not tracker:
+        return []
+    line = f"Every training step and evaluation: {tracker['where']}."
+    if tracker.get("problem"):
+        line += f" The evaluations were not logged: {md(tracker['problem'])}."
+    return ["", "## Metrics", "", line, ""]
+
+
 def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
     lines = [
         f"# postlab run {summary['run_id']}",
@@ -327,6 +337,7 @@ def render_report(
         "",
         *_iterations(summary),
         *_training(curves_plot, noticed or []),
+        *_tracker(summary),
         *_techniques(summary),
         *_listing("Decisions", decisions),
         *_listing("Loop guard", guard),

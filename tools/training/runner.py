@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from postlab.records.artifacts import FailureInfo, TrainingResult
 from postlab.tools.io.atomic import write_text_atomic
+from postlab.tools.tracking.trackers import tracker_env
 from postlab.tools.training.failures import (
     EXIT_OK,
     RESULT_FILE,
@@ -85,10 +86,8 @@ def free_port() -> int:
 
 def _worker_env(spec: TrainingSpec, out_dir: Path) -> dict[str, str]:
     env = dict(os.environ)
-    if "WANDB_MODE" not in env:
-        env["WANDB_MODE"] = "online" if env.get("WANDB_API_KEY") else "offline"
-    env["WANDB_DIR"] = str(out_dir)
-    env["WANDB_PROJECT"] = spec.wandb_project
+    log_dir = Path(spec.tracker_dir) if spec.tracker_dir else out_dir
+    env.update(tracker_env(spec.tracker, log_dir, spec.tracker_project))
     env["TOKENIZERS_PARALLELISM"] = "false"
     env["PYTHONUNBUFFERED"] = "1"
     # Progress bars redraw with carriage returns, which would flood the line-oriented log.

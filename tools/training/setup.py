@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from postlab.tools.tracking.trackers import report_to as tracker_report_to
 from postlab.tools.training.schedule import continuing, warmup_steps
 from postlab.tools.training.spec import TrainingSpec
 
@@ -123,6 +124,9 @@ def common_args(spec: TrainingSpec, cuda: bool, bf16: bool, report_to: str) -> d
         "save_strategy": "no",
         "report_to": report_to,
         "run_name": spec.run_name or Path(spec.output_dir).name,
+        # Trackio's project; never a Space on the Hub unless the user's environment names one.
+        "project": spec.tracker_project,
+        "trackio_static_space_id": False,
         "seed": spec.seed,
         "data_seed": spec.seed,
         "use_cpu": not cuda,
@@ -147,7 +151,7 @@ def build_trainer(spec: TrainingSpec, callback, use_unsloth: bool):
     model, tokenizer = load_model(spec, use_unsloth)
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
-    report_to = _report_to()
+    report_to = tracker_report_to(spec.tracker)
     peft_config = None
     if spec.adapter == "lora" and not use_unsloth:
         from peft import LoraConfig
@@ -228,11 +232,3 @@ def _preference_trainer(spec: TrainingSpec, args: dict[str, Any], shared: dict[s
 
     config = ORPOConfig(**args, beta=beta, max_length=spec.max_length)
     return _scheduled(ORPOTrainer, spec)(args=config, **shared)
-
-
-def _report_to() -> str:
-    if os.environ.get("WANDB_MODE") == "disabled" or os.environ.get("WANDB_DISABLED") == "true":
-        return "none"
-    import importlib.util
-
-    return "wandb" if importlib.util.find_spec("wandb") is not None else "none"

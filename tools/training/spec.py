@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from postlab.records.run import Tracker
+from postlab.tools.tracking.trackers import TRACKER_PROJECT
 from postlab.tools.training.schedule import RESUMABLE_SCHEDULES
 
 # Fields that name where or how a run executes, not what experiment it is.
@@ -20,6 +22,9 @@ _NON_EXPERIMENT_FIELDS = {
     "threads",
     "optimizer_state",
     "save_optimizer",
+    "tracker",
+    "tracker_project",
+    "tracker_dir",
 }
 
 
@@ -69,7 +74,10 @@ class TrainingSpec(BaseModel):
     timeout_s: float = Field(1800, gt=0)
     threads: int | None = Field(None, ge=1)
     use_unsloth: bool | None = None
-    wandb_project: str = "postlab"
+    tracker: Tracker = "wandb"
+    tracker_project: str = TRACKER_PROJECT
+    # Where the tracker writes (None: the output folder); a run's Trackio database is shared.
+    tracker_dir: str | None = None
     run_name: str = ""
 
     @property

@@ -212,10 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         metrics = _metrics(record, dict(output.metrics or {}), steps)
         metrics["resumed_optimizer"] = float(getattr(trainer, "resumed_optimizer", False))
         metrics["processes"] = float(trainer.args.world_size)
-        with contextlib.suppress(Exception):
-            import wandb
-
-            if wandb.run is not None:
+        wandb = sys.modules.get("wandb")
+        if wandb is not None and wandb.run is not None:
+            with contextlib.suppress(Exception):
                 wandb.finish()
         with contextlib.suppress(OSError):
             (out_dir / TRAINER_SUBDIR).rmdir()

@@ -1,0 +1,53 @@
+"""Trackers: a run's training steps and evaluations land in a local Trackio project."""
+
+import json
+import sqlite3
+
+from postlab.graph.runner import run_lab
+from postlab.tools.tracking.trackers import TRACKER_PROJECT, report_to
+
+SMALL = {"train_steps": 3, "train_size": 24, "eval_limit": 4, "batch_size": 4, "max_iterations": 1}
+
+
+def _metrics_by_run(database) -> dict[str, list[dict]]:
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute("SELECT run_name, step, metrics FROM metrics").fetchall()
+    runs: dict[str, list[dict]] = {}
+    for run_name, step, metrics in rows:
+        runs.setdefault(run_name, []).append({"step": step, **json.loads(metrics)})
+    return runs
+
+
+def test_trackio_holds_every_training_step_and_evaluation_under_the_run_id(
+    tiny_model, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("TRACKIO_DIR", raising=False)
+    run_dir = tmp_path / "run"
+    options = {**SMALL, "tracker": "trackio"}
+    output = run_lab({"task": "addition_2d", "model": str(tiny_model), "budget": 20,
+                      "run_dir": str(run_dir), "options": options})  # fmt: skip
+    run_id = output["run_id"]
+    databases = list((run_dir / "trackio").glob("*.db"))
+    assert [db.stem for db in databases] == [TRACKER_PROJECT]
+    runs = _metrics_by_run(databases[0])
+    # Training: one row per optimiser step, named after the lab's run and iteration.
+    training = runs[f"{run_id}-iter-1"]
+    steps = sorted(row["train/global_step"] for row in training if "train/loss" in row)
+    assert steps == [1, 2, 3]
+    # Evaluations: the run id itself, validation per iteration and test where it was scored.
+    evaluations = {row["step"]: row for row in runs[run_id]}
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert evaluations[0]["validation/strict"] == summary["baseline_val_score"]
+    assert evaluations[0]["test/strict"] == summary["baseline_score"]
+    assert set(evaluations) == {e["iteration"] for e in summary["evaluations"]}
+    assert summary["tracker"]["problem"] is None
+    assert "trackio show" in (run_dir / "report.md").read_text()
+    # No wandb files when Trackio is the tracker.
+    assert not list(run_dir.rglob("wandb"))
+
+
+def test_no_tracker_reports_to_nothing(monkeypatch):
+    assert report_to("none") == "none"
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert report_to("wandb") == "none"
+    assert report_to("trackio") == "trackio"

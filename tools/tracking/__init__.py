@@ -1,0 +1,1 @@
+"""Experiment trackers: where training metrics and evaluations are logged (wandb, Trackio)."""
