@@ -16,6 +16,8 @@ OTHER_PROGRAMS = {
     "--model-path",
     "--json-output-file",
     "--limit",
+    # trackio show
+    "--project",
     "--no-deps",
     "--host",
     "--port",
