@@ -166,3 +166,47 @@ def test_an_agent_uses_a_server_that_dies_mid_run(tmp_path, toolset):
     assert "echo" not in model.bound[-1] and "train" in model.bound[-1]
     assert "Notice: MCP server echo stopped" in model.received[-1][1].content
     assert third.update["fallbacks"] == [] and runs == ["train"] * 3
+
+
+def test_a_published_server_serves_an_agent_over_stdio(tmp_path):
+    """mcp-server-time, as people install it from PyPI: its tools reach an agent, with timeouts."""
+    published = MCPServerConfig(
+        name="time",
+        command=sys.executable,
+        args=["-m", "mcp_server_time", "--local-timezone", "UTC"],
+        agents=["trainer"],
+        timeout_s=20,
+    )
+    tools = load_mcp_tools([published])
+    try:
+        assert tools.status() == {"time": "ok"}
+        assert {"get_current_time", "convert_time"} <= {t.name for t in tools["trainer"]}
+
+        def script(messages):
+            if not any(isinstance(m, ToolMessage) for m in messages):
+                args = {"source_timezone": "UTC", "time": "12:30", "target_timezone": "Asia/Tokyo"}
+                return call("convert_time", args, len(messages))
+            if "train" not in {m.name for m in messages if isinstance(m, ToolMessage)}:
+                return call("train", {}, len(messages))
+            return call("TrainerAnswer", {"summary": "converted"}, len(messages))
+
+        def playbook(state, directive, memory):
+            return StepResult(AgentOutcome(summary="trained"), {})
+
+        model = ScriptedChatModel(script=script)
+        body = make_llm_body("trainer", playbook, lambda: model, "p", TrainerAnswer, tools)
+        state = {
+            "run_dir": str(tmp_path),
+            "goal": "g",
+            "trajectory": [],
+            "run_options": RunOptions(),
+        }
+        result = body(state, DIRECTIVE, open_memory(tmp_path))
+        answer = next(
+            m for m in model.received[-1] if isinstance(m, ToolMessage) and m.name == "convert_time"
+        )
+        # Tokyo is UTC+9 all year: the server's answer, marked as outside data.
+        assert "21:30" in answer.content and "untrusted-data" in answer.content
+        assert result.outcome.status == "ok" and result.update["fallbacks"] == []
+    finally:
+        tools.close()
