@@ -24,6 +24,7 @@ from postlab.cli.launch import (
     parse_overrides,
 )
 from postlab.cli.memory_search import memory_app
+from postlab.cli.push import push
 from postlab.cli.sources import datasets_app, papers_app
 from postlab.records.run import DEFAULT_STEP_BUDGET, RunOptions
 from postlab.tools.io.http import OFFLINE_ENV
@@ -80,6 +81,7 @@ def root_options(
 app.add_typer(papers_app, name="papers")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(memory_app, name="memory")
+app.command("push")(push)
 
 
 @app.command()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,22 @@ def runs_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "runs"
     monkeypatch.setenv("POSTLAB_RUNS_DIR", str(root))
     return root
+
+
+@pytest.fixture
+def trained_iterations_win(monkeypatch):
+    """Validation that rates each iteration above the last, so the best is a trained model
+    (the tiny random model never gets an item right)."""
+    from postlab.agents import evaluator
+
+    real = evaluator.evaluate_checkpoint
+
+    def scored(checkpoint, task, **kwargs):
+        results = real(checkpoint, task, **kwargs)
+        match = re.search(r"iter-(\d+)", str(checkpoint))
+        if match and "validation" in results:
+            strict = 0.3 * int(match.group(1))
+            results["validation"] = results["validation"].model_copy(update={"strict": strict})
+        return results
+
+    monkeypatch.setattr(evaluator, "evaluate_checkpoint", scored)

@@ -1,7 +1,6 @@
 """An external test judge in the PostTrainBench contract: it, not the task's split, grades test."""
 
 import json
-import re
 import sys
 import textwrap
 from pathlib import Path
@@ -9,7 +8,6 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from postlab.agents import evaluator
 from postlab.graph.runner import run_lab
 from postlab.records.run import RunOptions
 from postlab.tools.evaluation.external import judge_argv, run_external_evaluation
@@ -44,23 +42,6 @@ def judge(tmp_path) -> tuple[str, Path]:
     script.write_text(textwrap.dedent(EVALUATE_PY))
     command = f"{sys.executable} {script} --model-path {{model}} --limit {{limit}} "
     return command + "--json-output-file {out}", script.with_name("calls.log")
-
-
-@pytest.fixture
-def trained_iterations_win(monkeypatch):
-    """Validation that rates each iteration above the last, so the best is a trained model
-    (the tiny random model never gets an item right)."""
-    real = evaluator.evaluate_checkpoint
-
-    def scored(checkpoint, task, **kwargs):
-        results = real(checkpoint, task, **kwargs)
-        match = re.search(r"iter-(\d+)", str(checkpoint))
-        if match and "validation" in results:
-            strict = 0.3 * int(match.group(1))
-            results["validation"] = results["validation"].model_copy(update={"strict": strict})
-        return results
-
-    monkeypatch.setattr(evaluator, "evaluate_checkpoint", scored)
 
 
 def _calls(log: Path) -> list[dict]:

@@ -20,6 +20,22 @@ ALIASES: dict[str, tuple[str, str]] = {
     "smollm2": (_GGUF_PACKAGE, _GGUF_FILE),
 }
 
+# The Hub repositories the aliases' weights come from (a model card's base_model names these).
+ALIAS_HUB_IDS: dict[str, str] = {
+    DEFAULT_MODEL: "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "smollm2": "HuggingFaceTB/SmolLM2-135M-Instruct",
+}
+
+
+def hub_id(name: str) -> str | None:
+    """The Hub repo a model name stands for: an alias's source, a repo id itself; None for a
+    local folder."""
+    if name in ALIAS_HUB_IDS:
+        return ALIAS_HUB_IDS[name]
+    if Path(name).exists() or name.count("/") != 1 or name.startswith((".", "/", "~")):
+        return None
+    return name
+
 
 class ModelResolutionError(ValueError):
     """A model name that could not be turned into a loadable checkpoint."""
