@@ -134,6 +134,21 @@ def run(
             help="Also run --eval-cmd on each new best by validation (shown, never decided on).",
         ),
     ] = False,
+    benchmark: Annotated[
+        str | None,
+        typer.Option(
+            help="A standard benchmark as the task (an lm-eval multiple-choice task: arc_easy, "
+            "arc_challenge, boolq, hellaswag, ...): trained on its train split in the harness's "
+            "prompts, test judged by lm-eval."
+        ),
+    ] = None,
+    benchmark_data: Annotated[
+        Path | None,
+        typer.Option(
+            help="A local copy of the benchmark in its own format (the Hub's files), instead "
+            "of the Hub."
+        ),
+    ] = None,
     tracker: Annotated[
         str,
         typer.Option(
@@ -197,8 +212,10 @@ def run(
     ] = None,
 ) -> None:
     """Post-train a model on a task: baseline, research, data, train, evaluate, iterate."""
-    if task is None and task_dir is None:
-        raise fail("give --task NAME or --task-dir DIR (see `postlab tasks`)")
+    if task is None and task_dir is None and benchmark is None:
+        raise fail("give --task NAME, --task-dir DIR or --benchmark NAME (see `postlab tasks`)")
+    if benchmark_data is not None and benchmark is None:
+        raise fail("--benchmark-data needs --benchmark NAME")
     options = {
         "max_iterations": max_iterations,
         "target_score": target,
@@ -210,6 +227,8 @@ def run(
         "eval_cmd": eval_cmd,
         "judge_candidates": judge_candidates,
         "tracker": tracker,
+        "benchmark": benchmark,
+        "benchmark_data": str(benchmark_data.resolve()) if benchmark_data else None,
         "seed": seed,
         "human_attached": approve,
         "gates": {"threshold": approve_above},

@@ -82,23 +82,29 @@ def launch(
     except ValidationError as error:
         problems = "; ".join(_problem(e) for e in error.errors())
         raise fail(f"bad option: {problems}") from error
-    try:
-        loaded = load_task(task, task_dir)
-        check_trainable(loaded, checked.batch_size)
-    except (TaskError, DatasetError) as error:
-        raise fail(str(error)) from error
+    if checked.benchmark:
+        if task or task_dir:
+            raise fail("give --benchmark or --task / --task-dir, not both")
+        name = _checked_benchmark(checked.benchmark, checked.benchmark_data)
+    else:
+        try:
+            loaded = load_task(task, task_dir)
+            check_trainable(loaded, checked.batch_size)
+        except (TaskError, DatasetError) as error:
+            raise fail(str(error)) from error
+        name = loaded.name
     try:
         with console.status(f"resolving model {model} (the first use converts it once)…"):
             resolve_model(model)
     except ModelResolutionError as error:
         raise fail(str(error)) from error
     _check_llm_options(options)
-    run_dir = (run_dir or runs_root() / new_run_id(loaded.name)).resolve()
+    run_dir = (run_dir or runs_root() / new_run_id(name)).resolve()
     if (run_dir / "summary.json").exists():
         raise fail(f"{run_dir} already holds a finished run; choose another --run-dir")
     inputs = {
         "goal": goal or "",
-        "task": None if task_dir else loaded.name,
+        "task": None if task_dir or checked.benchmark else name,
         "task_dir": str(task_dir.resolve()) if task_dir else None,
         "model": model,
         "budget": budget,
@@ -109,6 +115,18 @@ def launch(
         inputs["max_time_s"] = max_time
     console.print(f"run [bold]{run_dir.name}[/] in {run_dir}")
     drive_with_view(run_dir.name, budget, lambda on_event: run_lab(inputs, on_event=on_event))
+
+
+def _checked_benchmark(name: str, data: str | None) -> str:
+    """The benchmark's name once the harness knows it and its local files are found."""
+    from postlab.tools.benchmarks.harness import BenchmarkError, benchmark_config
+
+    try:
+        with console.status(f"reading benchmark {name} from lm-eval…"):
+            benchmark_config(name, Path(data) if data else None)
+    except BenchmarkError as error:
+        raise fail(str(error)) from error
+    return name
 
 
 def _check_llm_options(options: dict) -> None:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from postlab.records.run import DEFAULT_STEP_BUDGET, Budget, RunOptions, StopReason
 from postlab.records.state import LabContext, LabState
+from postlab.tools.benchmarks.harness import BenchmarkError, judge_command, materialize
 from postlab.tools.data.training_sets import DatasetError, check_trainable
 from postlab.tools.io.quiet import quiet_progress
 from postlab.tools.io.rundir import open_run_dir, runs_root, write_run_record
@@ -26,6 +27,8 @@ from postlab.tools.training.recipes import TECHNIQUES, resolve_technique
 
 # The MCP configuration a server was started with; the only one its input may name.
 MCP_CONFIG_ENV = "POSTLAB_MCP_CONFIG"
+# Where a benchmark run keeps the benchmark as a task folder.
+BENCHMARK_SUBDIR = "benchmark"
 # Options an assistant's configuration (Studio) may set; the run's own input overrides them.
 _CONTEXT_OPTIONS = ("policy", "llm", "max_iterations", "target_score", "train_steps", "train_size")
 
@@ -52,6 +55,18 @@ def mcp_refusal(state: LabState) -> str | None:
     return None
 
 
+def _benchmark_task(options: RunOptions, run_dir: Path) -> tuple[str, RunOptions]:
+    """A benchmark written out as the run's task folder, and options whose test judge is the
+    harness (unless the user named another judge)."""
+    data = Path(options.benchmark_data).resolve() if options.benchmark_data else None
+    with quiet_progress():
+        folder = materialize(options.benchmark, data, run_dir / BENCHMARK_SUBDIR)
+    judge = options.eval_cmd or judge_command(
+        options.benchmark, data, limited=options.eval_limit is not None
+    )
+    return str(folder), options.model_copy(update={"eval_cmd": judge})
+
+
 def prepare(
     state: LabState, runtime: Runtime[LabContext], trusted_input: bool = False
 ) -> Command[Literal["supervisor", "finalize"]]:
@@ -74,8 +89,12 @@ def prepare(
     try:
         if refused:
             raise ValueError(f"input refused: {refused}")
-        task = load_task(task_name, task_dir)
         options = RunOptions.model_validate(option_values)
+        if options.benchmark:
+            task_dir, options = _benchmark_task(options, run_dir)
+            task_name = None
+            update["task_dir"] = task_dir
+        task = load_task(task_name, task_dir)
         if options.techniques is not None:
             keys = [resolve_technique(name) for name in options.techniques]
             options = options.model_copy(update={"techniques": list(dict.fromkeys(keys))})
@@ -91,7 +110,14 @@ def prepare(
                     resolve_model(options.teacher)
                 except ModelResolutionError as error:
                     raise ModelResolutionError(f"teacher: {error}") from error
-    except (TaskError, DatasetError, ModelResolutionError, ValidationError, ValueError) as error:
+    except (
+        TaskError,
+        DatasetError,
+        BenchmarkError,
+        ModelResolutionError,
+        ValidationError,
+        ValueError,
+    ) as error:
         update.update(
             stop_reason=StopReason.ERROR.value,
             stop_detail=f"cannot start: {error}",

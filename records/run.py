@@ -83,6 +83,11 @@ class RunOptions(BaseModel):
     # (shown, never decided on).
     eval_cmd: str | None = None
     judge_candidates: bool = False
+    # A standard benchmark (an lm-eval multiple-choice task) as the task: trained on its train
+    # split in the harness's prompts, judged on test by the harness (tools.benchmarks); read
+    # from benchmark_data (a local copy in the benchmark's own format) instead of the Hub.
+    benchmark: str | None = None
+    benchmark_data: str | None = None
     tracker: Tracker = "wandb"
     train_timeout_s: float = Field(1800, gt=0)
     policy: Literal["playbook", "llm"] = "playbook"

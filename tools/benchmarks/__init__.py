@@ -1,0 +1,1 @@
+"""Standard benchmarks through lm-evaluation-harness: its prompts, splits and metrics."""
