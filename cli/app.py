@@ -149,6 +149,16 @@ def run(
             "of the Hub."
         ),
     ] = None,
+    push_to: Annotated[
+        str | None,
+        typer.Option(
+            help="Publish the best checkpoint to this Hub repo when the run ends (asks first "
+            "with --approve; otherwise a dry run that writes the model card)."
+        ),
+    ] = None,
+    private: Annotated[
+        bool, typer.Option("--private", help="With --push-to: a private repo.")
+    ] = False,
     tracker: Annotated[
         str,
         typer.Option(
@@ -250,7 +260,7 @@ def run(
             llm_overrides=overrides,
             mcp_config=str(mcp_config.resolve()) if mcp_config else None,
         )
-    launch(goal, task, task_dir, model, budget, run_dir, options, max_time)
+    launch(goal, task, task_dir, model, budget, run_dir, options, max_time, push_to, private)
 
 
 @app.command()

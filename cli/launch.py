@@ -60,6 +60,8 @@ def launch(
     run_dir: Path | None,
     options: dict,
     max_time: float | None = None,
+    push_to: str | None = None,
+    push_private: bool = False,
 ) -> None:
     # Validate the cheap inputs before anything is created, so bad input costs nothing.
     from pydantic import ValidationError
@@ -114,7 +116,42 @@ def launch(
     if max_time is not None:
         inputs["max_time_s"] = max_time
     console.print(f"run [bold]{run_dir.name}[/] in {run_dir}")
-    drive_with_view(run_dir.name, budget, lambda on_event: run_lab(inputs, on_event=on_event))
+    publish = None
+    if push_to:
+        attended = bool(options.get("human_attached"))
+        publish = lambda output: publish_after_run(  # noqa: E731 - one call, bound late
+            run_dir, push_to, push_private, attended
+        )
+    drive_with_view(
+        run_dir.name, budget, lambda on_event: run_lab(inputs, on_event=on_event), publish
+    )
+
+
+def publish_after_run(run_dir: Path, repo: str, private: bool, attended: bool) -> None:
+    """`run --push-to`: publishing is gated; a person at the terminal approves it, otherwise
+    the gate's default for it (reject) leaves a dry run with the card to read."""
+    from postlab.tools.publishing.hub import PublishError, push_run
+
+    approved = attended and typer.confirm(
+        f"publish the best checkpoint of {run_dir.name} to {repo}?", default=False
+    )
+    try:
+        result = push_run(run_dir, repo, private=private, dry_run=None if approved else True)
+    except PublishError as error:
+        console.print(f"[bold yellow]not published:[/] {error}")
+        return
+    if result.dry_run:
+        why = (
+            "no Hub token"
+            if approved
+            else "publishing was not approved (an unattended run's gate rejects it)"
+        )
+        console.print(
+            f"not published ({why}); the model card is in {result.card_path}; publish with: "
+            f"postlab push {run_dir.name} --repo {repo}"
+        )
+    else:
+        console.print(f"published: {result.url}")
 
 
 def _checked_benchmark(name: str, data: str | None) -> str:
@@ -161,8 +198,9 @@ def _sigterm_as_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def drive_with_view(run_id: str, budget: int, drive) -> None:
-    """Show live progress while `drive(on_event)` runs the graph, then exit with its outcome.
+def drive_with_view(run_id: str, budget: int, drive, after=None) -> None:
+    """Show live progress while `drive(on_event)` runs the graph, then exit with its outcome
+    (`after(output)` runs first when the run ended, e.g. to publish it).
 
     SIGTERM stops the run the way Ctrl-C does: summary and report of the run so far, resumable.
     """
@@ -193,6 +231,8 @@ def drive_with_view(run_id: str, budget: int, drive) -> None:
         console.print(f"answer with: postlab resume {run_id} --approve | --reject [--note TEXT]")
         raise typer.Exit(EXIT_WAITING)
     _print_outcome(output)
+    if after is not None and output.get("stop_reason") not in ("interrupted", "error"):
+        after(output)
     if output.get("stop_reason") == "interrupted":
         console.print(f"interrupted: continue with [bold]postlab resume {run_id}[/]")
     raise typer.Exit(EXIT_CODES.get(output.get("stop_reason") or "error", 1))

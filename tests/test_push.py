@@ -116,3 +116,22 @@ def test_a_refused_push_and_an_untrained_run_are_clear_errors(trained_run, tmp_p
     (untrained / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(PublishError, match="nothing to push"):
         push_run(untrained, "me/adder", dry_run=True)
+
+
+def test_an_unattended_run_to_push_leaves_a_dry_run_for_a_person_to_approve(
+    runs_dir, tiny_model, trained_iterations_win, monkeypatch
+):
+    from postlab.cli import launch
+
+    monkeypatch.setattr(launch.console, "width", 300)
+    monkeypatch.setattr("postlab.tools.publishing.hub.get_token", lambda: "hf_present")
+    args = ["run", "--task", "addition_2d", "--model", str(tiny_model), "--max-iterations", "1",
+            "--train-steps", "2", "--eval-limit", "4", "--batch-size", "4",
+            "--push-to", "me/x"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output  # all iterations used
+    # A token is present, yet nobody approved: the gate's default rejects publishing.
+    assert "not published (publishing was not approved" in result.output
+    run_dir = next(runs_dir.iterdir())
+    assert (run_dir / "push" / "README.md").is_file()
+    assert f"postlab push {run_dir.name} --repo me/x" in result.output
