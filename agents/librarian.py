@@ -11,6 +11,7 @@ from postlab.memory.store import LabMemory
 from postlab.records.events import emit
 from postlab.records.outcomes import (
     AgentOutcome,
+    Claim,
     LearningRateEvidence,
     MeasuredEffect,
     PaperRef,
@@ -19,6 +20,7 @@ from postlab.records.outcomes import (
 )
 from postlab.records.state import LabState
 from postlab.records.steps import Directive
+from postlab.tools.papers.claims import stance_of
 from postlab.tools.papers.corpus import PaperRecord, influence, load_corpus, walk_citations
 from postlab.tools.papers.evidence import OnlinePaper
 from postlab.tools.papers.online import citation_walk, remember_papers, search_papers
@@ -37,6 +39,13 @@ UNREACHED_HOP = 3
 SEED_PAPERS = 8
 # Online papers add evidence to a card; the corpus's curated cards still carry most weight.
 ONLINE_WEIGHT = 0.3
+# A card's claims: the first effects of its most relevant papers, each cited.
+CLAIMING_PAPERS = 4
+CLAIMS_PER_PAPER = 2
+
+
+def _ref(paper: PaperRecord) -> PaperRef:
+    return PaperRef(id=paper.id, title=paper.title, year=paper.year)
 
 
 def index_corpus(memory: LabMemory, corpus: list[PaperRecord]) -> int:
@@ -114,7 +123,11 @@ def rank_techniques(
         score = top[0][0] + 0.5 * sum(weight for weight, _ in top[1:])
         lead = top[0][1].technique
         recipe, rates = _recipe_from(paper for _, paper in weighted)
-        effects = [effect for _, paper in weighted for effect in paper.technique.effects[:1]]
+        claims = [
+            Claim(text=effect, paper=_ref(paper), stance=stance_of(effect))
+            for _, paper in weighted[:CLAIMING_PAPERS]
+            for effect in paper.technique.effects[:CLAIMS_PER_PAPER]
+        ]
         findings.append(
             TechniqueFinding(
                 key=key,
@@ -129,8 +142,8 @@ def rank_techniques(
                 applies_when=lead.applies_when,
                 recipe=recipe,
                 learning_rates=rates,
-                effects=effects[:4],
-                papers=[PaperRef(id=p.id, title=p.title, year=p.year) for _, p in weighted[:4]],
+                claims=claims,
+                papers=[_ref(p) for _, p in weighted[:4]],
             )
         )
     findings.sort(key=lambda finding: -finding.relevance)

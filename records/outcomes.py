@@ -38,6 +38,15 @@ class LearningRateEvidence(BaseModel):
     model_params: float | None = None
 
 
+class Claim(BaseModel):
+    """One effect a paper reports for a technique, with the paper and which way it points."""
+
+    text: str
+    paper: PaperRef
+    # "setting": a recipe fact, naming no outcome (tools.papers.claims).
+    stance: Literal["supports", "mixed", "against", "setting"] = "supports"
+
+
 class TechniqueFinding(BaseModel):
     """A ranked technique card for this task, with the papers it came from."""
 
@@ -52,7 +61,8 @@ class TechniqueFinding(BaseModel):
     recipe: dict[str, float] = Field(default_factory=dict)
     # Every learning rate the technique's papers report, most relevant paper first.
     learning_rates: list[LearningRateEvidence] = Field(default_factory=list)
-    effects: list[str] = Field(default_factory=list)
+    # What the card's papers report of it, each claim with its paper.
+    claims: list[Claim] = Field(default_factory=list)
     papers: list[PaperRef] = Field(default_factory=list)
     # How well the technique fits this task's measured features (0..1), and why; cards rank by
     # relevance × fit.

@@ -433,3 +433,18 @@ def test_a_run_directory_that_cannot_be_written_still_returns_its_result(
     assert output["stop_reason"] == "error" and output["summary_path"] is None
     assert f"could not write {tmp_path / 'ro' / 'summary.json'}" in output["stop_detail"]
     assert output["stop_detail"].startswith("step budget of 1 spent")
+
+
+def test_the_report_sets_each_claim_beside_what_the_run_measured(finished_run):
+    run_dir, _, _ = finished_run
+    report = (run_dir / "report.md").read_text()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    section = report.split("## What the literature says, and what this run measured")[1]
+    ran = summary["iterations"][0]
+    finding = next(f for f in summary["findings"] if f["key"] == ran["technique"])
+    # The question, each claim with its paper, and the run's own change on validation.
+    assert f"**Does {finding['name']} help" in section
+    claim = finding["claims"][0]
+    assert claim["paper"]["id"] in section and claim["stance"] in section
+    parent = next(e for e in summary["evaluations"] if e["iteration"] == ran["parent"])
+    assert f"iteration 1 {ran['score'] - parent['strict']:+.2f}" in section
