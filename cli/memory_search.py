@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from postlab.cli.launch import console, fail
-from postlab.memory.store import MEMORY_KINDS, LabMemory
+from postlab.memory.store import MEMORY_KINDS, open_memory, shared_server
 from postlab.tools.io.rundir import find_run
 
 memory_app = typer.Typer(help="Search what a run's agents stored in its vector memory.")
@@ -47,9 +47,9 @@ def memory_search(
         folder = find_run(run)
     except FileNotFoundError as error:
         raise fail(str(error)) from error
-    if not (folder / "memory").is_dir():
+    if not shared_server() and not (folder / "memory").is_dir():
         raise fail(f"run {folder.name} has no memory folder")
-    hits = LabMemory(folder / "memory").search(query, kinds=kinds, k=limit)
+    hits = open_memory(folder).search(query, kinds=kinds, k=limit)
     rows = [
         {
             "score": round(1.0 - hit.distance, 4),

@@ -182,9 +182,18 @@ class LabMemory:
         return sum(self._collection(k).count() for k in kinds)
 
 
+# A Chroma server every run's memory goes to (a team's shared memory), instead of run folders.
+CHROMA_URL_ENV = "POSTLAB_CHROMA_URL"
+
+
+def shared_server() -> str | None:
+    """The Chroma server memories are kept in, when one is configured."""
+    return os.environ.get(CHROMA_URL_ENV) or None
+
+
 def _make_client(path: Path | None):
     settings = Settings(anonymized_telemetry=False, allow_reset=False)
-    url = os.environ.get("POSTLAB_CHROMA_URL")
+    url = shared_server()
     if url:
         host, _, port = url.split("://", 1)[-1].partition(":")
         return chromadb.HttpClient(host=host, port=int(port or 8000), settings=settings)
@@ -204,6 +213,7 @@ def open_memory(run_dir: str | Path) -> LabMemory:
     with _open_lock:
         if key not in _open_memories:
             run_id = Path(key).name
-            namespace = run_id if os.environ.get("POSTLAB_CHROMA_URL") else ""
+            # On a shared server each run's collections carry its id.
+            namespace = run_id if shared_server() else ""
             _open_memories[key] = LabMemory(Path(key) / "memory", namespace=namespace)
         return _open_memories[key]
