@@ -18,6 +18,8 @@ OTHER_PROGRAMS = {
     "--limit",
     # trackio show
     "--project",
+    # chroma run
+    "--path",
     # mcp-server-time
     "--local-timezone",
     "--no-deps",
