@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markdown import Markdown
 from rich.table import Table
 
 from postlab.cli.help_format import flags_render_as_flags
@@ -27,7 +26,7 @@ from postlab.cli.memory_search import memory_app
 from postlab.cli.push import push
 from postlab.cli.sources import datasets_app, papers_app
 from postlab.records.run import DEFAULT_STEP_BUDGET, RunOptions
-from postlab.tools.io.http import OFFLINE_ENV
+from postlab.tools.io.offline import OFFLINE_ENV
 from postlab.tools.models.resolution import DEFAULT_MODEL
 from postlab.tools.tasks.catalog import DEFAULT_TASK
 from postlab.tools.training.recipes import resolve_technique
@@ -394,6 +393,8 @@ def show(
             raise fail(f"run {folder.name} has no {REPORT_FILE}")
         sys.stdout.write(report.read_text())
         return
+    from rich.markdown import Markdown  # rendering loads only for `show`: --help stays fast
+
     console.print(Markdown(report.read_text()) if report.exists() else summary)
     left = summary["budget"] - summary["steps_used"]
     line = f"budget: {summary['steps_used']} of {summary['budget']} steps used, {left} left"

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 
 from postlab.cli.launch import console, fail
-from postlab.memory.store import MEMORY_KINDS, open_memory, shared_server
+from postlab.memory.kinds import MEMORY_KINDS, shared_server
 from postlab.tools.io.rundir import find_run
 
 memory_app = typer.Typer(help="Search what a run's agents stored in its vector memory.")
@@ -49,6 +49,9 @@ def memory_search(
         raise fail(str(error)) from error
     if not shared_server() and not (folder / "memory").is_dir():
         raise fail(f"run {folder.name} has no memory folder")
+    # Chroma loads only when a search runs: `postlab --help` stays fast.
+    from postlab.memory.store import open_memory
+
     hits = open_memory(folder).search(query, kinds=kinds, k=limit)
     rows = [
         {

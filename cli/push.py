@@ -10,7 +10,6 @@ import typer
 
 from postlab.cli.launch import console, fail
 from postlab.tools.io.rundir import find_run
-from postlab.tools.publishing.hub import PublishError, push_run
 
 
 def push(
@@ -34,6 +33,9 @@ def push(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Publish a run's best checkpoint with a model card built from its summary."""
+    # huggingface_hub's API loads only when a push runs: `postlab --help` stays fast.
+    from postlab.tools.publishing.hub import PublishError, push_run
+
     try:
         folder = find_run(run)
         result = push_run(

@@ -5,11 +5,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import chromadb
 import numpy as np
@@ -17,15 +16,8 @@ from chromadb.config import Settings
 from pydantic import BaseModel, Field
 
 from postlab.memory.embeddings import default_embedding_function
+from postlab.memory.kinds import MEMORY_KINDS, MemoryKind, shared_server
 
-MemoryKind = Literal["papers", "findings", "experiments", "failures", "observations"]
-MEMORY_KINDS: tuple[MemoryKind, ...] = (
-    "papers",
-    "findings",
-    "experiments",
-    "failures",
-    "observations",
-)
 Scalar = str | int | float | bool
 
 
@@ -180,15 +172,6 @@ class LabMemory:
         """Number of memories of one kind, or of all kinds."""
         kinds = [kind] if kind else list(MEMORY_KINDS)
         return sum(self._collection(k).count() for k in kinds)
-
-
-# A Chroma server every run's memory goes to (a team's shared memory), instead of run folders.
-CHROMA_URL_ENV = "POSTLAB_CHROMA_URL"
-
-
-def shared_server() -> str | None:
-    """The Chroma server memories are kept in, when one is configured."""
-    return os.environ.get(CHROMA_URL_ENV) or None
 
 
 def _make_client(path: Path | None):

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from postlab.tools.io.atomic import write_json_atomic
+from postlab.tools.io.offline import OFFLINE_ENV
 from postlab.tools.io.rate_limits import (
     RateLimiter,
     down_reason,
@@ -39,8 +40,6 @@ _CACHEABLE = (200, 404)
 # A Retry-After longer than this is treated as "unavailable now" rather than slept through.
 _MAX_RETRY_AFTER_S = 120.0
 _MAX_REDIRECTS = 5
-# Set (by --offline, or by hand) to skip every network attempt.
-OFFLINE_ENV = "POSTLAB_OFFLINE"
 # Connecting fails fast when there is no network; reading a slow answer may take longer.
 CONNECT_TIMEOUT_S = 3.0
 
