@@ -119,13 +119,16 @@ class LabMemory:
     ) -> list[MemoryHit]:
         """The k memories closest in meaning to `query`, across the given kinds."""
         hits: list[MemoryHit] = []
+        vector = None
         for kind in kinds:
             collection = self._collection(kind)
             available = collection.count()
             if available == 0:
                 continue
+            # One embedding of the query serves every kind (it is most of a search's cost).
+            vector = vector if vector is not None else self.embedding_function([query])[0]
             result = collection.query(
-                query_texts=[query], n_results=min(k, available), where=where or None
+                query_embeddings=[vector], n_results=min(k, available), where=where or None
             )
             for id_, text, meta, distance in zip(
                 result["ids"][0],
