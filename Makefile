@@ -5,7 +5,7 @@ STAMP := $(VENV)/.postlab-setup
 # Without a GPU, pin the CPU build of torch that lies on local disk (never a multi-GB CUDA build).
 CONSTRAINTS := $(if $(shell command -v nvidia-smi 2>/dev/null),,-c constraints.txt)
 
-.PHONY: setup demo test test-all lint format benchmark benchmark-lab benchmark-lab-quick benchmark-retrieval clean
+.PHONY: setup demo test test-all lint format benchmark benchmark-quick benchmark-lab benchmark-lab-quick benchmark-retrieval clean
 
 setup: $(STAMP)
 
@@ -39,8 +39,12 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# The speed suite (JSON and markdown tables in benchmarks/results/); -quick fits in minutes.
 benchmark: setup
-	$(PY) benchmarks/demo_time.py
+	$(PY) benchmarks/suite.py
+
+benchmark-quick: setup
+	$(PY) benchmarks/suite.py --quick
 
 # The lab against naive SFT of equal compute on every bundled task (hours on 2 cores; --quick: minutes).
 benchmark-lab: setup

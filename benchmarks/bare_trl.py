@@ -1,0 +1,71 @@
+"""A bare TRL SFT run on a saved dataset: the reference the training worker is measured against.
+
+    python benchmarks/bare_trl.py SPEC_JSON
+
+Reads the same TrainingSpec JSON the worker reads and trains with TRL's SFTTrainer directly
+(same model, data, batch, steps, rate, schedule, max length, LoRA settings), no postlab code
+in the loop; prints {"train_runtime", "samples_per_s", "final_loss"} as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+from datasets import load_from_disk
+from transformers import AutoModelForCausalLM, AutoTokenizer
+from trl import SFTConfig, SFTTrainer
+
+
+def main() -> None:
+    """Train once and print the metrics."""
+    spec = json.loads(Path(sys.argv[1]).read_text())
+    model = AutoModelForCausalLM.from_pretrained(spec["base_model"], dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(spec["base_model"])
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    peft = None
+    if spec["adapter"] == "lora":
+        from peft import LoraConfig
+
+        peft = LoraConfig(
+            r=spec["lora_r"], lora_alpha=spec["lora_alpha"], target_modules="all-linear",
+            task_type="CAUSAL_LM",
+        )  # fmt: skip
+    with tempfile.TemporaryDirectory() as out:
+        config = SFTConfig(
+            output_dir=out,
+            max_steps=spec["max_steps"],
+            per_device_train_batch_size=spec["batch_size"],
+            learning_rate=spec["learning_rate"],
+            lr_scheduler_type=spec["lr_scheduler"],
+            warmup_steps=max(1, round(spec["max_steps"] * spec["warmup_ratio"])),
+            logging_steps=1,
+            save_strategy="no",
+            report_to="none",
+            seed=spec["seed"],
+            use_cpu=not torch.cuda.is_available(),
+            max_length=spec["max_length"],
+            disable_tqdm=True,
+        )
+        trainer = SFTTrainer(
+            model=model,
+            args=config,
+            train_dataset=load_from_disk(spec["dataset_path"]),
+            processing_class=tokenizer,
+            peft_config=peft,
+        )
+        output = trainer.train()
+    runtime = output.metrics["train_runtime"]
+    losses = [row["loss"] for row in trainer.state.log_history if "loss" in row]
+    print(json.dumps({
+        "train_runtime": runtime,
+        "samples_per_s": spec["max_steps"] * spec["batch_size"] / runtime,
+        "final_loss": losses[-1] if losses else None,
+    }))  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
