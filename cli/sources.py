@@ -61,6 +61,43 @@ def papers_search(
         errors.print(f"[yellow]{OFFLINE_CORPUS}[/]")
 
 
+@papers_app.command("table")
+def papers_table(
+    query: Annotated[str, typer.Argument(help="What the papers should be about")],
+    limit: Annotated[int, typer.Option(min=1, max=50, help="Papers (rows)")] = 10,
+    online: Annotated[
+        bool, typer.Option("--online", help="Also search arXiv and HF Papers (abstracts)")
+    ] = False,
+    output: Annotated[str, typer.Option("--format", help="md, csv or json")] = "md",
+) -> None:
+    """An evidence table: one row a paper (method, model, data, hyper-parameters, benchmark,
+    effect), every cell citing the text it was read from."""
+    import csv
+    import io
+    import json
+
+    from postlab.tools.papers.extraction import as_markdown, as_records, evidence_table
+
+    if output not in ("md", "csv", "json"):
+        errors.print(f"[bold red]error:[/] --format must be md, csv or json, not {output!r}")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    rows, notes = evidence_table(query, limit=limit, online=online)
+    if output == "json":
+        print(json.dumps([row.model_dump() for row in rows], indent=2))
+    elif output == "csv":
+        records = as_records(rows)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=list(records[0]) if records else ["paper_id"])
+        writer.writeheader()
+        writer.writerows(records)
+        print(buffer.getvalue(), end="")
+    else:
+        print(as_markdown(rows))
+    _notes(notes)
+    if not online:
+        errors.print(f"[yellow]{OFFLINE_CORPUS}[/]")
+
+
 @papers_app.command("graph")
 def papers_graph(
     paper_id: Annotated[
