@@ -15,6 +15,7 @@ from postlab.records.state import LabState
 from postlab.records.steps import Directive, Plan
 from postlab.tools.io.rundir import iteration_dir, iteration_label
 from postlab.tools.tracking.trackers import tracker_dir
+from postlab.tools.training.backends import choose_backend
 from postlab.tools.training.devices import training_processes
 from postlab.tools.training.runner import run_training
 from postlab.tools.training.schedule import OPTIMIZER_STATE_FILE
@@ -34,6 +35,7 @@ def spec_for(state: LabState, plan: Plan) -> TrainingSpec:
     run_dir = Path(state["run_dir"])
     resumed = plan.optimizer_from
     processes = training_processes(options.num_processes)
+    backend, backend_reason = choose_backend(options.backend, plan.method, plan.init_checkpoint)
     fields = plan.hyper.spec_fields()
     # The step's batch is shared among the processes (each takes its part of the rows).
     fields["batch_size"] = max(1, plan.hyper.batch_size // processes)
@@ -48,6 +50,8 @@ def spec_for(state: LabState, plan: Plan) -> TrainingSpec:
         # A wall-clock budget caps the run in flight too, so the lab can still finalize in time.
         timeout_s=max(1.0, min(options.train_timeout_s, time_left(state) or float("inf"))),
         run_name=f"{state.get('run_id', 'run')}-{iteration_label(plan.iteration)}",
+        use_unsloth=backend == "unsloth",
+        backend_reason=backend_reason,
         tracker=options.tracker,
         tracker_dir=str(
             tracker_dir(options.tracker, run_dir, iteration_dir(run_dir, plan.iteration))

@@ -158,6 +158,13 @@ def run(
     private: Annotated[
         bool, typer.Option("--private", help="With --push-to: a private repo.")
     ] = False,
+    backend: Annotated[
+        str,
+        typer.Option(
+            help="Training engine: auto (Unsloth on a CUDA GPU where it supports the model and "
+            "method, else plain TRL, with the reason in the report), trl or unsloth."
+        ),
+    ] = _default("backend"),
     tracker: Annotated[
         str,
         typer.Option(
@@ -236,6 +243,7 @@ def run(
         "eval_cmd": eval_cmd,
         "judge_candidates": judge_candidates,
         "tracker": tracker,
+        "backend": backend,
         "benchmark": benchmark,
         "benchmark_data": str(benchmark_data.resolve()) if benchmark_data else None,
         "seed": seed,

@@ -23,6 +23,7 @@ from postlab.tools.models.resolution import (
     resolve_model,
 )
 from postlab.tools.tasks.catalog import DEFAULT_TASK, TaskError, load_task
+from postlab.tools.training.backends import choose_backend
 from postlab.tools.training.recipes import TECHNIQUES, resolve_technique
 
 # The MCP configuration a server was started with; the only one its input may name.
@@ -105,6 +106,9 @@ def prepare(
         budget = Budget(steps=steps, max_time_s=state.get("max_time_s"))
         with quiet_progress():
             resolved = resolve_model(model)
+            if options.backend == "unsloth":
+                # Asked for explicitly: refuse now, not at the first training step.
+                choose_backend("unsloth", "sft", resolved.path)
             if options.teacher:
                 try:
                     resolve_model(options.teacher)

@@ -61,6 +61,8 @@ class GateConfig(BaseModel):
     unattended_default: Literal["approve", "reject"] = "approve"
 
 
+# The engine that trains (tools.training.backends): auto picks Unsloth where it supports the run.
+Backend = Literal["auto", "trl", "unsloth"]
 # Where training metrics and evaluations are logged (tools.tracking): wandb offline by default.
 Tracker = Literal["wandb", "trackio", "none"]
 
@@ -89,6 +91,7 @@ class RunOptions(BaseModel):
     benchmark: str | None = None
     benchmark_data: str | None = None
     tracker: Tracker = "wandb"
+    backend: Backend = "auto"
     train_timeout_s: float = Field(1800, gt=0)
     policy: Literal["playbook", "llm"] = "playbook"
     # With policy "llm": the model for every agent and the supervisor, and per-agent overrides

@@ -233,6 +233,7 @@ def _iterations(summary: dict[str, Any]) -> list[str]:
             f"- Why: {md(it['reason'])}",
             f"- Data: {_data_text(cards.get(it.get('dataset') or ''), it.get('spec') or {})}",
             f"- Spec: {_spec_text(it.get('spec') or {}) or 'not trained'}",
+            f"- Engine: {md((it.get('spec') or {}).get('backend_reason') or 'plain TRL')}",
             f"- Time: {_seconds(it.get('train_s'))} training, {_seconds(it.get('eval_s'))} scoring",
             f"- Validation: strict {_score(it.get('score'))}, lenient {_score(it.get('lenient'))}"
             + _effect(scored.get(parent), it.get("score")),

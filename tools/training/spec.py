@@ -25,6 +25,7 @@ _NON_EXPERIMENT_FIELDS = {
     "tracker",
     "tracker_project",
     "tracker_dir",
+    "backend_reason",
 }
 
 
@@ -74,6 +75,8 @@ class TrainingSpec(BaseModel):
     timeout_s: float = Field(1800, gt=0)
     threads: int | None = Field(None, ge=1)
     use_unsloth: bool | None = None
+    # Why this engine trains the run (tools.training.backends), for the report.
+    backend_reason: str = ""
     tracker: Tracker = "wandb"
     tracker_project: str = TRACKER_PROJECT
     # Where the tracker writes (None: the output folder); a run's Trackio database is shared.
