@@ -24,13 +24,23 @@ _SOURCE_KEYS = (
     "technique",
     "paper_id",
     "category",
+    "run_id",
+    "task",
 )
 
 
 @memory_app.command("search")
 def memory_search(
-    run: Annotated[str, typer.Argument(help="Run id or run directory.")],
-    query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
+    run: Annotated[
+        str, typer.Argument(help="Run id or run directory (with --library: the query).")
+    ],
+    query: Annotated[str | None, typer.Argument(help="What to look for, in plain words.")] = None,
+    library: Annotated[
+        bool,
+        typer.Option(
+            "--library", help="Search the library across runs (measured effects) instead of a run."
+        ),
+    ] = False,
     kind: Annotated[
         list[str] | None,
         typer.Option(help=f"Only this kind (repeatable): {', '.join(MEMORY_KINDS)}."),
@@ -38,21 +48,35 @@ def memory_search(
     limit: Annotated[int, typer.Option(min=1, max=200, help="Memories to show.")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the hits as JSON.")] = False,
 ) -> None:
-    """The memories of a run closest in meaning to QUERY, with scores and sources."""
+    """The memories of a run (or of the library) closest in meaning to QUERY, with scores and
+    sources."""
     kinds = tuple(kind or MEMORY_KINDS)
     unknown = [k for k in kinds if k not in MEMORY_KINDS]
     if unknown:
         raise fail(f"unknown memory kind {unknown[0]!r}; expected one of {', '.join(MEMORY_KINDS)}")
-    try:
-        folder = find_run(run)
-    except FileNotFoundError as error:
-        raise fail(str(error)) from error
-    if not shared_server() and not (folder / "memory").is_dir():
-        raise fail(f"run {folder.name} has no memory folder")
     # Chroma loads only when a search runs: `postlab --help` stays fast.
+    from postlab.memory.library import library_dir, open_library
     from postlab.memory.store import open_memory
 
-    hits = open_memory(folder).search(query, kinds=kinds, k=limit)
+    if library:
+        if query is not None:
+            raise fail("with --library give only the query (no run)")
+        query, where = run, library_dir()
+        memory = open_library()
+        if memory is None or where is None or not where.is_dir():
+            raise fail(f"no library to search ({where or 'turned off by POSTLAB_LIBRARY_DIR'})")
+        name = f"library {where}"
+    else:
+        if query is None:
+            raise fail("give a run and a query: postlab memory search RUN QUERY")
+        try:
+            folder = find_run(run)
+        except FileNotFoundError as error:
+            raise fail(str(error)) from error
+        if not shared_server() and not (folder / "memory").is_dir():
+            raise fail(f"run {folder.name} has no memory folder")
+        memory, name = open_memory(folder), folder.name
+    hits = memory.search(query, kinds=kinds, k=limit)
     rows = [
         {
             "score": round(1.0 - hit.distance, 4),
@@ -67,9 +91,9 @@ def memory_search(
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
     if not rows:
-        console.print(f"run {folder.name}'s memory holds nothing of kind {', '.join(kinds)}")
+        console.print(f"{name}'s memory holds nothing of kind {', '.join(kinds)}")
         return
-    table = Table(title=f"{folder.name}: memories closest to {query!r}")
+    table = Table(title=f"{name}: memories closest to {query!r}")
     for column in ("score", "kind", "source", "text"):
         table.add_column(column, overflow="fold")
     for row in rows:

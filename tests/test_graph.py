@@ -184,6 +184,21 @@ def test_memory_search_finds_a_fact_with_the_step_that_wrote_it(finished_run):
     assert wrong.exit_code == 2 and "unknown memory kind 'dreams'" in wrong.output
 
 
+def test_memory_search_of_the_library_finds_what_earlier_runs_measured(finished_run, monkeypatch):
+    run_dir, _, _ = finished_run
+    monkeypatch.setenv("POSTLAB_LIBRARY_DIR", str(run_dir.parent / "library"))
+    result = CliRunner().invoke(
+        app, ["memory", "search", "--library", "sft_full on addition_2d", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    runs = {hit["source"].get("run_id") for hit in json.loads(result.output)}
+    # The earlier run's effect and the one this run filed, each with the run it came from.
+    assert {"earlier-run", run_dir.name} <= runs
+    monkeypatch.setenv("POSTLAB_LIBRARY_DIR", "off")
+    off = CliRunner().invoke(app, ["memory", "search", "--library", "anything"])
+    assert off.exit_code == 2 and "no library" in off.output
+
+
 def test_step_budget_still_finalizes(tiny_model, tmp_path):
     output = run_lab(
         {
