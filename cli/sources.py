@@ -98,6 +98,51 @@ def papers_table(
         errors.print(f"[yellow]{OFFLINE_CORPUS}[/]")
 
 
+@papers_app.command("feed")
+def papers_feed(
+    since: Annotated[
+        str | None, typer.Option(help="First day to read, YYYY-MM-DD (default: two days ago)")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD (default: today)")] = None,
+    goal: Annotated[str, typer.Option(help="Rank papers for this goal")] = "",
+    limit: Annotated[int, typer.Option(min=1, max=200, help="Papers to show and file")] = 20,
+    store: Annotated[
+        bool, typer.Option("--store/--no-store", help="File the papers in the library memory")
+    ] = True,
+) -> None:
+    """Hugging Face daily papers over a span of days, ranked for a goal and filed in the
+    library (the user's cache), so later runs and `memory search --library` find them."""
+    import datetime as dt
+
+    from postlab.memory.library import library_dir, open_library
+    from postlab.tools.papers.feed import MAX_FEED_DAYS, file_in_library, read_feed
+
+    try:
+        last = dt.date.fromisoformat(until) if until else dt.date.today()
+        first = dt.date.fromisoformat(since) if since else last - dt.timedelta(days=2)
+        outcome = read_feed(first, last, goal, limit)
+    except ValueError as error:
+        errors.print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(EXIT_BAD_INPUT) from error
+    if (last - first).days + 1 > MAX_FEED_DAYS:
+        errors.print(f"[yellow]note:[/] read the latest {MAX_FEED_DAYS} days only")
+    table = Table(title=f"daily papers {first} … {last}" + (f" for {goal!r}" if goal else ""))
+    for column in ("id", "day", "title", "upvotes", "fit"):
+        table.add_column(column, no_wrap=column in ("id", "day"))
+    for item in outcome.papers:
+        table.add_row(
+            item.paper.id, item.day, _short(item.paper.title), str(item.upvotes), f"{item.fit:.2f}"
+        )
+    console.print(table)
+    _notes(outcome.notes)
+    library = open_library() if store else None
+    if library is not None and outcome.papers:
+        filed = file_in_library(library, outcome.papers, goal)
+        errors.print(f"filed {filed} papers in the library ({library_dir()})")
+    if not outcome.days_read:
+        raise typer.Exit(EXIT_NOTHING_DONE)
+
+
 @papers_app.command("graph")
 def papers_graph(
     paper_id: Annotated[

@@ -440,3 +440,42 @@ def test_cli_offline_falls_back_visibly(wide):
     assert result.exit_code == 1 and "the Hub is unreachable" in result.stderr
     result = runner.invoke(cli, ["papers", "graph", "not-an-id"])
     assert result.exit_code == 2 and "unknown paper 'not-an-id'" in result.stderr
+
+
+# --- the live feed ---------------------------------------------------------------------------
+
+
+def test_the_feed_reads_each_day_ranks_for_a_goal_and_files_in_the_library(
+    server, monkeypatch, tmp_path
+):
+    from typer.testing import CliRunner
+
+    from postlab.cli.app import app
+    from postlab.memory.store import LabMemory
+
+    library = tmp_path / "library"
+    monkeypatch.setenv("POSTLAB_LIBRARY_DIR", str(library))
+    args = ["papers", "feed", "--since", "2024-06-01", "--until", "2024-06-03",
+            "--goal", "GRPO arithmetic small model"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    days = [seen.params["date"][0] for seen in server.seen("/api/daily_papers")]
+    assert days == ["2024-06-03", "2024-06-02", "2024-06-01"]
+    assert result.output.index("2406.01234") < result.output.index("filed")
+    hits = LabMemory(library).search("verifiable rewards arithmetic", kinds=["papers"], k=3)
+    assert hits and hits[0].metadata["paper_id"] == "2406.01234"
+    assert hits[0].metadata["goal"] == "GRPO arithmetic small model"
+
+
+def test_the_feed_offline_says_so_and_exits_nonzero(monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from postlab.cli.app import app
+
+    monkeypatch.setenv("POSTLAB_LIBRARY_DIR", str(tmp_path / "library"))
+    result = CliRunner().invoke(app, ["papers", "feed", "--since", "2024-06-01"])
+    assert result.exit_code == 1 and "unreachable" in result.output
+    bad = CliRunner().invoke(
+        app, ["papers", "feed", "--since", "2024-06-05", "--until", "2024-06-01"]
+    )
+    assert bad.exit_code == 2 and "after" in bad.output
