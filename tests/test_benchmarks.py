@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from support.benchmark_data import QUESTIONS, SPLITS, write_arc_easy
+from support.benchmark_data import QUESTIONS, SPLITS, WORD_PROBLEMS, write_arc_easy, write_gsm8k
 from typer.testing import CliRunner
 
 from postlab.cli.app import app
@@ -33,7 +33,7 @@ def test_unknown_and_unsupported_benchmarks_are_clear_errors(arc_dir, tmp_path):
     with pytest.raises(BenchmarkError, match="unknown benchmark"):
         benchmark_config("arc_eazy")
     with pytest.raises(BenchmarkError, match="only multiple-choice"):
-        benchmark_config("gsm8k")
+        benchmark_config("wikitext")
     with pytest.raises(BenchmarkError, match="no parquet"):
         benchmark_config("arc_easy", tmp_path)
     result = CliRunner().invoke(app, ["run", "--benchmark", "arc_eazy"])
@@ -55,3 +55,19 @@ def test_a_benchmark_run_is_judged_by_the_harness(arc_dir, tiny_model, tmp_path)
     harness = score("arc_easy", arc_dir, str(best), None)
     assert summary["best_score"] == harness["accuracy"] and harness["n"] == 6
     assert summary["best_stderr"] == pytest.approx(harness["stderr"], abs=1e-4)
+
+
+def test_a_generated_answer_benchmark_trains_on_worked_solutions_and_is_judged_by_exact_match(
+    tiny_model, tmp_path
+):
+    data = write_gsm8k(tmp_path / "gsm8k")
+    folder = materialize("gsm8k", data, tmp_path / "task")
+    meta = json.loads((folder / "task.json").read_text())
+    train = [json.loads(line) for line in (folder / "train.jsonl").read_text().splitlines()]
+    question, answer = WORD_PROBLEMS[0]
+    # The harness's prompt and the worked solution; the lab's validation compares the numbers.
+    assert train[0] == {"prompt": f"Question: {question}\nAnswer:", "answer": answer}
+    assert meta["metric"] == "numeric" and not (folder / "valid.jsonl").exists()
+    judged = score("gsm8k", data, str(tiny_model), limit=2)
+    assert judged["metric"] == "exact_match,strict-match" and judged["n"] == 2
+    assert 0 <= judged["accuracy"] <= 1

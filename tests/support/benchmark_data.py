@@ -90,3 +90,26 @@ def write_arc_easy(root: Path, leak_test_into_train: bool = False) -> Path:
             str(folder / f"{split}-00000-of-00001.parquet")
         )
     return root
+
+
+# (question, worked answer ending "#### N"), in openai/gsm8k's style.
+WORD_PROBLEMS = [
+    (f"Sam has {a} apples and buys {b} more. How many apples does Sam have?",
+     f"Sam has {a} + {b} = {a + b} apples.\n#### {a + b}")
+    for a, b in [(3, 4), (5, 7), (12, 9), (8, 8), (20, 15), (6, 13), (11, 2), (9, 30), (14, 14),
+                 (7, 25), (16, 3), (2, 40)]
+]  # fmt: skip
+
+
+def write_gsm8k(root: Path) -> Path:
+    """openai/gsm8k's layout (config folder main/, a parquet file per split); returns root."""
+    import datasets
+
+    folder = root / "main"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{"question": q, "answer": a} for q, a in WORD_PROBLEMS]
+    for split, chosen in (("train", rows[:8]), ("test", rows[8:])):
+        datasets.Dataset.from_list(chosen).to_parquet(
+            str(folder / f"{split}-00000-of-00001.parquet")
+        )
+    return root

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -24,11 +25,14 @@ from typing import Any
 
 from postlab.tools.io.atomic import write_text_atomic
 
-# Benchmarks known to work end to end (multiple choice, scored by log-likelihood); any other
-# multiple-choice task of the harness is accepted too.
-KNOWN = ("arc_easy", "arc_challenge", "boolq", "hellaswag", "piqa", "openbookqa", "sciq")
-# The harness's metric the lab reports, with its standard error.
-METRIC = "acc"
+# Benchmarks known to work end to end: multiple choice (scored by log-likelihood) and gsm8k
+# (generated, exact match on the extracted number); any other task of those kinds is accepted.
+KNOWN = ("arc_easy", "arc_challenge", "boolq", "hellaswag", "piqa", "openbookqa", "sciq", "gsm8k")
+SUPPORTED_OUTPUTS = ("multiple_choice", "generate_until")
+# The harness's metric the lab reports per output type, with its standard error; for generated
+# answers the first of these filters the task defines (gsm8k: "#### N" exactly, as its paper).
+METRICS = {"multiple_choice": "acc", "generate_until": "exact_match"}
+GENERATION_FILTERS = ("strict-match", "flexible-extract", "none")
 _EXTENSIONS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
 _SPLIT_WORDS = {
     "train": ("train",),
@@ -78,10 +82,10 @@ def benchmark_config(name: str, data_dir: Path | None = None) -> dict[str, Any]:
         known = ", ".join(KNOWN)
         raise BenchmarkError(f"unknown benchmark {name!r}; lm-eval tasks such as {known}")
     config = dict(entry.cfg)
-    if config.get("output_type") != "multiple_choice":
+    if config.get("output_type") not in SUPPORTED_OUTPUTS:
         raise BenchmarkError(
-            f"benchmark {name!r} is {config.get('output_type')}; only multiple-choice tasks "
-            "(scored by log-likelihood) are supported"
+            f"benchmark {name!r} is {config.get('output_type')}; only multiple-choice and "
+            "generated-answer tasks are supported"
         )
     config.pop("tag", None)
     config["task"] = f"postlab_{name}"
@@ -120,13 +124,25 @@ def _only_task(loaded: Any, name: str):
 
 def _rows(task, docs) -> list[dict[str, str]]:
     rows = []
+    generated = task.OUTPUT_TYPE == "generate_until"
     for doc in docs:
-        choices = task.doc_to_choice(doc)
         target = task.doc_to_target(doc)
-        index = target if isinstance(target, int) else choices.index(str(target))
-        prompt = task.doc_to_text(doc)
-        rows.append({"prompt": str(prompt).strip(), "answer": str(choices[index]).strip()})
+        if generated:
+            answer = str(target)
+        else:
+            choices = task.doc_to_choice(doc)
+            answer = str(choices[target if isinstance(target, int) else choices.index(target)])
+        rows.append({"prompt": str(task.doc_to_text(doc)).strip(), "answer": answer.strip()})
     return rows
+
+
+def _lab_metric(task, rows: list[dict[str, str]]) -> str:
+    """How the lab's own validation compares answers: numbers for worked solutions ending in a
+    number (gsm8k's "… #### 72"), exact text otherwise."""
+    if task.OUTPUT_TYPE != "generate_until":
+        return "exact"
+    numeric = all(re.search(r"-?\d[\d,.]*\s*$", row["answer"]) for row in rows)
+    return "numeric" if numeric else "exact"
 
 
 def _write_jsonl(path: Path, rows: list[dict[str, str]]) -> None:
@@ -141,12 +157,13 @@ def materialize(name: str, data_dir: Path | None, out_dir: Path) -> Path:
         raise BenchmarkError(f"benchmark {name!r} has no training split to learn from")
     scored = task.test_docs() if task.has_test_docs() else task.validation_docs()
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_jsonl(out_dir / "train.jsonl", _rows(task, task.training_docs()))
+    train = _rows(task, task.training_docs())
+    _write_jsonl(out_dir / "train.jsonl", train)
     _write_jsonl(out_dir / "eval.jsonl", _rows(task, scored))
     if task.has_test_docs() and task.has_validation_docs():
         _write_jsonl(out_dir / "valid.jsonl", _rows(task, task.validation_docs()))
-    description = f"lm-eval {name}: the harness's prompts; answer with the correct choice."
-    meta = {"name": name, "description": description, "metric": "exact"}
+    description = f"lm-eval {name}: the harness's prompts and answers."
+    meta = {"name": name, "description": description, "metric": _lab_metric(task, train)}
     write_text_atomic(out_dir / "task.json", json.dumps(meta))
     return out_dir
 
@@ -177,13 +194,25 @@ def score(name: str, data_dir: Path | None, model_path: str, limit: int | None) 
         limit=limit,
     )
     scores = results["results"][config["task"]]
+    key = _metric_key(config, scores)
+    metric, _, where = key.partition(",")
     return {
-        "accuracy": scores[f"{METRIC},none"],
-        "stderr": scores.get(f"{METRIC}_stderr,none"),
+        "accuracy": scores[key],
+        "stderr": scores.get(f"{metric}_stderr,{where}"),
+        "metric": key,
         "n": results["n-samples"][config["task"]]["effective"],
         "harness": "lm-eval",
         "task": name,
     }
+
+
+def _metric_key(config: dict[str, Any], scores: dict[str, Any]) -> str:
+    """The results key the lab reports: `acc,none`, or exact match under the task's filter."""
+    metric = METRICS[config["output_type"]]
+    for where in GENERATION_FILTERS if config["output_type"] == "generate_until" else ("none",):
+        if f"{metric},{where}" in scores:
+            return f"{metric},{where}"
+    raise BenchmarkError(f"the harness reported no {metric} for {config['task']}: {sorted(scores)}")
 
 
 def _cuda() -> bool:
