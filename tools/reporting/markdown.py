@@ -297,7 +297,7 @@ def _synthesis(summary: dict[str, Any]) -> list[str]:
     this run measured beside it."""
     findings = summary.get("findings") or []
     ran = {it["technique"] for it in summary.get("iterations") or []}
-    chosen = [f for i, f in enumerate(findings) if f["key"] in ran or i < SYNTHESIS_CARDS]
+    chosen = [f for i, f in enumerate(findings) if f.get("key") in ran or i < SYNTHESIS_CARDS]
     if not chosen:
         return []
     task, model = summary.get("task"), summary.get("base_model")
@@ -319,7 +319,7 @@ def _synthesis(summary: dict[str, Any]) -> list[str]:
                 f"  - {md(claim['text'])} — {md(paper['title'])} ({paper['year']}, "
                 f"{md(paper['id'])}; {claim['stance']})"
             )
-        lines += [f"- This run: {_measured(summary, finding['key'])}", ""]
+        lines += [f"- This run: {_measured(summary, finding.get('key'))}", ""]
     return lines
 
 
