@@ -18,6 +18,9 @@ OTHER_PROGRAMS = {
     "--limit",
     # trackio show
     "--project",
+    # benchmarks/lab_vs_naive.py and the CLI's own help
+    "--seeds",
+    "--help",
     # chroma run
     "--path",
     # mcp-server-time
