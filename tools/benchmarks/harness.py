@@ -20,6 +20,7 @@ import json
 import re
 import shlex
 import sys
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,9 @@ class BenchmarkError(ValueError):
     """A benchmark the lab cannot run: unknown, not multiple choice, or its data not found."""
 
 
+@lru_cache(maxsize=1)
 def _task_manager():
+    """The harness's task index (built once a process: it reads every task config)."""
     from lm_eval.tasks import TaskManager
 
     return TaskManager()
@@ -101,25 +104,10 @@ def benchmark_config(name: str, data_dir: Path | None = None) -> dict[str, Any]:
 def load_benchmark(name: str, data_dir: Path | None = None):
     """The harness's task object for a benchmark (its documents and prompt rendering)."""
     config = benchmark_config(name, data_dir)
-    manager = _task_manager()
     try:
-        loaded = manager.load([config])
+        return _task_manager().load([config])["tasks"][config["task"]]
     except Exception as error:  # noqa: BLE001 - the harness raises many kinds; say which
         raise BenchmarkError(f"could not load benchmark {name!r}: {error}") from error
-    return _only_task(loaded, config["task"])
-
-
-def _only_task(loaded: Any, name: str):
-    """The task object out of whatever mapping the harness's loader returned."""
-    if hasattr(loaded, "get") and name in loaded:
-        return loaded[name]
-    tasks = loaded.get("tasks") if hasattr(loaded, "get") else None
-    if tasks and name in tasks:
-        return tasks[name]
-    found = [v for k, v in dict(loaded).items() if getattr(k, "task_name", k) == name]
-    if not found:
-        raise BenchmarkError(f"the harness did not load {name!r}")
-    return found[0]
 
 
 def _rows(task, docs) -> list[dict[str, str]]:

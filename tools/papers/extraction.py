@@ -13,8 +13,9 @@ from collections.abc import Iterator
 
 from pydantic import BaseModel, Field
 
-from postlab.tools.papers.corpus import PaperRecord
+from postlab.tools.papers.corpus import PaperRecord, load_corpus
 from postlab.tools.papers.evidence import OnlinePaper
+from postlab.tools.papers.online import search_papers
 
 COLUMNS = ("method", "model", "data", "hyperparameters", "benchmark", "effect")
 
@@ -156,9 +157,6 @@ def evidence_table(
 ) -> tuple[list[EvidenceRow], list[str]]:
     """Rows for the papers a search finds (the corpus offline; arXiv and HF Papers with
     `online`): a corpus paper is read from its record, any other from its abstract."""
-    from postlab.tools.papers.corpus import load_corpus
-    from postlab.tools.papers.online import search_papers
-
     corpus = {record.id: record for record in load_corpus()}
     outcome = search_papers(query, limit=limit, sources=("arxiv", "hf") if online else ())
     rows = [extract_row(corpus.get(paper.id) or paper) for paper in outcome.papers]

@@ -1,0 +1,14 @@
+"""Outside text (papers, rows, model output, reasons) made safe to print inside markdown."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+# Characters that make markup in CommonMark (and GitHub's tables): escaped in outside text.
+_MARKUP = re.compile(r"([\\`*_\[\]<>#|~])")
+
+
+def md(value: Any) -> str:
+    """Text from outside (papers, rows, model output, reasons) as literal markdown on one line."""
+    return _MARKUP.sub(r"\\\1", " ".join(str(value).split()))
