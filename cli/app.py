@@ -279,6 +279,7 @@ def resume(
 ) -> None:
     """Continue a run from its last checkpoint (after a crash, a kill or an approval gate)."""
     from postlab.graph.runner import ResumeError, finished, resume_lab, run_state
+    from postlab.memory.checkpoints import CheckpointerError
     from postlab.tools.io.run_lock import RunLocked, check_free
     from postlab.tools.io.rundir import find_run
 
@@ -288,7 +289,7 @@ def resume(
         folder = find_run(run)
         check_free(folder)
         _, snapshot, _ = run_state(folder)
-    except (FileNotFoundError, ResumeError, RunLocked) as error:
+    except (FileNotFoundError, ResumeError, RunLocked, CheckpointerError) as error:
         raise fail(str(error)) from error
     if finished(snapshot):
         console.print(

@@ -101,6 +101,7 @@ def launch(
     except ModelResolutionError as error:
         raise fail(str(error)) from error
     _check_llm_options(options)
+    _check_checkpoint_store()
     run_dir = (run_dir or runs_root() / new_run_id(name)).resolve()
     if (run_dir / "summary.json").exists():
         raise fail(f"{run_dir} already holds a finished run; choose another --run-dir")
@@ -181,6 +182,16 @@ def _check_llm_options(options: dict) -> None:
         if options.get("mcp_config"):
             read_mcp_config(options["mcp_config"])
     except (LLMConfigError, ValidationError, ValueError, OSError) as error:
+        raise fail(str(error)) from error
+
+
+def _check_checkpoint_store() -> None:
+    """A shared checkpoint server that cannot be reached is an error before the run starts."""
+    from postlab.memory.checkpoints import CheckpointerError, check_checkpoint_store
+
+    try:
+        check_checkpoint_store()
+    except CheckpointerError as error:
         raise fail(str(error)) from error
 
 

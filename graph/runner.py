@@ -10,7 +10,7 @@ from langgraph.types import Command
 
 from postlab.graph.builder import build_graph, recursion_limit
 from postlab.graph.finalize import finalize
-from postlab.memory.checkpoints import CHECKPOINT_FILE, open_checkpointer
+from postlab.memory.checkpoints import has_checkpoints, open_checkpointer, thread_id
 from postlab.records.run import DEFAULT_STEP_BUDGET, StopReason
 from postlab.records.state import LabInput, LabOutput
 from postlab.tools.io.run_lock import hold_run
@@ -24,7 +24,7 @@ class ResumeError(RuntimeError):
 
 def _config(run_dir: Path, budget: int) -> dict[str, Any]:
     return {
-        "configurable": {"thread_id": run_dir.name},
+        "configurable": {"thread_id": thread_id(run_dir)},
         "recursion_limit": recursion_limit(budget),
     }
 
@@ -73,7 +73,7 @@ def run_lab(inputs: LabInput, on_event: EventSink | None = None) -> dict[str, An
 
 def run_state(run_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
     """The compiled graph, the latest snapshot and the config of an existing run."""
-    if not (run_dir / CHECKPOINT_FILE).is_file():
+    if not has_checkpoints(run_dir):
         raise ResumeError(f"{run_dir} has no checkpoints: it is not a postlab run")
     graph = build_graph(checkpointer=open_checkpointer(run_dir), trusted_input=True)
     probe = _config(run_dir, DEFAULT_STEP_BUDGET)

@@ -103,6 +103,7 @@ def test_the_external_judge_grades_baseline_and_final_best_only(
     assert "judged by the external command" in report and "0.75 ± 0.01" in report
 
 
+@pytest.mark.slow
 def test_judged_candidates_are_shown_and_the_best_is_not_judged_twice(
     tiny_model, tmp_path, judge, trained_iterations_win
 ):
