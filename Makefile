@@ -24,7 +24,7 @@ demo: setup
 # subprocess, and a file's module fixtures stay in one worker.
 test: setup
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/pytest -q -n 2 --dist loadfile
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile --durations=15
 
 test-all: setup
 	$(VENV)/bin/lint-imports
