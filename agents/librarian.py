@@ -6,7 +6,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from postlab.agents.base import StepResult, run_task
-from postlab.memory.library import open_library, recall_effects, remember_effects
+from postlab.memory.library import library_dir, open_library, recall_effects, remember_effects
 from postlab.memory.store import LabMemory
 from postlab.records.events import emit
 from postlab.records.outcomes import (
@@ -24,6 +24,7 @@ from postlab.tools.papers.claims import stance_of
 from postlab.tools.papers.corpus import PaperRecord, influence, load_corpus, walk_citations
 from postlab.tools.papers.evidence import OnlinePaper
 from postlab.tools.papers.online import citation_walk, remember_papers, search_papers
+from postlab.tools.papers.proposals import ProposalError, accepted_papers
 from postlab.tools.training.fit import TaskFeatures, fit, local_fit
 from postlab.tools.training.recipes import TECHNIQUES, model_parameters, weights_bytes
 
@@ -257,9 +258,20 @@ def add_online_evidence(
     return sorted(findings, key=lambda finding: -finding.relevance)
 
 
+def reviewed_cards(known: set[str]) -> tuple[list[PaperRecord], list[str]]:
+    """Papers whose proposed cards a person accepted (postlab cards review), not already known."""
+    try:
+        papers = accepted_papers(library_dir())
+    except ProposalError as error:
+        return [], [f"proposed cards unreadable ({error}); ranked the bundled corpus only"]
+    return [paper for paper in papers if paper.id not in known], []
+
+
 def research(state: LabState, directive: Directive, memory: LabMemory) -> StepResult:
     """Search papers by meaning for the goal and task, walk citations, rank techniques."""
     corpus = load_corpus()
+    reviewed, notes = reviewed_cards({paper.id for paper in corpus})
+    corpus += reviewed
     corpus_ids = {paper.id for paper in corpus}
     index_corpus(memory, corpus)
     task = run_task(state)
@@ -276,9 +288,9 @@ def research(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     walked = walk_citations(corpus, seeds, max_hops=2, max_papers=24)
     hops = dict(walked)
     findings = [f for f in rank_techniques(corpus, relevance, hops) if f.key not in directive.avoid]
-    notes: list[str] = []
     if state["run_options"].online:
-        online, notes = read_online(memory, query, seeds)
+        online, online_notes = read_online(memory, query, seeds)
+        notes += online_notes
         findings = add_online_evidence(findings, online)
     library = open_library()
     local = recall_effects(library, task.name) if library is not None else []
@@ -306,6 +318,8 @@ def research(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
         f"read {report.papers_read} papers ({report.papers_via_citations} via citations); "
         f"ranked {ranked}"
     )
+    if reviewed:
+        summary += f"; {len(reviewed)} reviewed card(s) from the library"
     if notes:
         summary += f"; {len(notes)} source note(s): {notes[0]}"
     return StepResult(AgentOutcome(summary=summary), {"findings": findings, "notes": notes})

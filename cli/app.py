@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from postlab.cli.cards import cards_app
 from postlab.cli.help_format import flags_render_as_flags
 from postlab.cli.launch import (
     DEMO_OPTIONS,
@@ -80,6 +81,7 @@ def root_options(
 app.add_typer(papers_app, name="papers")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(memory_app, name="memory")
+app.add_typer(cards_app, name="cards")
 app.command("push")(push)
 
 

@@ -25,6 +25,20 @@ def _notes(notes: list[str]) -> None:
         errors.print(f"[yellow]note:[/] {note}")
 
 
+def _chat_model(name: str):
+    """The chat model `--llm NAME` names, or a one-line error (exit 2) when it cannot load."""
+    from postlab.agents.llm.models import LLMConfigError, load_chat_model
+
+    try:
+        return load_chat_model(name)
+    except LLMConfigError as error:
+        errors.print(f"[bold red]error:[/] {error}")
+        raise typer.Exit(EXIT_BAD_INPUT) from error
+
+
+LLM_HELP = "A chat model reads the papers (provider:model, hf:<repo> or local:smollm2)"
+
+
 def _short(text: str, width: int = 70) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -69,19 +83,35 @@ def papers_table(
         bool, typer.Option("--online", help="Also search arXiv and HF Papers (abstracts)")
     ] = False,
     output: Annotated[str, typer.Option("--format", help="md, csv or json")] = "md",
+    llm: Annotated[str | None, typer.Option(help=LLM_HELP)] = None,
 ) -> None:
     """An evidence table: one row a paper (method, model, data, hyper-parameters, benchmark,
-    effect), every cell citing the text it was read from."""
+    effect), every cell citing the text it was read from. With --llm a chat model fills the
+    cells (from arXiv full text with --online), and a cell whose quote is not in the paper, or
+    says less than its value, is refused and named."""
     import csv
     import io
     import json
 
-    from postlab.tools.papers.extraction import as_markdown, as_records, evidence_table
+    from postlab.tools.papers.extraction import (
+        as_markdown,
+        as_records,
+        evidence_papers,
+        extract_row,
+    )
 
     if output not in ("md", "csv", "json"):
         errors.print(f"[bold red]error:[/] --format must be md, csv or json, not {output!r}")
         raise typer.Exit(EXIT_BAD_INPUT)
-    rows, notes = evidence_table(query, limit=limit, online=online)
+    model = _chat_model(llm) if llm else None
+    papers, notes = evidence_papers(query, limit=limit, online=online)
+    if model is None:
+        rows = [extract_row(paper) for paper in papers]
+    else:
+        from postlab.agents.llm.paper_reading import read_table
+
+        rows, read_notes = read_table(papers, model, full_text=online)
+        notes = [*notes, *read_notes]
     if output == "json":
         print(json.dumps([row.model_dump() for row in rows], indent=2))
     elif output == "csv":
@@ -109,14 +139,24 @@ def papers_feed(
     store: Annotated[
         bool, typer.Option("--store/--no-store", help="File the papers in the library memory")
     ] = True,
+    llm: Annotated[
+        str | None, typer.Option(help=f"{LLM_HELP}, proposing technique cards to review")
+    ] = None,
+    propose: Annotated[int, typer.Option(min=1, max=50, help="Papers to propose cards for")] = 5,
 ) -> None:
     """Hugging Face daily papers over a span of days, ranked for a goal and filed in the
-    library (the user's cache), so later runs and `memory search --library` find them."""
+    library (the user's cache), so later runs and `memory search --library` find them. With
+    --llm a chat model proposes technique cards from the best-fitting papers, each field checked
+    against the text it quotes; they wait unreviewed until `postlab cards review` accepts them."""
     import datetime as dt
 
     from postlab.memory.library import library_dir, open_library
     from postlab.tools.papers.feed import MAX_FEED_DAYS, file_in_library, read_feed
 
+    if llm and library_dir() is None:
+        errors.print("[bold red]error:[/] the library is off: proposed cards have nowhere to go")
+        raise typer.Exit(EXIT_BAD_INPUT)
+    model = _chat_model(llm) if llm else None
     try:
         last = dt.date.fromisoformat(until) if until else dt.date.today()
         first = dt.date.fromisoformat(since) if since else last - dt.timedelta(days=2)
@@ -141,6 +181,25 @@ def papers_feed(
         errors.print(f"filed {filed} papers in the library ({library_dir()})")
     if not outcome.days_read:
         raise typer.Exit(EXIT_NOTHING_DONE)
+    if model is not None:
+        _propose(model, [item.paper for item in outcome.papers[:propose]], last.year)
+
+
+def _propose(model, papers, year: int) -> None:
+    """Cards the model reads from the papers, filed unreviewed in the library."""
+    from postlab.agents.llm.paper_reading import propose_cards
+    from postlab.memory.library import library_dir
+    from postlab.tools.papers.proposals import add_proposals
+
+    proposed, notes = propose_cards(papers, model, year)
+    _notes(notes)
+    added = add_proposals(library_dir(), proposed)
+    for card in proposed:
+        technique = card.paper.technique
+        console.print(
+            f"proposed [bold]{technique.key}[/] card from {card.paper.id}: {technique.name}"
+        )
+    errors.print(f"{added} new card(s) proposed, unreviewed until accepted: postlab cards review")
 
 
 @papers_app.command("graph")

@@ -7,12 +7,12 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_core.runnables import Runnable, RunnableLambda
-from pydantic import ValidationError
+from langchain_core.runnables import Runnable
 
 from postlab.agents.llm.bodies import model_factory, model_tuning
 from postlab.agents.llm.driver import call_with_timeout, model_label
 from postlab.agents.llm.models import LLMSpec, check_llm, cost_usd
+from postlab.agents.llm.structured import structured
 from postlab.agents.llm.untrusted import untrusted
 from postlab.graph.playbook import decide
 from postlab.graph.router_moves import (
@@ -161,24 +161,9 @@ class LLMRouter:
         return fallback, expected_plan
 
 
-def _parse_route(raw: Any) -> dict[str, Any]:
-    """The with_structured_output(include_raw=True) result, from a tool-calling answer."""
-    calls = [c for c in getattr(raw, "tool_calls", None) or [] if c["name"] == "RoutingChoice"]
-    if not calls:
-        return {"raw": raw, "parsed": None, "parsing_error": "no RoutingChoice call"}
-    try:
-        return {"raw": raw, "parsed": RoutingChoice.model_validate(calls[0]["args"])}
-    except ValidationError as error:
-        return {"raw": raw, "parsed": None, "parsing_error": error}
-
-
 def _router(model: BaseChatModel) -> Runnable:
     """Structured routing answers: the model's own way, else through a RoutingChoice tool."""
-    try:
-        return model.with_structured_output(RoutingChoice, include_raw=True)
-    except NotImplementedError:
-        # Some integrations (ChatHuggingFace) take no pydantic schema here, but bind tools.
-        return model.bind_tools([RoutingChoice]) | RunnableLambda(_parse_route)
+    return structured(model, RoutingChoice)
 
 
 def _echo(raw: Any, problem: str) -> list[AnyMessage]:

@@ -64,7 +64,7 @@ class EvidenceRow(BaseModel):
     cells: dict[str, Cell] = Field(default_factory=dict)
 
 
-def _texts(paper: PaperRecord | OnlinePaper) -> Iterator[tuple[str, str]]:
+def paper_texts(paper: PaperRecord | OnlinePaper) -> Iterator[tuple[str, str]]:
     """(where, text) pairs a paper's cells may be read from, best evidence first."""
     if isinstance(paper, PaperRecord):
         base = f"corpus:{paper.id}"
@@ -105,6 +105,34 @@ def _first(pattern: re.Pattern, texts: list[tuple[str, str]], join: int = 1) -> 
     return Cell(value="; ".join(found), source=", ".join(sources), quote=quote)
 
 
+_NUMBER = re.compile(r"\d+(?:\.\d+)?(?:e-?\d+)?")
+_WORDS = re.compile(r"[a-z][a-z0-9-]{2,}")
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def checked_cell(value: str, quote: str, texts: list[tuple[str, str]]) -> Cell | str:
+    """A cell read by someone else (a chat model), kept only when its quote is a span of one of
+    the paper's texts and the value says no more than the quote: every number of the value is in
+    it, and so is at least one of its words. Otherwise, why it was refused."""
+    value, quote = " ".join(value.split()), " ".join(quote.split())
+    if not value or not quote:
+        return "empty value or quote"
+    source = next((where for where, text in texts if _flat(quote) in _flat(text)), None)
+    if source is None:
+        return f"quote not found in the paper's text: {quote[:80]!r}"
+    spoken = _flat(quote)
+    missing = [n for n in _NUMBER.findall(value) if n not in _NUMBER.findall(spoken)]
+    if missing:
+        return f"value {value!r} has numbers its quote lacks: {', '.join(missing)}"
+    words = _WORDS.findall(value.lower())
+    if words and not any(word in spoken for word in words) and not _NUMBER.findall(value):
+        return f"value {value!r} shares no word with its quote"
+    return Cell(value=value, source=source, quote=quote)
+
+
 def _around(text: str, match: re.Match, width: int = 60) -> str:
     start, end = max(0, match.start() - width), min(len(text), match.end() + width)
     return ("…" if start else "") + text[start:end].strip() + ("…" if end < len(text) else "")
@@ -112,7 +140,7 @@ def _around(text: str, match: re.Match, width: int = 60) -> str:
 
 def extract_row(paper: PaperRecord | OnlinePaper) -> EvidenceRow:
     """A paper's evidence row: every column a rule could fill from its texts."""
-    texts = list(_texts(paper))
+    texts = list(paper_texts(paper))
     cells: dict[str, Cell] = {}
     if isinstance(paper, PaperRecord) and paper.technique is not None:
         card = paper.technique
@@ -152,15 +180,23 @@ def extract_row(paper: PaperRecord | OnlinePaper) -> EvidenceRow:
     return EvidenceRow(paper_id=paper.id, title=paper.title, year=paper.year, cells=cells)
 
 
+def evidence_papers(
+    query: str, limit: int = 10, online: bool = False
+) -> tuple[list[PaperRecord | OnlinePaper], list[str]]:
+    """The papers a search finds (the corpus offline; arXiv and HF Papers with `online`), each
+    as its corpus record where it has one, and the search's notes."""
+    corpus = {record.id: record for record in load_corpus()}
+    outcome = search_papers(query, limit=limit, sources=("arxiv", "hf") if online else ())
+    return [corpus.get(paper.id) or paper for paper in outcome.papers], outcome.notes
+
+
 def evidence_table(
     query: str, limit: int = 10, online: bool = False
 ) -> tuple[list[EvidenceRow], list[str]]:
-    """Rows for the papers a search finds (the corpus offline; arXiv and HF Papers with
-    `online`): a corpus paper is read from its record, any other from its abstract."""
-    corpus = {record.id: record for record in load_corpus()}
-    outcome = search_papers(query, limit=limit, sources=("arxiv", "hf") if online else ())
-    rows = [extract_row(corpus.get(paper.id) or paper) for paper in outcome.papers]
-    return rows, outcome.notes
+    """Rule-based rows for the papers a search finds: a corpus paper is read from its record,
+    any other from its abstract."""
+    papers, notes = evidence_papers(query, limit, online)
+    return [extract_row(paper) for paper in papers], notes
 
 
 def as_markdown(rows: list[EvidenceRow]) -> str:
