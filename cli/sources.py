@@ -135,6 +135,9 @@ def papers_feed(
     ] = None,
     until: Annotated[str | None, typer.Option(help="Last day, YYYY-MM-DD (default: today)")] = None,
     goal: Annotated[str, typer.Option(help="Rank papers for this goal")] = "",
+    arxiv_categories: Annotated[
+        str, typer.Option("--arxiv", help="arXiv categories to list too, e.g. cs.CL,cs.LG")
+    ] = "",
     limit: Annotated[int, typer.Option(min=1, max=200, help="Papers to show and file")] = 20,
     store: Annotated[
         bool, typer.Option("--store/--no-store", help="File the papers in the library memory")
@@ -144,10 +147,11 @@ def papers_feed(
     ] = None,
     propose: Annotated[int, typer.Option(min=1, max=50, help="Papers to propose cards for")] = 5,
 ) -> None:
-    """Hugging Face daily papers over a span of days, ranked for a goal and filed in the
-    library (the user's cache), so later runs and `memory search --library` find them. With
-    --llm a chat model proposes technique cards from the best-fitting papers, each field checked
-    against the text it quotes; they wait unreviewed until `postlab cards review` accepts them."""
+    """Hugging Face daily papers (and arXiv listings of --arxiv categories) over a span of days,
+    ranked for a goal and filed in the library (the user's cache), so later runs and
+    `memory search --library` find them. With --llm a chat model proposes technique cards from
+    the best-fitting papers, each field checked against the text it quotes; they wait unreviewed
+    until `postlab cards review` accepts them."""
     import datetime as dt
 
     from postlab.memory.library import library_dir, open_library
@@ -160,18 +164,24 @@ def papers_feed(
     try:
         last = dt.date.fromisoformat(until) if until else dt.date.today()
         first = dt.date.fromisoformat(since) if since else last - dt.timedelta(days=2)
-        outcome = read_feed(first, last, goal, limit)
+        categories = [c.strip() for c in arxiv_categories.split(",") if c.strip()]
+        outcome = read_feed(first, last, goal, limit, categories)
     except ValueError as error:
         errors.print(f"[bold red]error:[/] {error}")
         raise typer.Exit(EXIT_BAD_INPUT) from error
     if (last - first).days + 1 > MAX_FEED_DAYS:
         errors.print(f"[yellow]note:[/] read the latest {MAX_FEED_DAYS} days only")
     table = Table(title=f"daily papers {first} … {last}" + (f" for {goal!r}" if goal else ""))
-    for column in ("id", "day", "title", "upvotes", "fit"):
-        table.add_column(column, no_wrap=column in ("id", "day"))
+    for column in ("id", "day", "title", "from", "upvotes", "fit"):
+        table.add_column(column, no_wrap=column in ("id", "day", "from"))
     for item in outcome.papers:
         table.add_row(
-            item.paper.id, item.day, _short(item.paper.title), str(item.upvotes), f"{item.fit:.2f}"
+            item.paper.id,
+            item.day,
+            _short(item.paper.title),
+            ",".join(item.paper.sources),
+            str(item.upvotes),
+            f"{item.fit:.2f}",
         )
     console.print(table)
     _notes(outcome.notes)

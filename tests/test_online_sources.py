@@ -467,6 +467,29 @@ def test_the_feed_reads_each_day_ranks_for_a_goal_and_files_in_the_library(
     assert hits[0].metadata["goal"] == "GRPO arithmetic small model"
 
 
+def test_the_feed_lists_arxiv_categories_for_the_same_days(server, monkeypatch, tmp_path):
+    from typer.testing import CliRunner
+
+    from postlab.cli.app import app
+
+    monkeypatch.setenv("POSTLAB_LIBRARY_DIR", str(tmp_path / "library"))
+    args = ["papers", "feed", "--since", "2024-06-01", "--until", "2024-06-03",
+            "--arxiv", "cs.CL,cs.LG", "--goal", "preference optimization"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    (listing,) = server.seen("/api/query")
+    assert listing.params["search_query"] == [
+        "(cat:cs.CL OR cat:cs.LG) AND submittedDate:[202406010000 TO 202406032359]"
+    ]
+    assert listing.params["sortBy"] == ["submittedDate"]
+    # The listing's preference-optimization papers fit the goal best, shown as read from arXiv.
+    first = next(line for line in result.stdout.splitlines() if "│ 2" in line)
+    assert "2404.19733" in first and "arxiv" in first
+    assert "2305.18290" in result.stdout and "2406.01234" in result.stdout
+    bad = CliRunner().invoke(app, ["papers", "feed", "--arxiv", "cs.CL;rm"])
+    assert bad.exit_code == 2 and "not an arXiv category" in bad.output
+
+
 def test_the_feed_offline_says_so_and_exits_nonzero(monkeypatch, tmp_path):
     from typer.testing import CliRunner
 
