@@ -146,3 +146,38 @@ def test_feed_cards_wait_for_review_and_accepted_ones_reach_the_librarian(
     reviewed = runner.invoke(app, ["cards", "review"], input="a\n")
     assert reviewed.exit_code == 0 and "2406.01234: accepted" in reviewed.stdout
     assert "2406.01234" in cited_by_grpo(tmp_path / "after")
+
+
+def test_online_rows_cite_abstracts_and_a_model_reads_the_full_text(
+    scripted, monkeypatch, tmp_path
+):
+    with OnlineServer() as server:
+        configure_env(monkeypatch, server.url, tmp_path / "home")
+        args = ["papers", "table", "preference optimization", "--online", "--format", "json"]
+        by_rule = CliRunner().invoke(app, args)
+        reading = {
+            "cells": [
+                {"column": "effect", "value": "from 55.6% to 81.6%",
+                 "quote": "raise GSM8K accuracy from 55.6% to 81.6%"},
+                {"column": "hyperparameters", "value": "learning rate 5e-7",
+                 "quote": "with a learning rate of 5e-7 in every round"},
+            ]
+        }  # fmt: skip
+        scripted.script = lambda messages: _call(
+            "PaperReading", reading if _paper_in(messages) == "2404.19733" else {"cells": []}
+        )
+        by_model = CliRunner().invoke(app, [*args, "--llm", "openai:gpt-4o-mini"])
+    reset_service_state()
+    assert by_rule.exit_code == 0 and by_model.exit_code == 0, by_rule.output + by_model.output
+    online = [r for r in json.loads(by_rule.stdout) if not r["cells"].get("method")]
+    assert online, "no paper was read from an abstract"
+    for row in online:
+        assert all("#abstract" in cell["source"] for cell in row["cells"].values()), row
+    rows = {row["paper_id"]: row for row in json.loads(by_model.stdout)}
+    cells = rows["2404.19733"]["cells"]
+    # Both values come from the HTML full text's Experiments section, not the abstract.
+    assert cells["effect"]["source"] == cells["hyperparameters"]["source"]
+    assert (
+        cells["effect"]["source"].startswith("arxiv:2404.19733#")
+        and "Experiments" in (cells["effect"]["source"])
+    )
