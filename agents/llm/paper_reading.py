@@ -205,18 +205,18 @@ def propose_card(
     elif checked_applies:
         notes.append(f"{paper.id} applies_when refused: {checked_applies}")
     recipe: dict[str, float] = {}
-    if reading.learning_rate is not None:
-        quote = reading.learning_rate_quote
-        if _stated(reading.learning_rate, quote, _rates_in(quote), texts):
-            recipe["learning_rate"], quotes["recipe.learning_rate"] = reading.learning_rate, quote
+    stated_numbers = (
+        ("learning_rate", "learning rate", reading.learning_rate_quote, _rates_in),
+        ("model_params", "model size", reading.model_params_quote, _size_in),
+    )
+    for field, label, quote, numbers_in in stated_numbers:
+        value = getattr(reading, field)
+        if value is None:
+            continue
+        if _stated(value, quote, numbers_in(quote), texts):
+            recipe[field], quotes[f"recipe.{field}"] = value, quote
         else:
-            notes.append(f"{paper.id} learning rate refused: not stated in its quote")
-    if reading.model_params is not None:
-        quote = reading.model_params_quote
-        if _stated(reading.model_params, quote, _size_in(quote), texts):
-            recipe["model_params"], quotes["recipe.model_params"] = reading.model_params, quote
-        else:
-            notes.append(f"{paper.id} model size refused: not stated in its quote")
+            notes.append(f"{paper.id} {label} refused: not stated in its quote")
     if not effects:
         return None, [*notes, f"{paper.id}: no effect survived the checks; no card proposed"]
     card = TechniqueCard(
