@@ -51,3 +51,53 @@ def check_gate(
         cost=cost,
         step=step,
     )
+
+
+def check_spend(
+    state: LabState, estimate_usd: float, detail: dict[str, Any], step: int
+) -> GateDecision:
+    """Decide paid compute: within --approve-spend it goes ahead; beyond it a person is asked,
+    and with nobody attached the answer is reject (paid compute never starts by default)."""
+    options: RunOptions = state["run_options"]
+    spent = sum(row.spend_usd for row in state.get("iterations") or [])
+    if spent + estimate_usd <= options.approve_spend:
+        return GateDecision(
+            gate="spend",
+            approved=True,
+            by="default",
+            note=(
+                f"${estimate_usd:.2f} at most, ${spent:.2f} spent: within --approve-spend "
+                f"${options.approve_spend:.2f}"
+            ),
+            cost=estimate_usd,
+            step=step,
+        )
+    if not options.human_attached:
+        return GateDecision(
+            gate="spend",
+            approved=False,
+            by="default",
+            note=(
+                f"${estimate_usd:.2f} at most (${spent:.2f} spent) exceeds --approve-spend "
+                f"${options.approve_spend:.2f} and nobody is attached: rejected"
+            ),
+            cost=estimate_usd,
+            step=step,
+        )
+    answer = interrupt(
+        {
+            "gate": "spend",
+            "question": f"Spend up to ${estimate_usd:.2f} on Hugging Face Jobs?",
+            "cost": estimate_usd,
+            "detail": detail,
+        }
+    )
+    answer = answer if isinstance(answer, dict) else {"approved": bool(answer)}
+    return GateDecision(
+        gate="spend",
+        approved=bool(answer.get("approved")),
+        by="human",
+        note=str(answer.get("note") or ""),
+        cost=estimate_usd,
+        step=step,
+    )

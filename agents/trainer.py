@@ -2,21 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 
 from postlab.agents.base import StepResult, iteration_row
-from postlab.agents.gates import check_gate
+from postlab.agents.gates import check_gate, check_spend
 from postlab.memory.store import LabMemory
+from postlab.records.artifacts import FailureInfo, TrainingResult
 from postlab.records.budget import next_step, time_left
 from postlab.records.events import emit
 from postlab.records.outcomes import AgentOutcome, TrainingRecord
 from postlab.records.run import RunOptions
 from postlab.records.state import LabState
-from postlab.records.steps import Directive, Plan
+from postlab.records.steps import Directive, GateDecision, Plan
+from postlab.tools.compute.hf_jobs import (
+    JOB_FILE,
+    JobHandle,
+    JobsError,
+    cancel,
+    estimate_usd,
+    flavor_of,
+    submit,
+    usd_per_minute,
+    watch,
+)
+from postlab.tools.compute.placement import choose_compute
+from postlab.tools.io.atomic import write_text_atomic
 from postlab.tools.io.rundir import iteration_dir, iteration_label
 from postlab.tools.tracking.trackers import tracker_dir
 from postlab.tools.training.backends import choose_backend
 from postlab.tools.training.devices import training_processes
+from postlab.tools.training.failures import normalize_error
+from postlab.tools.training.recipes import model_parameters
 from postlab.tools.training.runner import run_training
 from postlab.tools.training.schedule import OPTIMIZER_STATE_FILE
 from postlab.tools.training.spec import TrainingSpec
@@ -70,6 +88,50 @@ def spec_for(state: LabState, plan: Plan) -> TrainingSpec:
     )
 
 
+def _on_jobs(
+    state: LabState, plan: Plan, spec: TrainingSpec, arguments: dict, step: int, compute: str
+) -> tuple[TrainingResult | None, JobHandle | None, float, GateDecision | None]:
+    """Train the iteration as a Hugging Face job: the spend gate, then submit (or re-attach to
+    the job a killed run left), watch it and fetch its checkpoint. None when spend is refused."""
+    marker = Path(spec.output_dir) / JOB_FILE
+    decision = None
+    handle = None
+    try:
+        if marker.is_file():
+            # Submitted before this process ended: watch that job, never start a second one.
+            handle = JobHandle.model_validate_json(marker.read_text())
+            emit({"type": "note", "agent": "trainer", "note": f"re-attached to {handle.job_id}"})
+        else:
+            flavor = flavor_of(compute)
+            price = usd_per_minute(flavor)
+            estimate = estimate_usd(price, spec.timeout_s)
+            decision = check_spend(state, estimate, {**arguments, "flavor": flavor}, step)
+            if not decision.approved:
+                return None, None, 0.0, decision
+            run_id = state.get("run_id", "run")
+            handle = submit(spec, run_id, iteration_label(plan.iteration), flavor, price)
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(marker, handle.model_dump_json(indent=2))
+            note = f"job {handle.job_id} on {flavor} (at most ${estimate:.2f}): {handle.url}"
+            emit({"type": "note", "agent": "trainer", "note": note})
+        deadline = time.monotonic() + spec.timeout_s
+        try:
+            result, spent = watch(
+                handle, spec, deadline, lambda event: emit({"type": "training", **event})
+            )
+        except KeyboardInterrupt:
+            # The run stops: so does its job; a resume submits the iteration again.
+            with contextlib.suppress(JobsError):
+                cancel(handle)
+            marker.unlink(missing_ok=True)
+            raise
+    except JobsError as error:
+        text = str(error)
+        failure = FailureInfo(kind="crash", message=text, normalized=normalize_error(text))
+        return TrainingResult(status="failed", failure=failure), handle, 0.0, decision
+    return result, handle, spent, decision
+
+
 def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResult:
     """Run the plan's training; record the attempt and its outcome in state and memory."""
     plan = state["plan"]
@@ -78,12 +140,25 @@ def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResul
     step = next_step(state)
     arguments = {"iteration": plan.iteration, **plan.arguments("train")}
     gate = check_gate(state, "train", cost, arguments, step)
-    gated = {"gate_decisions": [gate]} if gate else {}
+    decisions = [gate] if gate else []
+    compute, compute_reason = choose_compute(
+        state["run_options"].compute, model_parameters(plan.init_checkpoint), spec.adapter
+    )
+    if gate is None or gate.approved:
+        job, spent = None, 0.0
+        if compute == "local":
+            result = run_training(
+                spec, on_progress=lambda event: emit({"type": "training", **event})
+            )
+        else:
+            result, job, spent, spend = _on_jobs(state, plan, spec, arguments, step, compute)
+            decisions += [spend] if spend else []
+            gate = spend if spend and not spend.approved else gate
+    gated = {"gate_decisions": decisions} if decisions else {}
     if gate is not None and not gate.approved:
         summary = f"training of iteration {plan.iteration} rejected ({gate.by}): {gate.note}"
         outcome = AgentOutcome(status="failed", summary=summary, error_kind="rejected")
         return StepResult(outcome, {"plan": plan.model_copy(update={"status": "failed"}), **gated})
-    result = run_training(spec, on_progress=lambda event: emit({"type": "training", **event}))
     record = TrainingRecord(
         iteration=plan.iteration,
         technique=plan.technique,
@@ -100,6 +175,9 @@ def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResul
             "dataset": plan.dataset_path,
             "status": "trained" if result.status == "ok" else "failed",
             "train_s": round(result.wall_s, 1),
+            "job": {"id": job.job_id, "flavor": job.flavor, "url": job.url} if job else None,
+            "spend_usd": spent,
+            "compute": compute_reason,
         }
     )
     if result.status == "ok":

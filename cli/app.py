@@ -167,6 +167,22 @@ def run(
             "method, else plain TRL, with the reason in the report), trl or unsloth."
         ),
     ] = _default("backend"),
+    compute: Annotated[
+        str,
+        typer.Option(
+            help="Where training runs: local, or hf-jobs[:FLAVOR] (each iteration a Hugging Face "
+            "job, a10g-small unless named; needs a Hub token, and spend past --approve-spend is "
+            "asked for with --approve, rejected otherwise)."
+        ),
+    ] = _default("compute"),
+    approve_spend: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="USD of paid compute (HF Jobs) the run may start without asking, all "
+            "iterations together.",
+        ),
+    ] = _default("approve_spend"),
     tracker: Annotated[
         str,
         typer.Option(
@@ -246,6 +262,8 @@ def run(
         "judge_candidates": judge_candidates,
         "tracker": tracker,
         "backend": backend,
+        "compute": compute,
+        "approve_spend": approve_spend,
         "benchmark": benchmark,
         "benchmark_data": str(benchmark_data.resolve()) if benchmark_data else None,
         "seed": seed,

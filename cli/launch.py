@@ -101,6 +101,7 @@ def launch(
     except ModelResolutionError as error:
         raise fail(str(error)) from error
     _check_llm_options(options)
+    _check_compute(checked.compute)
     _check_checkpoint_store()
     run_dir = (run_dir or runs_root() / new_run_id(name)).resolve()
     if (run_dir / "summary.json").exists():
@@ -185,6 +186,18 @@ def _check_llm_options(options: dict) -> None:
         raise fail(str(error)) from error
 
 
+def _check_compute(compute: str) -> None:
+    """Paid compute needs the Hub: a token, and not HF_HUB_OFFLINE; said before the run starts."""
+    if compute == "local":
+        return
+    from huggingface_hub import get_token
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        raise fail(f"--compute {compute} needs the Hub, but HF_HUB_OFFLINE is set")
+    if not get_token():
+        raise fail(f"--compute {compute} needs a Hugging Face token (HF_TOKEN or `hf auth login`)")
+
+
 def _check_checkpoint_store() -> None:
     """A shared checkpoint server that cannot be reached is an error before the run starts."""
     from postlab.memory.checkpoints import CheckpointerError, check_checkpoint_store
@@ -226,7 +239,9 @@ def drive_with_view(run_id: str, budget: int, drive, after=None) -> None:
             view.handle(event)
             if live_enabled:
                 live.update(view.render())
-            elif event.get("type") in ("agent_finished", "guard", "note"):
+            elif event.get("type") in ("agent_finished", "guard", "note") or (
+                event.get("event") == "log"
+            ):
                 console.print(view.history[-1])
 
         try:

@@ -43,6 +43,9 @@ class ProgressView:
                 if self.baseline is None:
                     self.baseline = event["score"]
                 self.best = max(self.best or 0.0, event["score"])
+        elif kind == "training" and event.get("event") == "log":
+            # A line of a remote job's log (Hugging Face Jobs): shown as it arrives.
+            self.history.append(f"☁ {event.get('job', 'job')}: {event['line']}")
         elif kind == "training":
             self.training = event
         elif kind == "evaluating":

@@ -76,6 +76,7 @@ def build_summary(state: LabState) -> dict[str, Any]:
         "budget": budget.steps,
         "max_time_s": budget.max_time_s,
         "wall_s": round(time_used(state), 1),
+        "spend_usd": round(sum(it.spend_usd for it in state.get("iterations") or []), 4),
         "stop_reason": state.get("stop_reason"),
         "stop_detail": state.get("stop_detail", ""),
         "loop_pattern": _loop_pattern(state),

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 AgentName = Literal["librarian", "data_engineer", "trainer", "evaluator"]
 
@@ -92,6 +93,13 @@ class RunOptions(BaseModel):
     benchmark_data: str | None = None
     tracker: Tracker = "wandb"
     backend: Backend = "auto"
+    # Where training runs (tools.compute): this machine, Hugging Face Jobs on a hardware flavour
+    # ("hf-jobs" takes the default GPU flavour, "hf-jobs:a10g-large" names one), or auto (here
+    # while the run fits this machine's free memory, else Jobs behind the spend gate).
+    compute: str = "local"
+    # USD of paid compute an iteration may be started for without asking (all iterations
+    # together); above it the spend gate asks a person, or rejects when nobody is attached.
+    approve_spend: float = Field(0, ge=0)
     train_timeout_s: float = Field(1800, gt=0)
     policy: Literal["playbook", "llm"] = "playbook"
     # With policy "llm": the model for every agent and the supervisor, and per-agent overrides
@@ -110,6 +118,13 @@ class RunOptions(BaseModel):
     human_attached: bool = False
     guard: GuardConfig = Field(default_factory=GuardConfig)
     gates: GateConfig = Field(default_factory=GateConfig)
+
+    @field_validator("compute")
+    @classmethod
+    def _compute_known(cls, value: str) -> str:
+        if not re.fullmatch(r"local|auto|hf-jobs(:[a-z0-9-]+)?", value):
+            raise ValueError(f"{value!r} is not local, auto, hf-jobs or hf-jobs:FLAVOR")
+        return value
 
     @model_validator(mode="after")
     def _llm_named(self) -> RunOptions:

@@ -138,6 +138,12 @@ class Iteration(BaseModel):
     # Wall-clock seconds of the training run and of the validation scoring.
     train_s: float | None = None
     eval_s: float | None = None
+    # Where it trained when not on this machine (a Hugging Face job: id, flavour, url) and
+    # what that cost in USD.
+    job: dict[str, Any] | None = None
+    spend_usd: float = 0.0
+    # Where it trained and why (--compute; auto says what it weighed).
+    compute: str = ""
 
     @classmethod
     def start(cls, plan: Plan) -> Iteration:

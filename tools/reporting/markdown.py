@@ -133,7 +133,9 @@ def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
         f"**Task:** {summary['task']} · **Base model:** {summary['base_model']}  ",
         f"**Stopped:** {summary['stop_reason']} — {md(summary.get('stop_detail', ''))}  ",
         f"**Steps:** {summary['steps_used']} of {summary['budget']} · "
-        f"**Wall time:** {summary.get('wall_s', 0):.0f}s  ",
+        f"**Wall time:** {summary.get('wall_s', 0):.0f}s"
+        + (f" · **Paid compute:** ${summary['spend_usd']:.2f}" if summary.get("spend_usd") else "")
+        + "  ",
         _target_line(summary),
         "",
         "## Result",
@@ -225,7 +227,18 @@ def _iterations(summary: dict[str, Any]) -> list[str]:
             f"- Why: {md(it['reason'])}",
             f"- Data: {_data_text(cards.get(it.get('dataset') or ''), it.get('spec') or {})}",
             f"- Spec: {_spec_text(it.get('spec') or {}) or 'not trained'}",
-            f"- Engine: {md((it.get('spec') or {}).get('backend_reason') or 'plain TRL')}",
+            f"- Engine: {md((it.get('spec') or {}).get('backend_reason') or 'plain TRL')}"
+            + (
+                f"; on Hugging Face Jobs ({it['job']['flavor']}, job {it['job']['id']}, "
+                f"${it.get('spend_usd') or 0:.2f})"
+                if it.get("job")
+                else ""
+            ),
+            *(
+                [f"- Compute: {md(it['compute'])}"]
+                if it.get("compute") and it["compute"] != "local, as asked"
+                else []
+            ),
             f"- Time: {_seconds(it.get('train_s'))} training, {_seconds(it.get('eval_s'))} scoring",
             f"- Validation: strict {_score(it.get('score'))}, lenient {_score(it.get('lenient'))}"
             + _effect(scored.get(parent), it.get("score")),

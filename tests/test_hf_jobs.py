@@ -1,0 +1,132 @@
+"""Training on Hugging Face Jobs, against a stand-in that runs each job's command here: one job
+per iteration, the spend gate, failures and timeouts as data, and a killed run re-attaching."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+from support.jobs_server import JobsServer
+
+from postlab.graph.runner import run_lab
+from postlab.tools.compute.placement import choose_compute
+
+SMALL = {"train_steps": 2, "train_size": 24, "eval_limit": 4, "batch_size": 4,
+         "max_iterations": 2, "tracker": "none"}  # fmt: skip
+
+
+@pytest.fixture
+def jobs(tmp_path, monkeypatch):
+    """The stand-in Hub with Jobs, reached as the real one would be (HF_ENDPOINT, HF_TOKEN)."""
+    with JobsServer(tmp_path / "hub") as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_TOKEN", server.token)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False, raising=False)
+        monkeypatch.setattr("postlab.tools.compute.hf_jobs.POLL_S", 0.3)
+        yield server
+
+
+def _lab(tiny_model, run_dir, events=None, **options):
+    output = run_lab({"task": "addition_2d", "model": str(tiny_model), "budget": 30,
+                      "run_dir": str(run_dir), "options": {**SMALL, **options}},
+                     on_event=events.append if events is not None else None)  # fmt: skip
+    return output, json.loads((run_dir / "summary.json").read_text())
+
+
+def test_each_iteration_trains_as_one_job_and_its_checkpoint_comes_back(jobs, tiny_model, tmp_path):
+    events = []
+    output, summary = _lab(tiny_model, tmp_path / "run", events, compute="hf-jobs", approve_spend=5)
+    trained = [it for it in summary["iterations"] if it["job"]]
+    assert trained and len(jobs.jobs) == len(trained) == len(summary["iterations"])
+    for it, job in zip(trained, jobs.jobs, strict=True):
+        assert it["job"]["id"] == job.id and job.request["flavor"] == "a10g-small"
+        assert job.request["labels"]["postlab-iteration"] == f"iter-{it['iteration']}"
+        # The job trained, its checkpoint came back and was scored here on validation.
+        assert it["status"] == "evaluated" and it["score"] is not None
+        assert it["spend_usd"] > 0
+    assert summary["spend_usd"] == pytest.approx(sum(it["spend_usd"] for it in trained))
+    spend = [g for g in summary["gate_decisions"] if g["gate"] == "spend"]
+    assert spend and all(g["approved"] and "within --approve-spend" in g["note"] for g in spend)
+    # The job's own inputs and outputs are in the run's repos on the Hub.
+    repo = f"tester/postlab-{summary['run_id']}"
+    assert (jobs.root / "datasets" / repo / "iter-1" / "spec.json").is_file()
+    assert (jobs.root / "models" / repo / "iter-1" / "out" / "checkpoint" / "config.json").is_file()
+    # The job's log lines and its training steps reach the live view as they arrive.
+    training = [e for e in events if e.get("type") == "training"]
+    assert any(e.get("event") == "log" and e.get("job") == jobs.jobs[0].id for e in training)
+    assert [e["step"] for e in training if e.get("event") == "progress"][:2] == [1, 2]
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "on Hugging Face Jobs (a10g-small, job" in report and "Paid compute" in report
+
+
+def test_spend_beyond_the_allowance_is_rejected_and_runs_nothing(jobs, tiny_model, tmp_path):
+    output, summary = _lab(tiny_model, tmp_path / "run", compute="hf-jobs")
+    assert jobs.jobs == [] and summary["stop_reason"] == "rejected"
+    (gate,) = [g for g in summary["gate_decisions"] if g["gate"] == "spend"]
+    assert not gate["approved"] and "exceeds --approve-spend $0.00" in gate["note"]
+
+
+def test_a_failed_job_and_a_job_past_its_time_are_failures_the_lab_reads(
+    jobs, tiny_model, tmp_path
+):
+    jobs.install = "fail"
+    _, broken = _lab(tiny_model, tmp_path / "broken", compute="hf-jobs", approve_spend=5,
+                     max_iterations=1)  # fmt: skip
+    assert broken["iterations"][0]["status"] == "failed"
+    assert "pushed nothing back" in broken["iterations"][0]["failure"] or (
+        "crash" in broken["iterations"][0]["failure"]
+    )
+    jobs.install = "ok"
+    _, slow = _lab(tiny_model, tmp_path / "slow", compute="hf-jobs", approve_spend=5,
+                   max_iterations=1, train_timeout_s=2)  # fmt: skip
+    assert slow["iterations"][0]["failure"].startswith("timeout")
+    assert jobs.jobs[-1].id in jobs.cancels and jobs.jobs[-1].stage() == "CANCELED"
+
+
+@pytest.mark.slow
+def test_a_killed_run_reattaches_to_its_job_instead_of_submitting_another(
+    jobs, tiny_model, tmp_path
+):
+    run_dir = tmp_path / "killed"
+    env = {**os.environ, "CI": "1", "WANDB_MODE": "offline"}
+    args = ["run", "--task", "addition_2d", "--model", str(tiny_model), "--run-dir", str(run_dir),
+            "--train-steps", "2", "--train-size", "24", "--eval-limit", "4", "--batch-size", "4",
+            "--max-iterations", "1", "--tracker", "none", "--compute", "hf-jobs",
+            "--approve-spend", "5"]  # fmt: skip
+    log = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115
+    first = subprocess.Popen([sys.executable, "-m", "postlab.cli", *args], env=env, stdout=log,
+                             stderr=subprocess.STDOUT)  # fmt: skip
+    deadline = time.monotonic() + 240
+    while not (run_dir / "models" / "iter-1" / "job.json").exists():
+        assert first.poll() is None, "the run ended before its job was submitted"
+        assert time.monotonic() < deadline, "no job was submitted"
+        time.sleep(0.1)
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    assert len(jobs.jobs) == 1 and jobs.jobs[0].stage() == "RUNNING"
+    resumed = subprocess.run(
+        [sys.executable, "-m", "postlab.cli", "resume", str(run_dir)],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert resumed.returncode in (0, 4), resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert "re-attached to" in resumed.stdout and "☁" in resumed.stdout
+    assert len(jobs.jobs) == 1, "the resumed run submitted a second job"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["iterations"][0]["job"]["id"] == jobs.jobs[0].id
+    assert summary["iterations"][0]["status"] == "evaluated"
+
+
+def test_auto_trains_here_while_the_run_fits_and_proposes_jobs_when_it_does_not():
+    here, why = choose_compute("auto", 135e6, "lora")
+    assert here == "local" and "GB free here" in why
+    away, why = choose_compute("auto", 70e9, "full")  # 70B with Adam: terabytes, not here
+    assert away == "hf-jobs:a10g-small" and why.startswith("Hugging Face Jobs")
+    assert choose_compute("hf-jobs:l4x1", 135e6, "full") == (
+        "hf-jobs:l4x1",
+        "hf-jobs:l4x1, as asked",
+    )

@@ -1,0 +1,281 @@
+"""Hugging Face Jobs as a place to train: price, submit, watch, cancel and fetch back.
+
+An iteration's inputs (its TrainingSpec, dataset, starting checkpoint and optimiser state) go
+to a private dataset repo of the run, under `iter-N/`; a job runs `job_entry` there, which trains
+with the same runner and worker as a local run and pushes the iteration's folder to the run's
+model repo, from where the lab fetches it back. Every call goes through huggingface_hub (its
+endpoint and token: HF_ENDPOINT, HF_TOKEN), so a stand-in server can answer in tests.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+
+from huggingface_hub import HfApi, get_token, snapshot_download
+from huggingface_hub.errors import HfHubHTTPError
+from pydantic import BaseModel
+
+from postlab.records.artifacts import FailureInfo, TrainingResult
+from postlab.tools.io.atomic import write_text_atomic
+from postlab.tools.training.failures import (
+    RESULT_FILE,
+    classify_failure,
+    normalize_error,
+    parse_event,
+)
+from postlab.tools.training.schedule import OPTIMIZER_STATE_FILE
+from postlab.tools.training.spec import TrainingSpec
+
+# A GPU a 0.5–8B LoRA run fits on; `--compute hf-jobs:FLAVOR` picks another.
+DEFAULT_FLAVOR = "a10g-small"
+# CUDA, PyTorch and Python in one image; the job installs postlab into it.
+JOB_IMAGE = "pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime"
+# What the job installs (a version on PyPI; POSTLAB_JOB_INSTALL may name a wheel URL or git ref).
+INSTALL_ENV = "POSTLAB_JOB_INSTALL"
+JOB_FILE = "job.json"
+POLL_S = 5.0
+TERMINAL = ("COMPLETED", "ERROR", "CANCELED", "DELETED")
+
+
+class JobsError(RuntimeError):
+    """The Jobs service refused or failed a call (auth, unknown flavour, unreachable)."""
+
+
+class JobHandle(BaseModel):
+    """A submitted training job and where its inputs and outputs live (kept in the iteration's
+    folder before the lab waits on it, so a resumed run re-attaches instead of submitting)."""
+
+    job_id: str
+    namespace: str
+    flavor: str
+    inputs_repo: str
+    outputs_repo: str
+    path: str
+    usd_per_minute: float
+    url: str = ""
+
+
+def flavor_of(compute: str) -> str:
+    """The hardware flavour a `--compute` value names (hf-jobs:FLAVOR, or the default)."""
+    _, _, flavor = compute.partition(":")
+    return flavor or DEFAULT_FLAVOR
+
+
+def hub_endpoint() -> str | None:
+    """The Hub the lab talks to, read when called (HF_ENDPOINT; None: huggingface_hub's own)."""
+    return os.environ.get("HF_ENDPOINT") or None
+
+
+def _api() -> HfApi:
+    return HfApi(endpoint=hub_endpoint())
+
+
+def _call(what: str, action: Callable):
+    try:
+        return action()
+    except HfHubHTTPError as error:
+        status = error.response.status_code if error.response is not None else "?"
+        raise JobsError(f"Hugging Face Jobs: {what} failed (HTTP {status}): {error}") from error
+    except (OSError, ValueError) as error:  # unreachable, or an answer that does not parse
+        raise JobsError(f"Hugging Face Jobs: {what} failed: {error}") from error
+
+
+def usd_per_minute(flavor: str) -> float:
+    """The flavour's list price in USD per minute (from the Jobs hardware list)."""
+    hardware = _call("listing hardware", lambda: _api().list_jobs_hardware())
+    for item in hardware:
+        if item.name == flavor:
+            per_unit = float(item.unit_cost_usd)
+            return per_unit / 60 if item.unit_label.startswith("hour") else per_unit
+    names = ", ".join(item.name for item in hardware)
+    raise JobsError(f"unknown Jobs flavour {flavor!r} (available: {names})")
+
+
+def estimate_usd(price_per_minute: float, timeout_s: float) -> float:
+    """The most a job can cost: its price for the whole timeout."""
+    return round(price_per_minute * timeout_s / 60, 4)
+
+
+def _stage_inputs(spec: TrainingSpec, folder: Path) -> TrainingSpec:
+    """Copy what the job needs into `folder`; the spec as the job will read it (relative paths)."""
+    shutil.copytree(spec.dataset_path, folder / "dataset")
+    changes: dict = {"dataset_path": "dataset", "output_dir": "out", "tracker": "none"}
+    base = Path(spec.base_model)
+    if base.is_dir():  # a local checkpoint travels; a Hub model id is downloaded by the job
+        shutil.copytree(base, folder / "init", ignore=shutil.ignore_patterns(OPTIMIZER_STATE_FILE))
+        changes["base_model"] = "init"
+    if spec.optimizer_state and Path(spec.optimizer_state).is_file():
+        shutil.copy2(spec.optimizer_state, folder / OPTIMIZER_STATE_FILE)
+        changes["optimizer_state"] = OPTIMIZER_STATE_FILE
+    job_spec = spec.model_copy(update=changes)
+    (folder / "spec.json").write_text(job_spec.model_dump_json(indent=2))
+    return job_spec
+
+
+def job_command() -> list[str]:
+    """The job's command: install this postlab version, then run the iteration's training."""
+    install = os.environ.get(INSTALL_ENV) or f"postlab=={version('postlab')}"
+    return [
+        "bash",
+        "-c",
+        f"pip install -q '{install}' && python -m postlab.tools.compute.job_entry",
+    ]
+
+
+def submit(
+    spec: TrainingSpec, run_id: str, iteration_label: str, flavor: str, price: float
+) -> JobHandle:
+    """Upload the iteration's inputs and start its job; the handle to watch it by."""
+    api = _api()
+    namespace = _call("reading the account", lambda: api.whoami()["name"])
+    repo = f"{namespace}/postlab-{run_id}"
+    for kind in ("dataset", "model"):
+        _call(
+            f"creating the {kind} repo {repo}",
+            lambda kind=kind: api.create_repo(repo, repo_type=kind, private=True, exist_ok=True),
+        )
+    with tempfile.TemporaryDirectory(prefix="postlab-job-") as staging:
+        _stage_inputs(spec, Path(staging))
+        _call(
+            "uploading the iteration's inputs",
+            lambda: api.upload_folder(
+                repo_id=repo,
+                repo_type="dataset",
+                folder_path=staging,
+                path_in_repo=iteration_label,
+                commit_message=f"{run_id} {iteration_label}: training inputs",
+            ),
+        )
+    job = _call(
+        "submitting the job",
+        lambda: api.run_job(
+            image=JOB_IMAGE,
+            command=job_command(),
+            env={
+                "POSTLAB_JOB_INPUTS": repo,
+                "POSTLAB_JOB_OUTPUTS": repo,
+                "POSTLAB_JOB_PATH": iteration_label,
+                "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+            },
+            secrets={"HF_TOKEN": get_token() or ""},
+            flavor=flavor,
+            timeout=int(spec.timeout_s),
+            labels={"postlab-run": run_id, "postlab-iteration": iteration_label},
+            namespace=namespace,
+        ),
+    )
+    return JobHandle(
+        job_id=job.id,
+        namespace=namespace,
+        flavor=flavor,
+        inputs_repo=repo,
+        outputs_repo=repo,
+        path=iteration_label,
+        usd_per_minute=price,
+        url=getattr(job, "url", ""),
+    )
+
+
+def cancel(handle: JobHandle) -> None:
+    """Stop the job (nothing happens for one already ended)."""
+    api = _api()
+    _call(
+        "cancelling the job",
+        lambda: api.cancel_job(job_id=handle.job_id, namespace=handle.namespace),
+    )
+
+
+def _fetch_outputs(handle: JobHandle, out_dir: Path) -> None:
+    """The iteration folder the job pushed, copied into `out_dir`."""
+    with tempfile.TemporaryDirectory(prefix="postlab-job-out-") as landing:
+        _call(
+            "fetching the trained checkpoint",
+            lambda: snapshot_download(
+                handle.outputs_repo,
+                repo_type="model",
+                allow_patterns=[f"{handle.path}/out/**"],
+                local_dir=landing,
+                endpoint=hub_endpoint(),
+            ),
+        )
+        pushed = Path(landing) / handle.path / "out"
+        if not pushed.is_dir():
+            raise JobsError(f"job {handle.job_id} pushed nothing back to {handle.outputs_repo}")
+        shutil.copytree(pushed, out_dir, dirs_exist_ok=True)
+
+
+def watch(
+    handle: JobHandle,
+    spec: TrainingSpec,
+    deadline: float,
+    on_event: Callable[[dict], None],
+) -> tuple[TrainingResult, float]:
+    """Wait for the job, passing its log lines and training events on; its result (checkpoint
+    fetched into the spec's output folder) and what it cost. Past the deadline it is cancelled."""
+    api = _api()
+    out_dir = Path(spec.output_dir)
+    log_path = out_dir / "train.log"
+    seen = 0
+    stage, message, running_s = "RUNNING", "", 0.0
+    timed_out = False
+    lines: list[str] = []
+    while True:
+        info = _call(
+            "reading the job",
+            lambda: api.inspect_job(job_id=handle.job_id, namespace=handle.namespace),
+        )
+        stage, message = str(info.status.stage), info.status.message or ""
+        if info.durations is not None and info.durations.running_secs is not None:
+            running_s = float(info.durations.running_secs)
+        logs = list(
+            _call(
+                "reading the job's logs",
+                lambda: api.fetch_job_logs(
+                    job_id=handle.job_id, namespace=handle.namespace, follow=False
+                ),
+            )
+        )
+        for line in logs[seen:]:
+            lines.append(line)
+            event = parse_event(line)
+            on_event(
+                event if event is not None else {"event": "log", "line": line, "job": handle.job_id}
+            )
+        seen = max(seen, len(logs))
+        if stage in TERMINAL:
+            break
+        if time.monotonic() >= deadline:
+            timed_out = True
+            cancel(handle)
+            lines.append(f"[postlab] timeout: job {handle.job_id} cancelled")
+            break
+        time.sleep(POLL_S)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(log_path, "\n".join(lines) + "\n")
+    spent = round(handle.usd_per_minute * running_s / 60, 4)
+    if stage in ("COMPLETED", "ERROR"):
+        # A job whose training failed still pushes its folder: the worker's own verdict wins.
+        try:
+            _fetch_outputs(handle, out_dir)
+        except JobsError as error:
+            lines.append(f"[postlab] {error}")
+        result_file = out_dir / RESULT_FILE
+        if result_file.is_file():
+            result = TrainingResult.model_validate_json(result_file.read_text())
+            if result.status == "ok":
+                result.checkpoint = str(out_dir / "checkpoint")
+            result.log_path = str(log_path)
+            return result, spent
+    tail = "\n".join(lines[-40:] + ([f"job {stage}: {message}"] if message else []))
+    if stage == "CANCELED" and not timed_out:
+        text = f"job {handle.job_id} was cancelled outside the lab"
+        failure = FailureInfo(kind="crash", message=text, normalized=normalize_error(text))
+    else:
+        failure = classify_failure(None, tail, timed_out)
+    return TrainingResult(status="failed", failure=failure, log_path=str(log_path)), spent
