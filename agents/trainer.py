@@ -32,7 +32,7 @@ from postlab.tools.io.atomic import write_text_atomic
 from postlab.tools.io.rundir import iteration_dir, iteration_label
 from postlab.tools.tracking.trackers import tracker_dir
 from postlab.tools.training.backends import choose_backend
-from postlab.tools.training.devices import training_processes
+from postlab.tools.training.devices import sharding_for, training_processes
 from postlab.tools.training.failures import normalize_error
 from postlab.tools.training.recipes import model_parameters
 from postlab.tools.training.runner import run_training
@@ -53,6 +53,11 @@ def spec_for(state: LabState, plan: Plan) -> TrainingSpec:
     run_dir = Path(state["run_dir"])
     resumed = plan.optimizer_from
     processes = training_processes(options.num_processes)
+    sharding, sharding_reason = sharding_for(
+        processes, plan.hyper.adapter, model_parameters(plan.init_checkpoint)
+    )
+    # A sharded optimiser has no single state file to hand on: FSDP runs start their own.
+    carries_optimizer = plan.hyper.adapter == "full" and sharding == "ddp"
     backend, backend_reason = choose_backend(options.backend, plan.method, plan.init_checkpoint)
     fields = plan.hyper.spec_fields()
     # The step's batch is shared among the processes (each takes its part of the rows).
@@ -79,11 +84,15 @@ def spec_for(state: LabState, plan: Plan) -> TrainingSpec:
         schedule_offset=plan.schedule_offset,
         schedule_steps=plan.schedule_steps,
         optimizer_state=(
-            str(iteration_dir(run_dir, resumed) / OPTIMIZER_STATE_FILE) if resumed else None
+            str(iteration_dir(run_dir, resumed) / OPTIMIZER_STATE_FILE)
+            if resumed and carries_optimizer
+            else None
         ),
         # Full fine-tuning hands its Adam moments to a continuation (an adapter starts anew).
-        save_optimizer=plan.hyper.adapter == "full",
+        save_optimizer=carries_optimizer,
         num_processes=processes,
+        sharding=sharding,
+        sharding_reason=sharding_reason,
         **fields,
     )
 

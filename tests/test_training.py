@@ -25,7 +25,7 @@ from postlab.tools.training.failures import (
     normalize_error,
 )
 from postlab.tools.training.runner import _cached_result, run_training
-from postlab.tools.training.spec import TrainingSpec
+from postlab.tools.training.spec import TrainingSpec, check_spec
 
 # A stand-in for postlab.tools.tasks.catalog, injected into the worker through sitecustomize,
 # so the GRPO plumbing is tested on a task the test controls.
@@ -228,6 +228,50 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tiny_model, tmp
     first = AutoModelForCausalLM.from_pretrained(single.checkpoint).state_dict()
     second = AutoModelForCausalLM.from_pretrained(double.checkpoint).state_dict()
     assert all(torch.allclose(first[k], second[k], atol=1e-5) for k in first)
+
+
+def test_fsdp_shards_two_processes_and_saves_one_plain_checkpoint(tiny_model, tmp_path):
+    import json
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    row = {
+        "prompt": [{"role": "user", "content": "What is 2 plus 3?"}],
+        "completion": [{"role": "assistant", "content": "The answer is 5."}],
+    }
+    data = _save([row] * 16, tmp_path / "same")
+    one = _spec(tiny_model, data, tmp_path / "one", max_steps=3, batch_size=4)
+    sharded = _spec(tiny_model, data, tmp_path / "fsdp", max_steps=3, batch_size=2,
+                    num_processes=2, sharding="fsdp")  # fmt: skip
+    single, single_events, _ = _run(one)
+    result, events, _ = _run(sharded)
+    _assert_ok_run(result, events, sharded)
+    config = json.loads((tmp_path / "fsdp" / "fsdp.json").read_text())
+    assert config["fsdp"] == "full_shard auto_wrap"
+    assert config["transformer_layer_cls_to_wrap"] == ["LlamaDecoderLayer"]
+    losses = [
+        [e["loss"] for e in ev if e.get("event") == "progress"] for ev in (single_events, events)
+    ]
+    assert losses[1] == pytest.approx(losses[0], rel=1e-3)
+    # Gathered from both shards into one plain checkpoint, the same weights one process makes.
+    first = AutoModelForCausalLM.from_pretrained(single.checkpoint).state_dict()
+    second = AutoModelForCausalLM.from_pretrained(result.checkpoint).state_dict()
+    assert all(torch.allclose(first[k], second[k], atol=1e-4) for k in first)
+    refused = _spec(tiny_model, data, tmp_path / "bad", adapter="lora", num_processes=2,
+                    sharding="fsdp")  # fmt: skip
+    assert "fsdp sharding needs full fine-tuning" in " ".join(check_spec(refused))
+
+
+def test_processes_shard_only_when_a_replica_does_not_fit():
+    from postlab.tools.training.devices import sharding_for
+
+    assert sharding_for(1, "full", 70e9, free_bytes=1e9) == ("ddp", "")
+    small, why = sharding_for(2, "full", 135e6, free_bytes=20e9)
+    assert small == "ddp" and "replica needs ~2.6 GB" in why
+    large, why = sharding_for(2, "full", 7e9, free_bytes=100e9)
+    assert large == "fsdp" and why.startswith("fsdp full_shard")
+    assert sharding_for(2, "lora", 7e9, free_bytes=1e9)[0] == "ddp"
 
 
 def _grpo_spec(tiny_model, grpo_data, out, **overrides) -> TrainingSpec:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,24 @@ def common_args(spec: TrainingSpec, cuda: bool, bf16: bool, report_to: str) -> d
     }
 
 
+FSDP_CONFIG_FILE = "fsdp.json"
+
+
+def fsdp_args(spec: TrainingSpec, model) -> dict[str, Any]:
+    """TrainingArguments that shard the model's decoder layers among the processes (written to
+    the run's output folder as fsdp.json, the config the run trained with)."""
+    config = {
+        "transformer_layer_cls_to_wrap": list(getattr(model, "_no_split_modules", None) or []),
+        # Gathered on save, so rank 0 writes one plain checkpoint like a single process.
+        "state_dict_type": "FULL_STATE_DICT",
+        "use_orig_params": True,
+    }
+    folder = Path(spec.output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / FSDP_CONFIG_FILE).write_text(json.dumps({"fsdp": "full_shard auto_wrap", **config}))
+    return {"fsdp": "full_shard auto_wrap", "fsdp_config": config}
+
+
 def build_trainer(spec: TrainingSpec, callback, use_unsloth: bool):
     """Load model and data and construct the TRL trainer for the spec."""
     import torch
@@ -164,6 +183,8 @@ def build_trainer(spec: TrainingSpec, callback, use_unsloth: bool):
             task_type="CAUSAL_LM",
         )
     args = common_args(spec, cuda, bf16, report_to)
+    if spec.sharding == "fsdp":
+        args.update(fsdp_args(spec, model))
     shared = {
         "model": model,
         "train_dataset": dataset,

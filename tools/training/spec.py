@@ -47,6 +47,11 @@ class TrainingSpec(BaseModel):
     # GPUs), each process on batch_size rows per step.
     batch_size: int = Field(8, ge=1)
     num_processes: int = Field(1, ge=1)
+    # How the processes share the model: each a full replica (ddp), or weights, gradients and
+    # optimiser state sharded among them (fsdp, full fine-tuning only); chosen by model size
+    # (tools.training.devices) and said why.
+    sharding: Literal["ddp", "fsdp"] = "ddp"
+    sharding_reason: str = ""
     grad_accum: int = Field(1, ge=1)
     lr_scheduler: str = "cosine"
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
@@ -132,6 +137,10 @@ def check_spec(spec: TrainingSpec) -> list[str]:
                 f"steps {spec.schedule_offset}..{spec.schedule_offset + spec.max_steps} run past "
                 f"the schedule's {spec.total_schedule_steps} steps"
             )
+    if spec.sharding == "fsdp" and (spec.adapter != "full" or spec.num_processes < 2):
+        problems.append("fsdp sharding needs full fine-tuning over 2 or more processes")
+    if spec.sharding == "fsdp" and spec.save_optimizer:
+        problems.append("fsdp shards the optimiser state: it cannot be saved for a continuation")
     if spec.use_unsloth and importlib.util.find_spec("unsloth") is None:
         problems.append("use_unsloth is true but the unsloth package is not installed")
     if spec.method == "grpo":

@@ -6,6 +6,7 @@ import contextlib
 import json
 import math
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -119,6 +120,21 @@ def save_merged_checkpoint(model, tokenizer, out_dir: Path) -> Path:
     return save_atomically(model, tokenizer, out_dir / "checkpoint")
 
 
+def save_sharded_checkpoint(trainer, tokenizer, out_dir: Path) -> Path:
+    """Gather an FSDP run's full weights (all ranks take part) into out_dir/checkpoint; only
+    rank 0 writes, first to a staging folder, so the checkpoint is whole or absent."""
+    staging = out_dir / ".checkpoint.fsdp"
+    trainer.save_model(str(staging))
+    target = out_dir / "checkpoint"
+    if is_main_process():
+        tokenizer.save_pretrained(staging)
+        (staging / "training_args.bin").unlink(missing_ok=True)
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    return target
+
+
 def _metrics(record: dict[str, Any], train_metrics: dict[str, Any], steps: int) -> dict[str, Any]:
     losses = record.get("losses", [])
     summary = {**record.get("summary", {}), **train_metrics}
@@ -203,10 +219,14 @@ def main(argv: list[str] | None = None) -> int:
         steps = int(trainer.state.global_step)
 
         phase = "save"
+        if spec.sharding == "fsdp":
+            # Every rank holds a shard: gathering the weights is collective, rank 0 writes them.
+            checkpoint = save_sharded_checkpoint(trainer, tokenizer, out_dir)
         if not is_main_process():
             # Data-parallel replicas hold the same weights: rank 0 saves and reports them.
             return EXIT_OK
-        checkpoint = save_merged_checkpoint(trainer.model, tokenizer, out_dir)
+        if spec.sharding != "fsdp":
+            checkpoint = save_merged_checkpoint(trainer.model, tokenizer, out_dir)
         if spec.save_optimizer:
             save_optimizer_state(trainer.optimizer, out_dir)
         metrics = _metrics(record, dict(output.metrics or {}), steps)
