@@ -263,6 +263,28 @@ def test_fsdp_shards_two_processes_and_saves_one_plain_checkpoint(tiny_model, tm
     assert "fsdp sharding needs full fine-tuning" in " ".join(check_spec(refused))
 
 
+def test_the_sequence_length_grows_to_hold_the_longest_row(tiny_model, tmp_path):
+    from transformers import AutoTokenizer
+
+    long_answer = " ".join(f"step {i} carries the one." for i in range(60))
+    rows = [
+        {"prompt": [{"role": "user", "content": "Add 17 and 25."}],
+         "completion": [{"role": "assistant", "content": answer}]}
+        for answer in ("42", long_answer)
+    ] * 4  # fmt: skip
+    data = _save(rows, tmp_path / "long")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    messages = rows[1]["prompt"] + rows[1]["completion"]
+    longest = len(tokenizer.apply_chat_template(messages, tokenize=True)["input_ids"])
+    assert longest > 256  # longer than the default: it would be cut short
+    result, _, _ = _run(_spec(tiny_model, data, tmp_path / "out", max_steps=1, batch_size=2))
+    assert result.status == "ok", result.failure
+    assert result.metrics["max_length"] == -(-longest // 64) * 64
+    short = _save(rows[:1] * 8, tmp_path / "short")
+    kept, _, _ = _run(_spec(tiny_model, short, tmp_path / "short-out", max_steps=1, batch_size=2))
+    assert kept.metrics["max_length"] == 256
+
+
 def test_processes_shard_only_when_a_replica_does_not_fit():
     from postlab.tools.training.devices import sharding_for
 

@@ -142,6 +142,30 @@ def common_args(spec: TrainingSpec, cuda: bool, bf16: bool, report_to: str) -> d
 
 
 FSDP_CONFIG_FILE = "fsdp.json"
+# Sequence lengths are fitted in steps of this many tokens, reading at most this many rows.
+LENGTH_STEP = 64
+LENGTH_SAMPLE = 5000
+
+
+def _row_tokens(row: dict[str, Any], tokenizer) -> int:
+    """Tokens of a row's longest full conversation (prompt with its completion or either answer)."""
+    prompt = row.get("prompt") or []
+    answers = [row[c] for c in ("completion", "chosen", "rejected") if row.get(c)] or [[]]
+    if isinstance(prompt, str):
+        return max(len(tokenizer(prompt + str(answer))["input_ids"]) for answer in answers)
+    return max(
+        len(tokenizer.apply_chat_template(list(prompt) + list(answer), tokenize=True)["input_ids"])
+        for answer in answers
+    )
+
+
+def fitted_max_length(dataset, tokenizer, configured: int, model_limit: int | None) -> int:
+    """The length a run trains at: the configured one, raised (in steps of 64 tokens, within the
+    model's context) so that no row of the data is cut short."""
+    rows = dataset.select(range(min(len(dataset), LENGTH_SAMPLE)))
+    longest = max((_row_tokens(row, tokenizer) for row in rows), default=0)
+    fitted = max(configured, -(-longest // LENGTH_STEP) * LENGTH_STEP)
+    return min(fitted, model_limit) if model_limit else fitted
 
 
 def fsdp_args(spec: TrainingSpec, model) -> dict[str, Any]:
@@ -192,19 +216,23 @@ def build_trainer(spec: TrainingSpec, callback, use_unsloth: bool):
         "callbacks": [callback],
         "peft_config": peft_config,
     }
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    max_length = spec.max_length
+    if spec.method != "grpo":
+        max_length = fitted_max_length(dataset, tokenizer, spec.max_length, limit)
     if spec.method == "sft":
         from trl import SFTConfig, SFTTrainer
 
         config = SFTConfig(
             **args,
-            max_length=spec.max_length,
+            max_length=max_length,
             completion_only_loss=True if "prompt" in dataset.column_names else None,
             packing=False,
         )
         return _scheduled(SFTTrainer, spec)(args=config, **shared), tokenizer
 
     if spec.method in PREFERENCE_METHODS:
-        return _preference_trainer(spec, args, shared), tokenizer
+        return _preference_trainer(spec, args, shared, max_length), tokenizer
 
     from trl import GRPOConfig, GRPOTrainer
 
@@ -233,7 +261,9 @@ def _scheduled(trainer_cls: type, spec: TrainingSpec) -> type:
     )
 
 
-def _preference_trainer(spec: TrainingSpec, args: dict[str, Any], shared: dict[str, Any]):
+def _preference_trainer(
+    spec: TrainingSpec, args: dict[str, Any], shared: dict[str, Any], max_length: int
+):
     """DPO against a reference (the adapter-disabled model for LoRA, precomputed log-probs for
     full fine-tuning), or reference-free ORPO."""
     beta = spec.beta or DEFAULT_PREFERENCE_BETA
@@ -243,7 +273,7 @@ def _preference_trainer(spec: TrainingSpec, args: dict[str, Any], shared: dict[s
         config = DPOConfig(
             **args,
             beta=beta,
-            max_length=spec.max_length,
+            max_length=max_length,
             # Full fine-tuning would otherwise keep a second model copy in memory all along.
             precompute_ref_log_probs=spec.adapter == "full",
         )
@@ -251,5 +281,5 @@ def _preference_trainer(spec: TrainingSpec, args: dict[str, Any], shared: dict[s
     os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-    config = ORPOConfig(**args, beta=beta, max_length=spec.max_length)
+    config = ORPOConfig(**args, beta=beta, max_length=max_length)
     return _scheduled(ORPOTrainer, spec)(args=config, **shared)

@@ -232,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics = _metrics(record, dict(output.metrics or {}), steps)
         metrics["resumed_optimizer"] = float(getattr(trainer, "resumed_optimizer", False))
         metrics["processes"] = float(trainer.args.world_size)
+        # The sequence length trained at: the spec's, raised to hold the longest row.
+        metrics["max_length"] = float(getattr(trainer.args, "max_length", None) or spec.max_length)
         wandb = sys.modules.get("wandb")
         if wandb is not None and wandb.run is not None:
             with contextlib.suppress(Exception):
