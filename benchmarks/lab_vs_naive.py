@@ -41,6 +41,9 @@ from postlab.tools.training.runner import run_training
 from postlab.tools.training.spec import TrainingSpec
 
 FULL = {"iterations": 6, "steps": 40, "train_size": 800, "limit": None}
+# Wall-clock seconds a training run may take per optimiser step: the spec's default limit
+# (1800 s) cut the full naive run (240 steps) short on 2 busy cores.
+SECONDS_PER_STEP_LIMIT = 30
 QUICK = {"iterations": 2, "steps": 10, "train_size": 200, "limit": 60}
 BATCH = 8
 
@@ -65,6 +68,7 @@ def plain_sft(
         batch_size=BATCH,
         task=task.name,
         seed=seed,
+        timeout_s=max(1800, steps * SECONDS_PER_STEP_LIMIT),
         **rate,
     )
     return run_training(spec)
@@ -102,6 +106,7 @@ def lab(
                 "batch_size": BATCH,
                 "eval_limit": settings["limit"],
                 "seed": seed,
+                "train_timeout_s": max(1800, settings["steps"] * SECONDS_PER_STEP_LIMIT),
             },
         }
     )
