@@ -40,6 +40,7 @@ def _lab(tiny_model, run_dir, events=None, **options):
 
 def test_each_iteration_trains_as_one_job_and_its_checkpoint_comes_back(jobs, tiny_model, tmp_path):
     events = []
+    jobs.unavailable_reads = 2  # a blip of the service while the first job runs is waited out
     output, summary = _lab(tiny_model, tmp_path / "run", events, compute="hf-jobs", approve_spend=5)
     trained = [it for it in summary["iterations"] if it["job"]]
     assert trained and len(jobs.jobs) == len(trained) == len(summary["iterations"])

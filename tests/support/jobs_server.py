@@ -85,6 +85,8 @@ class JobsServer(HubServer):
     cancels: list[str] = field(default_factory=list)
     # What the image's `pip install` does: "ok", or "fail" (an image where postlab cannot install).
     install: str = "ok"
+    # How many reads of a job's status answer 503 before the service recovers (a blip).
+    unavailable_reads: int = 0
 
     def __exit__(self, *exc: object) -> None:
         for job in self.jobs:
@@ -142,6 +144,9 @@ class JobsServer(HubServer):
             job = self._job(parts[3])
             if job is None:
                 return self._reply(handler, 404, {"error": "job not found"})
+            if parts[4:] == [] and self.unavailable_reads > 0:
+                self.unavailable_reads -= 1
+                return self._reply(handler, 503, {"error": "Service Unavailable"})
             if parts[4:] == ["logs"]:
                 lines = job.log.read_text(errors="replace").splitlines()
                 events = "".join(

@@ -9,6 +9,7 @@ endpoint and token: HF_ENDPOINT, HF_TOKEN), so a stand-in server can answer in t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -40,6 +41,8 @@ JOB_IMAGE = "pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime"
 INSTALL_ENV = "POSTLAB_JOB_INSTALL"
 JOB_FILE = "job.json"
 POLL_S = 5.0
+# Polls in a row the service may fail before the lab gives the job up (and cancels it).
+UNREACHABLE_POLLS = 6
 TERMINAL = ("COMPLETED", "ERROR", "CANCELED", "DELETED")
 
 
@@ -225,22 +228,34 @@ def watch(
     stage, message, running_s = "RUNNING", "", 0.0
     timed_out = False
     lines: list[str] = []
+    misses = 0
     while True:
-        info = _call(
-            "reading the job",
-            lambda: api.inspect_job(job_id=handle.job_id, namespace=handle.namespace),
-        )
+        try:
+            info = _call(
+                "reading the job",
+                lambda: api.inspect_job(job_id=handle.job_id, namespace=handle.namespace),
+            )
+            logs = list(
+                _call(
+                    "reading the job's logs",
+                    lambda: api.fetch_job_logs(
+                        job_id=handle.job_id, namespace=handle.namespace, follow=False
+                    ),
+                )
+            )
+        except JobsError as error:
+            # A blip of the service is waited out; a lasting one stops the job it cannot watch.
+            misses += 1
+            if misses >= UNREACHABLE_POLLS:
+                with contextlib.suppress(JobsError):
+                    cancel(handle)
+                raise JobsError(f"{error} ({misses} polls in a row; job cancelled)") from error
+            time.sleep(POLL_S)
+            continue
+        misses = 0
         stage, message = str(info.status.stage), info.status.message or ""
         if info.durations is not None and info.durations.running_secs is not None:
             running_s = float(info.durations.running_secs)
-        logs = list(
-            _call(
-                "reading the job's logs",
-                lambda: api.fetch_job_logs(
-                    job_id=handle.job_id, namespace=handle.namespace, follow=False
-                ),
-            )
-        )
         for line in logs[seen:]:
             lines.append(line)
             event = parse_event(line)
