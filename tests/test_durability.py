@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 CLI = [sys.executable, "-m", "postlab.cli"]
 SMALL = [
     "--train-steps",
@@ -151,6 +153,7 @@ def test_sigkill_at_several_points_then_resume_matches_an_uninterrupted_run(tiny
     assert (run_dir / "summary.json").read_text() == before
 
 
+@pytest.mark.slow
 def test_approval_gate_survives_a_restart(tiny_model, tmp_path):
     run_dir = tmp_path / "gated"
     first = _run(*_lab_args(tiny_model, run_dir, "--approve", "--max-iterations", "1"))

@@ -72,6 +72,7 @@ def test_spend_beyond_the_allowance_is_rejected_and_runs_nothing(jobs, tiny_mode
     assert not gate["approved"] and "exceeds --approve-spend $0.00" in gate["note"]
 
 
+@pytest.mark.slow
 def test_a_failed_job_and_a_job_past_its_time_are_failures_the_lab_reads(
     jobs, tiny_model, tmp_path
 ):

@@ -140,6 +140,7 @@ def compromised_model():
     return ScriptedChatModel(script=script), seen
 
 
+@pytest.mark.slow
 def test_a_run_fed_hostile_rows_changes_nothing_beyond_its_limits(tiny_model, tmp_path):
     import json as json_module
 

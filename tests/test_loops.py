@@ -66,9 +66,9 @@ def plateauing(state, step, event):
     ("policy", "reason", "pattern"),
     [
         (repeating, "loop", "repeat"),
-        (cycling, "loop", "cycle"),
+        pytest.param(cycling, "loop", "cycle", marks=pytest.mark.slow),
         (failing, "loop", "failure"),
-        (plateauing, "plateau", "plateau"),
+        pytest.param(plateauing, "plateau", "plateau", marks=pytest.mark.slow),
     ],
 )
 def test_each_loop_is_caught_escalates_and_stops(policy, reason, pattern, tiny_model, tmp_path):

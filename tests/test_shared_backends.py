@@ -94,28 +94,35 @@ def test_a_gated_run_checkpointed_in_postgres_is_answered_from_another_process(
     postgres_server, tiny_model, tmp_path
 ):
     env = _env(checkpoints=postgres_server)
-    runs = []
-    # Two runs in folders of one name (two machines' "gated"): each its own thread.
-    for machine in ("a", "b"):
-        run_dir = tmp_path / machine / "gated"
-        paused = _cli("run", "--task", "addition_2d", "--model", str(tiny_model),
-                      "--run-dir", str(run_dir), "--approve", *SMALL, env=env)  # fmt: skip
-        assert paused.returncode == 6, paused.stdout[-2000:] + paused.stderr[-2000:]
-        runs.append(run_dir)
-    threads = _threads(postgres_server)
-    ids = [(run_dir / "thread-id").read_text().strip() for run_dir in runs]
-    assert ids[0] != ids[1] and all(threads.get(thread, 0) > 0 for thread in ids), threads
+    run_dir = tmp_path / "gated"
+    paused = _cli("run", "--task", "addition_2d", "--model", str(tiny_model),
+                  "--run-dir", str(run_dir), "--approve", *SMALL, env=env)  # fmt: skip
+    assert paused.returncode == 6, paused.stdout[-2000:] + paused.stderr[-2000:]
+    thread = (run_dir / "thread-id").read_text().strip()
+    saved = _threads(postgres_server).get(thread, 0)
+    assert saved > 0
     # The graph's state lives in the server only: no checkpoint file in the run folder.
     assert not list(tmp_path.rglob("checkpoints.sqlite"))
-    rejected = _cli("resume", str(runs[0]), "--reject", "--note", "too costly", env=env)
+    rejected = _cli("resume", str(run_dir), "--reject", "--note", "too costly", env=env)
     assert rejected.returncode == 5, rejected.stdout[-2000:] + rejected.stderr[-2000:]
-    summary = json.loads((runs[0] / "summary.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["stop_reason"] == "rejected"
     assert summary["gate_decisions"][0]["note"] == "too costly"
-    assert _threads(postgres_server)[ids[0]] > threads[ids[0]]
-    # The other run is untouched, still waiting for its answer.
-    waiting = _cli("resume", str(runs[1]), env=env)
-    assert waiting.returncode == 2 and "waiting for approval" in waiting.stderr
+    assert _threads(postgres_server)[thread] > saved
+
+
+def test_run_folders_named_alike_get_threads_of_their_own(monkeypatch, tmp_path):
+    from postlab.memory.checkpoints import has_checkpoints, thread_id
+
+    monkeypatch.setenv("POSTLAB_CHECKPOINT_URL", "postgresql://lab@127.0.0.1:1/runs")
+    first, second = tmp_path / "a" / "gated", tmp_path / "b" / "gated"
+    assert not has_checkpoints(first)
+    ids = [thread_id(first), thread_id(second)]
+    assert ids[0] != ids[1] and all(i.startswith("gated-") for i in ids)
+    # The folder keeps its thread: a resume from any machine finds the same one.
+    assert thread_id(first) == ids[0] and has_checkpoints(first)
+    monkeypatch.delenv("POSTLAB_CHECKPOINT_URL")
+    assert thread_id(first) == "gated"  # a folder's own SQLite file needs no suffix
 
 
 def test_an_unreachable_checkpoint_server_is_a_clear_error_before_anything_runs(

@@ -201,7 +201,9 @@ def test_sft_lora_is_merged(tiny_model, sft_data, tmp_path):
     print(f"sft lora: wall {wall:.1f}s, step {result.metrics['step_time_s']:.3f}s")
 
 
-def test_two_processes_train_like_one_with_the_same_global_batch(tiny_model, tmp_path):
+def _one_and_two_processes(tiny_model, tmp_path, rel=1e-4, atol=1e-5, **two_processes):
+    """The same 3 steps by one process × 4 rows and by two processes × 2 rows; both results,
+    after checking the two-process run and that both took the same steps to the same weights."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -213,51 +215,40 @@ def test_two_processes_train_like_one_with_the_same_global_batch(tiny_model, tmp
     }
     data = _save([row] * 16, tmp_path / "same")
     one = _spec(tiny_model, data, tmp_path / "one", max_steps=3, batch_size=4)
-    two = _spec(tiny_model, data, tmp_path / "two", max_steps=3, batch_size=2, num_processes=2)
+    two = _spec(tiny_model, data, tmp_path / "two", max_steps=3, batch_size=2, num_processes=2,
+                **two_processes)  # fmt: skip
     single, single_events, _ = _run(one)
     double, double_events, _ = _run(two)
     _assert_ok_run(double, double_events, two)
-    assert double.metrics["processes"] == 2.0 and single.metrics["processes"] == 1.0
     # One event stream for the run (rank 0 speaks), not one per process.
     assert [e["step"] for e in double_events if e.get("event") == "progress"] == [1, 2, 3]
     losses = [
         [e["loss"] for e in ev if e.get("event") == "progress"]
         for ev in (single_events, double_events)
     ]
-    assert losses[1] == pytest.approx(losses[0], rel=1e-4)
+    assert losses[1] == pytest.approx(losses[0], rel=rel)
     first = AutoModelForCausalLM.from_pretrained(single.checkpoint).state_dict()
     second = AutoModelForCausalLM.from_pretrained(double.checkpoint).state_dict()
-    assert all(torch.allclose(first[k], second[k], atol=1e-5) for k in first)
+    assert all(torch.allclose(first[k], second[k], atol=atol) for k in first)
+    return single, double
 
 
+def test_two_processes_train_like_one_with_the_same_global_batch(tiny_model, tmp_path):
+    single, double = _one_and_two_processes(tiny_model, tmp_path)
+    assert double.metrics["processes"] == 2.0 and single.metrics["processes"] == 1.0
+
+
+@pytest.mark.slow
 def test_fsdp_shards_two_processes_and_saves_one_plain_checkpoint(tiny_model, tmp_path):
     import json
 
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    row = {
-        "prompt": [{"role": "user", "content": "What is 2 plus 3?"}],
-        "completion": [{"role": "assistant", "content": "The answer is 5."}],
-    }
-    data = _save([row] * 16, tmp_path / "same")
-    one = _spec(tiny_model, data, tmp_path / "one", max_steps=3, batch_size=4)
-    sharded = _spec(tiny_model, data, tmp_path / "fsdp", max_steps=3, batch_size=2,
-                    num_processes=2, sharding="fsdp")  # fmt: skip
-    single, single_events, _ = _run(one)
-    result, events, _ = _run(sharded)
-    _assert_ok_run(result, events, sharded)
-    config = json.loads((tmp_path / "fsdp" / "fsdp.json").read_text())
+    # Sharded, then gathered from both shards into one plain checkpoint: the same weights.
+    # Sharded all-reduces sum in another order: equal to float32 rounding, not bit for bit.
+    _one_and_two_processes(tiny_model, tmp_path, rel=1e-3, atol=1e-4, sharding="fsdp")
+    config = json.loads((tmp_path / "two" / "fsdp.json").read_text())
     assert config["fsdp"] == "full_shard auto_wrap"
     assert config["transformer_layer_cls_to_wrap"] == ["LlamaDecoderLayer"]
-    losses = [
-        [e["loss"] for e in ev if e.get("event") == "progress"] for ev in (single_events, events)
-    ]
-    assert losses[1] == pytest.approx(losses[0], rel=1e-3)
-    # Gathered from both shards into one plain checkpoint, the same weights one process makes.
-    first = AutoModelForCausalLM.from_pretrained(single.checkpoint).state_dict()
-    second = AutoModelForCausalLM.from_pretrained(result.checkpoint).state_dict()
-    assert all(torch.allclose(first[k], second[k], atol=1e-4) for k in first)
+    data = str(tmp_path / "same")
     refused = _spec(tiny_model, data, tmp_path / "bad", adapter="lora", num_processes=2,
                     sharding="fsdp")  # fmt: skip
     assert "fsdp sharding needs full fine-tuning" in " ".join(check_spec(refused))
