@@ -18,8 +18,9 @@ OTHER_PROGRAMS = {
     "--limit",
     # trackio show
     "--project",
-    # benchmarks/lab_vs_naive.py and the CLI's own help
+    # benchmarks/lab_vs_naive.py, benchmarks/memory_scale.py and the CLI's own help
     "--seeds",
+    "--sizes",
     "--help",
     # chroma run
     "--path",
