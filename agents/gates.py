@@ -34,14 +34,14 @@ def check_gate(
             cost=cost,
             step=step,
         )
-    answer = interrupt(
-        {
-            "gate": gate,
-            "question": f"Approve {gate} (cost {cost:g})?",
-            "cost": cost,
-            "detail": detail,
-        }
-    )
+    return ask_person(gate, f"Approve {gate} (cost {cost:g})?", cost, detail, step)
+
+
+def ask_person(
+    gate: str, question: str, cost: float, detail: dict[str, Any], step: int
+) -> GateDecision:
+    """Pause the run for a person's answer (a LangGraph interrupt, durable in the checkpointer)."""
+    answer = interrupt({"gate": gate, "question": question, "cost": cost, "detail": detail})
     answer = answer if isinstance(answer, dict) else {"approved": bool(answer)}
     return GateDecision(
         gate=gate,
@@ -84,20 +84,5 @@ def check_spend(
             cost=estimate_usd,
             step=step,
         )
-    answer = interrupt(
-        {
-            "gate": "spend",
-            "question": f"Spend up to ${estimate_usd:.2f} on Hugging Face Jobs?",
-            "cost": estimate_usd,
-            "detail": detail,
-        }
-    )
-    answer = answer if isinstance(answer, dict) else {"approved": bool(answer)}
-    return GateDecision(
-        gate="spend",
-        approved=bool(answer.get("approved")),
-        by="human",
-        note=str(answer.get("note") or ""),
-        cost=estimate_usd,
-        step=step,
-    )
+    question = f"Spend up to ${estimate_usd:.2f} on Hugging Face Jobs?"
+    return ask_person("spend", question, estimate_usd, detail, step)

@@ -5,6 +5,7 @@ said), never kept on the model's word; an unusable answer falls back to the rule
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any, Literal
@@ -171,6 +172,7 @@ def _stated(value: float, quote: str, found: list[float], texts: list[tuple[str,
     return bool(quote) and located and any(math.isclose(value, f, rel_tol=1e-3) for f in found)
 
 
+@functools.cache
 def _methods() -> dict[str, str]:
     """Each technique's method, as the bundled corpus's cards give it (one home for it)."""
     return {p.technique.key: p.technique.method for p in load_corpus() if p.technique is not None}
