@@ -41,6 +41,25 @@ def dominant_miss(evaluation: EvaluationRecord) -> tuple[str, float] | None:
     return (category, share) if share >= DOMINANT_SHARE else None
 
 
+def _collapse_is_a_phase(state: LabState, plan: Plan, this: EvaluationRecord) -> bool:
+    """Whether a collapse is the first stretch of learning a label set, not a learned prior.
+
+    Fine-tuning on a balanced label set first fits the answers' prior (one answer for every
+    prompt) and only then the mapping. Measured: multiple_choice_arith's first 10 steps answered
+    every validation question with one letter (0.28), where one plain run of 20 steps reached
+    0.30 on test; rebalancing at half the rate instead fell to 0.18
+    (benchmarks/lab_vs_naive.py --quick).
+    """
+    evaluations = state.get("evaluations") or []
+    earlier = any(e.collapse for e in evaluations if e is not this and e.iteration > 0)
+    return (
+        state.get("answer_shift") is None
+        and not earlier
+        and plan.move in ("open", "switch")
+        and (plan.schedule_steps or 0) > plan.schedule_offset + plan.hyper.max_steps
+    )
+
+
 def _finding(state: LabState, key: str) -> TechniqueFinding | None:
     return next((f for f in state.get("findings") or [] if f.key == key), None)
 
@@ -100,8 +119,9 @@ def _next_rate(plan: Plan, gain: float) -> tuple[float, str, Move]:
 def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     """The next experiment after an iteration, from validation evidence; or None and why not.
 
-    Failed → fix (OOM, divergence, timeout) or switch. Collapsed to one answer → retrain on
-    rows balanced by answer at half the rate (SFT), or switch when that was already tried.
+    Failed → fix (OOM, divergence, timeout) or switch. Collapsed to one answer → continue the
+    schedule the first time when training answers are balanced (a phase), else retrain on rows
+    balanced by answer at half the rate (SFT), or switch when that was already tried.
     Gained → continue from the new best, on data aimed at the dominant miss when one dominates:
     at a raised rate after a large gain, at half the rate after a small one.
     Stalled → halve the learning rate once, then switch technique.
@@ -123,6 +143,16 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         )
         if finding is None or plan.data_recipe == "balanced" or plan.method != "sft":
             return _switch(state, plan, collapsed)
+        if _collapse_is_a_phase(state, plan, this):
+            reason = (
+                f"{collapsed}, but its training answers are as balanced as validation's and no "
+                f"earlier iteration collapsed: a model learning a label set answers its prior "
+                f"first; continue {finding.name} on the same schedule"
+            )
+            continued = new_plan(
+                state, finding, reason, plan.hyper, recipe=plan.data_recipe, move="continue"
+            )
+            return continued, "continue"
         # A model that answers everything alike learned the majority answer: take that
         # shortcut away (every answer equally often) and step more gently.
         hyper = plan.hyper.with_changes(learning_rate=plan.hyper.learning_rate / 2)

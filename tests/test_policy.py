@@ -12,6 +12,7 @@ from postlab.graph.refinements import refine
 from postlab.records.artifacts import FailureInfo, TrainingResult
 from postlab.records.hyper import Hyper
 from postlab.records.outcomes import (
+    AnswerShift,
     BestModel,
     EvaluationRecord,
     LearningRateEvidence,
@@ -366,6 +367,7 @@ def test_continuations_walk_one_schedule_other_moves_start_one(tmp_path):
 def test_a_collapse_rebalances_the_data_then_switches_technique(tmp_path):
     findings = [finding("sft_full"), finding("sft_lora")]
     state = _done_state(tmp_path, 0.2, findings=findings, wrong=80)
+    state["answer_shift"] = AnswerShift(answer="a", train_share=0.9, validation_share=0.25)
     state["evaluations"][-1] = state["evaluations"][-1].model_copy(update={"collapse": 0.9})
     new, kind = refine(state, state["plan"])
     # First the data changes: every answer equally often, at half the rate.
@@ -376,6 +378,31 @@ def test_a_collapse_rebalances_the_data_then_switches_technique(tmp_path):
     state["plan"] = state["plan"].model_copy(update={"data_recipe": "balanced"})
     new, kind = refine(state, state["plan"])
     assert kind == "switch" and new.technique == "sft_lora" and new.move == "switch"
+
+
+def test_a_first_collapse_on_balanced_answers_continues_then_a_second_rebalances(tmp_path):
+    state = _done_state(tmp_path, 0.28, findings=[finding("sft_full")], wrong=72)
+    state["run_options"] = RunOptions(max_iterations=3, train_steps=40)
+    state["runs"] = [_trained(1)]
+    state["plan"] = sft_plan(schedule_steps=120)
+    state["evaluations"][-1] = state["evaluations"][-1].model_copy(update={"collapse": 1.0})
+    new, kind = refine(state, state["plan"])
+    # Training answers match validation's: the prior comes first; the schedule goes on as it was.
+    assert kind == "continue" and new.data_recipe == "plain"
+    assert new.hyper.learning_rate == state["plan"].hyper.learning_rate
+    assert (new.schedule_offset, new.schedule_steps, new.optimizer_from) == (40, 120, 1)
+    assert "answers its prior first" in new.reason
+    # It collapsed again on the continued schedule: now the data and the rate change.
+    state["evaluations"].append(evaluation(2, 0.28).model_copy(update={"collapse": 1.0}))
+    second = new.model_copy(update={"status": "done"})
+    state["plan"] = second
+    new, kind = refine(state, second)
+    assert kind == "rebalance" and new.hyper.learning_rate == second.hyper.learning_rate / 2
+    # At the schedule's end there is nothing left to continue: the data changes at once.
+    state["evaluations"].pop()
+    state["plan"] = sft_plan(schedule_steps=40)
+    _, kind = refine(state, state["plan"])
+    assert kind == "rebalance"
 
 
 def test_grpo_starts_from_the_sft_checkpoint_once_sft_stops_improving(tmp_path):
