@@ -1,10 +1,14 @@
 """A bare TRL SFT run on a saved dataset: the reference the training worker is measured against.
 
-    python benchmarks/bare_trl.py SPEC_JSON
+    python benchmarks/bare_trl.py SPEC_JSON [--trl-defaults]
 
 Reads the same TrainingSpec JSON the worker reads and trains with TRL's SFTTrainer directly
 (same model, data, batch, steps, rate, schedule, max length, LoRA settings), no postlab code
 in the loop; prints {"train_runtime", "samples_per_s", "final_loss"} as JSON.
+
+By default the precision, activation checkpointing and data order are the worker's too (equal
+settings: fp32 on a CPU, no checkpointing). `--trl-defaults` leaves those to TRL, which on a CPU
+means bf16 autocast and activation checkpointing: what a user gets by not setting them.
 """
 
 from __future__ import annotations
@@ -23,6 +27,15 @@ from trl import SFTConfig, SFTTrainer
 def main() -> None:
     """Train once and print the metrics."""
     spec = json.loads(Path(sys.argv[1]).read_text())
+    equal = {}
+    if "--trl-defaults" not in sys.argv[2:]:
+        cuda = torch.cuda.is_available()
+        equal = {
+            "bf16": cuda and torch.cuda.is_bf16_supported(),
+            "activation_checkpointing": cuda,
+            "data_seed": spec["seed"],
+            "weight_decay": spec["weight_decay"],
+        }
     model = AutoModelForCausalLM.from_pretrained(spec["base_model"], dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(spec["base_model"])
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
@@ -49,6 +62,7 @@ def main() -> None:
             use_cpu=not torch.cuda.is_available(),
             max_length=spec["max_length"],
             disable_tqdm=True,
+            **equal,
         )
         trainer = SFTTrainer(
             model=model,

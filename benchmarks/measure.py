@@ -32,6 +32,12 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def write_result(name: str, rows: list[dict], columns: list[str], notes: str, out: Path) -> str:
     """Write out/<name>.json and out/<name>.md; return the markdown table."""
     out.mkdir(parents=True, exist_ok=True)
@@ -39,9 +45,7 @@ def write_result(name: str, rows: list[dict], columns: list[str], notes: str, ou
     lines = [f"| {' | '.join(columns)} |", f"| {' | '.join('---' for _ in columns)} |"]
     for row in rows:
         cells = [row.get(c) for c in columns]
-        lines.append(
-            "| " + " | ".join(f"{c:.4g}" if isinstance(c, float) else str(c) for c in cells) + " |"
-        )
+        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     table = "\n".join(lines)
     (out / f"{name}.md").write_text(f"{table}\n\n{notes}\n")
     return table

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from postlab.tools.tracking.trackers import report_to as tracker_report_to
+from postlab.tools.training.compact_loss import compact_completion_loss
 from postlab.tools.training.schedule import continuing, warmup_steps
 from postlab.tools.training.spec import TrainingSpec
 
@@ -229,7 +230,9 @@ def build_trainer(spec: TrainingSpec, callback, use_unsloth: bool):
             completion_only_loss=True if "prompt" in dataset.column_names else None,
             packing=False,
         )
-        return _scheduled(SFTTrainer, spec)(args=config, **shared), tokenizer
+        # TRL's own head already scores only the completion on a GPU (its Triton kernel).
+        trainer_cls = SFTTrainer if cuda else compact_completion_loss(SFTTrainer)
+        return _scheduled(trainer_cls, spec)(args=config, **shared), tokenizer
 
     if spec.method in PREFERENCE_METHODS:
         return _preference_trainer(spec, args, shared, max_length), tokenizer
