@@ -119,16 +119,13 @@ class LabMemory:
     ) -> list[MemoryHit]:
         """The k memories closest in meaning to `query`, across the given kinds."""
         hits: list[MemoryHit] = []
-        vector = None
+        # One embedding of the query serves every kind (it is most of a search's cost). Chroma
+        # answers fewer than k (or none) where a kind holds fewer, so no count() is asked first:
+        # a count costs as much as the query itself (benchmarks/memory_scale.py).
+        vector = self.embedding_function([query])[0]
         for kind in kinds:
-            collection = self._collection(kind)
-            available = collection.count()
-            if available == 0:
-                continue
-            # One embedding of the query serves every kind (it is most of a search's cost).
-            vector = vector if vector is not None else self.embedding_function([query])[0]
-            result = collection.query(
-                query_embeddings=[vector], n_results=min(k, available), where=where or None
+            result = self._collection(kind).query(
+                query_embeddings=[vector], n_results=k, where=where or None
             )
             for id_, text, meta, distance in zip(
                 result["ids"][0],
