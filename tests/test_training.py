@@ -185,6 +185,33 @@ def test_cache_ignores_other_signature(sft_full_run):
     assert _cached_result(Path(spec.output_dir), other.signature()) is None
 
 
+def test_a_step_too_large_for_memory_trains_in_passes_to_the_same_loss(sft_full_run, tmp_path):
+    import datasets
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from postlab.tools.training.devices import STATE_BYTES_PER_TRAINABLE, row_activation_bytes
+    from postlab.tools.training.setup import longest_row
+
+    spec, whole, _, _ = sft_full_run
+    assert (whole.metrics["micro_batch"], whole.metrics["accumulation"]) == (4, 1)
+    model = AutoModelForCausalLM.from_pretrained(spec.base_model)
+    params = sum(parameter.numel() for parameter in model.parameters())
+    config = model.config
+    tokenizer = AutoTokenizer.from_pretrained(spec.base_model)
+    tokens = longest_row(datasets.load_from_disk(spec.dataset_path), tokenizer)
+    row = row_activation_bytes(tokens, config.num_hidden_layers, config.hidden_size, 4)
+    # Room for the weights, their training state and two and a half rows: 2 rows a pass.
+    budget = params * (4 + STATE_BYTES_PER_TRAINABLE) + 2.5 * row
+    split = spec.model_copy(update={"output_dir": str(tmp_path / "split"), "memory_bytes": budget})
+    result, events, _ = _run(split)
+    _assert_ok_run(result, events, split)
+    assert (result.metrics["micro_batch"], result.metrics["accumulation"]) == (2, 2)
+    assert "2 rows at a time, 2 passes a step" in Path(result.log_path).read_text()
+    # The optimiser saw the same rows a step: the same losses, up to summation order.
+    for key in ("train_loss", "final_loss"):
+        assert result.metrics[key] == pytest.approx(whole.metrics[key], rel=1e-3)
+
+
 def test_sft_lora_is_merged(tiny_model, sft_data, tmp_path):
     import torch
     from transformers import AutoModelForCausalLM

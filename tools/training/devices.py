@@ -62,3 +62,47 @@ def sharding_for(
     if need <= have:
         return "ddp", f"ddp ({sizes})"
     return "fsdp", f"fsdp full_shard ({sizes})"
+
+
+# Activations one decoder layer keeps for backward, per token, in multiples of the hidden size:
+# about 34·h bytes in 16-bit training without recomputation, i.e. 17 values (Korthikanti et al.
+# 2022, "Reducing Activation Recomputation in Large Transformer Models"; attention scores aside,
+# which fused SDPA kernels do not keep).
+ACTIVATION_VALUES_PER_TOKEN = 17
+# Gradients (4 B) and AdamW's two moments (8 B) per trainable parameter, allocated once training
+# starts: after the weights are loaded, before any row is seen.
+STATE_BYTES_PER_TRAINABLE = 12.0
+
+
+def row_activation_bytes(
+    tokens: int, layers: int, hidden: int, value_bytes: int, head_values: int = 0
+) -> float:
+    """Memory one training row of `tokens` tokens needs for its activations (and its share of
+    the LM head's logits, `head_values` per token: 0 when only a few positions are projected)."""
+    return float(
+        tokens * (layers * hidden * ACTIVATION_VALUES_PER_TOKEN + head_values) * value_bytes
+    )
+
+
+def micro_batch(
+    batch: int, free_bytes: float, state_bytes: float, row_bytes: float
+) -> tuple[int, int, str]:
+    """The per-step rows a process takes at once and how many such passes make its step.
+
+    The largest divisor of `batch` whose activations fit in what the model's training state
+    leaves free; the rest of the step becomes gradient accumulation, so the optimiser still sees
+    `batch` rows a step. One row at a time when not even one fits (an OOM then says so).
+    """
+    room = free_bytes - state_bytes
+    fitting = [
+        size for size in range(batch, 0, -1) if batch % size == 0 and size * row_bytes <= room
+    ]
+    size = fitting[0] if fitting else 1
+    passes = batch // size
+    sizes = (
+        f"{row_bytes / 1e6:.1f} MB of activations a row, {max(room, 0) / 1e9:.2f} GB free beside "
+        f"{state_bytes / 1e9:.2f} GB of weights' training state"
+    )
+    if passes == 1:
+        return size, 1, f"all {batch} rows at once ({sizes})"
+    return size, passes, f"{size} rows at a time, {passes} passes a step ({sizes})"

@@ -9,6 +9,12 @@ from typing import Any
 
 from postlab.tools.tracking.trackers import report_to as tracker_report_to
 from postlab.tools.training.compact_loss import compact_completion_loss
+from postlab.tools.training.devices import (
+    STATE_BYTES_PER_TRAINABLE,
+    free_device_bytes,
+    micro_batch,
+    row_activation_bytes,
+)
 from postlab.tools.training.schedule import continuing, warmup_steps
 from postlab.tools.training.spec import TrainingSpec
 
@@ -160,13 +166,38 @@ def _row_tokens(row: dict[str, Any], tokenizer) -> int:
     )
 
 
-def fitted_max_length(dataset, tokenizer, configured: int, model_limit: int | None) -> int:
-    """The length a run trains at: the configured one, raised (in steps of 64 tokens, within the
-    model's context) so that no row of the data is cut short."""
+def longest_row(dataset, tokenizer) -> int:
+    """Tokens of the data's longest row (of the first LENGTH_SAMPLE rows)."""
     rows = dataset.select(range(min(len(dataset), LENGTH_SAMPLE)))
-    longest = max((_row_tokens(row, tokenizer) for row in rows), default=0)
+    return max((_row_tokens(row, tokenizer) for row in rows), default=0)
+
+
+def fitted_max_length(longest: int, configured: int, model_limit: int | None) -> int:
+    """The length a run trains at: the configured one, raised (in steps of 64 tokens, within the
+    model's context) so that no row of `longest` tokens is cut short."""
     fitted = max(configured, -(-longest // LENGTH_STEP) * LENGTH_STEP)
     return min(fitted, model_limit) if model_limit else fitted
+
+
+# Share of a model's parameters a LoRA adapter trains, coarsely (rank 16 on every linear layer of
+# SmolLM2-135M trains about 3.6%).
+LORA_TRAINABLE_SHARE = 0.04
+
+
+def fitted_micro_batch(spec: TrainingSpec, model, tokens: int, bf16: bool):
+    """Rows per pass and passes per step that fit this process's memory, and why (rows of
+    `tokens` tokens; the spec's memory_bytes, else what the device has free now)."""
+    config = model.config.get_text_config()
+    params = float(sum(parameter.numel() for parameter in model.parameters()))
+    trainable = params if spec.adapter == "full" else params * LORA_TRAINABLE_SHARE
+    row = row_activation_bytes(
+        tokens, config.num_hidden_layers, config.hidden_size, 2 if bf16 else 4
+    )
+    free = spec.memory_bytes if spec.memory_bytes is not None else free_device_bytes()
+    if spec.memory_bytes is not None:
+        # A stated budget holds the weights too; a device's free memory already lost them.
+        free -= params * (2 if bf16 else 4)
+    return micro_batch(spec.batch_size, free, trainable * STATE_BYTES_PER_TRAINABLE, row)
 
 
 def fsdp_args(spec: TrainingSpec, model) -> dict[str, Any]:
@@ -220,7 +251,14 @@ def build_trainer(spec: TrainingSpec, callback, use_unsloth: bool):
     limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
     max_length = spec.max_length
     if spec.method != "grpo":
-        max_length = fitted_max_length(dataset, tokenizer, spec.max_length, limit)
+        longest = longest_row(dataset, tokenizer)
+        max_length = fitted_max_length(longest, spec.max_length, limit)
+        # GRPO's batch is whole groups of generations: it keeps the spec's batch as it is.
+        # Batches pad to their longest row, so the data's longest row bounds a row's tokens.
+        rows, passes, why = fitted_micro_batch(spec, model, min(longest, max_length), bf16)
+        args["per_device_train_batch_size"] = rows
+        args["gradient_accumulation_steps"] = spec.grad_accum * passes
+        print(f"batch: {why}", flush=True)
     if spec.method == "sft":
         from trl import SFTConfig, SFTTrainer
 

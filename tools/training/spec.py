@@ -19,6 +19,7 @@ _NON_EXPERIMENT_FIELDS = {
     "output_dir",
     "run_name",
     "timeout_s",
+    "memory_bytes",
     "threads",
     "optimizer_state",
     "save_optimizer",
@@ -78,6 +79,9 @@ class TrainingSpec(BaseModel):
     # Keep this run's optimiser state beside its checkpoint, for a continuation.
     save_optimizer: bool = False
     timeout_s: float = Field(1800, gt=0)
+    # Memory one training process may use (None: what its device has free when training starts);
+    # the step's rows are split into passes that fit it (tools.training.devices.micro_batch).
+    memory_bytes: float | None = Field(None, gt=0)
     threads: int | None = Field(None, ge=1)
     use_unsloth: bool | None = None
     # Why this engine trains the run (tools.training.backends), for the report.

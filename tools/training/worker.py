@@ -232,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         metrics = _metrics(record, dict(output.metrics or {}), steps)
         metrics["resumed_optimizer"] = float(getattr(trainer, "resumed_optimizer", False))
         metrics["processes"] = float(trainer.args.world_size)
+        # Rows a pass and passes a step, as fitted to memory (their product is the step's batch).
+        metrics["micro_batch"] = float(trainer.args.per_device_train_batch_size)
+        metrics["accumulation"] = float(trainer.args.gradient_accumulation_steps)
         # The sequence length trained at: the spec's, raised to hold the longest row.
         metrics["max_length"] = float(getattr(trainer.args, "max_length", None) or spec.max_length)
         wandb = sys.modules.get("wandb")
