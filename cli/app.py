@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +49,9 @@ app = typer.Typer(
 
 def _version(shown: bool) -> None:
     if shown:
+        # Read here, not at import: importlib.metadata costs every command ~30 ms of start-up.
+        from importlib.metadata import version as package_version
+
         print(f"postlab {package_version('postlab')}")
         raise typer.Exit(0)
 
