@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from postlab.tools.data.training_sets import example_row
-from postlab.tools.evaluation.generation import complete, load_for_generation
+from postlab.tools.evaluation.generation import completions_from
 from postlab.tools.tasks.catalog import Example, Task
 
 Rows = tuple[list[dict[str, Any]], dict[str, Any]]
@@ -67,11 +67,9 @@ def sample_answers(
     on_batch: Callable[[int, int], None] | None = None,
 ) -> list[Sampled]:
     """`samples` completions per example from the checkpoint, each checked by the verifier."""
-    model, tokenizer = load_for_generation(model_path)
     prompts = [example.prompt for example in examples]
-    outputs = complete(
-        model,
-        tokenizer,
+    outputs = completions_from(
+        model_path,
         prompts,
         task.max_new_tokens,
         samples=samples,

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from postlab.tools.evaluation.vllm_engine import complete_with_vllm, use_vllm
 from postlab.tools.models.resolution import load_tokenizer
 
 
@@ -72,3 +73,37 @@ def complete(
         if on_batch:
             on_batch(done, len(prompts))
     return results
+
+
+def completions_from(
+    model_path: str | Path,
+    prompts: list[str],
+    max_new_tokens: int,
+    *,
+    samples: int = 1,
+    temperature: float | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> list[list[str]]:
+    """`samples` completions per chat prompt from a checkpoint, by the engine that suits the
+    job: vLLM for large jobs on a GPU where it is installed, else the batched loop above."""
+    if use_vllm(len(prompts) * samples):
+        completions = complete_with_vllm(
+            model_path, prompts, max_new_tokens, samples, temperature, seed
+        )
+        if on_batch:
+            on_batch(len(prompts), len(prompts))
+        return completions
+    model, tokenizer = load_for_generation(model_path)
+    return complete(
+        model,
+        tokenizer,
+        prompts,
+        max_new_tokens,
+        samples=samples,
+        temperature=temperature,
+        batch_size=batch_size,
+        seed=seed,
+        on_batch=on_batch,
+    )

@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from postlab.records.artifacts import FailureSample
-from postlab.tools.evaluation.generation import complete, load_for_generation
+from postlab.tools.evaluation.generation import completions_from
 from postlab.tools.tasks.catalog import Example, Task, normalize_prompt
 from postlab.tools.tasks.verifiers import parse_number
 
@@ -113,9 +113,8 @@ def generate(
     on_batch: Callable[[int, int], None] | None = None,
 ) -> list[str]:
     """Greedy completions of chat prompts, batched, with the model's chat template."""
-    model, tokenizer = load_for_generation(model_path)
-    completions = complete(
-        model, tokenizer, prompts, max_new_tokens, batch_size=batch_size, on_batch=on_batch
+    completions = completions_from(
+        model_path, prompts, max_new_tokens, batch_size=batch_size, on_batch=on_batch
     )
     return [texts[0] for texts in completions]
 

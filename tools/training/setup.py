@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from postlab.tools.evaluation.vllm_engine import vllm_available
 from postlab.tools.tracking.trackers import report_to as tracker_report_to
 from postlab.tools.training.compact_loss import compact_completion_loss
 from postlab.tools.training.devices import (
@@ -278,8 +279,12 @@ def build_trainer(spec: TrainingSpec, callback, use_unsloth: bool):
     from trl import GRPOConfig, GRPOTrainer
 
     tokenizer.padding_side = "left"
+    # Generation is most of a GRPO step: on a GPU with vLLM installed, TRL generates with it in
+    # this process (colocated), beside the policy.
+    generation = {"use_vllm": True, "vllm_mode": "colocate"} if cuda and vllm_available() else {}
     config = GRPOConfig(
         **args,
+        **generation,
         num_generations=spec.num_generations,
         max_completion_length=spec.max_completion_length,
         beta=spec.beta,
