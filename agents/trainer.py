@@ -88,8 +88,9 @@ def spec_for(state: LabState, plan: Plan) -> TrainingSpec:
             if resumed and carries_optimizer
             else None
         ),
-        # Full fine-tuning hands its Adam moments to a continuation (an adapter starts anew).
-        save_optimizer=carries_optimizer,
+        # Full fine-tuning hands its Adam moments to a continuation (an adapter starts anew);
+        # the run's last iteration has none to hand them to.
+        save_optimizer=carries_optimizer and plan.iteration < options.max_iterations,
         num_processes=processes,
         sharding=sharding,
         sharding_reason=sharding_reason,

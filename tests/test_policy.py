@@ -499,6 +499,10 @@ def test_a_continuation_spec_resumes_its_parents_optimiser_state(tmp_path):
     )
     spec = spec_for(state, lora)
     assert spec.optimizer_state is None and not spec.save_optimizer
+    # The last iteration the run may hold saves no moments: nothing can continue from them.
+    state["run_options"] = RunOptions(max_iterations=2)
+    assert not spec_for(state, plan).save_optimizer
+    state["run_options"] = RunOptions()
     # Data-parallel processes share the step's batch; on a CPU box one process is the default.
     assert spec.num_processes == 1 and spec.batch_size == 8
     state["run_options"] = RunOptions(num_processes=2)
