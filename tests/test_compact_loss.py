@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from postlab.tools.training.compact_loss import compact_completion_loss
+from postlab.tools.training.compact_loss import compact_completion_loss, plain_head
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +95,12 @@ def test_mixed_precision_keeps_trls_own_loss(tiny_model, rows_path, tmp_path):
     compact_cls = compact_completion_loss(SFTTrainer)
     ours, _ = _train(compact_cls, tiny_model, rows_path, tmp_path / "b", False, bf16=True)
     assert [e["loss"] for e in ours] == [e["loss"] for e in bf16]
+
+
+def test_models_that_transform_their_logits_keep_trls_loss():
+    from transformers import Gemma2Config, LlamaConfig
+
+    assert plain_head(LlamaConfig())
+    # Gemma 2 soft-caps its logits in the forward the compact loss would skip.
+    assert not plain_head(Gemma2Config())
+    assert not plain_head(LlamaConfig(logits_scaling=8.0))

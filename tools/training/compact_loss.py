@@ -12,14 +12,29 @@ from typing import Any
 
 # Model inputs the decoder itself takes; the collator's other keys (labels) stay with the loss.
 _DECODER_INPUTS = ("input_ids", "attention_mask", "position_ids")
+# Config fields by which a model's forward changes the head's logits (Gemma's soft-capping,
+# Cohere's logit scale, Granite's and Falcon-H1's multipliers): such models keep TRL's loss.
+_LOGIT_TRANSFORMS = (
+    "final_logit_softcapping",
+    "logit_scale",
+    "output_multiplier",
+    "lm_head_multiplier",
+    "logits_scaling",
+)
+
+
+def plain_head(config: Any) -> bool:
+    """Whether a model's logits are its LM head's output as is (no scaling or soft-capping)."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    return all(getattr(text, name, None) in (None, 1, 1.0) for name in _LOGIT_TRANSFORMS)
 
 
 def compact_completion_loss(trainer_cls: type) -> type:
     """A subclass of TRL's SFT trainer whose loss projects only the completion positions.
 
     It applies to one process in full precision, where nothing wraps the model's forward (no
-    DDP or FSDP wrapper, no autocast) that calling its decoder directly would skip; anything
-    else takes TRL's own loss.
+    DDP or FSDP wrapper, no autocast) that calling its decoder directly would skip, on models
+    whose logits are the head's output as is; anything else takes TRL's own loss.
     """
 
     class CompactCompletionLoss(trainer_cls):
@@ -30,6 +45,7 @@ def compact_completion_loss(trainer_cls: type) -> type:
                 and not getattr(self, "is_fsdp_enabled", False)
                 and hasattr(model, "get_decoder")
                 and hasattr(model, "get_output_embeddings")
+                and plain_head(model.config)
             )
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
