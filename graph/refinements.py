@@ -52,8 +52,12 @@ def _collapse_is_a_phase(state: LabState, plan: Plan, this: EvaluationRecord) ->
     """
     evaluations = state.get("evaluations") or []
     earlier = any(e.collapse for e in evaluations if e is not this and e.iteration > 0)
+    best = state.get("best")
     return (
-        state.get("answer_shift") is None
+        # A continuation grows from the best: only the collapsed model itself can go on.
+        best is not None
+        and best.iteration == plan.iteration
+        and state.get("answer_shift") is None
         and not earlier
         and plan.move in ("open", "switch")
         and (plan.schedule_steps or 0) > plan.schedule_offset + plan.hyper.max_steps
@@ -145,9 +149,9 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
             return _switch(state, plan, collapsed)
         if _collapse_is_a_phase(state, plan, this):
             reason = (
-                f"{collapsed}, but its training answers are as balanced as validation's and no "
-                f"earlier iteration collapsed: a model learning a label set answers its prior "
-                f"first; continue {finding.name} on the same schedule"
+                f"{collapsed}, but its training data over-represents no answer against "
+                f"validation and no earlier iteration collapsed: a model learning a label set "
+                f"answers its prior first; continue {finding.name} on the same schedule"
             )
             continued = new_plan(
                 state, finding, reason, plan.hyper, recipe=plan.data_recipe, move="continue"

@@ -119,6 +119,8 @@ class LabMemory:
     ) -> list[MemoryHit]:
         """The k memories closest in meaning to `query`, across the given kinds."""
         hits: list[MemoryHit] = []
+        if k <= 0:
+            return hits
         # One embedding of the query serves every kind (it is most of a search's cost). Chroma
         # answers fewer than k (or none) where a kind holds fewer, so no count() is asked first:
         # a count costs as much as the query itself (benchmarks/memory_scale.py).

@@ -64,7 +64,7 @@ def _train(trainer_cls, model_path: Path, data: str, out: Path, lora: bool, bf16
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     weights = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
-    return logs, weights
+    return logs, weights, getattr(trainer, "compact_passes", 0)
 
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
@@ -72,10 +72,15 @@ def test_the_compact_loss_trains_like_trls_own(tiny_model, rows_path, tmp_path, 
     import torch
     from trl import SFTTrainer
 
-    reference, reference_weights = _train(SFTTrainer, tiny_model, rows_path, tmp_path / "a", lora)
+    reference, reference_weights, _ = _train(
+        SFTTrainer, tiny_model, rows_path, tmp_path / "a", lora
+    )
     compact_cls = compact_completion_loss(SFTTrainer)
-    compact, compact_weights = _train(compact_cls, tiny_model, rows_path, tmp_path / "b", lora)
-    assert len(reference) == len(compact) == 5
+    compact, compact_weights, passes = _train(
+        compact_cls, tiny_model, rows_path, tmp_path / "b", lora
+    )
+    # Every step's loss came from the compact path, not TRL's.
+    assert passes == 5 and len(reference) == len(compact) == 5
     for ours, theirs in zip(compact, reference, strict=True):
         assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
         assert ours["grad_norm"] == pytest.approx(theirs["grad_norm"], rel=1e-3)
@@ -91,10 +96,10 @@ def test_mixed_precision_keeps_trls_own_loss(tiny_model, rows_path, tmp_path):
     from trl import SFTTrainer
 
     # Under autocast the decoder must run inside the model's wrapped forward: TRL's loss it is.
-    bf16, _ = _train(SFTTrainer, tiny_model, rows_path, tmp_path / "a", False, bf16=True)
+    bf16, _, _ = _train(SFTTrainer, tiny_model, rows_path, tmp_path / "a", False, bf16=True)
     compact_cls = compact_completion_loss(SFTTrainer)
-    ours, _ = _train(compact_cls, tiny_model, rows_path, tmp_path / "b", False, bf16=True)
-    assert [e["loss"] for e in ours] == [e["loss"] for e in bf16]
+    ours, _, passes = _train(compact_cls, tiny_model, rows_path, tmp_path / "b", False, bf16=True)
+    assert passes == 0 and [e["loss"] for e in ours] == [e["loss"] for e in bf16]
 
 
 def test_models_that_transform_their_logits_keep_trls_loss():

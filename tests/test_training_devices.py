@@ -24,7 +24,7 @@ def test_rows_fit_beside_the_training_state_or_go_in_passes():
 
 @given(
     batch=st.integers(1, 64),
-    rows_free=st.floats(0, 100),
+    rows_free=st.integers(0, 100),
 )
 def test_a_split_keeps_the_steps_rows_and_fits_when_anything_does(batch, rows_free):
     row = 1e6

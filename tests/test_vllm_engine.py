@@ -103,3 +103,15 @@ def test_without_the_package_nothing_of_vllm_is_used(transformers_loop, monkeypa
     large = [f"p{i}" for i in range(VLLM_MIN_COMPLETIONS)]
     assert generation.completions_from("/ckpt", large, 8)[0] == ["hf:p0"]
     assert "vllm" not in sys.modules
+
+
+def test_an_engine_that_cannot_start_falls_back_to_transformers(
+    fake_vllm, transformers_loop, capsys
+):
+    def refuse(**kwargs):
+        raise RuntimeError("not enough free GPU memory")
+
+    sys.modules["vllm"].LLM = refuse
+    large = [f"p{i}" for i in range(VLLM_MIN_COMPLETIONS)]
+    assert generation.completions_from("/ckpt", large, 8)[0] == ["hf:p0"]
+    assert "not enough free GPU memory" in capsys.readouterr().err

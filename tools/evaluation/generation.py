@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -89,12 +90,18 @@ def completions_from(
     """`samples` completions per chat prompt from a checkpoint, by the engine that suits the
     job: vLLM for large jobs on a GPU where it is installed, else the batched loop above."""
     if use_vllm(len(prompts) * samples):
-        completions = complete_with_vllm(
-            model_path, prompts, max_new_tokens, samples, temperature, seed
-        )
-        if on_batch:
-            on_batch(len(prompts), len(prompts))
-        return completions
+        try:
+            completions = complete_with_vllm(
+                model_path, prompts, max_new_tokens, samples, temperature, seed
+            )
+        except (RuntimeError, ValueError, OSError, ImportError) as error:
+            # An engine that cannot start (memory held elsewhere, an architecture it lacks)
+            # costs the job its speed, never its answers.
+            print(f"vLLM could not generate ({error}); using transformers", file=sys.stderr)
+        else:
+            if on_batch:
+                on_batch(len(prompts), len(prompts))
+            return completions
     model, tokenizer = load_for_generation(model_path)
     return complete(
         model,

@@ -56,5 +56,20 @@ def complete_with_vllm(
         seed=seed,
     )
     conversations = [[{"role": "user", "content": prompt}] for prompt in prompts]
-    outputs = engine.chat(conversations, params, use_tqdm=False)
-    return [[choice.text for choice in output.outputs] for output in outputs]
+    try:
+        outputs = engine.chat(conversations, params, use_tqdm=False)
+        return [[choice.text for choice in output.outputs] for output in outputs]
+    finally:
+        # The engine holds half the GPU: give it back before training or the next engine.
+        del engine
+        _release_gpu_memory()
+
+
+def _release_gpu_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

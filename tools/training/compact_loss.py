@@ -39,13 +39,22 @@ def compact_completion_loss(trainer_cls: type) -> type:
 
     class CompactCompletionLoss(trainer_cls):
         def _compact_applies(self, model: Any) -> bool:
+            config = getattr(model, "config", None)
             return (
-                self.accelerator.num_processes == 1
+                config is not None
+                # A vision-language model's decoder is its language part alone: inputs get lost.
+                and config.get_text_config() is config
+                # Losses TRL computes otherwise (MoE aux loss, DFT, a custom or smoothed loss).
+                and not getattr(self, "aux_loss_enabled", False)
+                and getattr(self.args, "loss_type", "nll") == "nll"
+                and self.compute_loss_func is None
+                and self.label_smoother is None
+                and self.accelerator.num_processes == 1
                 and self.accelerator.mixed_precision == "no"
                 and not getattr(self, "is_fsdp_enabled", False)
                 and hasattr(model, "get_decoder")
                 and hasattr(model, "get_output_embeddings")
-                and plain_head(model.config)
+                and plain_head(config)
             )
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -73,6 +82,7 @@ def compact_completion_loss(trainer_cls: type) -> type:
             if mode == "train" and "attention_mask" in inputs:
                 self._total_train_tokens += int(inputs["attention_mask"].sum())
             self._metrics[mode]["num_tokens"] = [self._total_train_tokens]
+            self.compact_passes = getattr(self, "compact_passes", 0) + 1
             return loss
 
     CompactCompletionLoss.__name__ = CompactCompletionLoss.__qualname__ = (

@@ -4,6 +4,7 @@ whether they each hold the whole model (DDP) or shard it (FSDP)."""
 from __future__ import annotations
 
 import importlib.util
+import os
 
 
 def visible_gpus() -> int:
@@ -41,7 +42,8 @@ def free_device_bytes() -> float:
     if visible_gpus():
         import torch
 
-        return float(torch.cuda.mem_get_info()[0])
+        # Each data-parallel rank trains on its own device (torchrun's LOCAL_RANK).
+        return float(torch.cuda.mem_get_info(int(os.environ.get("LOCAL_RANK", "0")))[0])
     return float(psutil.virtual_memory().available)
 
 

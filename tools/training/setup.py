@@ -15,6 +15,7 @@ from postlab.tools.training.devices import (
     free_device_bytes,
     micro_batch,
     row_activation_bytes,
+    visible_gpus,
 )
 from postlab.tools.training.schedule import continuing, warmup_steps
 from postlab.tools.training.spec import TrainingSpec
@@ -191,13 +192,20 @@ def fitted_micro_batch(spec: TrainingSpec, model, tokens: int, bf16: bool):
     config = model.config.get_text_config()
     params = float(sum(parameter.numel() for parameter in model.parameters()))
     trainable = params if spec.adapter == "full" else params * LORA_TRAINABLE_SHARE
-    row = row_activation_bytes(
-        tokens, config.num_hidden_layers, config.hidden_size, 2 if bf16 else 4
-    )
-    free = spec.memory_bytes if spec.memory_bytes is not None else free_device_bytes()
+    value_bytes = 2 if bf16 else 4
+    row = row_activation_bytes(tokens, config.num_hidden_layers, config.hidden_size, value_bytes)
+    if spec.method in PREFERENCE_METHODS:
+        row *= 2  # a pair: its chosen and its rejected answer both go through the model
     if spec.memory_bytes is not None:
-        # A stated budget holds the weights too; a device's free memory already lost them.
-        free -= params * (2 if bf16 else 4)
+        free = spec.memory_bytes
+    else:
+        # Processes on one machine's CPUs share its RAM; each GPU rank has its own device.
+        free = free_device_bytes() / (1 if visible_gpus() else spec.num_processes)
+    on_gpu_later = visible_gpus() and not next(model.parameters()).is_cuda
+    if spec.memory_bytes is not None or on_gpu_later:
+        # A stated budget holds the weights too, and a GPU the Trainer has not moved them to
+        # yet has not lost them (in RAM they are already loaded).
+        free -= params * value_bytes
     return micro_batch(spec.batch_size, free, trainable * STATE_BYTES_PER_TRAINABLE, row)
 
 
