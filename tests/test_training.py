@@ -190,7 +190,7 @@ def test_a_step_too_large_for_memory_trains_in_passes_to_the_same_loss(sft_full_
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from postlab.tools.training.devices import STATE_BYTES_PER_TRAINABLE, row_activation_bytes
-    from postlab.tools.training.setup import longest_row
+    from postlab.tools.training.sizing import longest_row
 
     spec, whole, _, _ = sft_full_run
     assert (whole.metrics["micro_batch"], whole.metrics["accumulation"]) == (4, 1)

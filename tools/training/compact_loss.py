@@ -25,8 +25,7 @@ _LOGIT_TRANSFORMS = (
 
 def plain_head(config: Any) -> bool:
     """Whether a model's logits are its LM head's output as is (no scaling or soft-capping)."""
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
-    return all(getattr(text, name, None) in (None, 1, 1.0) for name in _LOGIT_TRANSFORMS)
+    return all(getattr(config, name, None) in (None, 1, 1.0) for name in _LOGIT_TRANSFORMS)
 
 
 def compact_completion_loss(trainer_cls: type) -> type:

@@ -47,6 +47,13 @@ def free_device_bytes() -> float:
     return float(psutil.virtual_memory().available)
 
 
+def free_bytes_per_process(processes: int, free_bytes: float | None = None) -> float:
+    """Memory each of `processes` training processes may use: a GPU rank has its own device,
+    while processes on one machine's CPUs share its RAM (`free_bytes`: the device's, if known)."""
+    free = free_bytes if free_bytes is not None else free_device_bytes()
+    return free / (1 if visible_gpus() else max(1, processes))
+
+
 def sharding_for(
     processes: int, adapter: str, params: float, free_bytes: float | None = None
 ) -> tuple[str, str]:
@@ -56,10 +63,7 @@ def sharding_for(
     if adapter != "full":
         return "ddp", "ddp: a LoRA adapter over frozen weights replicates cheaply"
     need = training_bytes(params, adapter)
-    # On one machine's CPUs every process shares the same RAM.
-    have = (free_bytes if free_bytes is not None else free_device_bytes()) / (
-        1 if visible_gpus() else processes
-    )
+    have = free_bytes_per_process(processes, free_bytes)
     sizes = f"a replica needs ~{need / 1e9:.1f} GB, {have / 1e9:.1f} GB free per process"
     if need <= have:
         return "ddp", f"ddp ({sizes})"
@@ -76,14 +80,10 @@ ACTIVATION_VALUES_PER_TOKEN = 17
 STATE_BYTES_PER_TRAINABLE = 12.0
 
 
-def row_activation_bytes(
-    tokens: int, layers: int, hidden: int, value_bytes: int, head_values: int = 0
-) -> float:
-    """Memory one training row of `tokens` tokens needs for its activations (and its share of
-    the LM head's logits, `head_values` per token: 0 when only a few positions are projected)."""
-    return float(
-        tokens * (layers * hidden * ACTIVATION_VALUES_PER_TOKEN + head_values) * value_bytes
-    )
+def row_activation_bytes(tokens: int, layers: int, hidden: int, value_bytes: int) -> float:
+    """Memory one training row of `tokens` tokens needs for its decoder's activations (the LM
+    head projects only the scored positions, a few per row)."""
+    return float(tokens * layers * hidden * ACTIVATION_VALUES_PER_TOKEN * value_bytes)
 
 
 def micro_batch(

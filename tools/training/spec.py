@@ -30,6 +30,10 @@ _NON_EXPERIMENT_FIELDS = {
 }
 
 
+# Methods trained on preference pairs (a chosen and a rejected answer per prompt).
+PREFERENCE_METHODS = ("dpo", "orpo")
+
+
 class TrainingSpec(BaseModel):
     """Everything that defines one training run: method, model, data and hyper-parameters."""
 
