@@ -9,23 +9,23 @@ from pathlib import Path
 from postlab.agents.base import StepResult, iteration_row
 from postlab.agents.gates import check_gate, check_spend
 from postlab.memory.store import LabMemory
-from postlab.records.artifacts import FailureInfo, TrainingResult
+from postlab.records.artifacts import FailureInfo, JobHandle, RemoteTraining, TrainingResult
 from postlab.records.budget import next_step, time_left
 from postlab.records.events import emit
 from postlab.records.outcomes import AgentOutcome, TrainingRecord
 from postlab.records.run import RunOptions
 from postlab.records.state import LabState
-from postlab.records.steps import Directive, GateDecision, Plan
+from postlab.records.steps import WAIT_ACTION, Directive, GateDecision, Plan
 from postlab.tools.compute.hf_jobs import (
     JOB_FILE,
-    JobHandle,
     JobsError,
     cancel,
+    collect,
     estimate_usd,
     flavor_of,
     submit,
     usd_per_minute,
-    watch,
+    wait,
 )
 from postlab.tools.compute.placement import choose_compute
 from postlab.tools.io.atomic import write_text_atomic
@@ -98,52 +98,116 @@ def spec_for(state: LabState, plan: Plan) -> TrainingSpec:
     )
 
 
-def _on_jobs(
+def _rejected(plan: Plan, gate: GateDecision, gated: dict) -> StepResult:
+    summary = f"training of iteration {plan.iteration} rejected ({gate.by}): {gate.note}"
+    outcome = AgentOutcome(status="failed", summary=summary, error_kind="rejected")
+    return StepResult(outcome, {"plan": plan.model_copy(update={"status": "failed"}), **gated})
+
+
+def _submit(
     state: LabState, plan: Plan, spec: TrainingSpec, arguments: dict, step: int, compute: str
-) -> tuple[TrainingResult | None, JobHandle | None, float, GateDecision | None]:
-    """Train the iteration as a Hugging Face job: the spend gate, then submit (or re-attach to
-    the job a killed run left), watch it and fetch its checkpoint. None when spend is refused."""
+) -> tuple[RemoteTraining | None, GateDecision | None]:
+    """Start the iteration as a Hugging Face job behind the spend gate, or re-attach to the job
+    a killed run left; the job to wait on (None when spend is refused) and the spend decision."""
     marker = Path(spec.output_dir) / JOB_FILE
     decision = None
-    handle = None
+    if marker.is_file():
+        # Submitted before this process ended: wait on that job, never start a second one.
+        handle = JobHandle.model_validate_json(marker.read_text())
+        emit({"type": "note", "agent": "trainer", "note": f"re-attached to {handle.job_id}"})
+    else:
+        flavor = flavor_of(compute)
+        price = usd_per_minute(flavor)
+        estimate = estimate_usd(price, spec.timeout_s)
+        decision = check_spend(state, estimate, {**arguments, "flavor": flavor}, step)
+        if not decision.approved:
+            return None, decision
+        run_id = state.get("run_id", "run")
+        handle = submit(spec, run_id, iteration_label(plan.iteration), flavor, price)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(marker, handle.model_dump_json(indent=2))
+        note = f"job {handle.job_id} on {flavor} (at most ${estimate:.2f}): {handle.url}"
+        emit({"type": "note", "agent": "trainer", "note": note})
+    remote = RemoteTraining(
+        job=handle,
+        spec=spec.model_dump(mode="json"),
+        deadline_at=time.time() + spec.timeout_s,
+        compute=compute,
+    )
+    return remote, decision
+
+
+def _jobs_failure(error: JobsError) -> TrainingResult:
+    text = str(error)
+    failure = FailureInfo(kind="crash", message=text, normalized=normalize_error(text))
+    return TrainingResult(status="failed", failure=failure)
+
+
+def wait_for_job(state: LabState, directive: Directive, memory: LabMemory) -> StepResult:
+    """Watch the iteration's job for one window: its log lines to the live view, and when it
+    has ended (or outlived its time, and is cancelled) its checkpoint fetched and recorded."""
+    plan = state["plan"]
+    remote = plan.remote
+    spec = TrainingSpec.model_validate(remote.spec)
+    out_dir = Path(spec.output_dir)
+    handle = remote.job
+    if not (out_dir / JOB_FILE).is_file():
+        # The lab cancelled this job when an earlier process was stopped: train it again.
+        summary = f"job {handle.job_id} was cancelled when the run stopped; training again"
+        update = {"status": "needs_training", "remote": None}
+        return StepResult(AgentOutcome(summary=summary), {"plan": plan.model_copy(update=update)})
     try:
-        if marker.is_file():
-            # Submitted before this process ended: watch that job, never start a second one.
-            handle = JobHandle.model_validate_json(marker.read_text())
-            emit({"type": "note", "agent": "trainer", "note": f"re-attached to {handle.job_id}"})
-        else:
-            flavor = flavor_of(compute)
-            price = usd_per_minute(flavor)
-            estimate = estimate_usd(price, spec.timeout_s)
-            decision = check_spend(state, estimate, {**arguments, "flavor": flavor}, step)
-            if not decision.approved:
-                return None, None, 0.0, decision
-            run_id = state.get("run_id", "run")
-            handle = submit(spec, run_id, iteration_label(plan.iteration), flavor, price)
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(marker, handle.model_dump_json(indent=2))
-            note = f"job {handle.job_id} on {flavor} (at most ${estimate:.2f}): {handle.url}"
-            emit({"type": "note", "agent": "trainer", "note": note})
-        deadline = time.monotonic() + spec.timeout_s
-        try:
-            result, spent = watch(
-                handle, spec, deadline, lambda event: emit({"type": "training", **event})
-            )
-        except KeyboardInterrupt:
-            # The run stops: so does its job; a resume submits the iteration again.
-            with contextlib.suppress(JobsError):
-                cancel(handle)
-            marker.unlink(missing_ok=True)
-            raise
+        poll = wait(
+            handle,
+            remote.deadline_at,
+            remote.logs_seen,
+            lambda event: emit({"type": "training", **event}),
+            out_dir / "train.log",
+        )
+    except KeyboardInterrupt:
+        # The run stops: so does its job; a resume submits the iteration again.
+        with contextlib.suppress(JobsError):
+            cancel(handle)
+        (out_dir / JOB_FILE).unlink(missing_ok=True)
+        raise
     except JobsError as error:
-        text = str(error)
-        failure = FailureInfo(kind="crash", message=text, normalized=normalize_error(text))
-        return TrainingResult(status="failed", failure=failure), handle, 0.0, decision
-    return result, handle, spent, decision
+        return _finished(state, memory, plan, spec, _jobs_failure(error), remote.compute, handle)
+    if poll.timed_out:
+        with contextlib.suppress(JobsError):
+            cancel(handle)
+    if poll.ended or poll.timed_out:
+        result, spent = collect(handle, out_dir, poll)
+        return _finished(state, memory, plan, spec, result, remote.compute, handle, spent)
+    summary = (
+        f"job {handle.job_id} {poll.stage.lower()} for {poll.running_s:.0f}s "
+        f"({len(poll.lines)} log lines)"
+    )
+    waiting = remote.model_copy(update={"logs_seen": len(poll.lines)})
+    return StepResult(
+        AgentOutcome(summary=summary), {"plan": plan.model_copy(update={"remote": waiting})}
+    )
+
+
+def cancel_in_flight(state: LabState) -> str | None:
+    """Cancel the job still training when the run stops (a spent budget, a rejection); what
+    was done, or None when no job was in flight."""
+    plan = state.get("plan")
+    if plan is None or plan.status != "training_remote" or plan.remote is None:
+        return None
+    handle = plan.remote.job
+    try:
+        cancel(handle)
+    except JobsError as error:
+        return f"job {handle.job_id} could not be cancelled when the run stopped: {error}"
+    (Path(plan.remote.spec["output_dir"]) / JOB_FILE).unlink(missing_ok=True)
+    return f"job {handle.job_id} (iteration {plan.iteration}) cancelled: the run stopped"
 
 
 def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResult:
-    """Run the plan's training; record the attempt and its outcome in state and memory."""
+    """Run the plan's training here (or submit it as a job and wait in later steps); record
+    the attempt and its outcome in state and memory."""
+    if directive.action == WAIT_ACTION:
+        return wait_for_job(state, directive, memory)
     plan = state["plan"]
     spec = spec_for(state, plan)
     cost = spec.max_steps * spec.batch_size * spec.grad_accum * spec.num_processes
@@ -151,24 +215,45 @@ def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResul
     arguments = {"iteration": plan.iteration, **plan.arguments("train")}
     gate = check_gate(state, "train", cost, arguments, step)
     decisions = [gate] if gate else []
+    if gate is not None and not gate.approved:
+        return _rejected(plan, gate, {"gate_decisions": decisions})
     compute, compute_reason = choose_compute(
         state["run_options"].compute, model_parameters(plan.init_checkpoint), spec.adapter
     )
-    if gate is None or gate.approved:
-        job, spent = None, 0.0
-        if compute == "local":
-            result = run_training(
-                spec, on_progress=lambda event: emit({"type": "training", **event})
-            )
-        else:
-            result, job, spent, spend = _on_jobs(state, plan, spec, arguments, step, compute)
-            decisions += [spend] if spend else []
-            gate = spend if spend and not spend.approved else gate
+    if compute == "local":
+        result = run_training(spec, on_progress=lambda event: emit({"type": "training", **event}))
+        finished = _finished(state, memory, plan, spec, result, compute_reason)
+        finished.update.update({"gate_decisions": decisions} if decisions else {})
+        return finished
+    try:
+        remote, spend = _submit(state, plan, spec, arguments, step, compute)
+    except JobsError as error:
+        return _finished(state, memory, plan, spec, _jobs_failure(error), compute_reason)
+    decisions += [spend] if spend else []
     gated = {"gate_decisions": decisions} if decisions else {}
-    if gate is not None and not gate.approved:
-        summary = f"training of iteration {plan.iteration} rejected ({gate.by}): {gate.note}"
-        outcome = AgentOutcome(status="failed", summary=summary, error_kind="rejected")
-        return StepResult(outcome, {"plan": plan.model_copy(update={"status": "failed"}), **gated})
+    if remote is None:
+        return _rejected(plan, spend, gated)
+    remote = remote.model_copy(update={"compute": compute_reason})
+    summary = (
+        f"iteration {plan.iteration} training as job {remote.job.job_id} on {remote.job.flavor}"
+    )
+    update = {"status": "training_remote", "remote": remote}
+    return StepResult(
+        AgentOutcome(summary=summary), {"plan": plan.model_copy(update=update), **gated}
+    )
+
+
+def _finished(
+    state: LabState,
+    memory: LabMemory,
+    plan: Plan,
+    spec: TrainingSpec,
+    result: TrainingResult,
+    compute: str,
+    job: JobHandle | None = None,
+    spent: float = 0.0,
+) -> StepResult:
+    """The iteration's training record, row and memory entries once its run has ended."""
     record = TrainingRecord(
         iteration=plan.iteration,
         technique=plan.technique,
@@ -187,16 +272,19 @@ def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResul
             "train_s": round(result.wall_s, 1),
             "job": {"id": job.job_id, "flavor": job.flavor, "url": job.url} if job else None,
             "spend_usd": spent,
-            "compute": compute_reason,
+            "compute": compute,
         }
     )
+    done = {"remote": None}
     if result.status == "ok":
         loss = result.metrics.get("final_loss", float("nan"))
         summary = f"trained {described}: final loss {loss:.3f} in {result.wall_s:.0f}s"
         memory.add(
             "experiments", f"Iteration {plan.iteration}: {summary}", {"iteration": plan.iteration}
         )
-        updated = plan.model_copy(update={"checkpoint": result.checkpoint, "status": "needs_eval"})
+        updated = plan.model_copy(
+            update={**done, "checkpoint": result.checkpoint, "status": "needs_eval"}
+        )
         outcome = AgentOutcome(summary=summary)
     else:
         failure = result.failure
@@ -207,7 +295,9 @@ def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResul
             {"iteration": plan.iteration, "kind": failure.kind},
         )
         iteration.failure = f"{failure.kind}: {failure.normalized[:200]}"
-        updated = plan.model_copy(update={"status": "failed", "attempts": plan.attempts + 1})
+        updated = plan.model_copy(
+            update={**done, "status": "failed", "attempts": plan.attempts + 1}
+        )
         outcome = AgentOutcome(
             status="failed",
             summary=summary,
@@ -215,5 +305,4 @@ def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResul
             error=failure.message,
             error_normalized=failure.normalized,
         )
-    update = {"runs": [record], "plan": updated, "iterations": [iteration], **gated}
-    return StepResult(outcome, update)
+    return StepResult(outcome, {"runs": [record], "plan": updated, "iterations": [iteration]})

@@ -17,6 +17,7 @@ from postlab.graph.supervisor import make_supervisor
 from postlab.memory.store import open_memory
 from postlab.records.run import AGENTS, AgentName
 from postlab.records.state import LabContext, LabInput, LabOutput, LabState
+from postlab.tools.compute.hf_jobs import WAIT_WINDOW_S
 
 
 def agent_node(
@@ -25,7 +26,9 @@ def agent_node(
     """The graph node of one agent: its body for this run, under the shared step rules."""
 
     def node(state: LabState) -> Command[Literal["supervisor"]]:
-        body = components.body_for(state["run_options"], agent)
+        directive = state.get("directive")
+        action = directive.action if directive is not None else ""
+        body = components.body_for(state["run_options"], agent, action)
         return run_agent_step(state, agent, body, components.memory(state["run_dir"]))
 
     node.__name__ = agent
@@ -68,6 +71,10 @@ def build_graph(
     return builder.compile(checkpointer=checkpointer, store=store, name="postlab")
 
 
+# Waits on a remote job are paid in time, not steps: the backstop leaves a day of them.
+WAIT_STEPS_BACKSTOP = int(24 * 3600 / WAIT_WINDOW_S)
+
+
 def recursion_limit(budget_steps: int) -> int:
     """A backstop above the step budget: each agent step is two graph steps plus the ends."""
-    return 2 * budget_steps + 20
+    return 2 * (budget_steps + WAIT_STEPS_BACKSTOP) + 20

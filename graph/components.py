@@ -14,7 +14,7 @@ from postlab.graph.llm_router import build_llm_router
 from postlab.graph.playbook import decide
 from postlab.memory.store import LabMemory, open_memory
 from postlab.records.run import AgentName, RunOptions
-from postlab.records.steps import Decision, GuardEvent, Plan
+from postlab.records.steps import WAIT_ACTION, Decision, GuardEvent, Plan
 
 # A routing policy: state, step and the loop guard's event in; a decision and maybe a plan out.
 Policy = Callable[[Any, int, GuardEvent | None], tuple[Decision, Plan | None]]
@@ -43,11 +43,12 @@ class LabComponents:
         llm = options.llm_overrides.get("supervisor") or options.llm
         return self._once(("router", llm), lambda: build_llm_router(llm))
 
-    def body_for(self, options: RunOptions, agent: AgentName) -> AgentBody:
+    def body_for(self, options: RunOptions, agent: AgentName, action: str = "") -> AgentBody:
         """The body that runs this agent's step: injected, its playbook, or a chat model."""
         if self.bodies is not None and agent in self.bodies:
             return self.bodies[agent]
-        if options.policy != "llm":
+        # Waiting on a job leaves nothing to choose: the playbook waits under every policy.
+        if options.policy != "llm" or action == WAIT_ACTION:
             return PLAYBOOKS[agent]
         overrides = tuple(sorted(options.llm_overrides.items()))
         key = ("bodies", options.llm, overrides, options.mcp_config)

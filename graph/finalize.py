@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from postlab.agents.librarian import file_lessons
+from postlab.agents.trainer import cancel_in_flight
 from postlab.records.budget import budget_of, steps_used, time_used
 from postlab.records.outcomes import BestModel, EvaluationRecord, SplitScore, binomial_stderr
 from postlab.records.run import StopReason
@@ -139,6 +140,9 @@ def finalize(state: LabState) -> LabOutput:
         "report_path": None,
         "summary_path": None,
     }
+    if cancelled := cancel_in_flight(state):
+        summary["stop_detail"] = f"{summary['stop_detail']}; {cancelled}"
+        output["stop_detail"] = summary["stop_detail"]
     # A finished run is never continued: its optimiser states (a model's size twice over) go.
     prune_optimizer_states(run_dir / "models", keep=set())
     try:

@@ -24,7 +24,7 @@ from postlab.memory.context import build_context
 from postlab.memory.store import open_memory
 from postlab.records.budget import budget_of
 from postlab.records.state import LabState
-from postlab.records.steps import Decision, GuardEvent, Plan
+from postlab.records.steps import WAIT_ACTION, Decision, GuardEvent, Plan
 from postlab.records.usage import Fallback, LLMUsage
 
 SYSTEM = (
@@ -116,6 +116,8 @@ class LLMRouter:
     ) -> tuple[Decision, Plan | None]:
         """Ask the model; keep its choice when valid, else tell it why, then fall back."""
         expected, expected_plan = decide(state, step, event)
+        if expected.directive is not None and expected.directive.action == WAIT_ACTION:
+            return expected, expected_plan  # a job in flight: nothing to choose until it ends
         moves = allowed_moves(state, event, expected, expected_plan)
         usage = LLMUsage(agent="supervisor")
         problem = "no answer"

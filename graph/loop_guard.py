@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from postlab.records.run import GuardConfig
-from postlab.records.steps import GuardEvent, TrajectoryRecord
+from postlab.records.steps import WAIT_ACTION, GuardEvent, TrajectoryRecord
 
 # One rung per firing; "ask_human" is skipped when nobody is attached to answer.
 LADDER = ("redirect", "switch_technique", "ask_human", "stop")
@@ -81,7 +81,8 @@ def inspect(
     if the loop goes on regardless, it re-forms from new records and climbs the next rung.
     """
     since = max((event.step for event in fired), default=-1)
-    window = [record for record in trajectory if record.step > since][-config.window :]
+    acted = [record for record in trajectory if record.action != WAIT_ACTION]
+    window = [record for record in acted if record.step > since][-config.window :]
     checks = (
         ("repeat", lambda: _repeat(window, config)),
         ("cycle", lambda: _cycle(window, config)),

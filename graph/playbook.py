@@ -12,7 +12,7 @@ from postlab.graph.experiments import (
 from postlab.graph.refinements import refine
 from postlab.records.run import RunOptions, StopReason
 from postlab.records.state import LabState
-from postlab.records.steps import Decision, Directive, GuardEvent, Plan
+from postlab.records.steps import WAIT_ACTION, Decision, Directive, GuardEvent, Plan
 from postlab.tools.training.fit import LOCAL_NOTE
 
 
@@ -21,6 +21,8 @@ def _route(plan: Plan, step: int, reason: str) -> Decision:
         directive = Directive(agent="data_engineer", action="build_dataset", reason=reason)
     elif plan.status == "needs_training":
         directive = Directive(agent="trainer", action="train", reason=reason)
+    elif plan.status == "training_remote":
+        directive = Directive(agent="trainer", action=WAIT_ACTION, reason=reason)
     else:
         directive = Directive(agent="evaluator", action="evaluate", reason=reason)
     return Decision(step=step, next=directive.agent, reason=reason, directive=directive)

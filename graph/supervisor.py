@@ -125,7 +125,9 @@ def make_supervisor(components: LabComponents) -> Callable[[LabState], Command[R
             decision = stop(step, StopReason.ERROR, unwritable)
         if decision is None and (failure := _pre_plan_failure(state)):
             decision = stop(step, StopReason.ERROR, failure)
-        if decision is None:
+        plan_now = state.get("plan")
+        if decision is None and not (plan_now and plan_now.status == "training_remote"):
+            # While a job trains nothing acts, so there is no loop for the guard to break.
             decision, event = _guard(state, step)
         if decision is None:
             decision, plan = active(state, step, event)

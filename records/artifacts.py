@@ -59,6 +59,31 @@ class TrainingResult(BaseModel):
     wall_s: float = 0.0
 
 
+class JobHandle(BaseModel):
+    """A submitted training job and where its inputs and outputs live (kept in the iteration's
+    folder before the lab waits on it, so a resumed run re-attaches instead of submitting)."""
+
+    job_id: str
+    namespace: str
+    flavor: str
+    inputs_repo: str
+    outputs_repo: str
+    path: str
+    usd_per_minute: float
+    url: str = ""
+
+
+class RemoteTraining(BaseModel):
+    """A training job in flight: its handle, the spec it runs, when it must end (epoch seconds)
+    and how many of its log lines the live view has shown; checkpointed between waits."""
+
+    job: JobHandle
+    spec: dict[str, Any]
+    deadline_at: float
+    compute: str
+    logs_seen: int = 0
+
+
 class FailureInfo(BaseModel):
     """Why a run failed: a coarse kind, the relevant log lines and a normalised key."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from postlab.records.run import DEFAULT_STEP_BUDGET, Budget
 from postlab.records.state import LabState
+from postlab.records.steps import WAIT_ACTION
 
 
 def budget_of(state: LabState) -> Budget:
@@ -14,13 +15,14 @@ def budget_of(state: LabState) -> Budget:
 
 
 def steps_used(state: LabState) -> int:
-    """Agent steps taken so far (the trajectory is checkpointed, so this survives resumes)."""
-    return len(state.get("trajectory") or [])
+    """Agent steps the budget has paid (the trajectory is checkpointed, so this survives
+    resumes); waits on a remote job are paid in time, not steps."""
+    return sum(record.action != WAIT_ACTION for record in state.get("trajectory") or [])
 
 
 def next_step(state: LabState) -> int:
     """The number of the agent step about to run (1-based); decisions and gates share it."""
-    return steps_used(state) + 1
+    return len(state.get("trajectory") or []) + 1
 
 
 def time_used(state: LabState) -> float:

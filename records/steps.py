@@ -6,8 +6,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from postlab.records.artifacts import RemoteTraining
 from postlab.records.hyper import Hyper
 from postlab.records.run import AgentName, StopReason
+
+# The Trainer's step while a remote job trains: one poll window, checkpointed. Waiting is paid
+# from the time budget, not the step budget, and is never an action the loop guard counts.
+WAIT_ACTION = "wait_for_job"
 
 
 class TrajectoryRecord(BaseModel):
@@ -66,7 +71,11 @@ class Plan(BaseModel):
     schedule_offset: int = 0
     schedule_steps: int | None = None
     optimizer_from: int | None = None
-    status: Literal["needs_data", "needs_training", "needs_eval", "done", "failed"] = "needs_data"
+    status: Literal[
+        "needs_data", "needs_training", "training_remote", "needs_eval", "done", "failed"
+    ] = "needs_data"
+    # The job training this iteration elsewhere, while status is training_remote.
+    remote: RemoteTraining | None = None
 
     def arguments(self, action: str) -> dict[str, Any]:
         """The parameters of this plan that an agent's action works from."""

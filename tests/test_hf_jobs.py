@@ -10,9 +10,15 @@ import tempfile
 import time
 
 import pytest
+from huggingface_hub import HfApi
 from support.jobs_server import JobsServer
 
+from postlab.agents.trainer import cancel_in_flight
 from postlab.graph.runner import run_lab
+from postlab.records.artifacts import JobHandle, RemoteTraining
+from postlab.records.hyper import Hyper
+from postlab.records.steps import WAIT_ACTION, Plan
+from postlab.tools.compute.hf_jobs import JOB_FILE, wait
 from postlab.tools.compute.placement import choose_compute
 
 SMALL = {"train_steps": 2, "train_size": 24, "eval_limit": 4, "batch_size": 4,
@@ -31,8 +37,8 @@ def jobs(tmp_path, monkeypatch):
         yield server
 
 
-def _lab(tiny_model, run_dir, events=None, **options):
-    output = run_lab({"task": "addition_2d", "model": str(tiny_model), "budget": 30,
+def _lab(tiny_model, run_dir, events=None, budget=30, **options):
+    output = run_lab({"task": "addition_2d", "model": str(tiny_model), "budget": budget,
                       "run_dir": str(run_dir), "options": {**SMALL, **options}},
                      on_event=events.append if events is not None else None)  # fmt: skip
     return output, json.loads((run_dir / "summary.json").read_text())
@@ -63,6 +69,60 @@ def test_each_iteration_trains_as_one_job_and_its_checkpoint_comes_back(jobs, ti
     assert [e["step"] for e in training if e.get("event") == "progress"][:2] == [1, 2]
     report = (tmp_path / "run" / "report.md").read_text()
     assert "on Hugging Face Jobs (a10g-small, job" in report and "Paid compute" in report
+
+
+def test_while_a_job_trains_the_graph_steps_in_short_waits_paid_in_time_not_steps(
+    jobs, tiny_model, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("postlab.tools.compute.hf_jobs.WAIT_WINDOW_S", 0.5)
+    events = []
+    # Baseline, research, data, submit, evaluate, test: six steps; the waits are not among them.
+    output, summary = _lab(tiny_model, tmp_path / "run", events, compute="hf-jobs",
+                           approve_spend=5, max_iterations=1, budget=7)  # fmt: skip
+    waits = [d for d in summary["decisions"] if (d["directive"] or {}).get("action") == WAIT_ACTION]
+    assert len(waits) >= 3, "the job was watched in one blocking call"
+    assert summary["stop_reason"] != "budget_steps" and summary["steps_used"] <= 7
+    assert summary["iterations"][0]["status"] == "evaluated" and len(jobs.jobs) == 1
+    # The job's lines reached the live view across several checkpointed steps, not at the end.
+    kinds = [(e.get("type"), e.get("action")) for e in events]
+    finished_waits = [i for i, k in enumerate(kinds) if k == ("agent_finished", WAIT_ACTION)]
+    first_log = next(i for i, e in enumerate(events) if e.get("event") == "log")
+    assert first_log < finished_waits[-1]
+
+
+def test_a_job_still_training_when_the_run_stops_is_cancelled(jobs, tmp_path, monkeypatch):
+    monkeypatch.setattr("postlab.tools.compute.hf_jobs.WAIT_WINDOW_S", 1.0)
+    api = HfApi(endpoint=jobs.url, token=jobs.token)
+    started = api.run_job(image="python", command=["python", "-c",
+                          "import time; print('step 1', flush=True); time.sleep(120)"],
+                          namespace="tester")  # fmt: skip
+    handle = JobHandle(job_id=started.id, namespace="tester", flavor="cpu-basic",
+                       inputs_repo="tester/x", outputs_repo="tester/x", path="iter-1",
+                       usd_per_minute=0.01)  # fmt: skip
+    out_dir = tmp_path / "models" / "iter-1"
+    out_dir.mkdir(parents=True)
+    (out_dir / JOB_FILE).write_text(handle.model_dump_json())
+    lines = []
+    poll = wait(handle, time.time() + 60, 0, lines.append, out_dir / "train.log")
+    # One window, not the whole job: the look comes back while it runs.
+    assert poll.stage == "RUNNING" and not poll.timed_out and poll.running_s < 30
+    remote = RemoteTraining(job=handle, spec={"output_dir": str(out_dir)},
+                            deadline_at=time.time() + 60, compute="hf-jobs")  # fmt: skip
+    plan = Plan(iteration=1, technique="sft_full", method="sft", init_checkpoint="base",
+                hyper=Hyper(learning_rate=1e-4, max_steps=2, batch_size=4), data_format="sft",
+                data_size=8, data_seed=0, reason="test", status="training_remote",
+                remote=remote)  # fmt: skip
+    note = cancel_in_flight({"plan": plan})
+    assert note and "cancelled: the run stopped" in note
+    assert jobs.cancels == [started.id] and jobs.jobs[0].stage() == "CANCELED"
+    # With its marker gone, a resume trains the iteration again rather than waiting on it.
+    assert not (out_dir / JOB_FILE).exists()
+    # A job past its deadline comes back marked so (the Trainer cancels it).
+    late = api.run_job(image="python", command=["python", "-c", "import time; time.sleep(120)"],
+                       namespace="tester")  # fmt: skip
+    poll = wait(handle.model_copy(update={"job_id": late.id}), time.time(), 0, lines.append,
+                out_dir / "train.log")  # fmt: skip
+    assert poll.stage == "RUNNING" and poll.timed_out
 
 
 def test_spend_beyond_the_allowance_is_rejected_and_runs_nothing(jobs, tiny_model, tmp_path):
@@ -116,7 +176,8 @@ def test_a_killed_run_reattaches_to_its_job_instead_of_submitting_another(
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert resumed.returncode in (0, 4), resumed.stdout[-2000:] + resumed.stderr[-2000:]
-    assert "re-attached to" in resumed.stdout and "☁" in resumed.stdout
+    # The resumed process watched the same job: its log lines reached this process's live view.
+    assert f"☁ {jobs.jobs[0].id}" in resumed.stdout
     assert len(jobs.jobs) == 1, "the resumed run submitted a second job"
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["iterations"][0]["job"]["id"] == jobs.jobs[0].id

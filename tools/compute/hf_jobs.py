@@ -22,7 +22,7 @@ from huggingface_hub import HfApi, get_token, snapshot_download
 from huggingface_hub.errors import HfHubHTTPError
 from pydantic import BaseModel
 
-from postlab.records.artifacts import FailureInfo, TrainingResult
+from postlab.records.artifacts import FailureInfo, JobHandle, TrainingResult
 from postlab.tools.io.atomic import write_text_atomic
 from postlab.tools.training.failures import (
     RESULT_FILE,
@@ -41,6 +41,9 @@ JOB_IMAGE = "pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime"
 INSTALL_ENV = "POSTLAB_JOB_INSTALL"
 JOB_FILE = "job.json"
 POLL_S = 5.0
+# How long one of the Trainer's wait steps watches a job before the graph checkpoints and
+# routes again (a stop, a budget or a guard can act between windows).
+WAIT_WINDOW_S = 60.0
 # Polls in a row the service may fail before the lab gives the job up (and cancels it).
 UNREACHABLE_POLLS = 6
 TERMINAL = ("COMPLETED", "ERROR", "CANCELED", "DELETED")
@@ -48,20 +51,6 @@ TERMINAL = ("COMPLETED", "ERROR", "CANCELED", "DELETED")
 
 class JobsError(RuntimeError):
     """The Jobs service refused or failed a call (auth, unknown flavour, unreachable)."""
-
-
-class JobHandle(BaseModel):
-    """A submitted training job and where its inputs and outputs live (kept in the iteration's
-    folder before the lab waits on it, so a resumed run re-attaches instead of submitting)."""
-
-    job_id: str
-    namespace: str
-    flavor: str
-    inputs_repo: str
-    outputs_repo: str
-    path: str
-    usd_per_minute: float
-    url: str = ""
 
 
 def flavor_of(compute: str) -> str:
@@ -213,36 +202,58 @@ def _fetch_outputs(handle: JobHandle, out_dir: Path) -> None:
         shutil.copytree(pushed, out_dir, dirs_exist_ok=True)
 
 
-def watch(
-    handle: JobHandle,
-    spec: TrainingSpec,
-    deadline: float,
-    on_event: Callable[[dict], None],
-) -> tuple[TrainingResult, float]:
-    """Wait for the job, passing its log lines and training events on; its result (checkpoint
-    fetched into the spec's output folder) and what it cost. Past the deadline it is cancelled."""
-    api = _api()
-    out_dir = Path(spec.output_dir)
-    log_path = out_dir / "train.log"
-    seen = 0
-    stage, message, running_s = "RUNNING", "", 0.0
-    timed_out = False
+class JobPoll(BaseModel):
+    """What one look at a job found: its stage, the service's message, its running time and
+    every log line so far."""
+
+    stage: str
+    message: str = ""
+    running_s: float = 0.0
     lines: list[str] = []
+    # Still running at its deadline (the caller cancels it).
+    timed_out: bool = False
+
+    @property
+    def ended(self) -> bool:
+        """Whether the job has stopped for good."""
+        return self.stage in TERMINAL
+
+
+def _look(api: HfApi, handle: JobHandle) -> JobPoll:
+    info = _call(
+        "reading the job", lambda: api.inspect_job(job_id=handle.job_id, namespace=handle.namespace)
+    )
+    lines = _call(
+        "reading the job's logs",
+        lambda: list(
+            api.fetch_job_logs(job_id=handle.job_id, namespace=handle.namespace, follow=False)
+        ),
+    )
+    running = info.durations.running_secs if info.durations is not None else None
+    return JobPoll(
+        stage=str(info.status.stage),
+        message=info.status.message or "",
+        running_s=float(running or 0.0),
+        lines=lines,
+    )
+
+
+def wait(
+    handle: JobHandle,
+    deadline_at: float,
+    seen: int,
+    on_event: Callable[[dict], None],
+    log_path: Path,
+) -> JobPoll:
+    """Poll the job for one window (WAIT_WINDOW_S) or until it ends or reaches its deadline
+    (epoch seconds), passing its log lines after the first `seen` on as events and keeping them
+    all in `log_path`; the last look."""
+    api = _api()
+    until = time.monotonic() + max(0.0, min(WAIT_WINDOW_S, deadline_at - time.time()))
     misses = 0
     while True:
         try:
-            info = _call(
-                "reading the job",
-                lambda: api.inspect_job(job_id=handle.job_id, namespace=handle.namespace),
-            )
-            logs = list(
-                _call(
-                    "reading the job's logs",
-                    lambda: api.fetch_job_logs(
-                        job_id=handle.job_id, namespace=handle.namespace, follow=False
-                    ),
-                )
-            )
+            poll = _look(api, handle)
         except JobsError as error:
             # A blip of the service is waited out; a lasting one stops the job it cannot watch.
             misses += 1
@@ -253,44 +264,49 @@ def watch(
             time.sleep(POLL_S)
             continue
         misses = 0
-        stage, message = str(info.status.stage), info.status.message or ""
-        if info.durations is not None and info.durations.running_secs is not None:
-            running_s = float(info.durations.running_secs)
-        for line in logs[seen:]:
-            lines.append(line)
+        for line in poll.lines[seen:]:
             event = parse_event(line)
             on_event(
                 event if event is not None else {"event": "log", "line": line, "job": handle.job_id}
             )
-        seen = max(seen, len(logs))
-        if stage in TERMINAL:
-            break
-        if time.monotonic() >= deadline:
-            timed_out = True
-            cancel(handle)
-            lines.append(f"[postlab] timeout: job {handle.job_id} cancelled")
-            break
+        seen = max(seen, len(poll.lines))
+        if poll.lines:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(log_path, "\n".join(poll.lines) + "\n")
+        if poll.ended or time.monotonic() + POLL_S >= until:
+            poll.timed_out = not poll.ended and time.time() + POLL_S >= deadline_at
+            return poll
         time.sleep(POLL_S)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(log_path, "\n".join(lines) + "\n")
-    spent = round(handle.usd_per_minute * running_s / 60, 4)
-    if stage in ("COMPLETED", "ERROR"):
+
+
+def collect(handle: JobHandle, out_dir: Path, poll: JobPoll) -> tuple[TrainingResult, float]:
+    """An ended (or timed-out and cancelled) job's result, its checkpoint fetched into
+    `out_dir`, and what it cost."""
+    log_path = out_dir / "train.log"
+    lines = list(poll.lines)
+    if poll.timed_out:
+        lines.append(f"[postlab] timeout: job {handle.job_id} cancelled")
+    spent = round(handle.usd_per_minute * poll.running_s / 60, 4)
+    if poll.stage in ("COMPLETED", "ERROR"):
         # A job whose training failed still pushes its folder: the worker's own verdict wins.
         try:
             _fetch_outputs(handle, out_dir)
         except JobsError as error:
             lines.append(f"[postlab] {error}")
-        result_file = out_dir / RESULT_FILE
-        if result_file.is_file():
-            result = TrainingResult.model_validate_json(result_file.read_text())
-            if result.status == "ok":
-                result.checkpoint = str(out_dir / "checkpoint")
-            result.log_path = str(log_path)
-            return result, spent
-    tail = "\n".join(lines[-40:] + ([f"job {stage}: {message}"] if message else []))
-    if stage == "CANCELED" and not timed_out:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(log_path, "\n".join(lines) + "\n")
+    result_file = out_dir / RESULT_FILE
+    if poll.stage in ("COMPLETED", "ERROR") and result_file.is_file():
+        result = TrainingResult.model_validate_json(result_file.read_text())
+        if result.status == "ok":
+            result.checkpoint = str(out_dir / "checkpoint")
+        result.log_path = str(log_path)
+        return result, spent
+    message = [f"job {poll.stage}: {poll.message}"] if poll.message else []
+    tail = "\n".join(lines[-40:] + message)
+    if poll.stage == "CANCELED" and not poll.timed_out:
         text = f"job {handle.job_id} was cancelled outside the lab"
         failure = FailureInfo(kind="crash", message=text, normalized=normalize_error(text))
     else:
-        failure = classify_failure(None, tail, timed_out)
+        failure = classify_failure(None, tail, poll.timed_out)
     return TrainingResult(status="failed", failure=failure, log_path=str(log_path)), spent
