@@ -34,7 +34,8 @@ class ProgressView:
         """Fold one custom stream event into the view."""
         kind = event.get("type")
         if kind == "agent_started":
-            self.agent, self.action, self.step = event["agent"], event["action"], event["step"]
+            self.agent, self.action = event["agent"], event["action"]
+            self.step = event.get("budget_step", event["step"])
             self.training, self.evaluating = {}, {}
         elif kind == "agent_finished":
             mark = "✓" if event["status"] == "ok" else "✗"

@@ -64,6 +64,9 @@ def test_each_iteration_trains_as_one_job_and_its_checkpoint_comes_back(
     ]  # fmt: skip
     first_log = next(i for i, e in enumerate(events) if e.get("event") == "log")
     assert first_log < finished_waits[-1], "the job's lines arrived only at its end"
+    # The live view counts the budget's steps, and the report folds each job's waits into a line.
+    started = [e for e in events if e.get("type") == "agent_started"]
+    assert max(e["budget_step"] for e in started) == summary["steps_used"]
     trained = [it for it in summary["iterations"] if it["job"]]
     assert trained and len(jobs.jobs) == len(trained) == len(summary["iterations"])
     for it, job in zip(trained, jobs.jobs, strict=True):
@@ -85,6 +88,8 @@ def test_each_iteration_trains_as_one_job_and_its_checkpoint_comes_back(
     assert [e["step"] for e in training if e.get("event") == "progress"][:2] == [1, 2]
     report = (tmp_path / "run" / "report.md").read_text()
     assert "on Hugging Face Jobs (a10g-small, job" in report and "Paid compute" in report
+    assert "→ trainer: waited on the remote job (" in report
+    assert report.count("waited on the remote job") == len(trained)
 
 
 def test_a_job_still_training_when_the_run_stops_is_cancelled(jobs, tmp_path, monkeypatch):

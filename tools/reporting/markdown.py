@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from postlab.records.steps import WAIT_ACTION
 from postlab.tools.io.atomic import write_text_atomic
 from postlab.tools.io.rundir import portable
 from postlab.tools.reporting.curves import CURVES_FILE, anomalies, plot_curves, read_curves
@@ -306,6 +307,31 @@ def _usage(summary: dict[str, Any]) -> list[str]:
     return _listing("Model usage", rows)
 
 
+def _decision_lines(decisions: list[dict[str, Any]]) -> list[str]:
+    """A line per decision; a run of waits on one remote job is one line."""
+    lines: list[str] = []
+    waits: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        if waits:
+            steps = (
+                f"{waits[0]['step']}–{waits[-1]['step']}" if len(waits) > 1 else waits[0]["step"]
+            )
+            lines.append(
+                f"- steps {steps} → trainer: waited on the remote job ({len(waits)} looks)"
+            )
+            waits.clear()
+
+    for decision in decisions:
+        if (decision.get("directive") or {}).get("action") == WAIT_ACTION:
+            waits.append(decision)
+            continue
+        flush()
+        lines.append(f"- step {decision['step']} → {decision['next']}: {md(decision['reason'])}")
+    flush()
+    return lines
+
+
 def render_report(
     summary: dict[str, Any],
     plot: str | None,
@@ -314,9 +340,7 @@ def render_report(
 ) -> str:
     """The report as markdown: goal, baseline, iterations with reasons, techniques, best model."""
     get = summary.get
-    decisions = [
-        f"- step {d['step']} → {d['next']}: {md(d['reason'])}" for d in get("decisions", [])
-    ]
+    decisions = _decision_lines(get("decisions", []))
     guard = [
         f"- step {e['step']}: {e['pattern']} → {e['rung']}: {md(e['detail'])}"
         for e in get("guard_events") or []
