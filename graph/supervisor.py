@@ -42,7 +42,10 @@ def _pre_plan_failure(state: LabState) -> str | None:
 
 def _budget_stop(state: LabState, step: int) -> Decision | None:
     budget = budget_of(state)
-    if steps_used(state) >= budget.steps:
+    # A best not yet scored on test keeps one step of the budget for that score.
+    best = state.get("best")
+    reserved = 1 if best is not None and best.test is None else 0
+    if steps_used(state) + reserved >= budget.steps:
         return stop(step, StopReason.BUDGET_STEPS, f"step budget of {budget.steps} spent")
     if budget.max_time_s is not None and time_used(state) >= budget.max_time_s:
         detail = f"wall-clock budget of {budget.max_time_s:.0f}s spent"
@@ -93,8 +96,9 @@ def _update_for(state: LabState, decision: Decision, plan: Plan | None) -> dict:
 def _score_best_on_test_first(state: LabState, decision: Decision) -> Decision:
     """A stop whose best was never scored on test goes to the evaluator once, then finalizes.
 
-    This is the one step allowed past a spent budget: without it the report would have no
-    honest number (validation picked the best, so validation cannot also grade it).
+    The step budget keeps one step for it (a time budget cannot: this step may run past it):
+    without it the report would have no honest number (validation picked the best, so
+    validation cannot also grade it).
     """
     best = state.get("best")
     if decision.next != "finalize" or best is None or best.test is not None:

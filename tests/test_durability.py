@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from postlab.tools.training.processes import works_in
+
 CLI = [sys.executable, "-m", "postlab.cli"]
 SMALL = [
     "--train-steps",
@@ -91,16 +93,13 @@ def _trainer_iterations(summary: dict) -> list[int]:
 
 
 def _workers_alive(run_dir: Path) -> list[int]:
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-            except OSError:
-                continue
-            if "train_worker" in cmdline and str(run_dir) in cmdline:
-                alive.append(int(entry.name))
-    return alive
+    """Training workers (cold or forked warm) still working in one of the run's folders."""
+    folders = [path for path in (run_dir / "models").glob("iter-*") if path.is_dir()]
+    return [
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and any(works_in(int(entry.name), folder) for folder in folders)
+    ]
 
 
 def test_sigkill_at_several_points_then_resume_matches_an_uninterrupted_run(tiny_model, tmp_path):

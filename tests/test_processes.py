@@ -1,16 +1,20 @@
 """Orphaned training workers are found and ended; unrelated processes are left alone."""
 
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from postlab.tools.training.processes import PID_FILE, WORKER_MODULE, end_orphaned_worker
+from postlab.tools.training.processes import PID_FILE, WORKER_MODULE, end_orphaned_worker, works_in
+from postlab.tools.training.warm_start import start_warm
 
 
-def _sleeper(*args: str) -> subprocess.Popen:
+def _sleeper(*args: str, cwd: Path | None = None) -> subprocess.Popen:
     proc = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)", *args], start_new_session=True
+        [sys.executable, "-c", "import time; time.sleep(60)", *args],
+        start_new_session=True,
+        cwd=cwd,
     )
     # Until the child has exec'd, /proc shows the parent's command line.
     deadline = time.monotonic() + 5
@@ -21,7 +25,7 @@ def _sleeper(*args: str) -> subprocess.Popen:
 
 
 def test_orphaned_worker_for_this_folder_is_ended(tmp_path):
-    orphan = _sleeper(WORKER_MODULE, str(tmp_path / "spec.json"))
+    orphan = _sleeper(WORKER_MODULE, str(tmp_path / "spec.json"), cwd=tmp_path)
     (tmp_path / PID_FILE).write_text(str(orphan.pid))
     try:
         assert end_orphaned_worker(tmp_path, grace_s=2) == orphan.pid
@@ -46,3 +50,29 @@ def test_missing_or_stale_pid_file(tmp_path):
     assert end_orphaned_worker(tmp_path) is None
     (tmp_path / PID_FILE).write_text("999999999")
     assert end_orphaned_worker(tmp_path) is None
+
+
+def test_a_worker_of_another_folder_is_left_alone(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "theirs").mkdir()
+    theirs = _sleeper(WORKER_MODULE, "spec.json", cwd=tmp_path / "theirs")
+    (tmp_path / "mine" / PID_FILE).write_text(str(theirs.pid))
+    try:
+        assert end_orphaned_worker(tmp_path / "mine", grace_s=1) is None
+        assert theirs.poll() is None
+    finally:
+        theirs.kill()
+
+
+def test_a_worker_forked_warm_reports_like_a_subprocess_and_is_found_as_an_orphan(tmp_path):
+    env = dict(os.environ)
+    quick = start_warm("timeit", ["-n", "1", "-r", "1", "pass"], env, str(tmp_path))
+    # Its output comes through the pipe and its exit status as Popen gives it.
+    assert "1 loop" in quick.stdout.read() and quick.wait(timeout=30) == 0
+    stuck = start_warm("timeit", ["-n", "1", "-r", "1", "import time; time.sleep(60)"], env,
+                       str(tmp_path))  # fmt: skip
+    assert works_in(stuck.pid, tmp_path) and not works_in(stuck.pid, tmp_path / "elsewhere")
+    assert stuck.poll() is None
+    (tmp_path / PID_FILE).write_text(str(stuck.pid))
+    assert end_orphaned_worker(tmp_path, grace_s=2) == stuck.pid
+    assert stuck.wait(timeout=10) < 0  # ended by a signal

@@ -105,6 +105,13 @@ class Script:
 @example(evals=[("raise",)] * 3, trains=[], datas=[], budget=12)
 @example(evals=[], trains=[("raise",)] * 4, datas=[("bad_data",)] * 2, budget=30)
 @example(evals=[("score", 0.3, 1.0, "wrong")] * 6, trains=[], datas=[], budget=30)
+# Failed data steps spend the budget after a best exists: its test score still fits within it.
+@example(
+    evals=[("score", 0.0, 0.0, "wrong"), ("score", 0.45, 0.0, "wrong")],
+    trains=[],
+    datas=[("bad_data",), ("raise",), ("ok",), ("bad_data",), ("raise",), ("bad_data",)],
+    budget=13,
+)
 def test_every_sequence_of_outcomes_ends_in_finalize_within_budget(
     tiny_model, evals, trains, datas, budget
 ):

@@ -26,6 +26,7 @@ from postlab.tools.training.failures import (
 )
 from postlab.tools.training.runner import _cached_result, run_training
 from postlab.tools.training.spec import TrainingSpec, check_spec
+from postlab.tools.training.warm_start import WARM_ENV
 
 # A stand-in for postlab.tools.tasks.catalog, injected into the worker through sitecustomize,
 # so the GRPO plumbing is tested on a task the test controls.
@@ -183,6 +184,24 @@ def test_cache_ignores_other_signature(sft_full_run):
     other = spec.model_copy(update={"learning_rate": 2e-3})
     assert other.signature() != spec.signature()
     assert _cached_result(Path(spec.output_dir), other.signature()) is None
+
+
+def test_a_worker_forked_warm_trains_exactly_as_one_started_cold(
+    sft_full_run, tmp_path, monkeypatch
+):
+    from safetensors.torch import load_file
+
+    spec, warm, events, _ = sft_full_run
+    assert events[0]["warm"], "a one-process CPU run was not forked from the warm launcher"
+    monkeypatch.setenv(WARM_ENV, "0")
+    cold, cold_events, _ = _run(spec.model_copy(update={"output_dir": str(tmp_path / "cold")}))
+    assert not cold_events[0]["warm"]
+    for key in ("train_loss", "final_loss", "steps"):
+        assert cold.metrics[key] == warm.metrics[key]
+    warm_weights = load_file(Path(warm.checkpoint) / "model.safetensors")
+    cold_weights = load_file(Path(cold.checkpoint) / "model.safetensors")
+    assert warm_weights.keys() == cold_weights.keys()
+    assert all((warm_weights[name] == cold_weights[name]).all() for name in warm_weights)
 
 
 def test_a_step_too_large_for_memory_trains_in_passes_to_the_same_loss(sft_full_run, tmp_path):

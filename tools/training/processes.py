@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from postlab.tools.training.warm_start import ZYGOTE_MODULE
+
 # Seconds between SIGTERM and SIGKILL when a process group is stopped.
 KILL_GRACE_S = 5.0
 WORKER_MODULE = "postlab.tools.training.worker"
@@ -37,6 +39,18 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
+def works_in(pid: int, out_dir: Path) -> bool:
+    """Whether `pid` is a training worker (started cold, or forked warm) for `out_dir`: every
+    worker runs in its output folder."""
+    cmdline = _cmdline(pid)
+    if WORKER_MODULE not in cmdline and ZYGOTE_MODULE not in cmdline:
+        return False
+    try:
+        return os.readlink(f"/proc/{pid}/cwd") == str(Path(out_dir).resolve())
+    except OSError:
+        return False
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -63,9 +77,8 @@ def end_orphaned_worker(out_dir: Path, grace_s: float = KILL_GRACE_S) -> int | N
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
-    cmdline = _cmdline(pid)
     # The pid may have been reused by an unrelated process: only a worker for this folder counts.
-    if not _alive(pid) or WORKER_MODULE not in cmdline or str(out_dir) not in cmdline:
+    if not _alive(pid) or not works_in(pid, out_dir):
         pid_file.unlink(missing_ok=True)
         return None
     with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from postlab.records.artifacts import FailureInfo, TrainingResult
 from postlab.tools.io.atomic import write_text_atomic
 from postlab.tools.tracking.trackers import tracker_env
+from postlab.tools.training.devices import visible_gpus
 from postlab.tools.training.failures import (
     EXIT_OK,
     RESULT_FILE,
@@ -37,10 +38,12 @@ from postlab.tools.training.failures import (
 from postlab.tools.training.processes import (
     KILL_GRACE_S,
     PID_FILE,
+    WORKER_MODULE,
     end_orphaned_worker,
     kill_group,
 )
 from postlab.tools.training.spec import TrainingSpec, check_spec
+from postlab.tools.training.warm_start import WarmProcess, start_warm, warm_enabled
 
 # Seconds to wait for the pipe to close after the worker exits (a grandchild may hold it open).
 _EOF_GRACE_S = 5.0
@@ -68,7 +71,7 @@ def _cached_result(out_dir: Path, signature: str) -> TrainingResult | None:
 
 def worker_command(spec: TrainingSpec, spec_path: Path) -> list[str]:
     """The command that runs the worker: one process, or torchrun's data-parallel group."""
-    worker = ["-m", "postlab.tools.training.worker", str(spec_path)]
+    worker = ["-m", WORKER_MODULE, str(spec_path)]
     if spec.num_processes == 1:
         return [sys.executable, *worker]
     launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(spec.num_processes)]
@@ -98,6 +101,31 @@ def _worker_env(spec: TrainingSpec, out_dir: Path) -> dict[str, str]:
         env["OMP_NUM_THREADS"] = str(spec.threads_per_process)
         env["MKL_NUM_THREADS"] = str(spec.threads_per_process)
     return env
+
+
+def _start_worker(
+    spec: TrainingSpec, spec_path: Path, env: dict[str, str], out_dir: Path
+) -> subprocess.Popen | WarmProcess:
+    """The worker's process, in its own session and working in its output folder: forked warm
+    for one CPU process (imports already done), else started cold."""
+    # Unsloth must patch before transformers is imported; CUDA must not be forked.
+    warm = spec.num_processes == 1 and not spec.use_unsloth and warm_enabled()
+    if warm and not visible_gpus():
+        with contextlib.suppress(OSError):  # no launcher here: the cold start still works
+            return start_warm(WORKER_MODULE, [str(spec_path)], env, str(out_dir))
+    return subprocess.Popen(
+        worker_command(spec, spec_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        cwd=out_dir,
+        start_new_session=True,
+        text=True,
+        encoding="utf-8",
+        errors="replace",
+        bufsize=1,
+    )
 
 
 def _pump(stream, lines: queue.Queue) -> None:
@@ -187,18 +215,7 @@ def run_training(
     timed_out = False
     with open(log_file, "w", encoding="utf-8", errors="replace") as log:
         try:
-            proc = subprocess.Popen(
-                worker_command(spec, spec_path),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=_worker_env(spec, out_dir),
-                start_new_session=True,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
-                bufsize=1,
-            )
+            proc = _start_worker(spec, spec_path, _worker_env(spec, out_dir), out_dir)
         except OSError as error:
             text = f"cannot start the training worker: {error}"
             log.write(text + "\n")
@@ -206,7 +223,10 @@ def run_training(
         pid_file = out_dir / PID_FILE
         try:
             pid_file.write_text(str(proc.pid))
-            forward({"event": "started", "pid": proc.pid, "max_steps": spec.max_steps})
+            warm = isinstance(proc, WarmProcess)
+            forward(
+                {"event": "started", "pid": proc.pid, "max_steps": spec.max_steps, "warm": warm}
+            )
             lines: queue.Queue = queue.Queue()
             reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
             reader.start()

@@ -1,0 +1,274 @@
+"""Warm starts for training workers: one process imports torch, transformers, TRL, PEFT and
+datasets once and forks every worker from there, so an iteration no longer pays ~5 s of imports.
+
+The zygote serves the lab process that started it over a Unix socket. A request is the write end
+of a pipe (the worker's stdout and stderr) and a JSON line with the worker's module, arguments,
+environment and working folder. The zygote forks; the child starts its own session (a process
+group the runner can stop as one), takes the pipe, environment and folder, and runs the module's
+`main`. The zygote answers the pid, then the exit status, which is what `subprocess.Popen` gives
+the runner. It exits when its parent does. A forked worker is the one a cold start would run: the
+same code on the same interpreter, imported under the same environment (a zygote serves only
+requests whose import-time environment matches its own; another one starts otherwise).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import traceback
+from pathlib import Path
+from typing import Any
+
+# What a training worker imports before its first step: the expensive part of starting one.
+PRELOAD = ("torch", "transformers", "datasets", "peft", "trl", "postlab.tools.training.setup")
+# Set to 0 to start every worker cold (a plain subprocess), e.g. to compare the two.
+WARM_ENV = "POSTLAB_WARM_WORKERS"
+ZYGOTE_MODULE = "postlab.tools.training.warm_start"
+# Variables that libraries read when imported: a zygote only serves the values it started with.
+_IMPORT_TIME_PREFIXES = (
+    "HF_",
+    "HUGGINGFACE_",
+    "TRANSFORMERS_",
+    "TORCH",
+    "PYTORCH_",
+    "OMP_",
+    "MKL_",
+    "CUDA_",
+    "TOKENIZERS_",
+    "DATASETS_",
+    "TRL_",
+    "PYTHON",
+    "XDG_CACHE_HOME",
+    "LD_",
+)
+_READY_TIMEOUT_S = 120.0
+_REAP_INTERVAL_S = 0.1
+
+
+def import_time_env(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The part of an environment the preloaded libraries read at import."""
+    return tuple(sorted((k, v) for k, v in env.items() if k.startswith(_IMPORT_TIME_PREFIXES)))
+
+
+class WarmProcess:
+    """A forked worker as the runner sees it: pid, stdout, poll, wait and returncode, as a
+    `subprocess.Popen` started in its own session would offer them."""
+
+    def __init__(self, pid: int, stdout: Any, status: socket.socket) -> None:
+        self.pid = pid
+        self.stdout = stdout
+        self.returncode: int | None = None
+        self._status = status
+        self._buffer = b""
+
+    def _read(self, timeout: float | None) -> None:
+        self._status.settimeout(timeout)
+        try:
+            while b"\n" not in self._buffer:
+                chunk = self._status.recv(64)
+                if not chunk:  # the zygote died: its child's status is lost with it
+                    self._buffer = b"-9\n"
+                    break
+                self._buffer += chunk
+        finally:
+            with contextlib.suppress(OSError):
+                self._status.settimeout(None)
+        self.returncode = int(self._buffer.split(b"\n", 1)[0])
+        self._status.close()
+
+    def poll(self) -> int | None:
+        """The exit status, or None while the worker runs."""
+        if self.returncode is None:
+            with contextlib.suppress(TimeoutError, BlockingIOError):
+                self._read(0.0)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the worker to end; TimeoutExpired as Popen raises it."""
+        if self.returncode is None:
+            try:
+                self._read(timeout)
+            except (TimeoutError, BlockingIOError) as error:
+                raise subprocess.TimeoutExpired(ZYGOTE_MODULE, timeout or 0.0) from error
+        return self.returncode
+
+
+class Zygote:
+    """A started zygote: its process, its socket and the environment it imported under."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.key = import_time_env(env)
+        folder = tempfile.mkdtemp(prefix="postlab-zygote-")
+        self.path = str(Path(folder) / "socket")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", ZYGOTE_MODULE, self.path],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        ready, _, _ = select.select([self.process.stdout], [], [], _READY_TIMEOUT_S)
+        line = self.process.stdout.readline() if ready else ""
+        if line.strip() != "ready":
+            self.stop()
+            raise OSError(f"the warm worker launcher did not start ({line.strip() or 'no answer'})")
+
+    def fork(self, module: str, args: list[str], env: dict[str, str], cwd: str) -> WarmProcess:
+        """Start `module`'s main with `args` in a forked child; its handle."""
+        read_end, write_end = os.pipe()
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            connection.connect(self.path)
+            socket.send_fds(connection, [b"w"], [write_end])
+            request = {"module": module, "args": args, "env": env, "cwd": cwd}
+            connection.sendall(json.dumps(request).encode() + b"\n")
+            answer = b""
+            while b"\n" not in answer:
+                chunk = connection.recv(64)
+                if not chunk:
+                    raise OSError("the warm worker launcher closed the connection")
+                answer += chunk
+        except BaseException:
+            connection.close()
+            os.close(read_end)
+            raise
+        finally:
+            os.close(write_end)
+        head, _, rest = answer.partition(b"\n")
+        pid = int(head)
+        if pid <= 0:
+            connection.close()
+            os.close(read_end)
+            raise OSError("the warm worker launcher could not fork safely")
+        stdout = open(read_end, encoding="utf-8", errors="replace", buffering=1)  # noqa: SIM115
+        process = WarmProcess(pid, stdout, connection)
+        process._buffer = rest
+        return process
+
+    def alive(self) -> bool:
+        """Whether the zygote still runs."""
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        """End the zygote (its running children go on: they are their own sessions)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path)
+            os.rmdir(os.path.dirname(self.path))
+
+
+_zygote: Zygote | None = None
+_lock = threading.Lock()
+
+
+def warm_enabled() -> bool:
+    """Whether workers start warm here (POSIX with fork and file-descriptor passing)."""
+    return os.environ.get(WARM_ENV, "1") != "0" and hasattr(socket, "send_fds")
+
+
+def start_warm(module: str, args: list[str], env: dict[str, str], cwd: str) -> WarmProcess:
+    """Fork a worker from the zygote for this environment, starting one when needed."""
+    global _zygote
+    with _lock:
+        if _zygote is None or not _zygote.alive() or _zygote.key != import_time_env(env):
+            if _zygote is not None:
+                _zygote.stop()
+            _zygote = Zygote(env)
+        return _zygote.fork(module, args, env, cwd)
+
+
+@atexit.register
+def _stop_zygote() -> None:
+    if _zygote is not None:
+        _zygote.stop()
+
+
+# The zygote's side.
+
+
+def _child(pipe: int, request: dict, server: socket.socket, connection: socket.socket) -> None:
+    code = 1
+    try:
+        server.close()
+        connection.close()
+        os.setsid()
+        os.dup2(pipe, 1)
+        os.dup2(pipe, 2)
+        os.close(pipe)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        sys.stdout = open(1, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = [request["module"], *request["args"]]
+        returned = importlib.import_module(request["module"]).main(request["args"])
+        code = 0 if returned is None else returned
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except BaseException:  # noqa: BLE001 - the child must exit, whatever happened
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else 1)
+
+
+def _serve(path: str) -> None:
+    for name in PRELOAD:
+        importlib.import_module(name)
+    parent, home = os.getppid(), os.getcwd()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    print("ready", flush=True)
+    waiting: dict[int, socket.socket] = {}
+    while os.getppid() == parent:
+        readable, _, _ = select.select([server], [], [], _REAP_INTERVAL_S)
+        if readable:
+            connection, _ = server.accept()
+            _, fds, _, _ = socket.recv_fds(connection, 1, 1)
+            request = json.loads(connection.makefile("rb").readline())
+            try:
+                # A thread would not survive the fork: the runner starts this one cold.
+                if threading.active_count() > 1:
+                    raise OSError("threads running")
+                # Born in its folder: a worker is known by where it works from its first moment.
+                os.chdir(request["cwd"])
+            except OSError:
+                connection.sendall(b"0\n")
+                connection.close()
+                os.close(fds[0])
+                continue
+            pid = os.fork()
+            if pid == 0:
+                _child(fds[0], request, server, connection)
+            os.chdir(home)
+            os.close(fds[0])
+            connection.sendall(f"{pid}\n".encode())
+            waiting[pid] = connection
+        for pid in list(waiting):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                connection = waiting.pop(pid)
+                with contextlib.suppress(OSError):
+                    connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+                connection.close()
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1])
