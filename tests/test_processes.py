@@ -76,3 +76,16 @@ def test_a_worker_forked_warm_reports_like_a_subprocess_and_is_found_as_an_orpha
     (tmp_path / PID_FILE).write_text(str(stuck.pid))
     assert end_orphaned_worker(tmp_path, grace_s=2) == stuck.pid
     assert stuck.wait(timeout=10) < 0  # ended by a signal
+
+
+def test_a_launcher_with_workers_running_is_kept_when_others_are_needed(tmp_path):
+    sleep = ["-n", "1", "-r", "1", "import time; time.sleep(60)"]
+    first = start_warm("timeit", sleep, {**os.environ, "HF_POSTLAB_TEST": "a"}, str(tmp_path))
+    for other in ("b", "c"):  # more environments than launchers are kept
+        quick = start_warm("timeit", ["-n", "1", "-r", "1", "pass"],
+                           {**os.environ, "HF_POSTLAB_TEST": other}, str(tmp_path))  # fmt: skip
+        assert quick.wait(timeout=30) == 0
+    # The first launcher was kept for its running worker, whose exit status still arrives.
+    assert first.poll() is None
+    os.killpg(first.pid, 9)
+    assert first.wait(timeout=10) == -9

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,8 @@ _IMPORT_TIME_PREFIXES = (
     "LD_",
 )
 _READY_TIMEOUT_S = 120.0
+# Launchers kept at once (each holds the libraries' memory); one with workers running is kept.
+MAX_LAUNCHERS = 2
 _REAP_INTERVAL_S = 0.1
 
 
@@ -63,12 +66,15 @@ class WarmProcess:
     """A forked worker as the runner sees it: pid, stdout, poll, wait and returncode, as a
     `subprocess.Popen` started in its own session would offer them."""
 
-    def __init__(self, pid: int, stdout: Any, status: socket.socket) -> None:
+    def __init__(
+        self, pid: int, stdout: Any, status: socket.socket, on_end: Callable[[], None]
+    ) -> None:
         self.pid = pid
         self.stdout = stdout
         self.returncode: int | None = None
         self._status = status
         self._buffer = b""
+        self._on_end = on_end
 
     def _read(self, timeout: float | None) -> None:
         self._status.settimeout(timeout)
@@ -84,6 +90,7 @@ class WarmProcess:
                 self._status.settimeout(None)
         self.returncode = int(self._buffer.split(b"\n", 1)[0])
         self._status.close()
+        self._on_end()
 
     def poll(self) -> int | None:
         """The exit status, or None while the worker runs."""
@@ -107,6 +114,9 @@ class Zygote:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.key = import_time_env(env)
+        # Workers forked and not yet ended: stopping the launcher would lose their exit status.
+        self.running = 0
+        self._count = threading.Lock()
         folder = tempfile.mkdtemp(prefix="postlab-zygote-")
         self.path = str(Path(folder) / "socket")
         self.process = subprocess.Popen(
@@ -151,9 +161,15 @@ class Zygote:
             os.close(read_end)
             raise OSError("the warm worker launcher could not fork safely")
         stdout = open(read_end, encoding="utf-8", errors="replace", buffering=1)  # noqa: SIM115
-        process = WarmProcess(pid, stdout, connection)
+        with self._count:
+            self.running += 1
+        process = WarmProcess(pid, stdout, connection, self._ended)
         process._buffer = rest
         return process
+
+    def _ended(self) -> None:
+        with self._count:
+            self.running -= 1
 
     def alive(self) -> bool:
         """Whether the zygote still runs."""
@@ -169,7 +185,7 @@ class Zygote:
             os.rmdir(os.path.dirname(self.path))
 
 
-_zygote: Zygote | None = None
+_launchers: dict[tuple, Zygote] = {}
 _lock = threading.Lock()
 
 
@@ -179,20 +195,28 @@ def warm_enabled() -> bool:
 
 
 def start_warm(module: str, args: list[str], env: dict[str, str], cwd: str) -> WarmProcess:
-    """Fork a worker from the zygote for this environment, starting one when needed."""
-    global _zygote
+    """Fork a worker from the launcher for this environment, starting one when needed; an
+    OSError when none can serve it (the caller then starts the worker cold)."""
+    key = import_time_env(env)
     with _lock:
-        if _zygote is None or not _zygote.alive() or _zygote.key != import_time_env(env):
-            if _zygote is not None:
-                _zygote.stop()
-            _zygote = Zygote(env)
-        return _zygote.fork(module, args, env, cwd)
+        launcher = _launchers.get(key)
+        if launcher is not None and not launcher.alive():
+            del _launchers[key]
+            launcher = None
+        if launcher is None:
+            idle = [k for k, other in _launchers.items() if other.running == 0]
+            while len(_launchers) >= MAX_LAUNCHERS and idle:
+                _launchers.pop(idle.pop(0)).stop()
+            if len(_launchers) >= MAX_LAUNCHERS:
+                raise OSError("every warm launcher has workers running")
+            launcher = _launchers[key] = Zygote(env)
+        return launcher.fork(module, args, env, cwd)
 
 
 @atexit.register
-def _stop_zygote() -> None:
-    if _zygote is not None:
-        _zygote.stop()
+def _stop_launchers() -> None:
+    for launcher in list(_launchers.values()):
+        launcher.stop()
 
 
 # The zygote's side.
