@@ -43,7 +43,7 @@ from postlab.tools.training.processes import (
     kill_group,
 )
 from postlab.tools.training.spec import TrainingSpec, check_spec
-from postlab.tools.training.warm_start import WarmProcess, start_warm, warm_enabled
+from postlab.tools.training.warm_start import WarmProcess, prewarm, start_warm, warm_enabled
 
 # Seconds to wait for the pipe to close after the worker exits (a grandchild may hold it open).
 _EOF_GRACE_S = 5.0
@@ -87,20 +87,32 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _worker_env(spec: TrainingSpec, out_dir: Path) -> dict[str, str]:
+def _base_env() -> dict[str, str]:
     env = dict(os.environ)
-    log_dir = Path(spec.tracker_dir) if spec.tracker_dir else out_dir
-    env.update(tracker_env(spec.tracker, log_dir, spec.tracker_project))
     env["TOKENIZERS_PARALLELISM"] = "false"
     env["PYTHONUNBUFFERED"] = "1"
     # Progress bars redraw with carriage returns, which would flood the line-oriented log.
     env["TQDM_DISABLE"] = "1"
     env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    return env
+
+
+def _worker_env(spec: TrainingSpec, out_dir: Path) -> dict[str, str]:
+    env = _base_env()
+    log_dir = Path(spec.tracker_dir) if spec.tracker_dir else out_dir
+    env.update(tracker_env(spec.tracker, log_dir, spec.tracker_project))
     if spec.threads is not None:
         # Thread pools size themselves at import time, before the worker can call set_num_threads.
         env["OMP_NUM_THREADS"] = str(spec.threads_per_process)
         env["MKL_NUM_THREADS"] = str(spec.threads_per_process)
     return env
+
+
+def prewarm_workers() -> None:
+    """Start the warm launcher now when workers here will fork from it, so its imports overlap
+    other work; a no-op where workers start cold."""
+    if warm_enabled() and not visible_gpus():
+        prewarm(_base_env())
 
 
 def _start_worker(

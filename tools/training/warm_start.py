@@ -127,14 +127,22 @@ class Zygote:
             stderr=subprocess.DEVNULL,
             text=True,
         )
+        self.ready = False
+
+    def _wait_ready(self) -> None:
+        """Block until the launcher has imported everything and listens (once)."""
+        if self.ready:
+            return
         ready, _, _ = select.select([self.process.stdout], [], [], _READY_TIMEOUT_S)
         line = self.process.stdout.readline() if ready else ""
         if line.strip() != "ready":
             self.stop()
             raise OSError(f"the warm worker launcher did not start ({line.strip() or 'no answer'})")
+        self.ready = True
 
     def fork(self, module: str, args: list[str], env: dict[str, str], cwd: str) -> WarmProcess:
         """Start `module`'s main with `args` in a forked child; its handle."""
+        self._wait_ready()
         read_end, write_end = os.pipe()
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
@@ -194,9 +202,7 @@ def warm_enabled() -> bool:
     return os.environ.get(WARM_ENV, "1") != "0" and hasattr(socket, "send_fds")
 
 
-def start_warm(module: str, args: list[str], env: dict[str, str], cwd: str) -> WarmProcess:
-    """Fork a worker from the launcher for this environment, starting one when needed; an
-    OSError when none can serve it (the caller then starts the worker cold)."""
+def _launcher(env: dict[str, str]) -> Zygote:
     key = import_time_env(env)
     with _lock:
         launcher = _launchers.get(key)
@@ -210,7 +216,20 @@ def start_warm(module: str, args: list[str], env: dict[str, str], cwd: str) -> W
             if len(_launchers) >= MAX_LAUNCHERS:
                 raise OSError("every warm launcher has workers running")
             launcher = _launchers[key] = Zygote(env)
-        return launcher.fork(module, args, env, cwd)
+        return launcher
+
+
+def prewarm(env: dict[str, str]) -> None:
+    """Start the launcher for this environment now, without waiting: its imports run while
+    the caller does other work (a lab scores its base model first)."""
+    with contextlib.suppress(OSError):
+        _launcher(env)
+
+
+def start_warm(module: str, args: list[str], env: dict[str, str], cwd: str) -> WarmProcess:
+    """Fork a worker from the launcher for this environment, starting one when needed; an
+    OSError when none can serve it (the caller then starts the worker cold)."""
+    return _launcher(env).fork(module, args, env, cwd)
 
 
 @atexit.register
