@@ -19,6 +19,7 @@ import importlib
 import json
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -246,6 +247,7 @@ def _child(pipe: int, request: dict, server: socket.socket, connection: socket.s
     try:
         server.close()
         connection.close()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         os.setsid()
         os.dup2(pipe, 1)
         os.dup2(pipe, 2)
@@ -272,6 +274,8 @@ def _child(pipe: int, request: dict, server: socket.socket, connection: socket.s
 
 
 def _serve(path: str) -> None:
+    # Ctrl-C reaches the lab's whole process group: the lab decides what stops, not the launcher.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in PRELOAD:
         importlib.import_module(name)
     parent, home = os.getppid(), os.getcwd()
