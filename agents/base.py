@@ -17,12 +17,12 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command
 
 from postlab.memory.store import LabMemory
-from postlab.records.budget import next_step, steps_used
+from postlab.records.budget import next_step, paid, steps_used
 from postlab.records.events import emit
 from postlab.records.outcomes import AgentOutcome
 from postlab.records.run import AgentName
 from postlab.records.state import LabState
-from postlab.records.steps import WAIT_ACTION, Directive, Iteration, Plan, TrajectoryRecord
+from postlab.records.steps import Directive, Iteration, Plan, TrajectoryRecord
 from postlab.tools.io.quiet import quiet_progress
 from postlab.tools.io.rundir import begin_step, end_step
 from postlab.tools.tasks.catalog import Task, load_task
@@ -82,15 +82,13 @@ def run_agent_step(
     step = next_step(state)
     plan = state.get("plan")
     iteration = plan.iteration if plan else 0
-    # The budget's count: a wait on a remote job is paid in time, so it takes no step of it.
-    paid = steps_used(state) + (directive.action != WAIT_ACTION)
     emit(
         {
             "type": "agent_started",
             "agent": agent,
             "action": directive.action,
             "step": step,
-            "budget_step": paid,
+            "budget_step": steps_used(state) + paid(directive.action),
         }
     )
     run_dir = Path(state["run_dir"])

@@ -105,7 +105,13 @@ def _rejected(plan: Plan, gate: GateDecision, gated: dict) -> StepResult:
 
 
 def _submit(
-    state: LabState, plan: Plan, spec: TrainingSpec, arguments: dict, step: int, compute: str
+    state: LabState,
+    plan: Plan,
+    spec: TrainingSpec,
+    arguments: dict,
+    step: int,
+    compute: str,
+    compute_reason: str,
 ) -> tuple[RemoteTraining | None, GateDecision | None]:
     """Start the iteration as a Hugging Face job behind the spend gate, or re-attach to the job
     a killed run left; the job to wait on (None when spend is refused) and the spend decision."""
@@ -132,7 +138,7 @@ def _submit(
         job=handle,
         spec=spec.model_dump(mode="json"),
         deadline_at=time.time() + spec.timeout_s,
-        compute=compute,
+        compute=compute_reason,
     )
     return remote, decision
 
@@ -226,14 +232,13 @@ def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResul
         finished.update.update({"gate_decisions": decisions} if decisions else {})
         return finished
     try:
-        remote, spend = _submit(state, plan, spec, arguments, step, compute)
+        remote, spend = _submit(state, plan, spec, arguments, step, compute, compute_reason)
     except JobsError as error:
         return _finished(state, memory, plan, spec, _jobs_failure(error), compute_reason)
     decisions += [spend] if spend else []
     gated = {"gate_decisions": decisions} if decisions else {}
     if remote is None:
         return _rejected(plan, spend, gated)
-    remote = remote.model_copy(update={"compute": compute_reason})
     summary = (
         f"iteration {plan.iteration} training as job {remote.job.job_id} on {remote.job.flavor}"
     )

@@ -14,10 +14,16 @@ def budget_of(state: LabState) -> Budget:
     )
 
 
+def paid(action: str) -> bool:
+    """Whether an agent step of this action is paid from the step budget: waits on a remote
+    job are paid in time, not steps."""
+    return action != WAIT_ACTION
+
+
 def steps_used(state: LabState) -> int:
     """Agent steps the budget has paid (the trajectory is checkpointed, so this survives
-    resumes); waits on a remote job are paid in time, not steps."""
-    return sum(record.action != WAIT_ACTION for record in state.get("trajectory") or [])
+    resumes)."""
+    return sum(paid(record.action) for record in state.get("trajectory") or [])
 
 
 def next_step(state: LabState) -> int:

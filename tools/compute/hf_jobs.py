@@ -269,10 +269,10 @@ def wait(
             on_event(
                 event if event is not None else {"event": "log", "line": line, "job": handle.job_id}
             )
-        seen = max(seen, len(poll.lines))
-        if poll.lines:
+        if len(poll.lines) > seen:  # the log is rewritten only when it has grown
             log_path.parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(log_path, "\n".join(poll.lines) + "\n")
+        seen = max(seen, len(poll.lines))
         if poll.ended or time.monotonic() + POLL_S >= until:
             poll.timed_out = not poll.ended and time.time() + POLL_S >= deadline_at
             return poll

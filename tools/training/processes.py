@@ -9,7 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from postlab.tools.training.warm_start import ZYGOTE_MODULE
+from postlab.tools.training.warm_start import LAUNCHER_MODULE
 
 # Seconds between SIGTERM and SIGKILL when a process group is stopped.
 KILL_GRACE_S = 5.0
@@ -43,7 +43,7 @@ def works_in(pid: int, out_dir: Path) -> bool:
     """Whether `pid` is a training worker (started cold, or forked warm) for `out_dir`: every
     worker runs in its output folder."""
     cmdline = _cmdline(pid)
-    if WORKER_MODULE not in cmdline and ZYGOTE_MODULE not in cmdline:
+    if WORKER_MODULE not in cmdline and LAUNCHER_MODULE not in cmdline:
         return False
     try:
         return os.readlink(f"/proc/{pid}/cwd") == str(Path(out_dir).resolve())

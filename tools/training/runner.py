@@ -108,10 +108,15 @@ def _worker_env(spec: TrainingSpec, out_dir: Path) -> dict[str, str]:
     return env
 
 
+def _forks_warm() -> bool:
+    # CUDA must not be forked: on a GPU every worker starts cold.
+    return warm_enabled() and not visible_gpus()
+
+
 def prewarm_workers() -> None:
     """Start the warm launcher now when workers here will fork from it, so its imports overlap
     other work; a no-op where workers start cold."""
-    if warm_enabled() and not visible_gpus():
+    if _forks_warm():
         prewarm(_base_env())
 
 
@@ -120,9 +125,8 @@ def _start_worker(
 ) -> subprocess.Popen | WarmProcess:
     """The worker's process, in its own session and working in its output folder: forked warm
     for one CPU process (imports already done), else started cold."""
-    # Unsloth must patch before transformers is imported; CUDA must not be forked.
-    warm = spec.num_processes == 1 and not spec.use_unsloth and warm_enabled()
-    if warm and not visible_gpus():
+    # Unsloth must patch before transformers is imported: it starts cold.
+    if spec.num_processes == 1 and not spec.use_unsloth and _forks_warm():
         with contextlib.suppress(OSError):  # no launcher here: the cold start still works
             return start_warm(WORKER_MODULE, [str(spec_path)], env, str(out_dir))
     return subprocess.Popen(

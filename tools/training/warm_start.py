@@ -1,41 +1,34 @@
-"""Warm starts for training workers: one process imports torch, transformers, TRL, PEFT and
-datasets once and forks every worker from there, so an iteration no longer pays ~5 s of imports.
+"""Warm starts for training workers, the lab's side: start a launcher (launcher.py) that has
+imported the training libraries once, ask it to fork each worker, and hold the worker as the
+runner holds a `subprocess.Popen`, so an iteration no longer pays ~5 s of imports.
 
-The zygote serves the lab process that started it over a Unix socket. A request is the write end
-of a pipe (the worker's stdout and stderr) and a JSON line with the worker's module, arguments,
-environment and working folder. The zygote forks; the child starts its own session (a process
-group the runner can stop as one), takes the pipe, environment and folder, and runs the module's
-`main`. The zygote answers the pid, then the exit status, which is what `subprocess.Popen` gives
-the runner. It exits when its parent does. A forked worker is the one a cold start would run: the
-same code on the same interpreter, imported under the same environment (a zygote serves only
-requests whose import-time environment matches its own; another one starts otherwise).
+A request is the write end of a pipe (the worker's stdout and stderr) and a JSON line with the
+worker's module, arguments, environment and working folder; the launcher answers the pid, then
+the exit status. A forked worker is the one a cold start would run: the same code on the same
+interpreter, imported under the same environment (a launcher serves only requests whose
+import-time environment matches its own; another one starts otherwise).
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
-import importlib
 import json
 import os
 import select
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# What a training worker imports before its first step: the expensive part of starting one.
-PRELOAD = ("torch", "transformers", "datasets", "peft", "trl", "postlab.tools.training.setup")
 # Set to 0 to start every worker cold (a plain subprocess), e.g. to compare the two.
 WARM_ENV = "POSTLAB_WARM_WORKERS"
-ZYGOTE_MODULE = "postlab.tools.training.warm_start"
-# Variables that libraries read when imported: a zygote only serves the values it started with.
+LAUNCHER_MODULE = "postlab.tools.training.launcher"
+# Variables that libraries read when imported: a launcher only serves the values it started with.
 _IMPORT_TIME_PREFIXES = (
     "HF_",
     "HUGGINGFACE_",
@@ -55,7 +48,6 @@ _IMPORT_TIME_PREFIXES = (
 _READY_TIMEOUT_S = 120.0
 # Launchers kept at once (each holds the libraries' memory); one with workers running is kept.
 MAX_LAUNCHERS = 2
-_REAP_INTERVAL_S = 0.1
 
 
 def import_time_env(env: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -68,13 +60,19 @@ class WarmProcess:
     `subprocess.Popen` started in its own session would offer them."""
 
     def __init__(
-        self, pid: int, stdout: Any, status: socket.socket, on_end: Callable[[], None]
+        self,
+        pid: int,
+        stdout: Any,
+        status: socket.socket,
+        received: bytes,
+        on_end: Callable[[], None],
     ) -> None:
         self.pid = pid
         self.stdout = stdout
         self.returncode: int | None = None
         self._status = status
-        self._buffer = b""
+        # What arrived with the pid: the exit status, when the worker ended at once.
+        self._buffer = received
         self._on_end = on_end
 
     def _read(self, timeout: float | None) -> None:
@@ -82,7 +80,7 @@ class WarmProcess:
         try:
             while b"\n" not in self._buffer:
                 chunk = self._status.recv(64)
-                if not chunk:  # the zygote died: its child's status is lost with it
+                if not chunk:  # the launcher died: its child's status is lost with it
                     self._buffer = b"-9\n"
                     break
                 self._buffer += chunk
@@ -106,22 +104,22 @@ class WarmProcess:
             try:
                 self._read(timeout)
             except (TimeoutError, BlockingIOError) as error:
-                raise subprocess.TimeoutExpired(ZYGOTE_MODULE, timeout or 0.0) from error
+                raise subprocess.TimeoutExpired(LAUNCHER_MODULE, timeout or 0.0) from error
         return self.returncode
 
 
-class Zygote:
-    """A started zygote: its process, its socket and the environment it imported under."""
+class Launcher:
+    """A started launcher: its process, its socket and the environment it imported under."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.key = import_time_env(env)
         # Workers forked and not yet ended: stopping the launcher would lose their exit status.
         self.running = 0
         self._count = threading.Lock()
-        folder = tempfile.mkdtemp(prefix="postlab-zygote-")
+        folder = tempfile.mkdtemp(prefix="postlab-launcher-")
         self.path = str(Path(folder) / "socket")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", ZYGOTE_MODULE, self.path],
+            [sys.executable, "-m", LAUNCHER_MODULE, self.path],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -172,20 +170,18 @@ class Zygote:
         stdout = open(read_end, encoding="utf-8", errors="replace", buffering=1)  # noqa: SIM115
         with self._count:
             self.running += 1
-        process = WarmProcess(pid, stdout, connection, self._ended)
-        process._buffer = rest
-        return process
+        return WarmProcess(pid, stdout, connection, rest, self._ended)
 
     def _ended(self) -> None:
         with self._count:
             self.running -= 1
 
     def alive(self) -> bool:
-        """Whether the zygote still runs."""
+        """Whether the launcher still runs."""
         return self.process.poll() is None
 
     def stop(self) -> None:
-        """End the zygote (its running children go on: they are their own sessions)."""
+        """End the launcher (its running children go on: they are their own sessions)."""
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
@@ -194,7 +190,7 @@ class Zygote:
             os.rmdir(os.path.dirname(self.path))
 
 
-_launchers: dict[tuple, Zygote] = {}
+_launchers: dict[tuple, Launcher] = {}
 _lock = threading.Lock()
 
 
@@ -203,7 +199,7 @@ def warm_enabled() -> bool:
     return os.environ.get(WARM_ENV, "1") != "0" and hasattr(socket, "send_fds")
 
 
-def _launcher(env: dict[str, str]) -> Zygote:
+def _launcher(env: dict[str, str]) -> Launcher:
     key = import_time_env(env)
     with _lock:
         launcher = _launchers.get(key)
@@ -216,7 +212,7 @@ def _launcher(env: dict[str, str]) -> Zygote:
                 _launchers.pop(idle.pop(0)).stop()
             if len(_launchers) >= MAX_LAUNCHERS:
                 raise OSError("every warm launcher has workers running")
-            launcher = _launchers[key] = Zygote(env)
+            launcher = _launchers[key] = Launcher(env)
         return launcher
 
 
@@ -237,85 +233,3 @@ def start_warm(module: str, args: list[str], env: dict[str, str], cwd: str) -> W
 def _stop_launchers() -> None:
     for launcher in list(_launchers.values()):
         launcher.stop()
-
-
-# The zygote's side.
-
-
-def _child(pipe: int, request: dict, server: socket.socket, connection: socket.socket) -> None:
-    code = 1
-    try:
-        server.close()
-        connection.close()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        os.setsid()
-        os.dup2(pipe, 1)
-        os.dup2(pipe, 2)
-        os.close(pipe)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
-        sys.stdout = open(1, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
-        os.environ.clear()
-        os.environ.update(request["env"])
-        sys.argv = [request["module"], *request["args"]]
-        returned = importlib.import_module(request["module"]).main(request["args"])
-        code = 0 if returned is None else returned
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-    except BaseException:  # noqa: BLE001 - the child must exit, whatever happened
-        traceback.print_exc()
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code if isinstance(code, int) else 1)
-
-
-def _serve(path: str) -> None:
-    # Ctrl-C reaches the lab's whole process group: the lab decides what stops, not the launcher.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for name in PRELOAD:
-        importlib.import_module(name)
-    parent, home = os.getppid(), os.getcwd()
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.bind(path)
-    server.listen()
-    print("ready", flush=True)
-    waiting: dict[int, socket.socket] = {}
-    while os.getppid() == parent:
-        readable, _, _ = select.select([server], [], [], _REAP_INTERVAL_S)
-        if readable:
-            connection, _ = server.accept()
-            _, fds, _, _ = socket.recv_fds(connection, 1, 1)
-            request = json.loads(connection.makefile("rb").readline())
-            try:
-                # A thread would not survive the fork: the runner starts this one cold.
-                if threading.active_count() > 1:
-                    raise OSError("threads running")
-                # Born in its folder: a worker is known by where it works from its first moment.
-                os.chdir(request["cwd"])
-            except OSError:
-                connection.sendall(b"0\n")
-                connection.close()
-                os.close(fds[0])
-                continue
-            pid = os.fork()
-            if pid == 0:
-                _child(fds[0], request, server, connection)
-            os.chdir(home)
-            os.close(fds[0])
-            connection.sendall(f"{pid}\n".encode())
-            waiting[pid] = connection
-        for pid in list(waiting):
-            done, status = os.waitpid(pid, os.WNOHANG)
-            if done:
-                connection = waiting.pop(pid)
-                with contextlib.suppress(OSError):
-                    connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
-                connection.close()
-
-
-if __name__ == "__main__":
-    _serve(sys.argv[1])

@@ -1,0 +1,105 @@
+"""The warm launcher process (`python -m postlab.tools.training.launcher SOCKET`): it imports
+the training libraries once, then forks one training worker per request from the lab
+(warm_start.py holds the lab's side and the protocol).
+
+A forked child starts its own session (a process group the runner can stop as one), takes the
+request's pipe as stdout and stderr, its environment and its folder, and runs the module's
+`main`. The launcher answers the child's pid, then its exit status, and exits when the process
+that started it does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import traceback
+
+# What a training worker imports before its first step: the expensive part of starting one.
+PRELOAD = ("torch", "transformers", "datasets", "peft", "trl", "postlab.tools.training.setup")
+_REAP_INTERVAL_S = 0.1
+
+
+def _child(pipe: int, request: dict, server: socket.socket, connection: socket.socket) -> None:
+    code = 1
+    try:
+        server.close()
+        connection.close()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.setsid()
+        os.dup2(pipe, 1)
+        os.dup2(pipe, 2)
+        os.close(pipe)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        sys.stdout = open(1, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
+        os.environ.clear()
+        os.environ.update(request["env"])
+        sys.argv = [request["module"], *request["args"]]
+        returned = importlib.import_module(request["module"]).main(request["args"])
+        code = 0 if returned is None else returned
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    except BaseException:  # noqa: BLE001 - the child must exit, whatever happened
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code if isinstance(code, int) else 1)
+
+
+def _serve(path: str) -> None:
+    # Ctrl-C reaches the lab's whole process group: the lab decides what stops, not the launcher.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in PRELOAD:
+        importlib.import_module(name)
+    parent, home = os.getppid(), os.getcwd()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen()
+    print("ready", flush=True)
+    waiting: dict[int, socket.socket] = {}
+    while os.getppid() == parent:
+        readable, _, _ = select.select([server], [], [], _REAP_INTERVAL_S)
+        if readable:
+            connection, _ = server.accept()
+            _, fds, _, _ = socket.recv_fds(connection, 1, 1)
+            request = json.loads(connection.makefile("rb").readline())
+            try:
+                # A thread would not survive the fork: the runner starts this one cold.
+                if threading.active_count() > 1:
+                    raise OSError("threads running")
+                # Born in its folder: a worker is known by where it works from its first moment.
+                os.chdir(request["cwd"])
+            except OSError:
+                connection.sendall(b"0\n")
+                connection.close()
+                os.close(fds[0])
+                continue
+            pid = os.fork()
+            if pid == 0:
+                _child(fds[0], request, server, connection)
+            os.chdir(home)
+            os.close(fds[0])
+            connection.sendall(f"{pid}\n".encode())
+            waiting[pid] = connection
+        for pid in list(waiting):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                connection = waiting.pop(pid)
+                with contextlib.suppress(OSError):
+                    connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
+                connection.close()
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1])
