@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from postlab.records.artifacts import FailureSample
-from postlab.tools.evaluation.generation import completions_from
+from postlab.tools.evaluation.generation import GENERATION_BATCH, completions_from
 from postlab.tools.tasks.catalog import Example, Task, normalize_prompt
 from postlab.tools.tasks.verifiers import parse_number
 
@@ -109,7 +109,7 @@ def generate(
     model_path: str | Path,
     prompts: list[str],
     max_new_tokens: int,
-    batch_size: int = 32,
+    batch_size: int = GENERATION_BATCH,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> list[str]:
     """Greedy completions of chat prompts, batched, with the model's chat template."""
@@ -182,7 +182,7 @@ def evaluate_checkpoint(
     task: Task,
     splits: tuple[Split, ...] = ("validation",),
     limit: int | None = None,
-    batch_size: int = 32,
+    batch_size: int = GENERATION_BATCH,
     on_batch: Callable[[int, int], None] | None = None,
 ) -> dict[Split, EvalResult]:
     """Score a checkpoint on the task's splits, loading it once; each split scored on its own."""
