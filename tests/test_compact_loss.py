@@ -1,4 +1,5 @@
-"""The compact completion loss trains exactly like TRL's own (same losses, same weights)."""
+"""The compact completion loss trains exactly like TRL's own (same losses, same weights), with
+the rows' shared prefix run once."""
 
 from __future__ import annotations
 
@@ -64,7 +65,8 @@ def _train(trainer_cls, model_path: Path, data: str, out: Path, lora: bool, bf16
     trainer.train()
     logs = [entry for entry in trainer.state.log_history if "loss" in entry]
     weights = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
-    return logs, weights, getattr(trainer, "compact_passes", 0)
+    passes = getattr(trainer, "compact_passes", 0), getattr(trainer, "shared_prefix_passes", 0)
+    return logs, weights, passes
 
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
@@ -79,8 +81,9 @@ def test_the_compact_loss_trains_like_trls_own(tiny_model, rows_path, tmp_path, 
     compact, compact_weights, passes = _train(
         compact_cls, tiny_model, rows_path, tmp_path / "b", lora
     )
-    # Every step's loss came from the compact path, not TRL's.
-    assert passes == 5 and len(reference) == len(compact) == 5
+    # Every step's loss came from the compact path, not TRL's, and each batch ran the chat
+    # template's system prompt once for all its rows.
+    assert passes == (5, 5) and len(reference) == len(compact) == 5
     for ours, theirs in zip(compact, reference, strict=True):
         assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
         assert ours["grad_norm"] == pytest.approx(theirs["grad_norm"], rel=1e-3)
@@ -99,7 +102,7 @@ def test_mixed_precision_keeps_trls_own_loss(tiny_model, rows_path, tmp_path):
     bf16, _, _ = _train(SFTTrainer, tiny_model, rows_path, tmp_path / "a", False, bf16=True)
     compact_cls = compact_completion_loss(SFTTrainer)
     ours, _, passes = _train(compact_cls, tiny_model, rows_path, tmp_path / "b", False, bf16=True)
-    assert passes == 0 and [e["loss"] for e in ours] == [e["loss"] for e in bf16]
+    assert passes == (0, 0) and [e["loss"] for e in ours] == [e["loss"] for e in bf16]
 
 
 def test_models_that_transform_their_logits_keep_trls_loss():
@@ -109,3 +112,17 @@ def test_models_that_transform_their_logits_keep_trls_loss():
     # Gemma 2 soft-caps its logits in the forward the compact loss would skip.
     assert not plain_head(Gemma2Config())
     assert not plain_head(LlamaConfig(logits_scaling=8.0))
+
+
+def test_shared_columns_stop_at_the_first_difference_or_padding():
+    import torch
+
+    from postlab.tools.training.compact_loss import shared_columns
+
+    ids = torch.tensor([[1, 2, 3, 4, 5], [1, 2, 3, 9, 9], [1, 2, 3, 4, 0]])
+    assert shared_columns(ids, None) == 3
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [1, 1, 1, 1, 0]])
+    assert shared_columns(ids, mask) == 2
+    # Identical rows still leave the last column to run per row.
+    same = torch.tensor([[4, 5, 6], [4, 5, 6]])
+    assert shared_columns(same, None) == 2

@@ -3,7 +3,8 @@
 import pytest
 
 from postlab.tools.evaluation import generation
-from postlab.tools.evaluation.generation import complete, load_for_generation, shared_prefix_length
+from postlab.tools.evaluation.generation import complete, load_for_generation
+from postlab.tools.models.prefix_cache import shared_prefix_length
 
 # Prompts whose own tokens differ in number, so batches pad between prefix and prompt.
 PROMPTS = [

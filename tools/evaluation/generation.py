@@ -8,6 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from postlab.tools.evaluation.vllm_engine import complete_with_vllm, use_vllm
+from postlab.tools.models.prefix_cache import (
+    MIN_SHARED_PREFIX,
+    reusable_cache,
+    shared_prefix_length,
+)
 from postlab.tools.models.resolution import load_tokenizer
 
 
@@ -22,35 +27,19 @@ def load_for_generation(model_path: str | Path) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-# Prompts that share at least this many leading tokens (a chat template's system prompt, a
-# task's fixed wording) have them run through the model once per job; every batch starts from
-# that cache. Below it the saving is smaller than copying the cache.
-MIN_SHARED_PREFIX = 8
 # Sequences generated side by side. Past 32 a small model's decoding still gains (an untrained
 # model's long answers: 200 items in 27 s at 64 against 35 s at 32 on 2 cores) while its
 # prompts' attention caches stay small.
 GENERATION_BATCH = 64
 
 
-def shared_prefix_length(token_lists: list[list[int]]) -> int:
-    """How many leading tokens all the lists share, leaving each at least one of its own."""
-    shortest = min(len(tokens) for tokens in token_lists)
-    first = token_lists[0]
-    length = 0
-    while length < shortest - 1 and all(t[length] == first[length] for t in token_lists):
-        length += 1
-    return length
-
-
 def _prefix_cache(model: Any, prefix: list[int]) -> Any | None:
     """The attention cache of `prefix` (batch of one), or None where it cannot be reused."""
     import torch
-    from transformers import DynamicCache
 
     with torch.inference_mode():
         output = model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True)
-    cache = getattr(output, "cache", None) or getattr(output, "past_key_values", None)
-    return cache if isinstance(cache, DynamicCache) else None
+    return reusable_cache(output)
 
 
 def _batch_inputs(
