@@ -117,7 +117,7 @@ def test_models_that_transform_their_logits_keep_trls_loss():
 def test_shared_columns_stop_at_the_first_difference_or_padding():
     import torch
 
-    from postlab.tools.training.compact_loss import shared_columns
+    from postlab.tools.models.prefix_cache import shared_columns
 
     ids = torch.tensor([[1, 2, 3, 4, 5], [1, 2, 3, 9, 9], [1, 2, 3, 4, 0]])
     assert shared_columns(ids, None) == 3

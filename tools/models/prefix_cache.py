@@ -38,3 +38,42 @@ def reusable_cache(output: Any) -> Any | None:
         return None
     layers = getattr(cache, "layers", None) or []
     return cache if all(type(layer) is DynamicLayer for layer in layers) else None
+
+
+def shared_columns(input_ids: Any, attention_mask: Any | None) -> int:
+    """Leading columns that are the same token, attended, in every row (at most all but one)."""
+    same = (input_ids == input_ids[:1]).all(0)
+    if attention_mask is not None:
+        same &= attention_mask.bool().all(0)
+    same[-1] = False
+    return int(same.long().cumprod(0).sum())
+
+
+def decoder_states(decoder: Any, forward: dict[str, Any]) -> tuple[Any, bool]:
+    """The decoder's last hidden states for a padded batch, and whether a shared prefix of the
+    rows ran once (right padding and plain positions only; otherwise the whole batch runs)."""
+    import torch
+
+    input_ids = forward["input_ids"]
+    mask = forward.get("attention_mask")
+    rows, width = input_ids.shape
+    positions = torch.arange(width, device=input_ids.device).expand(rows, -1)
+    plain_positions = "position_ids" not in forward or torch.equal(
+        forward["position_ids"], positions
+    )
+    prefix = shared_columns(input_ids, mask) if rows > 1 and plain_positions else 0
+    if prefix >= MIN_SHARED_PREFIX:
+        head = decoder(input_ids=input_ids[:1, :prefix], use_cache=True)
+        cache = reusable_cache(head)
+        if cache is not None:
+            cache.batch_repeat_interleave(rows)
+            own = decoder(
+                input_ids=input_ids[:, prefix:],
+                attention_mask=mask,
+                position_ids=positions[:, prefix:],
+                cache=cache,
+                use_cache=True,
+            ).last_hidden_state
+            shared = head.last_hidden_state.expand(rows, -1, -1)
+            return torch.cat([shared, own], dim=1), True
+    return decoder(**forward, use_cache=False).last_hidden_state, False

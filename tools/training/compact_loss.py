@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from postlab.tools.models.prefix_cache import MIN_SHARED_PREFIX, reusable_cache
+from postlab.tools.models.prefix_cache import decoder_states
 
 # Model inputs the decoder itself takes; the collator's other keys (labels) stay with the loss.
 _DECODER_INPUTS = ("input_ids", "attention_mask", "position_ids")
@@ -33,45 +33,6 @@ _LOGIT_TRANSFORMS = (
 def plain_head(config: Any) -> bool:
     """Whether a model's logits are its LM head's output as is (no scaling or soft-capping)."""
     return all(getattr(config, name, None) in (None, 1, 1.0) for name in _LOGIT_TRANSFORMS)
-
-
-def shared_columns(input_ids: Any, attention_mask: Any | None) -> int:
-    """Leading columns that are the same token, attended, in every row (at most all but one)."""
-    same = (input_ids == input_ids[:1]).all(0)
-    if attention_mask is not None:
-        same &= attention_mask.bool().all(0)
-    same[-1] = False
-    return int(same.long().cumprod(0).sum())
-
-
-def decoder_states(decoder: Any, forward: dict[str, Any]) -> tuple[Any, bool]:
-    """The decoder's last hidden states for a padded batch, and whether a shared prefix of the
-    rows ran once (right padding and plain positions only; otherwise the whole batch runs)."""
-    import torch
-
-    input_ids = forward["input_ids"]
-    mask = forward.get("attention_mask")
-    rows, width = input_ids.shape
-    positions = torch.arange(width, device=input_ids.device).expand(rows, -1)
-    plain_positions = "position_ids" not in forward or torch.equal(
-        forward["position_ids"], positions
-    )
-    prefix = shared_columns(input_ids, mask) if rows > 1 and plain_positions else 0
-    if prefix >= MIN_SHARED_PREFIX:
-        head = decoder(input_ids=input_ids[:1, :prefix], use_cache=True)
-        cache = reusable_cache(head)
-        if cache is not None:
-            cache.batch_repeat_interleave(rows)
-            own = decoder(
-                input_ids=input_ids[:, prefix:],
-                attention_mask=mask,
-                position_ids=positions[:, prefix:],
-                cache=cache,
-                use_cache=True,
-            ).last_hidden_state
-            shared = head.last_hidden_state.expand(rows, -1, -1)
-            return torch.cat([shared, own], dim=1), True
-    return decoder(**forward, use_cache=False).last_hidden_state, False
 
 
 def compact_completion_loss(trainer_cls: type) -> type:
