@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from postlab.agents.base import StepResult, run_task
@@ -96,7 +97,26 @@ def validation_misses(state: LabState, memory: LabMemory, task: Task) -> list[Ex
 
 
 def row_builder(state: LabState, memory: LabMemory, task: Task) -> RowBuilder | None:
-    """How the plan's data recipe turns clean examples into rows (None: one plain row each)."""
+    """How the plan's data recipe turns clean examples into rows (None: one plain row each);
+    a recipe that samples the model also counts the seconds it spent generating."""
+    clock: list[float] = []
+    builder = _recipe_builder(state, memory, task, clock)
+    if builder is None:
+        return None
+
+    def timed(examples: list[Example]):
+        rows, stats = builder(examples)
+        if clock:
+            stats = {**stats, "sampling_seconds": round(sum(clock), 1)}
+        return rows, stats
+
+    return timed
+
+
+def _recipe_builder(
+    state: LabState, memory: LabMemory, task: Task, clock: list[float]
+) -> RowBuilder | None:
+    """The recipe's row builder; each sampling call's seconds go to `clock`."""
     plan = state["plan"]
     recipe = plan.data_recipe
 
@@ -104,9 +124,12 @@ def row_builder(state: LabState, memory: LabMemory, task: Task) -> RowBuilder | 
         emit({"type": "sampling", "recipe": recipe, "done": done, "total": total})
 
     def sampled(examples: list[Example], samples: int, temperature: float | None):
-        return sample_answers(
+        started = time.monotonic()
+        answers = sample_answers(
             task, examples, plan.init_checkpoint, samples, temperature, plan.data_seed, progress
         )
+        clock.append(time.monotonic() - started)
+        return answers
 
     if recipe == "rft":
         return lambda examples: rft_rows(sampled(examples, SAMPLES_PER_PROMPT, TEMPERATURE))

@@ -41,6 +41,9 @@ def test_a_restricted_run_finalizes_with_a_scored_iteration_of_that_technique(
     assert card["recipe"] == recipe and card["final_size"] >= 8
     if recipe == "curriculum":
         assert iteration["spec"]["train_sampling"] == "sequential"
+    # Recipes that sample the model count the seconds it spent generating.
+    samples_model = recipe in ("rft", "preference", "curriculum")
+    assert ((card["recipe_stats"] or {}).get("sampling_seconds", 0) > 0) == samples_model
     if recipe == "synthetic":
         # The tiny teacher writes noise: every proposal is counted and none is kept.
         stats = card["recipe_stats"]
