@@ -27,25 +27,10 @@ def test_the_shared_prefix_leaves_every_prompt_a_token_of_its_own():
 def loaded(tiny_model):
     """A tiny random Llama whose large weights make every prompt's answer its own (the shared
     tiny model answers everything with newlines, which would hide a wrong position or mask)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from support.tiny_model import tiny_llama
 
     _, tokenizer = load_for_generation(tiny_model)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        initializer_range=0.5,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return LlamaForCausalLM(config).eval(), tokenizer
+    return tiny_llama(tokenizer, initializer_range=0.5).eval(), tokenizer
 
 
 def test_a_shared_prefix_gives_the_answers_of_whole_prompts(loaded, monkeypatch):

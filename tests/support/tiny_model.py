@@ -7,15 +7,15 @@ from pathlib import Path
 from postlab.tools.models.resolution import DEFAULT_MODEL, resolve_model
 
 
-def make_tiny_model(
-    out_dir: Path, tokenizer_source: str | Path | None = None, seed: int = 0
-) -> Path:
-    """Write a tiny randomly initialised Llama with the base model's tokenizer (for tests)."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+def tiny_llama(tokenizer, seed: int = 0, initializer_range: float = 0.02):
+    """A tiny randomly initialised Llama for the tokenizer's vocabulary, in memory.
 
-    source = tokenizer_source or resolve_model(DEFAULT_MODEL).path
-    tokenizer = AutoTokenizer.from_pretrained(source)
+    At the default initialisation it answers every prompt alike; a large `initializer_range`
+    (0.5) makes each prompt's answer its own.
+    """
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
@@ -25,12 +25,24 @@ def make_tiny_model(
         num_attention_heads=4,
         num_key_value_heads=2,
         max_position_embeddings=512,
+        initializer_range=initializer_range,
         tie_word_embeddings=True,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
     )
-    model = LlamaForCausalLM(config)
+    return LlamaForCausalLM(config)
+
+
+def make_tiny_model(
+    out_dir: Path, tokenizer_source: str | Path | None = None, seed: int = 0
+) -> Path:
+    """Write a tiny randomly initialised Llama with the base model's tokenizer (for tests)."""
+    from transformers import AutoTokenizer
+
+    source = tokenizer_source or resolve_model(DEFAULT_MODEL).path
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = tiny_llama(tokenizer, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
