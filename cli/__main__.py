@@ -1,5 +1,5 @@
 """`python -m postlab.cli` runs the command line."""
 
-from postlab.cli.app import main
+from postlab.cli.entry import main
 
 main()

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from postlab.tools.io.atomic import write_json_atomic
+from postlab.tools.io.home import postlab_home
 from postlab.tools.io.offline import OFFLINE_ENV
 from postlab.tools.io.rate_limits import (
     RateLimiter,
@@ -32,7 +33,6 @@ from postlab.tools.io.rate_limits import (
     limiter_for,
     mark_down,
 )
-from postlab.tools.models.resolution import postlab_home
 
 USER_AGENT = "postlab/0.1 (autonomous post-training lab; https://pypi.org/project/postlab)"
 # Statuses worth storing: a 404 is as definitive as a 200 (no HTML version, unknown paper).

