@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -80,8 +81,6 @@ def complete(
     Prompts are batched by length, so padding stays short, and the tokens all prompts share
     are computed once; answers come back in prompt order.
     """
-    import copy
-
     import torch
 
     if not prompts:
