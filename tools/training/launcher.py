@@ -22,7 +22,21 @@ import threading
 import traceback
 
 # What a training worker imports before its first step: the expensive part of starting one.
-PRELOAD = ("torch", "transformers", "datasets", "peft", "trl", "postlab.tools.training.setup")
+# transformers and TRL load their trainers lazily, and the tracker is imported when training
+# begins (wandb's import was 2 s of each iteration's first step): preloaded too.
+PRELOAD = (
+    "torch",
+    "transformers",
+    "datasets",
+    "peft",
+    "trl",
+    "postlab.tools.training.setup",
+    "transformers.trainer",
+    "transformers.integrations.integration_utils",
+    "trl.trainer.sft_trainer",
+)
+# Trackers a run may not have installed: preloaded when present.
+OPTIONAL_PRELOAD = ("wandb",)
 _REAP_INTERVAL_S = 0.1
 
 
@@ -60,8 +74,13 @@ def _child(pipe: int, request: dict, server: socket.socket, connection: socket.s
 def _serve(path: str) -> None:
     # Ctrl-C reaches the lab's whole process group: the lab decides what stops, not the launcher.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for name in PRELOAD:
-        importlib.import_module(name)
+    # stdout answers the lab ("ready"): what a library prints while imported goes elsewhere.
+    with contextlib.redirect_stdout(sys.stderr):
+        for name in PRELOAD:
+            importlib.import_module(name)
+        for name in OPTIONAL_PRELOAD:
+            with contextlib.suppress(ImportError):
+                importlib.import_module(name)
     parent, home = os.getppid(), os.getcwd()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
