@@ -61,6 +61,7 @@ def hub_source(task: Task, repo_id: str, size: int) -> tuple[Task, dict[str, str
         eval_split=task.test_examples(),
         train_pool=examples,
         validation_split=task.validation_examples(),
+        validation_lent=task.validation_lent,
     )
     provenance = {
         "source": f"hub:{repo_id}",

@@ -68,9 +68,16 @@ def _not_evaluated(label: str, error: EvaluationError) -> AgentOutcome:
 
 
 def _scored(
-    state: LabState, checkpoint: str, splits: tuple[Split, ...], label: str
+    state: LabState,
+    checkpoint: str,
+    splits: tuple[Split, ...],
+    label: str,
+    shift: AnswerShift | None = None,
 ) -> dict[Split, EvalResult] | AgentOutcome:
     """The checkpoint's results on the splits, or the failed outcome that says why not."""
+    # Validation lent from a skewed training file counts every answer equally: its skew is not
+    # evidence of test's, and a model that learned it must not look like one that learned the task.
+    balanced: tuple[Split, ...] = ("validation",) if shift and shift.prior_unknown else ()
     try:
         return evaluate_checkpoint(
             checkpoint,
@@ -80,6 +87,7 @@ def _scored(
             on_batch=lambda done, total: emit(
                 {"type": "evaluating", "label": label, "done": done, "total": total}
             ),
+            balanced=balanced,
         )
     except EvaluationError as error:
         return _not_evaluated(label, error)
@@ -144,11 +152,14 @@ SHIFT_SAMPLE = 400
 
 
 def training_answer_shift(state: LabState) -> AnswerShift | None:
-    """Whether training over-represents one answer against validation (measured, not assumed)."""
+    """Whether training over-represents one answer against validation, or against a test prior
+    nothing measures (validation lent from the training file); measured, not assumed."""
     task = run_task(state)
     train = [example.answer for example in task.train_examples(SHIFT_SAMPLE, seed=0)]
     validation = [example.answer for example in task.validation_examples()]
-    return answer_shift(train, validation) if train and validation else None
+    if not train or not validation:
+        return None
+    return answer_shift(train, validation, validation_lent=task.validation_lent)
 
 
 def test_best(state: LabState) -> StepResult:
@@ -177,7 +188,8 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     # The baseline is the one checkpoint scored on test up front: it is the reference to beat.
     own_test = is_baseline and not judge
     splits: tuple[Split, ...] = ("validation", "test") if own_test else ("validation",)
-    results = _scored(state, checkpoint, splits, label)
+    shift = training_answer_shift(state) if is_baseline else state.get("answer_shift")
+    results = _scored(state, checkpoint, splits, label, shift)
     failed = {} if is_baseline else {"plan": plan.model_copy(update={"status": "failed"})}
     if isinstance(results, AgentOutcome):
         return StepResult(results, failed)
@@ -206,6 +218,7 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
         n=result.n,
         error_categories=result.error_categories,
         collapse=result.collapse,
+        balanced_by_label=result.balanced_by_label,
         failures=result.failures,
         miss_clusters=miss_clusters(state, memory, result.free_form_misses),
         delta_vs_baseline=round(result.strict - base_strict, 4),
@@ -252,13 +265,9 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     update: dict = {"evaluations": [record]}
     if is_baseline:
         update["baseline"] = record
-        shift = training_answer_shift(state)
         update["answer_shift"] = shift
         if shift is not None:
-            summary += (
-                f"; training answers are {shift.train_share:.0%} {shift.answer!r} against "
-                f"{shift.validation_share:.0%} in validation"
-            )
+            summary += f"; {shift.describe()}"
     else:
         update["plan"] = plan.model_copy(update={"status": "done"})
         # The Trainer wrote this iteration's row; the evaluation completes it.

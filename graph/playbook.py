@@ -95,10 +95,7 @@ def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decisi
         if shift is not None and "balanced" in usable_recipes(state, finding.key):
             # The prior training teaches is not the one the model is judged on: balance first.
             recipe = "balanced"
-            reason += (
-                f"; training answers are {shift.train_share:.0%} {shift.answer!r} against "
-                f"{shift.validation_share:.0%} in validation, so its rows are balanced by answer"
-            )
+            reason += f"; {shift.describe()}, so its rows are balanced by answer"
         plan = new_plan(state, finding, reason, recipe=recipe)
         return _route(plan, step, reason), plan
     if plan.status not in ("done", "failed"):

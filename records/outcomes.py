@@ -103,7 +103,8 @@ class TrainingRecord(BaseModel):
 
 def binomial_stderr(accuracy: float, n: int) -> float:
     """The standard error of an accuracy measured on n independent items."""
-    return math.sqrt(accuracy * (1 - accuracy) / n) if n > 0 else 0.0
+    # max(): an accuracy a rounding error past 1 must not make the variance negative.
+    return math.sqrt(max(0.0, accuracy * (1 - accuracy)) / n) if n > 0 else 0.0
 
 
 class SplitScore(BaseModel):
@@ -127,12 +128,25 @@ class SplitScore(BaseModel):
 
 
 class AnswerShift(BaseModel):
-    """One answer far more common in training than in validation: a prior the model can learn
-    instead of the task."""
+    """One answer far more common in training than in validation, or than anything says test
+    holds: a prior the model can learn instead of the task."""
 
     answer: str
     train_share: float
     validation_share: float
+    # Validation is a slice of the training file: it shares training's skew, so nothing tells
+    # whether test does. Validation then counts every answer equally (balanced accuracy).
+    prior_unknown: bool = False
+
+    def describe(self) -> str:
+        """The shift in words, for reasons and summaries."""
+        share = f"training answers are {self.train_share:.0%} {self.answer!r}"
+        if self.prior_unknown:
+            return (
+                f"{share} and validation, a slice of the training file, cannot say whether test "
+                "holds that skew (it counts every answer equally)"
+            )
+        return f"{share} against {self.validation_share:.0%} in validation"
 
 
 class MissCluster(BaseModel):
@@ -158,6 +172,9 @@ class EvaluationRecord(BaseModel):
     test: SplitScore | None = None
     # Share of validation items given one and the same answer, when the model collapsed (else 0).
     collapse: float = 0.0
+    # strict and lenient count every reference answer equally (validation lent from a skewed
+    # training file: see AnswerShift.prior_unknown).
+    balanced_by_label: bool = False
     error_categories: dict[str, int] = Field(default_factory=dict)
     failures: list[FailureSample] = Field(default_factory=list)
     # Free-form misses of a task folder grouped by meaning, largest first (no verifier can name

@@ -2,6 +2,7 @@
 
 import pytest
 
+from postlab.records.outcomes import binomial_stderr
 from postlab.tools.evaluation.scoring import (
     EvaluationError,
     categorize,
@@ -91,3 +92,47 @@ def test_one_load_scores_each_split_on_its_own_items(tiny_model):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(EvaluationError, match="config.json missing"):
         evaluate_checkpoint(tmp_path, load_task("addition_2d"))
+
+
+def test_a_split_balanced_by_label_gives_a_constant_answer_chance_credit():
+    task = load_task("answer_format")
+    answers = ["yes"] * 36 + ["no"] * 9
+    examples = [Example(prompt=f"q{i}", answer=a) for i, a in enumerate(answers)]
+    constant = ["yes"] * 45
+    plain = score(task, examples, constant, "m")
+    balanced = score(task, examples, constant, "m", balance_labels=True)
+    # 80% of a skewed split, but half of what each label asks: chance for two labels.
+    assert plain.strict == 0.8 and not plain.balanced_by_label
+    assert balanced.strict == 0.5 and balanced.balanced_by_label
+    # A model that tells the labels apart keeps its credit on every label.
+    learned = ["yes"] * 32 + ["no"] * 4 + ["no"] * 8 + ["yes"]
+    result = score(task, examples, learned, "m", balance_labels=True)
+    assert abs(result.strict - (32 / 36 + 8 / 9) / 2) < 1e-9
+    assert result.strict > balanced.strict
+    # Perfect on three unequal labels is exactly 1 (weights that sum a hair past it would make
+    # the standard error's square root fail).
+    three = [
+        Example(prompt=f"t{i}", answer=a) for i, a in enumerate(["a"] * 31 + ["b"] * 7 + ["c"] * 3)
+    ]
+    perfect = score(task, three, [e.answer for e in three], "m", balance_labels=True)
+    assert perfect.strict == 1.0 and binomial_stderr(perfect.strict, perfect.n) == 0.0
+    # Free-form answers have no labels to balance: the plain share stays.
+    numbers = [Example(prompt=f"n{i}", answer=str(i)) for i in range(10)]
+    assert (
+        score(
+            task, numbers, [str(i) for i in range(5)] + ["x"] * 5, "m", balance_labels=True
+        ).strict
+        == 0.5
+    )
+
+
+def test_a_constant_answer_on_a_skewed_split_is_a_collapse():
+    task = load_task("answer_format")
+    skewed = [Example(prompt=f"q{i}", answer=a) for i, a in enumerate(["yes"] * 90 + ["no"] * 10)]
+    # "yes" to all 100 where 10 need "no": no excess over 90% is possible, yet it is constant.
+    assert score(task, skewed, ["yes"] * 100, "m").collapse == 1.0
+    # A model that gets most of the ten right is not collapsed.
+    assert score(task, skewed, ["yes"] * 92 + ["no"] * 8, "m").collapse == 0.0
+    # Two items needing another answer are too few to tell a collapse from two misses.
+    rare = [Example(prompt=f"r{i}", answer=a) for i, a in enumerate(["yes"] * 98 + ["no"] * 2)]
+    assert score(task, rare, ["yes"] * 100, "m").collapse == 0.0

@@ -510,9 +510,9 @@ def test_a_continuation_spec_resumes_its_parents_optimiser_state(tmp_path):
     assert (spec.num_processes, spec.batch_size) == (2, 4)
 
 
-def test_a_training_prior_unlike_validations_opens_on_balanced_rows(tmp_path):
-    folder = tmp_path / "skewed"
-    folder.mkdir()
+def _above_500_folder(folder: Path, train: list[int], valid: list[int] | None) -> Path:
+    """A task folder asking whether numbers are above 500 (valid.jsonl only when given)."""
+    folder.mkdir(exist_ok=True)
 
     def rows(numbers):
         return "\n".join(
@@ -520,21 +520,94 @@ def test_a_training_prior_unlike_validations_opens_on_balanced_rows(tmp_path):
             for n in numbers
         )
 
-    # Nine training answers in ten are "yes"; validation and test are balanced.
-    (folder / "train.jsonl").write_text(rows([*range(600, 690), *range(100, 110)]))
-    (folder / "valid.jsonl").write_text(rows([701, 702, 703, 201, 202, 203]))
+    (folder / "train.jsonl").write_text(rows(train))
+    if valid is not None:
+        (folder / "valid.jsonl").write_text(rows(valid))
     (folder / "eval.jsonl").write_text(rows([801, 802, 803, 301, 302, 303]))
-    state = base_state(tmp_path, task_dir=str(folder))
-    shift = training_answer_shift(state)
-    assert (shift.answer, shift.train_share, shift.validation_share) == ("yes", 0.9, 0.5)
+    return folder
+
+
+def _opening_plan(state, shift):
     state.update(
         baseline=evaluation(0, 0.0),
         evaluations=[evaluation(0, 0.0)],
         findings=[finding("sft_full")],
         answer_shift=shift,
     )
-    _, plan = decide(state, 3, None)
+    return decide(state, 3, None)[1]
+
+
+def test_a_training_prior_unlike_validations_opens_on_balanced_rows(tmp_path):
+    # Nine training answers in ten are "yes"; validation and test are balanced.
+    train = [*range(600, 690), *range(100, 110)]
+    folder = _above_500_folder(tmp_path / "skewed", train, [701, 702, 703, 201, 202, 203])
+    state = base_state(tmp_path, task_dir=str(folder))
+    shift = training_answer_shift(state)
+    assert (shift.answer, shift.train_share, shift.validation_share) == ("yes", 0.9, 0.5)
+    assert not shift.prior_unknown
+    plan = _opening_plan(state, shift)
     assert plan.data_recipe == "balanced"
     assert "training answers are 90% 'yes' against 50% in validation" in plan.reason
     # A task whose training answers look like validation's opens on plain rows.
     assert training_answer_shift(base_state(tmp_path)) is None
+
+
+def test_a_skewed_training_file_without_validation_is_a_shift_against_an_unknown_prior(
+    tmp_path,
+):
+    # No valid.jsonl: validation is lent from the training file and shares its 9-in-10 skew.
+    train = [*range(600, 780), *range(100, 120)]
+    folder = _above_500_folder(tmp_path / "above_500", train, None)
+    state = base_state(tmp_path, task_dir=str(folder))
+    shift = training_answer_shift(state)
+    assert shift.prior_unknown and shift.answer == "yes" and shift.train_share >= 0.85
+    assert shift.validation_share >= 0.75  # the lent slice is as skewed as training
+    plan = _opening_plan(state, shift)
+    assert plan.data_recipe == "balanced"
+    assert "cannot say whether test holds that skew" in plan.reason
+    # Balanced training answers in the same folder are no shift at all.
+    _above_500_folder(folder, [*range(600, 700), *range(100, 200)], None)
+    assert training_answer_shift(base_state(tmp_path, task_dir=str(folder))) is None
+
+
+class _NoMemory:
+    """Memory that keeps nothing: the evaluator's writes and reads go nowhere."""
+
+    def add(self, *args, **kwargs):
+        return None
+
+    def add_many(self, *args, **kwargs):
+        return None
+
+    def get(self, *args, **kwargs):
+        return []
+
+
+def test_validation_lent_from_a_skewed_training_file_is_scored_balanced(tmp_path, monkeypatch):
+    from postlab.agents import evaluator
+    from postlab.records.steps import Directive
+    from postlab.tools.evaluation.scoring import score
+
+    train = [*range(600, 780), *range(100, 120)]
+    folder = _above_500_folder(tmp_path / "above_500", train, None)
+    state = base_state(tmp_path, task_dir=str(folder))
+    asked = {}
+
+    def constant_yes(checkpoint, task, splits, balanced=(), **kwargs):
+        asked["balanced"] = balanced
+        results = {}
+        for split in splits:
+            examples = task.validation_examples() if split == "validation" else task.test_examples()
+            results[split] = score(
+                task, examples, ["yes"] * len(examples), "m", balance_labels=split in balanced
+            )
+        return results
+
+    monkeypatch.setattr(evaluator, "evaluate_checkpoint", constant_yes)
+    baseline = Directive(agent="evaluator", action="baseline", reason="measure")
+    update = evaluator.evaluate(state, baseline, _NoMemory()).update
+    assert asked["balanced"] == ("validation",)
+    record = update["baseline"]
+    # A constant "yes" gets chance credit, not the 90% the skewed slice would give it.
+    assert record.balanced_by_label and record.strict == 0.5
+    assert update["answer_shift"].prior_unknown

@@ -207,8 +207,12 @@ def test_a_training_prior_is_a_shift_only_when_validation_differs():
     shift = answer_shift(skewed * 10, ["yes", "no"] * 10)
     assert shift is not None and (shift.answer, shift.train_share) == ("yes", 0.9)
     assert shift.validation_share == 0.5
-    # The same skew in validation is the task's own prior, not a shift.
+    # The same skew in validation is the task's own prior, not a shift...
     assert answer_shift(skewed * 10, skewed * 4) is None
+    # ...unless validation was lent from the training file: then it is no evidence of test's.
+    lent = answer_shift(skewed * 10, skewed * 4, validation_lent=True)
+    assert lent is not None and lent.prior_unknown and lent.validation_share == 0.9
+    assert not shift.prior_unknown
     # A mild skew (0.6 against 0.5) is not worth changing the data for.
     assert answer_shift((["yes"] * 6 + ["no"] * 4) * 5, ["yes", "no"] * 10) is None
     # Free-form answers have no label to over-represent.

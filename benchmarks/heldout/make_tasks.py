@@ -8,6 +8,8 @@
 - shout: rewrite a short phrase in capital letters, exact match.
 - above_500: whether a number is above 500. Nine training rows in ten say "yes"; validation and
   test are balanced: plain SFT on it learns to answer "yes" to everything.
+- word_category_no_valid, above_500_no_valid: the two skewed folders without valid.jsonl, so
+  validation is a slice of the skewed training file and only test is balanced.
 """
 
 from __future__ import annotations
@@ -135,12 +137,24 @@ def above_500(out: Path) -> None:
     (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
 
 
+def without_validation(out: Path, name: str) -> None:
+    """A copy of a folder that ships no valid.jsonl: the lab must lend validation from the
+    skewed training file, which says nothing of test's balanced answers."""
+    source, folder = out / name, out / f"{name}_no_valid"
+    folder.mkdir(parents=True, exist_ok=True)
+    # task.json too, name and all: the name seeds which training rows validation borrows.
+    for name_of_file in ("train.jsonl", "eval.jsonl", "task.json"):
+        (folder / name_of_file).write_text((source / name_of_file).read_text())
+
+
 def main() -> None:
     """Write the folders under the directory given."""
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "heldout-tasks")
     word_category(out)
     shout(out)
     above_500(out)
+    for skewed in ("word_category", "above_500"):
+        without_validation(out, skewed)
     print(f"written to {out}")
 
 

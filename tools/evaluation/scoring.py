@@ -37,6 +37,8 @@ class EvalResult(BaseModel):
     free_form_misses: list[FailureSample] = Field(default_factory=list)
     # Share of items given one and the same answer, when that many did (else 0).
     collapse: float = 0.0
+    # strict and lenient count every reference answer equally (balanced accuracy).
+    balanced_by_label: bool = False
     wall_s: float = 0.0
 
 
@@ -45,8 +47,11 @@ class EvalResult(BaseModel):
 # collapsed to a constant answer. The excess matters on label tasks: a perfect yes/no classifier
 # on a balanced split says "yes" to half the items (on the held-out above_500 folder, a model
 # 70% right on validation gave one answer to 72% of it and was wrongly called collapsed).
+# On a skewed split the excess cannot be had (90% "yes" + 0.25); there a model that gives the
+# commonest answer to COLLAPSE_SWALLOWED of the items that need another one has collapsed too.
 COLLAPSE_SHARE = 0.5
 COLLAPSE_EXCESS = 0.25
+COLLAPSE_SWALLOWED = 0.75
 COLLAPSE_MIN_ITEMS = 5
 
 
@@ -119,6 +124,27 @@ def generate(
     return [texts[0] for texts in completions]
 
 
+def collapse_threshold(expected: float, others: int) -> float:
+    """The share of one answer that makes a collapse, when the commonest reference holds
+    `expected` of the items and `others` items need another answer."""
+    excess = expected + COLLAPSE_EXCESS
+    if others < COLLAPSE_MIN_ITEMS:
+        # Too few items need another answer to tell a collapse from a few misses.
+        return max(COLLAPSE_SHARE, excess)
+    swallowed = expected + COLLAPSE_SWALLOWED * (1.0 - expected)
+    return max(COLLAPSE_SHARE, min(excess, swallowed))
+
+
+def _accuracy(hits: Counter[str], references: Counter[str], balanced: bool) -> float:
+    """The share of items right, or with `balanced` the mean of each reference answer's share."""
+    if balanced:
+        shares = [hits[answer] / count for answer, count in references.items()]
+        # A mean of ones can land a rounding error past 1.
+        return min(1.0, sum(shares) / len(shares))
+    n = sum(references.values())
+    return sum(hits.values()) / n if n else 0.0
+
+
 def score(
     task: Task,
     examples: list[Example],
@@ -126,18 +152,28 @@ def score(
     model_path: str,
     failure_samples: int = 8,
     wall_s: float = 0.0,
+    balance_labels: bool = False,
 ) -> EvalResult:
-    """Verify completions against answers and collect error categories and failure samples."""
+    """Verify completions against answers and collect error categories and failure samples.
+
+    With `balance_labels` on a task whose answers are labels, every reference answer weighs the
+    same in strict and lenient (balanced accuracy): a split whose skew says nothing about test
+    then cannot reward a model for learning that skew.
+    """
     categories: Counter[str] = Counter()
     failures: list[FailureSample] = []
     free_form: list[FailureSample] = []
     missed: list[str] = []
-    strict_hits = lenient_hits = 0
+    strict_hits: Counter[str] = Counter()
+    lenient_hits: Counter[str] = Counter()
     labels = label_set([example.answer for example in examples])
+    references = Counter(example.answer.strip().lower() for example in examples)
+    balanced = balance_labels and bool(labels) and len(references) > 1
     for example, completion in zip(examples, completions, strict=True):
         verdict = task.verify(completion, example.answer)
-        strict_hits += verdict.strict
-        lenient_hits += verdict.lenient
+        reference = example.answer.strip().lower()
+        strict_hits[reference] += verdict.strict
+        lenient_hits[reference] += verdict.lenient
         category = categorize(completion, verdict.strict, verdict.lenient, example.answer, labels)
         categories[category] += 1
         if category == "correct":
@@ -153,20 +189,21 @@ def score(
     n = len(examples)
     # A collapse is told apart from many distinct misses: it changes the data, not the LR.
     share = collapsed_share(completions)
-    references = Counter(example.answer.strip().lower() for example in examples)
     expected = references.most_common(1)[0][1] / n if n else 1.0
-    collapsed = len(references) > 1 and share >= max(COLLAPSE_SHARE, expected + COLLAPSE_EXCESS)
+    others = n - (references.most_common(1)[0][1] if n else 0)
+    collapsed = len(references) > 1 and share >= collapse_threshold(expected, others)
     return EvalResult(
         model_path=str(model_path),
         task=task.name,
         n=n,
-        strict=strict_hits / n if n else 0.0,
-        lenient=lenient_hits / n if n else 0.0,
+        strict=_accuracy(strict_hits, references, balanced),
+        lenient=_accuracy(lenient_hits, references, balanced),
         error_categories=dict(categories),
         failures=failures,
         missed_prompts=missed,
         free_form_misses=free_form,
         collapse=round(share, 3) if collapsed else 0.0,
+        balanced_by_label=balanced,
         wall_s=wall_s,
     )
 
@@ -184,8 +221,10 @@ def evaluate_checkpoint(
     limit: int | None = None,
     batch_size: int = GENERATION_BATCH,
     on_batch: Callable[[int, int], None] | None = None,
+    balanced: tuple[Split, ...] = (),
 ) -> dict[Split, EvalResult]:
-    """Score a checkpoint on the task's splits, loading it once; each split scored on its own."""
+    """Score a checkpoint on the task's splits, loading it once; each split scored on its own
+    (the `balanced` ones counting every reference answer equally)."""
     path = Path(model_path)
     if not (path / "config.json").is_file():
         raise EvaluationError(f"no checkpoint at {path} (config.json missing)")
@@ -206,5 +245,7 @@ def evaluate_checkpoint(
         answers = completions[offset : offset + len(examples)]
         offset += len(examples)
         share = wall_s * len(examples) / len(prompts)
-        results[split] = score(task, examples, answers, str(path), wall_s=share)
+        results[split] = score(
+            task, examples, answers, str(path), wall_s=share, balance_labels=split in balanced
+        )
     return results

@@ -147,11 +147,21 @@ def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
         _result_row(summary, "best", f"best ({summary.get('best_label', '—')})"),
         "",
         f"Every decision (continue, switch, stop, which checkpoint is best) read validation "
-        f"({summary.get('best_val_n') or '—'} items); {_test_words(summary)}",
+        f"({summary.get('best_val_n') or '—'} items{_balanced_words(summary)}); "
+        f"{_test_words(summary)}",
         "",
         f"Best checkpoint: `{summary['best_checkpoint']}`",
     ]
     return lines + ["", f"![accuracy per iteration]({plot})"] if plot else lines
+
+
+def _balanced_words(summary: dict[str, Any]) -> str:
+    if not any(e.get("balanced_by_label") for e in summary.get("evaluations") or []):
+        return ""
+    return (
+        ", each answer counted equally: validation is a slice of the skewed training file, "
+        "and its skew is no evidence of test's"
+    )
 
 
 def _spec_text(spec: dict[str, Any]) -> str:

@@ -121,7 +121,8 @@ def load_task_dir(task_dir: Path) -> Task:
     test = [example for _, example in eval_rows]
     pool = [example for _, example in train_rows]
     valid_path = task_dir / "valid.jsonl"
-    if valid_path.is_file():
+    lent = not valid_path.is_file()
+    if not lent:
         validation = [example for _, example in _read_jsonl(valid_path)]
     else:
         test_keys = {normalize_prompt(example.prompt) for example in test}
@@ -130,4 +131,6 @@ def load_task_dir(task_dir: Path) -> Task:
     # Validation is decontaminated against test the way training rows are.
     index = ContaminationIndex(test)
     validation = [example for example in validation if not index.contaminates(example)]
-    return Task(spec, eval_split=test, train_pool=pool, validation_split=validation)
+    return Task(
+        spec, eval_split=test, train_pool=pool, validation_split=validation, validation_lent=lent
+    )

@@ -79,11 +79,13 @@ class Task:
         eval_split: list[Example] | None = None,
         train_pool: list[Example] | None = None,
         validation_split: list[Example] | None = None,
+        validation_lent: bool = False,
     ) -> None:
         """Build from a generator (bundled) or from explicit test/train lists (task folders).
 
         Without an explicit validation split, a listed task lends a deterministic slice of its
         training pool to validation; a generated task draws it from its own seed stream.
+        `validation_lent` says an explicit split was sliced from the training file all the same.
         """
         if (generator is None) == (eval_split is None):
             raise TaskError("a Task needs either a generator or an eval split, not both or neither")
@@ -97,6 +99,8 @@ class Task:
         # Kept so the dataset card can report contamination that was already in the source file.
         self.train_eval_copies = len(pool) - len(self._train_pool)
         self._validation: list[Example] | None = None
+        # A slice of the training file shares its answers' skew: it cannot tell whether test does.
+        self.validation_lent = validation_lent or (validation_split is None and generator is None)
         if validation_split is not None:
             self._validation = [
                 ex for ex in validation_split if normalize_prompt(ex.prompt) not in keys
