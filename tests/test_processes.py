@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from postlab.tools.training.processes import PID_FILE, WORKER_MODULE, end_orphaned_worker, works_in
-from postlab.tools.training.warm_start import start_warm
+from postlab.tools.training.warm_start import import_time_env, start_warm
 
 
 def _sleeper(*args: str, cwd: Path | None = None) -> subprocess.Popen:
@@ -89,3 +89,17 @@ def test_a_launcher_with_workers_running_is_kept_when_others_are_needed(tmp_path
     assert first.poll() is None
     os.killpg(first.pid, 9)
     assert first.wait(timeout=10) == -9
+
+
+def test_torch_writing_its_cache_folder_does_not_change_which_launcher_serves(monkeypatch):
+    from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    before = import_time_env(dict(os.environ))
+    # What the lab's first generation does: torch writes its cache folder into os.environ.
+    cache_dir()
+    assert "TORCHINDUCTOR_CACHE_DIR" in os.environ
+    # The launcher started before it still serves the workers started after it.
+    assert import_time_env(dict(os.environ)) == before
+    # A variable the libraries do read at import still tells launchers apart.
+    assert import_time_env({**os.environ, "HF_HOME": "/elsewhere"}) != before
