@@ -202,7 +202,9 @@ def main() -> None:
         (load_task(name), None) for name in args.tasks.split(",")
     ]
     for task, task_dir in chosen:
-        name = task.name
+        # A folder by its own name: two folders may hold tasks of one name (a copy without
+        # valid.jsonl keeps the original's task.json).
+        name = Path(task_dir).name if task_dir else task.name
         started = time.monotonic()
         seeds = range(settings["seeds"])
         # Seed 0 keeps the single-seed folders (naive/, lab/) so earlier outputs compare.

@@ -75,6 +75,12 @@ def usable_recipes(state: LabState, key: str) -> tuple[str, ...]:
     return tuple(recipe for recipe in recipes if recipe != "synthetic")
 
 
+def balances_answers(state: LabState, key: str) -> bool:
+    """Whether the technique's own rows are replaced by rows balanced by answer: training
+    over-represents an answer that validation (or nothing) says test holds less of."""
+    return state.get("answer_shift") is not None and "balanced" in usable_recipes(state, key)
+
+
 def current_accuracy(state: LabState) -> float:
     """Validation accuracy of the best model so far (the baseline before any training)."""
     best = state.get("best") or state.get("baseline")
@@ -177,7 +183,8 @@ def new_plan(
         reason = f"{reason} [{how}]"
     schedule = schedule_for(state, finding.key, hyper, move, iteration)
     reason = f"{reason} [{_stretch(schedule, hyper)}]"
-    data = recipe or technique.data
+    # Every iteration of a shifted task, not only the first, keeps the skew out of its rows.
+    data = recipe or ("balanced" if balances_answers(state, finding.key) else technique.data)
     fmt = {"grpo": "grpo", "preference": "preference"}.get(data, "sft")
     # Built to the rows training will draw (no rows made and never seen), within --train-size;
     # prompt-only and preference rows each cost several generations to make, so fewer.

@@ -52,6 +52,8 @@ def digest(state: LabState, step: int, event: GuardEvent | None, moves: str) -> 
         lines.append(
             f"Plan: iteration {plan.iteration}, {plan.technique}, {plan.status}, hyper {plan.hyper}"
         )
+    if (shift := state.get("answer_shift")) is not None:
+        lines.append(f"Answers: {shift.describe()}; SFT data defaults to rows balanced by answer.")
     findings = state.get("findings") or []
     lines.append(
         "Findings: "

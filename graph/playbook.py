@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from postlab.graph.experiments import (
+    balances_answers,
     budget_short,
     cites,
     new_plan,
     pick_technique,
-    usable_recipes,
 )
 from postlab.graph.refinements import refine
 from postlab.records.run import RunOptions, StopReason
@@ -90,13 +90,10 @@ def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decisi
         if skipped:
             reason += f"; {skipped}"
         reason += "".join(f"; {n}" for n in finding.fit_notes if n.startswith(LOCAL_NOTE))
-        recipe = None
-        shift = state.get("answer_shift")
-        if shift is not None and "balanced" in usable_recipes(state, finding.key):
+        if balances_answers(state, finding.key):
             # The prior training teaches is not the one the model is judged on: balance first.
-            recipe = "balanced"
-            reason += f"; {shift.describe()}, so its rows are balanced by answer"
-        plan = new_plan(state, finding, reason, recipe=recipe)
+            reason += f"; {state['answer_shift'].describe()}, so its rows are balanced by answer"
+        plan = new_plan(state, finding, reason)
         return _route(plan, step, reason), plan
     if plan.status not in ("done", "failed"):
         return _route(

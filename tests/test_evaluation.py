@@ -116,6 +116,12 @@ def test_a_split_balanced_by_label_gives_a_constant_answer_chance_credit():
     ]
     perfect = score(task, three, [e.answer for e in three], "m", balance_labels=True)
     assert perfect.strict == 1.0 and binomial_stderr(perfect.strict, perfect.n) == 0.0
+    # "Yes." and "yes" are one label, as the label set reads them (a lenient match of "yes").
+    spelled = [
+        Example(prompt=e.prompt, answer="Yes." if i % 2 else e.answer)
+        for i, e in enumerate(examples)
+    ]
+    assert score(task, spelled, constant, "m", balance_labels=True).lenient == 0.5
     # Free-form answers have no labels to balance: the plain share stays.
     numbers = [Example(prompt=f"n{i}", answer=str(i)) for i in range(10)]
     assert (

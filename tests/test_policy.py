@@ -565,6 +565,19 @@ def test_a_skewed_training_file_without_validation_is_a_shift_against_an_unknown
     plan = _opening_plan(state, shift)
     assert plan.data_recipe == "balanced"
     assert "cannot say whether test holds that skew" in plan.reason
+    # The routing model is told too, and what its SFT data defaults to.
+    from postlab.graph.llm_router import digest
+
+    assert "cannot say whether test holds that skew" in digest(state, 3, None, "train")
+    # A stalled first iteration restarts at half the rate, still on balanced rows.
+    stalled = evaluation(1, 0.0)
+    state.update(
+        plan=plan.model_copy(update={"status": "done"}),
+        evaluations=[*state["evaluations"], stalled],
+    )
+    state["best"] = None
+    _, retry = decide(state, 6, None)
+    assert retry.move == "lower_lr" and retry.data_recipe == "balanced"
     # Balanced training answers in the same folder are no shift at all.
     _above_500_folder(folder, [*range(600, 700), *range(100, 200)], None)
     assert training_answer_shift(base_state(tmp_path, task_dir=str(folder))) is None

@@ -94,7 +94,9 @@ def test_a_launcher_with_workers_running_is_kept_when_others_are_needed(tmp_path
 def test_torch_writing_its_cache_folder_does_not_change_which_launcher_serves(monkeypatch):
     from torch._inductor.runtime.cache_dir_utils import cache_dir
 
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    # Set first so the fixture restores whatever was there, not the value torch writes below.
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "unset")
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
     before = import_time_env(dict(os.environ))
     # What the lab's first generation does: torch writes its cache folder into os.environ.
     cache_dir()

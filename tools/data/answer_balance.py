@@ -8,7 +8,7 @@ from collections import Counter
 from postlab.records.outcomes import AnswerShift
 from postlab.tools.data.self_generated import Rows
 from postlab.tools.data.training_sets import example_row
-from postlab.tools.evaluation.scoring import label_set
+from postlab.tools.evaluation.scoring import label_set, normal_answer
 from postlab.tools.tasks.catalog import Example
 
 # A training set whose commonest answer holds at least this share, and this much more of it than
@@ -28,8 +28,8 @@ def answer_shift(
     """
     if not label_set(train_answers) or not label_set(validation_answers):
         return None
-    train = Counter(answer.strip().lower() for answer in train_answers)
-    validation = Counter(answer.strip().lower() for answer in validation_answers)
+    train = Counter(normal_answer(answer) for answer in train_answers)
+    validation = Counter(normal_answer(answer) for answer in validation_answers)
     answer, count = train.most_common(1)[0]
     train_share = count / len(train_answers)
     validation_share = validation[answer] / len(validation_answers)
@@ -54,7 +54,7 @@ def balanced_rows(examples: list[Example]) -> Rows:
     """
     groups: dict[str, list[Example]] = {}
     for example in examples:
-        groups.setdefault(example.answer.strip().lower(), []).append(example)
+        groups.setdefault(normal_answer(example.answer), []).append(example)
     before = Counter({answer: len(items) for answer, items in groups.items()})
     if len(groups) > len(examples) // 2 or len(groups) < 2:
         rows = [example_row(e, "sft") for e in examples]

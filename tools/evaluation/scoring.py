@@ -62,13 +62,14 @@ MAX_LABELS = 12
 
 def label_set(answers: list[str]) -> frozenset[str]:
     """The task's labels when its answers are a small repeating set (else empty)."""
-    labels = frozenset(_normal(answer) for answer in answers)
+    labels = frozenset(normal_answer(answer) for answer in answers)
     if len(labels) > MAX_LABELS or len(labels) * 2 > len(answers):
         return frozenset()
     return labels
 
 
-def _normal(text: str) -> str:
+def normal_answer(text: str) -> str:
+    """An answer as labels are compared: case, spacing and a trailing full stop ignored."""
     return normalize_prompt(text).strip(" .")
 
 
@@ -88,7 +89,7 @@ def categorize(
         return "format"
     if not completion.strip():
         return "empty"
-    if labels and _normal(completion) in labels:
+    if labels and normal_answer(completion) in labels:
         return "wrong_label"
     got, expected = parse_number(completion), parse_number(answer)
     if got is not None and expected is not None and got != expected:
@@ -167,11 +168,11 @@ def score(
     strict_hits: Counter[str] = Counter()
     lenient_hits: Counter[str] = Counter()
     labels = label_set([example.answer for example in examples])
-    references = Counter(example.answer.strip().lower() for example in examples)
+    references = Counter(normal_answer(example.answer) for example in examples)
     balanced = balance_labels and bool(labels) and len(references) > 1
     for example, completion in zip(examples, completions, strict=True):
         verdict = task.verify(completion, example.answer)
-        reference = example.answer.strip().lower()
+        reference = normal_answer(example.answer)
         strict_hits[reference] += verdict.strict
         lenient_hits[reference] += verdict.lenient
         category = categorize(completion, verdict.strict, verdict.lenient, example.answer, labels)

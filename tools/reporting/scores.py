@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
+
+from postlab.records.outcomes import binomial_stderr
 
 PLOT_FILE = "scores.png"
 
@@ -28,8 +29,7 @@ def plot_scores(summary: dict[str, Any], path: Path) -> Path | None:
     lenient = [base_lenient] + [it.get("lenient") or 0.0 for it in scored]
     sizes = {e["iteration"]: e.get("n") or 0 for e in summary.get("evaluations") or []}
     errors = [
-        math.sqrt(value * (1 - value) / sizes[x]) if sizes.get(x) else 0.0
-        for x, value in zip(xs, strict, strict=True)
+        binomial_stderr(value, sizes.get(x) or 0) for x, value in zip(xs, strict, strict=True)
     ]
     figure, axis = plt.subplots(figsize=(6, 3.5), dpi=110)
     axis.errorbar(xs, strict, yerr=errors, marker="o", capsize=3, label="strict (± 1 s.e.)")

@@ -35,7 +35,7 @@ PRELOAD = (
     "transformers.integrations.integration_utils",
     "trl.trainer.sft_trainer",
 )
-# Trackers a run may not have installed: preloaded when present.
+# A tracker a run may not use: a failure to import it must not cost the launcher.
 OPTIONAL_PRELOAD = ("wandb",)
 _REAP_INTERVAL_S = 0.1
 
@@ -79,7 +79,7 @@ def _serve(path: str) -> None:
         for name in PRELOAD:
             importlib.import_module(name)
         for name in OPTIONAL_PRELOAD:
-            with contextlib.suppress(ImportError):
+            with contextlib.suppress(Exception):
                 importlib.import_module(name)
     parent, home = os.getppid(), os.getcwd()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
