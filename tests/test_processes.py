@@ -79,7 +79,8 @@ def test_a_worker_forked_warm_reports_like_a_subprocess_and_is_found_as_an_orpha
 
 
 def test_a_launcher_with_workers_running_is_kept_when_others_are_needed(tmp_path):
-    sleep = ["-n", "1", "-r", "1", "import time; time.sleep(60)"]
+    # Long enough to outlive two launchers' imports on a loaded machine; it is killed below.
+    sleep = ["-n", "1", "-r", "1", "import time; time.sleep(600)"]
     first = start_warm("timeit", sleep, {**os.environ, "HF_POSTLAB_TEST": "a"}, str(tmp_path))
     for other in ("b", "c"):  # more environments than launchers are kept
         quick = start_warm("timeit", ["-n", "1", "-r", "1", "pass"],
