@@ -168,11 +168,11 @@ def score(
     strict_hits: Counter[str] = Counter()
     lenient_hits: Counter[str] = Counter()
     labels = label_set([example.answer for example in examples])
-    references = Counter(normal_answer(example.answer) for example in examples)
+    normal = [normal_answer(example.answer) for example in examples]
+    references = Counter(normal)
     balanced = balance_labels and bool(labels) and len(references) > 1
-    for example, completion in zip(examples, completions, strict=True):
+    for example, reference, completion in zip(examples, normal, completions, strict=True):
         verdict = task.verify(completion, example.answer)
-        reference = normal_answer(example.answer)
         strict_hits[reference] += verdict.strict
         lenient_hits[reference] += verdict.lenient
         category = categorize(completion, verdict.strict, verdict.lenient, example.answer, labels)
@@ -190,9 +190,9 @@ def score(
     n = len(examples)
     # A collapse is told apart from many distinct misses: it changes the data, not the LR.
     share = collapsed_share(completions)
-    expected = references.most_common(1)[0][1] / n if n else 1.0
-    others = n - (references.most_common(1)[0][1] if n else 0)
-    collapsed = len(references) > 1 and share >= collapse_threshold(expected, others)
+    commonest = references.most_common(1)[0][1] if n else 0
+    expected = commonest / n if n else 1.0
+    collapsed = len(references) > 1 and share >= collapse_threshold(expected, n - commonest)
     return EvalResult(
         model_path=str(model_path),
         task=task.name,
