@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from postlab.cli.cards import cards_app
+from postlab.cli.datasets import datasets_app
 from postlab.cli.help_format import flags_render_as_flags
 from postlab.cli.launch import (
     DEMO_OPTIONS,
@@ -20,9 +21,9 @@ from postlab.cli.launch import (
     parse_overrides,
 )
 from postlab.cli.memory_search import memory_app
+from postlab.cli.papers import papers_app
 from postlab.cli.push import push
 from postlab.cli.run_history import resume, runs, show
-from postlab.cli.sources import datasets_app, papers_app
 from postlab.records.run import DEFAULT_STEP_BUDGET, RunOptions
 from postlab.tools.io.offline import OFFLINE_ENV
 from postlab.tools.models.resolution import DEFAULT_MODEL

@@ -9,7 +9,8 @@ import typer
 from support.online_server import OnlineServer, closed_port_url, configure_env
 from typer.testing import CliRunner
 
-from postlab.cli.sources import datasets_app, papers_app
+from postlab.cli.datasets import datasets_app
+from postlab.cli.papers import papers_app
 from postlab.tools.data import hub as hub_datasets
 from postlab.tools.data.columns import ColumnMappingError, map_columns, rows_to_examples
 from postlab.tools.io.http import ServiceUnavailable
