@@ -91,7 +91,15 @@ def test_the_run_folder_travels_with_relative_paths_and_one_file_mode(finished_r
     # The logs behind the training curves are found through the relative paths.
     assert "![training curves](training.png)" in (run_dir / "report.md").read_text()
     # The records get the mode the plot (written by a plain open) gets.
-    assert set(file_modes(run_dir).values()) == {(run_dir / "scores.png").stat().st_mode & 0o777}
+    plain = (run_dir / "scores.png").stat().st_mode & 0o777
+    assert set(file_modes(run_dir).values()) == {plain}
+    # So do checkpoints and training sets, which are staged in private temporary folders and
+    # partly written by libraries: a colleague or a serving process can read the best model.
+    staged = [*run_dir.glob("models/*/checkpoint"), *run_dir.glob("data/*")]
+    assert staged and all(folder.is_dir() for folder in staged)
+    for folder in staged:
+        assert folder.stat().st_mode & 0o777 == (run_dir / "models").stat().st_mode & 0o777
+        assert {f.stat().st_mode & 0o777 for f in folder.rglob("*") if f.is_file()} == {plain}
     # No empty folders of ours (wandb's offline log keeps its own layout).
     ours = [folder for folder in run_dir.rglob("*") if "wandb" not in folder.parts]
     assert not [folder for folder in ours if folder.is_dir() and not any(folder.iterdir())]

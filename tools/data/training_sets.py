@@ -14,6 +14,7 @@ from typing import Any
 import datasets as hf_datasets
 
 from postlab.records.artifacts import DatasetCard, Format
+from postlab.tools.io.atomic import share_files, staging_dir
 from postlab.tools.tasks.catalog import Example, Task, normalize_prompt
 from postlab.tools.tasks.decontamination import ContaminationIndex
 
@@ -194,13 +195,12 @@ def build_training_set(
 
 def _save_atomically(dataset: hf_datasets.Dataset, card: DatasetCard, out_dir: Path) -> None:
     """Write into a sibling temp dir and rename it into place, replacing any previous set."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    # A sibling, so the final rename stays on one filesystem and is atomic.
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    staging = staging_dir(out_dir)
     old: Path | None = None
     try:
         dataset.save_to_disk(str(staging))
         (staging / CARD_FILE).write_text(card.model_dump_json(indent=2), encoding="utf-8")
+        share_files(staging)
         if out_dir.exists():
             # Renaming over a non-empty directory fails; move the old one aside first so that
             # out_dir is at every moment either absent or complete, never half-written.

@@ -11,16 +11,18 @@ from pathlib import Path
 from typing import Any
 
 
-def _shared_mode() -> int:
-    """The mode a plain `open()` gives a new file under this process's umask."""
+def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return mask
 
 
 # Read once at import: os.umask can only be read by setting it, and a file another thread
 # created during that instant would get mode 0666.
-SHARED_MODE = _shared_mode()
+_UMASK = _umask()
+# The modes a plain `open()` and `mkdir()` give under this process's umask.
+SHARED_MODE = 0o666 & ~_UMASK
+SHARED_DIR_MODE = 0o777 & ~_UMASK
 
 
 @contextlib.contextmanager
@@ -37,6 +39,23 @@ def replacing(path: Path) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def staging_dir(target: Path, tag: str = "tmp") -> Path:
+    """An empty folder beside `target` to fill and rename into place (one filesystem, so the
+    rename is atomic), with the mode a plain `mkdir` gives."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.{tag}-", dir=target.parent))
+    # mkdtemp makes folders private (0700): a checkpoint or dataset is read like any run file.
+    os.chmod(staging, SHARED_DIR_MODE)
+    return staging
+
+
+def share_files(folder: Path) -> None:
+    """Give every file under `folder` the mode a plain `open()` gives (libraries that write
+    through private temporary files leave theirs at 0600)."""
+    for path in folder.rglob("*"):
+        os.chmod(path, SHARED_DIR_MODE if path.is_dir() else SHARED_MODE)
 
 
 def write_text_atomic(path: Path, text: str) -> Path:

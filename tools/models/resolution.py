@@ -6,11 +6,11 @@ import importlib.util
 import os
 import shutil
 import socket
-import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from postlab.tools.io.atomic import share_files, staging_dir
 from postlab.tools.io.home import postlab_home
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
@@ -91,10 +91,10 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
 
 def save_checkpoint(model, tokenizer, target: Path) -> Path:
     """Save model and tokenizer so `target` is either absent or complete, never half-written."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging = staging_dir(target)
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
+    share_files(staging)
     if target.exists():
         shutil.rmtree(target)
     staging.rename(target)

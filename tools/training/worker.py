@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from postlab.tools.io.atomic import write_json_atomic
+from postlab.tools.io.atomic import share_files, write_json_atomic
 from postlab.tools.models.resolution import save_checkpoint as save_atomically
 from postlab.tools.training.failures import (
     EVENT_MARKER,
@@ -129,6 +129,7 @@ def save_sharded_checkpoint(trainer, tokenizer, out_dir: Path) -> Path:
     if is_main_process():
         tokenizer.save_pretrained(staging)
         (staging / "training_args.bin").unlink(missing_ok=True)
+        share_files(staging)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
