@@ -6,8 +6,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from postlab.tools.training.launcher import changed_sources, source_stamps
 from postlab.tools.training.processes import PID_FILE, WORKER_MODULE, end_orphaned_worker, works_in
-from postlab.tools.training.warm_start import import_time_env, start_warm
+from postlab.tools.training.warm_start import Launcher, import_time_env, start_warm
 
 
 def _sleeper(*args: str, cwd: Path | None = None) -> subprocess.Popen:
@@ -106,3 +109,50 @@ def test_torch_writing_its_cache_folder_does_not_change_which_launcher_serves(mo
     assert import_time_env(dict(os.environ)) == before
     # A variable the libraries do read at import still tells launchers apart.
     assert import_time_env({**os.environ, "HF_HOME": "/elsewhere"}) != before
+
+
+def test_a_launcher_declines_to_fork_once_postlabs_files_change_and_then_leaves(tmp_path):
+    # A postlab module the launcher imported at start-up (an editable install edited mid-run):
+    # registered by sitecustomize, which the launcher's interpreter runs before anything else.
+    probe = tmp_path / "probe.py"
+    probe.write_text("VERSION = 1\n")
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys, types\n"
+        "module = types.ModuleType('postlab.stale_probe')\n"
+        f"module.__file__ = {str(probe)!r}\n"
+        "sys.modules[module.__name__] = module\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    launcher = Launcher(env)
+    try:
+        first = launcher.fork("timeit", ["-n", "1", "-r", "1", "pass"], env, str(tmp_path))
+        assert first.wait(timeout=60) == 0
+        probe.write_text("VERSION = 2\n")
+        stamp = probe.stat().st_mtime_ns + 10**9
+        os.utime(probe, ns=(stamp, stamp))
+        # Declined: the runner starts this worker cold, from the files as they are now.
+        with pytest.raises(OSError, match="could not fork safely"):
+            launcher.fork("timeit", ["-n", "1", "-r", "1", "pass"], env, str(tmp_path))
+        # With no worker of its own left it leaves, so the next worker gets a fresh launcher.
+        assert launcher.process.wait(timeout=30) == 0 and not launcher.alive()
+    finally:
+        launcher.stop()
+
+
+def test_source_stamps_cover_postlab_modules_only(tmp_path, monkeypatch):
+    import types
+
+    probe = tmp_path / "probe.py"
+    probe.write_text("A = 1\n")
+    for name in ("postlab.stale_probe", "elsewhere_probe"):
+        module = types.ModuleType(name)
+        module.__file__ = str(probe)
+        monkeypatch.setitem(sys.modules, name, module)
+    stamps = source_stamps()
+    assert str(probe) in stamps and changed_sources(stamps) == []
+    monkeypatch.delitem(sys.modules, "postlab.stale_probe")
+    assert str(probe) not in source_stamps()
+    os.utime(probe, ns=(stamps[str(probe)] + 1, stamps[str(probe)] + 1))
+    assert changed_sources(stamps) == [str(probe)]
+    probe.unlink()
+    assert changed_sources({str(probe): 1}) == [str(probe)]

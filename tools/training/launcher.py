@@ -38,6 +38,32 @@ PRELOAD = (
 # A tracker a run may not use: a failure to import it must not cost the launcher.
 OPTIONAL_PRELOAD = ("wandb",)
 _REAP_INTERVAL_S = 0.1
+# postlab's own modules, imported here once: a worker forked after their files change on disk
+# (an upgrade or an edit of an editable install mid-run) would mix old modules with new ones.
+WATCHED_PREFIX = "postlab."
+
+
+def source_stamps() -> dict[str, int]:
+    """The modification time of each postlab module file this process has imported."""
+    stamps = {}
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if name.startswith(WATCHED_PREFIX) and path:
+            with contextlib.suppress(OSError):
+                stamps[path] = os.stat(path).st_mtime_ns
+    return stamps
+
+
+def changed_sources(stamps: dict[str, int]) -> list[str]:
+    """The files among `stamps` whose modification time is no longer the one recorded."""
+    changed = []
+    for path, stamp in stamps.items():
+        try:
+            if os.stat(path).st_mtime_ns != stamp:
+                changed.append(path)
+        except OSError:
+            changed.append(path)
+    return changed
 
 
 def _child(pipe: int, request: dict, server: socket.socket, connection: socket.socket) -> None:
@@ -81,13 +107,17 @@ def _serve(path: str) -> None:
         for name in OPTIONAL_PRELOAD:
             with contextlib.suppress(Exception):
                 importlib.import_module(name)
+    stamps = source_stamps()
     parent, home = os.getppid(), os.getcwd()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen()
     print("ready", flush=True)
     waiting: dict[int, socket.socket] = {}
-    while os.getppid() == parent:
+    # Once postlab's files change, every request is declined (the runner starts it cold) and the
+    # launcher leaves when its last worker has ended, so the next request starts a fresh one.
+    stale = False
+    while os.getppid() == parent and not (stale and not waiting):
         readable, _, _ = select.select([server], [], [], _REAP_INTERVAL_S)
         if readable:
             connection, _ = server.accept()
@@ -97,6 +127,9 @@ def _serve(path: str) -> None:
                 # A thread would not survive the fork: the runner starts this one cold.
                 if threading.active_count() > 1:
                     raise OSError("threads running")
+                stale = stale or bool(changed_sources(stamps))
+                if stale:
+                    raise OSError("postlab's files changed since they were imported")
                 # Born in its folder: a worker is known by where it works from its first moment.
                 os.chdir(request["cwd"])
             except OSError:
