@@ -75,6 +75,7 @@ def test_targeted_rows_repeat_the_examples_nearest_each_miss():
         Example(prompt="What is 58 + 67?", answer="125"),
         Example(prompt="Sort 3 1 2", answer="1 2 3"),
         Example(prompt="What is 11 + 12?", answer="23"),
+        *(Example(prompt=f"Spell {word}", answer=word) for word in "abcdefg"),
     ]
     misses = [Example(prompt="What is 58 + 64?", answer="122")]
     rows, stats = targeted_rows(examples, misses, missed_now=[examples[1]])
@@ -136,7 +137,7 @@ def test_sampling_from_a_checkpoint_builds_a_saved_rft_set(tiny_model, tmp_path)
 
 
 def test_targeted_rows_follow_the_nearness_they_are_given():
-    examples = [Example(prompt=f"q{i}", answer=str(i)) for i in range(4)]
+    examples = [Example(prompt=f"q{i}", answer=str(i)) for i in range(8)]
     misses = [Example(prompt="miss", answer="0")]
 
     def last_two(queries, candidates, k):
@@ -144,8 +145,28 @@ def test_targeted_rows_follow_the_nearness_they_are_given():
 
     rows, stats = targeted_rows(examples, misses, nearest=last_two)
     prompts = [row["prompt"][0]["content"] for row in rows]
-    assert [prompts.count(f"q{i}") for i in range(4)] == [1, 1, 2, 2]
-    assert stats["driven_by"] == {"q2": ["miss"], "q3": ["miss"]}
+    assert [prompts.count(f"q{i}") for i in range(8)] == [1, 1, 1, 1, 1, 1, 2, 2]
+    assert stats["driven_by"] == {"q6": ["miss"], "q7": ["miss"]}
+
+
+def test_targeted_copies_are_capped_and_the_best_evidenced_rows_go_first():
+    examples = [Example(prompt=f"q{i}", answer=str(i)) for i in range(20)]
+    misses = [Example(prompt="miss a", answer="0"), Example(prompt="miss b", answer="0")]
+
+    def given(queries, candidates, k):
+        return [[3, 15], [15, 16]]
+
+    # The model misses 12 of its 20 training rows itself; the evidence names 14 rows in all.
+    rows, stats = targeted_rows(examples, misses, missed_now=examples[:12], nearest=given)
+    prompts = [row["prompt"][0]["content"] for row in rows]
+    repeated = {example.prompt for example in examples if prompts.count(example.prompt) == 2}
+    # A quarter of the fresh rows at most: 5 copies, not 14.
+    assert len(rows) == 25 and stats["rows_repeated"] == 5
+    assert stats["rows_not_repeated_by_the_cap"] == 9
+    # Rows two pieces of evidence name, then rows near a validation miss, then the first rows
+    # the model missed.
+    assert repeated == {"q15", "q3", "q16", "q0", "q1"}
+    assert stats["driven_by"]["q3"] == ["missed by the current model", "miss a"]
 
 
 def test_a_teacher_proposal_is_parsed_from_its_question_and_answer_lines():
