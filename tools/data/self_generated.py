@@ -187,7 +187,7 @@ NEAREST_PER_MISS = 2
 # Extra copies a targeted set may add, as a share of its fresh rows: emphasis, not a new
 # distribution. Measured on addition_3d (6 × 40 steps, benchmarks/lab_vs_naive.py): doubling
 # every row the model missed (57% of them after the first iteration, 81% of the rows drawn)
-# ended at 0.79 on test where plain rows on the same schedule reached 0.90.
+# ended at 0.79 on test where plain rows on the same schedule reached 0.90; capped, 0.90.
 MAX_EXTRA_SHARE = 0.25
 
 
