@@ -1,4 +1,5 @@
-"""Outside text (papers, rows, model output, reasons) made safe to print inside markdown."""
+"""Text for the report: outside text (papers, rows, model output, reasons) made safe to print
+inside markdown, and scores as the report writes them."""
 
 from __future__ import annotations
 
