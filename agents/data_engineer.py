@@ -30,6 +30,7 @@ from postlab.tools.data.self_generated import (
 )
 from postlab.tools.data.teacher import load_teacher, teacher_rows
 from postlab.tools.data.training_sets import (
+    CARD_FILE,
     DatasetError,
     RowBuilder,
     build_training_set,
@@ -177,7 +178,7 @@ def build_dataset(state: LabState, directive: Directive, memory: LabMemory) -> S
     out_dir = Path(state["run_dir"]) / "data" / name
     try:
         note = None
-        if (out_dir / "card.json").is_file():
+        if (out_dir / CARD_FILE).is_file():
             card = read_card(out_dir)
         else:
             task, provenance, note = _training_source(state, size)

@@ -33,7 +33,7 @@ from postlab.tools.io.rundir import iteration_dir, iteration_label
 from postlab.tools.tracking.trackers import tracker_dir
 from postlab.tools.training.backends import choose_backend
 from postlab.tools.training.devices import sharding_for, training_processes
-from postlab.tools.training.failures import normalize_error
+from postlab.tools.training.failures import LOG_FILE, normalize_error
 from postlab.tools.training.recipes import model_parameters
 from postlab.tools.training.runner import run_training
 from postlab.tools.training.schedule import OPTIMIZER_STATE_FILE
@@ -168,7 +168,7 @@ def wait_for_job(state: LabState, directive: Directive, memory: LabMemory) -> St
             remote.deadline_at,
             remote.logs_seen,
             lambda event: emit({"type": "training", **event}),
-            out_dir / "train.log",
+            out_dir / LOG_FILE,
         )
     except KeyboardInterrupt:
         # The run stops: so does its job; a resume submits the iteration again.

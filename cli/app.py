@@ -13,14 +13,9 @@ from rich.table import Table
 from postlab.cli.cards import cards_app
 from postlab.cli.datasets import datasets_app
 from postlab.cli.help_format import flags_render_as_flags
-from postlab.cli.launch import (
-    DEMO_OPTIONS,
-    console,
-    fail,
-    launch,
-    parse_overrides,
-)
+from postlab.cli.launch import DEMO_OPTIONS, launch, parse_overrides
 from postlab.cli.memory_search import memory_app
+from postlab.cli.output import console, fail
 from postlab.cli.papers import papers_app
 from postlab.cli.push import push
 from postlab.cli.run_history import resume, runs, show
@@ -297,7 +292,8 @@ app.command()(resume)
 DEMO_HELP = (
     "The offline end-to-end run: SmolLM2-135M-Instruct on two-digit addition, on the embedded "
     f"defaults: up to {DEMO_OPTIONS['max_iterations']} iterations of "
-    f"{DEMO_OPTIONS['train_steps']} training steps, stopping early at validation accuracy "
+    f"{RunOptions.model_fields['train_steps'].default} training steps, stopping early at "
+    "validation accuracy "
     f"{DEMO_OPTIONS['target_score']:g}; the report says what it tried and why."
 )
 

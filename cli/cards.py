@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from postlab.cli.output import EXIT_BAD_INPUT, console, errors
+
 cards_app = typer.Typer(help="Review technique cards proposed from new papers (papers feed --llm).")
-console = Console()
-errors = Console(stderr=True)
-EXIT_BAD_INPUT = 2
 
 
 def _folder():

@@ -9,14 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from postlab.cli.sources import (
-    EXIT_BAD_INPUT,
-    EXIT_NOTHING_DONE,
-    console,
-    errors,
-    print_notes,
-    shortened,
-)
+from postlab.cli.output import EXIT_BAD_INPUT, EXIT_NOTHING_DONE, console, errors
+from postlab.cli.sources import print_notes, shortened
 
 datasets_app = typer.Typer(help="Search and inspect datasets on the Hugging Face Hub.")
 OFFLINE_CATALOG = "offline: used the bundled task catalog"

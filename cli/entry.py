@@ -15,8 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from postlab.records.home import postlab_home
 from postlab.tools.io.atomic import write_json_atomic
-from postlab.tools.io.home import postlab_home
 
 HELP_ARGV = (["--help"], ["-h"])
 # Environment by which typer and rich render differently (width, colour, rich on or off).

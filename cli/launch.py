@@ -7,40 +7,17 @@ import signal
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from postlab.cli.output import EXIT_CODES, EXIT_WAITING, console, fail
 from postlab.cli.progress import ProgressView
+from postlab.tools.io.offline import HUB_OFFLINE_ENV, hub_offline
 from postlab.tools.io.run_lock import RunLocked
+from postlab.tools.io.rundir import SUMMARY_FILE
 
-console = Console()
-# Errors and notes go to stderr, so stdout stays the result (and `--json` stays JSON).
-errors = Console(stderr=True)
-
-# Exit codes by stop reason, so scripts can tell success from budget, loops and errors.
-EXIT_CODES = {
-    "target_met": 0,
-    "chosen": 0,
-    "budget_iterations": 0,
-    "budget_steps": 3,
-    "budget_time": 3,
-    "loop": 4,
-    "plateau": 4,
-    "rejected": 5,
-    "error": 1,
-    # The shell's code for a Ctrl-C; the run is resumable.
-    "interrupted": 130,
-}
-EXIT_BAD_INPUT = 2
-EXIT_WAITING = 6  # paused at an approval gate; `postlab resume RUN --approve|--reject`
-DEMO_OPTIONS = {"train_steps": 40, "train_size": 800, "max_iterations": 3, "target_score": 0.9}
-
-
-def fail(message: str, code: int = EXIT_BAD_INPUT) -> typer.Exit:
-    # One line however long: scripts and people grep it; the terminal wraps it, not us.
-    errors.print(f"[bold red]error:[/] {message}", soft_wrap=True)
-    return typer.Exit(code)
+# The demo: the default sizes, three iterations, and a target the offline model can reach.
+DEMO_OPTIONS = {"max_iterations": 3, "target_score": 0.9}
 
 
 def _problem(error: dict) -> str:
@@ -104,7 +81,7 @@ def launch(
     _check_compute(checked.compute)
     _check_checkpoint_store()
     run_dir = (run_dir or runs_root() / new_run_id(name)).resolve()
-    if (run_dir / "summary.json").exists():
+    if (run_dir / SUMMARY_FILE).exists():
         raise fail(f"{run_dir} already holds a finished run; choose another --run-dir")
     inputs = {
         "goal": goal or "",
@@ -192,8 +169,8 @@ def _check_compute(compute: str) -> None:
         return
     from huggingface_hub import get_token
 
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
-        raise fail(f"--compute {compute} needs the Hub, but HF_HUB_OFFLINE is set")
+    if hub_offline():
+        raise fail(f"--compute {compute} needs the Hub, but {HUB_OFFLINE_ENV} is set")
     if not get_token():
         raise fail(f"--compute {compute} needs a Hugging Face token (HF_TOKEN or `hf auth login`)")
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from postlab.cli.launch import console, fail
+from postlab.cli.output import console, fail
 from postlab.memory.kinds import MEMORY_KINDS, shared_server
 from postlab.tools.io.rundir import find_run
 

@@ -9,14 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from postlab.cli.sources import (
-    EXIT_BAD_INPUT,
-    EXIT_NOTHING_DONE,
-    console,
-    errors,
-    print_notes,
-    shortened,
-)
+from postlab.cli.output import EXIT_BAD_INPUT, EXIT_NOTHING_DONE, console, errors
+from postlab.cli.sources import print_notes, shortened
 
 papers_app = typer.Typer(help="Search papers online (arXiv, HF Papers) and walk citations (S2).")
 OFFLINE_CORPUS = "offline: used the bundled corpus"

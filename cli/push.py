@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from postlab.cli.launch import console, fail
+from postlab.cli.output import console, fail
 from postlab.tools.io.rundir import find_run
 
 

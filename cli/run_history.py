@@ -9,7 +9,8 @@ from typing import Annotated
 
 import typer
 
-from postlab.cli.launch import console, drive_with_view, errors, fail
+from postlab.cli.launch import drive_with_view
+from postlab.cli.output import console, errors, fail
 from postlab.records.run import DEFAULT_STEP_BUDGET
 
 

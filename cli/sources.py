@@ -1,15 +1,9 @@
-"""What the source commands (`postlab papers …`, `postlab datasets …`) share: consoles, exit
-codes and the notes that make an offline fallback visible."""
+"""What the source commands (`postlab papers …`, `postlab datasets …`) share: the notes that make
+an offline fallback visible, and shortened titles."""
 
 from __future__ import annotations
 
-from rich.console import Console
-
-console = Console()
-errors = Console(stderr=True)
-EXIT_BAD_INPUT = 2
-# Asked for something that could not be done (no match, service unreachable): not a success.
-EXIT_NOTHING_DONE = 1
+from postlab.cli.output import errors
 
 
 def print_notes(notes: list[str]) -> None:

@@ -188,7 +188,9 @@ def new_plan(
     fmt = {"grpo": "grpo", "preference": "preference"}.get(data, "sft")
     # Built to the rows training will draw (no rows made and never seen), within --train-size;
     # prompt-only and preference rows each cost several generations to make, so fewer.
-    ceiling = options.train_size if fmt == "sft" else max(16, options.train_size // 4)
+    ceiling = (
+        options.train_size if fmt == "sft" else max(MIN_TRAINING_ROWS, options.train_size // 4)
+    )
     size = max(MIN_TRAINING_ROWS, min(ceiling, hyper.rows_seen))
     return Plan(
         iteration=iteration,

@@ -9,13 +9,11 @@ from pydantic import BaseModel, Field
 from postlab.agents.llm.answers import RouteTarget
 from postlab.graph.experiments import allowed, hyper_for, new_plan, usable_recipes
 from postlab.graph.playbook import _route, stop
-from postlab.records.hyper import Hyper
+from postlab.records.hyper import LORA_RANK_RANGE, Hyper
 from postlab.records.run import StopReason
 from postlab.records.state import LabState
 from postlab.records.steps import Decision, Directive, GuardEvent, Plan
 from postlab.tools.training.recipes import LR_BOUNDS, applies
-
-_HYPER_LIMITS = {"max_steps": ("train_steps", 2), "batch_size": ("batch_size", 4)}
 
 
 class RoutingChoice(BaseModel):
@@ -33,12 +31,13 @@ def _hyper(choice: RoutingChoice, key: str, base: Hyper, state: LabState) -> Hyp
     low, high = LR_BOUNDS[base.adapter]
     if isinstance(choice.args.get("learning_rate"), int | float):
         changes["learning_rate"] = min(high, max(low, float(choice.args["learning_rate"])))
-    for name, (option, factor) in _HYPER_LIMITS.items():
+    for name in ("max_steps", "batch_size"):
         if isinstance(choice.args.get(name), int | float):
-            limit = factor * getattr(options, option)
+            limit = options.chosen_limit(name)
             changes[name] = int(min(limit, max(1, int(choice.args[name]))))
     if base.adapter == "lora" and isinstance(choice.args.get("lora_r"), int | float):
-        changes["lora_r"] = int(choice.args["lora_r"])
+        low, high = LORA_RANK_RANGE
+        changes["lora_r"] = int(min(high, max(low, int(choice.args["lora_r"]))))
     return base.with_changes(**changes)
 
 

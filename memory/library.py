@@ -12,6 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from postlab.memory.store import LabMemory
+from postlab.records.home import postlab_home
 from postlab.records.outcomes import MeasuredEffect
 
 LIBRARY_ENV = "POSTLAB_LIBRARY_DIR"
@@ -20,14 +21,13 @@ LIBRARY_OFF = "off"
 
 
 def library_dir() -> Path | None:
-    """Where the library lives ($POSTLAB_LIBRARY_DIR, else the user's cache), or None when off."""
+    """Where the library lives ($POSTLAB_LIBRARY_DIR, else in postlab's home), or None if off."""
     configured = os.environ.get(LIBRARY_ENV)
     if configured == LIBRARY_OFF:
         return None
     if configured:
         return Path(configured).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "postlab" / "library"
+    return postlab_home() / "library"
 
 
 def open_library() -> LabMemory | None:

@@ -68,13 +68,24 @@ Backend = Literal["auto", "trl", "unsloth"]
 Tracker = Literal["wandb", "trackio", "none"]
 
 
+# Fewer training rows than this is no training set (the DataEngineer refuses it).
+MIN_TRAINING_EXAMPLES = 8
+# How far a chat model may take a run's own sizes: rows to build, steps and batch chosen above
+# these multiples of the run's options are refused (agent tools) or clamped (routing).
+CHOSEN_SIZE_LIMITS = {
+    "size": ("train_size", 4),
+    "max_steps": ("train_steps", 2),
+    "batch_size": ("batch_size", 4),
+}
+
+
 class RunOptions(BaseModel):
     """Knobs of a run: target, iteration cap, data and training sizes, policy."""
 
     target_score: float = Field(0.95, ge=0, le=1)
     max_iterations: int = Field(6, ge=1)
     seed: int = 0
-    train_size: int = Field(800, ge=8)
+    train_size: int = Field(800, ge=MIN_TRAINING_EXAMPLES)
     train_steps: int = Field(40, ge=1)
     # Rows per optimiser step, split across `num_processes` data-parallel training processes
     # (None: one per visible GPU, one on a CPU-only machine).
@@ -118,6 +129,13 @@ class RunOptions(BaseModel):
     human_attached: bool = False
     guard: GuardConfig = Field(default_factory=GuardConfig)
     gates: GateConfig = Field(default_factory=GateConfig)
+
+    def chosen_limit(self, key: str) -> int | None:
+        """The most a chat model may choose for `key` in this run, or None when no size rule."""
+        if key not in CHOSEN_SIZE_LIMITS:
+            return None
+        option, factor = CHOSEN_SIZE_LIMITS[key]
+        return factor * getattr(self, option)
 
     @field_validator("compute")
     @classmethod

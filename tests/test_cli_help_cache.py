@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 
 from postlab.cli import entry
 
@@ -48,5 +49,5 @@ def test_other_arguments_go_to_the_app(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "postlab.cli", "--version"], env=env, capture_output=True, text=True
     )
-    assert done.returncode == 0 and done.stdout.strip()
+    assert done.returncode == 0 and done.stdout.strip() == f"postlab {version('postlab')}"
     assert not (tmp_path / "help").exists()

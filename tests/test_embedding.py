@@ -1,5 +1,7 @@
 """A host graph embeds the lab both ways and gets its output fields, without key leaks."""
 
+import json
+from pathlib import Path
 from typing import TypedDict
 
 import pytest
@@ -88,9 +90,14 @@ def test_lab_called_from_a_host_node(lab, tiny_model, tmp_path):
     host.add_edge(START, "call_lab")
     host.add_edge("call_lab", END)
     final = host.compile().invoke({"request": "sort_list"})
-    assert final["request"] == "sort_list"
-    assert set(final["answer"]) >= {"best_checkpoint", "best_score", "stop_reason", "report_path"}
-    assert final["answer"]["report_path"].endswith("report.md")
+    answer = final["answer"]
+    summary = json.loads((tmp_path / "call" / "summary.json").read_text())
+    # The lab ran the host's request and handed back what its own summary records.
+    assert summary["task"] == "sort_list" and summary["stop_reason"] == answer["stop_reason"]
+    assert answer["best_score"] == summary["best_score"]
+    assert answer["best_checkpoint"] == summary["best_checkpoint"]
+    assert Path(answer["report_path"]) == tmp_path / "call" / "report.md"
+    assert Path(answer["report_path"]).is_file()
 
 
 def test_assistant_context_supplies_run_options(lab, tiny_model, tmp_path):
@@ -99,7 +106,5 @@ def test_assistant_context_supplies_run_options(lab, tiny_model, tmp_path):
         context={"task": "answer_format", "model": str(tiny_model), "budget": 2},
     )
     assert out["stop_reason"] == "budget_steps"
-    import json
-
     summary = json.loads((tmp_path / "ctx" / "summary.json").read_text())
     assert summary["task"] == "answer_format" and summary["budget"] == 2

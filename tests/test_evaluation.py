@@ -82,11 +82,15 @@ def test_one_load_scores_each_split_on_its_own_items(tiny_model):
     task = load_task("addition_2d")
     results = evaluate_checkpoint(tiny_model, task, splits=("validation", "test"), limit=5)
     assert {split: r.n for split, r in results.items()} == {"validation": 5, "test": 5}
-    missed = set(results["validation"].missed_prompts) | set(results["test"].missed_prompts)
     valid = {ex.prompt for ex in task.validation_examples()[:5]}
     test = {ex.prompt for ex in task.test_examples()[:5]}
-    assert set(results["validation"].missed_prompts) <= valid
-    assert set(results["test"].missed_prompts) <= test and missed <= valid | test
+    assert valid.isdisjoint(test)
+    for split, prompts in (("validation", valid), ("test", test)):
+        result = results[split]
+        # Each split's misses are its own items, every one it did not get right.
+        assert set(result.missed_prompts) <= prompts
+        correct = result.error_categories.get("correct", 0)
+        assert len(set(result.missed_prompts)) == result.n - correct
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):

@@ -93,6 +93,15 @@ def test_choices_are_checked_against_what_the_playbook_allows(tmp_path):
     # The learning rate is clamped into the technique's range; LoRA alpha follows the rank.
     assert new.hyper.learning_rate == 1e-3 and new.hyper.lora_alpha == 16
     assert decision.next == "data_engineer" and new.data_size == 16
+    # Sizes are clamped to the run's own limits and the rank to the range Hyper accepts.
+    big = {"lora_r": 512, "max_steps": 10_000, "batch_size": 1000}
+    _, large, problem = validate(
+        choice("data_engineer", "x", "sft_lora", big), state, 2, None, expected, plan
+    )
+    options = state["run_options"]
+    assert problem is None and large.hyper.lora_r == 64
+    assert large.hyper.max_steps == 2 * options.train_steps
+    assert large.hyper.batch_size == 4 * options.batch_size
     grpo = choice("data_engineer", action="grpo")
     assert "not available" in validate(grpo, state, 2, None, expected, plan)[2]
     decision, _, problem = validate(

@@ -2,12 +2,18 @@
 
 import pytest
 
+from postlab.memory.library import library_dir
+from postlab.records.home import postlab_home
+from postlab.tools.io.http import ServiceUnavailable
+from postlab.tools.io.offline import hub_offline
 from postlab.tools.models.resolution import (
     DEFAULT_MODEL,
     ModelResolutionError,
+    hub_reachable,
     is_checkpoint_dir,
     resolve_model,
 )
+from postlab.tools.papers.hf_papers import check_hf_online
 
 
 def test_default_alias_resolves_to_a_plain_trainable_checkpoint():
@@ -40,3 +46,29 @@ def test_unknown_hub_id_names_everything_tried(monkeypatch):
         resolve_model("someone/not-a-model")
     message = str(raised.value)
     assert "aliases" in message and "no local path" in message and "not reachable" in message
+
+
+@pytest.mark.parametrize("value", ["1", "true", "YES", " on ", "0", "off", "no", "", "False"])
+def test_every_hub_check_reads_hf_hub_offline_as_huggingface_hub_does(value, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    offline = value.strip().lower() in ("1", "true", "yes", "on")
+    assert hub_offline() is offline
+    if offline:
+        # Switched off: no connection is even tried.
+        assert hub_reachable(timeout_s=0.01) is False
+        with pytest.raises(ServiceUnavailable, match="HF_HUB_OFFLINE"):
+            check_hf_online()
+    else:
+        check_hf_online()
+
+
+def test_postlab_home_then_xdg_then_home_cache_holds_models_and_the_library(tmp_path, monkeypatch):
+    monkeypatch.delenv("POSTLAB_LIBRARY_DIR", raising=False)
+    monkeypatch.delenv("POSTLAB_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert postlab_home() == tmp_path / "user" / ".cache" / "postlab"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert library_dir() == postlab_home() / "library" == tmp_path / "xdg" / "postlab" / "library"
+    monkeypatch.setenv("POSTLAB_HOME", str(tmp_path / "mine"))
+    assert library_dir() == tmp_path / "mine" / "library"

@@ -387,9 +387,9 @@ runner = CliRunner()
 
 @pytest.fixture
 def wide(monkeypatch):
-    from postlab.cli import sources
+    from postlab.cli import output
 
-    monkeypatch.setattr(sources.console, "width", 200)
+    monkeypatch.setattr(output.console, "width", 200)
 
 
 def test_cli_against_the_stand_in(server, wide):

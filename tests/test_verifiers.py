@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from postlab.tools.tasks.verifiers import Verdict, reward, verify
 
@@ -128,17 +130,26 @@ def test_choice_takes_first_label_without_an_answer_marker() -> None:
     assert verify("choice", "I don't know", "B").extracted is None
 
 
-@pytest.mark.parametrize(
-    ("metric", "completion", "answer"),
-    [
-        (m, c, a)
-        for m, cases in (("numeric", NUMERIC), ("exact", EXACT), ("choice", CHOICE))
-        for c, a, _, _ in cases
-    ],
+# Completions built around the answer (bare, padded, decorated, after a marker, beside other
+# numbers and labels): the shapes where strict and lenient could disagree.
+_ANSWERS = st.sampled_from(["85", "-3", "1,000", "57.0", "B", "yes", "2, 4, 7, 9", "(B)"])
+_AROUND = st.sampled_from(["", " ", "\n", ".", "**", "(", ")", "The answer is ", "A: ", "B", "12"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    metric=st.sampled_from(["numeric", "exact", "choice"]),
+    answer=_ANSWERS,
+    before=_AROUND,
+    after=_AROUND,
+    noise=st.text(max_size=6),
 )
-def test_lenient_whenever_strict(metric: str, completion: str, answer: str) -> None:
-    verdict = verify(metric, completion, answer)  # type: ignore[arg-type]
-    assert verdict.lenient or not verdict.strict
+def test_lenient_whenever_strict(
+    metric: str, answer: str, before: str, after: str, noise: str
+) -> None:
+    for completion in (answer, before + answer + after, noise + before + answer, noise):
+        verdict = verify(metric, completion, answer)  # type: ignore[arg-type]
+        assert verdict.lenient or not verdict.strict, (metric, completion, answer)
 
 
 @pytest.mark.parametrize(

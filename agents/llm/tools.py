@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field
 from postlab.agents.base import AgentBody, StepResult
 from postlab.agents.llm.untrusted import untrusted
 from postlab.memory.store import MEMORY_KINDS, LabMemory
-from postlab.records.run import AgentName
+from postlab.records.hyper import LORA_RANK_RANGE
+from postlab.records.run import MIN_TRAINING_EXAMPLES, AgentName
 from postlab.records.state import LabState
 from postlab.records.steps import Directive
 from postlab.tools.training.recipes import LR_BOUNDS
@@ -48,7 +49,9 @@ class ResearchArgs(BaseModel):
 class DataArgs(BaseModel):
     """Arguments the data engineer may choose."""
 
-    size: int | None = Field(None, ge=8, le=20_000, description="Rows to build.")
+    size: int | None = Field(
+        None, ge=MIN_TRAINING_EXAMPLES, le=20_000, description="Rows to build."
+    )
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Sampling seed.")
 
 
@@ -59,7 +62,7 @@ class TrainArgs(BaseModel):
     max_steps: int | None = Field(None, ge=1, le=100_000)
     batch_size: int | None = Field(None, ge=1, le=256)
     adapter: Literal["full", "lora"] | None = None
-    lora_r: int | None = Field(None, ge=4, le=128)
+    lora_r: int | None = Field(None, ge=LORA_RANK_RANGE[0], le=LORA_RANK_RANGE[1])
 
 
 class EvalArgs(BaseModel):
@@ -147,14 +150,10 @@ def _bounded(agent: str, chosen: dict[str, Any], state: LabState) -> None:
     options = state.get("run_options")
     if options is None:
         return
-    limits = {
-        ("data_engineer", "size"): 4 * options.train_size,
-        ("trainer", "max_steps"): 2 * options.train_steps,
-        ("trainer", "batch_size"): 4 * options.batch_size,
-    }
-    for (who, key), limit in limits.items():
-        if who == agent and key in chosen and chosen[key] > limit:
-            raise ToolException(f"{key}={chosen[key]} is above this run's limit of {limit}")
+    for key, value in chosen.items():
+        limit = options.chosen_limit(key)
+        if limit is not None and isinstance(value, int | float) and value > limit:
+            raise ToolException(f"{key}={value} is above this run's limit of {limit}")
     plan = state.get("plan")
     if agent == "trainer" and "learning_rate" in chosen and plan is not None:
         adapter = chosen.get("adapter") or plan.hyper.adapter

@@ -24,8 +24,11 @@ from pydantic import BaseModel
 
 from postlab.records.artifacts import FailureInfo, JobHandle, TrainingResult
 from postlab.tools.io.atomic import write_text_atomic
+from postlab.tools.io.offline import HUB_ENDPOINT_ENV
 from postlab.tools.training.failures import (
+    LOG_FILE,
     RESULT_FILE,
+    SPEC_FILE,
     classify_failure,
     normalize_error,
     parse_event,
@@ -61,7 +64,7 @@ def flavor_of(compute: str) -> str:
 
 def hub_endpoint() -> str | None:
     """The Hub the lab talks to, read when called (HF_ENDPOINT; None: huggingface_hub's own)."""
-    return os.environ.get("HF_ENDPOINT") or None
+    return os.environ.get(HUB_ENDPOINT_ENV) or None
 
 
 def _api() -> HfApi:
@@ -106,7 +109,7 @@ def _stage_inputs(spec: TrainingSpec, folder: Path) -> TrainingSpec:
         shutil.copy2(spec.optimizer_state, folder / OPTIMIZER_STATE_FILE)
         changes["optimizer_state"] = OPTIMIZER_STATE_FILE
     job_spec = spec.model_copy(update=changes)
-    (folder / "spec.json").write_text(job_spec.model_dump_json(indent=2))
+    (folder / SPEC_FILE).write_text(job_spec.model_dump_json(indent=2))
     return job_spec
 
 
@@ -282,7 +285,7 @@ def wait(
 def collect(handle: JobHandle, out_dir: Path, poll: JobPoll) -> tuple[TrainingResult, float]:
     """An ended (or timed-out and cancelled) job's result, its checkpoint fetched into
     `out_dir`, and what it cost."""
-    log_path = out_dir / "train.log"
+    log_path = out_dir / LOG_FILE
     lines = list(poll.lines)
     if poll.timed_out:
         lines.append(f"[postlab] timeout: job {handle.job_id} cancelled")

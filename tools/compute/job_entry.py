@@ -11,7 +11,7 @@ from pathlib import Path
 from huggingface_hub import HfApi, snapshot_download
 
 from postlab.tools.compute.hf_jobs import hub_endpoint
-from postlab.tools.training.failures import EVENT_MARKER
+from postlab.tools.training.failures import EVENT_MARKER, SPEC_FILE
 from postlab.tools.training.runner import run_training
 from postlab.tools.training.spec import TrainingSpec
 
@@ -29,7 +29,7 @@ def main() -> int:
         endpoint=hub_endpoint(),
     )
     folder = work / path
-    raw = json.loads((folder / "spec.json").read_text())
+    raw = json.loads((folder / SPEC_FILE).read_text())
     for key in ("dataset_path", "output_dir", "base_model", "optimizer_state"):
         if raw.get(key) and (key == "output_dir" or (folder / raw[key]).exists()):
             raw[key] = str(folder / raw[key])

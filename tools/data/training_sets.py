@@ -14,11 +14,11 @@ from typing import Any
 import datasets as hf_datasets
 
 from postlab.records.artifacts import DatasetCard, Format
+from postlab.records.run import MIN_TRAINING_EXAMPLES
 from postlab.tools.io.atomic import share_files, staging_dir
 from postlab.tools.tasks.catalog import Example, Task, normalize_prompt
 from postlab.tools.tasks.decontamination import ContaminationIndex
 
-MIN_EXAMPLES = 8
 CARD_FILE = "card.json"
 # How far build_training_set may over-ask the task to make up for removed examples.
 _MAX_OVERSAMPLE = 4
@@ -62,8 +62,8 @@ def check_trainable(task: Task, batch_size: int) -> None:
     """Refuse, before any compute, a task folder no training set can come from (DatasetError).
 
     Counts what `build_training_set` would keep (distinct prompts, none overlapping test or
-    validation) and refuses fewer than a batch (or MIN_EXAMPLES), a single distinct answer, or
-    an empty validation split.
+    validation) and refuses fewer than a batch (or MIN_TRAINING_EXAMPLES), a single distinct
+    answer, or an empty validation split.
     """
     if task.spec.source != "dir" or not task.spec.task_dir:
         return
@@ -72,12 +72,12 @@ def check_trainable(task: Task, batch_size: int) -> None:
     pool = task.train_examples(sys.maxsize, 0)
     index = held_out_index(task)
     kept, _, _, _ = _clean(pool, index, len(pool))
-    needed = max(MIN_EXAMPLES, batch_size)
+    needed = max(MIN_TRAINING_EXAMPLES, batch_size)
     if len(kept) < needed:
         raise DatasetError(
             f"{train_path}: {len(kept)} usable training rows after removing duplicates and "
             f"copies of test/validation rows; need at least {needed} (a batch, and no fewer "
-            f"than {MIN_EXAMPLES})"
+            f"than {MIN_TRAINING_EXAMPLES})"
         )
     answers = {example.answer.strip().lower() for example in kept}
     if len(answers) == 1:
@@ -130,7 +130,7 @@ def build_training_set(
     out_dir = Path(out_dir)
     index = held_out_index(task, ngram_n)
 
-    request = size + max(MIN_EXAMPLES, size // 4)
+    request = size + max(MIN_TRAINING_EXAMPLES, size // 4)
     limit = size * _MAX_OVERSAMPLE + 64
     while True:
         examples = task.train_examples(request, seed)
@@ -144,21 +144,21 @@ def build_training_set(
     # the source carried; counting them keeps the card honest about the file's quality.
     contaminated += task.train_eval_copies
     collected += task.train_eval_copies
-    if len(kept) < MIN_EXAMPLES:
+    if len(kept) < MIN_TRAINING_EXAMPLES:
         raise DatasetError(
             f"only {len(kept)} training examples of task {task.name!r} survived cleaning "
             f"(collected {collected}, {duplicates} duplicates, {contaminated} contaminated); "
-            f"need at least {MIN_EXAMPLES}"
+            f"need at least {MIN_TRAINING_EXAMPLES}"
         )
 
     if rows_from is None:
         rows, recipe_stats = [example_row(example, fmt) for example in kept], {}
     else:
         rows, recipe_stats = rows_from(kept)
-    if len(rows) < MIN_EXAMPLES:
+    if len(rows) < MIN_TRAINING_EXAMPLES:
         raise DatasetError(
             f"the {recipe} recipe made only {len(rows)} rows from {len(kept)} clean examples "
-            f"({recipe_stats}); need at least {MIN_EXAMPLES}"
+            f"({recipe_stats}); need at least {MIN_TRAINING_EXAMPLES}"
         )
     dataset = hf_datasets.Dataset.from_list(rows)
     source = "generator"

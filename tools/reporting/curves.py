@@ -7,10 +7,9 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-from postlab.tools.training.failures import parse_event
+from postlab.tools.training.failures import LOG_FILE, parse_event
 
 CURVES_FILE = "training.png"
-LOG_FILE = "train.log"
 # A gradient norm this many times the iteration's median is a spike worth a line in the report.
 GRAD_SPIKE_FACTOR = 10.0
 # Final loss this much above the iteration's lowest: training drifted back up.

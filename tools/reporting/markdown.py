@@ -7,7 +7,7 @@ from typing import Any
 
 from postlab.records.steps import WAIT_ACTION
 from postlab.tools.io.atomic import write_text_atomic
-from postlab.tools.io.rundir import portable
+from postlab.tools.io.rundir import REPORT_FILE, portable
 from postlab.tools.reporting.curves import CURVES_FILE, anomalies, plot_curves, read_curves
 from postlab.tools.reporting.iterations import iteration_sections
 from postlab.tools.reporting.scores import PLOT_FILE, plot_scores
@@ -295,4 +295,4 @@ def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
         curves_plot.name if curves_plot else None,
         anomalies(curves),
     )
-    return write_text_atomic(run_dir / "report.md", text)
+    return write_text_atomic(run_dir / REPORT_FILE, text)

@@ -22,6 +22,9 @@ EVENT_MARKER = "@@postlab "
 # TrainingResult, so result.json has one writer and one schema.
 WORKER_REPORT_FILE = "worker.json"
 RESULT_FILE = "result.json"
+# The worker's output as it ran, and the spec it was given, in each training folder.
+LOG_FILE = "train.log"
+SPEC_FILE = "spec.json"
 
 
 def parse_event(line: str) -> dict | None:

@@ -29,7 +29,9 @@ from postlab.tools.tracking.trackers import tracker_env
 from postlab.tools.training.devices import visible_gpus
 from postlab.tools.training.failures import (
     EXIT_OK,
+    LOG_FILE,
     RESULT_FILE,
+    SPEC_FILE,
     WORKER_REPORT_FILE,
     classify_failure,
     normalize_error,
@@ -168,7 +170,7 @@ def run_training(
     started = time.monotonic()
     out_dir = Path(spec.output_dir).expanduser().resolve()
     signature = spec.signature()
-    log_file = Path(log_path) if log_path is not None else out_dir / "train.log"
+    log_file = Path(log_path) if log_path is not None else out_dir / LOG_FILE
 
     def finish(result: TrainingResult) -> TrainingResult:
         result.wall_s = round(time.monotonic() - started, 3)
@@ -195,7 +197,7 @@ def run_training(
         out_dir.mkdir(parents=True, exist_ok=True)
         log_file.parent.mkdir(parents=True, exist_ok=True)
         worker_spec = spec.model_copy(update={"output_dir": str(out_dir)})
-        spec_path = out_dir / "spec.json"
+        spec_path = out_dir / SPEC_FILE
         write_text_atomic(spec_path, worker_spec.model_dump_json(indent=2))
         # A worker left running by a killed run would race this one for the same folder.
         end_orphaned_worker(out_dir)
