@@ -10,8 +10,8 @@ from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemM
 from langchain_core.runnables import Runnable
 
 from postlab.agents.llm.bodies import model_factory, model_tuning
-from postlab.agents.llm.driver import call_with_timeout, model_label
-from postlab.agents.llm.models import LLMSpec, check_llm, cost_usd
+from postlab.agents.llm.driver import CONTEXT_TOKENS, MODEL_RETRIES, call_with_timeout, model_label
+from postlab.agents.llm.models import CALL_TIMEOUT_S, PROVIDER_RETRIES, LLMSpec, check_llm, cost_usd
 from postlab.agents.llm.structured import structured
 from postlab.agents.llm.untrusted import untrusted
 from postlab.graph.playbook import decide
@@ -78,10 +78,10 @@ class LLMRouter:
     def __init__(
         self,
         model_factory: Callable[[], BaseChatModel],
-        max_model_retries: int = 2,
+        max_model_retries: int = MODEL_RETRIES,
         context_tokens: int = 1500,
-        call_timeout_s: float = 120.0,
-        provider_retries: int = 2,
+        call_timeout_s: float = CALL_TIMEOUT_S,
+        provider_retries: int = PROVIDER_RETRIES,
     ) -> None:
         self.model_factory, self.max_model_retries = model_factory, max_model_retries
         self.context_tokens, self.call_timeout_s = context_tokens, call_timeout_s
@@ -182,7 +182,9 @@ def _echo(raw: Any, problem: str) -> list[AnyMessage]:
 
 
 def make_llm_router(
-    model_factory: Callable[[], BaseChatModel], max_model_retries: int = 2, **options: Any
+    model_factory: Callable[[], BaseChatModel],
+    max_model_retries: int = MODEL_RETRIES,
+    **options: Any,
 ) -> LLMRouter:
     """A Policy (same signature as graph.policy.decide) that routes with a chat model."""
     return LLMRouter(model_factory, max_model_retries, **options)
@@ -197,8 +199,8 @@ def build_llm_router(
     check_llm(spec)
     tuning = model_tuning(spec, max_model_retries, timeout_s)
     return make_llm_router(
-        model_factory(spec, timeout_s or 120.0),
+        model_factory(spec, tuning["call_timeout_s"]),
         tuning["max_model_retries"],
-        context_tokens=min(tuning["context_tokens"], 3000),
+        context_tokens=min(tuning["context_tokens"], CONTEXT_TOKENS),
         call_timeout_s=tuning["call_timeout_s"],
     )

@@ -7,9 +7,11 @@ from typing import Any
 
 from postlab.agents.base import AgentBody
 from postlab.agents.llm.answers import DataAnswer, EvaluatorAnswer, LibrarianAnswer, TrainerAnswer
-from postlab.agents.llm.driver import make_llm_body
+from postlab.agents.llm.driver import MODEL_RETRIES, STEP_TIMEOUT_S, make_llm_body
 from postlab.agents.llm.mcp import MCPServerConfig, MCPToolset, load_mcp_tools
 from postlab.agents.llm.models import (
+    CALL_TIMEOUT_S,
+    LOCAL_CALL_TIMEOUT_S,
     LLMConfigError,
     LLMSpec,
     check_llm,
@@ -29,8 +31,8 @@ def model_tuning(spec: Any, retries: int | None, timeout_s: float | None) -> dic
     """Retries, timeout and prompt size for a model; the local CPU model gets short prompts."""
     local = spec.kind == "local"
     return {
-        "max_model_retries": retries if retries is not None else (1 if local else 2),
-        "call_timeout_s": timeout_s or (300.0 if local else 120.0),
+        "max_model_retries": retries if retries is not None else (1 if local else MODEL_RETRIES),
+        "call_timeout_s": timeout_s or (LOCAL_CALL_TIMEOUT_S if local else CALL_TIMEOUT_S),
         "context_tokens": 600 if local else prompt_budget(context_window(spec)),
     }
 
@@ -47,7 +49,7 @@ def build_llm_bodies(
     *,
     max_model_retries: int | None = None,
     timeout_s: float | None = None,
-    step_timeout_s: float = 900.0,
+    step_timeout_s: float = STEP_TIMEOUT_S,
 ) -> dict[AgentName, AgentBody]:
     """LLM bodies for the four agents; every model is checked here, before the run starts."""
 
@@ -67,7 +69,10 @@ def build_llm_bodies(
     specs = {agent: LLMSpec.parse(overrides.get(agent) or llm) for agent in playbooks}
     for spec in {str(spec): spec for spec in specs.values()}.values():
         check_llm(spec)
-    factories = {str(spec): model_factory(spec, timeout_s or 120.0) for spec in specs.values()}
+    factories = {
+        str(spec): model_factory(spec, model_tuning(spec, None, timeout_s)["call_timeout_s"])
+        for spec in specs.values()
+    }
     toolset = load_mcp_tools(mcp) if isinstance(mcp, list) and mcp else mcp
     bodies: dict[str, AgentBody] = {}
     for agent, (playbook, prompt, schema) in playbooks.items():

@@ -18,7 +18,7 @@ from langgraph.errors import GraphBubbleUp
 from pydantic import BaseModel
 
 from postlab.agents.base import AgentBody, StepResult, action_arguments
-from postlab.agents.llm.models import cost_usd
+from postlab.agents.llm.models import CALL_TIMEOUT_S, PROVIDER_RETRIES, cost_usd
 from postlab.agents.llm.tools import ACTION_TOOL, ActionStash, action_tool, read_only_tools
 from postlab.agents.llm.untrusted import untrusted
 from postlab.memory.context import build_context
@@ -45,6 +45,13 @@ class ToolSource(Protocol):
     def tools(self, agent: str) -> list[BaseTool]: ...
 
     def notices(self, agent: str) -> list[str]: ...
+
+
+# How often a step re-asks the model after an answer it cannot use, how long a whole step may
+# take, and how many tokens of retrieved context its prompt carries.
+MODEL_RETRIES = 2
+STEP_TIMEOUT_S = 900.0
+CONTEXT_TOKENS = 3000
 
 
 def model_label(model: BaseChatModel) -> str:
@@ -179,12 +186,12 @@ def make_llm_body(
     system_prompt: str,
     report_schema: type[BaseModel],
     extra_tools: Sequence[BaseTool] | ToolSource = (),
-    max_model_retries: int = 2,
+    max_model_retries: int = MODEL_RETRIES,
     *,
-    context_tokens: int = 3000,
-    step_timeout_s: float = 900.0,
-    call_timeout_s: float = 120.0,
-    provider_retries: int = 2,
+    context_tokens: int = CONTEXT_TOKENS,
+    step_timeout_s: float = STEP_TIMEOUT_S,
+    call_timeout_s: float = CALL_TIMEOUT_S,
+    provider_retries: int = PROVIDER_RETRIES,
     retry_delay_s: float = 1.0,
     recursion_limit: int = 40,
 ) -> AgentBody:

@@ -76,6 +76,13 @@ PRICES = {
 }
 
 
+# How long one call to a hosted chat model may take, and how often its provider retries it.
+CALL_TIMEOUT_S = 120.0
+PROVIDER_RETRIES = 2
+# A local CPU model answers slowly: a longer call, one re-ask, a short prompt.
+LOCAL_CALL_TIMEOUT_S = 300.0
+
+
 class LLMConfigError(ValueError):
     """An `--llm` choice that cannot work here: bad string, missing package or key."""
 
@@ -164,7 +171,7 @@ def check_llm(spec: LLMSpec | str) -> None:
 
 
 def load_chat_model(
-    spec: LLMSpec | str, timeout_s: float = 120, max_retries: int = 2
+    spec: LLMSpec | str, timeout_s: float = CALL_TIMEOUT_S, max_retries: int = PROVIDER_RETRIES
 ) -> BaseChatModel:
     """The chat model for a spec, with per-call timeout and provider retries where supported."""
     spec = as_spec(spec)
