@@ -32,6 +32,7 @@ from pathlib import Path
 from postlab.graph.runner import run_lab
 from postlab.memory.library import LIBRARY_ENV, LIBRARY_OFF
 from postlab.records.outcomes import binomial_stderr
+from postlab.records.run import TRAIN_TIMEOUT_S
 from postlab.tools.data.training_sets import build_training_set
 from postlab.tools.evaluation.scoring import evaluate_checkpoint
 from postlab.tools.models.resolution import resolve_model
@@ -68,7 +69,7 @@ def plain_sft(
         batch_size=BATCH,
         task=task.name,
         seed=seed,
-        timeout_s=max(1800, steps * SECONDS_PER_STEP_LIMIT),
+        timeout_s=max(TRAIN_TIMEOUT_S, steps * SECONDS_PER_STEP_LIMIT),
         **rate,
     )
     return run_training(spec)
@@ -106,7 +107,7 @@ def lab(
                 "batch_size": BATCH,
                 "eval_limit": settings["limit"],
                 "seed": seed,
-                "train_timeout_s": max(1800, settings["steps"] * SECONDS_PER_STEP_LIMIT),
+                "train_timeout_s": max(TRAIN_TIMEOUT_S, settings["steps"] * SECONDS_PER_STEP_LIMIT),
             },
         }
     )

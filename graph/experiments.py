@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from postlab.records.artifacts import PREFERENCE_METHODS
 from postlab.records.budget import budget_of, steps_used, time_left
 from postlab.records.hyper import DEFAULT_GRPO_GROUP, DEFAULT_LORA_RANK, Hyper
 from postlab.records.outcomes import LearningRateEvidence, TechniqueFinding
@@ -156,7 +157,7 @@ def hyper_for(finding: TechniqueFinding, state: LabState) -> tuple[Hyper, str]:
         values["lora_r"] = int(finding.recipe.get("lora_r", DEFAULT_LORA_RANK))
     if recipe.method == "grpo":
         values.update(num_generations=DEFAULT_GRPO_GROUP, beta=float(finding.recipe.get("beta", 0)))
-    if recipe.method in ("dpo", "orpo") and "beta" in finding.recipe:
+    if recipe.method in PREFERENCE_METHODS and "beta" in finding.recipe:
         values["beta"] = float(finding.recipe["beta"])
     how = f"lr {lr:g} from {source}: {rule}"
     return Hyper.model_validate(values), how

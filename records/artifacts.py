@@ -9,6 +9,22 @@ from pydantic import BaseModel, Field
 # The TRL dataset formats the lab builds: prompt-completion rows (SFT), prompts with a verifier's
 # answer (GRPO), or preference pairs (DPO, ORPO).
 Format = Literal["sft", "grpo", "preference"]
+# The TRL trainers a run can use, and those of them that learn from preference pairs.
+Method = Literal["sft", "grpo", "dpo", "orpo"]
+PREFERENCE_METHODS = ("dpo", "orpo")
+# How a training set's rows are made (tools.data builds each; tools.training.recipes says which
+# method learns from which).
+DataRecipe = Literal[
+    "plain",
+    "grpo",
+    "rft",
+    "preference",
+    "curriculum",
+    "quality",
+    "targeted",
+    "synthetic",
+    "balanced",
+]
 
 
 class DatasetCard(BaseModel):

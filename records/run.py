@@ -66,6 +66,9 @@ class GateConfig(BaseModel):
 Backend = Literal["auto", "trl", "unsloth"]
 # Where training metrics and evaluations are logged (tools.tracking): wandb offline by default.
 Tracker = Literal["wandb", "trackio", "none"]
+DEFAULT_TRACKER: Tracker = "wandb"
+# Wall-clock seconds one training run may take before its worker is stopped.
+TRAIN_TIMEOUT_S = 1800.0
 
 
 # Fewer training rows than this is no training set (the DataEngineer refuses it).
@@ -102,7 +105,7 @@ class RunOptions(BaseModel):
     # from benchmark_data (a local copy in the benchmark's own format) instead of the Hub.
     benchmark: str | None = None
     benchmark_data: str | None = None
-    tracker: Tracker = "wandb"
+    tracker: Tracker = DEFAULT_TRACKER
     backend: Backend = "auto"
     # Where training runs (tools.compute): this machine, Hugging Face Jobs on a hardware flavour
     # ("hf-jobs" takes the default GPU flavour, "hf-jobs:a10g-large" names one), or auto (here
@@ -111,7 +114,7 @@ class RunOptions(BaseModel):
     # USD of paid compute an iteration may be started for without asking (all iterations
     # together); above it the spend gate asks a person, or rejects when nobody is attached.
     approve_spend: float = Field(0, ge=0)
-    train_timeout_s: float = Field(1800, gt=0)
+    train_timeout_s: float = Field(TRAIN_TIMEOUT_S, gt=0)
     policy: Literal["playbook", "llm"] = "playbook"
     # With policy "llm": the model for every agent and the supervisor, and per-agent overrides
     # ("librarian", ..., "supervisor" → model string).

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from postlab.records.artifacts import RemoteTraining
+from postlab.records.artifacts import DataRecipe, Format, Method, RemoteTraining
 from postlab.records.hyper import Hyper
 from postlab.records.run import AgentName, StopReason
 
@@ -48,12 +48,11 @@ class Plan(BaseModel):
 
     iteration: int
     technique: str
-    method: Literal["sft", "grpo", "dpo", "orpo"]
+    method: Method
     init_checkpoint: str
     hyper: Hyper
-    data_format: Literal["sft", "grpo", "preference"]
-    # How rows are made: plain, grpo, rft, preference, curriculum, quality or targeted.
-    data_recipe: str = "plain"
+    data_format: Format
+    data_recipe: DataRecipe = "plain"
     data_size: int
     data_seed: int
     reason: str

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from postlab.tools.io.atomic import write_text_atomic
+from postlab.tools.tasks.folders import META_FILE, TEST_FILE, TRAIN_FILE, VALID_FILE
 
 # Benchmarks known to work end to end: multiple choice (scored by log-likelihood) and gsm8k
 # (generated, exact match on the extracted number); any other task of those kinds is accepted.
@@ -146,13 +147,13 @@ def materialize(name: str, data_dir: Path | None, out_dir: Path) -> Path:
     scored = task.test_docs() if task.has_test_docs() else task.validation_docs()
     out_dir.mkdir(parents=True, exist_ok=True)
     train = _rows(task, task.training_docs())
-    _write_jsonl(out_dir / "train.jsonl", train)
-    _write_jsonl(out_dir / "eval.jsonl", _rows(task, scored))
+    _write_jsonl(out_dir / TRAIN_FILE, train)
+    _write_jsonl(out_dir / TEST_FILE, _rows(task, scored))
     if task.has_test_docs() and task.has_validation_docs():
-        _write_jsonl(out_dir / "valid.jsonl", _rows(task, task.validation_docs()))
+        _write_jsonl(out_dir / VALID_FILE, _rows(task, task.validation_docs()))
     description = f"lm-eval {name}: the harness's prompts and answers."
     meta = {"name": name, "description": description, "metric": _lab_metric(task, train)}
-    write_text_atomic(out_dir / "task.json", json.dumps(meta))
+    write_text_atomic(out_dir / META_FILE, json.dumps(meta))
     return out_dir
 
 

@@ -18,6 +18,7 @@ from postlab.records.run import MIN_TRAINING_EXAMPLES
 from postlab.tools.io.atomic import share_files, staging_dir
 from postlab.tools.tasks.catalog import Example, Task, normalize_prompt
 from postlab.tools.tasks.decontamination import ContaminationIndex
+from postlab.tools.tasks.folders import TRAIN_FILE, VALID_FILE
 
 CARD_FILE = "card.json"
 # How far build_training_set may over-ask the task to make up for removed examples.
@@ -68,7 +69,7 @@ def check_trainable(task: Task, batch_size: int) -> None:
     if task.spec.source != "dir" or not task.spec.task_dir:
         return
     folder = Path(task.spec.task_dir)
-    train_path = folder / "train.jsonl"
+    train_path = folder / TRAIN_FILE
     pool = task.train_examples(sys.maxsize, 0)
     index = held_out_index(task)
     kept, _, _, _ = _clean(pool, index, len(pool))
@@ -86,7 +87,7 @@ def check_trainable(task: Task, batch_size: int) -> None:
             "training on one constant answer can only teach that answer"
         )
     if not task.validation_examples():
-        where = folder / "valid.jsonl" if (folder / "valid.jsonl").is_file() else train_path
+        where = folder / VALID_FILE if (folder / VALID_FILE).is_file() else train_path
         raise DatasetError(f"{where}: no validation rows left after decontamination against test")
 
 
@@ -163,7 +164,7 @@ def build_training_set(
     dataset = hf_datasets.Dataset.from_list(rows)
     source = "generator"
     if task.spec.source == "dir" and task.spec.task_dir:
-        source = str(Path(task.spec.task_dir) / "train.jsonl")
+        source = str(Path(task.spec.task_dir) / TRAIN_FILE)
     # Data from elsewhere (a Hub dataset) names its source, license and size on the card.
     provenance = provenance or {}
     source = provenance.get("source") or source

@@ -7,6 +7,7 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 from huggingface_hub.repocard_data import EvalResult
 
+from postlab.tools.io.rundir import iteration_label
 from postlab.tools.models.resolution import ALIASES, hub_id
 
 
@@ -21,7 +22,7 @@ def winning_iteration(summary: dict[str, Any]) -> dict[str, Any] | None:
     """The iteration that produced the best checkpoint (None when the best is the base model)."""
     label = summary.get("best_label")
     return next(
-        (it for it in summary.get("iterations") or [] if f"iter-{it['iteration']}" == label),
+        (it for it in summary.get("iterations") or [] if iteration_label(it["iteration"]) == label),
         None,
     )
 

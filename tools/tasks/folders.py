@@ -19,6 +19,11 @@ from postlab.tools.tasks.verifiers import METRICS, Metric, parse_number
 
 DIR_DEFAULT_METRIC: Metric = "exact"
 DIR_DEFAULT_MAX_NEW_TOKENS = 32
+# A task folder's files: what readers and writers of the format both name.
+TRAIN_FILE = "train.jsonl"
+TEST_FILE = "eval.jsonl"
+VALID_FILE = "valid.jsonl"
+META_FILE = "task.json"
 _TASK_JSON_KEYS = {"name", "description", "metric", "max_new_tokens"}
 
 
@@ -92,9 +97,9 @@ def _read_task_json(path: Path) -> dict[str, Any]:
 def load_task_dir(task_dir: Path) -> Task:
     if not task_dir.is_dir():
         raise TaskError(f"{task_dir}: task folder not found")
-    meta = _read_task_json(task_dir / "task.json")
-    eval_path = task_dir / "eval.jsonl"
-    train_rows = _read_jsonl(task_dir / "train.jsonl")
+    meta = _read_task_json(task_dir / META_FILE)
+    eval_path = task_dir / TEST_FILE
+    train_rows = _read_jsonl(task_dir / TRAIN_FILE)
     eval_rows = _read_jsonl(eval_path)
     if not eval_rows:
         raise TaskError(f"{eval_path}: eval split is empty")
@@ -120,7 +125,7 @@ def load_task_dir(task_dir: Path) -> Task:
     )
     test = [example for _, example in eval_rows]
     pool = [example for _, example in train_rows]
-    valid_path = task_dir / "valid.jsonl"
+    valid_path = task_dir / VALID_FILE
     lent = not valid_path.is_file()
     if not lent:
         validation = [example for _, example in _read_jsonl(valid_path)]

@@ -13,18 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Method = Literal["sft", "grpo", "dpo", "orpo"]
-DataRecipe = Literal[
-    "plain",
-    "grpo",
-    "rft",
-    "preference",
-    "curriculum",
-    "quality",
-    "targeted",
-    "synthetic",
-    "balanced",
-]
+from postlab.records.artifacts import DataRecipe, Method
 
 # The model size a card's learning rate is taken to be measured at when the card does not say
 # (LLaMA-7B-class models dominate the post-training literature we summarise).

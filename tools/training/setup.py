@@ -7,12 +7,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from postlab.records.artifacts import PREFERENCE_METHODS
 from postlab.tools.evaluation.vllm_engine import vllm_available
 from postlab.tools.tracking.trackers import report_to as tracker_report_to
 from postlab.tools.training.compact_loss import compact_completion_loss
 from postlab.tools.training.schedule import continuing, warmup_steps
 from postlab.tools.training.sizing import fitted_max_length, fitted_micro_batch, longest_row
-from postlab.tools.training.spec import PREFERENCE_METHODS, TrainingSpec
+from postlab.tools.training.spec import TrainingSpec
 
 # DPO's and ORPO's usual strength when a recipe sets none.
 DEFAULT_PREFERENCE_BETA = 0.1

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from postlab.records.artifacts import PREFERENCE_METHODS
 from postlab.tools.training.devices import (
     STATE_BYTES_PER_TRAINABLE,
     free_bytes_per_process,
     micro_batch,
     row_activation_bytes,
 )
-from postlab.tools.training.spec import PREFERENCE_METHODS, TrainingSpec
+from postlab.tools.training.spec import TrainingSpec
 
 # Sequence lengths are fitted in steps of this many tokens, reading at most this many rows.
 LENGTH_STEP = 64

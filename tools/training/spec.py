@@ -10,7 +10,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from postlab.records.run import Tracker
+from postlab.records.artifacts import Method
+from postlab.records.hyper import DEFAULT_GRPO_GROUP, DEFAULT_LORA_RANK, LORA_ALPHA_PER_RANK
+from postlab.records.run import DEFAULT_TRACKER, TRAIN_TIMEOUT_S, Tracker
 from postlab.tools.tracking.trackers import TRACKER_PROJECT
 from postlab.tools.training.schedule import RESUMABLE_SCHEDULES
 
@@ -31,7 +33,6 @@ _NON_EXPERIMENT_FIELDS = {
 
 
 # Methods trained on preference pairs (a chosen and a rejected answer per prompt).
-PREFERENCE_METHODS = ("dpo", "orpo")
 
 
 class TrainingSpec(BaseModel):
@@ -41,7 +42,7 @@ class TrainingSpec(BaseModel):
 
     # sft: prompt-completion; grpo: prompts and a verifier reward; dpo (with a reference model)
     # and orpo (reference-free): preference pairs.
-    method: Literal["sft", "grpo", "dpo", "orpo"]
+    method: Method
     adapter: Literal["lora", "full"] = "full"
     base_model: str
     dataset_path: str
@@ -62,13 +63,13 @@ class TrainingSpec(BaseModel):
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     weight_decay: float = Field(0.0, ge=0)
     max_length: int = Field(256, ge=8)
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, ge=1)
+    lora_r: int = Field(DEFAULT_LORA_RANK, ge=1)
+    lora_alpha: int = Field(LORA_ALPHA_PER_RANK * DEFAULT_LORA_RANK, ge=1)
     lora_dropout: float = Field(0.0, ge=0, lt=1)
     seed: int = 0
     task: str | None = None
     task_dir: str | None = None
-    num_generations: int = Field(4, ge=2)
+    num_generations: int = Field(DEFAULT_GRPO_GROUP, ge=2)
     max_completion_length: int = Field(16, ge=1)
     beta: float = Field(0.0, ge=0)
     # "sequential" keeps the dataset's order (a curriculum); "random" shuffles as usual.
@@ -82,7 +83,7 @@ class TrainingSpec(BaseModel):
     optimizer_state: str | None = None
     # Keep this run's optimiser state beside its checkpoint, for a continuation.
     save_optimizer: bool = False
-    timeout_s: float = Field(1800, gt=0)
+    timeout_s: float = Field(TRAIN_TIMEOUT_S, gt=0)
     # Memory one training process may use (None: what its device has free when training starts);
     # the step's rows are split into passes that fit it (tools.training.devices.micro_batch).
     memory_bytes: float | None = Field(None, gt=0)
@@ -90,7 +91,7 @@ class TrainingSpec(BaseModel):
     use_unsloth: bool | None = None
     # Why this engine trains the run (tools.training.backends), for the report.
     backend_reason: str = ""
-    tracker: Tracker = "wandb"
+    tracker: Tracker = DEFAULT_TRACKER
     tracker_project: str = TRACKER_PROJECT
     # Where the tracker writes (None: the output folder); a run's Trackio database is shared.
     tracker_dir: str | None = None
