@@ -55,7 +55,7 @@ def memory_search(
     if unknown:
         raise fail(f"unknown memory kind {unknown[0]!r}; expected one of {', '.join(MEMORY_KINDS)}")
     # Chroma loads only when a search runs: `postlab --help` stays fast.
-    from postlab.memory.library import library_dir, open_library
+    from postlab.memory.library import LIBRARY_ENV, library_dir, open_library
     from postlab.memory.store import open_memory
 
     if library:
@@ -64,7 +64,7 @@ def memory_search(
         query, where = run, library_dir()
         memory = open_library()
         if memory is None or where is None or not where.is_dir():
-            raise fail(f"no library to search ({where or 'turned off by POSTLAB_LIBRARY_DIR'})")
+            raise fail(f"no library to search ({where or 'turned off by ' + LIBRARY_ENV})")
         name = f"library {where}"
     else:
         if query is None:

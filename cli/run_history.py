@@ -57,12 +57,12 @@ def resume(
 
 def runs() -> None:
     """List runs under ./runs (or $POSTLAB_RUNS_DIR), newest first."""
-    from postlab.tools.io.rundir import list_runs, runs_root
+    from postlab.tools.io.rundir import RUNS_DIR_ENV, list_runs, runs_root
 
     root = runs_root()
     found = list_runs(root)
     if not found:
-        errors.print(f"no runs in {root} (set POSTLAB_RUNS_DIR to look elsewhere)", soft_wrap=True)
+        errors.print(f"no runs in {root} (set {RUNS_DIR_ENV} to look elsewhere)", soft_wrap=True)
         raise typer.Exit(0)
     console.print(f"runs in {root}, newest first", soft_wrap=True)
 

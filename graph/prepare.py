@@ -16,7 +16,7 @@ from postlab.records.state import LabContext, LabState
 from postlab.tools.benchmarks.harness import BenchmarkError, judge_command, materialize
 from postlab.tools.data.training_sets import DatasetError, check_trainable
 from postlab.tools.io.quiet import quiet_progress
-from postlab.tools.io.rundir import open_run_dir, runs_root, write_run_record
+from postlab.tools.io.rundir import RUNS_DIR_ENV, open_run_dir, runs_root, write_run_record
 from postlab.tools.models.resolution import (
     DEFAULT_MODEL,
     ModelResolutionError,
@@ -41,7 +41,7 @@ def run_dir_refusal(state: LabState) -> str | None:
     if state.get("run_dir"):
         wanted = Path(state["run_dir"]).resolve()
         if not wanted.is_relative_to(root):
-            return f"run_dir {wanted} is outside the runs root {root} (POSTLAB_RUNS_DIR)"
+            return f"run_dir {wanted} is outside the runs root {root} ({RUNS_DIR_ENV})"
     return None
 
 

@@ -19,10 +19,9 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field
 
-LOCAL_MODELS = {
-    "smollm2": "smollm2-135m-instruct",
-    "smollm2-135m-instruct": "smollm2-135m-instruct",
-}
+from postlab.tools.models.resolution import DEFAULT_MODEL, ModelResolutionError, resolve_model
+
+LOCAL_MODELS = {"smollm2": DEFAULT_MODEL, DEFAULT_MODEL: DEFAULT_MODEL}
 HF_TOKEN_ENV = ("HF_TOKEN", "HUGGINGFACEHUB_API_TOKEN")
 # Environment variables each provider reads its key from (any one of them will do).
 KEY_ENV: dict[str, tuple[str, ...]] = {
@@ -152,8 +151,6 @@ def check_llm(spec: LLMSpec | str) -> None:
     spec = as_spec(spec)
     if spec.kind == "local":
         _need_package("transformers", spec)
-        from postlab.tools.models.resolution import ModelResolutionError, resolve_model
-
         try:
             resolve_model(LOCAL_MODELS[spec.model])
         except ModelResolutionError as error:
@@ -305,8 +302,6 @@ def _local_model(name: str, max_new_tokens: int = 64) -> BaseChatModel:
     # Loading the pipeline takes seconds: one per process, shared by every agent.
     import transformers
     from langchain_huggingface import HuggingFacePipeline
-
-    from postlab.tools.models.resolution import resolve_model
 
     path = resolve_model(LOCAL_MODELS[name]).path
     pipe = transformers.pipeline(

@@ -43,6 +43,12 @@ JOB_IMAGE = "pytorch/pytorch:2.6.0-cuda12.4-cudnn9-runtime"
 # What the job installs (a version on PyPI; POSTLAB_JOB_INSTALL may name a wheel URL or git ref).
 INSTALL_ENV = "POSTLAB_JOB_INSTALL"
 JOB_FILE = "job.json"
+# The handshake with the job (tools.compute.job_entry): which repos and folder it reads and
+# writes, and the subfolder its training output goes back in.
+INPUTS_ENV = "POSTLAB_JOB_INPUTS"
+OUTPUTS_ENV = "POSTLAB_JOB_OUTPUTS"
+PATH_ENV = "POSTLAB_JOB_PATH"
+OUTPUT_SUBDIR = "out"
 POLL_S = 5.0
 # How long one of the Trainer's wait steps watches a job before the graph checkpoints and
 # routes again (a stop, a budget or a guard can act between windows).
@@ -100,7 +106,7 @@ def estimate_usd(price_per_minute: float, timeout_s: float) -> float:
 def _stage_inputs(spec: TrainingSpec, folder: Path) -> TrainingSpec:
     """Copy what the job needs into `folder`; the spec as the job will read it (relative paths)."""
     shutil.copytree(spec.dataset_path, folder / "dataset")
-    changes: dict = {"dataset_path": "dataset", "output_dir": "out", "tracker": "none"}
+    changes: dict = {"dataset_path": "dataset", "output_dir": OUTPUT_SUBDIR, "tracker": "none"}
     base = Path(spec.base_model)
     if base.is_dir():  # a local checkpoint travels; a Hub model id is downloaded by the job
         shutil.copytree(base, folder / "init", ignore=shutil.ignore_patterns(OPTIMIZER_STATE_FILE))
@@ -153,9 +159,9 @@ def submit(
             image=JOB_IMAGE,
             command=job_command(),
             env={
-                "POSTLAB_JOB_INPUTS": repo,
-                "POSTLAB_JOB_OUTPUTS": repo,
-                "POSTLAB_JOB_PATH": iteration_label,
+                INPUTS_ENV: repo,
+                OUTPUTS_ENV: repo,
+                PATH_ENV: iteration_label,
                 "HF_HUB_DISABLE_PROGRESS_BARS": "1",
             },
             secrets={"HF_TOKEN": get_token() or ""},
@@ -194,12 +200,12 @@ def _fetch_outputs(handle: JobHandle, out_dir: Path) -> None:
             lambda: snapshot_download(
                 handle.outputs_repo,
                 repo_type="model",
-                allow_patterns=[f"{handle.path}/out/**"],
+                allow_patterns=[f"{handle.path}/{OUTPUT_SUBDIR}/**"],
                 local_dir=landing,
                 endpoint=hub_endpoint(),
             ),
         )
-        pushed = Path(landing) / handle.path / "out"
+        pushed = Path(landing) / handle.path / OUTPUT_SUBDIR
         if not pushed.is_dir():
             raise JobsError(f"job {handle.job_id} pushed nothing back to {handle.outputs_repo}")
         shutil.copytree(pushed, out_dir, dirs_exist_ok=True)

@@ -10,7 +10,13 @@ from pathlib import Path
 
 from huggingface_hub import HfApi, snapshot_download
 
-from postlab.tools.compute.hf_jobs import hub_endpoint
+from postlab.tools.compute.hf_jobs import (
+    INPUTS_ENV,
+    OUTPUT_SUBDIR,
+    OUTPUTS_ENV,
+    PATH_ENV,
+    hub_endpoint,
+)
 from postlab.tools.training.failures import EVENT_MARKER, SPEC_FILE
 from postlab.tools.training.runner import run_training
 from postlab.tools.training.spec import TrainingSpec
@@ -18,8 +24,8 @@ from postlab.tools.training.spec import TrainingSpec
 
 def main() -> int:
     """Train the iteration named by the job's environment; 0 when it trained."""
-    inputs, outputs = os.environ["POSTLAB_JOB_INPUTS"], os.environ["POSTLAB_JOB_OUTPUTS"]
-    path = os.environ["POSTLAB_JOB_PATH"]
+    inputs, outputs = os.environ[INPUTS_ENV], os.environ[OUTPUTS_ENV]
+    path = os.environ[PATH_ENV]
     work = Path.cwd() / "postlab-job"
     snapshot_download(
         inputs,
@@ -44,7 +50,7 @@ def main() -> int:
         repo_id=outputs,
         repo_type="model",
         folder_path=spec.output_dir,
-        path_in_repo=f"{path}/out",
+        path_in_repo=f"{path}/{OUTPUT_SUBDIR}",
         commit_message=f"{path}: training {result.status}",
     )
     return 0 if result.status == "ok" else 1

@@ -137,6 +137,14 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+# A request's timeout, retries after a failure, how long a cached answer stays fresh, and the
+# first backoff between retries (each overridable per client, and by POSTLAB_HTTP_* variables).
+TIMEOUT_S = 20.0
+RETRIES = 3
+CACHE_TTL_S = 86400.0
+BACKOFF_S = 1.0
+
+
 class HttpClient:
     """GET with on-disk cache, per-service rate limit, retries with backoff and timeouts."""
 
@@ -145,15 +153,15 @@ class HttpClient:
         service: str,
         base_url: str,
         min_interval_s: float = 0.0,
-        timeout_s: float = 20.0,
-        max_retries: int = 3,
+        timeout_s: float = TIMEOUT_S,
+        max_retries: int = RETRIES,
         cache_dir: Path | None = None,
         headers: Mapping[str, str] | None = None,
         *,
         secret_headers: Mapping[str, str] | None = None,
-        cache_ttl_s: float = 86400.0,
+        cache_ttl_s: float = CACHE_TTL_S,
         use_cache: bool = True,
-        backoff_s: float = 1.0,
+        backoff_s: float = BACKOFF_S,
         max_backoff_s: float = 30.0,
         down_for_s: float = 300.0,
         transport: httpx.BaseTransport | None = None,
@@ -201,10 +209,10 @@ class HttpClient:
         key = service.upper().replace("-", "_")
         settings: dict[str, Any] = {
             "min_interval_s": env_float(f"POSTLAB_{key}_MIN_INTERVAL_S", min_interval_s),
-            "timeout_s": env_float("POSTLAB_HTTP_TIMEOUT_S", 20.0),
-            "max_retries": int(env_float("POSTLAB_HTTP_RETRIES", 3)),
-            "cache_ttl_s": env_float("POSTLAB_HTTP_CACHE_TTL_S", 86400.0),
-            "backoff_s": env_float("POSTLAB_HTTP_BACKOFF_S", 1.0),
+            "timeout_s": env_float("POSTLAB_HTTP_TIMEOUT_S", TIMEOUT_S),
+            "max_retries": int(env_float("POSTLAB_HTTP_RETRIES", RETRIES)),
+            "cache_ttl_s": env_float("POSTLAB_HTTP_CACHE_TTL_S", CACHE_TTL_S),
+            "backoff_s": env_float("POSTLAB_HTTP_BACKOFF_S", BACKOFF_S),
             "use_cache": os.environ.get("POSTLAB_HTTP_CACHE", "1") != "0",
         }
         settings.update(kwargs)

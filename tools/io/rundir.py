@@ -13,6 +13,8 @@ from typing import Any
 
 from postlab.tools.io.atomic import write_json_atomic
 
+# Where runs live when no run directory is given (default ./runs).
+RUNS_DIR_ENV = "POSTLAB_RUNS_DIR"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.md"
 RUN_FILE = "run.json"
@@ -38,7 +40,7 @@ PATH_KEYS = frozenset(
 
 def runs_root() -> Path:
     """Where runs live unless a run directory is given: $POSTLAB_RUNS_DIR or ./runs."""
-    return Path(os.environ.get("POSTLAB_RUNS_DIR", "runs")).resolve()
+    return Path(os.environ.get(RUNS_DIR_ENV, "runs")).resolve()
 
 
 def new_run_id(task: str) -> str:
