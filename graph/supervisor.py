@@ -10,6 +10,7 @@ from langgraph.types import Command, interrupt
 from postlab.graph import loop_guard
 from postlab.graph.components import LabComponents
 from postlab.graph.playbook import stop
+from postlab.records.artifacts import ErrorKind
 from postlab.records.budget import budget_of, next_step, steps_used, time_used
 from postlab.records.events import emit
 from postlab.records.run import RunOptions, StopReason
@@ -19,7 +20,7 @@ from postlab.records.steps import Decision, Directive, GuardEvent, Plan
 Route = Literal["librarian", "data_engineer", "trainer", "evaluator", "finalize"]
 
 
-def _last_failure(state: LabState, kind: str) -> str | None:
+def _last_failure(state: LabState, kind: ErrorKind) -> str | None:
     """The last step's summary when it failed with this kind (a rejection, a disk error)."""
     trajectory = state.get("trajectory") or []
     if trajectory and trajectory[-1].error_kind == kind:

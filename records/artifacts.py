@@ -100,9 +100,16 @@ class RemoteTraining(BaseModel):
     logs_seen: int = 0
 
 
+# How a training run fails (tools.training.failures classifies its exit).
+TrainingFailureKind = Literal["oom", "nan", "timeout", "bad_config", "crash"]
+# How an agent's step fails: a training failure, or the evaluator's, the data's, the run
+# folder's (disk) or a person's (an approval gate rejected).
+ErrorKind = Literal[TrainingFailureKind, "eval_error", "bad_data", "disk", "rejected"]
+
+
 class FailureInfo(BaseModel):
     """Why a run failed: a coarse kind, the relevant log lines and a normalised key."""
 
-    kind: Literal["oom", "nan", "timeout", "bad_config", "crash"]
+    kind: TrainingFailureKind
     message: str
     normalized: str

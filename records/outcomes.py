@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from postlab.records.artifacts import FailureSample, TrainingResult
+from postlab.records.artifacts import ErrorKind, FailureSample, TrainingResult
 
 # Every technique a card can name; the corpus schema and the trainer's recipes read it here.
 TechniqueKey = Literal[
@@ -203,7 +203,7 @@ class AgentOutcome(BaseModel):
 
     status: Literal["ok", "failed"] = "ok"
     summary: str = ""
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
     error: str | None = None
     error_normalized: str | None = None
     score: float | None = None

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from postlab.records.artifacts import DataRecipe, Format, Method, RemoteTraining
+from postlab.records.artifacts import DataRecipe, ErrorKind, Format, Method, RemoteTraining
 from postlab.records.hyper import Hyper
 from postlab.records.run import AgentName, StopReason
 
@@ -24,7 +24,7 @@ class TrajectoryRecord(BaseModel):
     signature: str
     status: Literal["ok", "failed"]
     summary: str = ""
-    error_kind: str | None = None
+    error_kind: ErrorKind | None = None
     error_normalized: str | None = None
     score: float | None = None
     iteration: int = 0
