@@ -6,11 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from postlab.agents.llm.answers import RouteTarget
 from postlab.graph.experiments import allowed, hyper_for, new_plan, usable_recipes
 from postlab.graph.playbook import _route, stop
 from postlab.records.hyper import LORA_RANK_RANGE, Hyper
-from postlab.records.run import StopReason
+from postlab.records.run import RouteTarget, StopReason
 from postlab.records.state import LabState
 from postlab.records.steps import Decision, Directive, GuardEvent, Plan
 from postlab.tools.training.recipes import LR_BOUNDS, applies

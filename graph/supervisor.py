@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 from langgraph.types import Command, interrupt
 
@@ -13,11 +12,11 @@ from postlab.graph.playbook import stop
 from postlab.records.artifacts import ErrorKind
 from postlab.records.budget import budget_of, next_step, steps_used, time_used
 from postlab.records.events import emit
-from postlab.records.run import RunOptions, StopReason
+from postlab.records.run import RouteTarget, RunOptions, StopReason
 from postlab.records.state import LabState
 from postlab.records.steps import Decision, Directive, GuardEvent, Plan
 
-Route = Literal["librarian", "data_engineer", "trainer", "evaluator", "finalize"]
+Route = RouteTarget
 
 
 def _last_failure(state: LabState, kind: ErrorKind) -> str | None:

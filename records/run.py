@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 AgentName = Literal["librarian", "data_engineer", "trainer", "evaluator"]
-
-
-AGENTS: tuple[AgentName, ...] = ("librarian", "data_engineer", "trainer", "evaluator")
+AGENTS: tuple[AgentName, ...] = get_args(AgentName)
+# Where the supervisor may send the run next: an agent, or the end.
+RouteTarget = Literal[AgentName, "finalize"]
 
 
 # The step budget when a caller names none (CLI, Studio, embedding hosts all fall back to it).

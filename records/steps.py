@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from postlab.records.artifacts import DataRecipe, ErrorKind, Format, Method, RemoteTraining
 from postlab.records.hyper import Hyper
-from postlab.records.run import AgentName, StopReason
+from postlab.records.run import AgentName, RouteTarget, StopReason
 
 # The Trainer's step while a remote job trains: one poll window, checkpointed. Waiting is paid
 # from the time budget, not the step budget, and is never an action the loop guard counts.
@@ -100,7 +100,7 @@ class Decision(BaseModel):
     """A supervisor decision: the next agent (or stop), the directive, and the reason."""
 
     step: int
-    next: Literal["librarian", "data_engineer", "trainer", "evaluator", "finalize"]
+    next: RouteTarget
     reason: str
     directive: Directive | None = None
     stop_reason: StopReason | None = None

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import BaseModel, Field
 
 
@@ -36,5 +34,3 @@ class EvaluatorAnswer(BaseModel):
 
 
 AgentReport = LibrarianAnswer | DataAnswer | TrainerAnswer | EvaluatorAnswer
-
-RouteTarget = Literal["librarian", "data_engineer", "trainer", "evaluator", "finalize"]

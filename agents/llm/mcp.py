@@ -15,8 +15,9 @@ from langchain_core.tools import BaseTool, StructuredTool
 from pydantic import BaseModel, Field, model_validator
 
 from postlab.agents.llm.untrusted import untrusted
+from postlab.records.run import AGENTS
 
-AGENT_NAMES = ("librarian", "data_engineer", "trainer", "evaluator", "supervisor")
+AGENT_NAMES = (*AGENTS, "supervisor")
 
 
 class MCPServerConfig(BaseModel):
