@@ -38,6 +38,7 @@ from postlab.tools.data.training_sets import (
     read_card,
 )
 from postlab.tools.io.http import ServiceUnavailable
+from postlab.tools.io.rundir import DATA_DIR
 from postlab.tools.models.resolution import resolve_model
 from postlab.tools.tasks.catalog import Example, Task
 from postlab.tools.training.failures import normalize_error
@@ -175,7 +176,7 @@ def build_dataset(state: LabState, directive: Directive, memory: LabMemory) -> S
     plan = state["plan"]
     fmt, size, seed, recipe = plan.data_format, plan.data_size, plan.data_seed, plan.data_recipe
     name = f"{fmt}-n{size}-seed{seed}" if recipe == "plain" else f"{recipe}-n{size}-seed{seed}"
-    out_dir = Path(state["run_dir"]) / "data" / name
+    out_dir = Path(state["run_dir"]) / DATA_DIR / name
     try:
         note = None
         if (out_dir / CARD_FILE).is_file():

@@ -12,7 +12,7 @@ from postlab.records.outcomes import BestModel, EvaluationRecord, SplitScore, bi
 from postlab.records.run import StopReason
 from postlab.records.state import LabOutput, LabState
 from postlab.records.usage import usage_by_agent
-from postlab.tools.io.rundir import SUMMARY_FILE, write_run_json
+from postlab.tools.io.rundir import MODELS_DIR, SUMMARY_FILE, write_run_json
 from postlab.tools.reporting.markdown import write_report
 from postlab.tools.reporting.provenance import package_versions, source_revision
 from postlab.tools.tracking.trackers import log_evaluations, where_to_look
@@ -144,7 +144,7 @@ def finalize(state: LabState) -> LabOutput:
         summary["stop_detail"] = f"{summary['stop_detail']}; {cancelled}"
         output["stop_detail"] = summary["stop_detail"]
     # A finished run is never continued: its optimiser states (a model's size twice over) go.
-    prune_optimizer_states(run_dir / "models", keep=set())
+    prune_optimizer_states(run_dir / MODELS_DIR, keep=set())
     try:
         summary["lessons_filed"] = [effect.model_dump() for effect in file_lessons(state)]
     except Exception as error:  # noqa: BLE001 - the library helps later runs; this one is done

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from postlab.records.artifacts import FailureInfo, JobHandle, TrainingResult
 from postlab.tools.io.atomic import write_text_atomic
 from postlab.tools.io.offline import HUB_ENDPOINT_ENV
+from postlab.tools.io.rundir import CHECKPOINT_DIR
 from postlab.tools.training.failures import (
     LOG_FILE,
     RESULT_FILE,
@@ -308,7 +309,7 @@ def collect(handle: JobHandle, out_dir: Path, poll: JobPoll) -> tuple[TrainingRe
     if poll.stage in ("COMPLETED", "ERROR") and result_file.is_file():
         result = TrainingResult.model_validate_json(result_file.read_text())
         if result.status == "ok":
-            result.checkpoint = str(out_dir / "checkpoint")
+            result.checkpoint = str(out_dir / CHECKPOINT_DIR)
         result.log_path = str(log_path)
         return result, spent
     message = [f"job {poll.stage}: {poll.message}"] if poll.message else []

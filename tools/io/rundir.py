@@ -19,8 +19,12 @@ SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.md"
 RUN_FILE = "run.json"
 STEP_MARKER = "step-in-flight.json"
-# Where agent steps write while they work (datasets, training logs and checkpoints).
-STEP_OUTPUTS = ("data", "models")
+# Where agent steps write while they work: datasets, and per iteration its training log and
+# checkpoint (in CHECKPOINT_DIR of the iteration's folder).
+DATA_DIR = "data"
+MODELS_DIR = "models"
+CHECKPOINT_DIR = "checkpoint"
+STEP_OUTPUTS = (DATA_DIR, MODELS_DIR)
 # Folders of a run that its records point into, and the record keys that hold such paths.
 RUN_FOLDERS = (*STEP_OUTPUTS, "memory")
 PATH_KEYS = frozenset(
@@ -203,7 +207,7 @@ def end_step(run_dir: Path) -> None:
 
 def iteration_dir(run_dir: Path, iteration: int) -> Path:
     """Where an iteration's model, logs and optimiser state live inside a run folder."""
-    return Path(run_dir) / "models" / iteration_label(iteration)
+    return Path(run_dir) / MODELS_DIR / iteration_label(iteration)
 
 
 def iteration_label(iteration: int) -> str:
@@ -218,7 +222,7 @@ def prune_checkpoints(run_dir: Path, keep: set[str]) -> list[str]:
     """
     kept = {str(Path(path).resolve()) for path in keep}
     removed = []
-    for checkpoint in sorted((Path(run_dir) / "models").glob("*/checkpoint")):
+    for checkpoint in sorted((Path(run_dir) / MODELS_DIR).glob(f"*/{CHECKPOINT_DIR}")):
         if str(checkpoint.resolve()) not in kept and checkpoint.is_dir():
             shutil.rmtree(checkpoint, ignore_errors=True)
             removed.append(checkpoint.parent.name)

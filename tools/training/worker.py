@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from postlab.tools.io.atomic import share_files, write_json_atomic
+from postlab.tools.io.rundir import CHECKPOINT_DIR
 from postlab.tools.models.resolution import save_checkpoint as save_atomically
 from postlab.tools.training.failures import (
     EVENT_MARKER,
@@ -117,7 +118,7 @@ def save_merged_checkpoint(model, tokenizer, out_dir: Path) -> Path:
 
     if isinstance(model, PeftModel):
         model = model.merge_and_unload()
-    return save_atomically(model, tokenizer, out_dir / "checkpoint")
+    return save_atomically(model, tokenizer, out_dir / CHECKPOINT_DIR)
 
 
 def save_sharded_checkpoint(trainer, tokenizer, out_dir: Path) -> Path:
@@ -125,7 +126,7 @@ def save_sharded_checkpoint(trainer, tokenizer, out_dir: Path) -> Path:
     rank 0 writes, first to a staging folder, so the checkpoint is whole or absent."""
     staging = out_dir / ".checkpoint.fsdp"
     trainer.save_model(str(staging))
-    target = out_dir / "checkpoint"
+    target = out_dir / CHECKPOINT_DIR
     if is_main_process():
         tokenizer.save_pretrained(staging)
         (staging / "training_args.bin").unlink(missing_ok=True)
