@@ -53,6 +53,7 @@ def test_missing_or_stale_pid_file(tmp_path):
     assert end_orphaned_worker(tmp_path) is None
     (tmp_path / PID_FILE).write_text("999999999")
     assert end_orphaned_worker(tmp_path) is None
+    assert not (tmp_path / PID_FILE).exists()
 
 
 def test_a_worker_of_another_folder_is_left_alone(tmp_path):
