@@ -29,7 +29,15 @@ from postlab.tools.training.recipes import (
 )
 
 Move = Literal[
-    "open", "fix", "continue", "raise_lr", "target_errors", "rebalance", "lower_lr", "switch"
+    "open",
+    "fix",
+    "continue",
+    "raise_lr",
+    "target_errors",
+    "hold",
+    "rebalance",
+    "lower_lr",
+    "switch",
 ]
 # Moves that train the best model's technique further: they take the next stretch of its
 # learning-rate schedule and resume its optimiser state, so a chain of continuations trains like
@@ -39,6 +47,7 @@ CONTINUING: tuple[Move, ...] = (
     "continue",
     "raise_lr",
     "target_errors",
+    "hold",
     "rebalance",
     "lower_lr",
     "fix",

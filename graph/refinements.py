@@ -1,8 +1,8 @@
 """Refinements: the next experiment after an iteration, chosen from its validation evidence.
 
-A typed set of moves (fix, continue, raise_lr, target_errors, rebalance, lower_lr, switch) made
-from the best node of the experiment tree; each reason names the scores and miss categories
-that chose it.
+A typed set of moves (fix, continue, raise_lr, target_errors, hold, rebalance, lower_lr,
+switch) made from the best node of the experiment tree; each reason names the scores and
+miss categories that chose it.
 """
 
 from __future__ import annotations
@@ -128,6 +128,7 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     balanced by answer at half the rate (SFT), or switch when that was already tried.
     Gained → continue from the new best, on data aimed at the dominant miss when one dominates:
     at a raised rate after a large gain, at half the rate after a small one.
+    Held within noise of the best on an unfinished schedule → continue it.
     Stalled → halve the learning rate once, then switch technique.
     """
     if plan.status == "failed":
@@ -191,6 +192,18 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         )
         continued = new_plan(state, finding, reason, stepped, recipe=plan.data_recipe, move=move)
         return continued, move
+    best = state.get("best")
+    unfinished = (plan.schedule_steps or 0) > plan.schedule_offset + plan.hyper.max_steps
+    if best is not None and best.iteration == plan.iteration and unfinished:
+        # The evaluator let this iteration take the best's place (agents.evaluator's
+        # holds_the_schedule): within noise of the best on the same schedule, so it goes on.
+        reason = (
+            f"iteration {plan.iteration} held {evidence}, within one standard error of the best "
+            f"on {this.n} items: noise on an unfinished schedule, not a stall; continue "
+            f"{finding.name} from it on fresh data, on the same schedule"
+        )
+        held = new_plan(state, finding, reason, plan.hyper, recipe=plan.data_recipe, move="hold")
+        return held, "hold"
     if not plan.lr_halved:
         hyper = plan.hyper.with_changes(learning_rate=plan.hyper.learning_rate / 2)
         reason = (

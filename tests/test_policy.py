@@ -2,8 +2,9 @@
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
-from postlab.agents.evaluator import training_answer_shift
+from postlab.agents.evaluator import holds_the_schedule, training_answer_shift
 from postlab.agents.librarian import rank_techniques
 from postlab.agents.trainer import spec_for
 from postlab.graph.experiments import hyper_for
@@ -624,3 +625,58 @@ def test_validation_lent_from_a_skewed_training_file_is_scored_balanced(tmp_path
     # A constant "yes" gets chance credit, not the 90% the skewed slice would give it.
     assert record.balanced_by_label and record.strict == 0.5
     assert update["answer_shift"].prior_unknown
+
+
+def _held_state(tmp_path, best_iteration, score):
+    plan = sft_plan(iteration=4, parent=3, schedule_offset=120, schedule_steps=240)
+    evaluations = [evaluation(0, 0.0), evaluation(3, 0.79), evaluation(4, score)]
+    best = BestModel(
+        checkpoint=f"ckpt-{best_iteration}",
+        strict=evaluations[-1 if best_iteration == 4 else 1].strict,
+        lenient=0.0,
+        label=f"iter-{best_iteration}",
+        iteration=best_iteration,
+    )
+    return base_state(
+        tmp_path,
+        findings=[finding("sft_full"), finding("sft_lora")],
+        plan=plan,
+        baseline=evaluations[0],
+        evaluations=evaluations,
+        best=best,
+        runs=[_trained(3, offset=80, length=240), _trained(4, offset=120, length=240)],
+        tried_techniques=["sft_full"],
+    )
+
+
+def test_a_dip_within_noise_on_the_best_schedule_holds_and_the_schedule_goes_on(tmp_path):
+    state = _held_state(tmp_path, best_iteration=3, score=0.78)
+    state["evaluations"] = state["evaluations"][:2]  # as the evaluator sees it, before iter-4
+
+    def scored(strict, collapse=0.0):
+        return SimpleNamespace(strict=strict, n=100, collapse=collapse)
+
+    # 0.79 on 100 items has a standard error of 0.041: 0.78 is noise, 0.70 is a drop.
+    assert holds_the_schedule(state, scored(0.78))
+    assert holds_the_schedule(state, scored(0.75))
+    assert not holds_the_schedule(state, scored(0.70))
+    assert not holds_the_schedule(state, scored(0.78, collapse=0.9))
+    # Another technique, or a fresh schedule from the best, must beat the best outright.
+    state["plan"] = state["plan"].model_copy(update={"schedule_offset": 0})
+    assert not holds_the_schedule(state, scored(0.78))
+
+    # Held, the iteration is the best: the lab takes the next stretch from its moments
+    # instead of redoing this one at half the rate.
+    state = _held_state(tmp_path, best_iteration=4, score=0.78)
+    new, kind = refine(state, state["plan"])
+    assert kind == "hold" and "within one standard error" in new.reason
+    assert (new.schedule_offset, new.schedule_steps, new.optimizer_from) == (160, 240, 4)
+    assert new.hyper.learning_rate == state["plan"].hyper.learning_rate
+    # At the schedule's end there is nothing to go on with: a stall, as before.
+    state["plan"] = state["plan"].model_copy(update={"schedule_offset": 200})
+    _, kind = refine(state, state["plan"])
+    assert kind == "lower_lr"
+    # Not held (the best stayed iteration 3): the usual stall.
+    state = _held_state(tmp_path, best_iteration=3, score=0.70)
+    _, kind = refine(state, state["plan"])
+    assert kind == "lower_lr"
