@@ -7,7 +7,7 @@ names its evidence: validation scores, error categories and the papers a card ci
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from postlab.records.artifacts import PREFERENCE_METHODS
 from postlab.records.budget import budget_of, steps_used, time_left
@@ -39,19 +39,12 @@ Move = Literal[
     "lower_lr",
     "switch",
 ]
-# Moves that train the best model's technique further: they take the next stretch of its
-# learning-rate schedule and resume its optimiser state, so a chain of continuations trains like
-# one run. Measured: when every iteration re-warmed and re-decayed on its own, the lab trailed one
-# plain run of the same steps on every task rerun (benchmarks/lab_vs_naive.py --quick).
-CONTINUING: tuple[Move, ...] = (
-    "continue",
-    "raise_lr",
-    "target_errors",
-    "hold",
-    "rebalance",
-    "lower_lr",
-    "fix",
-)
+# Every move but an opening and a switch trains the best model's technique further: it takes the
+# next stretch of its learning-rate schedule and resumes its optimiser state, so a chain of
+# continuations trains like one run. Measured: when every iteration re-warmed and re-decayed on
+# its own, the lab trailed one plain run of the same steps on every task rerun
+# (benchmarks/lab_vs_naive.py --quick).
+CONTINUING: tuple[Move, ...] = tuple(m for m in get_args(Move) if m not in ("open", "switch"))
 # Fewest rows an iteration builds, whatever its steps (the dataset builder's own floor is 8).
 MIN_TRAINING_ROWS = 16
 # Agent steps one iteration takes: build data, train, score on validation.
