@@ -74,11 +74,15 @@ def inspect(
     config: GuardConfig,
     human_attached: bool,
     step: int,
+    schedule_running: bool = False,
 ) -> GuardEvent | None:
     """The first loop pattern in the records since the last firing, with its escalation rung.
 
     Records that already triggered a firing are never counted again, so a pattern fires once;
     if the loop goes on regardless, it re-forms from new records and climbs the next rung.
+    While the best model is the latest iteration and its schedule has steps left
+    (`schedule_running`), flat scores are that schedule annealing, not a plateau: it is bounded
+    by the schedule's length, and the evaluator only lets a score within noise of the best hold.
     """
     since = max((event.step for event in fired), default=-1)
     acted = [record for record in trajectory if record.action != WAIT_ACTION]
@@ -87,7 +91,7 @@ def inspect(
         ("repeat", lambda: _repeat(window, config)),
         ("cycle", lambda: _cycle(window, config)),
         ("failure", lambda: _failure(window, config)),
-        ("plateau", lambda: _plateau(trajectory, since, config)),
+        ("plateau", lambda: None if schedule_running else _plateau(trajectory, since, config)),
     )
     for pattern, check in checks:
         found = check()

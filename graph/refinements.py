@@ -193,8 +193,7 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         continued = new_plan(state, finding, reason, stepped, recipe=plan.data_recipe, move=move)
         return continued, move
     best = state.get("best")
-    unfinished = (plan.schedule_steps or 0) > plan.schedule_offset + plan.hyper.max_steps
-    if best is not None and best.iteration == plan.iteration and unfinished:
+    if best is not None and best.iteration == plan.iteration and plan.schedule_unfinished:
         # The evaluator let this iteration take the best's place (agents.evaluator's
         # holds_the_schedule): within noise of the best on the same schedule, so it goes on.
         reason = (

@@ -56,12 +56,21 @@ def _budget_stop(state: LabState, step: int) -> Decision | None:
 def _guard(state: LabState, step: int) -> tuple[Decision | None, GuardEvent | None]:
     """Inspect the trajectory; a firing may stop the run here, else the policy sees the event."""
     options: RunOptions = state["run_options"]
+    plan, best = state.get("plan"), state.get("best")
+    running = (
+        plan is not None
+        and best is not None
+        and plan.status == "done"
+        and best.iteration == plan.iteration
+        and plan.schedule_unfinished
+    )
     event = loop_guard.inspect(
         state.get("trajectory") or [],
         state.get("guard_events") or [],
         options.guard,
         options.human_attached,
         step,
+        schedule_running=running,
     )
     if event is None:
         return None, None

@@ -76,6 +76,11 @@ class Plan(BaseModel):
     # The job training this iteration elsewhere, while status is training_remote.
     remote: RemoteTraining | None = None
 
+    @property
+    def schedule_unfinished(self) -> bool:
+        """Whether this plan's stretch leaves steps of its learning-rate schedule to train."""
+        return (self.schedule_steps or 0) > self.schedule_offset + self.hyper.max_steps
+
     def arguments(self, action: str) -> dict[str, Any]:
         """The parameters of this plan that an agent's action works from."""
         if action == "build_dataset":

@@ -86,6 +86,13 @@ def test_plateau_over_last_k_evaluations():
     assert event.pattern == "plateau"
     assert "0.600" in event.detail
     assert inspect(scores[:4], [], CONFIG, False, 4) is None  # 0.6 was a gain then
+    # While the best is the latest iteration with schedule left, flat scores are that schedule
+    # annealing; a repeated action is still a loop.
+    assert inspect(scores, [], CONFIG, False, 5, schedule_running=True) is None
+    repeats = [record(i, "same") for i in range(6, 9)]
+    assert (
+        inspect(scores + repeats, [], CONFIG, False, 8, schedule_running=True).pattern == "repeat"
+    )
 
 
 def test_escalation_ladder_skips_human_when_none_attached():
