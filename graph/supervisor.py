@@ -53,17 +53,19 @@ def _budget_stop(state: LabState, step: int) -> Decision | None:
     return None
 
 
+def _schedule_running(plan: Plan, best_iteration: int) -> bool:
+    """Whether the best model's schedule is still running: the plan just evaluated is the best
+    with steps left, or the plan in progress is the next stretch of the best's schedule."""
+    if plan.status == "done":
+        return best_iteration == plan.iteration and plan.schedule_unfinished
+    return plan.parent == best_iteration and plan.schedule_offset > 0
+
+
 def _guard(state: LabState, step: int) -> tuple[Decision | None, GuardEvent | None]:
     """Inspect the trajectory; a firing may stop the run here, else the policy sees the event."""
     options: RunOptions = state["run_options"]
     plan, best = state.get("plan"), state.get("best")
-    running = (
-        plan is not None
-        and best is not None
-        and plan.status == "done"
-        and best.iteration == plan.iteration
-        and plan.schedule_unfinished
-    )
+    running = plan is not None and best is not None and _schedule_running(plan, best.iteration)
     event = loop_guard.inspect(
         state.get("trajectory") or [],
         state.get("guard_events") or [],

@@ -10,6 +10,7 @@ from postlab.agents.trainer import spec_for
 from postlab.graph.experiments import hyper_for
 from postlab.graph.playbook import decide
 from postlab.graph.refinements import refine
+from postlab.graph.supervisor import _schedule_running
 from postlab.records.artifacts import FailureInfo, TrainingResult
 from postlab.records.hyper import Hyper
 from postlab.records.outcomes import (
@@ -680,3 +681,17 @@ def test_a_dip_within_noise_on_the_best_schedule_holds_and_the_schedule_goes_on(
     state = _held_state(tmp_path, best_iteration=3, score=0.70)
     _, kind = refine(state, state["plan"])
     assert kind == "lower_lr"
+
+
+def test_the_best_schedule_runs_from_its_evaluation_through_the_next_stretch():
+    done = sft_plan(iteration=4, parent=3, schedule_offset=120, schedule_steps=240)
+    assert _schedule_running(done, best_iteration=4)
+    assert not _schedule_running(done, best_iteration=3)
+    assert not _schedule_running(done.model_copy(update={"schedule_offset": 200}), 4)
+    # Its next stretch, before it is trained: the schedule still runs (the guard's plateau
+    # fired here once, between a hold and the stretch it planned).
+    following = sft_plan(
+        iteration=5, status="needs_data", parent=4, schedule_offset=160, schedule_steps=240
+    )
+    assert _schedule_running(following, best_iteration=4)
+    assert not _schedule_running(following.model_copy(update={"schedule_offset": 0}), 4)
