@@ -165,11 +165,10 @@ def holds_the_schedule(state: LabState, result: EvalResult) -> bool:
     plan, best = state.get("plan"), state.get("best")
     if plan is None or best is None or best.iteration == 0 or result.collapse:
         return False
-    # A later stretch of the schedule the best was trained on, started from the best.
-    continues_best = plan.parent == best.iteration and plan.schedule_offset > 0
     scores = [e.strict for e in state.get("evaluations") or [] if e.iteration > 0]
     peak = max([best.strict, *scores])
-    return continues_best and result.strict >= peak - binomial_stderr(peak, result.n)
+    within_noise = result.strict >= peak - binomial_stderr(peak, result.n)
+    return plan.continues(best.iteration) and within_noise
 
 
 def training_answer_shift(state: LabState) -> AnswerShift | None:

@@ -16,9 +16,6 @@ from postlab.records.run import RouteTarget, RunOptions, StopReason
 from postlab.records.state import LabState
 from postlab.records.steps import Decision, Directive, GuardEvent, Plan
 
-Route = RouteTarget
-
-
 def _last_failure(state: LabState, kind: ErrorKind) -> str | None:
     """The last step's summary when it failed with this kind (a rejection, a disk error)."""
     trajectory = state.get("trajectory") or []
@@ -58,7 +55,7 @@ def _schedule_running(plan: Plan, best_iteration: int) -> bool:
     with steps left, or the plan in progress is the next stretch of the best's schedule."""
     if plan.status == "done":
         return best_iteration == plan.iteration and plan.schedule_unfinished
-    return plan.parent == best_iteration and plan.schedule_offset > 0
+    return plan.continues(best_iteration)
 
 
 def _guard(state: LabState, step: int) -> tuple[Decision | None, GuardEvent | None]:
@@ -122,10 +119,10 @@ def _score_best_on_test_first(state: LabState, decision: Decision) -> Decision:
     return decision.model_copy(update={"next": "evaluator", "directive": directive})
 
 
-def make_supervisor(components: LabComponents) -> Callable[[LabState], Command[Route]]:
+def make_supervisor(components: LabComponents) -> Callable[[LabState], Command[RouteTarget]]:
     """The supervisor node: budget and loop guard around the run's routing policy."""
 
-    def supervisor(state: LabState) -> Command[Route]:
+    def supervisor(state: LabState) -> Command[RouteTarget]:
         """Decide the next agent (or the end) and record why."""
         if state.get("stop_reason"):
             # The stop was decided (and recorded) before the best was scored on test.

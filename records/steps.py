@@ -81,6 +81,10 @@ class Plan(BaseModel):
         """Whether this plan's stretch leaves steps of its learning-rate schedule to train."""
         return (self.schedule_steps or 0) > self.schedule_offset + self.hyper.max_steps
 
+    def continues(self, iteration: int) -> bool:
+        """Whether this plan is a later stretch of the schedule `iteration` trained on, from it."""
+        return self.parent == iteration and self.schedule_offset > 0
+
     def arguments(self, action: str) -> dict[str, Any]:
         """The parameters of this plan that an agent's action works from."""
         if action == "build_dataset":
