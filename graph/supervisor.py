@@ -16,6 +16,7 @@ from postlab.records.run import RouteTarget, RunOptions, StopReason
 from postlab.records.state import LabState
 from postlab.records.steps import Decision, Directive, GuardEvent, Plan
 
+
 def _last_failure(state: LabState, kind: ErrorKind) -> str | None:
     """The last step's summary when it failed with this kind (a rejection, a disk error)."""
     trajectory = state.get("trajectory") or []
