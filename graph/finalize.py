@@ -88,6 +88,10 @@ def build_summary(state: LabState) -> dict[str, Any]:
             d.model_dump(mode="json", exclude={"sample"}) for d in state.get("datasets") or []
         ],
         "decisions": [d.model_dump(mode="json") for d in state.get("decisions") or []],
+        # Every agent step with its wall time: where a run's time went, beyond its scores.
+        "steps": [
+            s.model_dump(mode="json", exclude={"signature"}) for s in state.get("trajectory") or []
+        ],
         "guard_events": [g.model_dump(mode="json") for g in state.get("guard_events") or []],
         "source_notes": list(dict.fromkeys(state.get("notes") or [])),
         "llm_usage": usage_by_agent(state.get("llm_usage") or []),

@@ -65,6 +65,12 @@ def test_run_visits_every_agent_and_writes_its_artifacts(finished_run):
         assert key in summary
     agents = {e["agent"] for e in events if e["type"] == "agent_finished"}
     assert agents == {"librarian", "data_engineer", "trainer", "evaluator"}
+    # Every agent step is in the summary with its wall time, in the order it ran.
+    steps = summary["steps"]
+    assert {s["agent"] for s in steps} == agents
+    assert [s["step"] for s in steps] == sorted(s["step"] for s in steps)
+    trained = [s for s in steps if s["agent"] == "trainer" and s["status"] == "ok"]
+    assert len(trained) == 2 and all(s["wall_s"] > 0 for s in trained)
     assert output["stop_reason"] == summary["stop_reason"]
     # The best is chosen on validation, so it is never below the baseline there; test may differ.
     assert 0.0 <= summary["baseline_val_score"] <= summary["best_val_score"] <= 1.0
