@@ -2,7 +2,8 @@
 
 For each task: the base model, one naive full-SFT run with as many optimiser steps as the lab may
 spend in all its iterations (same batch, the TrainingSpec's default learning rate, no research,
-no validation), and the lab itself. Writes lab_vs_naive.json, lab_vs_naive.md and
+no validation), and the lab itself with its target at 1.0 (so it stops early only on perfect
+validation, never with steps the naive run spent). Writes lab_vs_naive.json, lab_vs_naive.md and
 lab_vs_naive.png into the output folder and prints the table.
 
     python benchmarks/lab_vs_naive.py [--quick] [--tasks a,b] [--task-dirs D1,D2] [--model M]
@@ -107,6 +108,9 @@ def lab(
                 "batch_size": BATCH,
                 "eval_limit": settings["limit"],
                 "seed": seed,
+                # Equal compute: the lab spends the naive run's steps unless validation is perfect
+                # (its default target would stop it early, with steps the naive run used).
+                "target_score": 1.0,
                 "train_timeout_s": max(TRAIN_TIMEOUT_S, settings["steps"] * SECONDS_PER_STEP_LIMIT),
             },
         }
