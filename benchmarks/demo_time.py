@@ -70,6 +70,9 @@ def overhead_table(run_dir: Path, summary: dict, wall: float) -> str:
     trainer = _trainer_phases(run_dir)
     training = trainer["runtime_s"]
     scoring = sum(e.get("wall_s") or 0.0 for e in summary.get("evaluations") or [])
+    # The best's test score is not an evaluation record (nothing decides on it): its step is
+    # all scoring, the model load included.
+    scoring += sum(s["wall_s"] for s in summary.get("steps") or [] if s["action"] == "test_best")
     sampling = 0.0
     for card in (run_dir / "data").glob("*/card.json"):
         stats = json.loads(card.read_text()).get("recipe_stats") or {}
@@ -106,7 +109,7 @@ def overhead_table(run_dir: Path, summary: dict, wall: float) -> str:
             "unit": "s",
         },
         {
-            "what": "· evaluator steps beyond scoring (memory, analysis)",
+            "what": "· evaluator steps beyond scoring (memory, error analysis)",
             "value": agents.get("evaluator", 0.0) - scoring,
             "unit": "s",
         },

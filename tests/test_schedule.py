@@ -8,8 +8,11 @@ import pytest
 from postlab.tools.training.runner import run_training
 from postlab.tools.training.schedule import (
     OPTIMIZER_STATE_FILE,
+    WRITING_SUFFIX,
+    await_optimizer_state,
     lr_multiplier,
     prune_optimizer_states,
+    save_optimizer_state,
     warmup_steps,
 )
 from postlab.tools.training.spec import TrainingSpec, check_spec
@@ -97,7 +100,9 @@ def test_two_halves_follow_one_schedule_and_carry_adam(tmp_path, monkeypatch, ti
     )
     first, first_metrics = _rates(first_spec)
     saved = tmp_path / "first" / OPTIMIZER_STATE_FILE
-    assert saved.is_file() and first_metrics["resumed_optimizer"] == 0.0
+    # Written in the background by a writer that outlives the worker (and its process group).
+    assert await_optimizer_state(saved) and first_metrics["resumed_optimizer"] == 0.0
+    assert not saved.with_name(OPTIMIZER_STATE_FILE + WRITING_SUFFIX).exists()
     second, metrics = _rates(
         TrainingSpec(
             **base,
@@ -112,9 +117,68 @@ def test_two_halves_follow_one_schedule_and_carry_adam(tmp_path, monkeypatch, ti
     assert first + second == pytest.approx(whole)
     assert metrics["resumed_optimizer"] == 1.0
     # Adam counts its steps: the continuation's moments are the first run's, moved on 4 steps.
+    assert await_optimizer_state(tmp_path / "second" / OPTIMIZER_STATE_FILE)
     state = torch.load(tmp_path / "second" / OPTIMIZER_STATE_FILE, weights_only=True)["state"]
     assert {float(entry["step"]) for entry in state.values()} == {8.0}
 
     removed = prune_optimizer_states(tmp_path, keep={tmp_path / "second"})
     assert removed == ["first"] and not saved.exists()
     assert (tmp_path / "second" / OPTIMIZER_STATE_FILE).is_file()
+
+
+def _adam_with_moments():
+    import torch
+
+    weights = torch.nn.Parameter(torch.arange(6.0))
+    optimizer = torch.optim.Adam([weights], lr=0.1)
+    weights.sum().backward()
+    optimizer.step()
+    return optimizer
+
+
+def test_a_background_save_equals_a_plain_one_once_awaited(tmp_path):
+    import torch
+
+    optimizer = _adam_with_moments()
+    save_optimizer_state(optimizer, tmp_path / "plain")
+    save_optimizer_state(optimizer, tmp_path / "background", background=True)
+    state = tmp_path / "background" / OPTIMIZER_STATE_FILE
+    assert await_optimizer_state(state, timeout_s=60)
+    assert not state.with_name(OPTIMIZER_STATE_FILE + WRITING_SUFFIX).exists()
+    plain = torch.load(tmp_path / "plain" / OPTIMIZER_STATE_FILE, weights_only=True)
+    written = torch.load(state, weights_only=True)
+    assert written["param_groups"] == plain["param_groups"]
+    for key in ("exp_avg", "exp_avg_sq", "step"):
+        assert torch.equal(written["state"][0][key], plain["state"][0][key])
+
+
+def test_readers_wait_for_the_writers_lock_and_prune_waits_too(tmp_path):
+    import fcntl
+    import os
+    import threading
+
+    folder = tmp_path / "iter-1"
+    folder.mkdir()
+    state = folder / OPTIMIZER_STATE_FILE
+    marker = state.with_name(OPTIMIZER_STATE_FILE + WRITING_SUFFIX)
+    # A writer at work: it holds the marker's lock, and the state is not in place yet.
+    lock = os.open(marker, os.O_CREAT | os.O_WRONLY)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    assert not await_optimizer_state(state, timeout_s=0.3)
+    awaited: list[bool] = []
+    reader = threading.Thread(target=lambda: awaited.append(await_optimizer_state(state)))
+    reader.start()
+    reader.join(timeout=0.5)
+    assert reader.is_alive()
+    # The writer finishes: the state lands, the marker goes, the lock is released.
+    state.write_bytes(b"moments")
+    marker.unlink()
+    os.close(lock)
+    reader.join(timeout=10)
+    assert awaited == [True]
+    # A writer killed mid-write leaves its marker, unlocked and with no state: nothing to wait for.
+    lost = tmp_path / "iter-2" / OPTIMIZER_STATE_FILE
+    lost.parent.mkdir()
+    lost.with_name(OPTIMIZER_STATE_FILE + WRITING_SUFFIX).touch()
+    assert not await_optimizer_state(lost, timeout_s=5)
+    assert prune_optimizer_states(tmp_path, keep=set()) == ["iter-1"] and not state.exists()

@@ -34,7 +34,7 @@ from postlab.tools.training.failures import (
     normalize_error,
     parse_event,
 )
-from postlab.tools.training.schedule import OPTIMIZER_STATE_FILE
+from postlab.tools.training.schedule import OPTIMIZER_STATE_FILE, await_optimizer_state
 from postlab.tools.training.spec import TrainingSpec
 
 # A GPU a 0.5–8B LoRA run fits on; `--compute hf-jobs:FLAVOR` picks another.
@@ -112,7 +112,7 @@ def _stage_inputs(spec: TrainingSpec, folder: Path) -> TrainingSpec:
     if base.is_dir():  # a local checkpoint travels; a Hub model id is downloaded by the job
         shutil.copytree(base, folder / "init", ignore=shutil.ignore_patterns(OPTIMIZER_STATE_FILE))
         changes["base_model"] = "init"
-    if spec.optimizer_state and Path(spec.optimizer_state).is_file():
+    if spec.optimizer_state and await_optimizer_state(Path(spec.optimizer_state)):
         shutil.copy2(spec.optimizer_state, folder / OPTIMIZER_STATE_FILE)
         changes["optimizer_state"] = OPTIMIZER_STATE_FILE
     job_spec = spec.model_copy(update=changes)

@@ -7,16 +7,26 @@ starts from the parent's Adam moments, so a chain of continuations trains like o
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import math
+import os
+import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from postlab.tools.io.atomic import replacing
+from postlab.tools.io.atomic import SHARED_MODE, replacing
 
 # Schedules a run can resume part-way (each a function of the step within the whole schedule).
 RESUMABLE_SCHEDULES = ("cosine", "linear", "constant")
 # Adam's moments of a run, beside its checkpoint: what a continuation resumes from.
 OPTIMIZER_STATE_FILE = "optimizer.pt"
+# Beside a state a background writer is still writing: the writer holds an exclusive lock on it
+# until the state is in place, and readers wait for that lock.
+WRITING_SUFFIX = ".writing"
+# How long a reader waits for a background writer (a gigabyte takes seconds on a slow disk).
+STATE_WAIT_S = 600.0
 
 
 def warmup_steps(total_steps: int, warmup_ratio: float) -> int:
@@ -50,7 +60,7 @@ def continuing(
     class Continuing(trainer_cls):
         def create_optimizer(self, model=None):
             optimizer = super().create_optimizer(model)
-            if optimizer_state and Path(optimizer_state).is_file():
+            if optimizer_state and await_optimizer_state(Path(optimizer_state)):
                 import torch
 
                 optimizer.load_state_dict(torch.load(optimizer_state, weights_only=True))
@@ -72,19 +82,94 @@ def continuing(
     return Continuing
 
 
-def save_optimizer_state(optimizer: Any, out_dir: Path) -> Path:
-    """Save an optimiser's state beside a run's checkpoint, atomically."""
+def save_optimizer_state(optimizer: Any, out_dir: Path, background: bool = False) -> Path:
+    """Save an optimiser's state beside a run's checkpoint, atomically.
+
+    With `background`, a forked writer saves it while the caller goes on and ends (Adam's
+    moments are twice the model: seconds of disk a continuation only needs iterations later);
+    `await_optimizer_state` waits for it. Only for a process holding its tensors in host memory.
+    """
+    path = Path(out_dir) / OPTIMIZER_STATE_FILE
+    if not background:
+        _write_state(optimizer, path)
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = os.open(_writing_marker(path), os.O_CREAT | os.O_WRONLY, SHARED_MODE)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    # Nothing buffered before the fork may be printed twice.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        writer = os.fork()
+    except OSError:
+        writer = None
+    if writer == 0:
+        _write_and_exit(optimizer, path)
+    # Forked, the lock stays held: it belongs to the open file, which the writer keeps open.
+    os.close(lock)
+    if writer is None:
+        _write_state(optimizer, path)
+        _writing_marker(path).unlink(missing_ok=True)
+    return path
+
+
+def _write_state(optimizer: Any, path: Path) -> None:
     import torch
 
-    path = Path(out_dir) / OPTIMIZER_STATE_FILE
     with replacing(path) as tmp:
         torch.save(optimizer.state_dict(), tmp)
-    return path
+
+
+def _write_and_exit(optimizer: Any, path: Path) -> NoReturn:
+    code = 1
+    try:
+        # Out of the worker's process group, which the runner kills once the worker has ended,
+        # and off its pipe, whose end the runner waits for.
+        os.setsid()
+        quiet = os.open(os.devnull, os.O_RDWR)
+        for stream in (0, 1, 2):
+            os.dup2(quiet, stream)
+        _write_state(optimizer, path)
+        code = 0
+    finally:
+        # The state is in place (or failed) before the marker goes; the lock goes with the exit.
+        with contextlib.suppress(OSError):
+            _writing_marker(path).unlink()
+        os._exit(code)
+
+
+def _writing_marker(path: Path) -> Path:
+    return path.with_name(path.name + WRITING_SUFFIX)
+
+
+def await_optimizer_state(path: Path, timeout_s: float = STATE_WAIT_S) -> bool:
+    """Wait while a background writer still writes the state at `path`; whether it is there."""
+    path = Path(path)
+    try:
+        lock = os.open(_writing_marker(path), os.O_RDONLY)
+    except FileNotFoundError:
+        return path.is_file()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.05)
+    finally:
+        os.close(lock)
+    return path.is_file()
 
 
 def prune_optimizer_states(models_dir: Path, keep: set[Path]) -> list[str]:
     """Delete saved optimiser states outside the iteration folders in `keep`; the folders named."""
     kept = {Path(folder).resolve() for folder in keep}
+    # A state still being written would land after the sweep: it is waited for first.
+    for marker in Path(models_dir).glob(f"*/{OPTIMIZER_STATE_FILE}{WRITING_SUFFIX}"):
+        await_optimizer_state(marker.with_name(OPTIMIZER_STATE_FILE))
     removed = []
     for state in sorted(Path(models_dir).glob(f"*/{OPTIMIZER_STATE_FILE}")):
         if state.parent.resolve() not in kept:

@@ -233,7 +233,9 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint = save_merged_checkpoint(trainer.model, tokenizer, out_dir)
         checkpoint_s = time.monotonic() - saving
         if spec.save_optimizer:
-            save_optimizer_state(trainer.optimizer, out_dir)
+            # Moments in host memory are written by a forked writer while the lab goes on.
+            background = spec.num_processes == 1 and not torch.cuda.is_available()
+            save_optimizer_state(trainer.optimizer, out_dir, background=background)
         metrics = _metrics(record, dict(output.metrics or {}), steps)
         # Where the process's time went beyond the training loop (benchmarks/demo_time.py).
         metrics["setup_s"] = setup_s
