@@ -181,4 +181,16 @@ def test_readers_wait_for_the_writers_lock_and_prune_waits_too(tmp_path):
     lost.parent.mkdir()
     lost.with_name(OPTIMIZER_STATE_FILE + WRITING_SUFFIX).touch()
     assert not await_optimizer_state(lost, timeout_s=5)
-    assert prune_optimizer_states(tmp_path, keep=set()) == ["iter-1"] and not state.exists()
+    # A kept iteration's writer is not waited for: the sweep leaves its state alone anyway.
+    kept = tmp_path / "iter-3"
+    kept.mkdir()
+    busy = os.open(kept / (OPTIMIZER_STATE_FILE + WRITING_SUFFIX), os.O_CREAT | os.O_WRONLY)
+    fcntl.flock(busy, fcntl.LOCK_EX)
+    removed: list[list[str]] = []
+    sweep = threading.Thread(
+        target=lambda: removed.append(prune_optimizer_states(tmp_path, keep={kept}))
+    )
+    sweep.start()
+    sweep.join(timeout=10)
+    os.close(busy)
+    assert removed == [["iter-1"]] and not state.exists()

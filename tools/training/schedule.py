@@ -167,9 +167,10 @@ def await_optimizer_state(path: Path, timeout_s: float = STATE_WAIT_S) -> bool:
 def prune_optimizer_states(models_dir: Path, keep: set[Path]) -> list[str]:
     """Delete saved optimiser states outside the iteration folders in `keep`; the folders named."""
     kept = {Path(folder).resolve() for folder in keep}
-    # A state still being written would land after the sweep: it is waited for first.
+    # A state still being written would land after the sweep: one to remove is waited for.
     for marker in Path(models_dir).glob(f"*/{OPTIMIZER_STATE_FILE}{WRITING_SUFFIX}"):
-        await_optimizer_state(marker.with_name(OPTIMIZER_STATE_FILE))
+        if marker.parent.resolve() not in kept:
+            await_optimizer_state(marker.with_name(OPTIMIZER_STATE_FILE))
     removed = []
     for state in sorted(Path(models_dir).glob(f"*/{OPTIMIZER_STATE_FILE}")):
         if state.parent.resolve() not in kept:
