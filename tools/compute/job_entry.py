@@ -19,6 +19,7 @@ from postlab.tools.compute.hf_jobs import (
 )
 from postlab.tools.training.failures import EVENT_MARKER, SPEC_FILE
 from postlab.tools.training.runner import run_training
+from postlab.tools.training.schedule import OPTIMIZER_STATE_FILE, await_optimizer_state
 from postlab.tools.training.spec import TrainingSpec
 
 
@@ -46,6 +47,10 @@ def main() -> int:
 
     result = run_training(spec, on_progress=show)
     print(f"[postlab job] training {result.status}", flush=True)
+    if spec.save_optimizer:
+        # The moments may still be on their way to disk (a CPU worker writes them in the
+        # background): the pushed folder must hold them whole.
+        await_optimizer_state(Path(spec.output_dir) / OPTIMIZER_STATE_FILE)
     HfApi(endpoint=hub_endpoint()).upload_folder(
         repo_id=outputs,
         repo_type="model",
