@@ -65,6 +65,9 @@ def continuing(
 
                 optimizer.load_state_dict(torch.load(optimizer_state, weights_only=True))
                 self.resumed_optimizer = True
+            elif optimizer_state:
+                # The stretch still runs on its schedule, from fresh moments; the log says so.
+                print(f"optimiser state {optimizer_state} is missing: fresh moments", flush=True)
             return optimizer
 
         def create_scheduler(self, num_training_steps: int, optimizer=None):
