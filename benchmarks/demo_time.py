@@ -55,7 +55,15 @@ def _agent_wall(summary: dict) -> dict[str, float]:
 
 def _trainer_phases(run_dir: Path) -> dict[str, float]:
     phases = dict.fromkeys(
-        ("runtime_s", "setup_s", "checkpoint_save_s", "optimizer_save_s", "process_s"), 0.0
+        (
+            "runtime_s",
+            "setup_s",
+            "optimizer_load_s",
+            "checkpoint_save_s",
+            "optimizer_save_s",
+            "process_s",
+        ),
+        0.0,
     )
     for result in (run_dir / "models").glob("iter-*/result.json"):
         metrics = json.loads(result.read_text()).get("metrics", {})
@@ -82,7 +90,7 @@ def overhead_table(run_dir: Path, summary: dict, wall: float) -> str:
     models = run_dir / "models"
     agents = _agent_wall(summary)
     in_steps = sum(agents.values())
-    worker_rest = trainer["process_s"] - training - trainer["setup_s"]
+    worker_rest = trainer["process_s"] - training - trainer["setup_s"] - trainer["optimizer_load_s"]
     worker_rest -= trainer["checkpoint_save_s"] + trainer["optimizer_save_s"]
     rows = [
         {"what": "wall time", "value": wall, "unit": "s"},
@@ -94,6 +102,11 @@ def overhead_table(run_dir: Path, summary: dict, wall: float) -> str:
         {
             "what": "· workers' setup (model, data, trainer)",
             "value": trainer["setup_s"],
+            "unit": "s",
+        },
+        {
+            "what": "· workers' optimiser-state waits and loads (continuations)",
+            "value": trainer["optimizer_load_s"],
             "unit": "s",
         },
         {"what": "· workers' checkpoint saves", "value": trainer["checkpoint_save_s"], "unit": "s"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from postlab.tools.training.failures import LOG_FILE
 from postlab.tools.training.runner import run_training
 from postlab.tools.training.schedule import (
     OPTIMIZER_STATE_FILE,
@@ -100,9 +101,10 @@ def test_two_halves_follow_one_schedule_and_carry_adam(tmp_path, monkeypatch, ti
     )
     first, first_metrics = _rates(first_spec)
     saved = tmp_path / "first" / OPTIMIZER_STATE_FILE
-    # Written in the background by a writer that outlives the worker (and its process group).
-    assert await_optimizer_state(saved) and first_metrics["resumed_optimizer"] == 0.0
-    assert not saved.with_name(OPTIMIZER_STATE_FILE + WRITING_SUFFIX).exists()
+    # Written by a writer that outlives the worker (and its process group); the continuation
+    # below waits for it on its own.
+    assert "optimiser state: a background writer" in (tmp_path / "first" / LOG_FILE).read_text()
+    assert first_metrics["resumed_optimizer"] == 0.0
     second, metrics = _rates(
         TrainingSpec(
             **base,
@@ -116,6 +118,8 @@ def test_two_halves_follow_one_schedule_and_carry_adam(tmp_path, monkeypatch, ti
     )
     assert first + second == pytest.approx(whole)
     assert metrics["resumed_optimizer"] == 1.0
+    assert await_optimizer_state(saved)
+    assert not saved.with_name(OPTIMIZER_STATE_FILE + WRITING_SUFFIX).exists()
     # Adam counts its steps: the continuation's moments are the first run's, moved on 4 steps.
     assert await_optimizer_state(tmp_path / "second" / OPTIMIZER_STATE_FILE)
     state = torch.load(tmp_path / "second" / OPTIMIZER_STATE_FILE, weights_only=True)["state"]
@@ -176,11 +180,29 @@ def test_readers_wait_for_the_writers_lock_and_prune_waits_too(tmp_path):
     os.close(lock)
     reader.join(timeout=10)
     assert awaited == [True]
+    # A sweep that would remove a state still being written waits for its writer.
+    lock = os.open(marker, os.O_CREAT | os.O_WRONLY)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    swept: list[list[str]] = []
+    early = threading.Thread(target=lambda: swept.append(prune_optimizer_states(tmp_path, set())))
+    early.start()
+    early.join(timeout=0.5)
+    assert early.is_alive() and state.exists()
+    marker.unlink()
+    os.close(lock)
+    early.join(timeout=10)
+    assert swept == [["iter-1"]] and not state.exists()
+    state.write_bytes(b"moments")
     # A writer killed mid-write leaves its marker, unlocked and with no state: nothing to wait for.
     lost = tmp_path / "iter-2" / OPTIMIZER_STATE_FILE
     lost.parent.mkdir()
     lost.with_name(OPTIMIZER_STATE_FILE + WRITING_SUFFIX).touch()
-    assert not await_optimizer_state(lost, timeout_s=5)
+    (lost.parent / f".{OPTIMIZER_STATE_FILE}.partial").write_bytes(b"half")
+    gave_up: list[bool] = []
+    quick = threading.Thread(target=lambda: gave_up.append(await_optimizer_state(lost)))
+    quick.start()
+    quick.join(timeout=5)
+    assert gave_up == [False]
     # A kept iteration's writer is not waited for: the sweep leaves its state alone anyway.
     kept = tmp_path / "iter-3"
     kept.mkdir()
@@ -194,3 +216,5 @@ def test_readers_wait_for_the_writers_lock_and_prune_waits_too(tmp_path):
     sweep.join(timeout=10)
     os.close(busy)
     assert removed == [["iter-1"]] and not state.exists()
+    # What the killed writer left in a swept folder is gone too.
+    assert not list(lost.parent.iterdir())

@@ -8,15 +8,20 @@ starts from the parent's Adam moments, so a chain of continuations trains like o
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import math
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, NoReturn
 
 from postlab.tools.io.atomic import SHARED_MODE, replacing
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: states are written in the foreground and never waited for
+    fcntl = None
 
 # Schedules a run can resume part-way (each a function of the step within the whole schedule).
 RESUMABLE_SCHEDULES = ("cosine", "linear", "constant")
@@ -60,6 +65,7 @@ def continuing(
     class Continuing(trainer_cls):
         def create_optimizer(self, model=None):
             optimizer = super().create_optimizer(model)
+            loading = time.monotonic()
             if optimizer_state and await_optimizer_state(Path(optimizer_state)):
                 import torch
 
@@ -68,6 +74,7 @@ def continuing(
             elif optimizer_state:
                 # The stretch still runs on its schedule, from fresh moments; the log says so.
                 print(f"optimiser state {optimizer_state} is missing: fresh moments", flush=True)
+            self.optimizer_load_s = time.monotonic() - loading
             return optimizer
 
         def create_scheduler(self, num_training_steps: int, optimizer=None):
@@ -85,20 +92,29 @@ def continuing(
     return Continuing
 
 
-def save_optimizer_state(optimizer: Any, out_dir: Path, background: bool = False) -> Path:
-    """Save an optimiser's state beside a run's checkpoint, atomically.
+def save_optimizer_state(optimizer: Any, out_dir: Path, background: bool = False) -> bool:
+    """Save an optimiser's state beside a run's checkpoint, atomically; whether a background
+    writer does it.
 
     With `background`, a forked writer saves it while the caller goes on and ends (Adam's
     moments are twice the model: seconds of disk a continuation only needs iterations later);
-    `await_optimizer_state` waits for it. Only for a process holding its tensors in host memory.
+    `await_optimizer_state` waits for it. Only for a process holding its tensors in host memory;
+    in the foreground where fork or locks are missing or a non-daemon thread runs (a fork copies
+    no thread, so a lock one held would never be released in the writer; the daemons a worker
+    keeps, tqdm's monitor and huggingface_hub's telemetry, hold none the writer takes).
     """
     path = Path(out_dir) / OPTIMIZER_STATE_FILE
-    if not background:
-        _write_state(optimizer, path)
-        return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = os.open(_writing_marker(path), os.O_CREAT | os.O_WRONLY, SHARED_MODE)
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    # An earlier attempt's state must never pass for this one's.
+    path.unlink(missing_ok=True)
+    others = [t for t in threading.enumerate() if t is not threading.current_thread()]
+    forkable = fcntl is not None and hasattr(os, "fork") and all(t.daemon for t in others)
+    if not (background and forkable):
+        _write_state(optimizer, path)
+        return False
+    marker = _writing_marker(path)
+    marker.touch(mode=SHARED_MODE)
+    ready, told = os.pipe()
     # Nothing buffered before the fork may be printed twice.
     sys.stdout.flush()
     sys.stderr.flush()
@@ -107,13 +123,17 @@ def save_optimizer_state(optimizer: Any, out_dir: Path, background: bool = False
     except OSError:
         writer = None
     if writer == 0:
-        _write_and_exit(optimizer, path)
-    # Forked, the lock stays held: it belongs to the open file, which the writer keeps open.
-    os.close(lock)
-    if writer is None:
+        os.close(ready)
+        _write_and_exit(optimizer, path, told)
+    os.close(told)
+    # Returns once the writer holds the marker's lock (its own, as network file systems need):
+    # no reader can come between.
+    answer = os.read(ready, 1) if writer is not None else b""
+    os.close(ready)
+    if answer != b"1":
         _write_state(optimizer, path)
-        _writing_marker(path).unlink(missing_ok=True)
-    return path
+        marker.unlink(missing_ok=True)
+    return answer == b"1"
 
 
 def _write_state(optimizer: Any, path: Path) -> None:
@@ -123,7 +143,7 @@ def _write_state(optimizer: Any, path: Path) -> None:
         torch.save(optimizer.state_dict(), tmp)
 
 
-def _write_and_exit(optimizer: Any, path: Path) -> NoReturn:
+def _write_and_exit(optimizer: Any, path: Path, told: int) -> NoReturn:
     code = 1
     try:
         # Out of the worker's process group, which the runner kills once the worker has ended,
@@ -132,6 +152,10 @@ def _write_and_exit(optimizer: Any, path: Path) -> NoReturn:
         quiet = os.open(os.devnull, os.O_RDWR)
         for stream in (0, 1, 2):
             os.dup2(quiet, stream)
+        lock = os.open(_writing_marker(path), os.O_WRONLY)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        os.write(told, b"1")
+        os.close(told)
         _write_state(optimizer, path)
         code = 0
     finally:
@@ -152,6 +176,9 @@ def await_optimizer_state(path: Path, timeout_s: float = STATE_WAIT_S) -> bool:
         lock = os.open(_writing_marker(path), os.O_RDONLY)
     except FileNotFoundError:
         return path.is_file()
+    if fcntl is None:
+        os.close(lock)
+        return path.is_file()
     try:
         deadline = time.monotonic() + timeout_s
         while True:
@@ -168,15 +195,24 @@ def await_optimizer_state(path: Path, timeout_s: float = STATE_WAIT_S) -> bool:
 
 
 def prune_optimizer_states(models_dir: Path, keep: set[Path]) -> list[str]:
-    """Delete saved optimiser states outside the iteration folders in `keep`; the folders named."""
+    """Delete saved optimiser states outside the iteration folders in `keep`; the folders named.
+
+    A state still being written there is waited for first (it would land after the sweep), and
+    what a killed writer left (its marker, a partial temporary file) goes too.
+    """
     kept = {Path(folder).resolve() for folder in keep}
-    # A state still being written would land after the sweep: one to remove is waited for.
-    for marker in Path(models_dir).glob(f"*/{OPTIMIZER_STATE_FILE}{WRITING_SUFFIX}"):
-        if marker.parent.resolve() not in kept:
-            await_optimizer_state(marker.with_name(OPTIMIZER_STATE_FILE))
     removed = []
-    for state in sorted(Path(models_dir).glob(f"*/{OPTIMIZER_STATE_FILE}")):
-        if state.parent.resolve() not in kept:
+    for folder in sorted(p for p in Path(models_dir).glob("*") if p.is_dir()):
+        if folder.resolve() in kept:
+            continue
+        state = folder / OPTIMIZER_STATE_FILE
+        marker = _writing_marker(state)
+        if marker.exists():
+            await_optimizer_state(state)
+            marker.unlink(missing_ok=True)
+        for partial in folder.glob(f".{OPTIMIZER_STATE_FILE}.*"):
+            partial.unlink(missing_ok=True)
+        if state.is_file():
             state.unlink(missing_ok=True)
-            removed.append(state.parent.name)
+            removed.append(folder.name)
     return removed

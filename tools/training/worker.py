@@ -232,15 +232,11 @@ def main(argv: list[str] | None = None) -> int:
         if spec.sharding != "fsdp":
             checkpoint = save_merged_checkpoint(trainer.model, tokenizer, out_dir)
         checkpoint_s = time.monotonic() - saving
-        if spec.save_optimizer:
-            # Moments in host memory are written by a forked writer while the lab goes on.
-            background = spec.num_processes == 1 and not torch.cuda.is_available()
-            save_optimizer_state(trainer.optimizer, out_dir, background=background)
         metrics = _metrics(record, dict(output.metrics or {}), steps)
         # Where the process's time went beyond the training loop (benchmarks/demo_time.py).
         metrics["setup_s"] = setup_s
         metrics["checkpoint_save_s"] = checkpoint_s
-        metrics["optimizer_save_s"] = time.monotonic() - saving - checkpoint_s
+        metrics["optimizer_load_s"] = float(getattr(trainer, "optimizer_load_s", 0.0))
         metrics["resumed_optimizer"] = float(getattr(trainer, "resumed_optimizer", False))
         metrics["processes"] = float(trainer.args.world_size)
         # Rows a pass and passes a step, as fitted to memory (their product is the step's batch).
@@ -252,6 +248,14 @@ def main(argv: list[str] | None = None) -> int:
         if wandb is not None and wandb.run is not None:
             with contextlib.suppress(Exception):
                 wandb.finish()
+        if spec.save_optimizer:
+            # After the tracker's threads have ended: moments in host memory are written by a
+            # forked writer while the lab goes on.
+            background = spec.num_processes == 1 and not torch.cuda.is_available()
+            saving = time.monotonic()
+            forked = save_optimizer_state(trainer.optimizer, out_dir, background=background)
+            metrics["optimizer_save_s"] = time.monotonic() - saving
+            print(f"optimiser state: {'a background writer' if forked else 'written'}", flush=True)
         with contextlib.suppress(OSError):
             (out_dir / TRAINER_SUBDIR).rmdir()
         metrics["process_s"] = time.monotonic() - started
