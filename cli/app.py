@@ -337,7 +337,7 @@ def quiet_libraries() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", category=UserWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    for name in ("transformers", "datasets", "chromadb", "httpx", "sentence_transformers"):
+    for name in ("transformers", "datasets", "chromadb", "httpx"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 

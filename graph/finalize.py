@@ -13,9 +13,9 @@ from postlab.records.run import StopReason
 from postlab.records.state import LabOutput, LabState
 from postlab.records.usage import usage_by_agent
 from postlab.tools.io.rundir import MODELS_DIR, SUMMARY_FILE, write_run_json
-from postlab.tools.reporting.markdown import write_report
+from postlab.tools.reporting.markdown import draw_plots, write_report
 from postlab.tools.reporting.provenance import package_versions, source_revision
-from postlab.tools.tracking.trackers import log_evaluations, where_to_look
+from postlab.tools.tracking.trackers import EvaluationLog, start_evaluation_log, where_to_look
 from postlab.tools.training.schedule import prune_optimizer_states
 
 
@@ -121,13 +121,23 @@ def tracker_rows(state: LabState) -> list[dict[str, Any]]:
     return [rows[step] for step in sorted(rows)]
 
 
-def _log_to_tracker(state: LabState, run_dir: Path) -> dict[str, Any]:
-    """Send the evaluations to the run's tracker; where to look, and whether it worked."""
+def _start_tracker_log(state: LabState, run_dir: Path) -> EvaluationLog:
+    """Start sending the evaluations to the run's tracker (a process of its own)."""
     options = state.get("run_options")
     tracker = options.tracker if options else "none"
+    return start_evaluation_log(
+        tracker, run_dir, state.get("run_id") or run_dir.name, tracker_rows(state)
+    )
+
+
+def _tracker_outcome(state: LabState, run_dir: Path, logging: EvaluationLog) -> dict[str, Any]:
+    """Where to look for the run's metrics, and whether the evaluations got there."""
     run_id = state.get("run_id") or run_dir.name
-    problem = log_evaluations(tracker, run_dir, run_id, tracker_rows(state))
-    return {"name": tracker, "where": where_to_look(tracker, run_dir, run_id), "problem": problem}
+    return {
+        "name": logging.tracker,
+        "where": where_to_look(logging.tracker, run_dir, run_id),
+        "problem": logging.outcome(),
+    }
 
 
 def finalize(state: LabState) -> LabOutput:
@@ -147,6 +157,8 @@ def finalize(state: LabState) -> LabOutput:
     if cancelled := cancel_in_flight(state):
         summary["stop_detail"] = f"{summary['stop_detail']}; {cancelled}"
         output["stop_detail"] = summary["stop_detail"]
+    # The tracker's process starts first: it writes while the plots below are drawn.
+    logging = _start_tracker_log(state, run_dir)
     # A finished run is never continued: its optimiser states (a model's size twice over) go.
     prune_optimizer_states(run_dir / MODELS_DIR, keep=set())
     try:
@@ -154,10 +166,14 @@ def finalize(state: LabState) -> LabOutput:
     except Exception as error:  # noqa: BLE001 - the library helps later runs; this one is done
         summary["lessons_filed"] = []
         summary["library_note"] = f"the library was not updated: {type(error).__name__}: {error}"
-    summary["tracker"] = _log_to_tracker(state, run_dir)
+    try:
+        plots = draw_plots(run_dir, summary)
+    except OSError:
+        plots = None  # the report below draws them again, and says why it could not
+    summary["tracker"] = _tracker_outcome(state, run_dir, logging)
     try:
         output["summary_path"] = str(write_run_json(run_dir, SUMMARY_FILE, summary))
-        output["report_path"] = str(write_report(run_dir, summary))
+        output["report_path"] = str(write_report(run_dir, summary, plots))
     except OSError as error:
         # The run's result still reaches the caller; only the files could not be written.
         output["stop_reason"] = StopReason.ERROR.value

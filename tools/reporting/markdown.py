@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -283,16 +284,29 @@ def render_report(
     return "\n".join(lines) + "\n"
 
 
-def write_report(run_dir: Path, summary: dict[str, Any]) -> Path:
-    """Write scores.png and report.md into the run directory; return the report's path."""
+@dataclass(frozen=True)
+class ReportPlots:
+    """The report's figures, drawn before its text (their file names, and what the training
+    curves showed that a reader should notice)."""
+
+    scores: str | None
+    curves: str | None
+    noticed: list[str]
+
+
+def draw_plots(run_dir: Path, summary: dict[str, Any]) -> ReportPlots:
+    """Write scores.png and the training curves' plot into the run directory."""
     plot = plot_scores(summary, run_dir / PLOT_FILE)
     curves = read_curves(summary.get("iterations") or [])
     curves_plot = plot_curves(curves, run_dir / CURVES_FILE)
-    # Paths inside the run folder are written relative to it, so the report travels with it.
-    text = render_report(
-        portable(summary, run_dir),
-        plot.name if plot else None,
-        curves_plot.name if curves_plot else None,
-        anomalies(curves),
+    return ReportPlots(
+        plot.name if plot else None, curves_plot.name if curves_plot else None, anomalies(curves)
     )
+
+
+def write_report(run_dir: Path, summary: dict[str, Any], plots: ReportPlots | None = None) -> Path:
+    """Write report.md (and its plots, unless drawn already) into the run directory."""
+    plots = plots or draw_plots(run_dir, summary)
+    # Paths inside the run folder are written relative to it, so the report travels with it.
+    text = render_report(portable(summary, run_dir), plots.scores, plots.curves, plots.noticed)
     return write_text_atomic(run_dir / REPORT_FILE, text)

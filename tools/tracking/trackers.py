@@ -11,8 +11,10 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from postlab.records.run import Tracker
 
@@ -81,31 +83,69 @@ def where_to_look(tracker: Tracker, run_dir: Path, run_id: str) -> str:
     return "no tracker (--tracker none): the metrics are in summary.json and the training logs"
 
 
-def log_evaluations(
+@dataclass
+class EvaluationLog:
+    """The lab's evaluations on their way to a tracker, written by a process of its own while
+    the caller goes on (the report's plots); `outcome` waits for it."""
+
+    tracker: Tracker
+    process: subprocess.Popen | None = None
+    rows_file: Path | None = None
+    errors: IO[bytes] | None = None
+    # Why nothing was started (None: nothing to log, or a process was started).
+    problem: str | None = None
+
+    def outcome(self, timeout_s: float = LOG_TIMEOUT_S) -> str | None:
+        """None when the rows were logged, else why not (a process past `timeout_s` is killed)."""
+        if self.process is None:
+            return self.problem
+        try:
+            code = self.process.wait(timeout=timeout_s)
+            if code == 0:
+                return None
+            assert self.errors is not None
+            self.errors.seek(0)
+            tail = self.errors.read().decode(errors="replace")[-300:]
+            return f"{self.tracker} logging exited {code}: {tail}"
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return f"{self.tracker} logging failed: still running after {timeout_s:g} s"
+        finally:
+            if self.rows_file is not None:
+                self.rows_file.unlink(missing_ok=True)
+            if self.errors is not None:
+                self.errors.close()
+
+
+def start_evaluation_log(
     tracker: Tracker, run_dir: Path, run_id: str, rows: list[dict[str, Any]]
-) -> str | None:
-    """Log the lab's evaluations (a row each; `step` is the iteration) as one tracker run named
-    run_id, in a process of its own (a tracker reads its folder once, at import); None when
-    logged, else why not."""
-    if not rows or not available(tracker):
-        return None if not rows else f"{tracker} is not available here"
+) -> EvaluationLog:
+    """Start logging the lab's evaluations (a row each; `step` is the iteration) as one tracker
+    run named run_id, in a process of its own (a tracker reads its folder once, at import)."""
+    if not rows:
+        return EvaluationLog(tracker)
+    if not available(tracker):
+        return EvaluationLog(tracker, problem=f"{tracker} is not available here")
     folder = trackio_dir(run_dir) if tracker == "trackio" else run_dir
-    folder.mkdir(parents=True, exist_ok=True)
     rows_file = folder / f"{run_id}-evaluations.json"
-    rows_file.write_text(json.dumps({"tracker": tracker, "run_id": run_id, "rows": rows}))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        rows_file.write_text(json.dumps({"tracker": tracker, "run_id": run_id, "rows": rows}))
+    except OSError as error:
+        return EvaluationLog(tracker, problem=f"{tracker} logging failed: {error}")
     env = {**os.environ, **tracker_env(tracker, folder), "PYTHONUNBUFFERED": "1"}
     argv = [sys.executable, "-m", "postlab.tools.tracking.evaluation_log", str(rows_file)]
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - outcome() closes it
     try:
-        done = subprocess.run(
-            argv, env=env, capture_output=True, text=True, timeout=LOG_TIMEOUT_S, check=False
+        process = subprocess.Popen(
+            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors
         )
-    except (OSError, subprocess.TimeoutExpired) as error:
-        return f"{tracker} logging failed: {error}"
-    finally:
+    except OSError as error:
         rows_file.unlink(missing_ok=True)
-    if done.returncode != 0:
-        return f"{tracker} logging exited {done.returncode}: {(done.stderr or '')[-300:]}"
-    return None
+        errors.close()
+        return EvaluationLog(tracker, problem=f"{tracker} logging failed: {error}")
+    return EvaluationLog(tracker, process, rows_file, errors)
 
 
 def write_evaluations(payload: dict[str, Any]) -> None:
