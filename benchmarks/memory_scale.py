@@ -11,6 +11,7 @@ Goal: p50 ≤ 20 ms at 100k items.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import tempfile
 import time
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from measure import RESULTS, percentile, write_result
 
+from postlab.memory.embedding_cache import EMBEDDING_CACHE_ENV
 from postlab.memory.store import LabMemory
 
 WORDS = [
@@ -93,6 +95,8 @@ def main() -> None:
     parser.add_argument("--sizes", default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
+    # Every vector computed, as a new text's is: a rerun must not be served from the last one's.
+    os.environ[EMBEDDING_CACHE_ENV] = "off"
     sizes = [
         int(s)
         for s in (args.sizes or ("1000,10000" if args.quick else "1000,10000,100000")).split(",")

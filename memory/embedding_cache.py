@@ -16,6 +16,8 @@ from postlab.records.home import postlab_home
 EMBEDDING_CACHE_ENV = "POSTLAB_EMBEDDING_CACHE"
 # A writer holding the cache's lock is waited for this long before the cache is skipped.
 _CACHE_TIMEOUT_S = 5.0
+# At 384 dimensions about 100 MB: every paper, query and miss of a few hundred runs.
+MAX_CACHED_VECTORS = 60_000
 # Keys per SQL statement: under SQLite's limit on bound parameters.
 _SQL_BATCH = 500
 
@@ -24,8 +26,9 @@ class EmbeddingCache:
     """Vectors a model already computed, by text, in one SQLite file under postlab's home: a text
     seen before (the paper corpus every run indexes, a repeated query) is not embedded again."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, max_vectors: int = MAX_CACHED_VECTORS) -> None:
         self.path = path
+        self.max_vectors = max_vectors
 
     @classmethod
     def for_model(cls, model_dir: Path) -> EmbeddingCache | None:
@@ -79,6 +82,12 @@ class EmbeddingCache:
             connection,
         ):
             connection.executemany("INSERT OR IGNORE INTO vectors VALUES (?, ?)", rows)
+            # The oldest go first: what recurs (the corpus, queries) is written again when next
+            # embedded, and a machine's cache never grows past the bound.
+            connection.execute(
+                "DELETE FROM vectors WHERE rowid <= (SELECT MAX(rowid) FROM vectors) - ?",
+                (self.max_vectors,),
+            )
 
 
 def _text_key(text: str) -> str:

@@ -134,3 +134,15 @@ def test_a_text_seen_before_is_not_embedded_again(tmp_path, monkeypatch):
     monkeypatch.setenv("POSTLAB_HOME", str(tmp_path / "other"))
     MiniLMEmbedding()(["a lost carry"])
     assert not (tmp_path / "other").exists()
+
+
+def test_the_embedding_cache_keeps_the_newest_vectors_up_to_its_bound(tmp_path):
+    from postlab.memory.embedding_cache import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path / "cache.sqlite", max_vectors=3)
+    vectors = {f"text {i}": np.full(4, i, dtype="float32") for i in range(5)}
+    cache.put_many(dict(list(vectors.items())[:2]))
+    cache.put_many(dict(list(vectors.items())[2:]))
+    kept = cache.get_many(list(vectors))
+    assert sorted(kept) == ["text 2", "text 3", "text 4"]
+    np.testing.assert_array_equal(kept["text 4"], vectors["text 4"])
