@@ -157,3 +157,18 @@ def test_source_stamps_cover_postlab_modules_only(tmp_path, monkeypatch):
     assert changed_sources(stamps) == [str(probe)]
     probe.unlink()
     assert changed_sources({str(probe): 1}) == [str(probe)]
+
+
+def test_a_host_holding_more_than_1024_descriptors_still_forks_warm_workers(tmp_path):
+    # A long-lived host (a server running many runs) holds descriptors past select()'s limit.
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    env = {**os.environ, "HF_POSTLAB_TEST": "many-descriptors"}
+    launcher = Launcher(env)
+    try:
+        assert max(held) >= 1024
+        worker = launcher.fork("timeit", ["-n", "1", "-r", "1", "pass"], env, str(tmp_path))
+        assert worker.wait(timeout=60) == 0
+    finally:
+        launcher.stop()
+        for descriptor in held:
+            os.close(descriptor)

@@ -15,7 +15,7 @@ import atexit
 import contextlib
 import json
 import os
-import select
+import selectors
 import socket
 import subprocess
 import sys
@@ -144,7 +144,10 @@ class Launcher:
         """Block until the launcher has imported everything and listens (once)."""
         if self.ready:
             return
-        ready, _, _ = select.select([self.process.stdout], [], [], _READY_TIMEOUT_S)
+        # A selector, not select(): a host process may hold descriptors past select's 1024.
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            ready = selector.select(_READY_TIMEOUT_S)
         line = self.process.stdout.readline() if ready else ""
         if line.strip() != "ready":
             self.stop()
