@@ -19,8 +19,8 @@ from pathlib import Path
 
 from measure import RESULTS, percentile, write_result
 
-from postlab.memory.embedding_cache import EMBEDDING_CACHE_ENV
 from postlab.memory.store import LabMemory
+from postlab.records.home import HOME_ENV
 
 WORDS = [
     "iteration",
@@ -95,8 +95,9 @@ def main() -> None:
     parser.add_argument("--sizes", default=None)
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    # Every vector computed, as a new text's is: a rerun must not be served from the last one's.
-    os.environ[EMBEDDING_CACHE_ENV] = "off"
+    # The default path, embedding cache included, on a cache of its own: a rerun must not be
+    # served the last one's vectors.
+    os.environ[HOME_ENV] = tempfile.mkdtemp(prefix="postlab-home-")
     sizes = [
         int(s)
         for s in (args.sizes or ("1000,10000" if args.quick else "1000,10000,100000")).split(",")
