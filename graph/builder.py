@@ -14,7 +14,7 @@ from postlab.graph.components import LabComponents, MemoryFactory, Policy
 from postlab.graph.finalize import finalize
 from postlab.graph.prepare import prepare
 from postlab.graph.supervisor import make_supervisor
-from postlab.memory.store import open_memory
+from postlab.memory.store import close_memory, open_memory
 from postlab.records.run import AGENTS, AgentName
 from postlab.records.state import LabContext, LabInput, LabOutput, LabState
 from postlab.tools.compute.hf_jobs import WAIT_WINDOW_S
@@ -58,6 +58,14 @@ def build_graph(
     ) -> Command[Literal["supervisor", "finalize"]]:
         return prepare(state, runtime, trusted_input=trusted_input)
 
+    def finalize_run(state: LabState) -> LabOutput:
+        output = finalize(state)
+        if memory is open_memory and state.get("run_dir"):
+            # The run is over: its memory's files are released, or a host that runs many runs
+            # in one process would hold a dozen descriptors for each until it ran out.
+            close_memory(state["run_dir"])
+        return output
+
     builder = StateGraph(
         LabState, context_schema=LabContext, input_schema=LabInput, output_schema=LabOutput
     )
@@ -65,7 +73,7 @@ def build_graph(
     builder.add_node("supervisor", make_supervisor(components))
     for agent in AGENTS:
         builder.add_node(agent, agent_node(agent, components))
-    builder.add_node("finalize", finalize)
+    builder.add_node("finalize", finalize_run)
     builder.add_edge(START, "prepare")
     builder.add_edge("finalize", END)
     return builder.compile(checkpointer=checkpointer, store=store, name="postlab")

@@ -202,3 +202,14 @@ def open_memory(run_dir: str | Path) -> LabMemory:
             namespace = run_id if shared_server() else ""
             _open_memories[key] = LabMemory(Path(key) / "memory", namespace=namespace)
         return _open_memories[key]
+
+
+def close_memory(run_dir: str | Path) -> None:
+    """Release a run's memory opened in this process (its Chroma files); a later open reopens it."""
+    with _open_lock:
+        memory = _open_memories.pop(str(Path(run_dir).resolve()), None)
+    close = getattr(memory.client, "close", None) if memory is not None else None
+    if close is not None:
+        # A client that cannot close cleanly holds its files until the process ends, as before.
+        with contextlib.suppress(Exception):
+            close()

@@ -146,3 +146,25 @@ def test_the_embedding_cache_keeps_the_newest_vectors_up_to_its_bound(tmp_path):
     kept = cache.get_many(list(vectors))
     assert sorted(kept) == ["text 2", "text 3", "text 4"]
     np.testing.assert_array_equal(kept["text 4"], vectors["text 4"])
+
+
+def test_a_closed_run_memory_releases_its_files_and_reopens_with_its_facts(tmp_path):
+    import os
+
+    from postlab.memory.store import close_memory, open_memory
+
+    def descriptors() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    open_memory(tmp_path / "warm").add("observations", "warm up", {"i": 0})
+    close_memory(tmp_path / "warm")
+    before = descriptors()
+    for index in range(3):
+        memory = open_memory(tmp_path / f"run-{index}")
+        memory.add("observations", f"iteration {index} reached 0.7", {"iteration": index})
+        close_memory(tmp_path / f"run-{index}")
+    assert descriptors() <= before + 2
+    reopened = open_memory(tmp_path / "run-1")
+    assert [hit.text for hit in reopened.get("observations")] == ["iteration 1 reached 0.7"]
+    close_memory(tmp_path / "run-1")
+    close_memory(tmp_path / "never-opened")  # nothing to release: no error
