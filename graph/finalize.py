@@ -13,7 +13,8 @@ from postlab.records.run import StopReason
 from postlab.records.state import LabOutput, LabState
 from postlab.records.usage import usage_by_agent
 from postlab.tools.io.rundir import MODELS_DIR, SUMMARY_FILE, write_run_json
-from postlab.tools.reporting.markdown import draw_plots, write_report
+from postlab.tools.reporting.figures import draw_plots
+from postlab.tools.reporting.markdown import write_report
 from postlab.tools.reporting.provenance import package_versions, source_revision
 from postlab.tools.tracking.trackers import EvaluationLog, start_evaluation_log, where_to_look
 from postlab.tools.training.schedule import prune_optimizer_states
