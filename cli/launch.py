@@ -12,6 +12,7 @@ from rich.table import Table
 
 from postlab.cli.output import EXIT_CODES, EXIT_WAITING, console, fail
 from postlab.cli.progress import ProgressView
+from postlab.tools.io.heap import imports_uncollected
 from postlab.tools.io.offline import HUB_OFFLINE_ENV, hub_offline
 from postlab.tools.io.run_lock import RunLocked
 from postlab.tools.io.rundir import SUMMARY_FILE
@@ -41,14 +42,15 @@ def launch(
     push_private: bool = False,
 ) -> None:
     # Validate the cheap inputs before anything is created, so bad input costs nothing.
-    from pydantic import ValidationError
+    with imports_uncollected():
+        from pydantic import ValidationError
 
-    from postlab.graph.runner import run_lab
-    from postlab.records.run import RunOptions
-    from postlab.tools.data.training_sets import DatasetError, check_trainable
-    from postlab.tools.io.rundir import new_run_id, runs_root
-    from postlab.tools.models.resolution import ModelResolutionError, resolve_model
-    from postlab.tools.tasks.catalog import TaskError, load_task
+        from postlab.graph.runner import run_lab
+        from postlab.records.run import RunOptions
+        from postlab.tools.data.training_sets import DatasetError, check_trainable
+        from postlab.tools.io.rundir import new_run_id, runs_root
+        from postlab.tools.models.resolution import ModelResolutionError, resolve_model
+        from postlab.tools.tasks.catalog import TaskError, load_task
 
     if task and task_dir:
         raise fail("give either --task or --task-dir, not both")

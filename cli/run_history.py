@@ -31,7 +31,8 @@ def resume(
     try:
         folder = find_run(run)
         check_free(folder)
-        _, snapshot, _ = run_state(folder)
+        with run_state(folder) as (_, snapshot, _):
+            pass
     except (FileNotFoundError, ResumeError, RunLocked, CheckpointerError) as error:
         raise fail(str(error)) from error
     if finished(snapshot):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,23 +66,26 @@ def _drive(graph, payload: Any, config: dict, on_event: EventSink | None) -> dic
 def run_lab(inputs: LabInput, on_event: EventSink | None = None) -> dict[str, Any]:
     """Run with a SQLite checkpointer in the run directory; output plus pending approvals."""
     run_dir = Path(inputs["run_dir"])
-    with hold_run(run_dir):
-        graph = build_graph(checkpointer=open_checkpointer(run_dir), trusted_input=True)
+    with hold_run(run_dir), open_checkpointer(run_dir) as checkpointer:
+        graph = build_graph(checkpointer=checkpointer, trusted_input=True)
         config = _config(run_dir, inputs.get("budget") or DEFAULT_STEP_BUDGET)
         return _drive(graph, inputs, config, on_event)
 
 
-def run_state(run_dir: Path) -> tuple[Any, Any, dict[str, Any]]:
-    """The compiled graph, the latest snapshot and the config of an existing run."""
+@contextlib.contextmanager
+def run_state(run_dir: Path) -> Iterator[tuple[Any, Any, dict[str, Any]]]:
+    """The compiled graph, the latest snapshot and the config of an existing run, for the
+    block (its checkpointer is closed after)."""
     if not has_checkpoints(run_dir):
         raise ResumeError(f"{run_dir} has no checkpoints: it is not a postlab run")
-    graph = build_graph(checkpointer=open_checkpointer(run_dir), trusted_input=True)
-    probe = _config(run_dir, DEFAULT_STEP_BUDGET)
-    snapshot = graph.get_state(probe)
-    if not snapshot.values and not snapshot.tasks:
-        raise ResumeError(f"{run_dir} has no saved state to resume from")
-    budget = snapshot.values.get("budget") or DEFAULT_STEP_BUDGET
-    return graph, snapshot, _config(run_dir, budget)
+    with open_checkpointer(run_dir) as checkpointer:
+        graph = build_graph(checkpointer=checkpointer, trusted_input=True)
+        probe = _config(run_dir, DEFAULT_STEP_BUDGET)
+        snapshot = graph.get_state(probe)
+        if not snapshot.values and not snapshot.tasks:
+            raise ResumeError(f"{run_dir} has no saved state to resume from")
+        budget = snapshot.values.get("budget") or DEFAULT_STEP_BUDGET
+        yield graph, snapshot, _config(run_dir, budget)
 
 
 def finished(snapshot: Any) -> bool:
@@ -104,19 +108,19 @@ def resume_lab(
 def _resume(
     run_dir: Path, on_event: EventSink | None, approve: bool | None, note: str
 ) -> dict[str, Any]:
-    graph, snapshot, config = run_state(run_dir)
-    if finished(snapshot):
-        raise ResumeError(
-            f"run {run_dir.name} already finished ({snapshot.values.get('stop_reason')})"
-        )
-    if snapshot.interrupts:
-        if approve is None:
+    with run_state(run_dir) as (graph, snapshot, config):
+        if finished(snapshot):
             raise ResumeError(
-                f"run {run_dir.name} is waiting for approval: resume with --approve or --reject"
+                f"run {run_dir.name} already finished ({snapshot.values.get('stop_reason')})"
             )
-        payload: Any = Command(resume={"approved": approve, "note": note})
-    elif approve is not None:
-        raise ResumeError(f"run {run_dir.name} is not waiting for an approval")
-    else:
-        payload = None
-    return _drive(graph, payload, config, on_event)
+        if snapshot.interrupts:
+            if approve is None:
+                raise ResumeError(
+                    f"run {run_dir.name} is waiting for approval: resume with --approve or --reject"
+                )
+            payload: Any = Command(resume={"approved": approve, "note": note})
+        elif approve is not None:
+            raise ResumeError(f"run {run_dir.name} is not waiting for an approval")
+        else:
+            payload = None
+        return _drive(graph, payload, config, on_event)

@@ -3,11 +3,13 @@ PostgreSQL server when one is configured (runs several machines resume or watch)
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import pkgutil
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -87,14 +89,22 @@ def _postgres(url: str) -> BaseCheckpointSaver:
     return saver
 
 
-def open_checkpointer(run_dir: str | Path) -> BaseCheckpointSaver:
-    """The run's checkpointer: the shared PostgreSQL server, else a SQLite file in the run."""
+@contextlib.contextmanager
+def open_checkpointer(run_dir: str | Path) -> Iterator[BaseCheckpointSaver]:
+    """The run's checkpointer (the shared PostgreSQL server, else a SQLite file in the run),
+    its connection closed when the block ends: a host running many runs keeps no descriptor
+    per run, and SQLite folds its write-ahead log back into the file."""
     if url := shared_checkpoints():
-        return _postgres(url)
-    path = Path(run_dir) / CHECKPOINT_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    connection = sqlite3.connect(str(path), check_same_thread=False)
-    return SqliteSaver(connection, serde=state_serializer())
+        saver = _postgres(url)
+    else:
+        path = Path(run_dir) / CHECKPOINT_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(str(path), check_same_thread=False)
+        saver = SqliteSaver(connection, serde=state_serializer())
+    try:
+        yield saver
+    finally:
+        saver.conn.close()
 
 
 def has_checkpoints(run_dir: str | Path) -> bool:

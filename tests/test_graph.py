@@ -1,6 +1,8 @@
 """The whole graph, end to end, on a tiny model: every agent runs, every run finalizes."""
 
+import contextlib
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -11,7 +13,7 @@ from typer.testing import CliRunner
 from postlab.cli.app import app
 from postlab.graph import build_graph
 from postlab.graph.experiments import MIN_TRAINING_ROWS
-from postlab.graph.runner import run_lab
+from postlab.graph.runner import run_lab, run_state
 from postlab.memory.library import recall_effects, remember_effects
 from postlab.memory.store import LabMemory
 from postlab.records.outcomes import MeasuredEffect
@@ -247,14 +249,29 @@ def test_graph_declares_its_schemas_and_draws_its_edges():
     assert ("supervisor", "finalize") in edges
 
 
+def test_finished_run_leaves_no_checkpoint_connection_open(finished_run):
+    run_dir, _, _ = finished_run
+    held = []
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith(str(run_dir / "checkpoints.sqlite")):
+                held.append(target)
+    assert held == []
+    # The last connection's close folds SQLite's write-ahead log back into the file.
+    assert not (run_dir / "checkpoints.sqlite-wal").exists()
+    with run_state(run_dir) as (_, snapshot, _):
+        assert snapshot.values["stop_reason"]
+
+
 def test_checkpoints_restore_typed_state_in_strict_mode(finished_run):
     import subprocess
     import sys
 
     run_dir, _, _ = finished_run
     code = (
-        "from postlab.graph.runner import run_state; from pathlib import Path; import sys; "
-        f"_, snap, _ = run_state(Path({str(run_dir)!r})); v = snap.values; "
+        "from postlab.graph.runner import run_state; from pathlib import Path\n"
+        f"with run_state(Path({str(run_dir)!r})) as (_, snap, _): v = snap.values\n"
         "print(type(v['best']).__name__, type(v['runs'][0].result).__name__, "
         "type(v['trajectory'][0]).__name__, type(v['datasets'][0]).__name__)"
     )

@@ -21,6 +21,8 @@ import sys
 import threading
 import traceback
 
+from postlab.tools.io.heap import imports_uncollected
+
 # What a training worker imports before its first step: the expensive part of starting one.
 # transformers and TRL load their trainers lazily, and the tracker is imported when training
 # begins (wandb's import was 2 s of each iteration's first step): preloaded too.
@@ -101,7 +103,8 @@ def _serve(path: str) -> None:
     # Ctrl-C reaches the lab's whole process group: the lab decides what stops, not the launcher.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # stdout answers the lab ("ready"): what a library prints while imported goes elsewhere.
-    with contextlib.redirect_stdout(sys.stderr):
+    # Frozen once imported: forked workers neither walk these objects nor copy their pages.
+    with contextlib.redirect_stdout(sys.stderr), imports_uncollected():
         for name in PRELOAD:
             importlib.import_module(name)
         for name in OPTIONAL_PRELOAD:
