@@ -10,9 +10,16 @@ from postlab.graph.experiments import (
     pick_technique,
 )
 from postlab.graph.refinements import refine
-from postlab.records.run import RunOptions, StopReason
+from postlab.records.run import AgentName, RunOptions, StopReason
 from postlab.records.state import LabState
-from postlab.records.steps import WAIT_ACTION, Decision, Directive, GuardEvent, Plan
+from postlab.records.steps import (
+    WAIT_ACTION,
+    AgentAction,
+    Decision,
+    Directive,
+    GuardEvent,
+    Plan,
+)
 from postlab.tools.training.fit import LOCAL_NOTE
 
 
@@ -39,7 +46,7 @@ def stop(step: int, reason: StopReason, detail: str, event: GuardEvent | None = 
     )
 
 
-def _ask(agent: str, action: str, reason: str, step: int) -> tuple[Decision, None]:
+def _ask(agent: AgentName, action: AgentAction, reason: str, step: int) -> tuple[Decision, None]:
     """A decision that sends one agent one action, starting no plan."""
     directive = Directive(agent=agent, action=action, reason=reason)
     return Decision(step=step, next=agent, reason=reason, directive=directive), None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -28,16 +29,23 @@ def _hyper(choice: RoutingChoice, key: str, base: Hyper, state: LabState) -> Hyp
     """The plan's hyper-parameters with the model's overrides, clamped to this run's ranges."""
     options, changes = state["run_options"], {}
     low, high = LR_BOUNDS[base.adapter]
-    if isinstance(choice.args.get("learning_rate"), int | float):
-        changes["learning_rate"] = min(high, max(low, float(choice.args["learning_rate"])))
+    if (rate := _number(choice.args, "learning_rate")) is not None:
+        changes["learning_rate"] = min(high, max(low, rate))
     for name in ("max_steps", "batch_size"):
-        if isinstance(choice.args.get(name), int | float):
-            limit = options.chosen_limit(name)
-            changes[name] = int(min(limit, max(1, int(choice.args[name]))))
-    if base.adapter == "lora" and isinstance(choice.args.get("lora_r"), int | float):
+        if (value := _number(choice.args, name)) is not None:
+            changes[name] = int(min(options.chosen_limit(name), max(1, value)))
+    if base.adapter == "lora" and (rank := _number(choice.args, "lora_r")) is not None:
         low, high = LORA_RANK_RANGE
-        changes["lora_r"] = int(min(high, max(low, int(choice.args["lora_r"]))))
+        changes["lora_r"] = int(min(high, max(low, rank)))
     return base.with_changes(**changes)
+
+
+def _number(args: dict[str, Any], name: str) -> float | None:
+    """A finite number the model gave for `name`, or None (absent, text, a flag, inf, NaN)."""
+    value = args.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 def librarian_allowed(state: LabState, event: GuardEvent | None) -> str | None:

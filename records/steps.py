@@ -10,9 +10,21 @@ from postlab.records.artifacts import DataRecipe, ErrorKind, Format, Method, Rem
 from postlab.records.hyper import Hyper
 from postlab.records.run import AgentName, RouteTarget, StopReason
 
+# What an agent may be asked to do: each agent's own work, the Evaluator's baseline and its one
+# test of the best, the Trainer's poll of a remote job, and nothing (an agent given no directive).
+AgentAction = Literal[
+    "research",
+    "build_dataset",
+    "train",
+    "evaluate",
+    "baseline",
+    "test_best",
+    "wait_for_job",
+    "noop",
+]
 # The Trainer's step while a remote job trains: one poll window, checkpointed. Waiting is paid
 # from the time budget, not the step budget, and is never an action the loop guard counts.
-WAIT_ACTION = "wait_for_job"
+WAIT_ACTION: AgentAction = "wait_for_job"
 
 
 class TrajectoryRecord(BaseModel):
@@ -20,7 +32,7 @@ class TrajectoryRecord(BaseModel):
 
     step: int
     agent: AgentName
-    action: str
+    action: AgentAction
     signature: str
     status: Literal["ok", "failed"]
     summary: str = ""
@@ -36,7 +48,7 @@ class Directive(BaseModel):
     """What the supervisor asks of the next agent."""
 
     agent: AgentName
-    action: str
+    action: AgentAction
     # Only what the plan does not carry (a research focus); an iteration's parameters live in Plan.
     args: dict[str, Any] = Field(default_factory=dict)
     reason: str

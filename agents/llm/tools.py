@@ -16,11 +16,11 @@ from postlab.memory.store import MEMORY_KINDS, LabMemory
 from postlab.records.hyper import LORA_RANK_RANGE
 from postlab.records.run import MIN_TRAINING_EXAMPLES, AgentName
 from postlab.records.state import LabState
-from postlab.records.steps import Directive
+from postlab.records.steps import AgentAction, Directive
 from postlab.tools.training.recipes import LR_BOUNDS
 
 # The one side-effecting tool of each agent: it runs the agent's playbook body.
-ACTION_TOOL: dict[str, str] = {
+ACTION_TOOL: dict[AgentName, AgentAction] = {
     "librarian": "research",
     "data_engineer": "build_dataset",
     "trainer": "train",

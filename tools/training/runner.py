@@ -250,6 +250,7 @@ def run_training(
             reader.start()
             deadline = started + spec.timeout_s
             exited_at: float | None = None
+            drained = False
             # Lines are handled on this thread so that on_progress runs in the caller's context.
             while True:
                 now = time.monotonic()
@@ -269,6 +270,7 @@ def run_training(
                             break
                     continue
                 if line is None:
+                    drained = True
                     break
                 log.write(line)
                 # Flushed per line so `tail -f train.log` follows a run as it happens.
@@ -296,8 +298,9 @@ def run_training(
                 # The leader is gone; whatever it left behind in its group goes too.
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
-            # Lines still in flight after a kill belong in the log too.
-            while True:
+            # Lines still in flight after a kill belong in the log too (after the end of the
+            # output, nothing is: waiting for more would only cost the timeout).
+            while not drained:
                 try:
                     line = lines.get(timeout=0.2)
                 except queue.Empty:
