@@ -169,6 +169,33 @@ def test_eval_rows_in_train_are_removed_as_contaminated(tmp_path: Path) -> None:
     _accounting(card)
 
 
+_PHRASINGS = (
+    "Write '{p}' in capital letters. Answer with the text only.",
+    "Rewrite in upper case: {p}. Answer with the text only.",
+    "Shout this: '{p}'. Answer with the text only.",
+)
+
+
+def _shout(phrases: list[str]) -> list[dict]:
+    return [{"prompt": t.format(p=p), "answer": p.upper()} for p in phrases for t in _PHRASINGS]
+
+
+def test_an_item_asked_several_ways_is_content_not_template(tmp_path: Path) -> None:
+    # Each held-out phrase comes in three phrasings: its words recur in a tenth of the held-out
+    # items, yet always with one answer, so they are that item's content, not boilerplate.
+    eval_phrases = ["good morning", "the red car", "cold water", "old song", "tall tree"]
+    eval_phrases += ["lost keys", "open sky", "hot soup", "new shoes"]
+    train_phrases = ["see you soon", "time to go", "fresh bread", "long road", "warm coat"]
+    train_phrases += ["dark forest", "clean room", "short story", "heavy rain", "busy street"]
+    leaked = {"prompt": "Please write 'good morning' in upper case.", "answer": "GOOD MORNING"}
+    task = _dir_task(tmp_path, [*_shout(train_phrases), leaked], _shout(eval_phrases))
+    card = build_training_set(task, "sft", 100, seed=0, out_dir=tmp_path / "out")
+    # Only the held-out phrase asked a new way is flagged; every row in a shared phrasing stays.
+    assert card.contaminated_removed == 1
+    assert card.final_size == 3 * len(train_phrases)
+    _accounting(card)
+
+
 def test_long_ngram_overlap_is_contamination(tmp_path: Path) -> None:
     rng = random.Random(0)
     vocab = [f"w{i}" for i in range(300)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, defaultdict
 
 from postlab.tools.tasks.model import Example, normalize_prompt
 
@@ -19,6 +19,10 @@ _WORD = re.compile(r"\w+")
 
 def _words(example: Example) -> list[str]:
     return _WORD.findall(f"{example.prompt} {example.answer}".lower())
+
+
+def _answer_key(example: Example) -> str:
+    return " ".join(example.answer.lower().split())
 
 
 def _ngrams(words: list[str], n: int) -> set[tuple[str, ...]]:
@@ -38,11 +42,24 @@ class ContaminationIndex:
         # frequency test, yet flags every training item that happens to share that one number.
         self.t = min(TEMPLATE_NGRAM, ngram_n)
         counts: Counter[tuple[str, ...]] = Counter()
-        for words in tokenized:
-            counts.update(_ngrams(words, self.t))
+        answers: dict[tuple[str, ...], set[str]] = defaultdict(set)
+        for example, words in zip(held_out, tokenized, strict=True):
+            grams = _ngrams(words, self.t)
+            counts.update(grams)
+            for gram in grams:
+                answers[gram].add(_answer_key(example))
         share = TEMPLATE_SHARE * len(held_out)
+        # Boilerplate is shared by items with different answers. An n-gram that only ever comes
+        # with one answer is one item's content asked several ways ("Write 'good morning' in
+        # capitals", "Shout this: 'good morning'"): counted as template, it would erase that
+        # content and leave the template's own words to flag every row written in it.
+        several = len({_answer_key(example) for example in held_out}) > 1
         self.template = {
-            gram for gram, count in counts.items() if count > share and count >= TEMPLATE_MIN_ITEMS
+            gram
+            for gram, count in counts.items()
+            if count > share
+            and count >= TEMPLATE_MIN_ITEMS
+            and (not several or len(answers[gram]) > 1)
         }
         self.ngrams: set[tuple[str, ...]] = set()
         # Items whose content is shorter than n are matched on their whole content (n shrinks
