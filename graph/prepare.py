@@ -12,7 +12,7 @@ from langgraph.types import Command
 from pydantic import ValidationError
 
 from postlab.records.run import DEFAULT_STEP_BUDGET, Budget, RunOptions, StopReason
-from postlab.records.state import LabContext, LabState
+from postlab.records.state import LabContext, LabInput, LabState
 from postlab.tools.benchmarks.harness import BenchmarkError, judge_command, materialize
 from postlab.tools.data.training_sets import DatasetError, check_trainable
 from postlab.tools.io.quiet import quiet_progress
@@ -31,8 +31,11 @@ from postlab.tools.training.runner import prewarm_workers
 MCP_CONFIG_ENV = "POSTLAB_MCP_CONFIG"
 # Where a benchmark run keeps the benchmark as a task folder.
 BENCHMARK_SUBDIR = "benchmark"
-# Options an assistant's configuration (Studio) may set; the run's own input overrides them.
-_CONTEXT_OPTIONS = ("policy", "llm", "max_iterations", "target_score", "train_steps", "train_size")
+# Options an assistant's configuration (Studio) may set: its keys that are not the input's own
+# (task, model, budget); the run's own input overrides them.
+_CONTEXT_OPTIONS = tuple(
+    key for key in LabContext.__annotations__ if key not in LabInput.__annotations__
+)
 
 
 def run_dir_refusal(state: LabState) -> str | None:

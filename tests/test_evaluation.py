@@ -94,7 +94,7 @@ def test_one_load_scores_each_split_on_its_own_items(tiny_model):
 
 
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
-    with pytest.raises(EvaluationError, match="config.json missing"):
+    with pytest.raises(EvaluationError, match="no config.json with weights"):
         evaluate_checkpoint(tmp_path, load_task("addition_2d"))
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from postlab.records.artifacts import FailureSample
 from postlab.tools.evaluation.generation import GENERATION_BATCH, completions_from
+from postlab.tools.models.resolution import is_checkpoint_dir
 from postlab.tools.tasks.catalog import Example, Task, normalize_prompt
 from postlab.tools.tasks.verifiers import parse_number
 
@@ -227,8 +228,8 @@ def evaluate_checkpoint(
     """Score a checkpoint on the task's splits, loading it once; each split scored on its own
     (the `balanced` ones counting every reference answer equally)."""
     path = Path(model_path)
-    if not (path / "config.json").is_file():
-        raise EvaluationError(f"no checkpoint at {path} (config.json missing)")
+    if not is_checkpoint_dir(path):
+        raise EvaluationError(f"no checkpoint at {path} (no config.json with weights)")
     chosen = {split: split_examples(task, split, limit) for split in splits}
     empty = [split for split, examples in chosen.items() if not examples]
     if empty:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from postlab.tools.io.atomic import write_text_atomic
 from postlab.tools.io.rundir import SUMMARY_FILE
+from postlab.tools.models.resolution import is_checkpoint_dir
 from postlab.tools.publishing.model_card import model_card, winning_iteration
 
 # Where a dry run leaves what it would have uploaded.
@@ -59,8 +60,10 @@ def _best_checkpoint(run_dir: Path, summary: dict) -> Path:
             f"run {run_dir.name}: no iteration beat the base model on validation; nothing to push"
         )
     checkpoint = run_dir / summary["best_checkpoint"]
-    if not (checkpoint / "config.json").is_file():
-        raise PublishError(f"the best checkpoint {checkpoint} is missing (config.json not found)")
+    if not is_checkpoint_dir(checkpoint):
+        raise PublishError(
+            f"the best checkpoint {checkpoint} is missing (no config.json with weights)"
+        )
     return checkpoint
 
 

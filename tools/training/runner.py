@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from postlab.records.artifacts import FailureInfo, TrainingResult
 from postlab.tools.io.atomic import write_text_atomic
+from postlab.tools.models.resolution import is_checkpoint_dir
 from postlab.tools.tracking.trackers import tracker_env
 from postlab.tools.training.devices import visible_gpus
 from postlab.tools.training.failures import (
@@ -63,7 +64,7 @@ def _cached_result(out_dir: Path, signature: str) -> TrainingResult | None:
     if raw.get("spec_signature") != signature:
         return None
     checkpoint = raw.get("checkpoint")
-    if not checkpoint or not (Path(checkpoint) / "config.json").is_file():
+    if not checkpoint or not is_checkpoint_dir(Path(checkpoint)):
         return None
     try:
         return TrainingResult.model_validate(raw)
@@ -327,7 +328,7 @@ def run_training(
         and worker is not None
         and worker.get("status") == "ok"
         and worker.get("checkpoint")
-        and (Path(worker["checkpoint"]) / "config.json").is_file()
+        and is_checkpoint_dir(Path(worker["checkpoint"]))
     ):
         metrics = {**partial, **_float_metrics(worker.get("metrics"))}
         return finish(

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from postlab.records.artifacts import Method
 from postlab.records.hyper import DEFAULT_GRPO_GROUP, DEFAULT_LORA_RANK, LORA_ALPHA_PER_RANK
 from postlab.records.run import DEFAULT_TRACKER, TRAIN_TIMEOUT_S, Tracker
+from postlab.tools.models.resolution import is_checkpoint_dir
 from postlab.tools.tracking.trackers import TRACKER_PROJECT
 from postlab.tools.training.schedule import RESUMABLE_SCHEDULES
 
@@ -124,7 +125,7 @@ def check_spec(spec: TrainingSpec) -> list[str]:
     """Problems that make a spec unrunnable, found without loading torch (empty list: none)."""
     problems: list[str] = []
     base = Path(spec.base_model)
-    if not (base / "config.json").is_file():
+    if not is_checkpoint_dir(base):
         problems.append(f"base_model {spec.base_model!r} is not a checkpoint directory")
     data = Path(spec.dataset_path)
     if not data.exists():
