@@ -12,6 +12,7 @@ import typer
 from postlab.cli.launch import drive_with_view
 from postlab.cli.output import console, errors, fail
 from postlab.records.run import DEFAULT_STEP_BUDGET
+from postlab.tools.io.heap import imports_uncollected
 
 
 def resume(
@@ -21,10 +22,11 @@ def resume(
     note: Annotated[str, typer.Option(help="A note recorded with the answer.")] = "",
 ) -> None:
     """Continue a run from its last checkpoint (after a crash, a kill or an approval gate)."""
-    from postlab.graph.runner import ResumeError, finished, resume_lab, run_state
-    from postlab.memory.checkpoints import CheckpointerError
-    from postlab.tools.io.run_lock import RunLocked, check_free
-    from postlab.tools.io.rundir import find_run
+    with imports_uncollected():
+        from postlab.graph.runner import ResumeError, finished, resume_lab, run_state
+        from postlab.memory.checkpoints import CheckpointerError
+        from postlab.tools.io.run_lock import RunLocked, check_free
+        from postlab.tools.io.rundir import find_run
 
     if approve and reject:
         raise fail("give --approve or --reject, not both")
