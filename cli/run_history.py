@@ -23,7 +23,7 @@ def resume(
 ) -> None:
     """Continue a run from its last checkpoint (after a crash, a kill or an approval gate)."""
     with imports_uncollected():
-        from postlab.graph.runner import ResumeError, finished, resume_lab, run_state
+        from postlab.graph.runner import ResumeError, finished, resume_lab, run_snapshot
         from postlab.memory.checkpoints import CheckpointerError
         from postlab.tools.io.run_lock import RunLocked, check_free
         from postlab.tools.io.rundir import find_run
@@ -33,8 +33,7 @@ def resume(
     try:
         folder = find_run(run)
         check_free(folder)
-        with run_state(folder) as (_, snapshot, _):
-            pass
+        snapshot = run_snapshot(folder)
     except (FileNotFoundError, ResumeError, RunLocked, CheckpointerError) as error:
         raise fail(str(error)) from error
     if finished(snapshot):

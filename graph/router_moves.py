@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -10,6 +9,7 @@ from pydantic import BaseModel, Field
 from postlab.graph.experiments import allowed, hyper_for, new_plan, usable_recipes
 from postlab.graph.playbook import _route, stop
 from postlab.records.hyper import LORA_RANK_RANGE, Hyper
+from postlab.records.outcomes import finite_number
 from postlab.records.run import RouteTarget, StopReason
 from postlab.records.state import LabState
 from postlab.records.steps import Decision, Directive, GuardEvent, Plan
@@ -29,23 +29,15 @@ def _hyper(choice: RoutingChoice, key: str, base: Hyper, state: LabState) -> Hyp
     """The plan's hyper-parameters with the model's overrides, clamped to this run's ranges."""
     options, changes = state["run_options"], {}
     low, high = LR_BOUNDS[base.adapter]
-    if (rate := _number(choice.args, "learning_rate")) is not None:
+    if (rate := finite_number(choice.args.get("learning_rate"))) is not None:
         changes["learning_rate"] = min(high, max(low, rate))
     for name in ("max_steps", "batch_size"):
-        if (value := _number(choice.args, name)) is not None:
+        if (value := finite_number(choice.args.get(name))) is not None:
             changes[name] = int(min(options.chosen_limit(name), max(1, value)))
-    if base.adapter == "lora" and (rank := _number(choice.args, "lora_r")) is not None:
+    if base.adapter == "lora" and (rank := finite_number(choice.args.get("lora_r"))) is not None:
         low, high = LORA_RANK_RANGE
         changes["lora_r"] = int(min(high, max(low, rank)))
     return base.with_changes(**changes)
-
-
-def _number(args: dict[str, Any], name: str) -> float | None:
-    """A finite number the model gave for `name`, or None (absent, text, a flag, inf, NaN)."""
-    value = args.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def librarian_allowed(state: LabState, event: GuardEvent | None) -> str | None:

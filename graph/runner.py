@@ -88,6 +88,12 @@ def run_state(run_dir: Path) -> Iterator[tuple[Any, Any, dict[str, Any]]]:
         yield graph, snapshot, _config(run_dir, budget)
 
 
+def run_snapshot(run_dir: Path) -> Any:
+    """The latest snapshot of an existing run, read and let go (its checkpointer closed)."""
+    with run_state(run_dir) as (_, snapshot, _):
+        return snapshot
+
+
 def finished(snapshot: Any) -> bool:
     """Whether a run's graph has ended (no task left, not even one whose writes await commit)."""
     # `next` is empty too when a step finished but was interrupted before its checkpoint.

@@ -101,6 +101,14 @@ class TrainingRecord(BaseModel):
     result: TrainingResult
 
 
+def finite_number(value: Any) -> float | None:
+    """A number read from outside (a worker's event, a model's answer) as a float, or None when
+    it is absent, text, a flag, infinite or NaN."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 def binomial_stderr(accuracy: float, n: int) -> float:
     """The standard error of an accuracy measured on n independent items."""
     # max(): an accuracy a rounding error past 1 must not make the variance negative.

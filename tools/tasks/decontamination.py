@@ -43,17 +43,18 @@ class ContaminationIndex:
         self.t = min(TEMPLATE_NGRAM, ngram_n)
         counts: Counter[tuple[str, ...]] = Counter()
         answers: dict[tuple[str, ...], set[str]] = defaultdict(set)
-        for example, words in zip(held_out, tokenized, strict=True):
+        answer_keys = [_answer_key(example) for example in held_out]
+        for answer, words in zip(answer_keys, tokenized, strict=True):
             grams = _ngrams(words, self.t)
             counts.update(grams)
             for gram in grams:
-                answers[gram].add(_answer_key(example))
+                answers[gram].add(answer)
         share = TEMPLATE_SHARE * len(held_out)
         # Boilerplate is shared by items with different answers. An n-gram that only ever comes
         # with one answer is one item's content asked several ways ("Write 'good morning' in
         # capitals", "Shout this: 'good morning'"): counted as template, it would erase that
         # content and leave the template's own words to flag every row written in it.
-        several = len({_answer_key(example) for example in held_out}) > 1
+        several = len(set(answer_keys)) > 1
         self.template = {
             gram
             for gram, count in counts.items()

@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from postlab.records.artifacts import FailureInfo, TrainingResult
+from postlab.records.outcomes import finite_number
 from postlab.tools.io.atomic import write_text_atomic
 from postlab.tools.models.resolution import is_checkpoint_dir
 from postlab.tools.tracking.trackers import tracker_env
@@ -155,13 +156,6 @@ def _pump(stream, lines: queue.Queue) -> None:
         lines.put(None)
 
 
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    value = float(value)
-    return value if value == value and abs(value) != float("inf") else None
-
-
 def run_training(
     spec: TrainingSpec,
     on_progress: Callable[[dict], None] | None = None,
@@ -283,10 +277,10 @@ def run_training(
                     continue
                 if event.get("event") == "progress":
                     for key, name in (("step", "steps"), ("loss", "final_loss")):
-                        value = _finite(event.get(key))
+                        value = finite_number(event.get(key))
                         if value is not None:
                             partial[name] = value
-                    reward = _finite(event.get("reward"))
+                    reward = finite_number(event.get("reward"))
                     if reward is not None:
                         rewards.append(reward)
                 forward(event)
@@ -359,4 +353,4 @@ def _read_worker_report(path: Path) -> dict | None:
 def _float_metrics(raw: Any) -> dict[str, float]:
     if not isinstance(raw, dict):
         return {}
-    return {str(k): v for k, v in ((k, _finite(v)) for k, v in raw.items()) if v is not None}
+    return {str(k): v for k, v in ((k, finite_number(v)) for k, v in raw.items()) if v is not None}
