@@ -1,5 +1,7 @@
 """Inside a host process the lab silences progress bars only while it works, then restores them."""
 
+import os
+import subprocess
 import sys
 
 import datasets
@@ -7,6 +9,8 @@ import huggingface_hub.utils as hub_utils
 from transformers.utils import logging as transformers_logging
 
 from postlab.tools.io.quiet import SHOW_BARS_ENV, quiet_progress
+
+HUB_BARS_ENV = "HF_HUB_DISABLE_PROGRESS_BARS"
 
 
 def _enabled() -> tuple[bool, bool, bool]:
@@ -40,3 +44,27 @@ def test_asking_for_bars_leaves_them_on(monkeypatch):
     datasets.enable_progress_bars()
     with quiet_progress():
         assert not datasets.are_progress_bars_disabled()
+
+
+FIRST_IMPORT_INSIDE = """
+import sys
+import huggingface_hub.utils as hub_utils
+from postlab.tools.io.quiet import quiet_progress
+
+hub_utils.enable_progress_bars()
+with quiet_progress():
+    before = "transformers.utils.logging" in sys.modules
+    from transformers.utils import logging
+    inside = logging.is_progress_bar_enabled()
+print(before, inside, logging.is_progress_bar_enabled())
+"""
+
+
+def test_transformers_first_imported_inside_is_quiet_there_and_the_hosts_after():
+    env = {k: v for k, v in os.environ.items() if k not in (SHOW_BARS_ENV, HUB_BARS_ENV)}
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_IMPORT_INSIDE], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # The block does not import transformers to silence it; its bars follow the hub's.
+    assert done.stdout.split() == ["False", "False", "True"]

@@ -1,10 +1,14 @@
-"""How a step's rows are split into passes that fit a process's memory."""
+"""How a step's rows are split into passes that fit a process's memory; which GPUs it sees."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from postlab.tools.training import devices
 from postlab.tools.training.devices import micro_batch, row_activation_bytes
 
 
@@ -31,3 +35,25 @@ def test_a_split_keeps_the_steps_rows_and_fits_when_anything_does(batch, rows_fr
     size, passes, _ = micro_batch(batch, rows_free * row + 5e8, 5e8, row)
     assert size * passes == batch
     assert size * row <= rows_free * row or size == 1
+
+
+GPU_PROBE = """
+import sys
+from postlab.tools.training import devices
+{patch}
+print(devices.visible_gpus(), "torch" in sys.modules)
+"""
+
+
+def _probe(patch: str) -> list[str]:
+    code = GPU_PROBE.format(patch=patch)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.split()
+
+
+def test_a_machine_without_gpu_device_nodes_is_answered_without_importing_torch():
+    assert devices.gpu_device_nodes() == [], "this test needs a machine without GPUs"
+    assert _probe("") == ["0", "False"]
+    # Where a device node exists, torch is asked (and on this machine finds no CUDA device).
+    assert _probe("devices.gpu_device_nodes = lambda: ['/dev/nvidia0']") == ["0", "True"]

@@ -3,13 +3,27 @@ whether they each hold the whole model (DDP) or shard it (FSDP)."""
 
 from __future__ import annotations
 
+import glob
 import importlib.util
 import os
+import sys
+
+# Device nodes a GPU that torch.cuda can use shows up as: NVIDIA's, ROCm's and WSL's.
+GPU_DEVICE_NODES = ("/dev/nvidia[0-9]*", "/dev/kfd", "/dev/dxg")
+
+
+def gpu_device_nodes() -> list[str]:
+    """The GPU device nodes this machine exposes (none on a CPU-only box or container)."""
+    return [node for pattern in GPU_DEVICE_NODES for node in glob.glob(pattern)]
 
 
 def visible_gpus() -> int:
     """CUDA devices this process can see (0 without torch's CUDA build or without GPUs)."""
     if importlib.util.find_spec("torch") is None:
+        return 0
+    # Without a device node torch cannot see a GPU either; asking it would cost its import (3 s
+    # on 2 cores) in processes that have no other use for torch yet.
+    if "torch" not in sys.modules and not gpu_device_nodes():
         return 0
     import torch
 
