@@ -136,8 +136,40 @@ def test_a_launcher_declines_to_fork_once_postlabs_files_change_and_then_leaves(
             launcher.fork("timeit", ["-n", "1", "-r", "1", "pass"], env, str(tmp_path))
         # With no worker of its own left it leaves, so the next worker gets a fresh launcher.
         assert launcher.process.wait(timeout=30) == 0 and not launcher.alive()
+        # And it takes its socket's folder with it.
+        assert not Path(launcher.path).parent.exists()
     finally:
         launcher.stop()
+
+
+KILLED_LAB = """
+import os, sys, time
+from postlab.tools.training.warm_start import Launcher
+
+launcher = Launcher(dict(os.environ))
+launcher.fork("timeit", ["-n", "1", "-r", "1", "pass"], dict(os.environ), os.getcwd()).wait(60)
+print(launcher.path, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_launcher_whose_lab_was_killed_leaves_and_takes_its_socket_folder(tmp_path):
+    lab = subprocess.Popen(
+        [sys.executable, "-c", KILLED_LAB], cwd=tmp_path, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        line = lab.stdout.readline().strip()
+        assert line, "the lab did not start its launcher"
+        socket_dir = Path(line).parent
+        assert socket_dir.is_dir()
+    finally:
+        lab.kill()
+        lab.wait()
+    # A killed lab runs no clean-up: the launcher notices its parent is gone within 0.1 s.
+    deadline = time.monotonic() + 20
+    while socket_dir.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not socket_dir.exists()
 
 
 def test_source_stamps_cover_postlab_modules_only(tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ from postlab.tools.training.failures import (
     classify_failure,
     normalize_error,
 )
-from postlab.tools.training.runner import _cached_result, run_training
+from postlab.tools.training.runner import WORKER_TMP_DIR, _cached_result, run_training
 from postlab.tools.training.spec import TrainingSpec, check_spec
 from postlab.tools.training.warm_start import WARM_ENV
 
@@ -209,6 +209,21 @@ def test_a_worker_forked_warm_trains_exactly_as_one_started_cold(
     cold_weights = load_file(Path(cold.checkpoint) / "model.safetensors")
     assert warm_weights.keys() == cold_weights.keys()
     assert all((warm_weights[name] == cold_weights[name]).all() for name in warm_weights)
+
+
+def test_a_warm_workers_temporary_files_go_when_it_ends(
+    tiny_model, sft_data, tmp_path, monkeypatch
+):
+    # A forked worker leaves by os._exit: datasets' map caches (hf_datasets-*) once stayed behind
+    # in the system's temporary folder, one per iteration.
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(system_tmp))
+    spec = _spec(tiny_model, sft_data, tmp_path / "run", max_steps=1)
+    result, events, _ = _run(spec)
+    assert result.status == "ok" and events[0]["warm"]
+    assert not list(tmp_path.rglob("hf_datasets-*"))
+    assert not (Path(spec.output_dir) / WORKER_TMP_DIR).exists()
 
 
 def test_a_step_too_large_for_memory_trains_in_passes_to_the_same_loss(sft_full_run, tmp_path):

@@ -154,6 +154,11 @@ def _serve(path: str) -> None:
                 with contextlib.suppress(OSError):
                     connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
                 connection.close()
+    # Its lab removes the socket's folder when it stops it; a lab that was killed cannot.
+    server.close()
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+        os.rmdir(os.path.dirname(path))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import queue
+import shutil
 import signal
 import socket
 import subprocess
@@ -52,6 +53,10 @@ from postlab.tools.training.warm_start import WarmProcess, prewarm, start_warm, 
 # Seconds to wait for the pipe to close after the worker exits (a grandchild may hold it open).
 _EOF_GRACE_S = 5.0
 _TAIL_LINES = 400
+# The worker's temporary files (datasets' map caches among them) live in its iteration folder and
+# go when it ends: a worker forked warm leaves by os._exit, so its libraries' exit-time clean-ups
+# never run, and a killed worker runs none either.
+WORKER_TMP_DIR = "tmp"
 
 
 def _cached_result(out_dir: Path, signature: str) -> TrainingResult | None:
@@ -105,6 +110,7 @@ def _worker_env(spec: TrainingSpec, out_dir: Path) -> dict[str, str]:
     env = _base_env()
     log_dir = Path(spec.tracker_dir) if spec.tracker_dir else out_dir
     env.update(tracker_env(spec.tracker, log_dir, spec.tracker_project))
+    env["TMPDIR"] = str(out_dir / WORKER_TMP_DIR)
     if spec.threads is not None:
         # Thread pools size themselves at import time, before the worker can call set_num_threads.
         env["OMP_NUM_THREADS"] = str(spec.threads_per_process)
@@ -196,6 +202,7 @@ def run_training(
         write_text_atomic(spec_path, worker_spec.model_dump_json(indent=2))
         # A worker left running by a killed run would race this one for the same folder.
         end_orphaned_worker(out_dir)
+        (out_dir / WORKER_TMP_DIR).mkdir(exist_ok=True)
         for stale in (RESULT_FILE, WORKER_REPORT_FILE, PID_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (out_dir / stale).unlink()
@@ -312,6 +319,7 @@ def run_training(
                 kill_group(proc)
             with contextlib.suppress(FileNotFoundError):
                 pid_file.unlink()
+            shutil.rmtree(out_dir / WORKER_TMP_DIR, ignore_errors=True)
 
     if rewards:
         partial["mean_reward"] = sum(rewards) / len(rewards)

@@ -219,7 +219,7 @@ def _launcher(env: dict[str, str]) -> Launcher:
     with _lock:
         launcher = _launchers.get(key)
         if launcher is not None and not launcher.alive():
-            del _launchers[key]
+            _launchers.pop(key).stop()
             launcher = None
         if launcher is None:
             idle = [k for k, other in _launchers.items() if other.running == 0]
