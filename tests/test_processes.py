@@ -142,6 +142,23 @@ def test_a_launcher_declines_to_fork_once_postlabs_files_change_and_then_leaves(
         launcher.stop()
 
 
+def test_a_launchers_temporary_files_go_with_it_and_its_workers_use_their_own(tmp_path):
+    system_tmp, worker_tmp = tmp_path / "system-tmp", tmp_path / "worker-tmp"
+    system_tmp.mkdir()
+    worker_tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(system_tmp), "HF_POSTLAB_TEST": "temporary-files"}
+    launcher = Launcher(env)
+    try:
+        made = ["-n", "1", "-r", "1", "-s", "import tempfile; print(tempfile.mkdtemp())", "pass"]
+        worker = launcher.fork("timeit", made, {**env, "TMPDIR": str(worker_tmp)}, str(tmp_path))
+        assert worker.wait(timeout=60) == 0
+        assert Path(worker.stdout.readline().strip()).parent == worker_tmp
+    finally:
+        launcher.stop()
+    # wandb stages media in folders it makes at import: they were left in /tmp by every run.
+    assert list(system_tmp.iterdir()) == [] and not launcher.folder.exists()
+
+
 KILLED_LAB = """
 import os, sys, time
 from postlab.tools.training.warm_start import Launcher

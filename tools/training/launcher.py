@@ -15,9 +15,11 @@ import importlib
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 import traceback
 
@@ -85,6 +87,8 @@ def _child(pipe: int, request: dict, server: socket.socket, connection: socket.s
         sys.stderr = open(2, "w", encoding="utf-8", errors="replace", buffering=1, closefd=False)  # noqa: SIM115
         os.environ.clear()
         os.environ.update(request["env"])
+        # The launcher's temporary folder was cached at its imports; the worker has its own.
+        tempfile.tempdir = None
         sys.argv = [request["module"], *request["args"]]
         returned = importlib.import_module(request["module"]).main(request["args"])
         code = 0 if returned is None else returned
@@ -154,11 +158,10 @@ def _serve(path: str) -> None:
                 with contextlib.suppress(OSError):
                     connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
                 connection.close()
-    # Its lab removes the socket's folder when it stops it; a lab that was killed cannot.
+    # Its lab removes the launcher's folder (socket and temporary files) when it stops it; a lab
+    # that was killed cannot.
     server.close()
-    with contextlib.suppress(OSError):
-        os.unlink(path)
-        os.rmdir(os.path.dirname(path))
+    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import selectors
+import shutil
 import socket
 import subprocess
 import sys
@@ -128,11 +129,14 @@ class Launcher:
         # Workers forked and not yet ended: stopping the launcher would lose their exit status.
         self.running = 0
         self._count = threading.Lock()
-        folder = tempfile.mkdtemp(prefix="postlab-launcher-")
-        self.path = str(Path(folder) / "socket")
+        self.folder = Path(tempfile.mkdtemp(prefix="postlab-launcher-"))
+        self.path = str(self.folder / "socket")
+        # What its libraries create at import (wandb stages media there) goes with its folder:
+        # the launcher is killed when it stops, so their own clean-ups never run.
+        (self.folder / "tmp").mkdir()
         self.process = subprocess.Popen(
             [sys.executable, "-m", LAUNCHER_MODULE, self.path],
-            env=env,
+            env={**env, "TMPDIR": str(self.folder / "tmp")},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -200,9 +204,7 @@ class Launcher:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-        with contextlib.suppress(OSError):
-            os.unlink(self.path)
-            os.rmdir(os.path.dirname(self.path))
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 _launchers: dict[tuple, Launcher] = {}
