@@ -1,7 +1,6 @@
 """The collector around long-lived heaps: imports set aside, the collector's state restored."""
 
-import subprocess
-import sys
+from support.fresh_python import run_python
 
 SCRIPT = """
 import gc
@@ -23,10 +22,7 @@ print(gc.get_freeze_count() >= 1, gc.collect() == 0)
 
 
 def _run(prelude: str) -> list[str]:
-    code = SCRIPT.format(prelude=prelude)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout.split()
+    return run_python(SCRIPT.format(prelude=prelude))
 
 
 def test_imports_are_frozen_and_the_collector_comes_back_on():

@@ -1,11 +1,11 @@
 """Inside a host process the lab silences progress bars only while it works, then restores them."""
 
 import os
-import subprocess
 import sys
 
 import datasets
 import huggingface_hub.utils as hub_utils
+from support.fresh_python import run_python
 from transformers.utils import logging as transformers_logging
 
 from postlab.tools.io.quiet import SHOW_BARS_ENV, quiet_progress
@@ -62,9 +62,5 @@ print(before, inside, logging.is_progress_bar_enabled())
 
 def test_transformers_first_imported_inside_is_quiet_there_and_the_hosts_after():
     env = {k: v for k, v in os.environ.items() if k not in (SHOW_BARS_ENV, HUB_BARS_ENV)}
-    done = subprocess.run(
-        [sys.executable, "-c", FIRST_IMPORT_INSIDE], capture_output=True, text=True, env=env
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
     # The block does not import transformers to silence it; its bars follow the hub's.
-    assert done.stdout.split() == ["False", "False", "True"]
+    assert run_python(FIRST_IMPORT_INSIDE, env) == ["False", "False", "True"]

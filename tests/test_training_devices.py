@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from hypothesis import given
 from hypothesis import strategies as st
+from support.fresh_python import run_python
 
 from postlab.tools.training import devices
 from postlab.tools.training.devices import micro_batch, row_activation_bytes
@@ -46,10 +44,7 @@ print(devices.visible_gpus(), "torch" in sys.modules)
 
 
 def _probe(patch: str) -> list[str]:
-    code = GPU_PROBE.format(patch=patch)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout.split()
+    return run_python(GPU_PROBE.format(patch=patch))
 
 
 def test_a_machine_without_gpu_device_nodes_is_answered_without_importing_torch():
