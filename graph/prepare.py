@@ -25,7 +25,7 @@ from postlab.tools.models.resolution import (
 from postlab.tools.tasks.catalog import DEFAULT_TASK, TaskError, load_task
 from postlab.tools.training.backends import choose_backend
 from postlab.tools.training.recipes import TECHNIQUES, resolve_technique
-from postlab.tools.training.runner import prewarm_workers
+from postlab.tools.training.worker_start import prewarm_workers
 
 # The MCP configuration a server was started with; the only one its input may name.
 MCP_CONFIG_ENV = "POSTLAB_MCP_CONFIG"

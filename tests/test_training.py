@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -24,9 +25,10 @@ from postlab.tools.training.failures import (
     classify_failure,
     normalize_error,
 )
-from postlab.tools.training.runner import WORKER_TMP_DIR, _cached_result, run_training
+from postlab.tools.training.runner import _cached_result, run_training
 from postlab.tools.training.spec import TrainingSpec, check_spec
 from postlab.tools.training.warm_start import WARM_ENV
+from postlab.tools.training.worker_start import WORKER_TMP_PREFIX
 
 # A stand-in for postlab.tools.tasks.catalog, injected into the worker through sitecustomize,
 # so the GRPO plumbing is tested on a task the test controls.
@@ -223,7 +225,9 @@ def test_a_warm_workers_temporary_files_go_when_it_ends(
     result, events, _ = _run(spec)
     assert result.status == "ok" and events[0]["warm"]
     assert not list(tmp_path.rglob("hf_datasets-*"))
-    assert not (Path(spec.output_dir) / WORKER_TMP_DIR).exists()
+    # Nor in the temporary folder of a launcher (the one the worker was forked from among them).
+    assert not list(Path(tempfile.gettempdir()).glob("postlab-launcher-*/tmp/hf_datasets-*"))
+    assert not list(Path(spec.output_dir).glob(f"{WORKER_TMP_PREFIX}*"))
 
 
 def test_a_step_too_large_for_memory_trains_in_passes_to_the_same_loss(sft_full_run, tmp_path):

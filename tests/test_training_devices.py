@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from support.fresh_python import run_python
@@ -48,7 +49,8 @@ def _probe(patch: str) -> list[str]:
 
 
 def test_a_machine_without_gpu_device_nodes_is_answered_without_importing_torch():
-    assert devices.gpu_device_nodes() == [], "this test needs a machine without GPUs"
+    if devices.gpu_device_nodes():
+        pytest.skip("needs a machine without GPUs")
     assert _probe("") == ["0", "False"]
     # Where a device node exists, torch is asked (and on this machine finds no CUDA device).
     assert _probe("devices.gpu_device_nodes = lambda: ['/dev/nvidia0']") == ["0", "True"]

@@ -106,6 +106,23 @@ def _child(pipe: int, request: dict, server: socket.socket, connection: socket.s
 def _serve(path: str) -> None:
     # Ctrl-C reaches the lab's whole process group: the lab decides what stops, not the launcher.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Read before the imports: a lab killed while they run must not go unnoticed.
+    parent = os.getppid()
+    waiting: dict[int, socket.socket] = {}
+    try:
+        _preload_and_serve(path, parent, waiting)
+    finally:
+        # Workers of a killed lab finish on their own; what they staged in this folder's
+        # temporary files (wandb's, made at import) must outlive them.
+        for pid in waiting:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+        # Its lab removes the launcher's folder (socket and temporary files) when it stops it;
+        # a lab that was killed cannot.
+        shutil.rmtree(os.path.dirname(path), ignore_errors=True)
+
+
+def _preload_and_serve(path: str, parent: int, waiting: dict[int, socket.socket]) -> None:
     # stdout answers the lab ("ready"): what a library prints while imported goes elsewhere.
     # Frozen once imported: forked workers neither walk these objects nor copy their pages.
     with contextlib.redirect_stdout(sys.stderr), imports_uncollected():
@@ -115,12 +132,11 @@ def _serve(path: str) -> None:
             with contextlib.suppress(Exception):
                 importlib.import_module(name)
     stamps = source_stamps()
-    parent, home = os.getppid(), os.getcwd()
+    home = os.getcwd()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     server.listen()
     print("ready", flush=True)
-    waiting: dict[int, socket.socket] = {}
     # Once postlab's files change, every request is declined (the runner starts it cold) and the
     # launcher leaves when its last worker has ended, so the next request starts a fresh one.
     stale = False
@@ -158,10 +174,7 @@ def _serve(path: str) -> None:
                 with contextlib.suppress(OSError):
                     connection.sendall(f"{os.waitstatus_to_exitcode(status)}\n".encode())
                 connection.close()
-    # Its lab removes the launcher's folder (socket and temporary files) when it stops it; a lab
-    # that was killed cannot.
     server.close()
-    shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
 if __name__ == "__main__":

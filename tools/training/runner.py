@@ -1,7 +1,7 @@
 """Running a TrainingSpec: a TRL job in a subprocess, streamed, bounded, failures as data.
 
-One concern, the parent's side of one training process (prepare, start, stream, time out,
-kill, classify); the worker's side lives in worker.py.
+One concern, the parent's side of one training process (prepare, stream, time out, kill,
+classify); how its process starts lives in worker_start.py, the worker's side in worker.py.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -28,8 +26,6 @@ from postlab.records.artifacts import FailureInfo, TrainingResult
 from postlab.records.outcomes import finite_number
 from postlab.tools.io.atomic import write_text_atomic
 from postlab.tools.models.resolution import is_checkpoint_dir
-from postlab.tools.tracking.trackers import tracker_env
-from postlab.tools.training.devices import visible_gpus
 from postlab.tools.training.failures import (
     EXIT_OK,
     LOG_FILE,
@@ -43,20 +39,16 @@ from postlab.tools.training.failures import (
 from postlab.tools.training.processes import (
     KILL_GRACE_S,
     PID_FILE,
-    WORKER_MODULE,
     end_orphaned_worker,
     kill_group,
 )
 from postlab.tools.training.spec import TrainingSpec, check_spec
-from postlab.tools.training.warm_start import WarmProcess, prewarm, start_warm, warm_enabled
+from postlab.tools.training.warm_start import WarmProcess
+from postlab.tools.training.worker_start import remove_left_temporaries, start_worker
 
 # Seconds to wait for the pipe to close after the worker exits (a grandchild may hold it open).
 _EOF_GRACE_S = 5.0
 _TAIL_LINES = 400
-# The worker's temporary files (datasets' map caches among them) live in its iteration folder and
-# go when it ends: a worker forked warm leaves by os._exit, so its libraries' exit-time clean-ups
-# never run, and a killed worker runs none either.
-WORKER_TMP_DIR = "tmp"
 
 
 def _cached_result(out_dir: Path, signature: str) -> TrainingResult | None:
@@ -76,82 +68,6 @@ def _cached_result(out_dir: Path, signature: str) -> TrainingResult | None:
         return TrainingResult.model_validate(raw)
     except ValidationError:
         return None
-
-
-def worker_command(spec: TrainingSpec, spec_path: Path) -> list[str]:
-    """The command that runs the worker: one process, or torchrun's data-parallel group."""
-    worker = ["-m", WORKER_MODULE, str(spec_path)]
-    if spec.num_processes == 1:
-        return [sys.executable, *worker]
-    launcher = ["-m", "torch.distributed.run", "--nproc_per_node", str(spec.num_processes)]
-    # A free port per launch: two runs on one machine must not join each other's group.
-    rendezvous = ["--master_addr", "127.0.0.1", "--master_port", str(free_port())]
-    return [sys.executable, *launcher, *rendezvous, *worker]
-
-
-def free_port() -> int:
-    """A TCP port on the loopback nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _base_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["TOKENIZERS_PARALLELISM"] = "false"
-    env["PYTHONUNBUFFERED"] = "1"
-    # Progress bars redraw with carriage returns, which would flood the line-oriented log.
-    env["TQDM_DISABLE"] = "1"
-    env["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
-    return env
-
-
-def _worker_env(spec: TrainingSpec, out_dir: Path) -> dict[str, str]:
-    env = _base_env()
-    log_dir = Path(spec.tracker_dir) if spec.tracker_dir else out_dir
-    env.update(tracker_env(spec.tracker, log_dir, spec.tracker_project))
-    env["TMPDIR"] = str(out_dir / WORKER_TMP_DIR)
-    if spec.threads is not None:
-        # Thread pools size themselves at import time, before the worker can call set_num_threads.
-        env["OMP_NUM_THREADS"] = str(spec.threads_per_process)
-        env["MKL_NUM_THREADS"] = str(spec.threads_per_process)
-    return env
-
-
-def _forks_warm() -> bool:
-    # CUDA must not be forked: on a GPU every worker starts cold.
-    return warm_enabled() and not visible_gpus()
-
-
-def prewarm_workers() -> None:
-    """Start the warm launcher now when workers here will fork from it, so its imports overlap
-    other work; a no-op where workers start cold."""
-    if _forks_warm():
-        prewarm(_base_env())
-
-
-def _start_worker(
-    spec: TrainingSpec, spec_path: Path, env: dict[str, str], out_dir: Path
-) -> subprocess.Popen | WarmProcess:
-    """The worker's process, in its own session and working in its output folder: forked warm
-    for one CPU process (imports already done), else started cold."""
-    # Unsloth must patch before transformers is imported: it starts cold.
-    if spec.num_processes == 1 and not spec.use_unsloth and _forks_warm():
-        with contextlib.suppress(OSError):  # no launcher here: the cold start still works
-            return start_warm(WORKER_MODULE, [str(spec_path)], env, str(out_dir))
-    return subprocess.Popen(
-        worker_command(spec, spec_path),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=env,
-        cwd=out_dir,
-        start_new_session=True,
-        text=True,
-        encoding="utf-8",
-        errors="replace",
-        bufsize=1,
-    )
 
 
 def _pump(stream, lines: queue.Queue) -> None:
@@ -202,7 +118,7 @@ def run_training(
         write_text_atomic(spec_path, worker_spec.model_dump_json(indent=2))
         # A worker left running by a killed run would race this one for the same folder.
         end_orphaned_worker(out_dir)
-        (out_dir / WORKER_TMP_DIR).mkdir(exist_ok=True)
+        remove_left_temporaries(out_dir)
         for stale in (RESULT_FILE, WORKER_REPORT_FILE, PID_FILE):
             with contextlib.suppress(FileNotFoundError):
                 (out_dir / stale).unlink()
@@ -235,7 +151,7 @@ def run_training(
     timed_out = False
     with open(log_file, "w", encoding="utf-8", errors="replace") as log:
         try:
-            proc = _start_worker(spec, spec_path, _worker_env(spec, out_dir), out_dir)
+            proc, temporary = start_worker(spec, spec_path, out_dir)
         except OSError as error:
             text = f"cannot start the training worker: {error}"
             log.write(text + "\n")
@@ -319,7 +235,7 @@ def run_training(
                 kill_group(proc)
             with contextlib.suppress(FileNotFoundError):
                 pid_file.unlink()
-            shutil.rmtree(out_dir / WORKER_TMP_DIR, ignore_errors=True)
+            shutil.rmtree(temporary, ignore_errors=True)
 
     if rewards:
         partial["mean_reward"] = sum(rewards) / len(rewards)
