@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -10,7 +11,12 @@ import pytest
 
 from postlab.tools.training.launcher import changed_sources, source_stamps
 from postlab.tools.training.processes import PID_FILE, WORKER_MODULE, end_orphaned_worker, works_in
-from postlab.tools.training.warm_start import Launcher, import_time_env, start_warm
+from postlab.tools.training.warm_start import (
+    MAX_SOCKET_PATH,
+    Launcher,
+    import_time_env,
+    start_warm,
+)
 
 
 def _sleeper(*args: str, cwd: Path | None = None) -> subprocess.Popen:
@@ -226,3 +232,18 @@ def test_a_host_holding_more_than_1024_descriptors_still_forks_warm_workers(tmp_
         launcher.stop()
         for descriptor in held:
             os.close(descriptor)
+
+
+def test_a_temporary_folder_too_deep_for_a_socket_still_gives_warm_workers(tmp_path, monkeypatch):
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    env = {**os.environ, "HF_POSTLAB_TEST": "deep-temporary-folder"}
+    launcher = Launcher(env)
+    try:
+        assert len(os.fsencode(launcher.path)) <= MAX_SOCKET_PATH
+        worker = launcher.fork("timeit", ["-n", "1", "-r", "1", "pass"], env, str(tmp_path))
+        assert worker.wait(timeout=60) == 0
+    finally:
+        launcher.stop()
+    assert not launcher.folder.exists() and list(deep.iterdir()) == []

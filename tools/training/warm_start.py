@@ -47,6 +47,11 @@ _IMPORT_TIME_PREFIXES = (
     "LD_",
 )
 _READY_TIMEOUT_S = 120.0
+# The longest Unix socket path a bind takes everywhere (sun_path: 104 bytes on macOS, 108 on
+# Linux); a deeper temporary folder would leave every worker to start cold.
+MAX_SOCKET_PATH = 103
+# Where the launcher's folder goes when the temporary folder is too deep for its socket.
+_SHORT_TMP = "/tmp"
 # Launchers kept at once (each holds the libraries' memory); one with workers running is kept.
 MAX_LAUNCHERS = 2
 
@@ -121,6 +126,15 @@ class WarmProcess:
         return self.returncode
 
 
+def _launcher_folder() -> Path:
+    """A new folder for a launcher's socket and temporary files, shallow enough to bind in."""
+    folder = Path(tempfile.mkdtemp(prefix="postlab-launcher-"))
+    if len(os.fsencode(folder / "socket")) <= MAX_SOCKET_PATH or not os.path.isdir(_SHORT_TMP):
+        return folder
+    folder.rmdir()
+    return Path(tempfile.mkdtemp(prefix="postlab-launcher-", dir=_SHORT_TMP))
+
+
 class Launcher:
     """A started launcher: its process, its socket and the environment it imported under."""
 
@@ -129,7 +143,7 @@ class Launcher:
         # Workers forked and not yet ended: stopping the launcher would lose their exit status.
         self.running = 0
         self._count = threading.Lock()
-        self.folder = Path(tempfile.mkdtemp(prefix="postlab-launcher-"))
+        self.folder = _launcher_folder()
         self.path = str(self.folder / "socket")
         # What its libraries create at import (wandb stages media there) goes with its folder:
         # the launcher is killed when it stops, so their own clean-ups never run.
