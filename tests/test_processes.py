@@ -12,9 +12,11 @@ import pytest
 from postlab.tools.training.launcher import changed_sources, source_stamps
 from postlab.tools.training.processes import PID_FILE, WORKER_MODULE, end_orphaned_worker, works_in
 from postlab.tools.training.warm_start import (
+    LAUNCHER_MODULE,
     MAX_SOCKET_PATH,
     Launcher,
     import_time_env,
+    remove_dead_launcher_folders,
     start_warm,
 )
 
@@ -247,3 +249,24 @@ def test_a_temporary_folder_too_deep_for_a_socket_still_gives_warm_workers(tmp_p
     finally:
         launcher.stop()
     assert not launcher.folder.exists() and list(deep.iterdir()) == []
+
+
+def test_folders_of_launchers_that_are_gone_are_removed_and_live_ones_kept(tmp_path):
+    # Killed with its lab's whole process group (a scheduler's kill -9), a launcher cleans nothing.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    gone, alive, unknown = (tmp_path / f"postlab-launcher-{name}" for name in ("a", "b", "c"))
+    for folder in (gone, alive, unknown):
+        (folder / "tmp" / "tmpx-wandb-media").mkdir(parents=True)
+    (gone / "pid").write_text(str(dead.pid))
+    # A running launcher is known by its command line: the module and its socket's path.
+    live = _sleeper(LAUNCHER_MODULE, str(alive / "socket"))
+    try:
+        (alive / "pid").write_text(str(live.pid))
+        assert remove_dead_launcher_folders(tmp_path) == [gone]
+        assert alive.is_dir() and unknown.is_dir() and not gone.exists()
+    finally:
+        live.kill()
+        live.wait()
+    # Its pid now names no process (or another one): the folder goes.
+    assert remove_dead_launcher_folders(tmp_path) == [alive]

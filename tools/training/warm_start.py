@@ -26,6 +26,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 # Set to 0 to start every worker cold (a plain subprocess), e.g. to compare the two.
 WARM_ENV = "POSTLAB_WARM_WORKERS"
 LAUNCHER_MODULE = "postlab.tools.training.launcher"
@@ -52,6 +54,9 @@ _READY_TIMEOUT_S = 120.0
 MAX_SOCKET_PATH = 103
 # Where the launcher's folder goes when the temporary folder is too deep for its socket.
 _SHORT_TMP = "/tmp"
+_FOLDER_PREFIX = "postlab-launcher-"
+# In a launcher's folder: its process id, so a later lab can tell a folder whose launcher died.
+_PID_FILE = "pid"
 # Launchers kept at once (each holds the libraries' memory); one with workers running is kept.
 MAX_LAUNCHERS = 2
 
@@ -126,13 +131,44 @@ class WarmProcess:
         return self.returncode
 
 
+def _serves(folder: Path) -> bool:
+    """Whether the launcher that made `folder` is still running (its pid names that launcher)."""
+    try:
+        pid = int((folder / _PID_FILE).read_text())
+        command = psutil.Process(pid).cmdline()
+    except (OSError, ValueError, psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.Error:  # another user's process, say: not ours to judge
+        return True
+    return LAUNCHER_MODULE in command and str(folder / "socket") in command
+
+
+def remove_dead_launcher_folders(base: Path) -> list[Path]:
+    """Remove the folders under `base` of this user's launchers that are gone (killed with their
+    lab's whole process group, none of them could clean up); the folders removed."""
+    removed = []
+    for folder in base.glob(f"{_FOLDER_PREFIX}*"):
+        try:
+            mine = folder.is_dir() and folder.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        # A folder with no pid file is being made, or is an older version's: left alone.
+        if mine and (folder / _PID_FILE).is_file() and not _serves(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def _launcher_folder() -> Path:
     """A new folder for a launcher's socket and temporary files, shallow enough to bind in."""
-    folder = Path(tempfile.mkdtemp(prefix="postlab-launcher-"))
+    for base in dict.fromkeys((tempfile.gettempdir(), _SHORT_TMP)):
+        if os.path.isdir(base):
+            remove_dead_launcher_folders(Path(base))
+    folder = Path(tempfile.mkdtemp(prefix=_FOLDER_PREFIX))
     if len(os.fsencode(folder / "socket")) <= MAX_SOCKET_PATH or not os.path.isdir(_SHORT_TMP):
         return folder
     folder.rmdir()
-    return Path(tempfile.mkdtemp(prefix="postlab-launcher-", dir=_SHORT_TMP))
+    return Path(tempfile.mkdtemp(prefix=_FOLDER_PREFIX, dir=_SHORT_TMP))
 
 
 class Launcher:
@@ -156,6 +192,7 @@ class Launcher:
             stderr=subprocess.DEVNULL,
             text=True,
         )
+        (self.folder / _PID_FILE).write_text(str(self.process.pid))
         self.ready = False
 
     def _wait_ready(self) -> None:
