@@ -5,6 +5,7 @@ import sys
 
 import datasets
 import huggingface_hub.utils as hub_utils
+import pytest
 from support.fresh_python import run_python
 from transformers.utils import logging as transformers_logging
 
@@ -19,6 +20,21 @@ def _enabled() -> tuple[bool, bool, bool]:
         not hub_utils.are_progress_bars_disabled(),
         transformers_logging.is_progress_bar_enabled(),
     )
+
+
+@pytest.fixture(autouse=True)
+def _session_bars_come_back():
+    # Bars these tests turn on would stay on for later tests in this process: quiet_progress
+    # would then restore them there, and huggingface_hub warns under the session's environment.
+    before = _enabled()
+    yield
+    switches = (
+        (datasets.enable_progress_bars, datasets.disable_progress_bars),
+        (hub_utils.enable_progress_bars, hub_utils.disable_progress_bars),
+        (transformers_logging.enable_progress_bar, transformers_logging.disable_progress_bar),
+    )
+    for was_on, (enable, disable) in zip(before, switches, strict=True):
+        (enable if was_on else disable)()
 
 
 def test_bars_are_off_inside_and_the_hosts_setting_returns(monkeypatch):
