@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 
 from postlab.tools.training.launcher import changed_sources, source_stamps
+from postlab.tools.training.launcher_folders import MAX_SOCKET_PATH, remove_dead_launcher_folders
 from postlab.tools.training.processes import PID_FILE, WORKER_MODULE, end_orphaned_worker, works_in
 from postlab.tools.training.warm_start import (
     LAUNCHER_MODULE,
-    MAX_SOCKET_PATH,
     Launcher,
     import_time_env,
-    remove_dead_launcher_folders,
     start_warm,
 )
 

@@ -20,13 +20,16 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-import psutil
+from postlab.tools.training.launcher_folders import (
+    SOCKET_NAME,
+    TMP_NAME,
+    new_launcher_folder,
+    record_launcher,
+)
 
 # Set to 0 to start every worker cold (a plain subprocess), e.g. to compare the two.
 WARM_ENV = "POSTLAB_WARM_WORKERS"
@@ -49,14 +52,6 @@ _IMPORT_TIME_PREFIXES = (
     "LD_",
 )
 _READY_TIMEOUT_S = 120.0
-# The longest Unix socket path a bind takes everywhere (sun_path: 104 bytes on macOS, 108 on
-# Linux); a deeper temporary folder would leave every worker to start cold.
-MAX_SOCKET_PATH = 103
-# Where the launcher's folder goes when the temporary folder is too deep for its socket.
-_SHORT_TMP = "/tmp"
-_FOLDER_PREFIX = "postlab-launcher-"
-# In a launcher's folder: its process id, so a later lab can tell a folder whose launcher died.
-_PID_FILE = "pid"
 # Launchers kept at once (each holds the libraries' memory); one with workers running is kept.
 MAX_LAUNCHERS = 2
 
@@ -131,46 +126,6 @@ class WarmProcess:
         return self.returncode
 
 
-def _serves(folder: Path) -> bool:
-    """Whether the launcher that made `folder` is still running (its pid names that launcher)."""
-    try:
-        pid = int((folder / _PID_FILE).read_text())
-        command = psutil.Process(pid).cmdline()
-    except (OSError, ValueError, psutil.NoSuchProcess, psutil.ZombieProcess):
-        return False
-    except psutil.Error:  # another user's process, say: not ours to judge
-        return True
-    return LAUNCHER_MODULE in command and str(folder / "socket") in command
-
-
-def remove_dead_launcher_folders(base: Path) -> list[Path]:
-    """Remove the folders under `base` of this user's launchers that are gone (killed with their
-    lab's whole process group, none of them could clean up); the folders removed."""
-    removed = []
-    for folder in base.glob(f"{_FOLDER_PREFIX}*"):
-        try:
-            mine = folder.is_dir() and folder.stat().st_uid == os.getuid()
-        except OSError:
-            continue
-        # A folder with no pid file is being made, or is an older version's: left alone.
-        if mine and (folder / _PID_FILE).is_file() and not _serves(folder):
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-    return removed
-
-
-def _launcher_folder() -> Path:
-    """A new folder for a launcher's socket and temporary files, shallow enough to bind in."""
-    for base in dict.fromkeys((tempfile.gettempdir(), _SHORT_TMP)):
-        if os.path.isdir(base):
-            remove_dead_launcher_folders(Path(base))
-    folder = Path(tempfile.mkdtemp(prefix=_FOLDER_PREFIX))
-    if len(os.fsencode(folder / "socket")) <= MAX_SOCKET_PATH or not os.path.isdir(_SHORT_TMP):
-        return folder
-    folder.rmdir()
-    return Path(tempfile.mkdtemp(prefix=_FOLDER_PREFIX, dir=_SHORT_TMP))
-
-
 class Launcher:
     """A started launcher: its process, its socket and the environment it imported under."""
 
@@ -179,20 +134,17 @@ class Launcher:
         # Workers forked and not yet ended: stopping the launcher would lose their exit status.
         self.running = 0
         self._count = threading.Lock()
-        self.folder = _launcher_folder()
-        self.path = str(self.folder / "socket")
-        # What its libraries create at import (wandb stages media there) goes with its folder:
-        # the launcher is killed when it stops, so their own clean-ups never run.
-        (self.folder / "tmp").mkdir()
+        self.folder = new_launcher_folder()
+        self.path = str(self.folder / SOCKET_NAME)
         self.process = subprocess.Popen(
             [sys.executable, "-m", LAUNCHER_MODULE, self.path],
-            env={**env, "TMPDIR": str(self.folder / "tmp")},
+            env={**env, "TMPDIR": str(self.folder / TMP_NAME)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
         )
-        (self.folder / _PID_FILE).write_text(str(self.process.pid))
+        record_launcher(self.folder, self.process.pid)
         self.ready = False
 
     def _wait_ready(self) -> None:
