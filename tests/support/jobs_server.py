@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -93,6 +94,8 @@ class JobsServer(HubServer):
             if job.process.poll() is None:
                 os.killpg(job.process.pid, signal.SIGKILL)
                 job.process.wait()
+            # The job's working folder (its image's tools, its log) is the stand-in's own.
+            shutil.rmtree(job.log.parent, ignore_errors=True)
         super().__exit__(*exc)
 
     def _image_bin(self, folder: Path) -> Path:
