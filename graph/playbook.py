@@ -52,9 +52,27 @@ def _ask(agent: AgentName, action: AgentAction, reason: str, step: int) -> tuple
     return Decision(step=step, next=agent, reason=reason, directive=directive), None
 
 
+def _ended(state: LabState, step: int) -> Decision | None:
+    """A stop once an iteration is finished: the target met, or no budget for another."""
+    options: RunOptions = state["run_options"]
+    best, plan = state.get("best"), state["plan"]
+    if best is not None and best.strict >= options.target_score:
+        detail = (
+            f"best validation accuracy {best.strict:.2f} meets the target "
+            f"{options.target_score:.2f}"
+        )
+        return stop(step, StopReason.TARGET_MET, detail)
+    if plan.iteration >= options.max_iterations:
+        return stop(
+            step, StopReason.BUDGET_ITERATIONS, f"all {options.max_iterations} iterations used"
+        )
+    if short := budget_short(state):
+        return stop(step, short[0], short[1])
+    return None
+
+
 def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decision, Plan | None]:
     """The next decision, and the plan it starts or continues (None when nothing changes)."""
-    options: RunOptions = state["run_options"]
     if state.get("baseline") is None:
         return _ask(
             "evaluator", "baseline", "measure the base model before changing anything", step
@@ -64,7 +82,10 @@ def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decisi
         return _ask("librarian", "research", reason, step)
 
     plan = state.get("plan")
-    best = state.get("best")
+    # A finished iteration may be the last the budgets allow: that ends the run before the loop
+    # guard can switch technique (a switch after the sixth iteration trained a seventh).
+    if plan is not None and plan.status in ("done", "failed") and (ended := _ended(state, step)):
+        return ended, None
     if event is not None and event.rung in ("redirect", "switch_technique") and plan is not None:
         tried = {plan.technique, *(state.get("tried_techniques") or [])}
         alternative, _ = pick_technique(state, tried)
@@ -106,18 +127,6 @@ def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decisi
         return _route(
             plan, step, f"iteration {plan.iteration}: {plan.status.replace('_', ' ')}"
         ), None
-
-    if best is not None and best.strict >= options.target_score:
-        detail = (
-            f"best validation accuracy {best.strict:.2f} meets the target "
-            f"{options.target_score:.2f}"
-        )
-        return stop(step, StopReason.TARGET_MET, detail), None
-    if plan.iteration >= options.max_iterations:
-        detail = f"all {options.max_iterations} iterations used"
-        return stop(step, StopReason.BUDGET_ITERATIONS, detail), None
-    if short := budget_short(state):
-        return stop(step, short[0], short[1]), None
     refined, why = refine(state, plan)
     if refined is None:
         return stop(step, StopReason.PLATEAU, why), None

@@ -59,11 +59,37 @@ def test_a_confusion_between_labels_is_named_on_classification_tasks():
     assert score(task, numbers, ["1"] * 6, "m").error_categories["wrong"] == 5
 
 
+def test_one_label_for_every_question_of_a_kind_is_named_on_a_mixed_task():
+    task = load_task("answer_format")
+    numbers = [Example(prompt=f"Which is larger, {n} or 9?", answer=str(n)) for n in range(10, 34)]
+    parity = [Example(prompt=f"Is {n} even?", answer=["yes", "no"][n % 2]) for n in range(12)]
+    examples = numbers + parity
+    # Right on every comparison, "yes" to every parity question: no split-wide collapse.
+    said_yes = score(task, examples, [e.answer for e in numbers] + ["yes"] * 12, "m")
+    assert said_yes.collapse == 0.0
+    assert said_yes.error_categories == {"correct": 30, "label_collapse": 6}
+    # A parity question missed now and then is a plain miss; so is a wrong comparison.
+    mostly = [e.answer for e in parity]
+    mostly[1] = "yes"
+    some = score(task, examples, ["7"] + [e.answer for e in numbers[1:]] + mostly, "m")
+    assert some.error_categories == {"correct": 34, "wrong": 2}
+
+
 def test_categorize():
     assert categorize("5", True, True) == "correct"
     assert categorize("it is 5", False, True) == "format"
     assert categorize("  ", False, False) == "empty"
     assert categorize("6", False, False) == "wrong"
+
+
+def test_list_misses_say_whether_the_items_or_their_order_went_wrong():
+    # SmolLM2's sort_list misses: a one-digit number placed by its first digit.
+    assert categorize("16, 2, 57, 60, 72", False, False, "2, 16, 57, 60, 72") == "misordered"
+    assert categorize("10, 76, 82, 85, 76", False, False, "10, 76, 82, 85, 88") == "wrong_items"
+    assert categorize("2, 16", False, False, "2, 16, 57") == "wrong_items"
+    # A number with thousands commas is one answer, not a list of two.
+    assert categorize("1,243", False, False, "1,234") == "wrong"
+    assert categorize("1,334", False, False, "1,234") == "off_by_power_of_ten"
 
 
 def test_evaluate_checkpoint_generates_on_the_held_out_split(tiny_model):

@@ -23,7 +23,7 @@ from postlab.records.outcomes import (
     TrainingRecord,
 )
 from postlab.records.run import RunOptions, StopReason
-from postlab.records.steps import Plan, TrajectoryRecord
+from postlab.records.steps import GuardEvent, Plan, TrajectoryRecord
 from postlab.tools.papers.corpus import load_corpus
 from postlab.tools.training.recipes import LR_BOUNDS
 
@@ -286,6 +286,10 @@ def test_a_dominant_specific_miss_changes_the_data(tmp_path):
     before = state["plan"].hyper
     assert new.hyper == before.with_changes(learning_rate=new.hyper.learning_rate)
     assert "75% of its misses are 'off_by_power_of_ten'" in new.reason
+    # Misordered lists are named but not aimed at: on sort_list that was measured to hurt.
+    state = _done_state(tmp_path, 0.6, misordered=12, wrong_items=4)
+    new, kind = refine(state, state["plan"])
+    assert kind == "continue" and new.data_recipe == "plain"
     # Merely wrong answers name no skill to target: fresh plain data instead.
     state = _done_state(tmp_path, 0.6, wrong=40)
     new, kind = refine(state, state["plan"])
@@ -628,9 +632,9 @@ def test_validation_lent_from_a_skewed_training_file_is_scored_balanced(tmp_path
     assert update["answer_shift"].prior_unknown
 
 
-def _held_state(tmp_path, best_iteration, score):
+def _held_state(tmp_path, best_iteration, score, **misses):
     plan = sft_plan(iteration=4, parent=3, schedule_offset=120, schedule_steps=240)
-    evaluations = [evaluation(0, 0.0), evaluation(3, 0.79), evaluation(4, score)]
+    evaluations = [evaluation(0, 0.0), evaluation(3, 0.79), evaluation(4, score, **misses)]
     best = BestModel(
         checkpoint=f"ckpt-{best_iteration}",
         strict=evaluations[-1 if best_iteration == 4 else 1].strict,
@@ -673,6 +677,14 @@ def test_a_dip_within_noise_on_the_best_schedule_holds_and_the_schedule_goes_on(
     assert kind == "hold" and "within one standard error" in new.reason
     assert (new.schedule_offset, new.schedule_steps, new.optimizer_from) == (160, 240, 4)
     assert new.hyper.learning_rate == state["plan"].hyper.learning_rate
+    assert new.data_recipe == "plain" and "on fresh data" in new.reason
+    # A held stall whose misses name one skill gap aims its next stretch's data at them
+    # (answer_format's "yes" to every parity question held 0.81 for four stretches).
+    state = _held_state(tmp_path, best_iteration=4, score=0.78, label_collapse=19, wrong=3)
+    new, kind = refine(state, state["plan"])
+    assert kind == "hold" and new.data_recipe == "targeted"
+    assert "86% of its misses are 'label_collapse'" in new.reason
+    assert new.hyper == state["plan"].hyper
     # At the schedule's end there is nothing to go on with: a stall, as before.
     state["plan"] = state["plan"].model_copy(update={"schedule_offset": 200})
     _, kind = refine(state, state["plan"])
@@ -681,6 +693,20 @@ def test_a_dip_within_noise_on_the_best_schedule_holds_and_the_schedule_goes_on(
     state = _held_state(tmp_path, best_iteration=3, score=0.70)
     _, kind = refine(state, state["plan"])
     assert kind == "lower_lr"
+
+
+def test_a_loop_guard_switch_never_trains_past_the_iteration_budget(tmp_path):
+    state = _held_state(tmp_path, best_iteration=3, score=0.70)
+    plateau = GuardEvent(
+        pattern="plateau", key="plateau:1", detail="no gain", rung="switch_technique", step=9
+    )
+    decision, switched = decide(state, 9, plateau)
+    assert switched.technique == "sft_lora" and decision.guard_event == "plateau:1"
+    # The same firing after the last iteration the run may train ends the run: on answer_format
+    # it once switched technique after the sixth of six iterations and trained a seventh.
+    state["run_options"] = RunOptions(max_iterations=4)
+    decision, switched = decide(state, 9, plateau)
+    assert switched is None and decision.stop_reason == StopReason.BUDGET_ITERATIONS
 
 
 def test_the_best_schedule_runs_from_its_evaluation_through_the_next_stretch():

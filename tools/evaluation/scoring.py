@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -56,6 +57,14 @@ COLLAPSE_SWALLOWED = 0.75
 COLLAPSE_MIN_ITEMS = 5
 
 
+# Items of a list answer ("2, 16, 57"): lists of numbers are what a verifier can compare item by
+# item; a model that sorts "8" after "64" has every item right and only the order wrong.
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+# On a task with free answers, an answer given by at least this share of the items (and by
+# COLLAPSE_MIN_ITEMS) is a label: a kind of question answered from a fixed set.
+LABEL_MIN_SHARE = 0.05
+
 # Answers drawn from at most this many distinct values (and repeating) make a label set: a
 # miss that names another label is a confusion between classes, not free-form nonsense.
 MAX_LABELS = 12
@@ -82,8 +91,10 @@ def categorize(
     labels: frozenset[str] = frozenset(),
 ) -> str:
     """Name the kind of miss: correct, format (right answer, wrong shape), empty, another of the
-    task's labels (wrong_label), a number off by a power of ten (a lost or spurious carry), or
-    wrong."""
+    task's labels (wrong_label; score() names label_collapse, the one label a kind of question
+    always gets), a list with the right items out of order (misordered) or with
+    items lost, added or changed (wrong_items), a number off by a power of ten (a lost or
+    spurious carry), or wrong."""
     if strict:
         return "correct"
     if lenient:
@@ -92,12 +103,26 @@ def categorize(
         return "empty"
     if labels and normal_answer(completion) in labels:
         return "wrong_label"
+    listed = list_miss(completion, answer)
+    if listed:
+        return listed
     got, expected = parse_number(completion), parse_number(answer)
     if got is not None and expected is not None and got != expected:
         gap = abs(got - expected)
         if gap == gap.to_integral_value() and gap >= 10 and str(int(gap)).strip("0") == "1":
             return "off_by_power_of_ten"
     return "wrong"
+
+
+def list_miss(completion: str, answer: str) -> str | None:
+    """A comma-separated list answer's miss: misordered (the same items) or wrong_items."""
+    expected = _NUMBER.findall(answer)
+    one_number = parse_number(answer) is not None  # "1,234" is a number, not a list
+    if one_number or len(expected) < 2 or len(answer.split(",")) != len(expected):
+        return None
+    return (
+        "misordered" if sorted(_NUMBER.findall(completion)) == sorted(expected) else "wrong_items"
+    )
 
 
 def collapsed_share(completions: list[str]) -> float:
@@ -137,6 +162,31 @@ def collapse_threshold(expected: float, others: int) -> float:
     return max(COLLAPSE_SHARE, min(excess, swallowed))
 
 
+def collapsed_label(references: list[str], completions: list[str]) -> tuple[str, frozenset[str]]:
+    """On a task mixing free answers with a kind of question answered by labels (answer_format's
+    "Is 975 even?" among its comparisons), the one label given to nearly every question of that
+    kind, and the kind's labels; ("", empty) when no such kind collapsed.
+
+    The split-wide collapse cannot see it: SmolLM2 after 240 steps on answer_format said "yes" to
+    all 34 parity questions of its validation split, a third of the answers.
+    """
+    counts = Counter(references)
+    labels = frozenset(
+        answer
+        for answer, count in counts.items()
+        if count >= max(COLLAPSE_MIN_ITEMS, LABEL_MIN_SHARE * len(references))
+    )
+    kind = [i for i, reference in enumerate(references) if reference in labels]
+    if len(labels) < 2 or len(kind) == len(references):
+        return "", frozenset()
+    given, count = Counter(normal_answer(completions[i]) for i in kind).most_common(1)[0]
+    commonest = Counter(references[i] for i in kind).most_common(1)[0][1]
+    threshold = collapse_threshold(commonest / len(kind), len(kind) - commonest)
+    if given in labels and count / len(kind) >= threshold:
+        return given, labels
+    return "", frozenset()
+
+
 def _accuracy(hits: Counter[str], references: Counter[str], balanced: bool) -> float:
     """The share of items right, or with `balanced` the mean of each reference answer's share."""
     if balanced:
@@ -172,11 +222,14 @@ def score(
     normal = [normal_answer(example.answer) for example in examples]
     references = Counter(normal)
     balanced = balance_labels and bool(labels) and len(references) > 1
+    same, kind_labels = collapsed_label(normal, completions) if not labels else ("", frozenset())
     for example, reference, completion in zip(examples, normal, completions, strict=True):
         verdict = task.verify(completion, example.answer)
         strict_hits[reference] += verdict.strict
         lenient_hits[reference] += verdict.lenient
         category = categorize(completion, verdict.strict, verdict.lenient, example.answer, labels)
+        if category == "wrong" and reference in kind_labels and normal_answer(completion) == same:
+            category = "label_collapse"
         categories[category] += 1
         if category == "correct":
             continue
