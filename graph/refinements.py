@@ -22,16 +22,17 @@ STRONG_GAIN = 0.1
 RAISE_LR_FACTOR = 1.5
 # A miss category holding at least this share of the misses changes the data, not only the LR.
 DOMINANT_SHARE = 0.5
-# Categories the data can target: a specific skill gap the verifier names, that aimed data was
-# measured to close. A lost carry shows as an answer off by a power of ten; one label for every
-# question of a kind (answer_format's "yes" to all its parity questions, a third of the split:
-# no global collapse). Plain "wrong" says nothing about which skill is missing, and format or
-# empty outputs are what plain SFT fixes. Measured (benchmarks/lab_vs_naive.py, sort_list at 6 ×
-# 40 steps): aiming the data at 'misordered' lists (sort_list's misses: "8" placed after "64" by
-# its first digit, 90% of them) went 0.60 → 0.67 → 0.77 → 0.74 → 0.80 → 0.79 on validation
-# where fresh plain rows went 0.60 → 0.74 → 0.79 → 0.78 → 0.81 → 0.83 (test 0.83 against 0.86);
-# earlier, oversampling merely "wrong" misses, uncapped, lowered validation on sort_list and
-# answer_format in --quick runs.
+# Categories the data can target: a specific skill gap the verifier names. A lost carry shows as
+# an answer off by a power of ten (aimed data reached 0.98 on addition_2d's test against naive
+# SFT's 0.97); one label for every question of a kind (answer_format's "yes" to all its parity
+# questions, a third of the split: no global collapse; a hold aimed at it took validation 0.81
+# → 0.85, whose checkpoint scored 0.79 on test against naive SFT's 0.83). Plain "wrong" says
+# nothing about which skill is missing, and format or empty outputs are what plain SFT fixes.
+# Measured (benchmarks/lab_vs_naive.py, sort_list at 6 × 40 steps): aiming the data at
+# 'misordered' lists (sort_list's misses: "8" placed after "64" by its first digit, 90% of them)
+# went 0.60 → 0.67 → 0.77 → 0.74 → 0.80 → 0.79 on validation where fresh plain rows went 0.60 →
+# 0.74 → 0.79 → 0.78 → 0.81 → 0.83 (test 0.83 against 0.86); earlier, oversampling merely
+# "wrong" misses, uncapped, lowered validation on sort_list and answer_format in --quick runs.
 TARGETABLE = ("off_by_power_of_ten", "label_collapse")
 
 
@@ -47,8 +48,8 @@ def dominant_miss(evaluation: EvaluationRecord) -> tuple[str, float] | None:
 
 
 def _targetable_miss(plan: Plan, evaluation: EvaluationRecord) -> str:
-    """The dominant miss data can aim at, as evidence ("62% of its misses are 'misordered'"),
-    when the plan's technique trains on rows; else ""."""
+    """The dominant miss data can aim at, as evidence ("62% of its misses are
+    'off_by_power_of_ten'"), when the plan's technique trains on rows; else ""."""
     dominant = dominant_miss(evaluation)
     if not dominant or dominant[0] not in TARGETABLE or TECHNIQUES[plan.technique].method != "sft":
         return ""
