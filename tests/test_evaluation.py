@@ -3,12 +3,8 @@
 import pytest
 
 from postlab.records.outcomes import binomial_stderr
-from postlab.tools.evaluation.scoring import (
-    EvaluationError,
-    categorize,
-    evaluate_checkpoint,
-    score,
-)
+from postlab.tools.evaluation.misses import categorize
+from postlab.tools.evaluation.scoring import EvaluationError, evaluate_checkpoint, score
 from postlab.tools.tasks.catalog import Example, load_task
 
 

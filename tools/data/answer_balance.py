@@ -8,7 +8,7 @@ from collections import Counter
 from postlab.records.outcomes import AnswerShift
 from postlab.tools.data.self_generated import Rows
 from postlab.tools.data.training_sets import example_row
-from postlab.tools.evaluation.scoring import label_set, normal_answer
+from postlab.tools.evaluation.misses import label_set, normal_answer
 from postlab.tools.tasks.catalog import Example
 
 # A training set whose commonest answer holds at least this share, and this much more of it than

@@ -1,0 +1,137 @@
+"""Misses by kind: what went wrong in a completion, and a model that gives one answer to all."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from postlab.tools.tasks.catalog import normalize_prompt
+from postlab.tools.tasks.verifiers import parse_number
+
+# When this share of the scored items (and at least COLLAPSE_MIN_ITEMS) got one and the same
+# completion, and COLLAPSE_EXCESS more than the commonest reference answer's share, the model has
+# collapsed to a constant answer. The excess matters on label tasks: a perfect yes/no classifier
+# on a balanced split says "yes" to half the items (on the held-out above_500 folder, a model
+# 70% right on validation gave one answer to 72% of it and was wrongly called collapsed).
+# On a skewed split the excess cannot be had (90% "yes" + 0.25); there a model that gives the
+# commonest answer to COLLAPSE_SWALLOWED of the items that need another one has collapsed too.
+COLLAPSE_SHARE = 0.5
+COLLAPSE_EXCESS = 0.25
+COLLAPSE_SWALLOWED = 0.75
+COLLAPSE_MIN_ITEMS = 5
+
+
+# Items of a list answer ("2, 16, 57"): lists of numbers are what a verifier can compare item by
+# item; a model that sorts "8" after "64" has every item right and only the order wrong.
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+# On a task with free answers, an answer given by at least this share of the items (and by
+# COLLAPSE_MIN_ITEMS) is a label: a kind of question answered from a fixed set.
+LABEL_MIN_SHARE = 0.05
+
+# Answers drawn from at most this many distinct values (and repeating) make a label set: a
+# miss that names another label is a confusion between classes, not free-form nonsense.
+MAX_LABELS = 12
+
+
+def label_set(answers: list[str]) -> frozenset[str]:
+    """The task's labels when its answers are a small repeating set (else empty)."""
+    labels = frozenset(normal_answer(answer) for answer in answers)
+    if len(labels) > MAX_LABELS or len(labels) * 2 > len(answers):
+        return frozenset()
+    return labels
+
+
+def normal_answer(text: str) -> str:
+    """An answer as labels are compared: case, spacing and a trailing full stop ignored."""
+    return normalize_prompt(text).strip(" .")
+
+
+def categorize(
+    completion: str,
+    strict: bool,
+    lenient: bool,
+    answer: str = "",
+    labels: frozenset[str] = frozenset(),
+) -> str:
+    """Name the kind of miss: correct, format (right answer, wrong shape), empty, another of the
+    task's labels (wrong_label; score() names label_collapse, the one label a kind of question
+    always gets), a list with the right items out of order (misordered) or with
+    items lost, added or changed (wrong_items), a number off by a power of ten (a lost or
+    spurious carry), or wrong."""
+    if strict:
+        return "correct"
+    if lenient:
+        return "format"
+    if not completion.strip():
+        return "empty"
+    if labels and normal_answer(completion) in labels:
+        return "wrong_label"
+    listed = list_miss(completion, answer)
+    if listed:
+        return listed
+    got, expected = parse_number(completion), parse_number(answer)
+    if got is not None and expected is not None and got != expected:
+        gap = abs(got - expected)
+        if gap == gap.to_integral_value() and gap >= 10 and str(int(gap)).strip("0") == "1":
+            return "off_by_power_of_ten"
+    return "wrong"
+
+
+def list_miss(completion: str, answer: str) -> str | None:
+    """A comma-separated list answer's miss: misordered (the same items) or wrong_items."""
+    expected = _NUMBER.findall(answer)
+    one_number = parse_number(answer) is not None  # "1,234" is a number, not a list
+    if one_number or len(expected) < 2 or len(answer.split(",")) != len(expected):
+        return None
+    return (
+        "misordered" if sorted(_NUMBER.findall(completion)) == sorted(expected) else "wrong_items"
+    )
+
+
+def collapsed_share(completions: list[str]) -> float:
+    """Share of completions equal to the most common non-empty one (0 when too few to tell).
+
+    Empty outputs are their own category ("empty"), not a constant answer.
+    """
+    texts = [" ".join(text.split()).lower() for text in completions]
+    answered = [text for text in texts if text]
+    if len(texts) < COLLAPSE_MIN_ITEMS or not answered:
+        return 0.0
+    return Counter(answered).most_common(1)[0][1] / len(texts)
+
+
+def collapse_threshold(expected: float, others: int) -> float:
+    """The share of one answer that makes a collapse, when the commonest reference holds
+    `expected` of the items and `others` items need another answer."""
+    excess = expected + COLLAPSE_EXCESS
+    if others < COLLAPSE_MIN_ITEMS:
+        # Too few items need another answer to tell a collapse from a few misses.
+        return max(COLLAPSE_SHARE, excess)
+    swallowed = expected + COLLAPSE_SWALLOWED * (1.0 - expected)
+    return max(COLLAPSE_SHARE, min(excess, swallowed))
+
+
+def collapsed_label(references: list[str], completions: list[str]) -> tuple[str, frozenset[str]]:
+    """On a task mixing free answers with a kind of question answered by labels (answer_format's
+    "Is 975 even?" among its comparisons), the one label given to nearly every question of that
+    kind, and the kind's labels; ("", empty) when no such kind collapsed.
+
+    The split-wide collapse cannot see it: SmolLM2 after 240 steps on answer_format said "yes" to
+    all 34 parity questions of its validation split, a third of the answers.
+    """
+    counts = Counter(references)
+    labels = frozenset(
+        answer
+        for answer, count in counts.items()
+        if count >= max(COLLAPSE_MIN_ITEMS, LABEL_MIN_SHARE * len(references))
+    )
+    kind = [i for i, reference in enumerate(references) if reference in labels]
+    if len(labels) < 2 or len(kind) == len(references):
+        return "", frozenset()
+    given, count = Counter(normal_answer(completions[i]) for i in kind).most_common(1)[0]
+    commonest = Counter(references[i] for i in kind).most_common(1)[0][1]
+    threshold = collapse_threshold(commonest / len(kind), len(kind) - commonest)
+    if given in labels and count / len(kind) >= threshold:
+        return given, labels
+    return "", frozenset()
