@@ -58,8 +58,6 @@ def _trainer_phases(run_dir: Path) -> dict[str, float]:
         (
             "runtime_s",
             "setup_s",
-            "tracker_start_s",
-            "tracker_wait_s",
             "optimizer_load_s",
             "checkpoint_save_s",
             "optimizer_save_s",
@@ -93,7 +91,6 @@ def overhead_table(run_dir: Path, summary: dict, wall: float) -> str:
     agents = _agent_wall(summary)
     in_steps = sum(agents.values())
     worker_rest = trainer["process_s"] - training - trainer["setup_s"] - trainer["optimizer_load_s"]
-    worker_rest -= trainer["tracker_wait_s"]
     worker_rest -= trainer["checkpoint_save_s"] + trainer["optimizer_save_s"]
     rows = [
         {"what": "wall time", "value": wall, "unit": "s"},
@@ -105,16 +102,6 @@ def overhead_table(run_dir: Path, summary: dict, wall: float) -> str:
         {
             "what": "· workers' setup (model, data, trainer)",
             "value": trainer["setup_s"],
-            "unit": "s",
-        },
-        {
-            "what": "· workers' waits for tracker runs (opened on a thread during set-up)",
-            "value": trainer["tracker_wait_s"],
-            "unit": "s",
-        },
-        {
-            "what": "  (the tracker runs' starts, overlapping set-up: not added)",
-            "value": trainer["tracker_start_s"],
             "unit": "s",
         },
         {

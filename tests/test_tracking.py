@@ -7,7 +7,6 @@ import sys
 import tempfile
 
 from postlab.graph.runner import run_lab
-from postlab.tools.tracking.early_start import EarlyStart, start_tracker_run
 from postlab.tools.tracking.trackers import (
     TRACKER_PROJECT,
     EvaluationLog,
@@ -87,22 +86,3 @@ def test_nothing_to_log_or_no_tracker_starts_no_process(tmp_path):
     unavailable = start_evaluation_log("none", tmp_path, "run", [{"step": 0}])
     assert unavailable.process is None
     assert unavailable.outcome() == "none is not available here"
-
-
-def test_an_early_tracker_start_that_fails_is_reported_not_raised():
-    def broken() -> None:
-        raise RuntimeError("service did not start")
-
-    start = EarlyStart(broken)
-    assert start.wait() >= 0
-    # The worker goes on; transformers' callback then opens the run as it would have.
-    assert start.error == "RuntimeError: service did not start"
-
-
-def test_only_wandb_with_a_project_is_started_early(monkeypatch):
-    monkeypatch.setenv("WANDB_PROJECT", TRACKER_PROJECT)
-    assert start_tracker_run("trackio", "run").opens_a_run is False
-    assert start_tracker_run("none", "run").opens_a_run is False
-    monkeypatch.delenv("WANDB_PROJECT")
-    # Without a project the callback's own default applies: nothing to open early.
-    assert start_tracker_run("wandb", "run").opens_a_run is False

@@ -127,7 +127,7 @@ def common_args(spec: TrainingSpec, cuda: bool, bf16: bool, report_to: str) -> d
         "logging_nan_inf_filter": False,
         "save_strategy": "no",
         "report_to": report_to,
-        "run_name": spec.tracker_run_name,
+        "run_name": spec.run_name or Path(spec.output_dir).name,
         # Trackio's project; never a Space on the Hub unless the user's environment names one.
         "project": spec.tracker_project,
         "trackio_static_space_id": False,

@@ -99,11 +99,6 @@ class TrainingSpec(BaseModel):
     run_name: str = ""
 
     @property
-    def tracker_run_name(self) -> str:
-        """The name this run logs under in its tracker."""
-        return self.run_name or Path(self.output_dir).name
-
-    @property
     def continues(self) -> bool:
         """Whether this run is part of a longer schedule or resumes an optimiser state."""
         whole = self.schedule_steps in (None, self.max_steps)

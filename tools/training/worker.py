@@ -18,8 +18,6 @@ from pydantic import ValidationError
 from postlab.tools.io.atomic import share_files, write_json_atomic
 from postlab.tools.io.rundir import CHECKPOINT_DIR
 from postlab.tools.models.resolution import save_checkpoint as save_atomically
-from postlab.tools.tracking.early_start import start_tracker_run
-from postlab.tools.tracking.trackers import report_to as tracker_report_to
 from postlab.tools.training.failures import (
     EVENT_MARKER,
     EXIT_BAD_CONFIG,
@@ -215,15 +213,9 @@ def main(argv: list[str] | None = None) -> int:
         set_seed(spec.seed)
         record: dict[str, Any] = {}
         callback = make_progress_callback(spec.max_steps, started, record)
-        # Rank 0 alone logs, as transformers' callback does.
-        report_to = tracker_report_to(spec.tracker) if is_main_process() else "none"
-        tracker_start = start_tracker_run(report_to, spec.tracker_run_name)
         trainer, tokenizer = build_trainer(spec, callback, use_unsloth)
         setup_s = time.monotonic() - started
         print_event({"event": "setup", "setup_s": round(setup_s, 3)})
-        tracker_wait_s = tracker_start.wait()
-        if tracker_start.error:
-            print(f"tracker start failed ({tracker_start.error}): trying again", flush=True)
 
         phase = "train"
         output = trainer.train()
@@ -243,8 +235,6 @@ def main(argv: list[str] | None = None) -> int:
         metrics = _metrics(record, dict(output.metrics or {}), steps)
         # Where the process's time went beyond the training loop (benchmarks/demo_time.py).
         metrics["setup_s"] = setup_s
-        metrics["tracker_start_s"] = tracker_start.start_s
-        metrics["tracker_wait_s"] = tracker_wait_s
         metrics["checkpoint_save_s"] = checkpoint_s
         metrics["optimizer_load_s"] = float(getattr(trainer, "optimizer_load_s", 0.0))
         metrics["resumed_optimizer"] = float(getattr(trainer, "resumed_optimizer", False))
