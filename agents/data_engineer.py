@@ -11,7 +11,7 @@ from postlab.records.events import emit
 from postlab.records.outcomes import AgentOutcome
 from postlab.records.state import LabState
 from postlab.records.steps import Directive
-from postlab.tools.data.answer_balance import balanced_rows
+from postlab.tools.data.answer_balance import balanced_rows, collapsed_kind_rows
 from postlab.tools.data.hub import (
     ColumnMappingError,
     HubDatasetError,
@@ -142,6 +142,8 @@ def _recipe_builder(
         return lambda examples: curriculum_rows(sampled(examples, 1, None))
     if recipe == "balanced":
         return balanced_rows
+    if recipe == "collapsed_kind":
+        return collapsed_kind_rows
     # Task folders hold free text: nearness in meaning. Generated tasks: shared numbers.
     free_text = task.spec.source == "dir"
     if recipe == "quality":

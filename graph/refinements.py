@@ -8,6 +8,7 @@ miss categories that chose it.
 from __future__ import annotations
 
 from postlab.graph.experiments import Move, cites, new_plan, pick_technique
+from postlab.records.artifacts import DataRecipe
 from postlab.records.outcomes import EvaluationRecord, TechniqueFinding
 from postlab.records.run import RunOptions
 from postlab.records.state import LabState
@@ -22,18 +23,29 @@ STRONG_GAIN = 0.1
 RAISE_LR_FACTOR = 1.5
 # A miss category holding at least this share of the misses changes the data, not only the LR.
 DOMINANT_SHARE = 0.5
-# Categories the data can target: a specific skill gap the verifier names. A lost carry shows as
-# an answer off by a power of ten (aimed data reached 0.98 on addition_2d's test against naive
-# SFT's 0.97); one label for every question of a kind (answer_format's "yes" to all its parity
-# questions, a third of the split: no global collapse; a hold aimed at it took validation 0.81
-# → 0.85, whose checkpoint scored 0.79 on test against naive SFT's 0.83). Plain "wrong" says
-# nothing about which skill is missing, and format or empty outputs are what plain SFT fixes.
+# What each aimed recipe trains on, as a reason says it.
+RECIPE_WORDS: dict[str, str] = {
+    "targeted": "data weighted toward those misses",
+    "collapsed_kind": "rows giving that kind of question a larger share, its labels equally",
+}
+# Categories the data can target (a specific skill gap the verifier names), and the recipe that
+# aims at each. A lost carry shows as an answer off by a power of ten: the rows nearest the misses
+# and those the model gets wrong, repeated (aimed data reached 0.98 on addition_2d's test against
+# naive SFT's 0.97). One label for every question of a kind (answer_format's "yes" to all its
+# parity questions, a third of the split: no global collapse) is a kind given too few rows to
+# learn: it takes 0.6 of them (tools/data/answer_balance.py's KIND_SHARE). Repeating the rows
+# nearest its misses instead (at most a quarter more) took validation 0.81 → 0.85 once, whose
+# checkpoint scored 0.79 on test against naive SFT's 0.83. Plain "wrong" says nothing about
+# which skill is missing, and format or empty outputs are what plain SFT fixes.
 # Measured (benchmarks/lab_vs_naive.py, sort_list at 6 × 40 steps): aiming the data at
 # 'misordered' lists (sort_list's misses: "8" placed after "64" by its first digit, 90% of them)
 # went 0.60 → 0.67 → 0.77 → 0.74 → 0.80 → 0.79 on validation where fresh plain rows went 0.60 →
 # 0.74 → 0.79 → 0.78 → 0.81 → 0.83 (test 0.83 against 0.86); earlier, oversampling merely
 # "wrong" misses, uncapped, lowered validation on sort_list and answer_format in --quick runs.
-TARGETABLE = ("off_by_power_of_ten", "label_collapse")
+AIMED_RECIPES: dict[str, DataRecipe] = {
+    "off_by_power_of_ten": "targeted",
+    "label_collapse": "collapsed_kind",
+}
 
 
 def dominant_miss(evaluation: EvaluationRecord) -> tuple[str, float] | None:
@@ -47,14 +59,16 @@ def dominant_miss(evaluation: EvaluationRecord) -> tuple[str, float] | None:
     return (category, share) if share >= DOMINANT_SHARE else None
 
 
-def _targetable_miss(plan: Plan, evaluation: EvaluationRecord) -> str:
-    """The dominant miss data can aim at, as evidence ("62% of its misses are
-    'off_by_power_of_ten'"), when the plan's technique trains on rows; else ""."""
+def _aimed_recipe(plan: Plan, evaluation: EvaluationRecord) -> tuple[DataRecipe, str] | None:
+    """The recipe aimed at the dominant miss, and that miss as evidence ("62% of its misses are
+    'off_by_power_of_ten'"), when data can aim at it and the plan's technique trains on rows."""
     dominant = dominant_miss(evaluation)
-    if not dominant or dominant[0] not in TARGETABLE or TECHNIQUES[plan.technique].method != "sft":
-        return ""
+    if not dominant or dominant[0] not in AIMED_RECIPES:
+        return None
+    if TECHNIQUES[plan.technique].method != "sft":
+        return None
     category, share = dominant
-    return f"{share:.0%} of its misses are '{category}'"
+    return AIMED_RECIPES[category], f"{share:.0%} of its misses are '{category}'"
 
 
 def _collapse_is_a_phase(state: LabState, plan: Plan, this: EvaluationRecord) -> bool:
@@ -190,16 +204,17 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     if this.strict >= before + options.guard.min_improvement:
         rate, how, move = _next_rate(plan, this.strict - before)
         stepped = plan.hyper.with_changes(learning_rate=rate)
-        aimed = _targetable_miss(plan, this)
+        aimed = _aimed_recipe(plan, this)
         if aimed:
+            recipe, why = aimed
             reason = (
-                f"iteration {plan.iteration} raised {evidence}; {aimed}: continue "
-                f"{finding.name} on data weighted toward those misses, {how}"
+                f"iteration {plan.iteration} raised {evidence}; {why}: continue "
+                f"{finding.name} on {RECIPE_WORDS[recipe]}, {how}"
             )
-            targeted = new_plan(
-                state, finding, reason, stepped, recipe="targeted", move="target_errors"
+            aimed_plan = new_plan(
+                state, finding, reason, stepped, recipe=recipe, move="target_errors"
             )
-            return targeted, "target_errors"
+            return aimed_plan, "target_errors"
         reason = (
             f"iteration {plan.iteration} raised {evidence}: continue {finding.name} from the "
             f"new best on fresh data, {how}"
@@ -210,14 +225,14 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     if best is not None and best.iteration == plan.iteration and plan.schedule_unfinished:
         # The evaluator let this iteration take the best's place (agents.evaluator's
         # holds_the_schedule): within noise of the best on the same schedule, so it goes on.
-        aimed = _targetable_miss(plan, this)
-        data = f"on data weighted toward its misses ({aimed})" if aimed else "on fresh data"
+        aimed = _aimed_recipe(plan, this)
+        data = f"on {RECIPE_WORDS[aimed[0]]} ({aimed[1]})" if aimed else "on fresh data"
         reason = (
             f"iteration {plan.iteration} held {evidence}, within one standard error of the best "
             f"on {this.n} items: noise on an unfinished schedule, not a stall; continue "
             f"{finding.name} from it {data}, on the same schedule"
         )
-        recipe = "targeted" if aimed else plan.data_recipe
+        recipe = aimed[0] if aimed else plan.data_recipe
         held = new_plan(state, finding, reason, plan.hyper, recipe=recipe, move="hold")
         return held, "hold"
     if not plan.lr_halved:

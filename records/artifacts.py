@@ -24,6 +24,7 @@ DataRecipe = Literal[
     "targeted",
     "synthetic",
     "balanced",
+    "collapsed_kind",
 ]
 
 

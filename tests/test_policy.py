@@ -286,6 +286,10 @@ def test_a_dominant_specific_miss_changes_the_data(tmp_path):
     before = state["plan"].hyper
     assert new.hyper == before.with_changes(learning_rate=new.hyper.learning_rate)
     assert "75% of its misses are 'off_by_power_of_ten'" in new.reason
+    # A gain whose misses are one kind of question's single label aims at that kind instead.
+    state = _done_state(tmp_path, 0.6, label_collapse=30, wrong=10)
+    new, kind = refine(state, state["plan"])
+    assert kind == "target_errors" and new.data_recipe == "collapsed_kind"
     # Misordered lists are named but not aimed at: on sort_list that was measured to hurt.
     state = _done_state(tmp_path, 0.6, misordered=12, wrong_items=4)
     new, kind = refine(state, state["plan"])
@@ -682,8 +686,10 @@ def test_a_dip_within_noise_on_the_best_schedule_holds_and_the_schedule_goes_on(
     # (answer_format's "yes" to every parity question held 0.81 for four stretches).
     state = _held_state(tmp_path, best_iteration=4, score=0.78, label_collapse=19, wrong=3)
     new, kind = refine(state, state["plan"])
-    assert kind == "hold" and new.data_recipe == "targeted"
+    # That gap is a kind of question given too few rows: the next stretch gives it more.
+    assert kind == "hold" and new.data_recipe == "collapsed_kind"
     assert "86% of its misses are 'label_collapse'" in new.reason
+    assert "that kind of question a larger share" in new.reason
     assert new.hyper == state["plan"].hyper
     # At the schedule's end there is nothing to go on with: a stall, as before.
     state["plan"] = state["plan"].model_copy(update={"schedule_offset": 200})

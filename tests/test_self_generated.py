@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from postlab.memory.embeddings import default_embedding_function
 from postlab.memory.store import LabMemory
-from postlab.tools.data.answer_balance import balanced_rows
+from postlab.tools.data.answer_balance import balanced_rows, collapsed_kind_rows
 from postlab.tools.data.self_generated import (
     Sampled,
     curriculum_rows,
@@ -219,6 +219,32 @@ def test_balanced_rows_give_every_answer_equal_weight_and_leave_unique_answers_a
     sums = [Example(prompt=f"{i} + 1", answer=str(i + 1)) for i in range(10)]
     rows, stats = balanced_rows(sums)
     assert not stats["balanced"] and len(rows) == 10
+
+
+def test_a_collapsed_kind_of_question_takes_its_share_of_the_rows_labels_equal():
+    task = load_task("answer_format")
+    examples = task.train_examples(300, seed=3)
+    parity = [e for e in examples if "even?" in e.prompt]
+    rows, stats = collapsed_kind_rows(examples, share=0.6)
+    asked = [row["prompt"][0]["content"] for row in rows]
+    said = [row["completion"][0]["content"] for row in rows]
+    kind = ["even?" in prompt for prompt in asked]
+    assert len(rows) == len(examples) and sum(kind) == 180
+    assert stats["kind_labels"] == ["no", "yes"] and stats["kind_distinct"] == len(parity)
+    assert stats["kind_share_before"] == round(len(parity) / 300, 3) and stats["kind_share"] == 0.6
+    # Its labels equally often; every parity question it had is among them.
+    assert sum(s == "yes" for s, k in zip(said, kind, strict=True) if k) == 90
+    assert {e.prompt for e in parity} <= set(asked)
+    # Spread through the set: every tenth of the rows holds the kind at its share.
+    assert all(sum(kind[i : i + 30]) == 18 for i in range(0, 300, 30))
+    # The other questions fill the rest unchanged, in their order.
+    others = [e.prompt for e in examples if "even?" not in e.prompt]
+    assert [p for p, k in zip(asked, kind, strict=True) if not k] == others[:120]
+    # A task without a kind of question answered by labels keeps its rows as they are.
+    sums = load_task("addition_2d").train_examples(50, seed=3)
+    rows, stats = collapsed_kind_rows(sums)
+    assert not stats["reweighted"] and len(rows) == 50
+    assert [row["prompt"][0]["content"] for row in rows] == [e.prompt for e in sums]
 
 
 def test_a_training_prior_is_a_shift_only_when_validation_differs():

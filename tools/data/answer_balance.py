@@ -1,5 +1,5 @@
 """Training answers in balance: whether training over-represents one answer against validation,
-and rows that give every answer equal weight."""
+rows that give every answer equal weight, and rows that give a collapsed kind of question more."""
 
 from __future__ import annotations
 
@@ -8,13 +8,19 @@ from collections import Counter
 from postlab.records.outcomes import AnswerShift
 from postlab.tools.data.self_generated import Rows
 from postlab.tools.data.training_sets import example_row
-from postlab.tools.evaluation.misses import label_set, normal_answer
+from postlab.tools.evaluation.misses import label_kind, label_set, normal_answer
 from postlab.tools.tasks.catalog import Example
 
 # A training set whose commonest answer holds at least this share, and this much more of it than
 # validation does, can teach that answer as a prior instead of the task (a collapse).
 SHIFT_MIN_TRAIN_SHARE = 0.6
 SHIFT_MIN_GAP = 0.2
+# The share of the rows the collapsed kind of question takes (from about a quarter on
+# answer_format). Measured: 240 steps of plain SFT on answer_format with parity questions at 0.6
+# of the rows (1,152 rows from 915 distinct questions) scored 0.99 on validation and on test,
+# parity learned, where naive SFT's rows (26.5% parity) left every parity question answered
+# "yes" (test 0.83).
+KIND_SHARE = 0.6
 
 
 def answer_shift(
@@ -70,3 +76,48 @@ def balanced_rows(examples: list[Example]) -> Rows:
         "largest_share_before": round(max(before.values()) / len(examples), 3),
     }
     return rows, stats
+
+
+def collapsed_kind_rows(examples: list[Example], share: float = KIND_SHARE) -> Rows:
+    """Plain rows in which the questions answered by labels (answer_format's "Is 975 even?"
+    among its comparisons) take `share` of the rows, their labels equally often.
+
+    A kind of question that gets one label whatever it asks was not given enough of itself to
+    learn: its rows are repeated, interleaved by label, and the other questions fill the rest,
+    so the set keeps its size. A task without such a kind keeps its rows as they are.
+    """
+    labels = label_kind([example.answer for example in examples])
+    by_label: dict[str, list[Example]] = {label: [] for label in sorted(labels)}
+    others: list[Example] = []
+    for example in examples:
+        answer = normal_answer(example.answer)
+        by_label.get(answer, others).append(example)
+    kind = sum(len(items) for items in by_label.values())
+    if not labels or not others:
+        rows = [example_row(e, "sft") for e in examples]
+        return rows, {"kind_labels": sorted(labels), "reweighted": False}
+    wanted = max(kind, round(share * len(examples)))
+    groups = list(by_label.values())
+    chosen = []
+    for i in range(wanted):
+        group = groups[i % len(groups)]
+        chosen.append(group[i // len(groups) % len(group)])
+    rest = others[: len(examples) - wanted]
+    # Spread evenly: every stretch of training sees the kind at its share.
+    mixed = _spread(chosen, rest)
+    stats = {
+        "kind_labels": sorted(labels),
+        "reweighted": True,
+        "kind_share_before": round(kind / len(examples), 3),
+        "kind_share": round(wanted / len(mixed), 3),
+        "kind_distinct": kind,
+        "other_rows_dropped": len(others) - len(rest),
+    }
+    return [example_row(e, "sft") for e in mixed], stats
+
+
+def _spread(first: list[Example], second: list[Example]) -> list[Example]:
+    """The two lists merged so each keeps its share of every stretch of the result."""
+    placed = [((i + 0.5) / len(first), 0, e) for i, e in enumerate(first)]
+    placed += [((j + 0.5) / len(second), 1, e) for j, e in enumerate(second)]
+    return [example for _, _, example in sorted(placed, key=lambda item: item[:2])]

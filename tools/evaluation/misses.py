@@ -112,6 +112,20 @@ def collapse_threshold(expected: float, others: int) -> float:
     return max(COLLAPSE_SHARE, min(excess, swallowed))
 
 
+def label_kind(references: list[str]) -> frozenset[str]:
+    """On a task mixing free answers with a kind of question answered by labels, that kind's
+    labels (the answers repeated by a share of the items); empty when there is no such kind."""
+    counts = Counter(normal_answer(reference) for reference in references)
+    labels = frozenset(
+        answer
+        for answer, count in counts.items()
+        if count >= max(COLLAPSE_MIN_ITEMS, LABEL_MIN_SHARE * len(references))
+    )
+    if len(labels) < 2 or sum(counts[label] for label in labels) == len(references):
+        return frozenset()
+    return labels
+
+
 def collapsed_label(references: list[str], completions: list[str]) -> tuple[str, frozenset[str]]:
     """On a task mixing free answers with a kind of question answered by labels (answer_format's
     "Is 975 even?" among its comparisons), the one label given to nearly every question of that
@@ -120,15 +134,10 @@ def collapsed_label(references: list[str], completions: list[str]) -> tuple[str,
     The split-wide collapse cannot see it: SmolLM2 after 240 steps on answer_format said "yes" to
     all 34 parity questions of its validation split, a third of the answers.
     """
-    counts = Counter(references)
-    labels = frozenset(
-        answer
-        for answer, count in counts.items()
-        if count >= max(COLLAPSE_MIN_ITEMS, LABEL_MIN_SHARE * len(references))
-    )
-    kind = [i for i, reference in enumerate(references) if reference in labels]
-    if len(labels) < 2 or len(kind) == len(references):
+    labels = label_kind(references)
+    if not labels:
         return "", frozenset()
+    kind = [i for i, reference in enumerate(references) if reference in labels]
     given, count = Counter(normal_answer(completions[i]) for i in kind).most_common(1)[0]
     commonest = Counter(references[i] for i in kind).most_common(1)[0][1]
     threshold = collapse_threshold(commonest / len(kind), len(kind) - commonest)

@@ -68,7 +68,16 @@ TECHNIQUES: dict[str, TechniqueRecipe] = {
 }
 # Data recipes each trainer method can learn from (a router may change a plan's recipe within).
 RECIPES_BY_METHOD: dict[str, tuple[str, ...]] = {
-    "sft": ("plain", "quality", "curriculum", "targeted", "rft", "synthetic", "balanced"),
+    "sft": (
+        "plain",
+        "quality",
+        "curriculum",
+        "targeted",
+        "rft",
+        "synthetic",
+        "balanced",
+        "collapsed_kind",
+    ),
     "dpo": ("preference",),
     "orpo": ("preference",),
     "grpo": ("grpo",),
