@@ -129,6 +129,7 @@ def _assert_ok_run(result: TrainingResult, events: list[dict], spec: TrainingSpe
     phases = ("setup_s", "optimizer_load_s", "runtime_s", "checkpoint_save_s")
     assert all(result.metrics[phase] >= 0 for phase in phases)
     assert result.metrics["setup_s"] > 0 and result.metrics["checkpoint_save_s"] > 0
+    assert result.metrics["tracker_start_s"] >= 0
     spent = sum(result.metrics[phase] for phase in phases)
     spent += result.metrics.get("optimizer_save_s", 0.0)
     assert spent <= result.metrics["process_s"] + 0.05
@@ -172,6 +173,8 @@ def test_sft_full(sft_full_run):
     assert events[0]["event"] == "started" and events[0]["pid"] > 0
     # wandb ran offline and kept its files inside the run directory.
     assert (Path(spec.output_dir) / "wandb").is_dir()
+    # Opening its run is timed apart from training: it runs inside the trainer's own clock.
+    assert 0 < result.metrics["tracker_start_s"] < result.metrics["runtime_s"]
     print(f"sft full: wall {wall:.1f}s, step {result.metrics['step_time_s']:.3f}s")
 
 
