@@ -7,7 +7,7 @@ miss categories that chose it.
 
 from __future__ import annotations
 
-from postlab.graph.experiments import Move, cites, new_plan, pick_technique
+from postlab.graph.experiments import Move, cites, new_plan, pick_technique, usable_recipes
 from postlab.records.artifacts import DataRecipe
 from postlab.records.outcomes import EvaluationRecord, TechniqueFinding
 from postlab.records.run import RunOptions
@@ -98,7 +98,10 @@ def _finding(state: LabState, key: str) -> TechniqueFinding | None:
     return next((f for f in state.get("findings") or [] if f.key == key), None)
 
 
-def _switch(state: LabState, plan: Plan, why: str) -> tuple[Plan | None, Move | str]:
+def _switch(
+    state: LabState, plan: Plan, why: str, aimed: tuple[DataRecipe, str] | None = None
+) -> tuple[Plan | None, Move | str]:
+    """Switch to the next card that applies; on the aimed recipe where its trainer takes it."""
     alternative, skipped = pick_technique(
         state, {plan.technique, *state.get("tried_techniques", [])}
     )
@@ -106,7 +109,11 @@ def _switch(state: LabState, plan: Plan, why: str) -> tuple[Plan | None, Move | 
         detail = f"; {skipped}" if skipped else ""
         return None, f"{why} and no untried technique applies{detail}"
     reason = f"{why}: switch to {alternative.name} ({cites(alternative)})"
-    return new_plan(state, alternative, reason, move="switch"), "switch"
+    recipe = None
+    if aimed and aimed[0] in usable_recipes(state, alternative.key):
+        recipe = aimed[0]
+        reason += f", on {RECIPE_WORDS[recipe]} ({aimed[1]})"
+    return new_plan(state, alternative, reason, recipe=recipe, move="switch"), "switch"
 
 
 def _fix_failure(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
@@ -235,11 +242,19 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         recipe = aimed[0] if aimed else plan.data_recipe
         held = new_plan(state, finding, reason, plan.hyper, recipe=recipe, move="hold")
         return held, "hold"
+    # A skill gap the misses still name keeps the data aimed at it through a stall: a stretch
+    # is too short to learn it, and a move back to plain rows would drop what it needs.
+    aimed = _aimed_recipe(plan, this)
     if not plan.lr_halved:
         hyper = plan.hyper.with_changes(learning_rate=plan.hyper.learning_rate / 2)
+        data = f", on {RECIPE_WORDS[aimed[0]]} ({aimed[1]})" if aimed else ""
         reason = (
             f"iteration {plan.iteration} did not beat the best ({evidence}): halve the learning "
-            "rate and restart from the best checkpoint"
+            f"rate and restart from the best checkpoint{data}"
         )
-        return new_plan(state, finding, reason, hyper, lr_halved=True, move="lower_lr"), "lower_lr"
-    return _switch(state, plan, f"{plan.technique} stopped improving ({evidence})")
+        recipe = aimed[0] if aimed else None
+        lowered = new_plan(
+            state, finding, reason, hyper, lr_halved=True, recipe=recipe, move="lower_lr"
+        )
+        return lowered, "lower_lr"
+    return _switch(state, plan, f"{plan.technique} stopped improving ({evidence})", aimed)

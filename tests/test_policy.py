@@ -691,14 +691,20 @@ def test_a_dip_within_noise_on_the_best_schedule_holds_and_the_schedule_goes_on(
     assert "86% of its misses are 'label_collapse'" in new.reason
     assert "that kind of question a larger share" in new.reason
     assert new.hyper == state["plan"].hyper
-    # At the schedule's end there is nothing to go on with: a stall, as before.
+    # At the schedule's end there is nothing to go on with: a stall, as before, whose data
+    # stays aimed at the gap its misses still name.
     state["plan"] = state["plan"].model_copy(update={"schedule_offset": 200})
-    _, kind = refine(state, state["plan"])
-    assert kind == "lower_lr"
-    # Not held (the best stayed iteration 3): the usual stall.
+    new, kind = refine(state, state["plan"])
+    assert kind == "lower_lr" and new.data_recipe == "collapsed_kind"
+    assert "label_collapse" in new.reason
+    # Stalled again at the lower rate: the next technique takes the aimed rows when it can.
+    state["plan"] = state["plan"].model_copy(update={"lr_halved": True})
+    new, kind = refine(state, state["plan"])
+    assert kind == "switch" and new.method == "sft" and new.data_recipe == "collapsed_kind"
+    # Not held (the best stayed iteration 3): the usual stall, on the technique's own data.
     state = _held_state(tmp_path, best_iteration=3, score=0.70)
-    _, kind = refine(state, state["plan"])
-    assert kind == "lower_lr"
+    new, kind = refine(state, state["plan"])
+    assert kind == "lower_lr" and new.data_recipe == state["plan"].data_recipe
 
 
 def test_a_loop_guard_switch_never_trains_past_the_iteration_budget(tmp_path):
