@@ -34,6 +34,8 @@ OTHER_PROGRAMS = {
     "--tasks",
     "--task-dirs",
     "--out",
+    # benchmarks/kind_share.py
+    "--share",
 }
 
 
