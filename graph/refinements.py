@@ -24,7 +24,7 @@ RAISE_LR_FACTOR = 1.5
 # A miss category holding at least this share of the misses changes the data, not only the LR.
 DOMINANT_SHARE = 0.5
 # What each aimed recipe trains on, as a reason says it.
-RECIPE_WORDS: dict[str, str] = {
+RECIPE_WORDS: dict[DataRecipe, str] = {
     "targeted": "data weighted toward those misses",
     "collapsed_kind": "rows giving that kind of question a larger share, its labels equally",
 }
@@ -166,7 +166,8 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     Gained → continue from the new best, on data aimed at the dominant miss when one dominates:
     at a raised rate after a large gain, at half the rate after a small one.
     Held within noise of the best on an unfinished schedule → continue it.
-    Stalled → halve the learning rate once, then switch technique.
+    Stalled → halve the learning rate once, then switch technique; data aimed at a gap the
+    misses still name stays aimed.
     """
     if plan.status == "failed":
         return _fix_failure(state, plan)
