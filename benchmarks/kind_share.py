@@ -35,7 +35,7 @@ POOL = 6000
 _NUMBER = re.compile(r"\d+")
 
 
-def _one_digit(prompt: str, answer: str) -> bool:
+def _one_digit(prompt: str) -> bool:
     # The numbers of the question itself, not of its instructions.
     return any(len(n) == 1 for n in _NUMBER.findall(prompt.split(":")[-1].split(".")[0]))
 
@@ -57,7 +57,7 @@ def main() -> None:
         labels = label_kind(answers)
         in_kind = [normal_answer(answer) in labels for answer in answers]
     else:
-        in_kind = [_one_digit(p, a) for p, a in zip(prompts, answers, strict=True)]
+        in_kind = [_one_digit(prompt) for prompt in prompts]
     kind = pool.select([i for i, flag in enumerate(in_kind) if flag])
     others = pool.select([i for i, flag in enumerate(in_kind) if not flag])
     rows = args.steps * BATCH

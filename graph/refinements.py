@@ -7,6 +7,8 @@ miss categories that chose it.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from postlab.graph.experiments import Move, cites, new_plan, pick_technique, usable_recipes
 from postlab.records.artifacts import DataRecipe
 from postlab.records.outcomes import EvaluationRecord, TechniqueFinding
@@ -59,16 +61,29 @@ def dominant_miss(evaluation: EvaluationRecord) -> tuple[str, float] | None:
     return (category, share) if share >= DOMINANT_SHARE else None
 
 
-def _aimed_recipe(plan: Plan, evaluation: EvaluationRecord) -> tuple[DataRecipe, str] | None:
-    """The recipe aimed at the dominant miss, and that miss as evidence ("62% of its misses are
-    'off_by_power_of_ten'"), when data can aim at it and the plan's technique trains on rows."""
+class Aimed(NamedTuple):
+    """Data aimed at a dominant miss: the recipe, and the miss as evidence ("62% of its misses
+    are 'off_by_power_of_ten'")."""
+
+    recipe: DataRecipe
+    evidence: str
+
+    @property
+    def words(self) -> str:
+        """The data as a reason names it, with its evidence."""
+        return f"on {RECIPE_WORDS[self.recipe]} ({self.evidence})"
+
+
+def _aimed_recipe(plan: Plan, evaluation: EvaluationRecord) -> Aimed | None:
+    """The data aimed at the dominant miss, when data can aim at it and the plan's technique
+    trains on rows."""
     dominant = dominant_miss(evaluation)
     if not dominant or dominant[0] not in AIMED_RECIPES:
         return None
     if TECHNIQUES[plan.technique].method != "sft":
         return None
     category, share = dominant
-    return AIMED_RECIPES[category], f"{share:.0%} of its misses are '{category}'"
+    return Aimed(AIMED_RECIPES[category], f"{share:.0%} of its misses are '{category}'")
 
 
 def _collapse_is_a_phase(state: LabState, plan: Plan, this: EvaluationRecord) -> bool:
@@ -99,7 +114,7 @@ def _finding(state: LabState, key: str) -> TechniqueFinding | None:
 
 
 def _switch(
-    state: LabState, plan: Plan, why: str, aimed: tuple[DataRecipe, str] | None = None
+    state: LabState, plan: Plan, why: str, aimed: Aimed | None = None
 ) -> tuple[Plan | None, Move | str]:
     """Switch to the next card that applies; on the aimed recipe where its trainer takes it."""
     alternative, skipped = pick_technique(
@@ -110,9 +125,9 @@ def _switch(
         return None, f"{why} and no untried technique applies{detail}"
     reason = f"{why}: switch to {alternative.name} ({cites(alternative)})"
     recipe = None
-    if aimed and aimed[0] in usable_recipes(state, alternative.key):
-        recipe = aimed[0]
-        reason += f", on {RECIPE_WORDS[recipe]} ({aimed[1]})"
+    if aimed and aimed.recipe in usable_recipes(state, alternative.key):
+        recipe = aimed.recipe
+        reason += f", {aimed.words}"
     return new_plan(state, alternative, reason, recipe=recipe, move="switch"), "switch"
 
 
@@ -214,13 +229,12 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         stepped = plan.hyper.with_changes(learning_rate=rate)
         aimed = _aimed_recipe(plan, this)
         if aimed:
-            recipe, why = aimed
             reason = (
-                f"iteration {plan.iteration} raised {evidence}; {why}: continue "
-                f"{finding.name} on {RECIPE_WORDS[recipe]}, {how}"
+                f"iteration {plan.iteration} raised {evidence}; {aimed.evidence}: continue "
+                f"{finding.name} on {RECIPE_WORDS[aimed.recipe]}, {how}"
             )
             aimed_plan = new_plan(
-                state, finding, reason, stepped, recipe=recipe, move="target_errors"
+                state, finding, reason, stepped, recipe=aimed.recipe, move="target_errors"
             )
             return aimed_plan, "target_errors"
         reason = (
@@ -234,13 +248,13 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         # The evaluator let this iteration take the best's place (agents.evaluator's
         # holds_the_schedule): within noise of the best on the same schedule, so it goes on.
         aimed = _aimed_recipe(plan, this)
-        data = f"on {RECIPE_WORDS[aimed[0]]} ({aimed[1]})" if aimed else "on fresh data"
+        data = aimed.words if aimed else "on fresh data"
         reason = (
             f"iteration {plan.iteration} held {evidence}, within one standard error of the best "
             f"on {this.n} items: noise on an unfinished schedule, not a stall; continue "
             f"{finding.name} from it {data}, on the same schedule"
         )
-        recipe = aimed[0] if aimed else plan.data_recipe
+        recipe = aimed.recipe if aimed else plan.data_recipe
         held = new_plan(state, finding, reason, plan.hyper, recipe=recipe, move="hold")
         return held, "hold"
     # A skill gap the misses still name keeps the data aimed at it through a stall: a stretch
@@ -248,12 +262,12 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     aimed = _aimed_recipe(plan, this)
     if not plan.lr_halved:
         hyper = plan.hyper.with_changes(learning_rate=plan.hyper.learning_rate / 2)
-        data = f", on {RECIPE_WORDS[aimed[0]]} ({aimed[1]})" if aimed else ""
+        data = f", {aimed.words}" if aimed else ""
         reason = (
             f"iteration {plan.iteration} did not beat the best ({evidence}): halve the learning "
             f"rate and restart from the best checkpoint{data}"
         )
-        recipe = aimed[0] if aimed else None
+        recipe = aimed.recipe if aimed else None
         lowered = new_plan(
             state, finding, reason, hyper, lr_halved=True, recipe=recipe, move="lower_lr"
         )

@@ -66,8 +66,7 @@ def balanced_rows(examples: list[Example]) -> Rows:
         rows = [example_row(e, "sft") for e in examples]
         return rows, {"answers": len(groups), "balanced": False}
     per_answer = max(1, len(examples) // len(groups))
-    # Interleaved, so no stretch of training sees one answer only.
-    chosen = [items[i % len(items)] for i in range(per_answer) for items in groups.values()]
+    chosen = _in_turn(list(groups.values()), per_answer * len(groups))
     rows = [example_row(e, "sft") for e in chosen]
     stats = {
         "answers": len(groups),
@@ -97,11 +96,7 @@ def collapsed_kind_rows(examples: list[Example], share: float = KIND_SHARE) -> R
         rows = [example_row(e, "sft") for e in examples]
         return rows, {"kind_labels": sorted(labels), "reweighted": False}
     wanted = max(kind, round(share * len(examples)))
-    groups = list(by_label.values())
-    chosen = []
-    for i in range(wanted):
-        group = groups[i % len(groups)]
-        chosen.append(group[i // len(groups) % len(group)])
+    chosen = _in_turn(list(by_label.values()), wanted)
     rest = others[: len(examples) - wanted]
     # Spread evenly: every stretch of training sees the kind at its share.
     mixed = _spread(chosen, rest)
@@ -114,6 +109,16 @@ def collapsed_kind_rows(examples: list[Example], share: float = KIND_SHARE) -> R
         "other_rows_dropped": len(others) - len(rest),
     }
     return [example_row(e, "sft") for e in mixed], stats
+
+
+def _in_turn(groups: list[list[Example]], count: int) -> list[Example]:
+    """`count` examples taking each group in turn (a group's own repeated once it runs out), so
+    no stretch of training sees one answer only."""
+    taken = []
+    for i in range(count):
+        group = groups[i % len(groups)]
+        taken.append(group[i // len(groups) % len(group)])
+    return taken
 
 
 def _spread(first: list[Example], second: list[Example]) -> list[Example]:
