@@ -149,21 +149,29 @@ def test_the_embedding_cache_keeps_the_newest_vectors_up_to_its_bound(tmp_path):
 
 
 def test_a_closed_run_memory_releases_its_files_and_reopens_with_its_facts(tmp_path):
+    import gc
     import os
 
     from postlab.memory.store import close_memory, open_memory
 
-    def descriptors() -> int:
-        return len(os.listdir("/proc/self/fd"))
+    def files_open_under(folder) -> list[str]:
+        # Only this run's files count: other tests' threads may open and close unrelated ones.
+        targets = []
+        for name in os.listdir("/proc/self/fd"):
+            try:
+                targets.append(os.readlink(f"/proc/self/fd/{name}"))
+            except OSError:
+                continue
+        return [target for target in targets if target.startswith(str(folder))]
 
-    open_memory(tmp_path / "warm").add("observations", "warm up", {"i": 0})
-    close_memory(tmp_path / "warm")
-    before = descriptors()
     for index in range(3):
         memory = open_memory(tmp_path / f"run-{index}")
         memory.add("observations", f"iteration {index} reached 0.7", {"iteration": index})
+        assert files_open_under(tmp_path / f"run-{index}")
         close_memory(tmp_path / f"run-{index}")
-    assert descriptors() <= before + 2
+    del memory  # the caller's last handle; Chroma's per-thread connections close with it
+    gc.collect()
+    assert files_open_under(tmp_path) == []
     reopened = open_memory(tmp_path / "run-1")
     assert [hit.text for hit in reopened.get("observations")] == ["iteration 1 reached 0.7"]
     close_memory(tmp_path / "run-1")
