@@ -92,6 +92,7 @@ def lab(
     out: Path,
     task_dir: str | None = None,
     seed: int = 0,
+    keep_checkpoints: bool = False,
 ) -> dict:
     """The lab on the task with the same per-iteration steps and iteration cap."""
     where = {"task_dir": task_dir} if task_dir else {"task": task_name}
@@ -108,6 +109,7 @@ def lab(
                 "batch_size": BATCH,
                 "eval_limit": settings["limit"],
                 "seed": seed,
+                "keep_checkpoints": keep_checkpoints,
                 # Equal compute: the lab spends the naive run's steps unless validation is perfect
                 # (its default target would stop it early, with steps the naive run used).
                 "target_score": 1.0,

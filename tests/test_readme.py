@@ -21,6 +21,8 @@ OTHER_PROGRAMS = {
     # benchmarks/lab_vs_naive.py, benchmarks/memory_scale.py and the CLI's own help
     "--seeds",
     "--sizes",
+    # benchmarks/weight_average.py
+    "--members",
     "--help",
     # chroma run
     "--path",
