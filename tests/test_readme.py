@@ -36,8 +36,9 @@ OTHER_PROGRAMS = {
     "--tasks",
     "--task-dirs",
     "--out",
-    # benchmarks/kind_share.py
+    # benchmarks/kind_share.py, benchmarks/choice_skills.py
     "--share",
+    "--mix",
 }
 
 
