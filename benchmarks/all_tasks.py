@@ -8,12 +8,13 @@ import time
 from pathlib import Path
 
 from postlab.graph.runner import run_lab
+from postlab.tools.models.resolution import DEFAULT_MODEL
 from postlab.tools.tasks.catalog import bundled_task_names
 
 
 def main() -> None:
     """One small run per bundled task on the base model (or the model given as argument)."""
-    model = sys.argv[1] if len(sys.argv) > 1 else "smollm2-135m-instruct"
+    model = sys.argv[1] if len(sys.argv) > 1 else DEFAULT_MODEL
     steps = int(sys.argv[2]) if len(sys.argv) > 2 else 40
     root = Path(tempfile.mkdtemp(prefix="postlab-tasks-"))
     for name in bundled_task_names():

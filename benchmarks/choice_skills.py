@@ -27,15 +27,12 @@ from collections import Counter
 from pathlib import Path
 
 from datasets import Dataset, load_from_disk
-from lab_vs_naive import BATCH
+from lab_vs_naive import BATCH, sft_base_on
 from measure import RESULTS, write_result
 
 from postlab.tools.data.training_sets import build_training_set
 from postlab.tools.evaluation.scoring import generate
-from postlab.tools.models.resolution import resolve_model
 from postlab.tools.tasks.catalog import load_task
-from postlab.tools.training.runner import run_training
-from postlab.tools.training.spec import TrainingSpec
 
 TASK = "multiple_choice_arith"
 INSTRUCTION = "Reply with the letter of the correct option only."
@@ -101,20 +98,8 @@ def main() -> None:
                 "completion": [{"role": "assistant", "content": answer}],
             }
         )
-    Dataset.from_list(data).save_to_disk(str(out / "data"))
     started = time.monotonic()
-    spec = TrainingSpec(
-        method="sft",
-        base_model=resolve_model("smollm2-135m-instruct").path,
-        dataset_path=str(out / "data"),
-        output_dir=str(out / "model"),
-        max_steps=args.steps,
-        batch_size=BATCH,
-        task=task.name,
-        seed=0,
-        timeout_s=7200,
-    )
-    result = run_training(spec)
+    result = sft_base_on(task.name, Dataset.from_list(data), out, args.steps)
     if result.status != "ok":
         raise SystemExit(f"training failed: {result.failure}")
     row: dict = {"mix": args.mix, "steps": args.steps, "train_s": round(time.monotonic() - started)}

@@ -20,16 +20,13 @@ import time
 from pathlib import Path
 
 from datasets import concatenate_datasets, load_from_disk
-from lab_vs_naive import BATCH
+from lab_vs_naive import BATCH, sft_base_on
 from measure import RESULTS, write_result
 
 from postlab.tools.data.training_sets import build_training_set
 from postlab.tools.evaluation.misses import label_kind, normal_answer
 from postlab.tools.evaluation.scoring import evaluate_checkpoint
-from postlab.tools.models.resolution import resolve_model
 from postlab.tools.tasks.catalog import load_task
-from postlab.tools.training.runner import run_training
-from postlab.tools.training.spec import TrainingSpec
 
 POOL = 6000
 _NUMBER = re.compile(r"\d+")
@@ -64,20 +61,8 @@ def main() -> None:
     wanted = round(rows * args.share)
     chosen = kind.select([i % len(kind) for i in range(wanted)])
     data = concatenate_datasets([chosen, others.select(range(rows - wanted))]).shuffle(seed=0)
-    data.save_to_disk(str(out / "data"))
     started = time.monotonic()
-    spec = TrainingSpec(
-        method="sft",
-        base_model=resolve_model("smollm2-135m-instruct").path,
-        dataset_path=str(out / "data"),
-        output_dir=str(out / "model"),
-        max_steps=args.steps,
-        batch_size=BATCH,
-        task=task.name,
-        seed=0,
-        timeout_s=7200,
-    )
-    result = run_training(spec)
+    result = sft_base_on(task.name, data, out, args.steps)
     row = {
         "task": task.name,
         "kind": args.kind,

@@ -36,7 +36,7 @@ from postlab.records.outcomes import binomial_stderr
 from postlab.records.run import TRAIN_TIMEOUT_S
 from postlab.tools.data.training_sets import build_training_set
 from postlab.tools.evaluation.scoring import evaluate_checkpoint
-from postlab.tools.models.resolution import resolve_model
+from postlab.tools.models.resolution import DEFAULT_MODEL, resolve_model
 from postlab.tools.tasks.catalog import bundled_task_names, load_task
 from postlab.tools.tasks.folders import load_task_dir
 from postlab.tools.training.runner import run_training
@@ -60,15 +60,38 @@ def plain_sft(
 ):
     """One full-SFT run of `steps` on plain task data (the spec's default rate unless given)."""
     card = build_training_set(task, "sft", steps * BATCH, seed=seed, out_dir=out / "data")
+    output = out / (f"lr{learning_rate:g}" if learning_rate else "model")
+    return sft_on_rows(task.name, base, card.path, output, steps, learning_rate, seed)
+
+
+def sft_base_on(task_name: str, rows, out: Path, steps: int):
+    """Full SFT of the offline base model for `steps` on `rows` (a `datasets.Dataset`, saved
+    to out/data); the checkpoint goes to out/model."""
+    rows.save_to_disk(str(out / "data"))
+    base = resolve_model(DEFAULT_MODEL).path
+    return sft_on_rows(task_name, base, str(out / "data"), out / "model", steps)
+
+
+def sft_on_rows(
+    task_name: str,
+    base: str,
+    dataset_path: str,
+    output: Path,
+    steps: int,
+    learning_rate: float | None = None,
+    seed: int = 0,
+):
+    """Full SFT of `base` for `steps` on saved rows, at the benchmarks' batch (the spec's
+    default rate unless given)."""
     rate = {"learning_rate": learning_rate} if learning_rate else {}
     spec = TrainingSpec(
         method="sft",
         base_model=base,
-        dataset_path=card.path,
-        output_dir=str(out / (f"lr{learning_rate:g}" if learning_rate else "model")),
+        dataset_path=dataset_path,
+        output_dir=str(output),
         max_steps=steps,
         batch_size=BATCH,
-        task=task.name,
+        task=task_name,
         seed=seed,
         timeout_s=max(TRAIN_TIMEOUT_S, steps * SECONDS_PER_STEP_LIMIT),
         **rate,
@@ -187,7 +210,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--tasks", default=",".join(bundled_task_names()))
     parser.add_argument("--task-dirs", default="")
-    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--out", default=None)
     parser.add_argument("--iterations", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None)

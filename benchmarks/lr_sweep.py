@@ -18,7 +18,7 @@ from lab_vs_naive import plain_sft
 
 from postlab.records.outcomes import binomial_stderr
 from postlab.tools.evaluation.scoring import evaluate_checkpoint
-from postlab.tools.models.resolution import resolve_model
+from postlab.tools.models.resolution import DEFAULT_MODEL, resolve_model
 from postlab.tools.tasks.catalog import load_task
 
 
@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--lrs", default="3e-5,6e-5,1.2e-4")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--limit", type=int, default=60)
-    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="postlab-lr-sweep-"))

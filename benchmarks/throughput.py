@@ -28,7 +28,7 @@ from measure import RESULTS, write_result
 from postlab.tools.data.training_sets import build_training_set
 from postlab.tools.evaluation.generation import load_for_generation
 from postlab.tools.evaluation.scoring import evaluate_checkpoint
-from postlab.tools.models.resolution import resolve_model
+from postlab.tools.models.resolution import DEFAULT_MODEL, resolve_model
 from postlab.tools.tasks.catalog import load_task
 from postlab.tools.training.runner import run_training
 from postlab.tools.training.spec import TrainingSpec
@@ -165,7 +165,7 @@ def main() -> None:
     """Measure and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--task", default="addition_2d")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()

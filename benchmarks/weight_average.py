@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 
 from postlab.memory.library import LIBRARY_ENV, LIBRARY_OFF
 from postlab.tools.evaluation.scoring import evaluate_checkpoint
+from postlab.tools.models.resolution import DEFAULT_MODEL
 from postlab.tools.tasks.catalog import load_task
 
 WEIGHTS = "model.safetensors"
@@ -64,7 +65,7 @@ def main() -> None:
     if run_dir is None:
         os.environ.setdefault(LIBRARY_ENV, LIBRARY_OFF)
         run_dir = Path(tempfile.mkdtemp(prefix="postlab-average-")) / args.task
-        lab(args.task, "smollm2-135m-instruct", dict(FULL), run_dir, keep_checkpoints=True)
+        lab(args.task, DEFAULT_MODEL, dict(FULL), run_dir, keep_checkpoints=True)
     summary = json.loads((run_dir / "summary.json").read_text())
     task = load_task(summary["task"], summary["task_dir"])
     chain = schedule_chain(summary)
