@@ -62,10 +62,15 @@ def ask(skill: str, prompt: str, answer: str, rng: random.Random) -> tuple[str, 
 def _mix(text: str) -> dict[str, float]:
     shares = {}
     for part in text.split(","):
-        skill, share = part.split("=")
+        skill, _, share = part.partition("=")
         if skill not in SKILLS:
             raise SystemExit(f"unknown skill {skill!r}; expected one of {', '.join(SKILLS)}")
-        shares[skill] = float(share)
+        try:
+            shares[skill] = float(share)
+        except ValueError:
+            raise SystemExit(f"--mix wants skill=share pairs, got {part!r}") from None
+        if not 0.01 <= shares[skill] <= 1:
+            raise SystemExit(f"{skill}'s share must lie between 0.01 and 1, got {share}")
     return shares
 
 
