@@ -33,6 +33,7 @@ from measure import RESULTS, write_result
 from postlab.tools.data.training_sets import build_training_set
 from postlab.tools.evaluation.scoring import generate
 from postlab.tools.tasks.catalog import load_task
+from postlab.tools.tasks.verifiers import verify
 
 TASK = "multiple_choice_arith"
 INSTRUCTION = "Reply with the letter of the correct option only."
@@ -114,7 +115,10 @@ def main() -> None:
         asked = [ask(skill, e.prompt, e.answer, rng) for e in examples]
         replies = generate(result.checkpoint, [p for p, _ in asked], max_new_tokens=12)
         replies = [reply.strip() for reply in replies]
-        right = sum(reply == answer for reply, (_, answer) in zip(replies, asked, strict=True))
+        right = sum(
+            verify("exact", reply, answer).strict
+            for reply, (_, answer) in zip(replies, asked, strict=True)
+        )
         row[skill] = round(right / len(asked), 3)
         if skill == "letter":
             commonest = Counter(replies).most_common(1)[0]

@@ -24,19 +24,19 @@ import torch
 from lab_vs_naive import FULL, lab
 from measure import RESULTS, write_result
 from safetensors.torch import load_file, save_file
+from transformers.utils import SAFE_WEIGHTS_NAME
 
 from postlab.memory.library import LIBRARY_ENV, LIBRARY_OFF
 from postlab.tools.evaluation.scoring import evaluate_checkpoint
+from postlab.tools.io.rundir import CHECKPOINT_DIR, SUMMARY_FILE, iteration_dir, iteration_label
 from postlab.tools.models.resolution import DEFAULT_MODEL
 from postlab.tools.tasks.catalog import load_task
-
-WEIGHTS = "model.safetensors"
 
 
 def schedule_chain(summary: dict) -> list[int]:
     """The best iteration, then its parents for as long as they share its schedule."""
     rows = {row["iteration"]: row for row in summary["iterations"]}
-    chain = [int(summary["best_label"].split("-")[1])]
+    chain = [next(i for i in rows if iteration_label(i) == summary["best_label"])]
     while rows[chain[-1]]["spec"]["schedule_offset"] > 0 and rows[chain[-1]]["parent"] in rows:
         chain.append(rows[chain[-1]]["parent"])
     return chain
@@ -44,13 +44,13 @@ def schedule_chain(summary: dict) -> list[int]:
 
 def averaged_checkpoint(folders: list[Path], out: Path) -> Path:
     """A checkpoint whose weights are the uniform mean of the folders' (config of the first)."""
-    states = [load_file(str(folder / WEIGHTS)) for folder in folders]
+    states = [load_file(str(folder / SAFE_WEIGHTS_NAME)) for folder in folders]
     mean = {
         name: torch.stack([state[name].float() for state in states]).mean(0).to(tensor.dtype)
         for name, tensor in states[0].items()
     }
     shutil.copytree(folders[0], out)
-    save_file(mean, str(out / WEIGHTS), metadata={"format": "pt"})
+    save_file(mean, str(out / SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
     return out
 
 
@@ -66,14 +66,14 @@ def main() -> None:
         os.environ.setdefault(LIBRARY_ENV, LIBRARY_OFF)
         run_dir = Path(tempfile.mkdtemp(prefix="postlab-average-")) / args.task
         lab(args.task, DEFAULT_MODEL, dict(FULL), run_dir, keep_checkpoints=True)
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = json.loads((run_dir / SUMMARY_FILE).read_text())
     task = load_task(summary["task"], summary["task_dir"])
     chain = schedule_chain(summary)
     rows = []
     for count in [1, *args.members]:
         members = chain[:count]
-        folders = [run_dir / "models" / f"iter-{i}" / "checkpoint" for i in members]
-        if len(members) < count or not all((f / WEIGHTS).exists() for f in folders):
+        folders = [iteration_dir(run_dir, i) / CHECKPOINT_DIR for i in members]
+        if len(members) < count or not all((f / SAFE_WEIGHTS_NAME).exists() for f in folders):
             print(f"skipped {count}: the chain {chain} has no kept checkpoints for it")
             continue
         scratch = Path(tempfile.mkdtemp(prefix="postlab-average-"))
@@ -84,7 +84,7 @@ def main() -> None:
             shutil.rmtree(scratch, ignore_errors=True)
         rows.append(
             {
-                "members": ", ".join(f"iter-{i}" for i in members),
+                "members": ", ".join(iteration_label(i) for i in members),
                 "validation": round(scores["validation"].strict, 3),
                 "test": round(scores["test"].strict, 3),
             }
