@@ -11,7 +11,11 @@ from postlab.records.events import emit
 from postlab.records.outcomes import AgentOutcome
 from postlab.records.state import LabState
 from postlab.records.steps import Directive
-from postlab.tools.data.answer_balance import balanced_rows, collapsed_kind_rows
+from postlab.tools.data.answer_balance import (
+    balanced_rows,
+    collapsed_kind_rows,
+    unlearned_kind_rows,
+)
 from postlab.tools.data.hub import (
     ColumnMappingError,
     HubDatasetError,
@@ -37,6 +41,8 @@ from postlab.tools.data.training_sets import (
     held_out_index,
     read_card,
 )
+from postlab.tools.evaluation.misses import unlearned_kinds
+from postlab.tools.evaluation.scoring import split_examples
 from postlab.tools.io.http import ServiceUnavailable
 from postlab.tools.io.rundir import DATA_DIR
 from postlab.tools.models.resolution import resolve_model
@@ -99,6 +105,14 @@ def validation_misses(state: LabState, memory: LabMemory, task: Task) -> list[Ex
     return [example for example in task.validation_examples() if example.prompt in missed]
 
 
+def validation_unlearned_kinds(state: LabState, memory: LabMemory, task: Task) -> frozenset[str]:
+    """The kinds of question the best checkpoint missed far more than the rest of validation."""
+    missed = {example.prompt for example in validation_misses(state, memory, task)}
+    scored = split_examples(task, "validation", state["run_options"].eval_limit)
+    prompts = [example.prompt for example in scored]
+    return unlearned_kinds(prompts, [prompt not in missed for prompt in prompts])
+
+
 def row_builder(state: LabState, memory: LabMemory, task: Task) -> RowBuilder | None:
     """How the plan's data recipe turns clean examples into rows (None: one plain row each);
     a recipe that samples the model also counts the seconds it spent generating."""
@@ -144,6 +158,9 @@ def _recipe_builder(
         return balanced_rows
     if recipe == "collapsed_kind":
         return collapsed_kind_rows
+    if recipe == "unlearned_kind":
+        kinds = validation_unlearned_kinds(state, memory, task)
+        return lambda examples: unlearned_kind_rows(examples, kinds)
     # Task folders hold free text: nearness in meaning. Generated tasks: shared numbers.
     free_text = task.spec.source == "dir"
     if recipe == "quality":

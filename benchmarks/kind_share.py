@@ -5,6 +5,7 @@ quarter of naive SFT's rows, end answered with one label; at 0.6 of the rows the
 
     python benchmarks/kind_share.py --task answer_format --kind labels --share 0.6
     python benchmarks/kind_share.py --task sort_list --kind one_digit --share 0.6
+    python benchmarks/kind_share.py --task unit_conversion --kind by_sixty --share 0.6
 
 The rows come from one large clean pool (deduplicated and decontaminated like every training
 set): the kind's distinct rows are repeated in turn up to their share, the others fill the rest.
@@ -37,11 +38,16 @@ def _one_digit(prompt: str) -> bool:
     return any(len(n) == 1 for n in _NUMBER.findall(prompt.split(":")[-1].split(".")[0]))
 
 
+def _by_sixty(prompt: str) -> bool:
+    # unit_conversion's conversions by 60 (h/min, min/s) are the ones that name minutes.
+    return " min" in prompt
+
+
 def main() -> None:
     """Train once at the given share and print the scores (and write them to results/)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="answer_format")
-    parser.add_argument("--kind", choices=("labels", "one_digit"), default="labels")
+    parser.add_argument("--kind", choices=("labels", "one_digit", "by_sixty"), default="labels")
     parser.add_argument("--share", type=float, default=0.6)
     parser.add_argument("--steps", type=int, default=240)
     args = parser.parse_args()
@@ -53,6 +59,8 @@ def main() -> None:
     if args.kind == "labels":
         labels = label_kind(answers)
         in_kind = [normal_answer(answer) in labels for answer in answers]
+    elif args.kind == "by_sixty":
+        in_kind = [_by_sixty(prompt) for prompt in prompts]
     else:
         in_kind = [_one_digit(prompt) for prompt in prompts]
     kind = pool.select([i for i, flag in enumerate(in_kind) if flag])

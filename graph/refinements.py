@@ -29,6 +29,7 @@ DOMINANT_SHARE = 0.5
 RECIPE_WORDS: dict[DataRecipe, str] = {
     "targeted": "data weighted toward those misses",
     "collapsed_kind": "rows giving that kind of question a larger share, its labels equally",
+    "unlearned_kind": "rows giving the kinds of question it misses a larger share",
 }
 # Categories the data can target (a specific skill gap the verifier names), and the recipe that
 # aims at each. A lost carry shows as an answer off by a power of ten: the rows nearest the misses
@@ -38,7 +39,9 @@ RECIPE_WORDS: dict[DataRecipe, str] = {
 # learn: it takes 0.6 of them (tools/data/answer_balance.py's KIND_SHARE). Repeating the rows
 # nearest its misses instead (at most a quarter more) took validation 0.81 → 0.85 once, whose
 # checkpoint scored 0.79 on test against naive SFT's 0.83. Plain "wrong" says nothing about
-# which skill is missing, and format or empty outputs are what plain SFT fixes.
+# which skill is missing, and format or empty outputs are what plain SFT fixes. Wrong answers
+# that gather in a few kinds of question (unit_conversion's conversions by 60, every one of its
+# misses) are those kinds given too few rows: they take 0.6 of them too.
 # Measured (benchmarks/lab_vs_naive.py, sort_list at 6 × 40 steps): aiming the data at
 # 'misordered' lists (sort_list's misses: "8" placed after "64" by its first digit, 90% of them)
 # went 0.60 → 0.67 → 0.77 → 0.74 → 0.80 → 0.79 on validation where fresh plain rows went 0.60 →
@@ -47,6 +50,7 @@ RECIPE_WORDS: dict[DataRecipe, str] = {
 AIMED_RECIPES: dict[str, DataRecipe] = {
     "off_by_power_of_ten": "targeted",
     "label_collapse": "collapsed_kind",
+    "unlearned_kind": "unlearned_kind",
 }
 
 

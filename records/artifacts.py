@@ -25,6 +25,7 @@ DataRecipe = Literal[
     "synthetic",
     "balanced",
     "collapsed_kind",
+    "unlearned_kind",
 ]
 
 

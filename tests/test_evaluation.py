@@ -71,6 +71,33 @@ def test_one_label_for_every_question_of_a_kind_is_named_on_a_mixed_task():
     assert some.error_categories == {"correct": 34, "wrong": 2}
 
 
+def test_wrong_answers_gathered_in_a_few_kinds_of_question_are_an_unlearned_kind():
+    task = load_task("unit_conversion")
+    metres = [Example(prompt=f"How many m are in {k} km?", answer=str(k * 1000)) for k in range(20)]
+    minutes = [Example(prompt=f"How many min are in {k} h?", answer=str(k * 60)) for k in range(8)]
+    seconds = [Example(prompt=f"How many s are in {k} min?", answer=str(k * 60)) for k in range(8)]
+    examples = metres + minutes + seconds
+    right = [e.answer for e in metres]
+    # Every conversion by 1000 right, every conversion by 60 a few off (one a lost carry).
+    by_sixty = [str(int(e.answer) + 7) for e in minutes + seconds]
+    by_sixty[0] = str(int(minutes[0].answer) + 10)
+    scored = score(task, examples, right + by_sixty, "m")
+    assert scored.error_categories == {
+        "correct": 20,
+        "unlearned_kind": 15,
+        "off_by_power_of_ten": 1,
+    }
+    # The same misses spread over every kind are plain misses.
+    spread = right[:12] + ["1"] * 8 + [e.answer for e in minutes[:4]] + ["1"] * 4
+    spread += [e.answer for e in seconds[:4]] + ["1"] * 4
+    assert score(task, examples, spread, "m").error_categories == {"correct": 20, "wrong": 16}
+    # A kind too small to tell by is a plain miss; so is a task missed almost everywhere.
+    few = score(task, metres + minutes[:4], right + ["1"] * 4, "m")
+    assert few.error_categories == {"correct": 20, "wrong": 4}
+    hard = score(task, metres[:6] + minutes + seconds, right[:6] + by_sixty, "m")
+    assert "unlearned_kind" not in hard.error_categories
+
+
 def test_categorize():
     assert categorize("5", True, True) == "correct"
     assert categorize("it is 5", False, True) == "format"

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from postlab.memory.embeddings import default_embedding_function
 from postlab.memory.store import LabMemory
-from postlab.tools.data.answer_balance import balanced_rows, collapsed_kind_rows
+from postlab.tools.data.answer_balance import (
+    balanced_rows,
+    collapsed_kind_rows,
+    unlearned_kind_rows,
+)
 from postlab.tools.data.self_generated import (
     Sampled,
     curriculum_rows,
@@ -245,6 +249,73 @@ def test_a_collapsed_kind_of_question_takes_its_share_of_the_rows_labels_equal()
     rows, stats = collapsed_kind_rows(sums)
     assert not stats["reweighted"] and len(rows) == 50
     assert [row["prompt"][0]["content"] for row in rows] == [e.prompt for e in sums]
+
+
+def test_unlearned_kinds_of_question_take_their_share_of_the_rows():
+    from postlab.tools.evaluation.misses import question_kind
+
+    task = load_task("unit_conversion")
+    examples = task.train_examples(300, seed=3)
+    kinds = frozenset(question_kind(e.prompt) for e in examples if " min" in e.prompt)
+    assert len(kinds) == 4  # h/min and min/s, each both ways
+    rows, stats = unlearned_kind_rows(examples, kinds, share=0.6)
+    asked = [row["prompt"][0]["content"] for row in rows]
+    in_kind = [question_kind(prompt) in kinds for prompt in asked]
+    distinct = sum(" min" in e.prompt for e in examples)
+    assert len(rows) == 300 and sum(in_kind) == 180
+    assert stats["reweighted"] and stats["kinds"] == sorted(kinds)
+    assert stats["kind_distinct"] == distinct and stats["kind_share"] == 0.6
+    assert stats["other_rows_dropped"] == 300 - distinct - 120
+    # Every question of those kinds is among the rows, each kind in turn.
+    assert {e.prompt for e in examples if " min" in e.prompt} <= set(asked)
+    assert all(sum(in_kind[i : i + 30]) == 18 for i in range(0, 300, 30))
+    # The rows keep their answers: a row is the example it came from.
+    answers = {e.prompt: e.answer for e in examples}
+    pairs = [(row["prompt"][0]["content"], row["completion"][0]["content"]) for row in rows]
+    assert all(answers[prompt] == answer for prompt, answer in pairs)
+    # Kinds the examples do not hold leave the rows as they are.
+    rows, stats = unlearned_kind_rows(examples, frozenset({"what is # + #?"}))
+    assert not stats["reweighted"] and [r["prompt"][0]["content"] for r in rows] == [
+        e.prompt for e in examples
+    ]
+
+
+def test_the_data_engineer_reads_the_unlearned_kinds_from_the_best_s_misses(tmp_path):
+    from postlab.agents.data_engineer import row_builder
+    from postlab.records.hyper import Hyper
+    from postlab.records.outcomes import BestModel
+    from postlab.records.run import RunOptions
+    from postlab.records.steps import Plan
+
+    task = load_task("unit_conversion")
+    memory = LabMemory(tmp_path / "memory", embedding_function=default_embedding_function())
+    # The best missed every validation conversion by 60 and nothing else.
+    missed = [e.prompt for e in task.validation_examples() if " min" in e.prompt]
+    memory.add_many(
+        "observations",
+        [f"iter-1 missed: {prompt!r}" for prompt in missed],
+        [{"label": "iter-1", "missed": True, "prompt": prompt} for prompt in missed],
+        ids=[f"miss-iter-1-{i}" for i in range(len(missed))],
+    )
+    plan = Plan(
+        iteration=2,
+        technique="sft_full",
+        method="sft",
+        init_checkpoint="ckpt-1",
+        hyper=Hyper(adapter="full", learning_rate=1e-4, max_steps=40, batch_size=8),
+        data_format="sft",
+        data_size=200,
+        data_seed=2,
+        data_recipe="unlearned_kind",
+        reason="r",
+    )
+    best = BestModel(checkpoint="ckpt-1", strict=0.6, lenient=0.6, label="iter-1", iteration=1)
+    state = {"plan": plan, "best": best, "run_options": RunOptions(), "run_dir": str(tmp_path)}
+    build = row_builder(state, memory, task)
+    rows, stats = build(task.train_examples(200, seed=5))
+    assert stats["reweighted"] and len(stats["kinds"]) == 4
+    assert all(" min" in kind for kind in stats["kinds"]) and stats["kind_share"] == 0.6
+    assert sum(" min" in row["prompt"][0]["content"] for row in rows) == 120
 
 
 def test_a_training_prior_is_a_shift_only_when_validation_differs():

@@ -19,6 +19,8 @@ from postlab.tools.evaluation.misses import (
     collapsed_share,
     label_set,
     normal_answer,
+    question_kind,
+    unlearned_kinds,
 )
 from postlab.tools.models.resolution import is_checkpoint_dir
 from postlab.tools.tasks.catalog import Example, Task
@@ -100,13 +102,18 @@ def score(
     references = Counter(normal)
     balanced = balance_labels and bool(labels) and len(references) > 1
     same, kind_labels = collapsed_label(normal, completions) if not labels else ("", frozenset())
-    for example, reference, completion in zip(examples, normal, completions, strict=True):
-        verdict = task.verify(completion, example.answer)
+    verdicts = [task.verify(c, e.answer) for e, c in zip(examples, completions, strict=True)]
+    unlearned = unlearned_kinds([e.prompt for e in examples], [v.strict for v in verdicts])
+    for example, reference, completion, verdict in zip(
+        examples, normal, completions, verdicts, strict=True
+    ):
         strict_hits[reference] += verdict.strict
         lenient_hits[reference] += verdict.lenient
         category = categorize(completion, verdict.strict, verdict.lenient, example.answer, labels)
         if category == "wrong" and reference in kind_labels and normal_answer(completion) == same:
             category = "label_collapse"
+        elif category == "wrong" and question_kind(example.prompt) in unlearned:
+            category = "unlearned_kind"
         categories[category] += 1
         if category == "correct":
             continue

@@ -77,6 +77,7 @@ RECIPES_BY_METHOD: dict[str, tuple[str, ...]] = {
         "synthetic",
         "balanced",
         "collapsed_kind",
+        "unlearned_kind",
     ),
     "dpo": ("preference",),
     "orpo": ("preference",),
