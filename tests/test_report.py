@@ -25,9 +25,9 @@ def _summary(tmp_path):
     iterations = [
         {"iteration": k, "technique": "sft_full", "status": "evaluated", "reason": "r",
          "score": s, "spec": {"output_dir": str(tmp_path / f"it{k}"), "method": "sft",
-                              "max_steps": 4, "batch_size": 8}, "dataset": "d",
+                              "max_steps": 4, "batch_size": 8}, "dataset": data,
          "parent": k - 1, "move": move, "train_s": 30.4, "eval_s": 5.0}
-        for k, s, move in ((1, 0.5, "open"), (2, 0.4, "target_errors"))
+        for k, s, move, data in ((1, 0.5, "open", "d"), (2, 0.4, "target_errors", "e"))
     ]  # fmt: skip
     return {
         "run_id": "r", "goal": "g", "task": "addition_2d", "task_dir": None,
@@ -35,7 +35,12 @@ def _summary(tmp_path):
         "stop_detail": "", "steps_used": 9, "budget": 60, "baseline_val_score": 0.0,
         "best_val_score": 0.5, "best_checkpoint": "/runs/r/models/iter-1/checkpoint",
         "target_score": 0.9, "iterations": iterations,
-        "datasets": [{"path": "d", "recipe": "plain", "final_size": 16}],
+        "datasets": [
+            {"path": "d", "recipe": "plain", "final_size": 16},
+            {"path": "e", "recipe": "unlearned_kind", "final_size": 16, "recipe_stats": {
+                "kinds": [f"how many s are in # {unit}?" for unit in "abcde"],
+                "kind_share": 0.6}},
+        ],
         "evaluations": [
             {"iteration": 0, "label": "baseline", "strict": 0.0, "lenient": 0.0, "n": 20},
             {"iteration": 1, "label": "iter-1", "strict": 0.5, "n": 20,
@@ -69,6 +74,9 @@ def test_the_report_shows_curves_target_data_use_and_how_to_rerun(tmp_path):
     assert "**Target:** 0.90 validation accuracy — missed (best 0.50)" in report
     assert "gradient norm 80.0 at step 2" in report
     assert "plain recipe, 16 rows, 2.00 epochs" in report
+    # What a recipe aimed at is named: the first four kinds of question, then a count.
+    kinds = "; ".join(f"'how many s are in \\# {unit}?'" for unit in "abcd")
+    assert f"(kind share 0.6, kinds: {kinds} and 1 more)" in report
     assert "A sample of 1 of its 10 validation misses" in report
     # The chain: misses by category → the move they drove → its effect on validation.
     chain = "misses by category (read by the next decision): off_by_power_of_ten 7, wrong 3"

@@ -7,6 +7,9 @@ from typing import Any
 
 from postlab.tools.reporting.text import md, score_text
 
+# A recipe's listed targets (kinds of question, labels) the report names before "and N more".
+LISTED_MAX = 4
+
 
 def _spec_text(spec: dict[str, Any]) -> str:
     keys = ["method", "adapter", "learning_rate", "max_steps", "batch_size", "grad_accum"]
@@ -32,13 +35,25 @@ def _data_text(card: dict[str, Any] | None, spec: dict[str, Any]) -> str:
     if spec.get("method") == "grpo":
         drawn //= spec.get("num_generations") or 1
     epochs = f", {drawn / card['final_size']:.2f} epochs" if drawn and card["final_size"] else ""
+    recipe_stats = card.get("recipe_stats") or {}
+    stats = {key.replace("_", " "): value for key, value in recipe_stats.items()}
     counted = ", ".join(
-        f"{key.replace('_', ' ')} {value}"
-        for key, value in (card.get("recipe_stats") or {}).items()
-        if isinstance(value, int | float)
+        [f"{key} {value}" for key, value in stats.items() if isinstance(value, int | float)]
+        + [f"{key}: {_listed(value)}" for key, value in stats.items() if _strings(value)]
     )
     text = f"{card.get('recipe', 'plain')} recipe, {card['final_size']} rows{epochs}"
     return f"{text} ({counted})" if counted else text
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str) for v in value)
+
+
+def _listed(values: list[str]) -> str:
+    """What a recipe aimed at (kinds of question, labels), quoted; the first few when many."""
+    shown = "; ".join(f"'{md(value)}'" for value in values[:LISTED_MAX])
+    more = len(values) - LISTED_MAX
+    return f"{shown} and {more} more" if more > 0 else shown
 
 
 def _seconds(value: float | None) -> str:
