@@ -97,24 +97,11 @@ def collapsed_kind_rows(examples: list[Example], share: float = KIND_SHARE) -> R
     for example in examples:
         answer = normal_answer(example.answer)
         by_label.get(answer, others).append(example)
-    kind = sum(len(items) for items in by_label.values())
     if not labels or not others:
         rows = [example_row(e, "sft") for e in examples]
         return rows, {"kind_labels": sorted(labels), "reweighted": False}
-    wanted = max(kind, round(share * len(examples)))
-    chosen = _in_turn(list(by_label.values()), wanted)
-    rest = others[: len(examples) - wanted]
-    # Spread evenly: every stretch of training sees the kind at its share.
-    mixed = _spread(chosen, rest)
-    stats = {
-        "kind_labels": sorted(labels),
-        "reweighted": True,
-        "kind_share_before": round(kind / len(examples), 3),
-        "kind_share": round(wanted / len(mixed), 3),
-        "kind_distinct": kind,
-        "other_rows_dropped": len(others) - len(rest),
-    }
-    return [example_row(e, "sft") for e in mixed], stats
+    rows, stats = _kind_at_share(list(by_label.values()), others, share)
+    return rows, {"kind_labels": sorted(labels), **stats}
 
 
 def unlearned_kind_rows(
@@ -133,19 +120,28 @@ def unlearned_kind_rows(
     for example in examples:
         by_kind.get(question_kind(example.prompt), others).append(example)
     groups = [items for items in by_kind.values() if items]
-    kind = sum(len(items) for items in groups)
     if not groups or not others:
         rows = [example_row(e, "sft") for e in examples]
         return rows, {"kinds": sorted(kinds), "reweighted": False}
-    wanted = max(kind, round(share * len(examples)))
-    mixed = _spread(_in_turn(groups, wanted), others[: len(examples) - wanted])
+    rows, stats = _kind_at_share(groups, others, share)
+    return rows, {"kinds": sorted(kinds), **stats}
+
+
+def _kind_at_share(groups: list[list[Example]], others: list[Example], share: float) -> Rows:
+    """A kind's groups taken in turn up to `share` of the rows (repeated where they run out),
+    the other questions filling the rest: the set keeps its size, and every stretch of training
+    sees the kind at its share."""
+    kind = sum(len(items) for items in groups)
+    total = kind + len(others)
+    wanted = max(kind, round(share * total))
+    rest = others[: total - wanted]
+    mixed = _spread(_in_turn(groups, wanted), rest)
     stats = {
-        "kinds": sorted(kinds),
         "reweighted": True,
-        "kind_share_before": round(kind / len(examples), 3),
+        "kind_share_before": round(kind / total, 3),
         "kind_share": round(wanted / len(mixed), 3),
         "kind_distinct": kind,
-        "other_rows_dropped": len(others) - (len(examples) - wanted),
+        "other_rows_dropped": len(others) - len(rest),
     }
     return [example_row(e, "sft") for e in mixed], stats
 
