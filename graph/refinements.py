@@ -40,8 +40,8 @@ RECIPE_WORDS: dict[DataRecipe, str] = {
 # nearest its misses instead (at most a quarter more) took validation 0.81 → 0.85 once, whose
 # checkpoint scored 0.79 on test against naive SFT's 0.83. Plain "wrong" says nothing about
 # which skill is missing, and format or empty outputs are what plain SFT fixes. Wrong answers
-# that gather in a few kinds of question (unit_conversion's conversions by 60, every one of its
-# misses) are those kinds given too few rows: they take 0.6 of them too.
+# that gather in a few kinds of question (unit_conversion's conversions by 60, 42 of its first
+# iteration's 51 misses) are those kinds given too few rows: they take 0.6 of them too.
 # Measured (benchmarks/lab_vs_naive.py, sort_list at 6 × 40 steps): aiming the data at
 # 'misordered' lists (sort_list's misses: "8" placed after "64" by its first digit, 90% of them)
 # went 0.60 → 0.67 → 0.77 → 0.74 → 0.80 → 0.79 on validation where fresh plain rows went 0.60 →
