@@ -41,8 +41,6 @@ from postlab.tools.data.training_sets import (
     held_out_index,
     read_card,
 )
-from postlab.tools.evaluation.misses import unlearned_kinds
-from postlab.tools.evaluation.scoring import split_examples
 from postlab.tools.io.http import ServiceUnavailable
 from postlab.tools.io.rundir import DATA_DIR
 from postlab.tools.models.resolution import resolve_model
@@ -105,12 +103,12 @@ def validation_misses(state: LabState, memory: LabMemory, task: Task) -> list[Ex
     return [example for example in task.validation_examples() if example.prompt in missed]
 
 
-def validation_unlearned_kinds(state: LabState, memory: LabMemory, task: Task) -> frozenset[str]:
+def validation_unlearned_kinds(state: LabState) -> frozenset[str]:
     """The kinds of question the best checkpoint missed far more than the rest of validation."""
-    missed = {example.prompt for example in validation_misses(state, memory, task)}
-    scored = split_examples(task, "validation", state["run_options"].eval_limit)
-    prompts = [example.prompt for example in scored]
-    return unlearned_kinds(prompts, [prompt not in missed for prompt in prompts])
+    best = state.get("best") or state.get("baseline")
+    evaluations = state.get("evaluations") or []
+    scored = next((e for e in evaluations if best and e.label == best.label), None)
+    return frozenset(scored.unlearned_kinds) if scored else frozenset()
 
 
 def row_builder(state: LabState, memory: LabMemory, task: Task) -> RowBuilder | None:
@@ -159,7 +157,7 @@ def _recipe_builder(
     if recipe == "collapsed_kind":
         return collapsed_kind_rows
     if recipe == "unlearned_kind":
-        kinds = validation_unlearned_kinds(state, memory, task)
+        kinds = validation_unlearned_kinds(state)
         return lambda examples: unlearned_kind_rows(examples, kinds)
     # Task folders hold free text: nearness in meaning. Generated tasks: shared numbers.
     free_text = task.spec.source == "dir"

@@ -237,6 +237,7 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
         lenient=result.lenient,
         n=result.n,
         error_categories=result.error_categories,
+        unlearned_kinds=result.unlearned_kinds,
         collapse=result.collapse,
         balanced_by_label=result.balanced_by_label,
         failures=result.failures,

@@ -87,7 +87,11 @@ def _aimed_recipe(plan: Plan, evaluation: EvaluationRecord) -> Aimed | None:
     if TECHNIQUES[plan.technique].method != "sft":
         return None
     category, share = dominant
-    return Aimed(AIMED_RECIPES[category], f"{share:.0%} of its misses are '{category}'")
+    evidence = f"{share:.0%} of its misses are '{category}'"
+    kinds = evaluation.unlearned_kinds
+    if category == "unlearned_kind" and kinds:
+        evidence += f", in {len(kinds)} kinds of question such as '{kinds[0]}'"
+    return Aimed(AIMED_RECIPES[category], evidence)
 
 
 def _collapse_is_a_phase(state: LabState, plan: Plan, this: EvaluationRecord) -> bool:

@@ -184,6 +184,8 @@ class EvaluationRecord(BaseModel):
     # training file: see AnswerShift.prior_unknown).
     balanced_by_label: bool = False
     error_categories: dict[str, int] = Field(default_factory=dict)
+    # The kinds of question its `unlearned_kind` misses fall in (prompts, numbers blanked).
+    unlearned_kinds: list[str] = Field(default_factory=list)
     failures: list[FailureSample] = Field(default_factory=list)
     # Free-form misses of a task folder grouped by meaning, largest first (no verifier can name
     # their kind).

@@ -87,10 +87,13 @@ def test_wrong_answers_gathered_in_a_few_kinds_of_question_are_an_unlearned_kind
         "unlearned_kind": 15,
         "off_by_power_of_ten": 1,
     }
+    assert scored.unlearned_kinds == ["how many min are in # h?", "how many s are in # min?"]
     # The same misses spread over every kind are plain misses.
     spread = right[:12] + ["1"] * 8 + [e.answer for e in minutes[:4]] + ["1"] * 4
     spread += [e.answer for e in seconds[:4]] + ["1"] * 4
-    assert score(task, examples, spread, "m").error_categories == {"correct": 20, "wrong": 16}
+    spread_out = score(task, examples, spread, "m")
+    assert spread_out.error_categories == {"correct": 20, "wrong": 16}
+    assert spread_out.unlearned_kinds == []
     # A kind too small to tell by is a plain miss; so is a task missed almost everywhere.
     few = score(task, metres + minutes[:4], right + ["1"] * 4, "m")
     assert few.error_categories == {"correct": 20, "wrong": 4}

@@ -292,9 +292,12 @@ def test_a_dominant_specific_miss_changes_the_data(tmp_path):
     assert kind == "target_errors" and new.data_recipe == "collapsed_kind"
     # Misses gathered in a few kinds of question give those kinds more of the rows.
     state = _done_state(tmp_path, 0.6, unlearned_kind=30, wrong=10)
+    kinds = ["how many h are in # min?", "how many min are in # h?"]
+    state["evaluations"][1].unlearned_kinds = kinds
     new, kind = refine(state, state["plan"])
     assert kind == "target_errors" and new.data_recipe == "unlearned_kind"
     assert "75% of its misses are 'unlearned_kind'" in new.reason
+    assert "in 2 kinds of question such as 'how many h are in # min?'" in new.reason
     assert "the kinds of question it misses a larger share" in new.reason
     # Misordered lists are named but not aimed at: on sort_list that was measured to hurt.
     state = _done_state(tmp_path, 0.6, misordered=12, wrong_items=4)

@@ -280,22 +280,28 @@ def test_unlearned_kinds_of_question_take_their_share_of_the_rows():
     ]
 
 
-def test_the_data_engineer_reads_the_unlearned_kinds_from_the_best_s_misses(tmp_path):
+def test_the_data_engineer_aims_at_the_kinds_the_best_s_evaluation_named(tmp_path):
     from postlab.agents.data_engineer import row_builder
     from postlab.records.hyper import Hyper
-    from postlab.records.outcomes import BestModel
+    from postlab.records.outcomes import BestModel, EvaluationRecord
     from postlab.records.run import RunOptions
     from postlab.records.steps import Plan
+    from postlab.tools.evaluation.scoring import score
 
     task = load_task("unit_conversion")
-    memory = LabMemory(tmp_path / "memory", embedding_function=default_embedding_function())
-    # The best missed every validation conversion by 60 and nothing else.
-    missed = [e.prompt for e in task.validation_examples() if " min" in e.prompt]
-    memory.add_many(
-        "observations",
-        [f"iter-1 missed: {prompt!r}" for prompt in missed],
-        [{"label": "iter-1", "missed": True, "prompt": prompt} for prompt in missed],
-        ids=[f"miss-iter-1-{i}" for i in range(len(missed))],
+    # The best answered every validation conversion by 60 wrong and every other one right.
+    validation = task.validation_examples()
+    said = ["1" if " min" in e.prompt else e.answer for e in validation]
+    scored = score(task, validation, said, "ckpt-1")
+    record = EvaluationRecord(
+        label="iter-1",
+        iteration=1,
+        checkpoint="ckpt-1",
+        strict=scored.strict,
+        lenient=scored.lenient,
+        n=scored.n,
+        error_categories=scored.error_categories,
+        unlearned_kinds=scored.unlearned_kinds,
     )
     plan = Plan(
         iteration=2,
@@ -310,12 +316,23 @@ def test_the_data_engineer_reads_the_unlearned_kinds_from_the_best_s_misses(tmp_
         reason="r",
     )
     best = BestModel(checkpoint="ckpt-1", strict=0.6, lenient=0.6, label="iter-1", iteration=1)
-    state = {"plan": plan, "best": best, "run_options": RunOptions(), "run_dir": str(tmp_path)}
-    build = row_builder(state, memory, task)
-    rows, stats = build(task.train_examples(200, seed=5))
-    assert stats["reweighted"] and len(stats["kinds"]) == 4
-    assert all(" min" in kind for kind in stats["kinds"]) and stats["kind_share"] == 0.6
+    state = {
+        "plan": plan,
+        "best": best,
+        "evaluations": [record],
+        "run_options": RunOptions(),
+        "run_dir": str(tmp_path),
+    }
+    memory = LabMemory(tmp_path / "memory", embedding_function=default_embedding_function())
+    rows, stats = row_builder(state, memory, task)(task.train_examples(200, seed=5))
+    assert stats["reweighted"] and stats["kinds"] == scored.unlearned_kinds
+    assert len(stats["kinds"]) == 4 and all(" min" in kind for kind in stats["kinds"])
+    assert stats["kind_share"] == 0.6
     assert sum(" min" in row["prompt"][0]["content"] for row in rows) == 120
+    # A best whose evaluation named no such kind leaves the rows as they are.
+    record.unlearned_kinds = []
+    rows, stats = row_builder(state, memory, task)(task.train_examples(200, seed=5))
+    assert not stats["reweighted"]
 
 
 def test_a_training_prior_is_a_shift_only_when_validation_differs():

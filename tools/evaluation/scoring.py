@@ -47,6 +47,8 @@ class EvalResult(BaseModel):
     free_form_misses: list[FailureSample] = Field(default_factory=list)
     # Share of items given one and the same answer, when that many did (else 0).
     collapse: float = 0.0
+    # The kinds of question (prompts with their numbers blanked) missed far more than the rest.
+    unlearned_kinds: list[str] = Field(default_factory=list)
     # strict and lenient count every reference answer equally (balanced accuracy).
     balanced_by_label: bool = False
     wall_s: float = 0.0
@@ -142,6 +144,7 @@ def score(
         missed_prompts=missed,
         free_form_misses=free_form,
         collapse=round(share, 3) if collapsed else 0.0,
+        unlearned_kinds=sorted(unlearned),
         balanced_by_label=balanced,
         wall_s=wall_s,
     )
