@@ -30,9 +30,9 @@ from datasets import Dataset, load_from_disk
 from lab_vs_naive import BATCH, sft_base_on
 from measure import RESULTS, write_result
 
-from postlab.tools.data.training_sets import build_training_set
+from postlab.tools.data.training_sets import build_training_set, example_row
 from postlab.tools.evaluation.scoring import generate
-from postlab.tools.tasks.catalog import load_task
+from postlab.tools.tasks.catalog import Example, load_task
 from postlab.tools.tasks.verifiers import verify
 
 TASK = "multiple_choice_arith"
@@ -98,12 +98,7 @@ def main() -> None:
             row["completion"][0]["content"],
             rng,
         )
-        data.append(
-            {
-                "prompt": [{"role": "user", "content": prompt}],
-                "completion": [{"role": "assistant", "content": answer}],
-            }
-        )
+        data.append(example_row(Example(prompt=prompt, answer=answer), "sft"))
     started = time.monotonic()
     result = sft_base_on(task.name, Dataset.from_list(data), out, args.steps)
     if result.status != "ok":

@@ -93,14 +93,14 @@ def question_kind(prompt: str) -> str:
     return _NUMBER.sub("#", normalize_prompt(prompt))
 
 
-def unlearned_kinds(prompts: list[str], correct: list[bool]) -> frozenset[str]:
-    """The kinds of question answered right far less often than the rest of the split (empty
-    when the split has one kind, when its kinds are too small to tell, or when they are most of
-    it)."""
+def unlearned_kinds(kinds: list[str], correct: list[bool]) -> frozenset[str]:
+    """Among the items' kinds of question (`question_kind`), those answered right far less
+    often than the rest of the split (empty when the split has one kind, when its kinds are too
+    small to tell, or when they are most of it)."""
     groups: dict[str, list[bool]] = {}
-    for prompt, right in zip(prompts, correct, strict=True):
-        groups.setdefault(question_kind(prompt), []).append(right)
-    n, right_total = len(prompts), sum(correct)
+    for kind, right in zip(kinds, correct, strict=True):
+        groups.setdefault(kind, []).append(right)
+    n, right_total = len(kinds), sum(correct)
     weak = set()
     for kind, flags in groups.items():
         others = n - len(flags)

@@ -105,16 +105,17 @@ def score(
     balanced = balance_labels and bool(labels) and len(references) > 1
     same, kind_labels = collapsed_label(normal, completions) if not labels else ("", frozenset())
     verdicts = [task.verify(c, e.answer) for e, c in zip(examples, completions, strict=True)]
-    unlearned = unlearned_kinds([e.prompt for e in examples], [v.strict for v in verdicts])
-    for example, reference, completion, verdict in zip(
-        examples, normal, completions, verdicts, strict=True
+    kinds = [question_kind(example.prompt) for example in examples]
+    unlearned = unlearned_kinds(kinds, [verdict.strict for verdict in verdicts])
+    for example, reference, completion, verdict, kind in zip(
+        examples, normal, completions, verdicts, kinds, strict=True
     ):
         strict_hits[reference] += verdict.strict
         lenient_hits[reference] += verdict.lenient
         category = categorize(completion, verdict.strict, verdict.lenient, example.answer, labels)
         if category == "wrong" and reference in kind_labels and normal_answer(completion) == same:
             category = "label_collapse"
-        elif category == "wrong" and question_kind(example.prompt) in unlearned:
+        elif category == "wrong" and kind in unlearned:
             category = "unlearned_kind"
         categories[category] += 1
         if category == "correct":
