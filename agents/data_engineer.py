@@ -8,7 +8,7 @@ from pathlib import Path
 from postlab.agents.base import StepResult, run_task
 from postlab.memory.store import LabMemory
 from postlab.records.events import emit
-from postlab.records.outcomes import AgentOutcome
+from postlab.records.outcomes import AgentOutcome, EvaluationRecord
 from postlab.records.state import LabState
 from postlab.records.steps import Directive
 from postlab.tools.data.answer_balance import (
@@ -41,6 +41,7 @@ from postlab.tools.data.training_sets import (
     held_out_index,
     read_card,
 )
+from postlab.tools.evaluation.clusters import dominant_cluster
 from postlab.tools.io.http import ServiceUnavailable
 from postlab.tools.io.rundir import DATA_DIR
 from postlab.tools.models.resolution import resolve_model
@@ -103,12 +104,29 @@ def validation_misses(state: LabState, memory: LabMemory, task: Task) -> list[Ex
     return [example for example in task.validation_examples() if example.prompt in missed]
 
 
-def validation_unlearned_kinds(state: LabState) -> frozenset[str]:
-    """The kinds of question the best checkpoint missed far more than the rest of validation."""
+def _best_evaluation(state: LabState) -> EvaluationRecord | None:
     best = state.get("best") or state.get("baseline")
     evaluations = state.get("evaluations") or []
-    scored = next((e for e in evaluations if best and e.label == best.label), None)
+    return next((e for e in evaluations if best and e.label == best.label), None)
+
+
+def validation_unlearned_kinds(state: LabState) -> frozenset[str]:
+    """The kinds of question the best checkpoint missed far more than the rest of validation."""
+    scored = _best_evaluation(state)
     return frozenset(scored.unlearned_kinds) if scored else frozenset()
+
+
+def aimed_misses(state: LabState, memory: LabMemory, task: Task) -> tuple[list[Example], list[str]]:
+    """The validation misses targeted rows are drawn near: those of the dominant group when the
+    best's free-form misses gather in one (the pattern the refinement named), else all; and
+    that group's prompts (empty when none)."""
+    misses = validation_misses(state, memory, task)
+    scored = _best_evaluation(state)
+    cluster = dominant_cluster(scored.miss_clusters) if scored else None
+    if cluster is None:
+        return misses, []
+    members = set(cluster.prompts)
+    return [miss for miss in misses if miss.prompt in members], cluster.prompts
 
 
 def row_builder(state: LabState, memory: LabMemory, task: Task) -> RowBuilder | None:
@@ -164,13 +182,17 @@ def _recipe_builder(
     if recipe == "quality":
         return lambda examples: quality_rows(task, examples, memory.embed if free_text else None)
     if recipe == "targeted":
-        misses = validation_misses(state, memory, task)
+        misses, cluster = aimed_misses(state, memory, task)
 
         def targeted(examples: list[Example]):
             wrong = [s.example for s in sampled(examples, 1, None) if not any(s.correct)]
             if free_text:
-                return targeted_rows(examples, misses, wrong, nearest=memory.nearest)
-            return targeted_rows(examples, misses, wrong)
+                rows, stats = targeted_rows(examples, misses, wrong, nearest=memory.nearest)
+            else:
+                rows, stats = targeted_rows(examples, misses, wrong)
+            if cluster:
+                stats = {**stats, "aimed_at_alike_misses": cluster}
+            return rows, stats
 
         return targeted
     if recipe == "synthetic":

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from postlab.agents.base import StepResult, iteration_row, run_task
 from postlab.memory.store import LabMemory
-from postlab.records.artifacts import FailureSample
 from postlab.records.events import emit
 from postlab.records.outcomes import (
     AgentOutcome,
@@ -20,13 +19,14 @@ from postlab.records.outcomes import (
 from postlab.records.state import LabState
 from postlab.records.steps import Directive
 from postlab.tools.data.answer_balance import answer_shift
-from postlab.tools.evaluation.clusters import MIN_MISSES_TO_CLUSTER, cluster_unit_vectors
+from postlab.tools.evaluation.clusters import MIN_MISSES_TO_CLUSTER, group_misses
 from postlab.tools.evaluation.external import run_external_evaluation
 from postlab.tools.evaluation.scoring import (
     EvalResult,
     EvaluationError,
     Split,
     evaluate_checkpoint,
+    split_examples,
 )
 from postlab.tools.io.rundir import iteration_dir, iteration_label, prune_checkpoints
 from postlab.tools.training.failures import normalize_error
@@ -126,26 +126,16 @@ def _test_words(test: SplitScore) -> str:
     return f"strict {test.strict:.2f} of {test.n}"
 
 
-# Clusters a record keeps (the largest): enough to show the patterns, not every singleton.
-KEPT_CLUSTERS = 3
-
-
-def miss_clusters(
-    state: LabState, memory: LabMemory, misses: list[FailureSample]
-) -> list[MissCluster]:
-    """A task folder's free-form misses grouped by meaning (generated tasks' misses are numbers,
-    which embeddings do not tell apart)."""
-    if state.get("task_dir") is None or len(misses) < MIN_MISSES_TO_CLUSTER:
+def miss_clusters(state: LabState, memory: LabMemory, result: EvalResult) -> list[MissCluster]:
+    """A task folder's free-form validation misses grouped by meaning (generated tasks' misses
+    are numbers, which embeddings do not tell apart)."""
+    if state.get("task_dir") is None or len(result.free_form_misses) < MIN_MISSES_TO_CLUSTER:
         return []
-    unit = memory.embed([f"{m.prompt} → {m.completion}" for m in misses])
-    groups = cluster_unit_vectors(unit)
-    return [
-        MissCluster(
-            size=len(group), share=round(len(group) / len(misses), 3), example=misses[group[0]]
-        )
-        for group in groups[:KEPT_CLUSTERS]
-        if len(group) > 1
-    ]
+    examples = split_examples(run_task(state), "validation", state["run_options"].eval_limit)
+    missed = set(result.missed_prompts)
+    prompts = [example.prompt for example in examples]
+    correct = [prompt not in missed for prompt in prompts]
+    return group_misses(memory.embed, result.free_form_misses, prompts, correct)
 
 
 # Training rows sampled to measure the training answers' distribution.
@@ -241,7 +231,7 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
         collapse=result.collapse,
         balanced_by_label=result.balanced_by_label,
         failures=result.failures,
-        miss_clusters=miss_clusters(state, memory, result.free_form_misses),
+        miss_clusters=miss_clusters(state, memory, result),
         delta_vs_baseline=round(result.strict - base_strict, 4),
         delta_vs_best=round(result.strict - best_strict, 4),
         is_best=is_best,

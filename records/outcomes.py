@@ -163,6 +163,14 @@ class MissCluster(BaseModel):
     size: int
     share: float  # of the free-form ("wrong") misses
     example: FailureSample
+    # Every member's prompt: what data aimed at the pattern is drawn near.
+    prompts: list[str] = Field(default_factory=list)
+    # The split's questions near the members' (by embedding) and how often they are right,
+    # against the rest: a pattern is a skill gap only where the model is weak, not the task.
+    near_items: int = 0
+    near_accuracy: float = 0.0
+    rest_accuracy: float = 0.0
+    unlearned: bool = False
 
 
 class EvaluationRecord(BaseModel):

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from postlab.agents.data_engineer import aimed_misses
 from postlab.agents.evaluator import miss_clusters
 from postlab.memory.store import LabMemory
 from postlab.records.artifacts import FailureSample
-from postlab.tools.evaluation.clusters import cluster_unit_vectors
+from postlab.records.outcomes import BestModel, EvaluationRecord, MissCluster
+from postlab.tools.evaluation.clusters import (
+    cluster_unit_vectors,
+    dominant_cluster,
+    group_misses,
+)
+from postlab.tools.evaluation.scoring import EvalResult
+from postlab.tools.tasks.catalog import load_task
 
 
 def test_leader_clustering_groups_close_vectors_largest_first():
@@ -21,20 +29,93 @@ def _miss(prompt: str, completion: str) -> FailureSample:
     return FailureSample(prompt=prompt, answer="x", completion=completion, category="wrong")
 
 
-def test_misses_of_one_kind_cluster_over_memorys_embeddings(tmp_path):
+COUNTRIES = ("France", "Spain", "Italy", "Peru", "Chile", "Japan")
+UNRELATED = [
+    "Translate 'good morning' into German.",
+    "Name a prime number between 20 and 30.",
+    "Write the word 'river' backwards.",
+    "How many legs does a spider have?",
+    "Spell 'necessary' letter by letter.",
+    "What colour do you get by mixing blue and yellow?",
+    "Give a synonym of 'quick'.",
+    "Which is heavier, a kilogram of iron or a gram of gold?",
+    "Name the opposite of 'ancient'.",
+    "What is the plural of 'mouse'?",
+]
+
+
+def test_misses_of_one_kind_cluster_over_memorys_embeddings_and_name_a_weak_region(tmp_path):
     memory = LabMemory(tmp_path / "memory")
-    capitals = [
-        _miss(f"What is the capital city of {country}?", "London")
-        for country in ("France", "Spain", "Italy", "Peru")
-    ]
-    other = [
-        _miss("Translate 'good morning' into German.", "Good morning"),
-        _miss("Name a prime number between 20 and 30.", "25"),
-    ]
-    state = {"task_dir": str(tmp_path)}
-    clusters = miss_clusters(state, memory, capitals + other)
+    capitals = [f"What is the capital city of {country}?" for country in COUNTRIES]
+    # Four of the six capital questions missed alike; two unrelated misses; the rest right.
+    misses = [_miss(prompt, "London") for prompt in capitals[:4]]
+    misses += [_miss(UNRELATED[0], "Good morning"), _miss(UNRELATED[1], "25")]
+    prompts = capitals + UNRELATED
+    correct = [prompt not in {m.prompt for m in misses} for prompt in prompts]
+    clusters = group_misses(memory.embed, misses, prompts, correct)
     assert clusters and clusters[0].size == 4 and clusters[0].share == round(4 / 6, 3)
     assert "capital city" in clusters[0].example.prompt
-    # Singletons are not patterns; generated tasks' numeric misses are not clustered at all.
+    assert clusters[0].prompts == capitals[:4]
+    # Its region is the six capital questions: right 2 of 6 against 8 of 10 elsewhere.
+    top = clusters[0]
+    assert (top.near_items, top.near_accuracy, top.rest_accuracy) == (6, 0.333, 0.8)
+    assert top.unlearned and dominant_cluster(clusters) == top
+    # Singletons are not patterns.
     assert all(cluster.size > 1 for cluster in clusters)
-    assert miss_clusters({"task_dir": None}, memory, capitals + other) == []
+    # The same misses on a split of capital questions only: the group is the task, not a gap.
+    only = [f"What is the capital city of {c}?" for c in (*COUNTRIES, "Kenya", "Chad", "Fiji")]
+    only += [f"Name the capital city of {c}." for c in ("Egypt", "Nepal", "Cuba")]
+    same = [_miss(prompt, "London") for prompt in only[:4]]
+    clusters = group_misses(memory.embed, same, only, [i >= 4 for i in range(len(only))])
+    assert clusters[0].near_items >= len(only) - 1 and not clusters[0].unlearned
+    assert dominant_cluster(clusters) is None
+    # Scattered misses: the largest group under half of them.
+    scattered = misses[:2] + [_miss(p, "?") for p in UNRELATED[:4]]
+    clusters = group_misses(memory.embed, scattered, prompts, correct)
+    assert dominant_cluster(clusters) is None
+    assert group_misses(memory.embed, misses[:3], prompts, correct) == []
+
+
+def test_generated_tasks_misses_are_not_clustered(tmp_path):
+    memory = LabMemory(tmp_path / "memory")
+    result = EvalResult(
+        model_path="m",
+        task="addition_2d",
+        n=10,
+        strict=0.0,
+        lenient=0.0,
+        free_form_misses=[_miss(f"What is 1{i} + 2?", "9") for i in range(6)],
+    )
+    assert miss_clusters({"task_dir": None}, memory, result) == []
+
+
+def test_targeted_data_aims_at_the_dominant_group_of_the_best_s_misses(tmp_path):
+    task = load_task("unit_conversion")
+    validation = task.validation_examples()[:6]
+    memory = LabMemory(tmp_path / "memory")
+    memory.add_many(
+        "observations",
+        [f"iter-1 missed: {e.prompt!r}" for e in validation],
+        [{"label": "iter-1", "missed": True, "prompt": e.prompt} for e in validation],
+    )
+    alike = [e.prompt for e in validation[:4]]
+    example = _miss(alike[0], "12")
+    record = EvaluationRecord(
+        label="iter-1", iteration=1, checkpoint="ckpt-1", strict=0.5, lenient=0.5, n=12
+    )
+    best = BestModel(checkpoint="ckpt-1", strict=0.5, lenient=0.5, label="iter-1", iteration=1)
+    state = {"best": best, "evaluations": [record]}
+    # No group of alike misses: every miss of the best is aimed at.
+    misses, prompts = aimed_misses(state, memory, task)
+    assert sorted(m.prompt for m in misses) == sorted(e.prompt for e in validation)
+    assert prompts == []
+    record.miss_clusters = [
+        MissCluster(size=4, share=0.667, example=example, prompts=alike, unlearned=True)
+    ]
+    misses, prompts = aimed_misses(state, memory, task)
+    assert sorted(m.prompt for m in misses) == sorted(alike) and prompts == alike
+    assert all(m.answer == e.answer for m, e in zip(misses, validation[:4], strict=True))
+    # A largest group under half of them is no pattern to aim at.
+    record.miss_clusters[0].share = 0.4
+    misses, prompts = aimed_misses(state, memory, task)
+    assert len(misses) == 6 and prompts == []

@@ -11,13 +11,14 @@ from postlab.graph.experiments import hyper_for
 from postlab.graph.playbook import decide
 from postlab.graph.refinements import refine
 from postlab.graph.supervisor import _schedule_running
-from postlab.records.artifacts import FailureInfo, TrainingResult
+from postlab.records.artifacts import FailureInfo, FailureSample, TrainingResult
 from postlab.records.hyper import Hyper
 from postlab.records.outcomes import (
     AnswerShift,
     BestModel,
     EvaluationRecord,
     LearningRateEvidence,
+    MissCluster,
     PaperRef,
     TechniqueFinding,
     TrainingRecord,
@@ -307,6 +308,35 @@ def test_a_dominant_specific_miss_changes_the_data(tmp_path):
     state = _done_state(tmp_path, 0.6, wrong=40)
     new, kind = refine(state, state["plan"])
     assert kind == "continue" and new.data_recipe == "plain"
+    # Unless most of a task folder's free-form misses resemble each other: one pattern to aim at.
+    shout = FailureSample(
+        prompt="Shout this: 'good morning'",
+        answer="GOOD MORNING",
+        completion="Good morning",
+        category="wrong",
+    )
+    alike = MissCluster(
+        size=24,
+        share=0.6,
+        example=shout,
+        prompts=[shout.prompt] * 24,
+        near_items=30,
+        near_accuracy=0.2,
+        rest_accuracy=0.8,
+        unlearned=True,
+    )
+    state["evaluations"][1].miss_clusters = [alike]
+    new, kind = refine(state, state["plan"])
+    assert kind == "target_errors" and new.data_recipe == "targeted"
+    assert "100% of its misses are 'wrong', 60% of them alike, such as" in new.reason
+    assert "\"Shout this: 'good morning'\" → 'Good morning'" in new.reason
+    assert "it gets 20% of 30 such questions right against 80% of the rest" in new.reason
+    # Scattered free-form misses (the largest group under half of them) stay plain, and so do
+    # alike misses where the model is no weaker than elsewhere (the group is the task itself).
+    for scattered in ({"size": 16, "share": 0.4}, {"unlearned": False}):
+        state["evaluations"][1].miss_clusters = [alike.model_copy(update=scattered)]
+        new, kind = refine(state, state["plan"])
+        assert kind == "continue" and new.data_recipe == "plain"
 
 
 def test_a_large_gain_raises_the_rate_a_small_one_anneals_it(tmp_path):

@@ -6,6 +6,8 @@
   (about three rows in four say "animal"), validation and test are balanced and use words the
   training file never shows: plain SFT on it tends to answer "animal" to everything.
 - shout: rewrite a short phrase in capital letters, exact match.
+- phrase_edits: four edits of a phrase (capital letters, first word, last word, the words in
+  reverse order), exact match; the edits are not equally hard, so misses gather by kind.
 - above_500: whether a number is above 500. Nine training rows in ten say "yes"; validation and
   test are balanced: plain SFT on it learns to answer "yes" to everything.
 - word_category_no_valid, above_500_no_valid: the two skewed folders without valid.jsonl, so
@@ -105,6 +107,36 @@ def shout(out: Path) -> None:
     (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
 
 
+def phrase_edits(out: Path) -> None:
+    """Four edits of a phrase asked side by side, one of them (the words in reverse order)
+    harder for a small model than the rest: misses gather where it is weak."""
+    rng = random.Random(17)
+    phrases = list(PHRASES)
+    rng.shuffle(phrases)
+    edits = [
+        ("Write '{p}' in capital letters. Answer with the text only.", str.upper),
+        ("What is the first word of '{p}'? Answer with the word only.", lambda p: p.split()[0]),
+        ("What is the last word of '{p}'? Answer with the word only.", lambda p: p.split()[-1]),
+        (
+            "Say the words of '{p}' in reverse order. Answer with the text only.",
+            lambda p: " ".join(reversed(p.split())),
+        ),
+    ]
+
+    def rows(chosen: list[str]) -> list[dict]:
+        made = [{"prompt": t.format(p=p), "answer": edit(p)} for p in chosen for t, edit in edits]
+        rng.shuffle(made)
+        return made
+
+    folder = out / "phrase_edits"
+    _write(folder, "train.jsonl", rows(phrases[:30]))
+    _write(folder, "valid.jsonl", rows(phrases[30:39]))
+    _write(folder, "eval.jsonl", rows(phrases[39:]))
+    task = {"name": "phrase_edits", "description": "Edit a phrase as asked.",
+            "metric": "exact", "max_new_tokens": 16}  # fmt: skip
+    (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
+
+
 def above_500(out: Path) -> None:
     """The folder whose skewed training makes one answer dominate."""
     rng = random.Random(13)
@@ -152,6 +184,7 @@ def main() -> None:
     out = Path(sys.argv[1] if len(sys.argv) > 1 else "heldout-tasks")
     word_category(out)
     shout(out)
+    phrase_edits(out)
     above_500(out)
     for skewed in ("word_category", "above_500"):
         without_validation(out, skewed)

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NamedTuple
+
 import numpy as np
+
+from postlab.records.artifacts import FailureSample
+from postlab.records.outcomes import MissCluster
+from postlab.tools.evaluation.misses import unlearned_kinds
 
 # A miss joins a group when its embedding is at least this close (cosine) to one of its members.
 # Measured with memory's MiniLM on "prompt → answer" texts: one question asked of four countries
@@ -10,6 +17,11 @@ import numpy as np
 CLUSTER_COSINE = 0.45
 # Fewer free-form misses than this say nothing about a pattern.
 MIN_MISSES_TO_CLUSTER = 4
+# Groups a record keeps (the largest): enough to show the patterns, not every singleton.
+KEPT_CLUSTERS = 3
+# A group holding at least this share of the free-form misses is the pattern data can aim at:
+# the rest are scattered failures that no one set of rows is near.
+DOMINANT_CLUSTER_SHARE = 0.5
 
 
 def cluster_unit_vectors(unit: np.ndarray, threshold: float = CLUSTER_COSINE) -> list[list[int]]:
@@ -32,3 +44,76 @@ def cluster_unit_vectors(unit: np.ndarray, threshold: float = CLUSTER_COSINE) ->
         group_of.append(len(members))
         members.append([index])
     return sorted(members, key=lambda group: (-len(group), group[0]))
+
+
+class Region(NamedTuple):
+    """The split's questions near a group of misses, and how often the model gets them right."""
+
+    items: int
+    accuracy: float
+    rest_accuracy: float
+    unlearned: bool
+
+
+_NEAR = "near"
+
+
+def near_region(
+    prompts: np.ndarray, members: np.ndarray, correct: list[bool], threshold: float = CLUSTER_COSINE
+) -> Region:
+    """Which of the split's questions (unit vectors of their prompts) lie near a group's members'
+    prompts, and whether the model is weak there: right at most half as often as on the rest,
+    by the rule that names unlearned kinds of numbered questions (`unlearned_kinds`). On a task
+    whose questions all look alike the region is the whole split, and no gap is named."""
+    near = (prompts @ members.T).max(axis=1) >= threshold
+    kinds = [_NEAR if close else str(index) for index, close in enumerate(near)]
+    inside = [right for right, close in zip(correct, near, strict=True) if close]
+    outside = [right for right, close in zip(correct, near, strict=True) if not close]
+    return Region(
+        items=len(inside),
+        accuracy=round(sum(inside) / len(inside), 3) if inside else 0.0,
+        rest_accuracy=round(sum(outside) / len(outside), 3) if outside else 0.0,
+        unlearned=_NEAR in unlearned_kinds(kinds, correct),
+    )
+
+
+def dominant_cluster(clusters: list[MissCluster]) -> MissCluster | None:
+    """The group of free-form misses that holds most of them, where the model is weak."""
+    top = clusters[0] if clusters else None
+    if top is None or top.share < DOMINANT_CLUSTER_SHARE or not top.unlearned:
+        return None
+    return top
+
+
+def group_misses(
+    embed: Callable[[list[str]], np.ndarray],
+    misses: list[FailureSample],
+    prompts: list[str],
+    correct: list[bool],
+) -> list[MissCluster]:
+    """Free-form misses grouped by meaning ("prompt → answer" embedded by `embed`, as unit
+    vectors), largest first, each with how the model does on the split's questions near it
+    (`prompts`, right where `correct`)."""
+    if len(misses) < MIN_MISSES_TO_CLUSTER:
+        return []
+    unit = embed([f"{m.prompt} → {m.completion}" for m in misses])
+    groups = [group for group in cluster_unit_vectors(unit)[:KEPT_CLUSTERS] if len(group) > 1]
+    if not groups:
+        return []
+    split, asked = embed(prompts), embed([m.prompt for m in misses])
+    clusters = []
+    for group in groups:
+        region = near_region(split, asked[group], correct)
+        clusters.append(
+            MissCluster(
+                size=len(group),
+                share=round(len(group) / len(misses), 3),
+                example=misses[group[0]],
+                prompts=[misses[i].prompt for i in group],
+                near_items=region.items,
+                near_accuracy=region.accuracy,
+                rest_accuracy=region.rest_accuracy,
+                unlearned=region.unlearned,
+            )
+        )
+    return clusters
