@@ -47,7 +47,8 @@ def _summary(tmp_path):
              "error_categories": {"correct": 10, "off_by_power_of_ten": 7, "wrong": 3},
              "miss_clusters": [{"size": 2, "share": 0.667, "example": {
                  "prompt": "capital of Peru?", "completion": "London", "answer": "Lima",
-                 "category": "wrong"}}]},
+                 "category": "wrong"}, "near_items": 6, "near_accuracy": 0.333,
+                 "rest_accuracy": 0.8, "unlearned": True}]},
         ],
         "options": {"max_iterations": 2, "train_steps": 4, "train_size": 16, "batch_size": 8,
                     "seed": 0, "target_score": 0.9},
@@ -84,6 +85,8 @@ def test_the_report_shows_curves_target_data_use_and_how_to_rerun(tmp_path):
     assert md("From: iteration 1, by target_errors") in report
     cluster = "2 free-form misses (67%) resemble: capital of Peru? → London (expected Lima)"
     assert md(cluster) in report
+    region = "6 validation questions lie near them, 33% right against 80% of the rest"
+    assert f"{region} (a weak region)" in report
     assert "(-0.10 against iter-1's 0.50)" in report
     assert "- Time: 30s training, 5s scoring" in report
     assert 'path = "/runs/r/models/iter-1/checkpoint"' in report

@@ -119,13 +119,25 @@ def iteration_sections(summary: dict[str, Any]) -> list[str]:
         if misses := _misses(scored.get(it["iteration"])):
             lines.append(f"- Validation misses by category (read by the next decision): {misses}")
         for cluster in (scored.get(it["iteration"]) or {}).get("miss_clusters") or []:
-            example = cluster["example"]
-            lines.append(
-                f"- {cluster['size']} free-form misses ({cluster['share']:.0%}) resemble: "
-                f"{md(example['prompt'])} → {md(example['completion'])} "
-                f"(expected {md(example['answer'])})"
-            )
+            lines.append(_cluster_line(cluster))
         if it.get("failure"):
             lines.append(f"- Failure: {md(it['failure'])}")
         lines.append("")
     return lines
+
+
+def _cluster_line(cluster: dict[str, Any]) -> str:
+    """A group of alike free-form misses, and how the model does on the questions near it."""
+    example = cluster["example"]
+    line = (
+        f"- {cluster['size']} free-form misses ({cluster['share']:.0%}) resemble: "
+        f"{md(example['prompt'])} → {md(example['completion'])} (expected {md(example['answer'])})"
+    )
+    if cluster.get("near_items"):
+        verdict = "a weak region" if cluster.get("unlearned") else "no weak region"
+        line += (
+            f"; {cluster['near_items']} validation questions lie near them, "
+            f"{cluster['near_accuracy']:.0%} right against {cluster['rest_accuracy']:.0%} "
+            f"of the rest ({verdict})"
+        )
+    return line
