@@ -196,6 +196,29 @@ def test_an_item_asked_several_ways_is_content_not_template(tmp_path: Path) -> N
     _accounting(card)
 
 
+def test_a_word_left_alone_by_the_template_flags_nothing(tmp_path: Path) -> None:
+    # Each held-out phrase is asked four ways with four answers, so a three-word phrase recurs
+    # with several answers and reads as template: its capital-letters item keeps only "write".
+    edits = (
+        ("Write '{p}' in capital letters. Answer with the text only.", str.upper),
+        ("What is the first word of '{p}'? Answer with the word only.", lambda p: p.split()[0]),
+        ("What is the last word of '{p}'? Answer with the word only.", lambda p: p.split()[-1]),
+        ("Say the words of '{p}' in reverse order.", lambda p: " ".join(p.split()[::-1])),
+    )
+
+    def rows(phrases: list[str]) -> list[dict]:
+        return [{"prompt": t.format(p=p), "answer": e(p)} for p in phrases for t, e in edits]
+
+    held_out = rows(["the blue sky", "rain again today", "walk the dog", "cold water"])
+    train = rows(["read the book", "sweet dreams", "see you soon", "hot soup", "small house"])
+    task = _dir_task(tmp_path, train, held_out)
+    card = build_training_set(task, "sft", 100, seed=0, out_dir=tmp_path / "out")
+    # No training row shares a phrase with a held-out one: none is flagged for a lone word.
+    assert card.contaminated_removed == 0
+    assert card.final_size == len(train)
+    _accounting(card)
+
+
 def test_long_ngram_overlap_is_contamination(tmp_path: Path) -> None:
     rng = random.Random(0)
     vocab = [f"w{i}" for i in range(300)]
