@@ -21,14 +21,12 @@ import argparse
 import json
 import random
 import re
-import tempfile
 import time
 from collections import Counter
-from pathlib import Path
 
 from datasets import Dataset, load_from_disk
 from lab_vs_naive import BATCH, sft_base_on
-from measure import RESULTS, write_result
+from measure import RESULTS, scratch_dir, write_result
 
 from postlab.tools.data.training_sets import build_training_set, example_row
 from postlab.tools.evaluation.scoring import generate
@@ -84,48 +82,54 @@ def main() -> None:
     args = parser.parse_args()
     mix = _mix(args.mix)
     task = load_task(TASK)
-    out = Path(tempfile.mkdtemp(prefix="postlab-choice-skills-"))
-    rows = args.steps * BATCH
-    pool = load_from_disk(build_training_set(task, "sft", rows, seed=0, out_dir=out / "pool").path)
-    # Every hundred rows hold each skill at its share, so no stretch of training lacks one.
-    order = [s for s in mix for _ in range(round(100 * mix[s]))]
-    rng = random.Random(0)
-    data = []
-    for i, row in enumerate(pool):
-        prompt, answer = ask(
-            order[i % len(order)],
-            row["prompt"][0]["content"],
-            row["completion"][0]["content"],
-            rng,
+    with scratch_dir("postlab-choice-skills-") as out:
+        rows = args.steps * BATCH
+        pool = load_from_disk(
+            build_training_set(task, "sft", rows, seed=0, out_dir=out / "pool").path
         )
-        data.append(example_row(Example(prompt=prompt, answer=answer), "sft"))
-    started = time.monotonic()
-    result = sft_base_on(task.name, Dataset.from_list(data), out, args.steps)
-    if result.status != "ok":
-        raise SystemExit(f"training failed: {result.failure}")
-    row: dict = {"mix": args.mix, "steps": args.steps, "train_s": round(time.monotonic() - started)}
-    examples = task.validation_examples()[: args.limit]
-    for skill in SKILLS:
-        rng = random.Random(1)
-        asked = [ask(skill, e.prompt, e.answer, rng) for e in examples]
-        replies = generate(result.checkpoint, [p for p, _ in asked], max_new_tokens=12)
-        replies = [reply.strip() for reply in replies]
-        right = sum(
-            verify("exact", reply, answer).strict
-            for reply, (_, answer) in zip(replies, asked, strict=True)
+        # Every hundred rows hold each skill at its share, so no stretch of training lacks one.
+        order = [s for s in mix for _ in range(round(100 * mix[s]))]
+        rng = random.Random(0)
+        data = []
+        for i, row in enumerate(pool):
+            prompt, answer = ask(
+                order[i % len(order)],
+                row["prompt"][0]["content"],
+                row["completion"][0]["content"],
+                rng,
+            )
+            data.append(example_row(Example(prompt=prompt, answer=answer), "sft"))
+        started = time.monotonic()
+        result = sft_base_on(task.name, Dataset.from_list(data), out, args.steps)
+        if result.status != "ok":
+            raise SystemExit(f"training failed: {result.failure}")
+        row: dict = {
+            "mix": args.mix,
+            "steps": args.steps,
+            "train_s": round(time.monotonic() - started),
+        }
+        examples = task.validation_examples()[: args.limit]
+        for skill in SKILLS:
+            rng = random.Random(1)
+            asked = [ask(skill, e.prompt, e.answer, rng) for e in examples]
+            replies = generate(result.checkpoint, [p for p, _ in asked], max_new_tokens=12)
+            replies = [reply.strip() for reply in replies]
+            right = sum(
+                verify("exact", reply, answer).strict
+                for reply, (_, answer) in zip(replies, asked, strict=True)
+            )
+            row[skill] = round(right / len(asked), 3)
+            if skill == "letter":
+                commonest = Counter(replies).most_common(1)[0]
+                row["letter_commonest"] = f"{commonest[0]} ({commonest[1] / len(replies):.0%})"
+        print(json.dumps(row))
+        name = "choice_skills_" + "_".join(f"{s}{mix[s]:g}" for s in mix)
+        notes = (
+            f"{args.steps} steps of plain full SFT on {TASK} rows asking for each skill at its "
+            f"share; each skill scored (exact reply) on the first {args.limit} validation questions"
         )
-        row[skill] = round(right / len(asked), 3)
-        if skill == "letter":
-            commonest = Counter(replies).most_common(1)[0]
-            row["letter_commonest"] = f"{commonest[0]} ({commonest[1] / len(replies):.0%})"
-    print(json.dumps(row))
-    name = "choice_skills_" + "_".join(f"{s}{mix[s]:g}" for s in mix)
-    notes = (
-        f"{args.steps} steps of plain full SFT on {TASK} rows asking for each skill at its "
-        f"share; each skill scored (exact reply) on the first {args.limit} validation questions"
-    )
-    columns = ["mix", "steps", *SKILLS, "letter_commonest"]
-    write_result(name, [row], columns, notes, RESULTS)
+        columns = ["mix", "steps", *SKILLS, "letter_commonest"]
+        write_result(name, [row], columns, notes, RESULTS)
 
 
 if __name__ == "__main__":

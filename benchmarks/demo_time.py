@@ -2,44 +2,48 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from measure import RESULTS, write_result
+from measure import RESULTS, scratch_dir, write_result
 
 from postlab.memory.library import LIBRARY_ENV, LIBRARY_OFF
 
 
 def main() -> None:
     """Run `postlab demo` in a fresh run directory and print wall time and scores."""
-    run_dir = Path(tempfile.mkdtemp(prefix="postlab-demo-")) / "demo"
-    started = time.monotonic()
-    completed = subprocess.run(
-        [sys.executable, "-m", "postlab.cli", "demo", "--run-dir", str(run_dir)],
-        capture_output=True,
-        text=True,
-        check=False,
-        # A fresh user's demo: no earlier run's measurements weigh on its ranking.
-        env={**os.environ, LIBRARY_ENV: os.environ.get(LIBRARY_ENV, LIBRARY_OFF)},
-    )
-    wall = time.monotonic() - started
-    summary = json.loads((run_dir / "summary.json").read_text())
-    print(f"demo wall time: {wall:.0f}s (exit {completed.returncode})")
-    print(f"baseline strict: {summary['baseline_score']:.2f}")
-    print(f"best strict:     {summary['best_score']:.2f} ({summary['best_label']})")
-    print(f"gain:            {summary['best_score'] - summary['baseline_score']:+.2f}")
-    print(f"stop reason:     {summary['stop_reason']} — {summary['stop_detail']}")
-    for iteration in summary["iterations"]:
-        print(
-            f"  iteration {iteration['iteration']}: {iteration['technique']} → {iteration['score']}"
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--keep", action="store_true", help="keep the run folder (about 0.5 GB)")
+    args = parser.parse_args()
+    with scratch_dir("postlab-demo-", keep=args.keep) as scratch:
+        run_dir = scratch / "demo"
+        started = time.monotonic()
+        completed = subprocess.run(
+            [sys.executable, "-m", "postlab.cli", "demo", "--run-dir", str(run_dir)],
+            capture_output=True,
+            text=True,
+            check=False,
+            # A fresh user's demo: no earlier run's measurements weigh on its ranking.
+            env={**os.environ, LIBRARY_ENV: os.environ.get(LIBRARY_ENV, LIBRARY_OFF)},
         )
-    print(f"run directory: {run_dir}")
-    print(overhead_table(run_dir, summary, wall))
+        wall = time.monotonic() - started
+        summary = json.loads((run_dir / "summary.json").read_text())
+        print(f"demo wall time: {wall:.0f}s (exit {completed.returncode})")
+        print(f"baseline strict: {summary['baseline_score']:.2f}")
+        print(f"best strict:     {summary['best_score']:.2f} ({summary['best_label']})")
+        print(f"gain:            {summary['best_score'] - summary['baseline_score']:+.2f}")
+        print(f"stop reason:     {summary['stop_reason']} — {summary['stop_detail']}")
+        for iteration in summary["iterations"]:
+            print(
+                f"  iteration {iteration['iteration']}: {iteration['technique']} → "
+                f"{iteration['score']}"
+            )
+        print(overhead_table(run_dir, summary, wall))
 
 
 def _bytes(folder: Path) -> int:

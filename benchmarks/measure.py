@@ -2,13 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("results")
+
+
+@contextlib.contextmanager
+def scratch_dir(prefix: str, keep: bool = False) -> Iterator[Path]:
+    """A temporary folder for a benchmark's runs, removed afterwards unless `keep`: each holds
+    checkpoints of about 0.5 GB, and repeated benchmarks filled this machine's disk."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield folder
+    finally:
+        if keep:
+            print(f"kept {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def timed(action: Callable[[], object], repeats: int) -> list[float]:
