@@ -169,7 +169,7 @@ def _recipe_builder(
     if recipe == "preference":
         return lambda examples: preference_rows(sampled(examples, SAMPLES_PER_PROMPT, TEMPERATURE))
     if recipe == "curriculum":
-        return lambda examples: curriculum_rows(sampled(examples, 1, None))
+        return lambda examples: curriculum_rows(sampled(examples, 1, None), plan.data_seed)
     if recipe == "balanced":
         return balanced_rows
     if recipe == "collapsed_kind":

@@ -6,7 +6,9 @@ Each builder takes cleaned training examples and returns dataset rows plus what 
 
 from __future__ import annotations
 
+import bisect
 import math
+import random
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -149,16 +151,39 @@ def preference_rows(sampled: list[Sampled]) -> Rows:
     return rows, stats
 
 
-def curriculum_rows(sampled: list[Sampled]) -> Rows:
-    """SFT rows ordered easy to hard by the model's own pass rate (then by answer length).
+# Competence-based curriculum (Platanios et al., 2019, 1903.09848): at a fraction t of
+# training, rows come from the easiest c(t) = sqrt(t (1 - c0²) + c0²) of the pool, c0 = 0.01,
+# so the easy rows stay in the mix to the end instead of all coming first. A strict easy-to-hard
+# sort trained one kind after another: on phrase_edits (at zero pass rate, ordered by answer
+# length) one-word answers, then whole phrases, and test 0.72 three runs out of three against
+# 0.81 for plain SFT rows in the lab and 0.83 for naive SFT (benchmarks/lab_vs_naive.py, 3 × 20).
+INITIAL_COMPETENCE = 0.01
 
-    Trained with sequential sampling, so the order survives into the optimiser.
-    """
+
+def competence_order(count: int, seed: int) -> list[int]:
+    """A permutation of `count` rows sorted easy to hard: each place draws at random among the
+    unused rows within the competence c(t) of that place, so every row is used once."""
+    rng = random.Random(seed)
+    unused = list(range(count))
+    order = []
+    for place in range(count):
+        t = place / max(1, count - 1)
+        competence = math.sqrt(t * (1 - INITIAL_COMPETENCE**2) + INITIAL_COMPETENCE**2)
+        window = bisect.bisect_left(unused, math.ceil(competence * count))
+        order.append(unused.pop(rng.randrange(window) if window else 0))
+    return order
+
+
+def curriculum_rows(sampled: list[Sampled], seed: int = 0) -> Rows:
+    """SFT rows easy to hard by the model's own pass rate (then by answer length), in the
+    competence-based order; trained with sequential sampling, so the order reaches the
+    optimiser."""
 
     def difficulty(item: Sampled) -> tuple[float, int]:
         return (1.0 - sum(item.correct) / max(1, len(item.correct)), len(item.example.answer))
 
-    ordered = sorted(sampled, key=difficulty)
+    ranked = sorted(sampled, key=difficulty)
+    ordered = [ranked[i] for i in competence_order(len(ranked), seed)]
     rows = [example_row(item.example, "sft") for item in ordered]
     rates = [1.0 - difficulty(item)[0] for item in ordered]
     third = max(1, len(rates) // 3)
