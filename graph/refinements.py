@@ -55,9 +55,8 @@ RECIPE_WORDS: dict[DataRecipe, str] = {
 # embedding: tools/evaluation/clusters.py) and the questions near them are right at most half
 # as often as the rest (a weak region, not the task itself): the capped targeted rows then aim
 # at that group's misses, as they aim at lost carries. On shout, whose questions all look
-# alike, its largest group (55% of the misses) lay near 17 of its 27 validation questions: the
-# task itself, which the region rule declines. Aimed at anyway, validation went 0.41 → 0.33 and
-# test 0.33, exactly as on fresh plain rows (benchmarks/lab_vs_naive.py, 3 × 20 steps).
+# alike, aiming at its largest group (55% of the misses) went 0.41 → 0.33 on validation and
+# 0.33 on test, exactly as fresh plain rows did (benchmarks/lab_vs_naive.py, 3 × 20 steps).
 AIMED_RECIPES: dict[str, DataRecipe] = {
     "off_by_power_of_ten": "targeted",
     "label_collapse": "collapsed_kind",

@@ -29,7 +29,8 @@ def _miss(prompt: str, completion: str) -> FailureSample:
     return FailureSample(prompt=prompt, answer="x", completion=completion, category="wrong")
 
 
-COUNTRIES = ("France", "Spain", "Italy", "Peru", "Chile", "Japan")
+COUNTRIES = ("France", "Spain", "Italy", "Peru", "Chile", "Japan", "Kenya", "Norway", "Egypt")
+COUNTRIES += ("Canada",)
 UNRELATED = [
     "Translate 'good morning' into German.",
     "Name a prime number between 20 and 30.",
@@ -47,24 +48,31 @@ UNRELATED = [
 def test_misses_of_one_kind_cluster_over_memorys_embeddings_and_name_a_weak_region(tmp_path):
     memory = LabMemory(tmp_path / "memory")
     capitals = [f"What is the capital city of {country}?" for country in COUNTRIES]
-    # Four of the six capital questions missed alike; two unrelated misses; the rest right.
+    # Four capital questions missed alike, three more missed otherwise (not free-form), three
+    # right; two unrelated free-form misses, the other unrelated questions right.
     misses = [_miss(prompt, "London") for prompt in capitals[:4]]
     misses += [_miss(UNRELATED[0], "Good morning"), _miss(UNRELATED[1], "25")]
     prompts = capitals + UNRELATED
-    correct = [prompt not in {m.prompt for m in misses} for prompt in prompts]
+    wrong = {m.prompt for m in misses} | set(capitals[4:7])
+    correct = [prompt not in wrong for prompt in prompts]
     clusters = group_misses(memory.embed, misses, prompts, correct)
     assert clusters and clusters[0].size == 4 and clusters[0].share == round(4 / 6, 3)
     assert "capital city" in clusters[0].example.prompt
     assert clusters[0].prompts == capitals[:4]
-    # Its region is the six capital questions: right 2 of 6 against 8 of 10 elsewhere.
+    # Its region is the ten capital questions: right 3 of 10 against 8 of 10 elsewhere.
     top = clusters[0]
-    assert (top.near_items, top.near_accuracy, top.rest_accuracy) == (6, 0.333, 0.8)
+    assert (top.near_items, top.near_accuracy, top.rest_accuracy) == (10, 0.3, 0.8)
     assert top.unlearned and dominant_cluster(clusters) == top
     # Singletons are not patterns.
     assert all(cluster.size > 1 for cluster in clusters)
+    # A region of the group's own misses alone is weak by construction: no evidence.
+    alone = capitals[:6] + UNRELATED
+    own = [_miss(prompt, "London") for prompt in capitals[:6]]
+    clusters = group_misses(memory.embed, own, alone, [p not in capitals for p in alone])
+    assert clusters[0].near_items == 6 and clusters[0].near_accuracy == 0.0
+    assert not clusters[0].unlearned and dominant_cluster(clusters) is None
     # The same misses on a split of capital questions only: the group is the task, not a gap.
-    only = [f"What is the capital city of {c}?" for c in (*COUNTRIES, "Kenya", "Chad", "Fiji")]
-    only += [f"Name the capital city of {c}." for c in ("Egypt", "Nepal", "Cuba")]
+    only = capitals + [f"Name the capital city of {c}." for c in ("Chad", "Nepal", "Cuba")]
     same = [_miss(prompt, "London") for prompt in only[:4]]
     clusters = group_misses(memory.embed, same, only, [i >= 4 for i in range(len(only))])
     assert clusters[0].near_items >= len(only) - 1 and not clusters[0].unlearned

@@ -9,7 +9,7 @@ import numpy as np
 
 from postlab.records.artifacts import FailureSample
 from postlab.records.outcomes import MissCluster
-from postlab.tools.evaluation.misses import unlearned_kinds
+from postlab.tools.evaluation.misses import COLLAPSE_MIN_ITEMS, unlearned_kinds
 
 # A miss joins a group when its embedding is at least this close (cosine) to one of its members.
 # Measured with memory's MiniLM on "prompt → answer" texts: one question asked of four countries
@@ -65,14 +65,21 @@ _NEAR = "near"
 
 
 def near_region(
-    prompts: np.ndarray, members: np.ndarray, correct: list[bool], threshold: float = REGION_COSINE
+    prompts: np.ndarray,
+    members: np.ndarray,
+    correct: list[bool],
+    own: list[bool],
+    threshold: float = REGION_COSINE,
 ) -> Region:
     """Which of the split's questions (unit vectors of their prompts) lie near a group's members'
     prompts, and whether the model is weak there: right at most half as often as on the rest,
     by the rule that names unlearned kinds of numbered questions (`unlearned_kinds`).
 
     Near is within REGION_COSINE of the members' mean direction; the closest member alone
-    would not do, since questions of other kinds about the same phrase share its words.
+    would not do, since questions of other kinds about the same phrase share its words. A
+    region must also hold at least COLLAPSE_MIN_ITEMS questions besides the group's own misses
+    (`own`): one made of those misses alone is weak by construction, not by evidence (on shout
+    the first stretch's six alike misses were their own region, 0% right).
     """
     centre = members.mean(axis=0)
     centre /= np.linalg.norm(centre)
@@ -80,11 +87,12 @@ def near_region(
     kinds = [_NEAR if close else str(index) for index, close in enumerate(near)]
     inside = [right for right, close in zip(correct, near, strict=True) if close]
     outside = [right for right, close in zip(correct, near, strict=True) if not close]
+    others = sum(close and not mine for close, mine in zip(near, own, strict=True))
     return Region(
         items=len(inside),
         accuracy=round(sum(inside) / len(inside), 3) if inside else 0.0,
         rest_accuracy=round(sum(outside) / len(outside), 3) if outside else 0.0,
-        unlearned=_NEAR in unlearned_kinds(kinds, correct),
+        unlearned=others >= COLLAPSE_MIN_ITEMS and _NEAR in unlearned_kinds(kinds, correct),
     )
 
 
@@ -114,7 +122,8 @@ def group_misses(
     split, asked = embed(prompts), embed([m.prompt for m in misses])
     clusters = []
     for group in groups:
-        region = near_region(split, asked[group], correct)
+        mine = {misses[i].prompt for i in group}
+        region = near_region(split, asked[group], correct, [p in mine for p in prompts])
         clusters.append(
             MissCluster(
                 size=len(group),
