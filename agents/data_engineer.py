@@ -182,7 +182,7 @@ def _recipe_builder(
     if recipe == "quality":
         return lambda examples: quality_rows(task, examples, memory.embed if free_text else None)
     if recipe == "targeted":
-        misses, cluster = aimed_misses(state, memory, task)
+        misses, alike = aimed_misses(state, memory, task)
 
         def targeted(examples: list[Example]):
             wrong = [s.example for s in sampled(examples, 1, None) if not any(s.correct)]
@@ -190,8 +190,8 @@ def _recipe_builder(
                 rows, stats = targeted_rows(examples, misses, wrong, nearest=memory.nearest)
             else:
                 rows, stats = targeted_rows(examples, misses, wrong)
-            if cluster:
-                stats = {**stats, "aimed_at_alike_misses": cluster}
+            if alike:
+                stats = {**stats, "aimed_at_alike_misses": alike}
             return rows, stats
 
         return targeted

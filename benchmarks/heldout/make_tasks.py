@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 WORDS = {
@@ -84,6 +85,19 @@ def word_category(out: Path) -> None:
     (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
 
 
+def _phrase_folder(
+    folder: Path, description: str, rows: Callable[[list[str]], list[dict]], phrases: list[str]
+) -> None:
+    """A folder of questions about phrases: 30 phrases' rows to train, 9 to validate, the rest
+    to test, scored by exact match."""
+    _write(folder, "train.jsonl", rows(phrases[:30]))
+    _write(folder, "valid.jsonl", rows(phrases[30:39]))
+    _write(folder, "eval.jsonl", rows(phrases[39:]))
+    task = {"name": folder.name, "description": description,
+            "metric": "exact", "max_new_tokens": 16}  # fmt: skip
+    (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
+
+
 def shout(out: Path) -> None:
     """The capital-letters folder."""
     rng = random.Random(11)
@@ -98,13 +112,7 @@ def shout(out: Path) -> None:
     def rows(chosen: list[str]) -> list[dict]:
         return [{"prompt": t.format(p=p), "answer": p.upper()} for p in chosen for t in templates]
 
-    folder = out / "shout"
-    _write(folder, "train.jsonl", rows(phrases[:30]))
-    _write(folder, "valid.jsonl", rows(phrases[30:39]))
-    _write(folder, "eval.jsonl", rows(phrases[39:]))
-    task = {"name": "shout", "description": "Rewrite a phrase in capital letters.",
-            "metric": "exact", "max_new_tokens": 16}  # fmt: skip
-    (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
+    _phrase_folder(out / "shout", "Rewrite a phrase in capital letters.", rows, phrases)
 
 
 def phrase_edits(out: Path) -> None:
@@ -128,13 +136,7 @@ def phrase_edits(out: Path) -> None:
         rng.shuffle(made)
         return made
 
-    folder = out / "phrase_edits"
-    _write(folder, "train.jsonl", rows(phrases[:30]))
-    _write(folder, "valid.jsonl", rows(phrases[30:39]))
-    _write(folder, "eval.jsonl", rows(phrases[39:]))
-    task = {"name": "phrase_edits", "description": "Edit a phrase as asked.",
-            "metric": "exact", "max_new_tokens": 16}  # fmt: skip
-    (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
+    _phrase_folder(out / "phrase_edits", "Edit a phrase as asked.", rows, phrases)
 
 
 def above_500(out: Path) -> None:

@@ -163,8 +163,8 @@ INITIAL_COMPETENCE = 0.01
 
 
 def competence_order(count: int, seed: int) -> list[int]:
-    """A permutation of `count` rows sorted easy to hard: each place draws at random among the
-    unused rows within the competence c(t) of that place, so every row is used once."""
+    """An order of the rows 0..count-1, ranked easy to hard: each place draws at random among
+    the unused ranks within the competence c(t) of that place, so every row is used once."""
     rng = random.Random(seed)
     unused = list(range(count))
     order = []
