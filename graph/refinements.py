@@ -269,9 +269,15 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
                 state, finding, reason, stepped, recipe=aimed.recipe, move="target_errors"
             )
             return aimed_plan, "target_errors"
+        # An aimed recipe goes on, built afresh from the new best's evaluation.
+        data = (
+            f"fresh rows of the same recipe, {plan.data_recipe}"
+            if plan.data_recipe in RECIPE_WORDS
+            else "fresh data"
+        )
         reason = (
             f"iteration {plan.iteration} raised {evidence}: continue {finding.name} from the "
-            f"new best on fresh data, {how}"
+            f"new best on {data}, {how}"
         )
         continued = new_plan(state, finding, reason, stepped, recipe=plan.data_recipe, move=move)
         return continued, move

@@ -308,6 +308,13 @@ def test_a_dominant_specific_miss_changes_the_data(tmp_path):
     state = _done_state(tmp_path, 0.6, wrong=40)
     new, kind = refine(state, state["plan"])
     assert kind == "continue" and new.data_recipe == "plain"
+    assert "from the new best on fresh data" in new.reason
+    # A stretch on aimed rows goes on with its recipe, and the reason says so.
+    state["plan"] = state["plan"].model_copy(update={"data_recipe": "targeted"})
+    new, kind = refine(state, state["plan"])
+    assert kind == "continue" and new.data_recipe == "targeted"
+    assert "on fresh rows of the same recipe, targeted" in new.reason
+    state["plan"] = state["plan"].model_copy(update={"data_recipe": "plain"})
     # Unless most of a task folder's free-form misses resemble each other: one pattern to aim at.
     shout = FailureSample(
         prompt="Shout this: 'good morning'",
