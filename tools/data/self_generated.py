@@ -158,7 +158,7 @@ def preference_rows(sampled: list[Sampled]) -> Rows:
 # length) one-word answers, then whole phrases. Measured there (benchmarks/lab_vs_naive.py,
 # 3 × 20 steps, 36 test items): the strict sort 0.72 on test in three runs, this order 0.78
 # (validation after the first stretch 0.72 against 0.64), plain SFT rows in the lab 0.81 and
-# naive SFT 0.83.
+# naive SFT 0.83; at seed 1 this order 0.81 and naive SFT 0.78.
 INITIAL_COMPETENCE = 0.01
 
 
