@@ -26,7 +26,6 @@ from postlab.tools.evaluation.scoring import (
     EvaluationError,
     Split,
     evaluate_checkpoint,
-    split_examples,
 )
 from postlab.tools.io.rundir import iteration_dir, iteration_label, prune_checkpoints
 from postlab.tools.training.failures import normalize_error
@@ -131,11 +130,9 @@ def miss_clusters(state: LabState, memory: LabMemory, result: EvalResult) -> lis
     are numbers, which embeddings do not tell apart)."""
     if state.get("task_dir") is None or len(result.free_form_misses) < MIN_MISSES_TO_CLUSTER:
         return []
-    examples = split_examples(run_task(state), "validation", state["run_options"].eval_limit)
     missed = set(result.missed_prompts)
-    prompts = [example.prompt for example in examples]
-    correct = [prompt not in missed for prompt in prompts]
-    return group_misses(memory.embed, result.free_form_misses, prompts, correct)
+    correct = [prompt not in missed for prompt in result.prompts]
+    return group_misses(memory.embed, result.free_form_misses, result.prompts, correct)
 
 
 # Training rows sampled to measure the training answers' distribution.

@@ -119,7 +119,10 @@ def group_misses(
     groups = [group for group in cluster_unit_vectors(unit)[:KEPT_CLUSTERS] if len(group) > 1]
     if not groups:
         return []
-    split, asked = embed(prompts), embed([m.prompt for m in misses])
+    # Each miss is one of the split's items: its prompt's vector is the split's.
+    split = embed(prompts)
+    row = {prompt: index for index, prompt in enumerate(prompts)}
+    asked = split[[row[m.prompt] for m in misses]]
     clusters = []
     for group in groups:
         mine = {misses[i].prompt for i in group}

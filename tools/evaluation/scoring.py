@@ -42,6 +42,8 @@ class EvalResult(BaseModel):
     lenient: float
     error_categories: dict[str, int] = Field(default_factory=dict)
     failures: list[FailureSample] = Field(default_factory=list)
+    # Every scored item's prompt, in order, and those missed.
+    prompts: list[str] = Field(default_factory=list)
     missed_prompts: list[str] = Field(default_factory=list)
     # Every miss whose kind no rule could name ("wrong"), for grouping by meaning.
     free_form_misses: list[FailureSample] = Field(default_factory=list)
@@ -142,6 +144,7 @@ def score(
         lenient=_accuracy(lenient_hits, references, balanced),
         error_categories=dict(categories),
         failures=failures,
+        prompts=[example.prompt for example in examples],
         missed_prompts=missed,
         free_form_misses=free_form,
         collapse=round(share, 3) if collapsed else 0.0,
