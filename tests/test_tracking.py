@@ -1,6 +1,7 @@
 """Trackers: a run's training steps and evaluations land in a local Trackio project."""
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from postlab.tools.tracking.trackers import (
     EvaluationLog,
     report_to,
     start_evaluation_log,
+    start_tracker_service,
 )
 
 SMALL = {"train_steps": 3, "train_size": 24, "eval_limit": 4, "batch_size": 4, "max_iterations": 1}
@@ -86,3 +88,40 @@ def test_nothing_to_log_or_no_tracker_starts_no_process(tmp_path):
     unavailable = start_evaluation_log("none", tmp_path, "run", [{"step": 0}])
     assert unavailable.process is None
     assert unavailable.outcome() == "none is not available here"
+
+
+def test_the_tracker_service_starts_early_only_for_wandb_already_imported(monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    assert start_tracker_service("trackio") is None
+    assert start_tracker_service("none") is None
+    monkeypatch.setitem(sys.modules, "wandb", None)
+    assert start_tracker_service("wandb") is None
+    monkeypatch.delitem(sys.modules, "wandb")
+    assert start_tracker_service("wandb") is None
+
+
+def test_a_started_tracker_service_is_the_one_the_run_opens_on(tmp_path):
+    # In a process of its own: wandb's service and settings belong to the process.
+    code = (
+        "import wandb\n"
+        "from wandb.sdk import wandb_setup\n"
+        "from postlab.tools.tracking.trackers import start_tracker_service\n"
+        "thread = start_tracker_service('wandb')\n"
+        "thread.join(60)\n"
+        "service = wandb_setup.singleton().assert_service()\n"
+        "run = wandb.init(project='p', name='n')\n"
+        "run.log({'x': 1})\n"
+        "run.finish()\n"
+        "assert wandb_setup.singleton().assert_service() is service\n"
+        "print('ok')\n"
+    )
+    env = {
+        **os.environ,
+        "WANDB_MODE": "offline",
+        "WANDB_DIR": str(tmp_path),
+        "WANDB_SILENT": "true",
+    }
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip
+    assert done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+    assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))

@@ -171,8 +171,11 @@ def test_sft_full(sft_full_run):
     _assert_ok_run(result, events, spec)
     _assert_plain_checkpoint(result.checkpoint)
     assert events[0]["event"] == "started" and events[0]["pid"] > 0
-    # wandb ran offline and kept its files inside the run directory.
-    assert (Path(spec.output_dir) / "wandb").is_dir()
+    # wandb ran offline and kept its files inside the run directory, the history in its
+    # .wandb file, without the list of installed packages (the lab's own run keeps that).
+    runs = list((Path(spec.output_dir) / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and list(runs[0].glob("run-*.wandb"))
+    assert (runs[0] / "files").is_dir() and not (runs[0] / "files" / "requirements.txt").exists()
     # Opening its run is timed apart from training: it runs inside the trainer's own clock.
     assert 0 < result.metrics["tracker_start_s"] < result.metrics["runtime_s"]
     print(f"sft full: wall {wall:.1f}s, step {result.metrics['step_time_s']:.3f}s")

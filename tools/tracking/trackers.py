@@ -6,12 +6,14 @@ one tracker run named after the lab's run id, written when the run finalizes.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -53,6 +55,39 @@ def tracker_env(tracker: Tracker, log_dir: Path, project: str = TRACKER_PROJECT)
     if tracker == "trackio":
         return {"TRACKIO_DIR": str(log_dir)}
     return {}
+
+
+def training_tracker_env(
+    tracker: Tracker, log_dir: Path, project: str = TRACKER_PROJECT
+) -> dict[str, str]:
+    """Environment of a training process's tracker: `tracker_env`, less wandb's list of
+    installed packages, which reads every distribution's metadata (0.1 s of each iteration's
+    first step) and is the same for every iteration: the lab's own run records it once."""
+    env = tracker_env(tracker, log_dir, project)
+    if tracker == "wandb":
+        env["WANDB__SAVE_REQUIREMENTS"] = "false"
+    return env
+
+
+def start_tracker_service(tracker: Tracker) -> threading.Thread | None:
+    """Start wandb's service process on a thread, so that it is up when the trainer's callback
+    opens its run (starting it there cost 0.2 s of the first step, waiting on its port file).
+
+    Only where wandb is imported already (a worker forked from the warm launcher): importing it
+    on a thread beside the process's own imports would hold the interpreter's lock they need.
+    """
+    wandb = sys.modules.get("wandb")
+    if wandb is None or not available(tracker) or tracker != "wandb":
+        return None
+
+    def start() -> None:
+        # Best effort: if it fails, the trainer's callback starts the service as it always did.
+        with contextlib.suppress(Exception):
+            wandb.setup()
+
+    thread = threading.Thread(target=start, name="wandb-service-start", daemon=True)
+    thread.start()
+    return thread
 
 
 def trackio_dir(run_dir: Path) -> Path:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from postlab.tools.io.atomic import share_files, write_json_atomic
 from postlab.tools.io.rundir import CHECKPOINT_DIR
 from postlab.tools.models.resolution import save_checkpoint as save_atomically
+from postlab.tools.tracking.trackers import start_tracker_service
 from postlab.tools.training.failures import (
     EXIT_BAD_CONFIG,
     EXIT_CRASH,
@@ -128,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     out_dir = Path(spec.output_dir)
     phase = "setup"
     try:
+        start_tracker_service(spec.tracker)
         import torch
 
         if spec.threads is not None:

@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from postlab.tools.tracking.trackers import tracker_env
+from postlab.tools.tracking.trackers import training_tracker_env
 from postlab.tools.training.devices import visible_gpus
 from postlab.tools.training.processes import WORKER_MODULE
 from postlab.tools.training.spec import TrainingSpec
@@ -56,7 +56,7 @@ def base_env() -> dict[str, str]:
 def _worker_env(spec: TrainingSpec, out_dir: Path, temporary: Path) -> dict[str, str]:
     env = base_env()
     log_dir = Path(spec.tracker_dir) if spec.tracker_dir else out_dir
-    env.update(tracker_env(spec.tracker, log_dir, spec.tracker_project))
+    env.update(training_tracker_env(spec.tracker, log_dir, spec.tracker_project))
     env["TMPDIR"] = str(temporary)
     if spec.threads is not None:
         # Thread pools size themselves at import time, before the worker can call set_num_threads.
