@@ -7,6 +7,7 @@ one tracker run named after the lab's run id, written when the run finalizes.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.util
 import json
 import os
@@ -27,6 +28,8 @@ TRACKIO_SUBDIR = "trackio"
 _PACKAGE = {"wandb": "wandb", "trackio": "trackio"}
 # Starting a tracker and writing a few rows takes seconds; past this it is stuck.
 LOG_TIMEOUT_S = 120
+# What wandb.init imports lazily as it opens a run (0.35 s): imported ahead where it can overlap.
+WANDB_INIT_IMPORTS = ("wandb.sdk.launch",)
 
 
 def available(tracker: Tracker) -> bool:
@@ -198,6 +201,11 @@ def write_evaluations(payload: dict[str, Any]) -> None:
         return
     import wandb
 
+    # wandb's service starts (waited for on its port file) while its lazy imports load here.
+    start_tracker_service("wandb")
+    for name in WANDB_INIT_IMPORTS:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
     run = wandb.init(
         project=os.environ.get("WANDB_PROJECT", TRACKER_PROJECT),
         name=run_id,

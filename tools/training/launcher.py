@@ -24,6 +24,7 @@ import threading
 import traceback
 
 from postlab.tools.io.heap import imports_uncollected
+from postlab.tools.tracking.trackers import WANDB_INIT_IMPORTS
 
 # What a training worker imports before its first step: the expensive part of starting one.
 # transformers and TRL load their trainers lazily, and the tracker is imported when training
@@ -39,9 +40,9 @@ PRELOAD = (
     "transformers.integrations.integration_utils",
     "trl.trainer.sft_trainer",
 )
-# A tracker a run may not use: a failure to import it must not cost the launcher. wandb.init
-# imports wandb.sdk.launch when it opens a run (0.35 s of each iteration's first step).
-OPTIONAL_PRELOAD = ("wandb", "wandb.sdk.launch")
+# A tracker a run may not use: a failure to import it must not cost the launcher; with it what
+# wandb.init imports when it opens a run (0.35 s of each iteration's first step).
+OPTIONAL_PRELOAD = ("wandb", *WANDB_INIT_IMPORTS)
 _REAP_INTERVAL_S = 0.1
 # postlab's own modules, imported here once: a worker forked after their files change on disk
 # (an upgrade or an edit of an editable install mid-run) would mix old modules with new ones.
