@@ -16,9 +16,9 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -183,7 +183,9 @@ def without_validation(out: Path, name: str) -> None:
 
 def main() -> None:
     """Write the folders under the directory given."""
-    out = Path(sys.argv[1] if len(sys.argv) > 1 else "heldout-tasks")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out_dir", nargs="?", default="heldout-tasks", type=Path)
+    out = parser.parse_args().out_dir
     word_category(out)
     shout(out)
     phrase_edits(out)
