@@ -186,10 +186,8 @@ def _recipe_builder(
 
         def targeted(examples: list[Example]):
             wrong = [s.example for s in sampled(examples, 1, None) if not any(s.correct)]
-            if free_text:
-                rows, stats = targeted_rows(examples, misses, wrong, nearest=memory.nearest)
-            else:
-                rows, stats = targeted_rows(examples, misses, wrong)
+            near = {"nearest": memory.nearest} if free_text else {}
+            rows, stats = targeted_rows(examples, misses, wrong, **near)
             if alike:
                 stats = {**stats, "aimed_at_alike_misses": alike}
             return rows, stats

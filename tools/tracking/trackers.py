@@ -79,8 +79,8 @@ def start_tracker_service(tracker: Tracker) -> threading.Thread | None:
     Only where wandb is imported already (a worker forked from the warm launcher): importing it
     on a thread beside the process's own imports would hold the interpreter's lock they need.
     """
-    wandb = sys.modules.get("wandb")
-    if wandb is None or not available(tracker) or tracker != "wandb":
+    wandb = sys.modules.get("wandb") if tracker == "wandb" else None
+    if wandb is None or not available(tracker):
         return None
 
     def start() -> None:
