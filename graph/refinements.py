@@ -11,6 +11,7 @@ from textwrap import shorten
 from typing import NamedTuple
 
 from postlab.graph.experiments import Move, cites, new_plan, pick_technique, usable_recipes
+from postlab.graph.memorised import Memorised, memorised
 from postlab.records.artifacts import DataRecipe
 from postlab.records.outcomes import EvaluationRecord, TechniqueFinding
 from postlab.records.run import RunOptions
@@ -187,6 +188,22 @@ def _fix_failure(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     return new_plan(state, finding, reason, hyper, recipe=plan.data_recipe, move="fix"), "fix"
 
 
+def _after_memorising(
+    state: LabState, plan: Plan, finding: TechniqueFinding, why: str, learned: Memorised
+) -> tuple[Plan | None, Move | str]:
+    """New rows from the teacher when there is one and they are not already the data; else stop:
+    more passes over rows known by heart cannot move validation."""
+    why = f"{why}; {learned.describe()}"
+    if "synthetic" in usable_recipes(state, plan.technique) and plan.data_recipe != "synthetic":
+        reason = f"{why}: continue {finding.name} on new rows from the teacher"
+        fresh = new_plan(state, finding, reason, plan.hyper, recipe="synthetic", move="continue")
+        return fresh, "continue"
+    return None, (
+        f"{why}, so further steps on the same rows would barely move its weights, and no recipe "
+        "here brings new ones (a --teacher would): stop"
+    )
+
+
 def _next_rate(plan: Plan, gain: float) -> tuple[float, str, Move]:
     """The peak learning rate a continuation takes after a gain, why, and the move it makes."""
     rate = plan.hyper.learning_rate
@@ -212,6 +229,8 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     balanced by answer at half the rate (SFT), or switch when that was already tried.
     Gained → continue from the new best, on data aimed at the dominant miss when one dominates:
     at a raised rate after a large gain, at half the rate after a small one.
+    Trained on rows it already knew by heart (graph.memorised) without a gain → new rows from a
+    teacher, or stop.
     Held within noise of the best on an unfinished schedule → continue it.
     Stalled → halve the learning rate once, then switch technique; data aimed at a gap the
     misses still name stays aimed.
@@ -281,6 +300,9 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         )
         continued = new_plan(state, finding, reason, stepped, recipe=plan.data_recipe, move=move)
         return continued, move
+    if learned := memorised(state, plan):
+        why = f"iteration {plan.iteration} did not beat the best ({evidence})"
+        return _after_memorising(state, plan, finding, why, learned)
     best = state.get("best")
     if best is not None and best.iteration == plan.iteration and plan.schedule_unfinished:
         # The evaluator let this iteration take the best's place (agents.evaluator's

@@ -11,7 +11,7 @@ from postlab.graph.experiments import hyper_for
 from postlab.graph.playbook import decide
 from postlab.graph.refinements import refine
 from postlab.graph.supervisor import _schedule_running
-from postlab.records.artifacts import FailureInfo, FailureSample, TrainingResult
+from postlab.records.artifacts import DatasetCard, FailureInfo, FailureSample, TrainingResult
 from postlab.records.hyper import Hyper
 from postlab.records.outcomes import (
     AnswerShift,
@@ -24,7 +24,7 @@ from postlab.records.outcomes import (
     TrainingRecord,
 )
 from postlab.records.run import RunOptions, StopReason
-from postlab.records.steps import GuardEvent, Plan, TrajectoryRecord
+from postlab.records.steps import GuardEvent, Iteration, Plan, TrajectoryRecord
 from postlab.tools.papers.corpus import load_corpus
 from postlab.tools.training.recipes import LR_BOUNDS
 
@@ -751,6 +751,84 @@ def test_a_dip_within_noise_on_the_best_schedule_holds_and_the_schedule_goes_on(
     state = _held_state(tmp_path, best_iteration=3, score=0.70)
     new, kind = refine(state, state["plan"])
     assert kind == "lower_lr" and new.data_recipe == state["plan"].data_recipe
+
+
+def _memorised_state(tmp_path, losses, rows_asked=320, score=0.33):
+    """shout at 6 × 40: two stretches on a folder's 90 rows, ending at `losses`."""
+    plan = sft_plan(iteration=2, parent=1, schedule_offset=40, schedule_steps=240)
+    cards, runs, iterations = [], [], []
+    for iteration, loss in enumerate(losses, start=1):
+        path = str(tmp_path / f"data-{iteration}")
+        cards.append(
+            DatasetCard(
+                name="d",
+                task="shout",
+                format="sft",
+                source="train.jsonl",
+                seed=iteration,
+                requested=rows_asked,
+                collected=min(90, rows_asked),
+                duplicates_removed=0,
+                contaminated_removed=0,
+                final_size=min(90, rows_asked),
+                ngram_n=8,
+                template_ngrams_ignored=0,
+                path=path,
+                created_at="now",
+                columns=["prompt"],
+                sample=[],
+            )  # fmt: skip
+        )
+        record = _trained(iteration, offset=40 * (iteration - 1), length=240)
+        record.result.metrics["final_loss"] = loss
+        runs.append(record)
+        iterations.append(Iteration(iteration=iteration, technique="sft_full", reason="r",
+                                    dataset=path, parent=iteration - 1))  # fmt: skip
+    evaluations = [evaluation(0, 0.0), evaluation(1, 0.33), evaluation(2, score)]
+    best = BestModel(checkpoint="ckpt-2", strict=score, lenient=0.0, label="iter-2", iteration=2)
+    return base_state(
+        tmp_path,
+        findings=[finding("sft_full"), finding("sft_lora")],
+        plan=plan,
+        baseline=evaluations[0],
+        evaluations=evaluations,
+        best=best,
+        runs=runs,
+        iterations=iterations,
+        datasets=cards,
+        tried_techniques=["sft_full"],
+    )
+
+
+def test_a_stretch_on_rows_learned_by_heart_is_a_stall_not_noise(tmp_path):
+    # shout's stretches ended at 0.001 then 5e-4 with validation flat at 0.33: the schedule's
+    # remaining 160 steps would have re-read rows the model already knew.
+    state = _memorised_state(tmp_path, losses=[0.001, 0.0005])
+    new, why = refine(state, state["plan"])
+    assert new is None and why.endswith("stop")
+    assert "its 90 training rows, every row its source holds, were learned by heart" in why
+    assert "ended at training loss 0.001 and it ended at 0.0005" in why
+    assert "validation 0.33 → 0.33" in why
+    decision, plan = decide(state, 12, None)
+    assert plan is None and decision.stop_reason == StopReason.PLATEAU
+    assert "learned by heart" in decision.reason
+    # With a teacher, new rows are the move: the same technique goes on, on its rows.
+    state["run_options"] = RunOptions(teacher="some-model")
+    new, kind = refine(state, state["plan"])
+    assert kind == "continue" and new.data_recipe == "synthetic"
+    assert "new rows from the teacher" in new.reason and new.parent == 2
+    # Not memorised, each for one reason: the hold rule carries the schedule on.
+    for not_memorised in (
+        _memorised_state(tmp_path, losses=[0.2, 0.0005]),  # it started from a model still learning
+        _memorised_state(tmp_path, losses=[0.001, 0.02]),  # it did not end memorised
+        _memorised_state(tmp_path, losses=[0.001, 0.0005], rows_asked=80),  # rows to spare
+    ):
+        new, kind = refine(not_memorised, not_memorised["plan"])
+        assert kind == "hold", new.reason
+    # A gain is a gain, however low the loss.
+    state = _memorised_state(tmp_path, losses=[0.001, 0.0005], score=0.45)
+    new, kind = refine(state, state["plan"])
+    assert kind == "continue"
 
 
 def test_a_loop_guard_switch_never_trains_past_the_iteration_budget(tmp_path):
