@@ -52,8 +52,9 @@ def _exhausted_loss(state: LabState, iteration: int) -> tuple[int, float] | None
     if recipe is None or recipe.method != "sft":
         return None
     card = next((c for c in state.get("datasets") or [] if c.path == record.dataset), None)
-    # A source that gave fewer rows than were asked for gave all it had.
-    if card is None or card.collected >= card.requested:
+    # A source that gave fewer clean rows than were asked for gave all it had (a generator's
+    # duplicates and contaminated rows are replaced by fresh ones).
+    if card is None or card.final_size >= card.requested:
         return None
     loss = finite_number(runs[-1].result.metrics.get("final_loss"))
     return None if loss is None else (card.final_size, loss)
