@@ -692,6 +692,12 @@ def _held_state(tmp_path, best_iteration, score, **misses):
         label=f"iter-{best_iteration}",
         iteration=best_iteration,
     )
+    runs = [_trained(3, offset=80, length=240), _trained(4, offset=120, length=240)]
+    return _stretch_state(tmp_path, plan, evaluations, best, runs)
+
+
+def _stretch_state(tmp_path, plan, evaluations, best, runs, **extra):
+    """A run whose sft_full stretch `plan` has just been scored."""
     return base_state(
         tmp_path,
         findings=[finding("sft_full"), finding("sft_lora")],
@@ -699,8 +705,9 @@ def _held_state(tmp_path, best_iteration, score, **misses):
         baseline=evaluations[0],
         evaluations=evaluations,
         best=best,
-        runs=[_trained(3, offset=80, length=240), _trained(4, offset=120, length=240)],
+        runs=runs,
         tried_techniques=["sft_full"],
+        **extra,
     )
 
 
@@ -786,17 +793,8 @@ def _memorised_state(tmp_path, losses, rows_asked=320, score=0.33):
                                     dataset=path, parent=iteration - 1))  # fmt: skip
     evaluations = [evaluation(0, 0.0), evaluation(1, 0.33), evaluation(2, score)]
     best = BestModel(checkpoint="ckpt-2", strict=score, lenient=0.0, label="iter-2", iteration=2)
-    return base_state(
-        tmp_path,
-        findings=[finding("sft_full"), finding("sft_lora")],
-        plan=plan,
-        baseline=evaluations[0],
-        evaluations=evaluations,
-        best=best,
-        runs=runs,
-        iterations=iterations,
-        datasets=cards,
-        tried_techniques=["sft_full"],
+    return _stretch_state(
+        tmp_path, plan, evaluations, best, runs, iterations=iterations, datasets=cards
     )
 
 
