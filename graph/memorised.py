@@ -42,13 +42,12 @@ class Memorised(NamedTuple):
 def _exhausted_loss(state: LabState, iteration: int) -> tuple[int, float] | None:
     """The rows and final training loss of an SFT iteration that trained on every row its data
     source holds, or None (a source with rows to spare, another method, no finished run)."""
-    runs = [
-        r for r in state.get("runs") or [] if r.iteration == iteration and r.result.status == "ok"
-    ]
+    attempts = (r for r in reversed(state.get("runs") or []) if r.iteration == iteration)
+    run = next((r for r in attempts if r.result.status == "ok"), None)
     record = next((i for i in state.get("iterations") or [] if i.iteration == iteration), None)
-    if not runs or record is None or record.dataset is None:
+    if run is None or record is None or record.dataset is None:
         return None
-    recipe = TECHNIQUES.get(runs[-1].technique)
+    recipe = TECHNIQUES.get(run.technique)
     if recipe is None or recipe.method != "sft":
         return None
     card = next((c for c in state.get("datasets") or [] if c.path == record.dataset), None)
@@ -56,7 +55,7 @@ def _exhausted_loss(state: LabState, iteration: int) -> tuple[int, float] | None
     # duplicates and contaminated rows are replaced by fresh ones).
     if card is None or card.final_size >= card.requested:
         return None
-    loss = finite_number(runs[-1].result.metrics.get("final_loss"))
+    loss = finite_number(run.result.metrics.get("final_loss"))
     return None if loss is None else (card.final_size, loss)
 
 
