@@ -196,7 +196,11 @@ def test_wall_clock_budget_still_finalizes(tiny_model, tmp_path):
     )
     assert output["stop_reason"] == "budget_time"
     summary = _summary(run_dir)
-    assert summary["wall_s"] >= 2.0 and summary["max_time_s"] == 2.0
+    assert summary["max_time_s"] == 2.0
+    # Spent, or stopped because what was left could not hold another iteration (a fast machine
+    # finishes one with time to spare: 1.6 s once on CI).
+    too_short = "of the wall-clock budget left; an iteration has taken" in summary["stop_detail"]
+    assert summary["wall_s"] >= 2.0 or too_short
     assert (run_dir / "report.md").is_file()
 
 
