@@ -22,6 +22,7 @@ from postlab.tools.data.hub import (
     inspect_dataset,
     load_hub_examples,
 )
+from postlab.tools.data.recombination import copy_rules, recombined_rows
 from postlab.tools.data.self_generated import (
     SAMPLES_PER_PROMPT,
     TEMPERATURE,
@@ -38,6 +39,7 @@ from postlab.tools.data.training_sets import (
     DatasetError,
     RowBuilder,
     build_training_set,
+    example_row,
     held_out_index,
     read_card,
 )
@@ -45,6 +47,7 @@ from postlab.tools.evaluation.clusters import dominant_cluster
 from postlab.tools.io.http import ServiceUnavailable
 from postlab.tools.io.rundir import DATA_DIR
 from postlab.tools.models.resolution import resolve_model
+from postlab.tools.models.vocabulary import word_tokens
 from postlab.tools.tasks.catalog import Example, Task
 from postlab.tools.training.failures import normalize_error
 
@@ -131,16 +134,23 @@ def aimed_misses(state: LabState, memory: LabMemory, task: Task) -> tuple[list[E
 
 def row_builder(state: LabState, memory: LabMemory, task: Task) -> RowBuilder | None:
     """How the plan's data recipe turns clean examples into rows (None: one plain row each);
-    a recipe that samples the model also counts the seconds it spent generating."""
+    a recipe that samples the model also counts the seconds it spent generating, and an SFT
+    set from a task folder counts its rows that follow a copy rule (what recombination needs)."""
     clock: list[float] = []
     builder = _recipe_builder(state, memory, task, clock)
-    if builder is None:
+    folder_sft = bool(state.get("task_dir")) and state["plan"].data_format == "sft"
+    if builder is None and not folder_sft:
         return None
 
     def timed(examples: list[Example]):
-        rows, stats = builder(examples)
+        if builder is None:
+            rows, stats = [example_row(example, "sft") for example in examples], {}
+        else:
+            rows, stats = builder(examples)
         if clock:
             stats = {**stats, "sampling_seconds": round(sum(clock), 1)}
+        if folder_sft and "rule_rows" not in stats:
+            stats = {**stats, "rule_rows": len(copy_rules(examples).rows)}
         return rows, stats
 
     return timed
@@ -193,6 +203,17 @@ def _recipe_builder(
             return rows, stats
 
         return targeted
+    if recipe == "recombined":
+        contaminates = held_out_index(task).contaminates
+        try:
+            substitutes = word_tokens(plan.init_checkpoint)
+        except (OSError, ValueError) as error:
+            # The folder's own words still make new pairs; the card says what was missing.
+            emit({"type": "note", "agent": "data_engineer", "note": f"no vocabulary: {error}"})
+            substitutes = []
+        return lambda examples: recombined_rows(
+            examples, plan.data_size, substitutes, plan.data_seed, contaminates
+        )
     if recipe == "synthetic":
         teacher = resolve_model(state["run_options"].teacher).path
         held_out = held_out_index(task)

@@ -71,11 +71,14 @@ def allowed(state: LabState) -> list[TechniqueFinding]:
 
 
 def usable_recipes(state: LabState, key: str) -> tuple[str, ...]:
-    """Data recipes a technique's trainer can learn from in this run (synthetic needs a teacher)."""
-    recipes = RECIPES_BY_METHOD[TECHNIQUES[key].method]
-    if state["run_options"].teacher:
-        return recipes
-    return tuple(recipe for recipe in recipes if recipe != "synthetic")
+    """Data recipes a technique's trainer can learn from in this run (synthetic needs a teacher;
+    recombined, a task folder's rows: a generator never runs out of them)."""
+    unusable = set()
+    if not state["run_options"].teacher:
+        unusable.add("synthetic")
+    if not state.get("task_dir"):
+        unusable.add("recombined")
+    return tuple(r for r in RECIPES_BY_METHOD[TECHNIQUES[key].method] if r not in unusable)
 
 
 def balances_answers(state: LabState, key: str) -> bool:

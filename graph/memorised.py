@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from postlab.records.artifacts import DatasetCard
 from postlab.records.outcomes import finite_number
 from postlab.records.state import LabState
 from postlab.records.steps import Plan
@@ -29,6 +30,8 @@ class Memorised(NamedTuple):
     rows: int
     before: float
     after: float
+    # Of those rows, how many follow a copy rule (tools/data/recombination.py): 0, none to swap.
+    rule_rows: int = 0
 
     def describe(self) -> str:
         """The evidence as a reason says it."""
@@ -39,9 +42,9 @@ class Memorised(NamedTuple):
         )
 
 
-def _exhausted_loss(state: LabState, iteration: int) -> tuple[int, float] | None:
-    """The rows and final training loss of an SFT iteration that trained on every row its data
-    source holds, or None (a source with rows to spare, another method, no finished run)."""
+def _exhausted_loss(state: LabState, iteration: int) -> tuple[DatasetCard, float] | None:
+    """The data card and final training loss of an SFT iteration that trained on every row its
+    data source holds, or None (a source with rows to spare, another method, no finished run)."""
     attempts = (r for r in reversed(state.get("runs") or []) if r.iteration == iteration)
     run = next((r for r in attempts if r.result.status == "ok"), None)
     record = next((i for i in state.get("iterations") or [] if i.iteration == iteration), None)
@@ -56,7 +59,7 @@ def _exhausted_loss(state: LabState, iteration: int) -> tuple[int, float] | None
     if card is None or card.final_size >= card.requested:
         return None
     loss = finite_number(run.result.metrics.get("final_loss"))
-    return None if loss is None else (card.final_size, loss)
+    return None if loss is None else (card, loss)
 
 
 def memorised(state: LabState, plan: Plan) -> Memorised | None:
@@ -68,4 +71,6 @@ def memorised(state: LabState, plan: Plan) -> Memorised | None:
     after = _exhausted_loss(state, plan.iteration)
     if before is None or after is None or max(before[1], after[1]) >= MEMORISED_LOSS:
         return None
-    return Memorised(rows=after[0], before=before[1], after=after[1])
+    card, loss = after
+    rule_rows = int(card.recipe_stats.get("rule_rows") or 0)
+    return Memorised(rows=card.final_size, before=before[1], after=loss, rule_rows=rule_rows)

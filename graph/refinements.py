@@ -28,6 +28,8 @@ STRONG_GAIN = 0.1
 RAISE_LR_FACTOR = 1.5
 # A miss category holding at least this share of the misses changes the data, not only the LR.
 DOMINANT_SHARE = 0.5
+# Recipes that bring rows a task folder does not hold, taken up once its own were learned by heart.
+NEW_ROW_RECIPES = ("synthetic", "recombined")
 # Characters of a miss a reason quotes.
 CLIPPED_CHARS = 60
 # What each aimed recipe trains on, as a reason says it.
@@ -191,17 +193,35 @@ def _fix_failure(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
 def _after_memorising(
     state: LabState, plan: Plan, finding: TechniqueFinding, why: str, learned: Memorised
 ) -> tuple[Plan | None, Move | str]:
-    """New rows from the teacher when there is one and they are not already the data; else stop:
-    more passes over rows known by heart cannot move validation."""
+    """New rows when a recipe here can make them (the teacher's; else the folder's own rows
+    with their copied words swapped, where its answers copy their prompts); else stop: more
+    passes over rows known by heart cannot move validation."""
     why = f"{why}; {learned.describe()}"
-    if "synthetic" in usable_recipes(state, plan.technique) and plan.data_recipe != "synthetic":
+    usable = usable_recipes(state, plan.technique)
+    if "synthetic" in usable and plan.data_recipe != "synthetic":
         reason = f"{why}: continue {finding.name} on new rows from the teacher"
         fresh = new_plan(state, finding, reason, plan.hyper, recipe="synthetic", move="continue")
+        return fresh, "continue"
+    if "recombined" in usable and learned.rule_rows and plan.data_recipe != "recombined":
+        reason = (
+            f"{why}; {learned.rule_rows} of them copy words of their prompts into their answers "
+            f"by a rule other rows share: continue {finding.name} on new rows with those words "
+            "swapped for others (GECA, Andreas 2020: recombining fragments that share contexts "
+            "cut SCAN errors by up to 87%)"
+        )
+        fresh = new_plan(state, finding, reason, plan.hyper, recipe="recombined", move="continue")
         return fresh, "continue"
     return None, (
         f"{why}, so further steps on the same rows would barely move its weights, and no recipe "
         "here brings new ones (a --teacher would): stop"
     )
+
+
+def _fresh_rows(plan: Plan) -> str:
+    """What a stretch that keeps its parent's recipe trains on, as a reason says it."""
+    if plan.data_recipe in RECIPE_WORDS or plan.data_recipe in NEW_ROW_RECIPES:
+        return f"fresh rows of the same recipe, {plan.data_recipe}"
+    return "fresh data"
 
 
 def _next_rate(plan: Plan, gain: float) -> tuple[float, str, Move]:
@@ -230,7 +250,7 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     Gained → continue from the new best, on data aimed at the dominant miss when one dominates:
     at a raised rate after a large gain, at half the rate after a small one.
     Trained on rows it already knew by heart (graph.memorised) without a gain → new rows from a
-    teacher, or stop.
+    teacher, or recombined from the folder's own, or stop.
     Held within noise of the best on an unfinished schedule → continue it.
     Stalled → halve the learning rate once, then switch technique; data aimed at a gap the
     misses still name stays aimed.
@@ -289,11 +309,7 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
             )
             return aimed_plan, "target_errors"
         # An aimed recipe goes on, built afresh from the new best's evaluation.
-        data = (
-            f"fresh rows of the same recipe, {plan.data_recipe}"
-            if plan.data_recipe in RECIPE_WORDS
-            else "fresh data"
-        )
+        data = _fresh_rows(plan)
         reason = (
             f"iteration {plan.iteration} raised {evidence}: continue {finding.name} from the "
             f"new best on {data}, {how}"
@@ -308,7 +324,7 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         # The evaluator let this iteration take the best's place (agents.evaluator's
         # holds_the_schedule): within noise of the best on the same schedule, so it goes on.
         aimed = _aimed_recipe(plan, this)
-        data = aimed.words if aimed else "on fresh data"
+        data = aimed.words if aimed else f"on {_fresh_rows(plan)}"
         reason = (
             f"iteration {plan.iteration} held {evidence}, within one standard error of the best "
             f"on {this.n} items: noise on an unfinished schedule, not a stall; continue "
@@ -327,7 +343,10 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
             f"iteration {plan.iteration} did not beat the best ({evidence}): halve the learning "
             f"rate and restart from the best checkpoint{data}"
         )
-        recipe = aimed.recipe if aimed else None
+        # Rows the source itself lacks (a teacher's, recombined ones) stay: plain rows are the
+        # ones it learned by heart.
+        kept = plan.data_recipe if plan.data_recipe in NEW_ROW_RECIPES else None
+        recipe = aimed.recipe if aimed else kept
         lowered = new_plan(
             state, finding, reason, hyper, lr_halved=True, recipe=recipe, move="lower_lr"
         )

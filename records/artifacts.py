@@ -26,6 +26,7 @@ DataRecipe = Literal[
     "balanced",
     "collapsed_kind",
     "unlearned_kind",
+    "recombined",
 ]
 
 

@@ -760,8 +760,9 @@ def test_a_dip_within_noise_on_the_best_schedule_holds_and_the_schedule_goes_on(
     assert kind == "lower_lr" and new.data_recipe == state["plan"].data_recipe
 
 
-def _memorised_state(tmp_path, losses, rows_asked=320, score=0.33):
-    """shout at 6 × 40: two stretches on a folder's 90 rows, ending at `losses`."""
+def _memorised_state(tmp_path, losses, rows_asked=320, score=0.33, rule_rows=0, **extra):
+    """shout at 6 × 40: two stretches on a folder's 90 rows, ending at `losses`; `rule_rows`
+    of them follow a copy rule (the DataEngineer counts them on a folder's cards)."""
     plan = sft_plan(iteration=2, parent=1, schedule_offset=40, schedule_steps=240)
     cards, runs, iterations = [], [], []
     for iteration, loss in enumerate(losses, start=1):
@@ -784,6 +785,7 @@ def _memorised_state(tmp_path, losses, rows_asked=320, score=0.33):
                 created_at="now",
                 columns=["prompt"],
                 sample=[],
+                recipe_stats={"rule_rows": rule_rows},
             )  # fmt: skip
         )
         record = _trained(iteration, offset=40 * (iteration - 1), length=240)
@@ -794,7 +796,7 @@ def _memorised_state(tmp_path, losses, rows_asked=320, score=0.33):
     evaluations = [evaluation(0, 0.0), evaluation(1, 0.33), evaluation(2, score)]
     best = BestModel(checkpoint="ckpt-2", strict=score, lenient=0.0, label="iter-2", iteration=2)
     return _stretch_state(
-        tmp_path, plan, evaluations, best, runs, iterations=iterations, datasets=cards
+        tmp_path, plan, evaluations, best, runs, iterations=iterations, datasets=cards, **extra
     )
 
 
@@ -827,6 +829,36 @@ def test_a_stretch_on_rows_learned_by_heart_is_a_stall_not_noise(tmp_path):
     state = _memorised_state(tmp_path, losses=[0.001, 0.0005], score=0.45)
     new, kind = refine(state, state["plan"])
     assert kind == "continue"
+
+
+def test_a_folder_whose_answers_copy_their_prompts_gets_recombined_rows_not_a_stop(tmp_path):
+    # shout: 84 of its 90 rows copy their phrase into the answer by a shared rule.
+    state = _memorised_state(tmp_path, [0.001, 0.0005], rule_rows=84, task_dir=str(tmp_path))
+    new, kind = refine(state, state["plan"])
+    assert kind == "continue" and new.data_recipe == "recombined" and new.parent == 2
+    assert "84 of them copy words of their prompts into their answers" in new.reason
+    assert "learned by heart" in new.reason and "GECA" in new.reason
+    # A teacher's new rows come first; no rule, or no folder, leaves nothing to recombine.
+    teacher = {**state, "run_options": RunOptions(teacher="some-model")}
+    assert refine(teacher, teacher["plan"])[0].data_recipe == "synthetic"
+    for nothing_to_swap in (
+        _memorised_state(tmp_path, [0.001, 0.0005], rule_rows=0, task_dir=str(tmp_path)),
+        _memorised_state(tmp_path, [0.001, 0.0005], rule_rows=84),
+    ):
+        new, why = refine(nothing_to_swap, nothing_to_swap["plan"])
+        assert new is None and why.endswith("stop")
+    # A stall on recombined rows restarts at half the rate on new recombined rows, not on the
+    # plain rows it learned by heart.
+    state = _held_state(tmp_path, best_iteration=3, score=0.70)
+    state["task_dir"] = str(tmp_path)
+    state["plan"] = state["plan"].model_copy(update={"data_recipe": "recombined"})
+    new, kind = refine(state, state["plan"])
+    assert kind == "lower_lr" and new.data_recipe == "recombined"
+    # After a gain, the next stretch's rows are recombined afresh, and its reason says so.
+    state["evaluations"][-1] = evaluation(4, 0.85)
+    new, kind = refine(state, state["plan"])
+    assert kind == "continue" and new.data_recipe == "recombined"
+    assert "fresh rows of the same recipe, recombined" in new.reason
 
 
 def test_a_loop_guard_switch_never_trains_past_the_iteration_budget(tmp_path):

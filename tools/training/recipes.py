@@ -78,6 +78,7 @@ RECIPES_BY_METHOD: dict[str, tuple[str, ...]] = {
         "balanced",
         "collapsed_kind",
         "unlearned_kind",
+        "recombined",
     ),
     "dpo": ("preference",),
     "orpo": ("preference",),
