@@ -26,6 +26,8 @@ from postlab.tools.data.training_sets import example_row
 from postlab.tools.tasks.catalog import Example, normalize_prompt
 
 _WORD = re.compile(r"[A-Za-z]+")
+# A slot as `_shape` writes it.
+_SLOT = re.compile(r"\{\d+:(?:upper|title|lower)\}")
 # A word in prompts with more distinct answers than this share of them (and than
 # TEMPLATE_MIN_ANSWERS) is the task's wording: a phrase asked three ways has one answer.
 TEMPLATE_SHARE = 0.1
@@ -88,8 +90,8 @@ def copy_rules(examples: Sequence[Example]) -> CopyRules:
     for example in examples:
         for word in {w.lower() for w in _WORD.findall(example.prompt)}:
             answers_with[word].add(example.answer)
-    answers = len({example.answer for example in examples})
-    wording = max(TEMPLATE_MIN_ANSWERS, TEMPLATE_SHARE * answers)
+    distinct_answers = len({example.answer for example in examples})
+    wording = max(TEMPLATE_MIN_ANSWERS, TEMPLATE_SHARE * distinct_answers)
     template = {word for word, seen in answers_with.items() if len(seen) > wording}
     copied: set[str] = set()
     for example in examples:
@@ -106,15 +108,15 @@ def copy_rules(examples: Sequence[Example]) -> CopyRules:
     rows: list[CopyRow] = []
     rules = 0
     for members in groups.values():
-        answers = {answer for _, answer in members}
+        shapes = {shape for _, shape in members}
         # Agreement counts between different words only: rows that share their slots agree by
         # coincidence ("yes or no" → "yes" twice). An answer that copies no slot is a fixed reply.
-        words = {row.slots for row, _ in members}
-        if len(words) >= MIN_RULE_ROWS and len(answers) == 1 and "{" in next(iter(answers)):
+        fillings = {row.slots for row, _ in members}
+        copies = len(shapes) == 1 and _SLOT.search(next(iter(shapes))) is not None
+        if copies and len(fillings) >= MIN_RULE_ROWS:
             rules += 1
             rows.extend(row for row, _ in members)
-    words = sorted({word for row in rows for word in row.slots})
-    return CopyRules(rows, rules, words)
+    return CopyRules(rows, rules, sorted({word for row in rows for word in row.slots}))
 
 
 def recombined_rows(
