@@ -16,6 +16,7 @@ from postlab.records.outcomes import LearningRateEvidence, TechniqueFinding
 from postlab.records.run import RunOptions, StopReason
 from postlab.records.state import LabState
 from postlab.records.steps import Plan
+from postlab.tools.data.recombination import recombinable
 from postlab.tools.training.recipes import (
     FULL_FINETUNE_MAX_BYTES,
     RECIPES_BY_METHOD,
@@ -72,13 +73,22 @@ def allowed(state: LabState) -> list[TechniqueFinding]:
 
 def usable_recipes(state: LabState, key: str) -> tuple[str, ...]:
     """Data recipes a technique's trainer can learn from in this run (synthetic needs a teacher;
-    recombined, a task folder's rows: a generator never runs out of them)."""
+    recombined, a task folder whose rows a card found following copy rules)."""
     unusable = set()
     if not state["run_options"].teacher:
         unusable.add("synthetic")
-    if not state.get("task_dir"):
+    if not (state.get("task_dir") and _folder_copies(state)):
         unusable.add("recombined")
     return tuple(r for r in RECIPES_BY_METHOD[TECHNIQUES[key].method] if r not in unusable)
+
+
+def _folder_copies(state: LabState) -> bool:
+    """Whether a data card of this run found most of its folder's rows following copy rules."""
+    for card in state.get("datasets") or []:
+        stats = card.recipe_stats
+        if recombinable(int(stats.get("rule_rows") or 0), stats.get("seed_rows", card.final_size)):
+            return True
+    return False
 
 
 def balances_answers(state: LabState, key: str) -> bool:

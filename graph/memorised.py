@@ -17,7 +17,7 @@ from postlab.records.artifacts import DatasetCard
 from postlab.records.outcomes import finite_number
 from postlab.records.state import LabState
 from postlab.records.steps import Plan
-from postlab.tools.training.recipes import TECHNIQUES
+from postlab.tools.training.recipes import NEW_ROW_RECIPES, TECHNIQUES
 
 # A stretch ending below this training loss (per completion token) knew its rows by heart. The
 # demo's addition stretches, on fresh rows that generalise, end at 0.09 to 0.24.
@@ -42,18 +42,25 @@ class Memorised(NamedTuple):
         )
 
 
+def _card(state: LabState, iteration: int) -> DatasetCard | None:
+    """The data card an iteration trained on, when it has one."""
+    record = next((i for i in state.get("iterations") or [] if i.iteration == iteration), None)
+    if record is None or record.dataset is None:
+        return None
+    return next((c for c in state.get("datasets") or [] if c.path == record.dataset), None)
+
+
 def _exhausted_loss(state: LabState, iteration: int) -> tuple[DatasetCard, float] | None:
     """The data card and final training loss of an SFT iteration that trained on every row its
     data source holds, or None (a source with rows to spare, another method, no finished run)."""
     attempts = (r for r in reversed(state.get("runs") or []) if r.iteration == iteration)
     run = next((r for r in attempts if r.result.status == "ok"), None)
-    record = next((i for i in state.get("iterations") or [] if i.iteration == iteration), None)
-    if run is None or record is None or record.dataset is None:
+    if run is None:
         return None
     recipe = TECHNIQUES.get(run.technique)
     if recipe is None or recipe.method != "sft":
         return None
-    card = next((c for c in state.get("datasets") or [] if c.path == record.dataset), None)
+    card = _card(state, iteration)
     # A source that gave fewer clean rows than were asked for gave all it had (a generator's
     # duplicates and contaminated rows are replaced by fresh ones).
     if card is None or card.final_size >= card.requested:
@@ -74,3 +81,12 @@ def memorised(state: LabState, plan: Plan) -> Memorised | None:
     card, loss = after
     rule_rows = int(card.recipe_stats.get("rule_rows") or 0)
     return Memorised(rows=card.final_size, before=before[1], after=loss, rule_rows=rule_rows)
+
+
+def new_rows_did_not_help(state: LabState, plan: Plan) -> bool:
+    """Whether a stretch was the first on rows its folder lacks (a teacher's, recombined), after
+    one on the folder's own; the caller asks only when it did not beat the best."""
+    if plan.data_recipe not in NEW_ROW_RECIPES or plan.parent == 0:
+        return False
+    before = _card(state, plan.parent)
+    return before is not None and before.recipe not in NEW_ROW_RECIPES

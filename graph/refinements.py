@@ -11,14 +11,16 @@ from textwrap import shorten
 from typing import NamedTuple
 
 from postlab.graph.experiments import Move, cites, new_plan, pick_technique, usable_recipes
-from postlab.graph.memorised import Memorised, memorised
+from postlab.graph.memorised import Memorised, memorised, new_rows_did_not_help
 from postlab.records.artifacts import DataRecipe
 from postlab.records.outcomes import EvaluationRecord, TechniqueFinding
 from postlab.records.run import RunOptions
 from postlab.records.state import LabState
 from postlab.records.steps import Plan
+from postlab.tools.data.recombination import EVIDENCE as RECOMBINATION_EVIDENCE
+from postlab.tools.data.recombination import recombinable
 from postlab.tools.evaluation.clusters import dominant_cluster
-from postlab.tools.training.recipes import LR_BOUNDS, TECHNIQUES
+from postlab.tools.training.recipes import LR_BOUNDS, NEW_ROW_RECIPES, TECHNIQUES
 
 # A validation gain this large means the model still learns fast at its rate: the next step
 # climbs (a larger rate, within the adapter's bounds) instead of annealing. Measured: sort_list
@@ -28,8 +30,6 @@ STRONG_GAIN = 0.1
 RAISE_LR_FACTOR = 1.5
 # A miss category holding at least this share of the misses changes the data, not only the LR.
 DOMINANT_SHARE = 0.5
-# Recipes that bring rows a task folder does not hold, taken up once its own were learned by heart.
-NEW_ROW_RECIPES = ("synthetic", "recombined")
 # Characters of a miss a reason quotes.
 CLIPPED_CHARS = 60
 # What each aimed recipe trains on, as a reason says it.
@@ -202,12 +202,12 @@ def _after_memorising(
         reason = f"{why}: continue {finding.name} on new rows from the teacher"
         fresh = new_plan(state, finding, reason, plan.hyper, recipe="synthetic", move="continue")
         return fresh, "continue"
-    if "recombined" in usable and learned.rule_rows and plan.data_recipe != "recombined":
+    copies = recombinable(learned.rule_rows, learned.rows)
+    if "recombined" in usable and copies and plan.data_recipe != "recombined":
         reason = (
             f"{why}; {learned.rule_rows} of them copy words of their prompts into their answers "
             f"by a rule other rows share: continue {finding.name} on new rows with those words "
-            "swapped for others (GECA, Andreas 2020: recombining fragments that share contexts "
-            "cut SCAN errors by up to 87%)"
+            f"swapped for others ({RECOMBINATION_EVIDENCE})"
         )
         fresh = new_plan(state, finding, reason, plan.hyper, recipe="recombined", move="continue")
         return fresh, "continue"
@@ -319,6 +319,13 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     if learned := memorised(state, plan):
         why = f"iteration {plan.iteration} did not beat the best ({evidence})"
         return _after_memorising(state, plan, finding, why, learned)
+    if new_rows_did_not_help(state, plan):
+        # The new rows were the one thing left to try: the stretch before it had learned its
+        # folder by heart, and more of these rows would be the same bet again.
+        return None, (
+            f"iteration {plan.iteration}, the first on {plan.data_recipe} rows after its folder's "
+            f"own were learned by heart, did not beat the best ({evidence}): stop"
+        )
     best = state.get("best")
     if best is not None and best.iteration == plan.iteration and plan.schedule_unfinished:
         # The evaluator let this iteration take the best's place (agents.evaluator's

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from postlab.agents.evaluator import holds_the_schedule, training_answer_shift
 from postlab.agents.librarian import rank_techniques
 from postlab.agents.trainer import spec_for
-from postlab.graph.experiments import hyper_for
+from postlab.graph.experiments import hyper_for, usable_recipes
 from postlab.graph.playbook import decide
 from postlab.graph.refinements import refine
 from postlab.graph.supervisor import _schedule_running
@@ -847,6 +847,25 @@ def test_a_folder_whose_answers_copy_their_prompts_gets_recombined_rows_not_a_st
     ):
         new, why = refine(nothing_to_swap, nothing_to_swap["plan"])
         assert new is None and why.endswith("stop")
+    # Without a card that found most of the folder's rows under copy rules, no router or rule
+    # may choose recombined rows.
+    state = _memorised_state(tmp_path, [0.001, 0.0005], rule_rows=30, task_dir=str(tmp_path))
+    assert "recombined" not in usable_recipes(state, "sft_full")
+    assert refine(state, state["plan"])[0] is None
+    # The first stretch on recombined rows must beat the best, or the run stops: it was the
+    # one thing left to try. Later stretches on them are judged like any other.
+    for score, parent_recipe, expected in (
+        (0.33, "plain", None),
+        (0.45, "plain", "continue"),
+        (0.33, "recombined", "lower_lr"),
+    ):
+        state = _recombined_stretch(tmp_path, score, parent_recipe)
+        new, kind = refine(state, state["plan"])
+        if expected is None:
+            assert new is None and kind.endswith("stop")
+            assert "the first on recombined rows after its folder's own" in kind
+        else:
+            assert kind == expected and new.data_recipe == "recombined"
     # A stall on recombined rows restarts at half the rate on new recombined rows, not on the
     # plain rows it learned by heart.
     state = _held_state(tmp_path, best_iteration=3, score=0.70)
@@ -859,6 +878,29 @@ def test_a_folder_whose_answers_copy_their_prompts_gets_recombined_rows_not_a_st
     new, kind = refine(state, state["plan"])
     assert kind == "continue" and new.data_recipe == "recombined"
     assert "fresh rows of the same recipe, recombined" in new.reason
+
+
+def _recombined_stretch(tmp_path, score, parent_recipe):
+    """shout's third stretch, on recombined rows, scored `score` after two memorised ones (the
+    second on `parent_recipe` rows)."""
+    state = _memorised_state(tmp_path, [0.001, 0.0005], rule_rows=84, task_dir=str(tmp_path))
+    cards = state["datasets"]
+    cards[1] = cards[1].model_copy(update={"recipe": parent_recipe})
+    path = str(tmp_path / "data-3")
+    cards.append(cards[1].model_copy(update={"recipe": "recombined", "final_size": 320,
+                                             "path": path}))  # fmt: skip
+    record = _trained(3, offset=80, length=240)
+    record.result.metrics["final_loss"] = 0.5
+    state["runs"].append(record)
+    state["iterations"].append(Iteration(iteration=3, technique="sft_full", reason="r",
+                                         dataset=path, parent=2))  # fmt: skip
+    state["evaluations"].append(evaluation(3, score))
+    if score > 0.33:
+        state["best"] = BestModel(checkpoint="ckpt-3", strict=score, lenient=0.0, label="iter-3",
+                                  iteration=3)  # fmt: skip
+    state["plan"] = sft_plan(iteration=3, parent=2, schedule_offset=80, schedule_steps=240,
+                             data_recipe="recombined")  # fmt: skip
+    return state
 
 
 def test_a_loop_guard_switch_never_trains_past_the_iteration_budget(tmp_path):

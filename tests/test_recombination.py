@@ -77,15 +77,43 @@ def test_no_rule_holds_where_the_copied_word_depends_on_the_words():
     ]
     # An answer that is a label, not a copy, has no slot at all.
     labels = [Example(prompt=f"Is '{w}' an animal or a tool?", answer="animal") for w in PHRASES]
+    # Three rows of a two-way choice that happen to copy their first option are no rule either.
+    chance = [
+        Example(prompt=f"Which is larger, {a} or {b}?", answer=a)
+        for a, b in (("whale", "mouse"), ("horse", "ant"), ("mouse", "ant"))
+    ]
     # Rows that repeat their words agree by coincidence, not by a rule.
     parity = [
         Example(prompt=f"Is {n} even? Reply with yes or no.", answer="no" if n % 2 else "yes")
         for n in (512, 512, 257, 257)
     ]
-    for examples in (larger, labels, parity):
+    for examples in (larger, chance, labels, parity):
         assert copy_rules(examples).rows == []
         rows, stats = recombined_rows(examples, 50, ["lamp"], 0, lambda e: False)
         assert len(rows) == len(examples) and stats["recombined"] == 0
+
+
+def test_one_letter_words_keep_their_place_and_a_folder_mostly_off_its_rules_is_left_alone():
+    # "a" shows no case of its own: as a slot, its "A" in an answer in capitals would be read as
+    # a capitalised word, and a substitute would come out "Lamp DOOR".
+    # Forty two-word phrases, each word in two of them; "a" then comes with 4 of 44 answers,
+    # too few to be the task's wording.
+    firsts = [f"{letter}am" for letter in "bcdfghjklmnprstvwxyz"]
+    seconds = [f"{letter}op" for letter in "bcdfghjklmnprstvwxyz"]
+    shifted = seconds[1:] + seconds[:1]
+    pairs = [*zip(firsts, seconds, strict=True), *zip(firsts, shifted, strict=True)]
+    phrases = [f"{a} {b}" for a, b in pairs] + [f"a {b}" for b in ("lamp", "rope", "coin", "desk")]
+    rows = [Example(prompt=SHOUTS[0].format(p), answer=p.upper()) for p in phrases]
+    assert "a" not in copy_rules(rows).words
+    made, _ = recombined_rows(rows, 200, ["lamp", "velvet", "harbor"], 0, lambda e: False)
+    assert len(made) == 200 and any(p.startswith("Write 'a ") for p, _ in _content(made)[44:])
+    assert all(answer == _quoted(prompt).upper() for prompt, answer in _content(made))
+    # Six rule rows among fourteen that follow none: the folder is some other task.
+    labels = [Example(prompt=f"Is {n} prime? Say yes or no.", answer="no") for n in range(14)]
+    mixed = [*(row for row in _shout_rows() if row.prompt.startswith("Write")), *labels]
+    assert len(copy_rules(mixed).rows) == 6
+    made, stats = recombined_rows(mixed, 40, ["lamp"], 0, lambda e: False)
+    assert len(made) == len(mixed) and stats["recombined"] == 0
 
 
 def test_recombined_rows_are_decontaminated_against_held_out_items():

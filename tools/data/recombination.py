@@ -2,16 +2,17 @@
 those words on both sides makes a new question with a right answer.
 
 The evidence is the rows themselves, in the spirit of GECA (Andreas, ACL 2020: fragments that
-share an environment are interchangeable; up to 87% fewer errors on SCAN, 16% on a semantic
-parse). A row's slots are its prompt's words that some answer copies and that are not the
-task's wording (words whose prompts hold more than a tenth of the distinct answers). Rows with
-the same prompt once their slots are blanked form a group; a group whose every answer copies
-its slots in the same order and case (two rows or more, with different words) is a rule.
-"Write 'hot soup' in capital letters" → "HOT SOUP" is one: any two words give a right row.
-"Which is larger, cat or mouse?" is not: the copied slot changes with the words, so no rule
-holds and nothing is made. Substitutes come from the folder's slots and from the model's own
-whole-word tokens: new words, not only new pairs of known ones (Yao and Koller 2024: sampling
-uniformly beat sampling the training distribution for compositional augmentation).
+share an environment are interchangeable). A row's slots are its prompt's words of two letters
+or more that some answer copies and that are not the task's wording (words whose prompts hold
+more than a tenth of the distinct answers). Rows with the same prompt once their slots are
+blanked form a group; a group whose every answer copies its slots in the same order and case,
+with four different fillings or more, is a rule. "Write 'hot soup' in capital letters" → "HOT
+SOUP" is one: any two words give a right row. "Which is larger, cat or mouse?" is not: the
+copied slot changes with the words, so no rule holds and nothing is made. A folder is
+recombined only when half its rows or more follow a rule. Substitutes come from the folder's
+slots and from the model's own whole-word tokens: new words, not only new pairs of known ones
+(Yao and Koller 2024: sampling uniformly beat sampling the training distribution for
+compositional augmentation).
 """
 
 from __future__ import annotations
@@ -32,8 +33,16 @@ _SLOT = re.compile(r"\{\d+:(?:upper|title|lower)\}")
 # TEMPLATE_MIN_ANSWERS) is the task's wording: a phrase asked three ways has one answer.
 TEMPLATE_SHARE = 0.1
 TEMPLATE_MIN_ANSWERS = 2
-# Rows with different slot words that must agree before a prompt shape is a rule.
-MIN_RULE_ROWS = 2
+# Different fillings of its slots that must agree before a prompt shape is a rule: two rows of a
+# two-way choice agree by chance half the time, four only one time in eight.
+MIN_RULE_FILLINGS = 4
+# A folder is recombined only when at least this share of its rows follow a rule: new rows copy
+# the rules, and a folder mostly outside them is some other task.
+MIN_RULE_SHARE = 0.5
+# What the lab cites for the recipe (the paper's abstract).
+EVIDENCE = (
+    "GECA, Andreas 2020: recombining fragments that share contexts cut SCAN errors by up to 87%"
+)
 # Draws per row asked for before giving up on new prompts (a small space runs out).
 _TRIES_PER_ROW = 20
 
@@ -97,7 +106,8 @@ def copy_rules(examples: Sequence[Example]) -> CopyRules:
     for example in examples:
         prompt_words = {w.lower() for w in _WORD.findall(example.prompt)}
         copied |= {w.lower() for w in _WORD.findall(example.answer)} & prompt_words
-    copied -= template
+    # A one-letter word ("a", "I", the "t" of "don't") shows no case of its own to copy.
+    copied = {word for word in copied - template if len(word) > 1}
     groups: dict[str, list[tuple[CopyRow, str]]] = defaultdict(list)
     for example in examples:
         found = (w.lower() for w in _WORD.findall(example.prompt) if w.lower() in copied)
@@ -113,10 +123,15 @@ def copy_rules(examples: Sequence[Example]) -> CopyRules:
         # coincidence ("yes or no" → "yes" twice). An answer that copies no slot is a fixed reply.
         fillings = {row.slots for row, _ in members}
         copies = len(shapes) == 1 and _SLOT.search(next(iter(shapes))) is not None
-        if copies and len(fillings) >= MIN_RULE_ROWS:
+        if copies and len(fillings) >= MIN_RULE_FILLINGS:
             rules += 1
             rows.extend(row for row, _ in members)
     return CopyRules(rows, rules, sorted({word for row in rows for word in row.slots}))
+
+
+def recombinable(rule_rows: int, rows: int) -> bool:
+    """Whether a set of `rows` with `rule_rows` of them under a copy rule may be recombined."""
+    return rows > 0 and rule_rows >= MIN_RULE_SHARE * rows
 
 
 def recombined_rows(
@@ -129,6 +144,8 @@ def recombined_rows(
     """Plain rows of `examples` and new rows up to `size`: rule rows with their slots swapped
     for other words (the folder's and `substitutes`), deduplicated and decontaminated."""
     found = copy_rules(examples)
+    if not recombinable(len(found.rows), len(examples)):
+        found = CopyRules([], 0, [])
     pool = sorted(set(found.words) | {w.lower() for w in substitutes if w.isalpha()})
     rng = random.Random(seed)
     seen = {normalize_prompt(example.prompt) for example in examples}

@@ -13,12 +13,17 @@ WORD_LENGTHS = (3, 10)
 
 
 def word_tokens(checkpoint: str | Path) -> list[str]:
-    """The lower-case whole words of a checkpoint's vocabulary, sorted."""
+    """The lower-case whole English-alphabet words of a checkpoint's vocabulary, sorted."""
     shortest, longest = WORD_LENGTHS
     words = set()
     for token in load_tokenizer(checkpoint).get_vocab():
         if token[:1] in WORD_START:
             word = token[1:]
-            if shortest <= len(word) <= longest and word.isalpha() and word.islower():
+            if (
+                shortest <= len(word) <= longest
+                and word.isascii()
+                and word.isalpha()
+                and word.islower()
+            ):
                 words.add(word)
     return sorted(words)

@@ -84,6 +84,9 @@ RECIPES_BY_METHOD: dict[str, tuple[str, ...]] = {
     "orpo": ("preference",),
     "grpo": ("grpo",),
 }
+# Recipes that bring rows a task folder does not hold (a teacher's, recombined ones), taken up
+# once the folder's own were learned by heart.
+NEW_ROW_RECIPES = ("synthetic", "recombined")
 # Short names users type in --techniques.
 ALIASES = {
     "sft": "sft_full",
