@@ -142,7 +142,7 @@ def row_builder(state: LabState, memory: LabMemory, task: Task) -> RowBuilder | 
     if builder is None and not folder_sft:
         return None
 
-    def timed(examples: list[Example]):
+    def built(examples: list[Example]):
         if builder is None:
             rows, stats = [example_row(example, "sft") for example in examples], {}
         else:
@@ -153,7 +153,7 @@ def row_builder(state: LabState, memory: LabMemory, task: Task) -> RowBuilder | 
             stats = {**stats, "rule_rows": len(copy_rules(examples).rows)}
         return rows, stats
 
-    return timed
+    return built
 
 
 def _recipe_builder(

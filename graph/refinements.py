@@ -18,7 +18,6 @@ from postlab.records.run import RunOptions
 from postlab.records.state import LabState
 from postlab.records.steps import Plan
 from postlab.tools.data.recombination import EVIDENCE as RECOMBINATION_EVIDENCE
-from postlab.tools.data.recombination import recombinable
 from postlab.tools.evaluation.clusters import dominant_cluster
 from postlab.tools.training.recipes import LR_BOUNDS, NEW_ROW_RECIPES, TECHNIQUES
 
@@ -202,8 +201,8 @@ def _after_memorising(
         reason = f"{why}: continue {finding.name} on new rows from the teacher"
         fresh = new_plan(state, finding, reason, plan.hyper, recipe="synthetic", move="continue")
         return fresh, "continue"
-    copies = recombinable(learned.rule_rows, learned.rows)
-    if "recombined" in usable and copies and plan.data_recipe != "recombined":
+    # Usable only where a card of this folder found most rows following copy rules.
+    if "recombined" in usable and plan.data_recipe != "recombined":
         reason = (
             f"{why}; {learned.rule_rows} of them copy words of their prompts into their answers "
             f"by a rule other rows share: continue {finding.name} on new rows with those words "
