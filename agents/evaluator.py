@@ -12,6 +12,7 @@ from postlab.records.outcomes import (
     AnswerShift,
     BestModel,
     EvaluationRecord,
+    HeldPeak,
     MissCluster,
     SplitScore,
     binomial_stderr,
@@ -139,8 +140,9 @@ def miss_clusters(state: LabState, memory: LabMemory, result: EvalResult) -> lis
 SHIFT_SAMPLE = 400
 
 
-def holds_the_schedule(state: LabState, result: EvalResult) -> bool:
-    """Whether an iteration that continued the best's schedule takes its place without beating it.
+def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
+    """The highest score an iteration that continued the best's schedule stays within noise of,
+    when it takes the best's place without beating it; None when it does not.
 
     On one schedule, a validation score within one standard error of the highest so far is
     noise, not a stall: the later checkpoint has trained on more data, and the schedule can only
@@ -151,11 +153,13 @@ def holds_the_schedule(state: LabState, result: EvalResult) -> bool:
     """
     plan, best = state.get("plan"), state.get("best")
     if plan is None or best is None or best.iteration == 0 or result.collapse:
-        return False
-    scores = [e.strict for e in state.get("evaluations") or [] if e.iteration > 0]
-    peak = max([best.strict, *scores])
-    within_noise = result.strict >= peak - binomial_stderr(peak, result.n)
-    return plan.continues(best.iteration) and within_noise
+        return None
+    scored = [(e.strict, e.label) for e in state.get("evaluations") or [] if e.iteration > 0]
+    peak, peak_label = max([(best.strict, best.label), *scored], key=lambda pair: pair[0])
+    stderr = binomial_stderr(peak, result.n)
+    if not plan.continues(best.iteration) or result.strict < peak - stderr:
+        return None
+    return HeldPeak(label=peak_label, strict=peak, stderr=round(stderr, 4))
 
 
 def training_answer_shift(state: LabState) -> AnswerShift | None:
@@ -206,7 +210,8 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     best = state.get("best")
     base_strict = result.strict if is_baseline else baseline.strict
     best_strict = best.strict if best else result.strict
-    is_best = best is None or result.strict > best.strict or holds_the_schedule(state, result)
+    held = None if best is None or result.strict > best.strict else schedule_hold(state, result)
+    is_best = best is None or result.strict > best.strict or held is not None
     test = _score(results["test"], "test") if "test" in results else None
     judge_note = ""
     if judge and (is_baseline or (is_best and state["run_options"].judge_candidates)):
@@ -296,7 +301,10 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
             iteration=iteration,
             n=result.n,
             test=test,
+            held=held,
         )
+        if held is not None:
+            summary += f"; takes the best's place: {held.describe()}"
     if not is_baseline:
         # Only the best model is ever continued: other iterations' optimiser states are dead weight.
         best_iteration = iteration if is_best else best.iteration

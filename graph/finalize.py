@@ -73,6 +73,8 @@ def build_summary(state: LabState) -> dict[str, Any]:
         "versions": package_versions(),
         "source_revision": source_revision(),
         "best_label": best.label if best else None,
+        # Why the best is not the highest validation score, when it took the place by a hold.
+        "best_held": best.held.model_dump(mode="json") if best and best.held else None,
         "best_checkpoint": best.checkpoint if best else None,
         "steps_used": steps_used(state),
         "budget": budget.steps,

@@ -328,7 +328,7 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     best = state.get("best")
     if best is not None and best.iteration == plan.iteration and plan.schedule_unfinished:
         # The evaluator let this iteration take the best's place (agents.evaluator's
-        # holds_the_schedule): within noise of the best on the same schedule, so it goes on.
+        # schedule_hold): within noise of the best on the same schedule, so it goes on.
         aimed = _aimed_recipe(plan, this)
         data = aimed.words if aimed else f"on {_fresh_rows(plan)}"
         reason = (

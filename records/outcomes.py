@@ -204,6 +204,23 @@ class EvaluationRecord(BaseModel):
     wall_s: float = 0.0
 
 
+class HeldPeak(BaseModel):
+    """The higher validation score a checkpoint stayed within noise of, on the schedule it
+    continued: why it took the best's place without beating it."""
+
+    label: str
+    strict: float
+    stderr: float
+
+    def describe(self) -> str:
+        """The hold in words, for the step's summary and the report."""
+        return (
+            f"within one standard error ({self.stderr:.2f}) of {self.label}'s {self.strict:.2f}, "
+            "the highest validation score, on the schedule it continued (a dip within noise "
+            "is not a stall)"
+        )
+
+
 class BestModel(BaseModel):
     """The best checkpoint by validation, where it came from, and its test score once taken."""
 
@@ -214,6 +231,8 @@ class BestModel(BaseModel):
     iteration: int
     n: int = 0
     test: SplitScore | None = None
+    # Set when it took the best's place without beating the highest score (a hold).
+    held: HeldPeak | None = None
 
 
 class AgentOutcome(BaseModel):

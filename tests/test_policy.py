@@ -4,10 +4,11 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
-from postlab.agents.evaluator import holds_the_schedule, training_answer_shift
+from postlab.agents.evaluator import schedule_hold, training_answer_shift
 from postlab.agents.librarian import rank_techniques
 from postlab.agents.trainer import spec_for
 from postlab.graph.experiments import hyper_for, usable_recipes
+from postlab.graph.finalize import build_summary
 from postlab.graph.playbook import decide
 from postlab.graph.refinements import refine
 from postlab.graph.supervisor import _schedule_running
@@ -719,13 +720,18 @@ def test_a_dip_within_noise_on_the_best_schedule_holds_and_the_schedule_goes_on(
         return SimpleNamespace(strict=strict, n=100, collapse=collapse)
 
     # 0.79 on 100 items has a standard error of 0.041: 0.78 is noise, 0.70 is a drop.
-    assert holds_the_schedule(state, scored(0.78))
-    assert holds_the_schedule(state, scored(0.75))
-    assert not holds_the_schedule(state, scored(0.70))
-    assert not holds_the_schedule(state, scored(0.78, collapse=0.9))
+    held = schedule_hold(state, scored(0.78))
+    # What it held is named, for the step's summary and the report.
+    assert (held.label, held.strict, held.stderr) == ("iter-3", 0.79, 0.0407)
+    state["best"] = state["best"].model_copy(update={"held": held})
+    assert build_summary(state)["best_held"]["label"] == "iter-3"
+    state["best"] = state["best"].model_copy(update={"held": None})
+    assert schedule_hold(state, scored(0.75)) is not None
+    assert schedule_hold(state, scored(0.70)) is None
+    assert schedule_hold(state, scored(0.78, collapse=0.9)) is None
     # Another technique, or a fresh schedule from the best, must beat the best outright.
     state["plan"] = state["plan"].model_copy(update={"schedule_offset": 0})
-    assert not holds_the_schedule(state, scored(0.78))
+    assert schedule_hold(state, scored(0.78)) is None
 
     # Held, the iteration is the best: the lab takes the next stretch from its moments
     # instead of redoing this one at half the rate.

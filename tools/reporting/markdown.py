@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from postlab.records.outcomes import HeldPeak
 from postlab.records.steps import WAIT_ACTION
 from postlab.tools.io.atomic import write_text_atomic
 from postlab.tools.io.rundir import REPORT_FILE, portable
@@ -145,8 +146,21 @@ def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
         f"{_test_words(summary)}",
         "",
         f"Best checkpoint: `{summary['best_checkpoint']}`",
+        *_held_words(summary),
     ]
     return lines + ["", f"![accuracy per iteration]({plot})"] if plot else lines
+
+
+def _held_words(summary: dict[str, Any]) -> list[str]:
+    """Why the best is not the iteration with the highest validation score, when it is not."""
+    held = summary.get("best_held")
+    if not held:
+        return []
+    return [
+        "",
+        f"{summary.get('best_label')} is the best without the highest validation score: it is "
+        f"{HeldPeak.model_validate(held).describe()}, so it took the best's place.",
+    ]
 
 
 def _balanced_words(summary: dict[str, Any]) -> str:
