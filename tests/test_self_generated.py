@@ -11,6 +11,7 @@ from postlab.tools.data.answer_balance import (
     unlearned_kind_rows,
 )
 from postlab.tools.data.self_generated import (
+    NEAR_COPY_COSINE,
     Sampled,
     curriculum_rows,
     preference_rows,
@@ -130,6 +131,27 @@ def test_quality_filter_finds_paraphrases_by_embedding(tmp_path):
         "How many moons does Mars have?",
     ]
     assert stats["near_copies_removed"] == 1 and stats["near_copy_measure"] == "embedding cosine"
+
+
+def test_alike_prompts_with_other_answers_are_not_near_copies(tmp_path):
+    # A templated folder's rows differ in a name and a number: each teaches its own answer.
+    task = load_task("addition_2d")
+    memory = LabMemory(tmp_path / "memory", embedding_function=default_embedding_function())
+    template = (
+        "Read the sentence and reply with the person's age as a number: {} is {} years old. "
+        "Use digits only, no words."
+    )
+    people = (("Alice", 31), ("Bob", 45), ("Alice", 31), ("Alice", 32))
+    examples = [
+        Example(prompt=template.format(*person), answer=str(person[1])) for person in people
+    ]
+    vectors = memory.embed([example.prompt for example in examples])
+    # Alice at 31 and at 32 are alike (by word overlap too); only the repeated row is a copy.
+    assert float(vectors[0] @ vectors[3]) >= NEAR_COPY_COSINE
+    for embed in (memory.embed, None):
+        rows, stats = quality_rows(task, examples, embed)
+        assert [row["completion"][0]["content"] for row in rows] == ["31", "45", "32"]
+        assert stats["near_copies_removed"] == 1
 
 
 def test_sampling_from_a_checkpoint_builds_a_saved_rft_set(tiny_model, tmp_path):

@@ -273,26 +273,40 @@ def targeted_rows(
     return rows, stats
 
 
-def _near_copies_by_words(prompts: list[str]) -> list[bool]:
-    kept_terms: list[set[str]] = []
+# Whether two rows' answers are the same to the task (its verifier's strict judgement).
+SameAnswer = Callable[[Example, Example], bool]
+
+
+def _near_copies_by_words(examples: list[Example], same_answer: SameAnswer) -> list[bool]:
+    kept: list[tuple[set[str], Example]] = []
     copies = []
-    for prompt in prompts:
-        words = _terms(prompt)
+    for example in examples:
+        words = _terms(example.prompt)
         # Only recent kept prompts: generated sets are shuffled, so copies sit anywhere, but
         # comparing each prompt with every kept one is quadratic on large folders.
-        copy = any(_overlap(words, other) > NEAR_COPY for other in kept_terms[-200:])
+        copy = any(
+            _overlap(words, terms) > NEAR_COPY and same_answer(other, example)
+            for terms, other in kept[-200:]
+        )
         copies.append(copy)
         if not copy:
-            kept_terms.append(words)
+            kept.append((words, example))
     return copies
 
 
-def _near_copies_by_embedding(prompts: list[str], embed: Embed) -> list[bool]:
-    vectors = embed(prompts)
+def _near_copies_by_embedding(
+    examples: list[Example], embed: Embed, same_answer: SameAnswer
+) -> list[bool]:
+    vectors = embed([example.prompt for example in examples])
     kept: list[int] = []
     copies = []
-    for index in range(len(prompts)):
-        copy = bool(kept) and float((vectors[kept] @ vectors[index]).max()) >= NEAR_COPY_COSINE
+    for index, example in enumerate(examples):
+        near = (vectors[kept] @ vectors[index]) >= NEAR_COPY_COSINE if kept else []
+        copy = any(
+            same_answer(examples[other], example)
+            for other, close in zip(kept, near, strict=True)
+            if close
+        )
         copies.append(copy)
         if not copy:
             kept.append(index)
@@ -304,14 +318,24 @@ def quality_rows(task: Task, examples: list[Example], embed: Embed | None = None
     length is in line with the rest, and the prompt is no near-copy of a kept one.
 
     Near-copies: word overlap above NEAR_COPY, or, given `embed` (task folders' free text),
-    cosine similarity of at least NEAR_COPY_COSINE in that embedding space.
+    cosine similarity of at least NEAR_COPY_COSINE in that embedding space, with an answer the
+    task takes for the same. Alike prompts with other answers teach something else: a templated
+    folder's rows differ in a name and a number, and by prompts alone 81 of 128 rows of one
+    (name and age as JSON) were dropped.
     """
     verified = [e for e in examples if e.prompt.strip() and task.verify(e.answer, e.answer).strict]
     lengths = sorted(len(example.answer) for example in verified)
     ceiling = LENGTH_OUTLIER * lengths[len(lengths) // 2] + 16 if lengths else 0
     in_line = [example for example in verified if len(example.answer) <= ceiling]
-    prompts = [example.prompt for example in in_line]
-    copies = _near_copies_by_embedding(prompts, embed) if embed else _near_copies_by_words(prompts)
+
+    def same_answer(kept: Example, example: Example) -> bool:
+        return task.verify(example.answer, kept.answer).strict
+
+    copies = (
+        _near_copies_by_embedding(in_line, embed, same_answer)
+        if embed
+        else _near_copies_by_words(in_line, same_answer)
+    )
     kept = [example for example, copy in zip(in_line, copies, strict=True) if not copy]
     rows = [example_row(example, "sft") for example in kept]
     stats = {
