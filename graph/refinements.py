@@ -331,10 +331,14 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         # schedule_hold): within noise of the best on the same schedule, so it goes on.
         aimed = _aimed_recipe(plan, this)
         data = aimed.words if aimed else f"on {_fresh_rows(plan)}"
+        within = (
+            best.held.describe()
+            if best.held
+            else f"within one standard error of the best on {this.n} items"
+        )
         reason = (
-            f"iteration {plan.iteration} held {evidence}, within one standard error of the best "
-            f"on {this.n} items: noise on an unfinished schedule, not a stall; continue "
-            f"{finding.name} from it {data}, on the same schedule"
+            f"iteration {plan.iteration} held {evidence}, {within}: noise on an unfinished "
+            f"schedule, not a stall; continue {finding.name} from it {data}, on the same schedule"
         )
         recipe = aimed.recipe if aimed else plan.data_recipe
         held = new_plan(state, finding, reason, plan.hyper, recipe=recipe, move="hold")

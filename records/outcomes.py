@@ -115,6 +115,18 @@ def binomial_stderr(accuracy: float, n: int) -> float:
     return math.sqrt(max(0.0, accuracy * (1 - accuracy)) / n) if n > 0 else 0.0
 
 
+# McNemar's test, one-sided 5 %: how far the items a checkpoint broke may outnumber those it fixed,
+# in standard deviations, before a dip on the same items is a drop and not chance.
+DIP_Z = 1.645
+
+
+def dip_is_chance(broken: int, fixed: int) -> bool:
+    """Whether a checkpoint that got `broken` items wrong which another got right, and `fixed`
+    the other way round, on the same items, is within chance of it (McNemar's normal
+    approximation): a dip of a few items among many that changed is noise."""
+    return broken - fixed <= DIP_Z * math.sqrt(broken + fixed)
+
+
 class SplitScore(BaseModel):
     """Strict and lenient accuracy on one split, with the item count behind them."""
 
@@ -195,6 +207,9 @@ class EvaluationRecord(BaseModel):
     # The kinds of question its `unlearned_kind` misses fall in (prompts, numbers blanked).
     unlearned_kinds: list[str] = Field(default_factory=list)
     failures: list[FailureSample] = Field(default_factory=list)
+    # Every validation prompt it missed (None in records from before they were kept): what a
+    # paired comparison of two checkpoints on the same items reads.
+    missed: list[str] | None = None
     # Free-form misses of a task folder grouped by meaning, largest first (no verifier can name
     # their kind).
     miss_clusters: list[MissCluster] = Field(default_factory=list)
@@ -211,14 +226,23 @@ class HeldPeak(BaseModel):
     label: str
     strict: float
     stderr: float
+    # On the same items: those the peak got right and this one missed, and the other way round
+    # (None where the misses were not recorded: then one standard error is the width).
+    broken: int | None = None
+    fixed: int | None = None
 
     def describe(self) -> str:
         """The hold in words, for the step's summary and the report."""
-        return (
-            f"within one standard error ({self.stderr:.2f}) of {self.label}'s {self.strict:.2f}, "
-            "the highest validation score, on the schedule it continued (a dip within noise "
-            "is not a stall)"
-        )
+        peak = f"{self.label}'s {self.strict:.2f}, the highest validation score"
+        if self.broken is None or self.fixed is None:
+            within = f"within one standard error ({self.stderr:.2f}) of {peak}"
+        else:
+            within = (
+                f"within chance of {peak} (on the same items it missed {self.broken} that "
+                f"{self.label} got right and got {self.fixed} right that {self.label} missed: "
+                "McNemar's test, one-sided 5 %)"
+            )
+        return f"{within}, on the schedule it continued (a dip within noise is not a stall)"
 
 
 class BestModel(BaseModel):

@@ -148,6 +148,9 @@ def test_decisions_read_validation_and_test_is_scored_for_baseline_and_best_only
     # No decision cites a test score: reasons speak of validation only.
     assert not any(re.search(r"\btest\b", d["reason"]) for d in summary["decisions"])
     assert all(it["score"] is not None for it in summary["iterations"])
+    # Each evaluation keeps the validation prompts it missed: holds compare them item by item.
+    for record in summary["evaluations"]:
+        assert len(record["missed"]) == round((1 - record["strict"]) * record["n"])
     report = (run_dir / "report.md").read_text()
     assert "| validation strict | test strict | test lenient |" in report
     assert "was scored only for the baseline and the selected best" in report

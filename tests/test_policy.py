@@ -697,6 +697,31 @@ def _held_state(tmp_path, best_iteration, score, **misses):
     return _stretch_state(tmp_path, plan, evaluations, best, runs)
 
 
+def test_a_dip_is_judged_on_the_same_items_when_both_checkpoints_misses_are_known(tmp_path):
+    state = _held_state(tmp_path, best_iteration=3, score=0.78)
+    items = [f"question {index}" for index in range(30)]
+    # iter-3 got the first 11 of 30 right (0.37); the evaluator sees it before iter-4.
+    peak = state["evaluations"][1].model_copy(update={"strict": 11 / 30, "n": 30})
+    state["evaluations"] = [state["evaluations"][0], peak.model_copy(update={"missed": items[11:]})]
+    state["best"] = state["best"].model_copy(update={"strict": 11 / 30, "n": 30})
+
+    def scored(missed):
+        strict = (30 - len(missed)) / 30
+        return SimpleNamespace(strict=strict, n=30, collapse=0.0, missed_prompts=missed)
+
+    # 0.27 by missing five it had right and getting two right it missed: a churn of seven items
+    # with a net loss of three is chance (3 ≤ 1.645 × √7), though it is past one standard error.
+    churned = scored(items[:5] + items[13:])
+    held = schedule_hold(state, churned)
+    assert (held.label, held.broken, held.fixed) == ("iter-3", 5, 2)
+    assert "it missed 5 that iter-3 got right and got 2 right that iter-3 missed" in held.describe()
+    # The same 0.27 by losing three and fixing none is a drop (3 > 1.645 × √3).
+    assert schedule_hold(state, scored(items[:3] + items[11:])) is None
+    # Without the peak's misses, one standard error is the width, as before: 0.27 is a drop.
+    state["evaluations"] = [state["evaluations"][0], peak]
+    assert schedule_hold(state, churned) is None
+
+
 def _stretch_state(tmp_path, plan, evaluations, best, runs, **extra):
     """A run whose sft_full stretch `plan` has just been scored."""
     return base_state(
