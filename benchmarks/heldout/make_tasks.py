@@ -10,6 +10,7 @@
   reverse order), exact match; the edits are not equally hard, so misses gather by kind.
 - above_500: whether a number is above 500. Nine training rows in ten say "yes"; validation and
   test are balanced: plain SFT on it learns to answer "yes" to everything.
+- word_problems: one-step word problems (add or take away), numeric answers, no valid.jsonl.
 - word_category_no_valid, above_500_no_valid: the two skewed folders without valid.jsonl, so
   validation is a slice of the skewed training file and only test is balanced.
 """
@@ -171,6 +172,37 @@ def above_500(out: Path) -> None:
     (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
 
 
+def word_problems(out: Path) -> None:
+    """One-step word problems (add or take away) with a numeric answer and no valid.jsonl:
+    validation is lent from the training file, 30 items, so one standard error is about 0.09."""
+    rng = random.Random(7)
+    items = ["apples", "pens", "books", "coins", "stamps", "marbles"]
+    people = ["Tom", "Ana", "Lee", "Sam", "Mia", "Raj"]
+
+    def rows(count: int) -> list[dict]:
+        made = []
+        for _ in range(count):
+            a, b = rng.randint(2, 60), rng.randint(2, 60)
+            who, what = rng.choice(people), rng.choice(items)
+            if rng.random() < 0.5:
+                prompt = (
+                    f"{who} has {a} {what} and gets {b} more. How many {what} does {who} have now?"
+                )
+                made.append({"prompt": prompt, "answer": str(a + b)})
+            else:
+                a, b = max(a, b), min(a, b)
+                prompt = f"{who} had {a} {what} and gave away {b}. How many {what} are left?"
+                made.append({"prompt": prompt, "answer": str(a - b)})
+        return made
+
+    folder = out / "word_problems"
+    _write(folder, "train.jsonl", rows(200))
+    _write(folder, "eval.jsonl", rows(50))
+    task = {"name": "word_problems", "description": "Solve a one-step word problem.",
+            "metric": "numeric"}  # fmt: skip
+    (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
+
+
 def without_validation(out: Path, name: str) -> None:
     """A copy of a folder that ships no valid.jsonl: the lab must lend validation from the
     skewed training file, which says nothing of test's balanced answers."""
@@ -190,6 +222,7 @@ def main() -> None:
     shout(out)
     phrase_edits(out)
     above_500(out)
+    word_problems(out)
     for skewed in ("word_category", "above_500"):
         without_validation(out, skewed)
     print(f"written to {out}")
