@@ -1,0 +1,43 @@
+"""The held-out task folders the lab is checked on load as task folders, keep test apart from
+training, and say what their answers should be."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+from postlab.tools.tasks.folders import load_task_dir
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "heldout" / "make_tasks.py"
+
+
+def _make_tasks():
+    spec = importlib.util.spec_from_file_location("make_tasks", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_held_out_folder_loads_with_test_apart_from_training(tmp_path, monkeypatch):
+    monkeypatch.setattr("sys.argv", ["make_tasks.py", str(tmp_path)])
+    _make_tasks().main()
+    folders = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    assert "word_problems" in {folder.name for folder in folders} and len(folders) == 7
+    for folder in folders:
+        task = load_task_dir(folder)
+        training = {example.prompt for example in task.train_examples(10**6, seed=0)}
+        test = {example.prompt for example in task.test_examples()}
+        validation = {example.prompt for example in task.validation_examples()}
+        assert test and validation and training, folder.name
+        assert not (test | validation) & training, folder.name
+
+
+def test_word_problems_answers_are_the_sums_and_differences_asked(tmp_path):
+    _make_tasks().word_problems(tmp_path)
+    task = load_task_dir(tmp_path / "word_problems")
+    assert task.metric == "numeric" and task.validation_lent
+    for example in [*task.train_examples(10**6, seed=0), *task.test_examples()]:
+        a, b = (int(n) for n in re.findall(r"\d+", example.prompt))
+        expected = a + b if "more" in example.prompt else a - b
+        assert int(example.answer) == expected >= 0
