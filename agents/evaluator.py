@@ -150,10 +150,10 @@ def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
     Measured: on sort_list (benchmarks/lab_vs_naive.py, 6 × 40 steps) a dip from 0.79 to 0.78
     on 100 items sent the lab back to redo steps 120–160 at half the rate and then to other
     techniques; it used 120 of its 240 steps on the schedule and scored 0.81 on test against
-    0.88 for naive SFT, which trained on through the same noise. Noise is judged on the same
-    items (McNemar's test) where both checkpoints' misses are known: on a new folder of 30
-    validation items a dip from 0.37 to 0.27, one standard error, sent the lab back at half the
-    rate, and it ended at 0.44 on test against 0.56 for naive SFT.
+    0.88 for naive SFT, which trained on through the same noise. Both scores come from the same
+    items, so where both checkpoints' misses are known noise is judged on the items that changed
+    (McNemar's test): of 30, three lost and two gained is chance, three lost and none gained is
+    not, and one standard error of the peak alone tells neither apart.
     """
     plan, best = state.get("plan"), state.get("best")
     if plan is None or best is None or best.iteration == 0 or result.collapse:

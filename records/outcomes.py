@@ -220,7 +220,7 @@ class EvaluationRecord(BaseModel):
 
 
 class HeldPeak(BaseModel):
-    """The higher validation score a checkpoint stayed within noise of, on the schedule it
+    """The highest validation score a checkpoint stayed within noise of, on the schedule it
     continued: why it took the best's place without beating it."""
 
     label: str

@@ -109,12 +109,12 @@ def test_a_run_that_trained_nothing_says_so():
 
 def test_a_best_that_held_a_higher_score_says_why(tmp_path):
     summary = _summary(tmp_path)
-    assert "without the highest validation score" not in write_report(tmp_path, summary).read_text()
+    assert "without beating" not in write_report(tmp_path, summary).read_text()
     summary["best_label"] = "iter-3"
     summary["best_held"] = {"label": "iter-2", "strict": 0.27, "stderr": 0.081}
     report = write_report(tmp_path, summary).read_text()
     assert (
-        "iter-3 is the best without the highest validation score: it is within one standard "
-        "error (0.08) of iter-2's 0.27, the highest validation score, on the schedule it "
-        "continued"
+        "iter-3 is the best without beating the highest validation score: it is within one "
+        "standard error (0.08) of iter-2's 0.27, the highest validation score, on the schedule "
+        "it continued"
     ) in report

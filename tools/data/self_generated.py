@@ -320,8 +320,7 @@ def quality_rows(task: Task, examples: list[Example], embed: Embed | None = None
     Near-copies: word overlap above NEAR_COPY, or, given `embed` (task folders' free text),
     cosine similarity of at least NEAR_COPY_COSINE in that embedding space, with an answer the
     task takes for the same. Alike prompts with other answers teach something else: a templated
-    folder's rows differ in a name and a number, and by prompts alone 81 of 128 rows of one
-    (name and age as JSON) were dropped.
+    folder's rows differ in a name and a number, and by prompts alone most of them are dropped.
     """
     verified = [e for e in examples if e.prompt.strip() and task.verify(e.answer, e.answer).strict]
     lengths = sorted(len(example.answer) for example in verified)
