@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 from postlab.agents.base import StepResult, iteration_row, run_task
@@ -152,8 +153,10 @@ def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
     techniques; it used 120 of its 240 steps on the schedule and scored 0.81 on test against
     0.88 for naive SFT, which trained on through the same noise. Both scores come from the same
     items, so where both checkpoints' misses are known noise is judged on the items that changed
-    (McNemar's test): of 30, three lost and two gained is chance, three lost and none gained is
-    not, and one standard error of the peak alone tells neither apart.
+    (McNemar's test): five lost and two gained is chance, five lost and none gained is not, and
+    one standard error of the peak alone tells neither apart. Scores that count every answer
+    equally (a skewed folder's lent validation) weigh items unequally: the standard error
+    judges them.
     """
     plan, best = state.get("plan"), state.get("best")
     if plan is None or best is None or best.iteration == 0 or result.collapse:
@@ -167,12 +170,18 @@ def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
     else:
         label, strict, missed = peak.label, peak.strict, peak.missed
     stderr = round(binomial_stderr(strict, result.n), 4)
-    if missed is None or result.n != peak.n:
+    paired = (
+        missed is not None
+        and not (peak.balanced_by_label or result.balanced_by_label)
+        and set(missed) <= set(result.prompts)
+    )
+    if not paired:
         if result.strict < strict - stderr:
             return None
         return HeldPeak(label=label, strict=strict, stderr=stderr)
-    now = set(result.missed_prompts)
-    broken, fixed = len(now - set(missed)), len(set(missed) - now)
+    # Counted as multisets: a task folder's own valid.jsonl may ask one prompt twice.
+    now, then = Counter(result.missed_prompts), Counter(missed)
+    broken, fixed = (now - then).total(), (then - now).total()
     if not dip_is_chance(broken, fixed):
         return None
     return HeldPeak(label=label, strict=strict, stderr=stderr, broken=broken, fixed=fixed)
@@ -226,7 +235,11 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     best = state.get("best")
     base_strict = result.strict if is_baseline else baseline.strict
     best_strict = best.strict if best else result.strict
-    held = None if best is None or result.strict > best.strict else schedule_hold(state, result)
+    # Below the best, or above a held best but still below the peak it held: say what it held.
+    below_peak = best is not None and (
+        result.strict <= best.strict or (best.held is not None and result.strict < best.held.strict)
+    )
+    held = schedule_hold(state, result) if below_peak else None
     is_best = best is None or result.strict > best.strict or held is not None
     test = _score(results["test"], "test") if "test" in results else None
     judge_note = ""

@@ -123,8 +123,9 @@ DIP_Z = 1.645
 def dip_is_chance(broken: int, fixed: int) -> bool:
     """Whether a checkpoint that got `broken` items wrong which another got right, and `fixed`
     the other way round, on the same items, is within chance of it (McNemar's normal
-    approximation): a dip of a few items among many that changed is noise."""
-    return broken - fixed <= DIP_Z * math.sqrt(broken + fixed)
+    approximation with its continuity correction, which keeps it near the exact binomial test
+    on few items): a dip of a few items among many that changed is noise."""
+    return broken - fixed - 1 <= DIP_Z * math.sqrt(broken + fixed)
 
 
 class SplitScore(BaseModel):
@@ -242,7 +243,7 @@ class HeldPeak(BaseModel):
                 f"{self.label} got right and got {self.fixed} right that {self.label} missed: "
                 "McNemar's test, one-sided 5 %)"
             )
-        return f"{within}, on the schedule it continued (a dip within noise is not a stall)"
+        return f"{within}, on the schedule it continued"
 
 
 class BestModel(BaseModel):

@@ -705,18 +705,28 @@ def test_a_dip_is_judged_on_the_same_items_when_both_checkpoints_misses_are_know
     state["evaluations"] = [state["evaluations"][0], peak.model_copy(update={"missed": items[11:]})]
     state["best"] = state["best"].model_copy(update={"strict": 11 / 30, "n": 30})
 
-    def scored(missed):
+    def scored(missed, balanced=False):
         strict = (30 - len(missed)) / 30
-        return SimpleNamespace(strict=strict, n=30, collapse=0.0, missed_prompts=missed)
+        return SimpleNamespace(
+            strict=strict,
+            n=30,
+            collapse=0.0,
+            prompts=items,
+            missed_prompts=missed,
+            balanced_by_label=balanced,
+        )
 
     # 0.27 by missing five it had right and getting two right it missed: a churn of seven items
-    # with a net loss of three is chance (3 ≤ 1.645 × √7), though it is past one standard error.
+    # with a net loss of three is chance (3 − 1 ≤ 1.645 × √7), though it is past one standard
+    # error (0.088).
     churned = scored(items[:5] + items[13:])
     held = schedule_hold(state, churned)
     assert (held.label, held.broken, held.fixed) == ("iter-3", 5, 2)
     assert "it missed 5 that iter-3 got right and got 2 right that iter-3 missed" in held.describe()
-    # The same 0.27 by losing three and fixing none is a drop (3 > 1.645 × √3).
-    assert schedule_hold(state, scored(items[:3] + items[11:])) is None
+    # 0.20 by losing five and fixing none is a drop (5 − 1 > 1.645 × √5; exact p is 0.03).
+    assert schedule_hold(state, scored(items[:5] + items[11:])) is None
+    # Scores that count every answer equally weigh items unequally: one standard error judges.
+    assert schedule_hold(state, scored(items[:5] + items[13:], balanced=True)) is None
     # Without the peak's misses, one standard error is the width, as before: 0.27 is a drop.
     state["evaluations"] = [state["evaluations"][0], peak]
     assert schedule_hold(state, churned) is None

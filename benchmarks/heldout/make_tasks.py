@@ -196,8 +196,12 @@ def word_problems(out: Path) -> None:
         return made
 
     folder = out / "word_problems"
-    _write(folder, "train.jsonl", rows(200))
-    _write(folder, "eval.jsonl", rows(50))
+    train, test = rows(200), rows(50)
+    # Draws can repeat a test question (one does): the training file leaves it out, as the lab
+    # would drop it on loading.
+    asked = {row["prompt"] for row in test}
+    _write(folder, "train.jsonl", [row for row in train if row["prompt"] not in asked])
+    _write(folder, "eval.jsonl", test)
     task = {"name": "word_problems", "description": "Solve a one-step word problem.",
             "metric": "numeric"}  # fmt: skip
     (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
