@@ -732,6 +732,52 @@ def test_a_dip_is_judged_on_the_same_items_when_both_checkpoints_misses_are_know
     assert schedule_hold(state, churned) is None
 
 
+def test_a_best_above_a_held_best_but_below_its_peak_says_what_it_held(tmp_path, monkeypatch):
+    from postlab.agents import evaluator
+    from postlab.records.outcomes import HeldPeak
+    from postlab.records.steps import Directive
+    from postlab.tools.evaluation.scoring import score
+    from postlab.tools.tasks.catalog import load_task
+
+    task = load_task("addition_2d")
+    examples = task.validation_examples()
+    n = len(examples)
+
+    def right_up_to(count):
+        completions = [e.answer if i < count else "-1" for i, e in enumerate(examples)]
+        return score(task, examples, completions, "m")
+
+    state = _held_state(tmp_path, best_iteration=3, score=0.0)
+    state["plan"] = state["plan"].model_copy(update={"checkpoint": str(tmp_path / "ckpt-4")})
+    # iter-2 peaked at 80 % of validation; iter-3, held within chance of it, is the best at 75 %.
+    peak = right_up_to(round(0.8 * n))
+    held = right_up_to(round(0.75 * n))
+    records = [
+        evaluation(2, peak.strict).model_copy(update={"n": n, "missed": peak.missed_prompts}),
+        evaluation(3, held.strict).model_copy(update={"n": n, "missed": held.missed_prompts}),
+    ]
+    state["evaluations"] = [state["evaluations"][0], *records]
+    state["best"] = state["best"].model_copy(
+        update={
+            "strict": held.strict,
+            "n": n,
+            "held": HeldPeak(label="iter-2", strict=peak.strict, stderr=0.04),
+        }
+    )
+    # iter-4 beats the held best, not the peak: it is the best, and says what it stays within.
+    monkeypatch.setattr(
+        evaluator,
+        "evaluate_checkpoint",
+        lambda checkpoint, task, splits, **kwargs: {"validation": right_up_to(round(0.78 * n))},
+    )
+    directive = Directive(agent="evaluator", action="evaluate", reason="score")
+    step = evaluator.evaluate(state, directive, _NoMemory())
+    best = step.update["best"]
+    assert best.label == "iter-4" and best.held.label == "iter-2"
+    assert (best.held.broken, best.held.fixed) == (round(0.8 * n) - round(0.78 * n), 0)
+    assert "takes the best's place: within chance of iter-2's 0.80" in step.outcome.summary
+
+
 def _stretch_state(tmp_path, plan, evaluations, best, runs, **extra):
     """A run whose sft_full stretch `plan` has just been scored."""
     return base_state(
