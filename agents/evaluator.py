@@ -169,6 +169,8 @@ def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
         label, strict, missed = best.label, best.strict, None
     else:
         label, strict, missed = peak.label, peak.strict, peak.missed
+    if result.strict > strict:
+        return None  # above every score so far: a new best outright, nothing held
     stderr = round(binomial_stderr(strict, result.n), 4)
     paired = (
         missed is not None
@@ -235,11 +237,8 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     best = state.get("best")
     base_strict = result.strict if is_baseline else baseline.strict
     best_strict = best.strict if best else result.strict
-    # Below the best, or above a held best but still below the peak it held: say what it held.
-    below_peak = best is not None and (
-        result.strict <= best.strict or (best.held is not None and result.strict < best.held.strict)
-    )
-    held = schedule_hold(state, result) if below_peak else None
+    # Also above a held best yet below the peak it held: what it stays within is said.
+    held = schedule_hold(state, result)
     is_best = best is None or result.strict > best.strict or held is not None
     test = _score(results["test"], "test") if "test" in results else None
     judge_note = ""
