@@ -6,7 +6,6 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from support.scripted_model import ScriptedChatModel
 
-import postlab.graph  # noqa: F401 - loads the graph before the agents (import order)
 from postlab.agents import data_engineer, evaluator, librarian
 from postlab.agents.base import StepResult
 from postlab.agents.llm.answers import DataAnswer, EvaluatorAnswer, LibrarianAnswer

@@ -13,7 +13,6 @@ import pytest
 from langchain_core.messages import AIMessage, ToolMessage
 from support.scripted_model import ScriptedChatModel
 
-import postlab.graph  # noqa: F401 - loads the graph before the agents (import order)
 from postlab.agents.base import StepResult
 from postlab.agents.llm.answers import TrainerAnswer
 from postlab.agents.llm.driver import make_llm_body

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 
-import postlab.graph  # noqa: F401 - loads the graph before the agents (import order)
 from postlab.agents import data_engineer
 from postlab.memory.store import open_memory
 from postlab.records.hyper import Hyper
