@@ -22,7 +22,7 @@ from postlab.tools.data.hub import (
     inspect_dataset,
     load_hub_examples,
 )
-from postlab.tools.data.recombination import copy_rules, recombined_rows
+from postlab.tools.data.recombination import folder_rules, recombined_rows
 from postlab.tools.data.self_generated import (
     SAMPLES_PER_PROMPT,
     TEMPERATURE,
@@ -135,7 +135,8 @@ def aimed_misses(state: LabState, memory: LabMemory, task: Task) -> tuple[list[E
 def row_builder(state: LabState, memory: LabMemory, task: Task) -> RowBuilder | None:
     """How the plan's data recipe turns clean examples into rows (None: one plain row each);
     a recipe that samples the model also counts the seconds it spent generating, and an SFT
-    set from a task folder counts its rows that follow a copy rule (what recombination needs)."""
+    set from a task folder counts its rows that follow a copy or number rule (what recombination
+    needs)."""
     clock: list[float] = []
     builder = _recipe_builder(state, memory, task, clock)
     folder_sft = bool(state.get("task_dir")) and state["plan"].data_format == "sft"
@@ -150,7 +151,7 @@ def row_builder(state: LabState, memory: LabMemory, task: Task) -> RowBuilder | 
         if clock:
             stats = {**stats, "sampling_seconds": round(sum(clock), 1)}
         if folder_sft and "rule_rows" not in stats:
-            stats = {**stats, "rule_rows": len(copy_rules(examples).rows)}
+            stats = {**stats, **folder_rules(examples).stats()}
         return rows, stats
 
     return built
@@ -212,7 +213,7 @@ def _recipe_builder(
             emit({"type": "note", "agent": "data_engineer", "note": f"no vocabulary: {error}"})
             substitutes = []
         return lambda examples: recombined_rows(
-            examples, plan.data_size, substitutes, plan.data_seed, contaminates
+            examples, plan.data_size, substitutes, plan.data_seed, contaminates, plan.schedule_rows
         )
     if recipe == "synthetic":
         teacher = resolve_model(state["run_options"].teacher).path

@@ -73,21 +73,24 @@ def allowed(state: LabState) -> list[TechniqueFinding]:
 
 def usable_recipes(state: LabState, key: str) -> tuple[str, ...]:
     """Data recipes a technique's trainer can learn from in this run (synthetic needs a teacher;
-    recombined, a task folder whose rows a card found following copy rules)."""
+    recombined, a task folder whose rows a card found following copy or number rules)."""
     unusable = set()
     if not state["run_options"].teacher:
         unusable.add("synthetic")
-    if not (state.get("task_dir") and _folder_copies(state)):
+    if not (state.get("task_dir") and _folder_rules(state)):
         unusable.add("recombined")
     return tuple(r for r in RECIPES_BY_METHOD[TECHNIQUES[key].method] if r not in unusable)
 
 
-def _folder_copies(state: LabState) -> bool:
-    """Whether a data card of this run found most of its folder's rows following copy rules."""
+def _folder_rules(state: LabState) -> bool:
+    """Whether a data card of this run found most of its folder's rows following copy rules or
+    number rules."""
     for card in state.get("datasets") or []:
         stats = card.recipe_stats
-        if recombinable(int(stats.get("rule_rows") or 0), stats.get("seed_rows", card.final_size)):
-            return True
+        rows = stats.get("seed_rows", card.final_size)
+        for counted in ("rule_rows", "number_rule_rows"):
+            if recombinable(int(stats.get(counted) or 0), rows):
+                return True
     return False
 
 

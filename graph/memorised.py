@@ -42,7 +42,7 @@ class Memorised(NamedTuple):
         )
 
 
-def _card(state: LabState, iteration: int) -> DatasetCard | None:
+def iteration_card(state: LabState, iteration: int) -> DatasetCard | None:
     """The data card an iteration trained on, when it has one."""
     record = next((i for i in state.get("iterations") or [] if i.iteration == iteration), None)
     if record is None or record.dataset is None:
@@ -60,7 +60,7 @@ def _exhausted_loss(state: LabState, iteration: int) -> tuple[DatasetCard, float
     recipe = TECHNIQUES.get(run.technique)
     if recipe is None or recipe.method != "sft":
         return None
-    card = _card(state, iteration)
+    card = iteration_card(state, iteration)
     # A source that gave fewer clean rows than were asked for gave all it had (a generator's
     # duplicates and contaminated rows are replaced by fresh ones).
     if card is None or card.final_size >= card.requested:
@@ -85,8 +85,13 @@ def memorised(state: LabState, plan: Plan) -> Memorised | None:
 
 def new_rows_did_not_help(state: LabState, plan: Plan) -> bool:
     """Whether a stretch was the first on rows its folder lacks (a teacher's, recombined), after
-    one on the folder's own; the caller asks only when it did not beat the best."""
+    one that learned the folder's own by heart; the caller asks only when it did not beat the
+    best. (New rows taken up for a folder too small for its stretches, before any stretch
+    learned it by heart, are no last bet: a dip on them is judged like any other.)"""
     if plan.data_recipe not in NEW_ROW_RECIPES or plan.parent == 0:
         return False
-    before = _card(state, plan.parent)
-    return before is not None and before.recipe not in NEW_ROW_RECIPES
+    before = iteration_card(state, plan.parent)
+    if before is None or before.recipe in NEW_ROW_RECIPES:
+        return False
+    exhausted = _exhausted_loss(state, plan.parent)
+    return exhausted is not None and exhausted[1] < MEMORISED_LOSS

@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 from postlab.graph.experiments import Move, cites, new_plan, pick_technique, usable_recipes
 from postlab.graph.memorised import Memorised, memorised, new_rows_did_not_help
+from postlab.graph.number_rows import RECIPE as NUMBER_RECIPE
+from postlab.graph.number_rows import number_rows
 from postlab.records.artifacts import DataRecipe
 from postlab.records.outcomes import EvaluationRecord, TechniqueFinding
 from postlab.records.run import RunOptions
@@ -297,6 +299,12 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     if this.strict >= before + options.guard.min_improvement:
         rate, how, move = _next_rate(plan, this.strict - before)
         stepped = plan.hyper.with_changes(learning_rate=rate)
+        if numbers := number_rows(state, plan):
+            reason = (
+                f"iteration {plan.iteration} raised {evidence}; {numbers.describe()}: continue "
+                f"{finding.name} on them, {how}"
+            )
+            return new_plan(state, finding, reason, stepped, recipe=NUMBER_RECIPE, move=move), move
         aimed = _aimed_recipe(plan, this)
         if aimed:
             reason = (
@@ -329,26 +337,38 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     if best is not None and best.iteration == plan.iteration and plan.schedule_unfinished:
         # The evaluator let this iteration take the best's place (agents.evaluator's
         # schedule_hold): within noise of the best on the same schedule, so it goes on.
-        aimed = _aimed_recipe(plan, this)
-        data = aimed.words if aimed else f"on {_fresh_rows(plan)}"
         within = (
             best.held.describe()
             if best.held
             else f"within one standard error of the best on {this.n} items"
         )
-        reason = (
+        held_why = (
             f"iteration {plan.iteration} held {evidence}, {within}: noise on an unfinished "
-            f"schedule, not a stall; continue {finding.name} from it {data}, on the same schedule"
+            "schedule, not a stall"
         )
-        recipe = aimed.recipe if aimed else plan.data_recipe
+        if numbers := number_rows(state, plan):
+            reason = (
+                f"{held_why}; {numbers.describe()}: continue {finding.name} from it on them, "
+                "on the same schedule"
+            )
+            recipe = NUMBER_RECIPE
+        else:
+            aimed = _aimed_recipe(plan, this)
+            data = aimed.words if aimed else f"on {_fresh_rows(plan)}"
+            reason = f"{held_why}; continue {finding.name} from it {data}, on the same schedule"
+            recipe = aimed.recipe if aimed else plan.data_recipe
         held = new_plan(state, finding, reason, plan.hyper, recipe=recipe, move="hold")
         return held, "hold"
     # A skill gap the misses still name keeps the data aimed at it through a stall: a stretch
     # is too short to learn it, and a move back to plain rows would drop what it needs.
-    aimed = _aimed_recipe(plan, this)
+    # Rows number rules compute come first here as after a gain or a hold.
+    numbers = number_rows(state, plan)
+    aimed = None if numbers else _aimed_recipe(plan, this)
     if not plan.lr_halved:
         hyper = plan.hyper.with_changes(learning_rate=plan.hyper.learning_rate / 2)
         data = f", {aimed.words}" if aimed else ""
+        if numbers:
+            data = f"; {numbers.describe()}: on them"
         reason = (
             f"iteration {plan.iteration} did not beat the best ({evidence}): halve the learning "
             f"rate and restart from the best checkpoint{data}"
@@ -356,7 +376,7 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         # Rows the source itself lacks (a teacher's, recombined ones) stay: plain rows are the
         # ones it learned by heart.
         kept = plan.data_recipe if plan.data_recipe in NEW_ROW_RECIPES else None
-        recipe = aimed.recipe if aimed else kept
+        recipe = NUMBER_RECIPE if numbers else aimed.recipe if aimed else kept
         lowered = new_plan(
             state, finding, reason, hyper, lr_halved=True, recipe=recipe, move="lower_lr"
         )

@@ -93,6 +93,12 @@ class Plan(BaseModel):
         """Whether this plan's stretch leaves steps of its learning-rate schedule to train."""
         return (self.schedule_steps or 0) > self.schedule_offset + self.hyper.max_steps
 
+    @property
+    def schedule_rows(self) -> int:
+        """Rows the stretch's whole learning-rate schedule reads (its own, without one)."""
+        steps = self.schedule_steps or self.hyper.max_steps
+        return steps * self.hyper.batch_size * self.hyper.grad_accum
+
     def continues(self, iteration: int) -> bool:
         """Whether this plan is a later stretch of the schedule `iteration` trained on, from it."""
         return self.parent == iteration and self.schedule_offset > 0

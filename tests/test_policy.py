@@ -847,9 +847,15 @@ def test_a_dip_within_noise_on_the_best_schedule_holds_and_the_schedule_goes_on(
     assert kind == "lower_lr" and new.data_recipe == state["plan"].data_recipe
 
 
-def _memorised_state(tmp_path, losses, rows_asked=320, score=0.33, rule_rows=0, **extra):
+def _memorised_state(
+    tmp_path, losses, rows_asked=320, score=0.33, rule_rows=0, number_rule_rows=0, **extra
+):
     """shout at 6 × 40: two stretches on a folder's 90 rows, ending at `losses`; `rule_rows`
-    of them follow a copy rule (the DataEngineer counts them on a folder's cards)."""
+    of them follow a copy rule and `number_rule_rows` a number rule (the DataEngineer counts
+    them on a folder's cards)."""
+    stats = {"rule_rows": rule_rows}
+    if number_rule_rows:
+        stats |= {"number_rule_rows": number_rule_rows, "number_rules": [SUM_RULE]}
     plan = sft_plan(iteration=2, parent=1, schedule_offset=40, schedule_steps=240)
     cards, runs, iterations = [], [], []
     for iteration, loss in enumerate(losses, start=1):
@@ -872,7 +878,7 @@ def _memorised_state(tmp_path, losses, rows_asked=320, score=0.33, rule_rows=0, 
                 created_at="now",
                 columns=["prompt"],
                 sample=[],
-                recipe_stats={"rule_rows": rule_rows},
+                recipe_stats=stats,
             )  # fmt: skip
         )
         record = _trained(iteration, offset=40 * (iteration - 1), length=240)
@@ -967,15 +973,59 @@ def test_a_folder_whose_answers_copy_their_prompts_gets_recombined_rows_not_a_st
     assert "fresh rows of the same recipe, recombined" in new.reason
 
 
-def _recombined_stretch(tmp_path, score, parent_recipe):
+SUM_RULE = "number 1 + number 2 (90 rows worded 'gets has more')"
+
+
+def test_a_folder_too_small_for_its_stretches_trains_on_rows_its_number_rules_compute(tmp_path):
+    # word_problems: a stretch asks for 320 rows, the folder holds 90, and a number rule
+    # computes every answer; losses far from learned by heart.
+    folder = {"task_dir": str(tmp_path)}
+    state = _memorised_state(tmp_path, [0.5, 0.3], score=0.45, number_rule_rows=90, **folder)
+    new, kind = refine(state, state["plan"])
+    assert kind in ("continue", "raise_lr") and new.data_recipe == "recombined"
+    assert "its folder holds 90 rows, fewer than the 320 the stretch asked for" in new.reason
+    assert SUM_RULE in new.reason and "validation 0.33 → 0.45" in new.reason
+    # A held dip goes on the same way: new rows, not the folder's repeated again.
+    state = _memorised_state(tmp_path, [0.5, 0.3], score=0.33, number_rule_rows=90, **folder)
+    new, kind = refine(state, state["plan"])
+    assert kind == "hold" and new.data_recipe == "recombined" and SUM_RULE in new.reason
+    # So does a stall (not held: the best stayed iteration 1), at half the rate, and says why.
+    state["best"] = state["best"].model_copy(update={"iteration": 1, "label": "iter-1"})
+    new, kind = refine(state, state["plan"])
+    assert kind == "lower_lr" and new.data_recipe == "recombined" and SUM_RULE in new.reason
+    # No number rule over most rows, rows to spare, or no folder: plain rows as before.
+    for plain in (
+        _memorised_state(tmp_path, [0.5, 0.3], score=0.45, number_rule_rows=30, **folder),
+        _memorised_state(
+            tmp_path, [0.5, 0.3], score=0.45, number_rule_rows=90, rows_asked=80, **folder
+        ),  # fmt: skip
+        _memorised_state(tmp_path, [0.5, 0.3], score=0.45, number_rule_rows=90),
+    ):
+        new, _ = refine(plain, plain["plan"])
+        assert new.data_recipe == "plain" and "number rules" not in new.reason
+    # Once on such rows, a continuation keeps them (fresh ones), and a dip on the first of them
+    # is no last bet (its parent had not learned its rows by heart): the hold rule judges it.
+    state = _recombined_stretch(tmp_path, 0.45, "plain", losses=[0.5, 0.3], number_rule_rows=90)
+    new, kind = refine(state, state["plan"])
+    assert new.data_recipe == "recombined" and "fresh rows those rules compute" in new.reason
+    state = _recombined_stretch(tmp_path, 0.33, "plain", losses=[0.5, 0.3], number_rule_rows=90)
+    state["best"] = state["best"].model_copy(update={"iteration": 3, "label": "iter-3"})
+    new, kind = refine(state, state["plan"])
+    assert kind == "hold" and new.data_recipe == "recombined"
+
+
+def _recombined_stretch(tmp_path, score, parent_recipe, losses=(0.001, 0.0005), **counts):
     """shout's third stretch, on recombined rows, scored `score` after two memorised ones (the
-    second on `parent_recipe` rows)."""
-    state = _memorised_state(tmp_path, [0.001, 0.0005], rule_rows=84, task_dir=str(tmp_path))
+    second on `parent_recipe` rows; `losses` and `counts` as `_memorised_state` takes them)."""
+    counts = counts or {"rule_rows": 84}
+    state = _memorised_state(tmp_path, list(losses), task_dir=str(tmp_path), **counts)
     cards = state["datasets"]
     cards[1] = cards[1].model_copy(update={"recipe": parent_recipe})
     path = str(tmp_path / "data-3")
+    # A recombined card counts the folder's own rows it started from.
+    stats = {**cards[1].recipe_stats, "seed_rows": 90}
     cards.append(cards[1].model_copy(update={"recipe": "recombined", "final_size": 320,
-                                             "path": path}))  # fmt: skip
+                                             "path": path, "recipe_stats": stats}))  # fmt: skip
     record = _trained(3, offset=80, length=240)
     record.result.metrics["final_loss"] = 0.5
     state["runs"].append(record)

@@ -12,17 +12,26 @@ copied slot changes with the words, so no rule holds and nothing is made. A fold
 recombined only when half its rows or more follow a rule. Substitutes come from the folder's
 slots and from the model's own whole-word tokens: new words, not only new pairs of known ones
 (Yao and Koller 2024: sampling uniformly beat sampling the training distribution for
-compositional augmentation).
+compositional augmentation). Rows whose answers a number rule computes from their prompts'
+numbers (number_rules.py) are recombined too: new numbers, the answer the rule gives.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from postlab.tools.data.number_rules import (
+    NumberRow,
+    NumberRule,
+    number_rules,
+    redraw,
+    rule_row_count,
+)
 from postlab.tools.data.training_sets import example_row
 from postlab.tools.tasks.catalog import Example, normalize_prompt
 
@@ -130,8 +139,63 @@ def copy_rules(examples: Sequence[Example]) -> CopyRules:
 
 
 def recombinable(rule_rows: int, rows: int) -> bool:
-    """Whether a set of `rows` with `rule_rows` of them under a copy rule may be recombined."""
+    """Whether a set of `rows` with `rule_rows` of them under a rule may be recombined."""
     return rows > 0 and rule_rows >= MIN_RULE_SHARE * rows
+
+
+class FolderRules(NamedTuple):
+    """A folder's copy rules and number rules among its `rows`, each kept only where it covers
+    enough of them."""
+
+    rows: int
+    copies: CopyRules
+    numbers: list[NumberRule]
+
+    def stats(self) -> dict[str, Any]:
+        """What a data card records of them (what the lab's recipe choices read), with the
+        folder rows they were sought in."""
+        return {
+            "seed_rows": self.rows,
+            "rule_rows": len(self.copies.rows),
+            "number_rule_rows": rule_row_count(self.numbers),
+            "number_rules": [
+                f"{rule.operation.describe()} ({len(rule.rows)} rows worded "
+                f"'{' '.join(sorted(rule.wording))}')"
+                for rule in self.numbers
+            ],
+        }
+
+
+def folder_rules(examples: Sequence[Example]) -> FolderRules:
+    """The rules `examples` follow, a kind dropped where too few rows follow it to recombine."""
+    copies = copy_rules(examples)
+    if not recombinable(len(copies.rows), len(examples)):
+        copies = CopyRules([], 0, [])
+    numbers = number_rules(examples)
+    if not recombinable(rule_row_count(numbers), len(examples)):
+        numbers = []
+    return FolderRules(len(examples), copies, numbers)
+
+
+def _draw(
+    copies: Sequence[CopyRow],
+    numbers: Sequence[tuple[NumberRule, NumberRow]],
+    pool: Sequence[str],
+    rng: random.Random,
+) -> Example | None:
+    """One new row from a rule row drawn at random: its copied words or its numbers redrawn."""
+    pick = rng.randrange(len(copies) + len(numbers))
+    if pick >= len(copies):
+        rule, row = numbers[pick - len(copies)]
+        return redraw(rule, row, rng)
+    row = copies[pick]
+    if len(row.slots) > len(pool):
+        return None
+    mapping = dict(zip(row.slots, rng.sample(pool, len(row.slots)), strict=True))
+    return Example(
+        prompt=_substitute(row.example.prompt, mapping),
+        answer=_substitute(row.example.answer, mapping),
+    )
 
 
 def recombined_rows(
@@ -140,30 +204,34 @@ def recombined_rows(
     substitutes: Sequence[str],
     seed: int,
     contaminates: Callable[[Example], bool],
+    schedule_rows: int | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Plain rows of `examples` and new rows up to `size`: rule rows with their slots swapped
-    for other words (the folder's and `substitutes`), deduplicated and decontaminated."""
-    found = copy_rules(examples)
-    if not recombinable(len(found.rows), len(examples)):
-        found = CopyRules([], 0, [])
-    pool = sorted(set(found.words) | {w.lower() for w in substitutes if w.isalpha()})
+    """Plain rows of `examples` and new rows up to `size`: copy-rule rows with their slots
+    swapped for other words (the folder's and `substitutes`), number-rule rows with new
+    numbers, deduplicated and decontaminated.
+
+    A folder under number rules alone gives a stretch its own rows in the share they would
+    have among `schedule_rows` (what the stretch's whole schedule reads) drawn from the rules at
+    once, each read about once over the schedule rather than once a stretch; copied words keep
+    every folder row, whose words anchor the ones swapped in."""
+    found = folder_rules(examples)
+    pool = sorted(set(found.copies.words) | {w.lower() for w in substitutes if w.isalpha()})
     rng = random.Random(seed)
     seen = {normalize_prompt(example.prompt) for example in examples}
+    own = list(examples)
+    if found.numbers and not found.copies.rows and schedule_rows and schedule_rows > size:
+        own = rng.sample(own, max(1, math.ceil(len(own) * size / schedule_rows)))
     made: list[Example] = []
     counts = dict.fromkeys(("duplicates", "contaminated"), 0)
-    wanted = max(0, size - len(examples))
-    tries = wanted * _TRIES_PER_ROW if found.rows else 0
+    wanted = max(0, size - len(own))
+    numbers = [(rule, row) for rule in found.numbers for row in rule.rows]
+    tries = wanted * _TRIES_PER_ROW if found.copies.rows or numbers else 0
     for _ in range(tries):
         if len(made) >= wanted:
             break
-        row = rng.choice(found.rows)
-        if len(row.slots) > len(pool):
+        new = _draw(found.copies.rows, numbers, pool, rng)
+        if new is None:
             continue
-        mapping = dict(zip(row.slots, rng.sample(pool, len(row.slots)), strict=True))
-        new = Example(
-            prompt=_substitute(row.example.prompt, mapping),
-            answer=_substitute(row.example.answer, mapping),
-        )
         key = normalize_prompt(new.prompt)
         if key in seen:
             counts["duplicates"] += 1
@@ -172,13 +240,13 @@ def recombined_rows(
         else:
             seen.add(key)
             made.append(new)
-    rows = [example_row(example, "sft") for example in [*examples, *made]]
+    rows = [example_row(example, "sft") for example in [*own, *made]]
     stats = {
-        "seed_rows": len(examples),
-        "rule_rows": len(found.rows),
-        "rules": found.rules,
-        "folder_words": len(found.words),
-        "substitute_words": len(pool) - len(found.words),
+        **found.stats(),
+        "own_rows": len(own),
+        "rules": found.copies.rules,
+        "folder_words": len(found.copies.words),
+        "substitute_words": len(pool) - len(found.copies.words),
         "recombined": len(made),
         **counts,
         "recombined_examples": [f"{e.prompt} → {e.answer}" for e in made[:5]],
