@@ -25,8 +25,6 @@ from postlab.records.state import LabState
 from postlab.records.steps import Plan
 from postlab.tools.data.recombination import recombinable
 
-RECIPE = "recombined"
-
 
 class NumberRows(NamedTuple):
     """Evidence that a stretch's rows ran short and number rules can make more."""
@@ -57,7 +55,7 @@ def number_rows(state: LabState, plan: Plan) -> NumberRows | None:
     ran short of the folder, or already was such rows; None otherwise."""
     if plan.method != "sft" or not state.get("task_dir"):
         return None
-    if RECIPE not in usable_recipes(state, plan.technique):
+    if "recombined" not in usable_recipes(state, plan.technique):
         return None
     card = iteration_card(state, plan.iteration)
     if card is None:
@@ -65,10 +63,11 @@ def number_rows(state: LabState, plan: Plan) -> NumberRows | None:
     stats = card.recipe_stats
     rows = int(stats.get("seed_rows", card.final_size))
     rule_rows = int(stats.get("number_rule_rows") or 0)
-    if not recombinable(rule_rows, rows):
+    # Copy rules over the folder too: they wait for rows learned by heart (graph.memorised).
+    if not recombinable(rule_rows, rows) or recombinable(int(stats.get("rule_rows") or 0), rows):
         return None
-    continued = card.recipe == RECIPE
-    if not continued and card.final_size >= card.requested:
+    continued = card.recipe == "recombined"
+    if not continued and rows >= card.requested:
         return None
     return NumberRows(
         rows, card.requested, rule_rows, list(stats.get("number_rules") or []), continued

@@ -12,7 +12,6 @@ from typing import NamedTuple
 
 from postlab.graph.experiments import Move, cites, new_plan, pick_technique, usable_recipes
 from postlab.graph.memorised import Memorised, memorised, new_rows_did_not_help
-from postlab.graph.number_rows import RECIPE as NUMBER_RECIPE
 from postlab.graph.number_rows import number_rows
 from postlab.records.artifacts import DataRecipe
 from postlab.records.outcomes import EvaluationRecord, TechniqueFinding
@@ -210,6 +209,11 @@ def _after_memorising(
             f"by a rule other rows share: continue {finding.name} on new rows with those words "
             f"swapped for others ({RECOMBINATION_EVIDENCE})"
         )
+        if not learned.rule_rows:
+            reason = (
+                f"{why}; most of them follow number rules: continue {finding.name} on new rows "
+                "those rules compute"
+            )
         fresh = new_plan(state, finding, reason, plan.hyper, recipe="recombined", move="continue")
         return fresh, "continue"
     return None, (
@@ -304,7 +308,7 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
                 f"iteration {plan.iteration} raised {evidence}; {numbers.describe()}: continue "
                 f"{finding.name} on them, {how}"
             )
-            return new_plan(state, finding, reason, stepped, recipe=NUMBER_RECIPE, move=move), move
+            return new_plan(state, finding, reason, stepped, recipe="recombined", move=move), move
         aimed = _aimed_recipe(plan, this)
         if aimed:
             reason = (
@@ -351,7 +355,7 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
                 f"{held_why}; {numbers.describe()}: continue {finding.name} from it on them, "
                 "on the same schedule"
             )
-            recipe = NUMBER_RECIPE
+            recipe = "recombined"
         else:
             aimed = _aimed_recipe(plan, this)
             data = aimed.words if aimed else f"on {_fresh_rows(plan)}"
@@ -361,10 +365,10 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         return held, "hold"
     # A skill gap the misses still name keeps the data aimed at it through a stall: a stretch
     # is too short to learn it, and a move back to plain rows would drop what it needs.
-    # Rows number rules compute come first here as after a gain or a hold.
-    numbers = number_rows(state, plan)
-    aimed = None if numbers else _aimed_recipe(plan, this)
+    aimed = _aimed_recipe(plan, this)
     if not plan.lr_halved:
+        # Rows number rules compute come first here as after a gain or a hold.
+        numbers = number_rows(state, plan)
         hyper = plan.hyper.with_changes(learning_rate=plan.hyper.learning_rate / 2)
         data = f", {aimed.words}" if aimed else ""
         if numbers:
@@ -376,7 +380,7 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         # Rows the source itself lacks (a teacher's, recombined ones) stay: plain rows are the
         # ones it learned by heart.
         kept = plan.data_recipe if plan.data_recipe in NEW_ROW_RECIPES else None
-        recipe = NUMBER_RECIPE if numbers else aimed.recipe if aimed else kept
+        recipe = "recombined" if numbers else aimed.recipe if aimed else kept
         lowered = new_plan(
             state, finding, reason, hyper, lr_halved=True, recipe=recipe, move="lower_lr"
         )

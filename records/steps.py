@@ -95,9 +95,9 @@ class Plan(BaseModel):
 
     @property
     def schedule_rows(self) -> int:
-        """Rows the stretch's whole learning-rate schedule reads (its own, without one)."""
+        """Rows the stretch's whole learning-rate schedule draws (its own, without one)."""
         steps = self.schedule_steps or self.hyper.max_steps
-        return steps * self.hyper.batch_size * self.hyper.grad_accum
+        return self.hyper.with_changes(max_steps=steps).rows_seen
 
     def continues(self, iteration: int) -> bool:
         """Whether this plan is a later stretch of the schedule `iteration` trained on, from it."""

@@ -107,6 +107,44 @@ def test_a_number_copied_into_the_answer_is_a_rule_that_keeps_its_answer_text():
     assert made.answer == f'{{"name": "Kai", "age": {age}}}' and 23 <= age <= 68
 
 
+def test_redrawn_numbers_keep_their_order_against_numbers_the_rule_does_not_read():
+    # Largest minus smallest, always written largest first: the middle number must stay between.
+    rng = random.Random(5)
+    rows = []
+    for _ in range(12):
+        a, b, c = sorted(rng.sample(range(2, 90), 3), reverse=True)
+        rows.append(Example(prompt=f"Of {a}, {b} and {c}, what is the largest minus the smallest?",
+                            answer=str(a - c)))  # fmt: skip
+    (rule,) = number_rules(rows)
+    made = [redraw(rule, row, rng) for row in rule.rows for _ in range(10)]
+    made = [m for m in made if m is not None]
+    assert len(made) > 20
+    for example in made:
+        numbers = _numbers(example.prompt)
+        assert example.answer == str(max(numbers) - min(numbers))
+
+
+def test_two_wordings_of_one_operation_are_two_rules():
+    rng = random.Random(2)
+    pairs = [(rng.randint(2, 60), rng.randint(2, 60)) for _ in range(30)]
+    rows = [Example(prompt=f"Tom has {a} pens and gets {b} more. How many pens now?",
+                    answer=str(a + b)) for a, b in pairs[:10]]  # fmt: skip
+    rows += [Example(prompt=f"What is {a} plus {b}?", answer=str(a + b)) for a, b in pairs[10:20]]
+    rows += [Example(prompt=f"Tom had {max(a, b)} pens and gave away {min(a, b)}. How many left?",
+                     answer=str(abs(a - b))) for a, b in pairs[20:]]  # fmt: skip
+    described = [rule.operation.describe() for rule in number_rules(rows)]
+    assert sorted(described) == ["number 1 + number 2"] * 2 + ["number 1 − number 2"]
+    assert rule_row_count(number_rules(rows)) == 30
+
+
+def test_numbers_inside_decimals_groups_words_and_ordinals_are_not_integers():
+    row = number_row(Example(prompt="Tom is 3rd in a line of 10. How many are behind him?",
+                             answer="7"))  # fmt: skip
+    assert row is not None and row.numbers == (10,)
+    for text in ("It costs 123.45 today.", "About 10,000 people.", "COVID-19 and x2 here."):
+        assert number_row(Example(prompt=text, answer="1")) is None, text
+
+
 def test_rows_that_are_no_arithmetic_are_left_alone():
     assert number_row(Example(prompt="Is 12 larger than 7?", answer="yes")) is None
     assert number_row(Example(prompt="Sort 3, 1, 2.", answer="1, 2, 3")) is None

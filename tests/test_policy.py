@@ -1000,6 +1000,10 @@ def test_a_folder_too_small_for_its_stretches_trains_on_rows_its_number_rules_co
             tmp_path, [0.5, 0.3], score=0.45, number_rule_rows=90, rows_asked=80, **folder
         ),  # fmt: skip
         _memorised_state(tmp_path, [0.5, 0.3], score=0.45, number_rule_rows=90),
+        # Copy rules over the folder as well: they wait for rows learned by heart.
+        _memorised_state(
+            tmp_path, [0.5, 0.3], score=0.45, number_rule_rows=90, rule_rows=90, **folder
+        ),  # fmt: skip
     ):
         new, _ = refine(plain, plain["plan"])
         assert new.data_recipe == "plain" and "number rules" not in new.reason

@@ -7,12 +7,14 @@ without repeating itself (the numeric twin of recombination.py's copy rules; And
 premise that what shares a context is interchangeable, here the numbers of one wording).
 
 A rule is an operation on the prompt's numbers at fixed places (a sum, a difference, a
-product, an exact quotient of two of them, or one of them times a constant) that:
+product, an exact quotient of two of them, or, in a prompt of one number, that number times a
+constant) that:
 - alone explains at least MIN_RULE_FILLINGS rows with different numbers, and
 - holds for every row whose prompt has as many numbers and all the words those rows share
   (its wording): a wording that does not settle the operation is no rule.
-New numbers stay within what the rule's rows show: each place's range, the order between the two
-places when every row kept one, and the answers' range (no "gave away 30 of 5").
+New numbers stay within what the rule's rows show: each place's range, its order against every
+other number of the prompt where every row kept one, and the answers' range (no "gave away 30
+of 5").
 """
 
 from __future__ import annotations
@@ -26,17 +28,19 @@ from typing import NamedTuple
 
 from postlab.tools.tasks.catalog import Example
 
-# An integer in running text (a decimal point or a digit group makes it no integer here).
-_INTEGER = re.compile(r"(?<![\d.,])-?\d+(?![\d.,]\d)")
+# An integer in running text: not part of a decimal, a digit group ("10,000"), a word or an
+# ordinal ("3rd", "x2"); a minus sign counts only where no word runs into it ("COVID-19").
+_INTEGER = re.compile(r"(?<![\w.,])(?<![A-Za-z]-)-?\d+(?![.,]?\d|[A-Za-z_])")
 _WORD = re.compile(r"[A-Za-z]+")
-# Rows a rule must explain alone, with different numbers, before it is one (as copy rules).
+# Rows a rule must explain alone, with different fillings, before it is one: two rows of a
+# two-way choice agree by chance half the time, four only one time in eight (copy rules too).
 MIN_RULE_FILLINGS = 4
 # Most numbers a prompt may hold for its pairs to be tried (pairs grow with the square).
 MAX_PROMPT_NUMBERS = 6
-# Draws per new row asked for before a rule's space is taken as spent.
-TRIES_PER_ROW = 20
-
-OPERATIONS = ("sum", "difference", "product", "quotient", "scaled")
+# A word in at least this share of the rows one operation alone explains belongs to a wording
+# of it: where those rows fail the check as one, they are grouped by such words, so two
+# wordings of a sum are two rules.
+WORDING_SHARE = 0.25
 
 
 class Operation(NamedTuple):
@@ -88,12 +92,13 @@ class NumberRow(NamedTuple):
 
 
 class Bounds(NamedTuple):
-    """What a rule's rows show of their numbers: each read place's range, the order between
-    the two places (1: first ≥ second in every row, -1: ≤, 0: either) and the answers' range."""
+    """What a rule's rows show of their numbers: each read place's range, the orders every row
+    kept between a read place and another place ((p, q) → 1: p ≥ q, -1: p ≤ q) and the
+    answers' range."""
 
     low: dict[int, int]
     high: dict[int, int]
-    order: int
+    orders: dict[tuple[int, int], int]
     answers: tuple[int, int]
 
 
@@ -149,12 +154,17 @@ def _bounds(operation: Operation, rows: Sequence[NumberRow]) -> Bounds:
     places = [operation.first] if operation.second < 0 else [operation.first, operation.second]
     low = {p: min(row.numbers[p] for row in rows) for p in places}
     high = {p: max(row.numbers[p] for row in rows) for p in places}
-    order = 0
-    if len(places) == 2:
-        pairs = [(row.numbers[places[0]], row.numbers[places[1]]) for row in rows]
-        order = 1 if all(a >= b for a, b in pairs) else -1 if all(a <= b for a, b in pairs) else 0
+    orders = {}
+    for p in places:
+        for q in range(operation.count):
+            if q == p:
+                continue
+            if all(row.numbers[p] >= row.numbers[q] for row in rows):
+                orders[p, q] = 1
+            elif all(row.numbers[p] <= row.numbers[q] for row in rows):
+                orders[p, q] = -1
     answers = [row.answer for row in rows]
-    return Bounds(low, high, order, (min(answers), max(answers)))
+    return Bounds(low, high, orders, (min(answers), max(answers)))
 
 
 def number_rules(examples: Sequence[Example]) -> list[NumberRule]:
@@ -172,18 +182,48 @@ def number_rules(examples: Sequence[Example]) -> list[NumberRule]:
             explained[next(iter(found))].append(row)
     rules: list[NumberRule] = []
     for operation, alone in explained.items():
-        if len({row.numbers for row in alone}) < MIN_RULE_FILLINGS:
-            continue
-        wording = frozenset.intersection(*(_words(row.example) for row in alone))
-        worded = [
-            row
-            for row in rows
-            if len(row.numbers) == operation.count and wording <= _words(row.example)
-        ]
-        if all(operation in candidates[id(row)] for row in worded):
-            rules.append(NumberRule(operation, wording, worded, _bounds(operation, worded)))
+        whole = _checked_rule(operation, alone, rows, candidates)
+        # Rows one wording shares fail the check together when another wording of the same
+        # operation shares few words with them: then each wording is tried alone.
+        found = [whole] if whole else [_checked_rule(operation, g, rows, candidates)
+                                       for g in _by_wording(alone)]  # fmt: skip
+        rules.extend(rule for rule in found if rule is not None)
     # In one order whatever the rows' order, so reasons and cards read alike stretch to stretch.
-    return sorted(rules, key=lambda rule: rule.operation.describe())
+    return sorted(rules, key=lambda rule: (rule.operation.describe(), sorted(rule.wording)))
+
+
+def _by_wording(rows: list[NumberRow]) -> list[list[NumberRow]]:
+    """Rows one operation explains, grouped by the words at least WORDING_SHARE of them use."""
+    counts: dict[str, int] = defaultdict(int)
+    for row in rows:
+        for word in _words(row.example):
+            counts[word] += 1
+    common = {word for word, count in counts.items() if count >= WORDING_SHARE * len(rows)}
+    groups: dict[frozenset[str], list[NumberRow]] = defaultdict(list)
+    for row in rows:
+        groups[_words(row.example) & common].append(row)
+    return list(groups.values())
+
+
+def _checked_rule(
+    operation: Operation,
+    alone: list[NumberRow],
+    rows: list[NumberRow],
+    candidates: dict[int, set[Operation]],
+) -> NumberRule | None:
+    """The rule `alone` makes, when its rows have enough fillings and every row of `rows`
+    worded like them agrees with the operation."""
+    if len({row.numbers for row in alone}) < MIN_RULE_FILLINGS:
+        return None
+    wording = frozenset.intersection(*(_words(row.example) for row in alone))
+    worded = [
+        row
+        for row in rows
+        if len(row.numbers) == operation.count and wording <= _words(row.example)
+    ]
+    if not all(operation in candidates[id(row)] for row in worded):
+        return None
+    return NumberRule(operation, wording, worded, _bounds(operation, worded))
 
 
 def rule_row_count(rules: Sequence[NumberRule]) -> int:
@@ -206,12 +246,9 @@ def redraw(rule: NumberRule, row: NumberRow, rng: random.Random) -> Example | No
     numbers = list(row.numbers)
     for place, low in bounds.low.items():
         numbers[place] = rng.randint(low, bounds.high[place])
-    operation = rule.operation
-    if bounds.order and operation.second >= 0:
-        a, b = numbers[operation.first], numbers[operation.second]
-        if (a - b) * bounds.order < 0:
-            return None
-    value = operation.apply(numbers)
+    if any((numbers[p] - numbers[q]) * sign < 0 for (p, q), sign in bounds.orders.items()):
+        return None
+    value = rule.operation.apply(numbers)
     if value is None or value.denominator != 1:
         return None
     answer = int(value)

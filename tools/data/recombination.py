@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from postlab.tools.data.number_rules import (
+    MIN_RULE_FILLINGS,
     NumberRow,
     NumberRule,
     number_rules,
@@ -42,9 +43,6 @@ _SLOT = re.compile(r"\{\d+:(?:upper|title|lower)\}")
 # TEMPLATE_MIN_ANSWERS) is the task's wording: a phrase asked three ways has one answer.
 TEMPLATE_SHARE = 0.1
 TEMPLATE_MIN_ANSWERS = 2
-# Different fillings of its slots that must agree before a prompt shape is a rule: two rows of a
-# two-way choice agree by chance half the time, four only one time in eight.
-MIN_RULE_FILLINGS = 4
 # A folder is recombined only when at least this share of its rows follow a rule: new rows copy
 # the rules, and a folder mostly outside them is some other task.
 MIN_RULE_SHARE = 0.5
