@@ -185,9 +185,9 @@ def number_rules(examples: Sequence[Example]) -> list[NumberRule]:
         whole = _checked_rule(operation, alone, rows, candidates)
         # Rows one wording shares fail the check together when another wording of the same
         # operation shares few words with them: then each wording is tried alone.
-        found = [whole] if whole else [_checked_rule(operation, g, rows, candidates)
-                                       for g in _by_wording(alone)]  # fmt: skip
-        rules.extend(rule for rule in found if rule is not None)
+        checked = [whole] if whole else [_checked_rule(operation, g, rows, candidates)
+                                         for g in _by_wording(alone)]  # fmt: skip
+        rules.extend(rule for rule in checked if rule is not None)
     # In one order whatever the rows' order, so reasons and cards read alike stretch to stretch.
     return sorted(rules, key=lambda rule: (rule.operation.describe(), sorted(rule.wording)))
 
