@@ -206,12 +206,15 @@ def _recipe_builder(
         return targeted
     if recipe == "recombined":
         contaminates = held_out_index(task).contaminates
-        try:
-            substitutes = word_tokens(plan.init_checkpoint)
-        except (OSError, ValueError) as error:
-            # The folder's own words still make new pairs; the card says what was missing.
-            emit({"type": "note", "agent": "data_engineer", "note": f"no vocabulary: {error}"})
-            substitutes = []
+
+        def substitutes() -> list[str]:
+            try:
+                return word_tokens(plan.init_checkpoint)
+            except (OSError, ValueError) as error:
+                # The folder's own words still make new pairs; the card says what was missing.
+                emit({"type": "note", "agent": "data_engineer", "note": f"no vocabulary: {error}"})
+                return []
+
         return lambda examples: recombined_rows(
             examples, plan.data_size, substitutes, plan.data_seed, contaminates, plan.schedule_rows
         )

@@ -43,7 +43,7 @@ def main() -> None:
     size = args.steps * BATCH
 
     def with_rule_rows(examples):
-        return recombined_rows(examples, size, [], args.seed, contaminates)
+        return recombined_rows(examples, size, list, args.seed, contaminates)
 
     rows = []
     with scratch_dir("postlab-number-rows-") as out:

@@ -193,7 +193,7 @@ def _answers_right(prompt: str, answer: str) -> bool:
 def test_recombined_rows_of_a_number_folder_are_right_new_and_decontaminated():
     rows = word_problems(40)
     leaks = {"Tom", "Mia"}
-    made, stats = recombined_rows(rows, 200, [], 0, lambda e: e.prompt.split()[0] in leaks)
+    made, stats = recombined_rows(rows, 200, list, 0, lambda e: e.prompt.split()[0] in leaks)
     assert len(made) == 200 and stats["number_rule_rows"] == 40 and stats["rule_rows"] == 0
     assert any("number 1 − number 2" in rule for rule in stats["number_rules"])
     pairs = [(r["prompt"][0]["content"], r["completion"][0]["content"]) for r in made]
@@ -237,10 +237,10 @@ def test_a_stretch_of_a_longer_schedule_takes_its_share_of_the_folders_rows():
     # A schedule reading 800 rows, a stretch 200 of them: the folder's 40 rows appear in the
     # share they would have among 800 drawn at once (10), new rows fill the rest.
     rows = word_problems(40)
-    made, stats = recombined_rows(rows, 200, [], 0, lambda e: False, schedule_rows=800)
+    made, stats = recombined_rows(rows, 200, list, 0, lambda e: False, schedule_rows=800)
     assert (len(made), stats["own_rows"], stats["recombined"]) == (200, 10, 190)
     own = {row.prompt for row in rows}
     assert sum(r["prompt"][0]["content"] in own for r in made) == 10
     # A stretch that is the whole schedule keeps every folder row.
-    _, stats = recombined_rows(rows, 200, [], 0, lambda e: False, schedule_rows=200)
+    _, stats = recombined_rows(rows, 200, list, 0, lambda e: False, schedule_rows=200)
     assert stats["own_rows"] == 40

@@ -46,7 +46,7 @@ def test_rows_that_copy_their_prompts_by_a_shared_rule_make_new_right_rows():
     assert rules.rules == 3 and len(rules.rows) == 18
     assert "write" not in rules.words and {"hot", "soup", "city"} <= set(rules.words)
     rows, stats = recombined_rows(
-        _shout_rows(), 60, ["lamp", "velvet", "harbor"], 0, lambda e: False
+        _shout_rows(), 60, lambda: ["lamp", "velvet", "harbor"], 0, lambda e: False
     )
     assert len(rows) == 60 and stats["recombined"] == 42 and stats["rules"] == 3
     new = _content(rows)[18:]
@@ -56,12 +56,14 @@ def test_rows_that_copy_their_prompts_by_a_shared_rule_make_new_right_rows():
     # Words from outside the folder are drawn as well as its own.
     assert any(word in prompt for prompt, _ in new for word in ("lamp", "velvet", "harbor"))
     # The same seed makes the same rows.
-    assert rows == recombined_rows(_shout_rows(), 60, ["lamp", "velvet", "harbor"], 0,
+    assert rows == recombined_rows(_shout_rows(), 60, lambda: ["lamp", "velvet", "harbor"], 0,
                                    lambda e: False)[0]  # fmt: skip
 
 
 def test_each_rule_keeps_its_own_copy_order():
-    rows, _ = recombined_rows(_edit_rows(), 40, ["lamp", "velvet", "harbor"], 1, lambda e: False)
+    rows, _ = recombined_rows(
+        _edit_rows(), 40, lambda: ["lamp", "velvet", "harbor"], 1, lambda e: False
+    )
     for prompt, answer in _content(rows)[12:]:
         words = _quoted(prompt).split()
         expected = words[0] if prompt.startswith("First") else " ".join(reversed(words))
@@ -88,7 +90,7 @@ def test_no_rule_holds_where_the_copied_word_depends_on_the_words():
     ]
     for examples in (larger, chance, labels, parity):
         assert copy_rules(examples).rows == []
-        rows, stats = recombined_rows(examples, 50, ["lamp"], 0, lambda e: False)
+        rows, stats = recombined_rows(examples, 50, lambda: ["lamp"], 0, lambda e: False)
         assert len(rows) == len(examples) and stats["recombined"] == 0
 
 
@@ -104,14 +106,14 @@ def test_one_letter_words_keep_their_place_and_a_folder_mostly_off_its_rules_is_
     phrases = [f"{a} {b}" for a, b in pairs] + [f"a {b}" for b in ("lamp", "rope", "coin", "desk")]
     rows = [Example(prompt=SHOUTS[0].format(p), answer=p.upper()) for p in phrases]
     assert "a" not in copy_rules(rows).words
-    made, _ = recombined_rows(rows, 200, ["lamp", "velvet", "harbor"], 0, lambda e: False)
+    made, _ = recombined_rows(rows, 200, lambda: ["lamp", "velvet", "harbor"], 0, lambda e: False)
     assert len(made) == 200 and any(p.startswith("Write 'a ") for p, _ in _content(made)[44:])
     assert all(answer == _quoted(prompt).upper() for prompt, answer in _content(made))
     # Six rule rows among fourteen that follow none: the folder is some other task.
     labels = [Example(prompt=f"Is {n} prime? Say yes or no.", answer="no") for n in range(14)]
     mixed = [*(row for row in _shout_rows() if row.prompt.startswith("Write")), *labels]
     assert len(copy_rules(mixed).rows) == 6
-    made, stats = recombined_rows(mixed, 40, ["lamp"], 0, lambda e: False)
+    made, stats = recombined_rows(mixed, 40, lambda: ["lamp"], 0, lambda e: False)
     assert len(made) == len(mixed) and stats["recombined"] == 0
 
 
@@ -119,7 +121,7 @@ def test_recombined_rows_are_decontaminated_against_held_out_items():
     def leaks(example: Example) -> bool:
         return "lamp" in example.prompt
 
-    rows, stats = recombined_rows(_shout_rows(), 60, ["lamp", "velvet", "harbor"], 0, leaks)
+    rows, stats = recombined_rows(_shout_rows(), 60, lambda: ["lamp", "velvet", "harbor"], 0, leaks)
     assert stats["contaminated"] > 0
     assert not any("lamp" in prompt for prompt, _ in _content(rows))
 

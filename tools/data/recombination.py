@@ -199,21 +199,22 @@ def _draw(
 def recombined_rows(
     examples: list[Example],
     size: int,
-    substitutes: Sequence[str],
+    substitutes: Callable[[], Sequence[str]],
     seed: int,
     contaminates: Callable[[Example], bool],
     schedule_rows: int | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Plain rows of `examples` and new rows up to `size`: copy-rule rows with their slots
-    swapped for other words (the folder's and `substitutes`), number-rule rows with new
-    numbers, deduplicated and decontaminated.
+    swapped for other words (the folder's and those `substitutes` gives, asked only when a copy
+    rule holds), number-rule rows with new numbers, deduplicated and decontaminated.
 
     A folder under number rules alone gives a stretch its own rows in the share they would
     have among `schedule_rows` (what the stretch's whole schedule reads) drawn from the rules at
     once, each read about once over the schedule rather than once a stretch; copied words keep
     every folder row, whose words anchor the ones swapped in."""
     found = folder_rules(examples)
-    pool = sorted(set(found.copies.words) | {w.lower() for w in substitutes if w.isalpha()})
+    lent = substitutes() if found.copies.rows else []
+    pool = sorted(set(found.copies.words) | {w.lower() for w in lent if w.isalpha()})
     rng = random.Random(seed)
     seen = {normalize_prompt(example.prompt) for example in examples}
     own = list(examples)

@@ -159,8 +159,7 @@ def _held_words(summary: dict[str, Any]) -> list[str]:
     return [
         "",
         f"{summary.get('best_label')} is the best without beating the highest validation score: "
-        "it is "
-        f"{HeldPeak.model_validate(held).describe()}, so it took the best's place.",
+        f"it is {HeldPeak.model_validate(held).describe()}, so it took the best's place.",
     ]
 
 
