@@ -23,7 +23,8 @@ def test_every_held_out_folder_loads_with_test_apart_from_training(tmp_path, mon
     monkeypatch.setattr("sys.argv", ["make_tasks.py", str(tmp_path)])
     _make_tasks().main()
     folders = sorted(p for p in tmp_path.iterdir() if p.is_dir())
-    assert "word_problems" in {folder.name for folder in folders} and len(folders) == 7
+    names = {folder.name for folder in folders}
+    assert {"word_problems", "two_step_small"} <= names and len(folders) == 8
     for folder in folders:
         task = load_task_dir(folder)
         # The folder's own training file holds no test item (the task would drop it silently).
@@ -40,4 +41,21 @@ def test_word_problems_answers_are_the_sums_and_differences_asked(tmp_path):
     for example in [*task.train_examples(10**6, seed=0), *task.test_examples()]:
         a, b = (int(n) for n in re.findall(r"\d+", example.prompt))
         expected = a + b if "more" in example.prompt else a - b
+        assert int(example.answer) == expected >= 0
+
+
+def test_two_step_answers_take_both_steps_on_small_numbers(tmp_path):
+    _make_tasks().two_step_small(tmp_path)
+    task = load_task_dir(tmp_path / "two_step_small")
+    assert task.metric == "numeric" and task.validation_lent
+    for example in [*task.train_examples(10**6, seed=0), *task.test_examples()]:
+        numbers = [int(n) for n in re.findall(r"\d+", example.prompt)]
+        assert len(numbers) == 3 and max(numbers[:2]) <= 9, example.prompt
+        first, second, third = numbers
+        if "bags" in example.prompt:
+            expected = first + second * third
+        elif "gets" in example.prompt:
+            expected = first + second - third
+        else:
+            expected = first - second + third
         assert int(example.answer) == expected >= 0

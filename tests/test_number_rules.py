@@ -184,6 +184,81 @@ def test_redrawn_sums_are_right_and_within_the_rows_ranges(seed):
         assert re.sub(r"\d+", "#", made.prompt) == re.sub(r"\d+", "#", row.example.prompt)
 
 
+def two_step_problems(count: int, seed: int = 0) -> list[Example]:
+    """Three wordings of two steps on three numbers, as the held-out two_step folder."""
+    rng = random.Random(seed)
+    rows = []
+    for index in range(count):
+        who, what = rng.choice(PEOPLE), rng.choice(ITEMS)
+        if index % 3 == 0:
+            a, b = rng.randint(2, 40), rng.randint(2, 40)
+            c = rng.randint(2, a + b)
+            prompt = f"{who} has {a} {what}, gets {b} more and gives away {c}. How many now?"
+            rows.append(Example(prompt=prompt, answer=str(a + b - c)))
+        elif index % 3 == 1:
+            a = rng.randint(4, 60)
+            b, c = rng.randint(2, a), rng.randint(2, 40)
+            prompt = f"{who} had {a} {what}, gave away {b} and got {c} more. How many now?"
+            rows.append(Example(prompt=prompt, answer=str(a - b + c)))
+        else:
+            a, b, c = rng.randint(2, 9), rng.randint(2, 12), rng.randint(2, 30)
+            prompt = f"{who} has {c} {what} and buys {a} bags of {b}. How many {what} now?"
+            rows.append(Example(prompt=prompt, answer=f"{a * b + c} {what}"))
+    return rows
+
+
+def test_two_steps_over_three_numbers_are_rules_where_no_one_step_explains_the_rows():
+    rows = two_step_problems(45)
+    rules = {rule.operation.describe(): rule for rule in number_rules(rows)}
+    assert set(rules) == {
+        "(number 1 + number 2) − number 3",
+        "(number 1 − number 2) + number 3",
+        "(number 2 × number 3) + number 1",
+    }
+    assert {"gets", "gives"} <= rules["(number 1 + number 2) − number 3"].wording
+    assert {"bags", "buys"} <= rules["(number 2 × number 3) + number 1"].wording
+    assert rule_row_count(list(rules.values())) == 45
+
+
+def test_one_function_read_many_ways_is_one_rule_named_in_the_prompts_order():
+    # (a − b) − c and a − (b + c) are one function: one rule, read left to right.
+    fillings = [(50, 3, 4), (40, 7, 9), (33, 2, 8), (61, 10, 11), (28, 5, 6)]
+    rows = [Example(prompt=f"A box of {a}: Tom takes {b}, Ana takes {c}. Left?",
+                    answer=str(a - b - c)) for a, b, c in fillings]  # fmt: skip
+    assert [rule.operation.describe() for rule in number_rules(rows)] == [
+        "(number 1 − number 2) − number 3"
+    ]
+
+
+def test_one_step_is_read_before_two_where_it_explains_the_rows():
+    # The third number is a distractor that two steps also read ((a + b) × 1): the one step
+    # a sum of the first two takes is the reading.
+    fillings = [(12, 7), (20, 5), (31, 9), (14, 22), (8, 16)]
+    rows = [Example(prompt=f"Tom has {a} pens and gets {b} more; 1 friend watches. Pens?",
+                    answer=str(a + b)) for a, b in fillings]  # fmt: skip
+    assert [rule.operation.describe() for rule in number_rules(rows)] == ["number 1 + number 2"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 10_000))
+def test_redrawn_two_step_rows_are_right_whole_and_within_the_rows_answers(seed):
+    rows = two_step_problems(30, seed)
+    rng = random.Random(seed)
+    rules = number_rules(rows)
+    assert len(rules) == 3
+    for rule in rules:
+        lowest = min(row.answer for row in rule.rows)
+        for row in rule.rows:
+            made = redraw(rule, row, rng)
+            if made is None:
+                continue
+            a, b, c = _numbers(made.prompt)
+            expected = {"gets": a + b - c, "gave": a - b + c, "bags": b * c + a}
+            kind = next(word for word in expected if word in made.prompt)
+            assert _numbers(made.answer) == [expected[kind]] and expected[kind] >= lowest
+            assert re.sub(r"\d+", "#", made.answer) == re.sub(r"\d+", "#", row.example.answer)
+
+
 def _answers_right(prompt: str, answer: str) -> bool:
     a, b = _numbers(prompt)
     expected = a + b if "gets" in prompt else a - b

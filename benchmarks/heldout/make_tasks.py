@@ -11,6 +11,8 @@
 - above_500: whether a number is above 500. Nine training rows in ten say "yes"; validation and
   test are balanced: plain SFT on it learns to answer "yes" to everything.
 - word_problems: one-step word problems (add or take away), numeric answers, no valid.jsonl.
+- two_step_small: word problems of two steps on small numbers (add then take away, take away
+  then add, groups of equal size plus some more), numeric answers, no valid.jsonl.
 - word_category_no_valid, above_500_no_valid: the two skewed folders without valid.jsonl, so
   validation is a slice of the skewed training file and only test is balanced.
 """
@@ -207,6 +209,46 @@ def word_problems(out: Path) -> None:
     (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
 
 
+def two_step_small(out: Path) -> None:
+    """Word problems of two steps on three small numbers, numeric answers, no valid.jsonl.
+    (With numbers up to 60 both plain SFT and SFT on rows number rules make stay near zero on
+    test at 240 steps: 0.06 and 0.02; SmolLM2-135M does not learn that arithmetic here.)"""
+    rng = random.Random(13)
+    items = ["apples", "pens", "books", "coins", "stamps", "marbles"]
+    people = ["Tom", "Ana", "Lee", "Sam", "Mia", "Raj"]
+
+    def row() -> dict:
+        who, what = rng.choice(people), rng.choice(items)
+        kind = rng.randrange(3)
+        if kind == 0:
+            a, b = rng.randint(2, 9), rng.randint(2, 9)
+            c = rng.randint(2, a + b - 1)
+            prompt = (f"{who} has {a} {what}, gets {b} more and then gives away {c}. "
+                      f"How many {what} does {who} have now?")  # fmt: skip
+            return {"prompt": prompt, "answer": str(a + b - c)}
+        if kind == 1:
+            a = rng.randint(4, 9)
+            b, c = rng.randint(2, a), rng.randint(2, 9)
+            prompt = (f"{who} had {a} {what}, gave away {b} and then got {c} more. "
+                      f"How many {what} does {who} have now?")  # fmt: skip
+            return {"prompt": prompt, "answer": str(a - b + c)}
+        a, b, c = rng.randint(2, 4), rng.randint(2, 5), rng.randint(2, 9)
+        prompt = (f"{who} has {c} {what} and buys {a} bags with {b} {what} in each. "
+                  f"How many {what} does {who} have now?")  # fmt: skip
+        return {"prompt": prompt, "answer": str(a * b + c)}
+
+    folder = out / "two_step_small"
+    train, test = [row() for _ in range(200)], [row() for _ in range(50)]
+    asked = {row["prompt"] for row in test}
+    # One row per question: small numbers repeat a few.
+    kept = {row["prompt"]: row for row in train if row["prompt"] not in asked}
+    _write(folder, "train.jsonl", list(kept.values()))
+    _write(folder, "eval.jsonl", test)
+    task = {"name": "two_step_small", "description": "Solve a word problem of two steps.",
+            "metric": "numeric"}  # fmt: skip
+    (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
+
+
 def without_validation(out: Path, name: str) -> None:
     """A copy of a folder that ships no valid.jsonl: the lab must lend validation from the
     skewed training file, which says nothing of test's balanced answers."""
@@ -227,6 +269,7 @@ def main() -> None:
     phrase_edits(out)
     above_500(out)
     word_problems(out)
+    two_step_small(out)
     for skewed in ("word_category", "above_500"):
         without_validation(out, skewed)
     print(f"written to {out}")

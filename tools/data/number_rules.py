@@ -8,7 +8,8 @@ premise that what shares a context is interchangeable, here the numbers of one w
 
 A rule is an operation on the prompt's numbers at fixed places (a sum, a difference, a
 product, an exact quotient of two of them, or, in a prompt of one number, that number times a
-constant) that:
+constant; where no such step explains a row, two steps: one of those on two numbers, then on
+its result and a third, "Tom has 12 apples, gets 7 more and gives away 5" → (12 + 7) − 5) that:
 - alone explains at least MIN_RULE_FILLINGS rows with different numbers, and
 - holds for every row whose prompt has as many numbers and all the words those rows share
   (its wording): a wording that does not settle the operation is no rule.
@@ -24,6 +25,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from fractions import Fraction
+from itertools import permutations
 from typing import NamedTuple
 
 from postlab.tools.tasks.catalog import Example
@@ -37,48 +39,74 @@ _WORD = re.compile(r"[A-Za-z]+")
 MIN_RULE_FILLINGS = 4
 # Most numbers a prompt may hold for its pairs to be tried (pairs grow with the square).
 MAX_PROMPT_NUMBERS = 6
+# Most numbers a prompt may hold for two steps over three of them to be tried (with the cube).
+MAX_TWO_STEP_NUMBERS = 4
+# One step on two numbers, and what a second step may do with its result and a third number
+# ("subtracted_from": the third less the result; a sum or product needs no reversed twin).
+STEP_KINDS = ("sum", "difference", "product", "quotient")
+SECOND_STEP_KINDS = (*STEP_KINDS, "subtracted_from")
+# Numbers two-step readings are evaluated at to tell which of them are one function
+# ((a + b) − c and (a − c) + b): distinct primes, so no quotient divides by zero.
+_PROBES = ((7, 11, 13, 17), (29, 5, 3, 31))
+_SYMBOLS = {"sum": "+", "difference": "−", "product": "×", "quotient": "÷"}
 # A word in at least this share of the rows one operation alone explains belongs to a wording
 # of it: where those rows fail the check as one, they are grouped by such words, so two
 # wordings of a sum are two rules.
 WORDING_SHARE = 0.25
 
 
+def _step(kind: str, a: Fraction, b: Fraction) -> Fraction | None:
+    if kind == "sum":
+        return a + b
+    if kind == "difference":
+        return a - b
+    if kind == "product":
+        return a * b
+    if kind == "subtracted_from":
+        return b - a
+    return a / b if b else None
+
+
 class Operation(NamedTuple):
     """What a rule computes: `kind` of the numbers at `first` and `second` (`scaled`: the number
-    at `first` times `factor`), in a prompt holding `count` numbers."""
+    at `first` times `factor`), then, for two steps, `then` of that and the number at `third`,
+    in a prompt holding `count` numbers."""
 
     kind: str
     count: int
     first: int
     second: int = -1
     factor: Fraction = Fraction(1)
+    then: str = ""
+    third: int = -1
+
+    @property
+    def places(self) -> tuple[int, ...]:
+        """The places of the numbers it reads, in the order it reads them."""
+        return tuple(place for place in (self.first, self.second, self.third) if place >= 0)
 
     def apply(self, numbers: Sequence[int]) -> Fraction | None:
         """The answer for these prompt numbers (None where a quotient is undefined)."""
         a = Fraction(numbers[self.first])
         if self.kind == "scaled":
             return a * self.factor
-        b = Fraction(numbers[self.second])
-        if self.kind == "sum":
-            return a + b
-        if self.kind == "difference":
-            return a - b
-        if self.kind == "product":
-            return a * b
-        return a / b if b else None
+        value = _step(self.kind, a, Fraction(numbers[self.second]))
+        if value is None or not self.then:
+            return value
+        return _step(self.then, value, Fraction(numbers[self.third]))
 
     def describe(self) -> str:
         """The operation in words, places counted from one."""
         a, b = f"number {self.first + 1}", f"number {self.second + 1}"
-        if self.kind == "scaled" and self.factor == 1:
-            return f"{a}, copied"
-        return {
-            "sum": f"{a} + {b}",
-            "difference": f"{a} − {b}",
-            "product": f"{a} × {b}",
-            "quotient": f"{a} ÷ {b}",
-            "scaled": f"{a} × {self.factor}",
-        }[self.kind]
+        if self.kind == "scaled":
+            return f"{a}, copied" if self.factor == 1 else f"{a} × {self.factor}"
+        first_step = f"{a} {_SYMBOLS[self.kind]} {b}"
+        if not self.then:
+            return first_step
+        c = f"number {self.third + 1}"
+        if self.then == "subtracted_from":
+            return f"{c} − ({first_step})"
+        return f"({first_step}) {_SYMBOLS[self.then]} {c}"
 
 
 class NumberRow(NamedTuple):
@@ -127,23 +155,47 @@ def number_row(example: Example) -> NumberRow | None:
 
 
 def _candidates(row: NumberRow) -> set[Operation]:
-    """Every operation that gives this row's answer from its prompt's numbers."""
+    """Every operation that gives this row's answer from its prompt's numbers (two-step ones
+    each once, as the simplest of the readings that compute the same function)."""
     count, answer = len(row.numbers), Fraction(row.answer)
     found: set[Operation] = set()
     for first in range(count):
         a = row.numbers[first]
         if a:
             found.add(Operation("scaled", count, first, factor=answer / a))
-        for second in range(count):
-            if second == first:
+    for first, second in permutations(range(count), 2):
+        for kind in STEP_KINDS:
+            if kind in ("sum", "product") and second < first:
+                continue  # the same operation as the pair the other way round
+            operation = Operation(kind, count, first, second)
+            if operation.apply(row.numbers) == answer:
+                found.add(operation)
+    if count < 3 or count > MAX_TWO_STEP_NUMBERS:
+        return found
+    # One function, many readings: the one reading its numbers in the prompt's order stands
+    # for them all, so every row names it alike.
+    by_function: dict[tuple[Fraction | None, ...], Operation] = {}
+    for first, second, third in permutations(range(count), 3):
+        for kind in STEP_KINDS:
+            if kind in ("sum", "product") and second < first:
                 continue
-            for kind in ("sum", "difference", "product", "quotient"):
-                if kind in ("sum", "product") and second < first:
-                    continue  # the same operation as the pair the other way round
-                operation = Operation(kind, count, first, second)
-                if operation.apply(row.numbers) == answer:
-                    found.add(operation)
-    return found
+            for then in SECOND_STEP_KINDS:
+                operation = Operation(kind, count, first, second, then=then, third=third)
+                if operation.apply(row.numbers) != answer:
+                    continue
+                function = tuple(operation.apply(probe[:count]) for probe in _PROBES)
+                known = by_function.get(function)
+                if known is None or _reading_order(operation) < _reading_order(known):
+                    by_function[function] = operation
+    return found | set(by_function.values())
+
+
+def _reading_order(operation: Operation) -> tuple:
+    return (
+        operation.places,
+        STEP_KINDS.index(operation.kind),
+        SECOND_STEP_KINDS.index(operation.then),
+    )
 
 
 def _words(example: Example) -> frozenset[str]:
@@ -151,7 +203,7 @@ def _words(example: Example) -> frozenset[str]:
 
 
 def _bounds(operation: Operation, rows: Sequence[NumberRow]) -> Bounds:
-    places = [operation.first] if operation.second < 0 else [operation.first, operation.second]
+    places = operation.places
     low = {p: min(row.numbers[p] for row in rows) for p in places}
     high = {p: max(row.numbers[p] for row in rows) for p in places}
     orders = {}
@@ -173,13 +225,17 @@ def number_rules(examples: Sequence[Example]) -> list[NumberRule]:
     explained: dict[Operation, list[NumberRow]] = defaultdict(list)
     candidates = {id(row): _candidates(row) for row in rows}
     for row in rows:
-        # A scaling is a rule only where it is the sole reading: "12 and 3 → 36" is a product.
+        # The simplest reading explains a row, and only when it is the sole one of its kind:
+        # one step before two, and a scaling where nothing else does ("12 and 3 → 36" is a
+        # product).
         found = candidates[id(row)]
-        plain = {op for op in found if op.kind != "scaled"}
-        if len(plain) == 1:
-            explained[next(iter(plain))].append(row)
-        elif not plain and len(found) == 1:
-            explained[next(iter(found))].append(row)
+        one_step = {op for op in found if op.kind != "scaled" and not op.then}
+        two_steps = {op for op in found if op.then}
+        for readings in (one_step, two_steps, found):
+            if readings:
+                if len(readings) == 1:
+                    explained[next(iter(readings))].append(row)
+                break
     rules: list[NumberRule] = []
     for operation, alone in explained.items():
         whole = _checked_rule(operation, alone, rows, candidates)
