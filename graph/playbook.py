@@ -9,6 +9,7 @@ from postlab.graph.experiments import (
     new_plan,
     pick_technique,
 )
+from postlab.graph.number_rows import opening_number_rows
 from postlab.graph.refinements import refine
 from postlab.records.run import AgentName, RunOptions, StopReason
 from postlab.records.state import LabState
@@ -122,6 +123,10 @@ def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decisi
             # The prior training teaches is not the one the model is judged on: balance first.
             reason += f"; {state['answer_shift'].describe()}, so its rows are balanced by answer"
         plan = new_plan(state, finding, reason)
+        if numbers := opening_number_rows(state, plan):
+            # Repeating a short folder's rows is what its rules' rows replace: from the start.
+            reason += f"; {numbers.describe()}"
+            plan = new_plan(state, finding, reason, recipe="recombined")
         return _route(plan, step, reason), plan
     if plan.status not in ("done", "failed"):
         return _route(

@@ -640,6 +640,40 @@ def test_a_skewed_training_file_without_validation_is_a_shift_against_an_unknown
     assert training_answer_shift(base_state(tmp_path, task_dir=str(folder))) is None
 
 
+def _sums_folder(folder: Path, count: int) -> Path:
+    """A task folder of sums in one wording, `count` training rows with different numbers."""
+    folder.mkdir(exist_ok=True)
+    pairs = [(a, b) for a in range(2, 99) for b in range(2, 99)]
+
+    def rows(chosen):
+        return "\n".join(
+            json.dumps(
+                {"prompt": f"Tom has {a} pens and gets {b} more. How many?", "answer": a + b}
+            )
+            for a, b in chosen
+        )
+
+    (folder / "train.jsonl").write_text(rows(pairs[:count]))
+    (folder / "valid.jsonl").write_text(rows(pairs[-20:-10]))
+    (folder / "eval.jsonl").write_text(rows(pairs[-10:]))
+    (folder / "task.json").write_text(json.dumps({"metric": "numeric"}))
+    return folder
+
+
+def test_a_short_folder_under_number_rules_opens_on_the_rows_they_compute(tmp_path):
+    # 60 rows for a first stretch that reads 320 (40 steps of 8): every row is a sum.
+    plan = _opening_plan(base_state(tmp_path, task_dir=str(_sums_folder(tmp_path / "s", 60))), None)
+    assert (plan.move, plan.data_recipe) == ("open", "recombined")
+    assert "its folder holds 60 rows, fewer than the 320 the stretch reads" in plan.reason
+    assert "60 of them follow number rules (number 1 + number 2" in plan.reason
+    # A folder with rows to spare opens on its own rows.
+    plenty = _sums_folder(tmp_path / "plenty", 400)
+    assert _opening_plan(base_state(tmp_path, task_dir=str(plenty)), None).data_recipe == "plain"
+    # So does a short folder whose answers no number rule computes (balanced yes and no).
+    labels = _above_500_folder(tmp_path / "labels", list(range(470, 530)), [499, 501])
+    assert _opening_plan(base_state(tmp_path, task_dir=str(labels)), None).data_recipe == "plain"
+
+
 class _NoMemory:
     """Memory that keeps nothing: the evaluator's writes and reads go nowhere."""
 
