@@ -28,6 +28,7 @@ from postlab.graph.memorised import iteration_card
 from postlab.records.state import LabState
 from postlab.records.steps import Plan
 from postlab.tools.data.recombination import folder_rules, recombinable
+from postlab.tools.data.training_sets import usable_examples
 
 
 class NumberRows(NamedTuple):
@@ -93,8 +94,9 @@ def opening_number_rows(state: LabState, plan: Plan) -> NumberRows | None:
     card exists yet: the folder itself is read."""
     if plan.method != "sft" or plan.data_recipe != "plain" or not state.get("task_dir"):
         return None
-    # One more than the stretch asks for tells a short folder from one that has enough.
-    examples = run_task(state).train_examples(plan.data_size + 1, seed=0)
+    # Counted as the stretch's card will count them (duplicates and held-out copies dropped),
+    # from a draw large enough to tell a short folder from one that has enough.
+    examples = usable_examples(run_task(state), 2 * plan.data_size + 1)
     if len(examples) > plan.data_size:
         return None
     stats = folder_rules(examples).stats()

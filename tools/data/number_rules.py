@@ -42,7 +42,8 @@ MAX_PROMPT_NUMBERS = 6
 # Most numbers a prompt may hold for two steps over three of them to be tried (with the cube).
 MAX_TWO_STEP_NUMBERS = 4
 # One step on two numbers, and what a second step may do with its result and a third number
-# ("subtracted_from": the third less the result; a sum or product needs no reversed twin).
+# ("subtracted_from": the third less the result; a sum or product needs no reversed twin, and
+# the third divided by the result, "30 shared among 2 boys and 3 girls", is not read).
 STEP_KINDS = ("sum", "difference", "product", "quotient")
 SECOND_STEP_KINDS = (*STEP_KINDS, "subtracted_from")
 # Numbers two-step readings are evaluated at to tell which of them are one function
@@ -156,7 +157,8 @@ def number_row(example: Example) -> NumberRow | None:
 
 def _candidates(row: NumberRow) -> set[Operation]:
     """Every operation that gives this row's answer from its prompt's numbers (two-step ones
-    each once, as the simplest of the readings that compute the same function)."""
+    each once: of the readings that compute the same function, the one whose places sort
+    first)."""
     count, answer = len(row.numbers), Fraction(row.answer)
     found: set[Operation] = set()
     for first in range(count):
@@ -172,8 +174,8 @@ def _candidates(row: NumberRow) -> set[Operation]:
                 found.add(operation)
     if count < 3 or count > MAX_TWO_STEP_NUMBERS:
         return found
-    # One function, many readings: the one reading its numbers in the prompt's order stands
-    # for them all, so every row names it alike.
+    # One function, many readings: the one whose places sort first stands for them all, so
+    # every row names it alike ((a + b) − c, not (a − c) + b).
     by_function: dict[tuple[Fraction | None, ...], Operation] = {}
     for first, second, third in permutations(range(count), 3):
         for kind in STEP_KINDS:

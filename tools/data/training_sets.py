@@ -59,6 +59,13 @@ def held_out_index(task: Task, ngram_n: int = 8) -> ContaminationIndex:
     return ContaminationIndex(task.test_examples() + task.validation_examples(), ngram_n)
 
 
+def usable_examples(task: Task, limit: int = sys.maxsize) -> list[Example]:
+    """What a training set may keep of the task's first `limit` training examples (seed 0):
+    distinct prompts, none overlapping test or validation."""
+    pool = task.train_examples(limit, 0)
+    return _clean(pool, held_out_index(task), len(pool))[0]
+
+
 def check_trainable(task: Task, batch_size: int) -> None:
     """Refuse, before any compute, a task folder no training set can come from (DatasetError).
 
@@ -70,9 +77,7 @@ def check_trainable(task: Task, batch_size: int) -> None:
         return
     folder = Path(task.spec.task_dir)
     train_path = folder / TRAIN_FILE
-    pool = task.train_examples(sys.maxsize, 0)
-    index = held_out_index(task)
-    kept, _, _, _ = _clean(pool, index, len(pool))
+    kept = usable_examples(task)
     needed = max(MIN_TRAINING_EXAMPLES, batch_size)
     if len(kept) < needed:
         raise DatasetError(
