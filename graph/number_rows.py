@@ -75,16 +75,20 @@ def number_rows(state: LabState, plan: Plan) -> NumberRows | None:
         return None
     stats = card.recipe_stats
     rows = int(stats.get("seed_rows", card.final_size))
-    rule_rows = int(stats.get("number_rule_rows") or 0)
-    # Copy rules over the folder too: they wait for rows learned by heart (graph.memorised).
-    if not recombinable(rule_rows, rows) or recombinable(int(stats.get("rule_rows") or 0), rows):
+    if not _number_rules_only(stats, rows):
         return None
     continued = card.recipe == "recombined"
     if not continued and rows >= card.requested:
         return None
-    return NumberRows(
-        rows, card.requested, rule_rows, list(stats.get("number_rules") or []), continued
-    )
+    rule_rows, rules = int(stats["number_rule_rows"]), list(stats.get("number_rules") or [])
+    return NumberRows(rows, card.requested, rule_rows, rules, continued)
+
+
+def _number_rules_only(stats: dict, rows: int) -> bool:
+    """Whether a card's counts put most of its `rows` under number rules and not most under
+    copy rules (those wait for rows learned by heart: graph.memorised)."""
+    numbers, copies = int(stats.get("number_rule_rows") or 0), int(stats.get("rule_rows") or 0)
+    return recombinable(numbers, rows) and not recombinable(copies, rows)
 
 
 def opening_number_rows(state: LabState, plan: Plan) -> NumberRows | None:
@@ -100,8 +104,8 @@ def opening_number_rows(state: LabState, plan: Plan) -> NumberRows | None:
     if len(examples) > plan.data_size:
         return None
     stats = folder_rules(examples).stats()
-    rule_rows, rows = int(stats["number_rule_rows"]), int(stats["seed_rows"])
-    if not recombinable(rule_rows, rows) or recombinable(int(stats["rule_rows"]), rows):
+    rows = len(examples)
+    if not _number_rules_only(stats, rows):
         return None
-    rules = list(stats["number_rules"])
+    rule_rows, rules = int(stats["number_rule_rows"]), list(stats["number_rules"])
     return NumberRows(rows, plan.data_size, rule_rows, rules, False, opening=True)
