@@ -83,8 +83,12 @@ def usable_recipes(state: LabState, key: str) -> tuple[str, ...]:
 
 
 def _folder_rules(state: LabState) -> bool:
-    """Whether a data card of this run found most of its folder's rows following copy rules or
-    number rules."""
+    """Whether the folder read when the run was prepared, or a data card of this run, has most
+    of its rows following copy rules or number rules."""
+    if (survey := state.get("folder_survey")) is not None:
+        counts = (survey.copy_rule_rows, survey.number_rule_rows)
+        if any(recombinable(count, survey.rows) for count in counts):
+            return True
     for card in state.get("datasets") or []:
         stats = card.recipe_stats
         rows = stats.get("seed_rows", card.final_size)

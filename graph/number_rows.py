@@ -22,13 +22,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from postlab.agents.base import run_task
 from postlab.graph.experiments import usable_recipes
 from postlab.graph.memorised import iteration_card
 from postlab.records.state import LabState
 from postlab.records.steps import Plan
-from postlab.tools.data.recombination import folder_rules, recombinable
-from postlab.tools.data.training_sets import usable_examples
+from postlab.tools.data.recombination import recombinable
 
 
 class NumberRows(NamedTuple):
@@ -75,37 +73,39 @@ def number_rows(state: LabState, plan: Plan) -> NumberRows | None:
         return None
     stats = card.recipe_stats
     rows = int(stats.get("seed_rows", card.final_size))
-    if not _number_rules_only(stats, rows):
+    numbers, copies = int(stats.get("number_rule_rows") or 0), int(stats.get("rule_rows") or 0)
+    if not _number_rules_only(numbers, copies, rows):
         return None
     continued = card.recipe == "recombined"
     if not continued and rows >= card.requested:
         return None
-    rule_rows, rules = int(stats["number_rule_rows"]), list(stats.get("number_rules") or [])
-    return NumberRows(rows, card.requested, rule_rows, rules, continued)
+    rules = list(stats.get("number_rules") or [])
+    return NumberRows(rows, card.requested, numbers, rules, continued)
 
 
-def _number_rules_only(stats: dict, rows: int) -> bool:
-    """Whether a card's counts put most of its `rows` under number rules and not most under
-    copy rules (those wait for rows learned by heart: graph.memorised)."""
-    numbers, copies = int(stats.get("number_rule_rows") or 0), int(stats.get("rule_rows") or 0)
-    return recombinable(numbers, rows) and not recombinable(copies, rows)
+def _number_rules_only(number_rule_rows: int, copy_rule_rows: int, rows: int) -> bool:
+    """Whether most of `rows` follow number rules and not most copy rules (those wait for rows
+    learned by heart: graph.memorised)."""
+    return recombinable(number_rule_rows, rows) and not recombinable(copy_rule_rows, rows)
 
 
 def opening_number_rows(state: LabState, plan: Plan) -> NumberRows | None:
     """The evidence for a run's first stretch to train on rows number rules make: a plain SFT
     stretch on a task folder holding fewer rows than it reads, most of them under number rules
     and not most under copy rules (those wait for rows learned by heart); None otherwise. No
-    card exists yet: the folder itself is read."""
-    if plan.method != "sft" or plan.data_recipe != "plain" or not state.get("task_dir"):
+    card exists yet: the folder as read when the run was prepared is the evidence."""
+    survey = state.get("folder_survey")
+    if plan.method != "sft" or plan.data_recipe != "plain" or survey is None:
         return None
-    # Counted as the stretch's card will count them (duplicates and held-out copies dropped),
-    # from a draw large enough to tell a short folder from one that has enough.
-    examples = usable_examples(run_task(state), 2 * plan.data_size + 1)
-    if len(examples) > plan.data_size:
+    if survey.rows > plan.data_size:
         return None
-    stats = folder_rules(examples).stats()
-    rows = len(examples)
-    if not _number_rules_only(stats, rows):
+    if not _number_rules_only(survey.number_rule_rows, survey.copy_rule_rows, survey.rows):
         return None
-    rule_rows, rules = int(stats["number_rule_rows"]), list(stats["number_rules"])
-    return NumberRows(rows, plan.data_size, rule_rows, rules, False, opening=True)
+    return NumberRows(
+        survey.rows,
+        plan.data_size,
+        survey.number_rule_rows,
+        list(survey.number_rules),
+        False,
+        opening=True,
+    )

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from postlab.records.run import DEFAULT_STEP_BUDGET, Budget, RunOptions, StopReason
 from postlab.records.state import LabContext, LabInput, LabState
 from postlab.tools.benchmarks.harness import BenchmarkError, judge_command, materialize
+from postlab.tools.data.recombination import survey_folder
 from postlab.tools.data.training_sets import DatasetError, check_trainable
 from postlab.tools.io.quiet import quiet_progress
 from postlab.tools.io.rundir import RUNS_DIR_ENV, open_run_dir, runs_root, write_run_record
@@ -141,6 +142,7 @@ def prepare(
         max_time_s=budget.max_time_s,
         base_model_path=resolved.path,
         run_options=options,
+        folder_survey=survey_folder(task, options.train_size) if task_dir else None,
         tried_techniques=[],
         baseline=None,
         best=None,

@@ -111,6 +111,9 @@ def validate(
         else hyper_for(runnable[key], state)[0]
     )
     recipe = choice.args.get("data_recipe")
+    if recipe is None and key == expected_plan.technique:
+        # Silence on the data keeps the playbook's recipe, which its evidence chose.
+        recipe = expected_plan.data_recipe
     usable = usable_recipes(state, key)
     if recipe is not None and recipe not in usable:
         return None, None, f"data_recipe {recipe!r} does not fit {key}; choose one of {usable}"
@@ -133,7 +136,8 @@ def allowed_moves(
         runnable = [f.key for f in state.get("findings") or [] if f.runnable]
         move = (
             f"data_engineer to start iteration {plan.iteration}: action = a technique among "
-            f"{runnable} (the playbook picks {plan.technique}); args may set learning_rate, "
+            f"{runnable} (the playbook picks {plan.technique} on {plan.data_recipe} rows, "
+            "kept unless you name another data_recipe); args may set learning_rate, "
             "max_steps, batch_size, lora_r, and data_recipe (for SFT techniques: "
             f"{', '.join(usable_recipes(state, 'sft_full'))})"
         )

@@ -170,6 +170,18 @@ class AnswerShift(BaseModel):
         return f"{share} against {self.validation_share:.0%} in validation"
 
 
+class FolderSurvey(BaseModel):
+    """A task folder's usable training rows, read when the run is prepared, and how many of
+    them follow the rules new rows can be made by (tools/data/recombination.py)."""
+
+    # Counted up to one more than the most rows a stretch builds: "fewer than a stretch
+    # reads" is then exact, and a large folder is not read whole.
+    rows: int
+    number_rule_rows: int = 0
+    copy_rule_rows: int = 0
+    number_rules: list[str] = Field(default_factory=list)
+
+
 class MissCluster(BaseModel):
     """Free-form misses that resemble each other (by embedding): one pattern of failure."""
 

@@ -12,6 +12,7 @@ from postlab.records.outcomes import (
     AnswerShift,
     BestModel,
     EvaluationRecord,
+    FolderSurvey,
     TechniqueFinding,
     TrainingRecord,
 )
@@ -91,6 +92,8 @@ class LabState(LabInput, LabOutput, total=False):
     baseline: EvaluationRecord | None
     # Measured with the baseline: training answers skewed toward one label beyond validation.
     answer_shift: AnswerShift | None
+    # Read once when the run is prepared (task folders only): what the folder holds.
+    folder_survey: FolderSurvey | None
     best: BestModel | None
     plan: Plan | None
     directive: Directive | None

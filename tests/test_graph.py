@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from support.task_folders import sums_folder
 from typer.testing import CliRunner
 
 from postlab.cli.app import app
@@ -344,6 +345,23 @@ def test_task_folder_run_finalizes(tiny_model, tmp_path):
     assert summary["datasets"][0]["duplicates_removed"] == 16
     # valid.jsonl is the validation split; eval.jsonl the test split.
     assert summary["baseline_val_n"] == 2 and summary["baseline_test_n"] == 2
+
+
+def test_a_short_folder_of_sums_is_surveyed_and_opens_on_rows_its_rule_computes(
+    tiny_model, tmp_path
+):
+    # 12 usable sums (and a copy of a test row, which the survey does not count) for a first
+    # stretch that builds 16 rows.
+    folder = sums_folder(tmp_path / "sums", 12)
+    test_row = (folder / "eval.jsonl").read_text().splitlines()[0]
+    with (folder / "train.jsonl").open("a") as train:
+        train.write("\n" + test_row)
+    _, summary = _one_iteration_on(folder, tiny_model, tmp_path / "sums-run")
+    card = summary["datasets"][0]
+    assert card["recipe"] == "recombined" and card["final_size"] == 16
+    assert card["recipe_stats"]["number_rule_rows"] == 12
+    reason = summary["iterations"][0]["reason"]
+    assert "its folder holds 12 rows, fewer than the 16 the stretch reads" in reason
 
 
 def test_a_run_weighs_earlier_runs_measurements_and_files_its_own(finished_run):

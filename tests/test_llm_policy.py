@@ -7,6 +7,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from support.scripted_model import ScriptedChatModel
+from support.task_folders import sums_folder
 
 from postlab.agents.llm import answers as answers_module
 from postlab.agents.llm.bodies import build_llm_bodies
@@ -16,10 +17,12 @@ from postlab.agents.roster import PLAYBOOKS, SYSTEM_PROMPTS
 from postlab.graph.builder import build_graph, recursion_limit
 from postlab.graph.llm_router import build_llm_router, make_llm_router
 from postlab.graph.playbook import decide
-from postlab.graph.router_moves import RoutingChoice, validate
+from postlab.graph.router_moves import RoutingChoice, allowed_moves, validate
 from postlab.memory.checkpoints import state_serializer
 from postlab.records.outcomes import BestModel, EvaluationRecord, PaperRef, TechniqueFinding
 from postlab.records.run import RunOptions, StopReason
+from postlab.tools.data.recombination import survey_folder
+from postlab.tools.tasks.catalog import load_task
 
 OPTIONS = {
     "train_steps": 1,
@@ -136,6 +139,30 @@ def test_the_model_chooses_the_data_recipe_and_may_stop_between_iterations(tmp_p
     )
     assert problem is None and decision.next == "finalize"
     assert decision.stop_reason == StopReason.CHOSEN and "gains are flat" in decision.reason
+
+
+def test_the_model_may_open_on_the_rows_a_short_folders_rules_compute(tmp_path):
+    # 12 sums for a stretch that builds 16 rows: the playbook opens on rows the rule computes.
+    folder = sums_folder(tmp_path / "sums", 12)
+    survey = survey_folder(load_task(None, folder), OPTIONS["train_size"])
+    state = state_for(tmp_path, task_dir=str(folder), folder_survey=survey)
+    expected, plan = decide(state, 3, None)
+    assert plan.data_recipe == "recombined"
+    moves = allowed_moves(state, None, expected, plan)
+    assert "picks sft_full on recombined rows" in moves and "recombined)" in moves
+    # Silent on data, the model keeps the playbook's recipe; it may name it, or another.
+    for args in ({}, {"data_recipe": "recombined"}):
+        _, new, problem = validate(
+            choice("data_engineer", "sums", "sft_full", args), state, 3, None, expected, plan
+        )
+        assert problem is None and new.data_recipe == "recombined"
+    curriculum = choice("data_engineer", "order", "sft_full", {"data_recipe": "curriculum"})
+    assert validate(curriculum, state, 3, None, expected, plan)[1].data_recipe == "curriculum"
+    # Another technique starts from its own recipe, not the playbook's.
+    _, lora, problem = validate(
+        choice("data_engineer", "cheap", "sft_lora"), state, 3, None, expected, plan
+    )
+    assert problem is None and lora.data_recipe == "plain"
 
 
 def expert(invalid_at=(), once_invalid_at=()):

@@ -4,6 +4,8 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+from support.task_folders import sums_folder
+
 from postlab.agents.evaluator import schedule_hold, training_answer_shift
 from postlab.agents.librarian import rank_techniques
 from postlab.agents.trainer import spec_for
@@ -26,7 +28,9 @@ from postlab.records.outcomes import (
 )
 from postlab.records.run import RunOptions, StopReason
 from postlab.records.steps import GuardEvent, Iteration, Plan, TrajectoryRecord
+from postlab.tools.data.recombination import survey_folder
 from postlab.tools.papers.corpus import load_corpus
+from postlab.tools.tasks.catalog import load_task
 from postlab.tools.training.recipes import LR_BOUNDS
 
 LORA_PAPER = PaperRef(id="2106.09685", title="LoRA", year=2021)
@@ -640,38 +644,32 @@ def test_a_skewed_training_file_without_validation_is_a_shift_against_an_unknown
     assert training_answer_shift(base_state(tmp_path, task_dir=str(folder))) is None
 
 
-def _sums_folder(folder: Path, count: int) -> Path:
-    """A task folder of sums in one wording, `count` training rows with different numbers."""
-    folder.mkdir(exist_ok=True)
-    pairs = [(a, b) for a in range(2, 99) for b in range(2, 99)]
-
-    def rows(chosen):
-        return "\n".join(
-            json.dumps(
-                {"prompt": f"Tom has {a} pens and gets {b} more. How many?", "answer": a + b}
-            )
-            for a, b in chosen
-        )
-
-    (folder / "train.jsonl").write_text(rows(pairs[:count]))
-    (folder / "valid.jsonl").write_text(rows(pairs[-20:-10]))
-    (folder / "eval.jsonl").write_text(rows(pairs[-10:]))
-    (folder / "task.json").write_text(json.dumps({"metric": "numeric"}))
-    return folder
+def surveyed_state(tmp_path: Path, folder: Path, **extra) -> dict:
+    """A run's state on a task folder, surveyed as preparing the run surveys it."""
+    task = load_task(None, folder)
+    survey = survey_folder(task, RunOptions().train_size)
+    return base_state(tmp_path, task_dir=str(folder), folder_survey=survey, **extra)
 
 
 def test_a_short_folder_under_number_rules_opens_on_the_rows_they_compute(tmp_path):
     # 60 rows for a first stretch that reads 320 (40 steps of 8): every row is a sum.
-    plan = _opening_plan(base_state(tmp_path, task_dir=str(_sums_folder(tmp_path / "s", 60))), None)
+    plan = _opening_plan(surveyed_state(tmp_path, sums_folder(tmp_path / "s", 60)), None)
     assert (plan.move, plan.data_recipe) == ("open", "recombined")
     assert "its folder holds 60 rows, fewer than the 320 the stretch reads" in plan.reason
     assert "60 of them follow number rules (number 1 + number 2" in plan.reason
     # A folder with rows to spare opens on its own rows.
-    plenty = _sums_folder(tmp_path / "plenty", 400)
-    assert _opening_plan(base_state(tmp_path, task_dir=str(plenty)), None).data_recipe == "plain"
+    plenty = sums_folder(tmp_path / "plenty", 400)
+    assert _opening_plan(surveyed_state(tmp_path, plenty), None).data_recipe == "plain"
     # So does a short folder whose answers no number rule computes (balanced yes and no).
     labels = _above_500_folder(tmp_path / "labels", list(range(470, 530)), [499, 501])
-    assert _opening_plan(base_state(tmp_path, task_dir=str(labels)), None).data_recipe == "plain"
+    assert _opening_plan(surveyed_state(tmp_path, labels), None).data_recipe == "plain"
+    # The survey counts what a training set keeps: 60 sums plus 40 copies of test and
+    # validation rows are still 60 rows.
+    copies = sums_folder(tmp_path / "copies", 60)
+    held_out = (copies / "valid.jsonl").read_text() + "\n" + (copies / "eval.jsonl").read_text()
+    with (copies / "train.jsonl").open("a") as train:
+        train.write("\n" + held_out + "\n" + held_out)
+    assert surveyed_state(tmp_path, copies)["folder_survey"].rows == 60
 
 
 class _NoMemory:

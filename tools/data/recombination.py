@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+from postlab.records.outcomes import FolderSurvey
 from postlab.tools.data.number_rules import (
     MIN_RULE_FILLINGS,
     NumberRow,
@@ -33,8 +34,8 @@ from postlab.tools.data.number_rules import (
     redraw,
     rule_row_count,
 )
-from postlab.tools.data.training_sets import example_row
-from postlab.tools.tasks.catalog import Example, normalize_prompt
+from postlab.tools.data.training_sets import example_row, usable_examples
+from postlab.tools.tasks.catalog import Example, Task, normalize_prompt
 
 _WORD = re.compile(r"[A-Za-z]+")
 # A slot as `_shape` writes it.
@@ -173,6 +174,20 @@ def folder_rules(examples: Sequence[Example]) -> FolderRules:
     if not recombinable(rule_row_count(numbers), len(examples)):
         numbers = []
     return FolderRules(len(examples), copies, numbers)
+
+
+def survey_folder(task: Task, most_rows_built: int) -> FolderSurvey:
+    """The rows of a task folder that a training set may keep (counted as a data card counts
+    them, up to one more than `most_rows_built`) and how many follow copy and number rules."""
+    # One row more than a stretch ever builds tells a folder too short for one.
+    examples = usable_examples(task, most_rows_built + 1)
+    stats = folder_rules(examples).stats()
+    return FolderSurvey(
+        rows=len(examples),
+        number_rule_rows=stats["number_rule_rows"],
+        copy_rule_rows=stats["rule_rows"],
+        number_rules=stats["number_rules"],
+    )
 
 
 def _draw(
