@@ -254,6 +254,8 @@ def build_dataset(state: LabState, directive: Directive, memory: LabMemory) -> S
                 provenance=provenance,
                 rows_from=row_builder(state, memory, task),
                 recipe=recipe,
+                # Its own rows take their share of the whole schedule, weighed on all of them.
+                collect=plan.schedule_rows if recipe == "recombined" else None,
             )
     except DatasetError as error:
         failed = plan.model_copy(update={"status": "failed"})

@@ -87,7 +87,7 @@ def _folder_rules(state: LabState) -> bool:
     of its rows following copy rules or number rules."""
     if (survey := state.get("folder_survey")) is not None:
         counts = (survey.copy_rule_rows, survey.number_rule_rows)
-        if any(recombinable(count, survey.rows) for count in counts):
+        if any(recombinable(count, survey.surveyed_rows) for count in counts):
             return True
     for card in state.get("datasets") or []:
         stats = card.recipe_stats

@@ -172,11 +172,13 @@ class AnswerShift(BaseModel):
 
 class FolderSurvey(BaseModel):
     """A task folder's usable training rows, read when the run is prepared, and how many of
-    them follow the rules new rows can be made by (tools/data/recombination.py)."""
+    those rules were sought in follow the rules new rows can be made by
+    (tools/data/recombination.py)."""
 
-    # Counted up to one more than the most rows a stretch builds: "fewer than a stretch
-    # reads" is then exact, and a large folder is not read whole.
+    # Counted as a data card counts them: distinct prompts, none a copy of a held-out row.
     rows: int
+    # The first rows, at most as many as a stretch builds, that the rules were sought in.
+    surveyed_rows: int
     number_rule_rows: int = 0
     copy_rule_rows: int = 0
     number_rules: list[str] = Field(default_factory=list)

@@ -7,6 +7,9 @@ import importlib.util
 import re
 from pathlib import Path
 
+import pytest
+
+from postlab.tools.data.training_sets import usable_examples
 from postlab.tools.tasks.folders import load_task_dir
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "heldout" / "make_tasks.py"
@@ -24,7 +27,8 @@ def test_every_held_out_folder_loads_with_test_apart_from_training(tmp_path, mon
     _make_tasks().main()
     folders = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     names = {folder.name for folder in folders}
-    assert {"word_problems", "two_step_small"} <= names and len(folders) == 8
+    assert {"word_problems", "word_problems_500", "two_step_small"} <= names
+    assert len(folders) == 9
     for folder in folders:
         task = load_task_dir(folder)
         # The folder's own training file holds no test item (the task would drop it silently).
@@ -32,12 +36,19 @@ def test_every_held_out_folder_loads_with_test_apart_from_training(tmp_path, mon
         assert task.test_examples() and task.validation_examples(), folder.name
 
 
-def test_word_problems_answers_are_the_sums_and_differences_asked(tmp_path):
-    _make_tasks().word_problems(tmp_path)
-    task = load_task_dir(tmp_path / "word_problems")
+@pytest.mark.parametrize(
+    ("name", "validation", "training"), [("word_problems", 30, 169), ("word_problems_500", 78, 439)]
+)
+def test_word_problems_answers_are_the_sums_and_differences_asked(
+    tmp_path, name, validation, training
+):
+    getattr(_make_tasks(), name)(tmp_path)
+    task = load_task_dir(tmp_path / name)
     assert task.metric == "numeric" and task.validation_lent
-    # 30 validation items lent from 199 training rows, and 50 test items, none lost to a leak.
-    assert (len(task.validation_examples()), len(task.test_examples())) == (30, 50)
+    # Validation lent from the training rows, 50 test items, none lost to a leak; what is left
+    # to train on: fewer rows than a stretch reads (320), or more but fewer than six (1,920).
+    assert (len(task.validation_examples()), len(task.test_examples())) == (validation, 50)
+    assert len(usable_examples(task)) == training
     for example in [*task.train_examples(10**6, seed=0), *task.test_examples()]:
         a, b = (int(n) for n in re.findall(r"\d+", example.prompt))
         expected = a + b if "more" in example.prompt else a - b

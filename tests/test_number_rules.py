@@ -311,6 +311,35 @@ def test_the_data_engineer_counts_number_rule_rows_and_makes_rows_from_them(tmp_
     assert all(_answers_right(prompt, answer) for prompt, answer in pairs)
 
 
+def test_a_stretch_of_rule_rows_weighs_every_folder_row_against_its_schedule(tmp_path, tiny_model):
+    # 120 folder rows, stretches of 40 rows in a schedule of 240: more rows than one stretch
+    # builds, so its share (20) is taken from all 120, not from the 40 a plain stretch draws.
+    folder = tmp_path / "word_problems"
+    folder.mkdir()
+    rows = word_problems(140, seed=3)
+    for name, part in (("train", rows[:120]), ("valid", rows[120:130]), ("eval", rows[130:])):
+        (folder / f"{name}.jsonl").write_text(
+            "".join(json.dumps(e.model_dump()) + "\n" for e in part)
+        )
+    plan = Plan(
+        iteration=1, technique="sft_full", method="sft", init_checkpoint=str(tiny_model),
+        hyper=Hyper(learning_rate=2e-5, max_steps=5, batch_size=8), data_format="sft",
+        data_size=40, data_seed=1, reason="r", data_recipe="recombined", schedule_steps=30,
+    )  # fmt: skip
+    state = {"run_dir": str(tmp_path / "run"), "task_dir": str(folder),
+             "run_options": RunOptions(), "trajectory": [], "plan": plan}  # fmt: skip
+    directive = Directive(agent="data_engineer", action="build_dataset", reason="r")
+    memory = open_memory(tmp_path / "memory")
+    card = data_engineer.build_dataset(state, directive, memory).update["datasets"][0]
+    stats = card.recipe_stats
+    assert (card.final_size, stats["seed_rows"], stats["number_rule_rows"]) == (40, 120, 120)
+    assert (stats["own_rows"], stats["recombined"]) == (20, 20)
+    # A plain stretch of the same folder still trains on the 40 rows it asked for.
+    state["plan"] = plan.model_copy(update={"data_recipe": "plain", "data_seed": 2})
+    plain = data_engineer.build_dataset(state, directive, memory).update["datasets"][0]
+    assert plain.final_size == 40
+
+
 def test_a_stretch_of_a_longer_schedule_takes_its_share_of_the_folders_rows():
     # A schedule reading 800 rows, a stretch 200 of them: the folder's 40 rows appear in the
     # share they would have among 800 drawn at once (10), new rows fill the rest.

@@ -652,13 +652,16 @@ def surveyed_state(tmp_path: Path, folder: Path, **extra) -> dict:
 
 
 def test_a_short_folder_under_number_rules_opens_on_the_rows_they_compute(tmp_path):
-    # 60 rows for a first stretch that reads 320 (40 steps of 8): every row is a sum.
+    # 60 rows for a schedule of six stretches of 40 steps of 8 (1,920 rows): every row a sum.
     plan = _opening_plan(surveyed_state(tmp_path, sums_folder(tmp_path / "s", 60)), None)
     assert (plan.move, plan.data_recipe) == ("open", "recombined")
-    assert "its folder holds 60 rows, fewer than the 320 the stretch reads" in plan.reason
+    assert "its folder holds 60 rows, fewer than the 1920 its schedule reads" in plan.reason
     assert "60 of them follow number rules (number 1 + number 2" in plan.reason
-    # A folder with rows to spare opens on its own rows.
-    plenty = sums_folder(tmp_path / "plenty", 400)
+    # 400 rows fill a stretch (320) but the schedule would read each more than four times.
+    enough_for_one = surveyed_state(tmp_path, sums_folder(tmp_path / "400", 400))
+    assert _opening_plan(enough_for_one, None).data_recipe == "recombined"
+    # A folder with rows for the whole schedule opens on its own rows.
+    plenty = sums_folder(tmp_path / "plenty", 2000)
     assert _opening_plan(surveyed_state(tmp_path, plenty), None).data_recipe == "plain"
     # So does a short folder whose answers no number rule computes (balanced yes and no).
     labels = _above_500_folder(tmp_path / "labels", list(range(470, 530)), [499, 501])

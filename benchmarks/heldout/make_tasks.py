@@ -11,6 +11,7 @@
 - above_500: whether a number is above 500. Nine training rows in ten say "yes"; validation and
   test are balanced: plain SFT on it learns to answer "yes" to everything.
 - word_problems: one-step word problems (add or take away), numeric answers, no valid.jsonl.
+- word_problems_500: the same kind, 520 training rows (a stretch reads 320, six read 1,920).
 - two_step_small: word problems of two steps on small numbers (add then take away, take away
   then add, groups of equal size plus some more), numeric answers, no valid.jsonl.
 - word_category_no_valid, above_500_no_valid: the two skewed folders without valid.jsonl, so
@@ -174,39 +175,46 @@ def above_500(out: Path) -> None:
     (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
 
 
-def word_problems(out: Path) -> None:
-    """One-step word problems (add or take away) with a numeric answer and no valid.jsonl:
-    validation is lent from the training file, 30 items, so one standard error is about 0.09."""
-    rng = random.Random(7)
+def _word_problem_rows(rng: random.Random, count: int) -> list[dict]:
+    """`count` one-step word problems (add or take away) on numbers from 2 to 60."""
     items = ["apples", "pens", "books", "coins", "stamps", "marbles"]
     people = ["Tom", "Ana", "Lee", "Sam", "Mia", "Raj"]
+    made = []
+    for _ in range(count):
+        a, b = rng.randint(2, 60), rng.randint(2, 60)
+        who, what = rng.choice(people), rng.choice(items)
+        if rng.random() < 0.5:
+            prompt = f"{who} has {a} {what} and gets {b} more. How many {what} does {who} have now?"
+            made.append({"prompt": prompt, "answer": str(a + b)})
+        else:
+            a, b = max(a, b), min(a, b)
+            prompt = f"{who} had {a} {what} and gave away {b}. How many {what} are left?"
+            made.append({"prompt": prompt, "answer": str(a - b)})
+    return made
 
-    def rows(count: int) -> list[dict]:
-        made = []
-        for _ in range(count):
-            a, b = rng.randint(2, 60), rng.randint(2, 60)
-            who, what = rng.choice(people), rng.choice(items)
-            if rng.random() < 0.5:
-                prompt = (
-                    f"{who} has {a} {what} and gets {b} more. How many {what} does {who} have now?"
-                )
-                made.append({"prompt": prompt, "answer": str(a + b)})
-            else:
-                a, b = max(a, b), min(a, b)
-                prompt = f"{who} had {a} {what} and gave away {b}. How many {what} are left?"
-                made.append({"prompt": prompt, "answer": str(a - b)})
-        return made
 
-    folder = out / "word_problems"
-    train, test = rows(200), rows(50)
-    # Draws can repeat a test question (one does): the training file leaves it out, as the lab
-    # would drop it on loading.
+def _word_problem_folder(folder: Path, name: str, seed: int, train_rows: int) -> None:
+    rng = random.Random(seed)
+    train, test = _word_problem_rows(rng, train_rows), _word_problem_rows(rng, 50)
+    # Draws can repeat a test question: the training file leaves it out, as the lab would drop
+    # it on loading.
     asked = {row["prompt"] for row in test}
     _write(folder, "train.jsonl", [row for row in train if row["prompt"] not in asked])
     _write(folder, "eval.jsonl", test)
-    task = {"name": "word_problems", "description": "Solve a one-step word problem.",
-            "metric": "numeric"}  # fmt: skip
+    task = {"name": name, "description": "Solve a one-step word problem.", "metric": "numeric"}
     (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
+
+
+def word_problems(out: Path) -> None:
+    """One-step word problems (add or take away) with a numeric answer and no valid.jsonl:
+    validation is lent from the training file, 30 items, so one standard error is about 0.09."""
+    _word_problem_folder(out / "word_problems", "word_problems", 7, 200)
+
+
+def word_problems_500(out: Path) -> None:
+    """The same kind of problem, 520 training rows: more than a stretch reads, fewer than a
+    whole schedule does; validation lent from the training file is 78 items."""
+    _word_problem_folder(out / "word_problems_500", "word_problems_500", 11, 520)
 
 
 def two_step_small(out: Path) -> None:
@@ -269,6 +277,7 @@ def main() -> None:
     phrase_edits(out)
     above_500(out)
     word_problems(out)
+    word_problems_500(out)
     two_step_small(out)
     for skewed in ("word_category", "above_500"):
         without_validation(out, skewed)

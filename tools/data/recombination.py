@@ -176,14 +176,15 @@ def folder_rules(examples: Sequence[Example]) -> FolderRules:
     return FolderRules(len(examples), copies, numbers)
 
 
-def survey_folder(task: Task, most_rows_built: int) -> FolderSurvey:
+def survey_folder(task: Task, sample: int) -> FolderSurvey:
     """The rows of a task folder that a training set may keep (counted as a data card counts
-    them, up to one more than `most_rows_built`) and how many follow copy and number rules."""
-    # One row more than a stretch ever builds tells a folder too short for one.
-    examples = usable_examples(task, most_rows_built + 1)
-    stats = folder_rules(examples).stats()
+    them) and how many of the first `sample` of them follow copy rules and number rules."""
+    examples = usable_examples(task)
+    surveyed = examples[:sample]
+    stats = folder_rules(surveyed).stats()
     return FolderSurvey(
         rows=len(examples),
+        surveyed_rows=len(surveyed),
         number_rule_rows=stats["number_rule_rows"],
         copy_rule_rows=stats["rule_rows"],
         number_rules=stats["number_rules"],
@@ -232,9 +233,10 @@ def recombined_rows(
     pool = sorted(set(found.copies.words) | {w.lower() for w in lent if w.isalpha()})
     rng = random.Random(seed)
     seen = {normalize_prompt(example.prompt) for example in examples}
-    own = list(examples)
+    own = list(examples[:size])
     if found.numbers and not found.copies.rows and schedule_rows and schedule_rows > size:
-        own = rng.sample(own, max(1, math.ceil(len(own) * size / schedule_rows)))
+        share = math.ceil(len(examples) * size / schedule_rows)
+        own = rng.sample(examples, min(size, max(1, share)))
     made: list[Example] = []
     counts = dict.fromkeys(("duplicates", "contaminated"), 0)
     wanted = max(0, size - len(own))

@@ -119,11 +119,14 @@ def build_training_set(
     provenance: dict[str, str | None] | None = None,
     rows_from: RowBuilder | None = None,
     recipe: str = "plain",
+    collect: int | None = None,
 ) -> DatasetCard:
     """Collect, dedup, decontaminate, format and atomically save a training set; return its card.
 
     `rows_from` makes the rows from the cleaned examples (self-generated answers, preference
-    pairs, an order); by default each example becomes one row of `fmt`.
+    pairs, an order); by default each example becomes one row of `fmt`. `collect` clean
+    examples are gathered for it when more than `size` (a recipe that weighs a folder's rows
+    against a whole schedule reads them all); the default rows are the first `size`.
     """
     if fmt not in ("sft", "grpo", "preference"):
         raise DatasetError(f"unknown format {fmt!r}; expected 'sft', 'grpo' or 'preference'")
@@ -136,13 +139,14 @@ def build_training_set(
     out_dir = Path(out_dir)
     index = held_out_index(task, ngram_n)
 
-    request = size + max(MIN_TRAINING_EXAMPLES, size // 4)
-    limit = size * _MAX_OVERSAMPLE + 64
+    wanted = max(size, collect or size)
+    request = wanted + max(MIN_TRAINING_EXAMPLES, wanted // 4)
+    limit = wanted * _MAX_OVERSAMPLE + 64
     while True:
         examples = task.train_examples(request, seed)
-        kept, collected, duplicates, contaminated = _clean(examples, index, size)
+        kept, collected, duplicates, contaminated = _clean(examples, index, wanted)
         # A shorter answer than asked means the source is exhausted; asking again cannot help.
-        if len(kept) >= size or len(examples) < request or request >= limit:
+        if len(kept) >= wanted or len(examples) < request or request >= limit:
             break
         request = min(request * 2, limit)
 
@@ -158,7 +162,7 @@ def build_training_set(
         )
 
     if rows_from is None:
-        rows, recipe_stats = [example_row(example, fmt) for example in kept], {}
+        rows, recipe_stats = [example_row(example, fmt) for example in kept[:size]], {}
     else:
         rows, recipe_stats = rows_from(kept)
     if len(rows) < MIN_TRAINING_EXAMPLES:
