@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import re
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -282,22 +283,32 @@ def test_recombined_rows_of_a_number_folder_are_right_new_and_decontaminated():
     assert stats["contaminated"] > 0
 
 
-def test_the_data_engineer_counts_number_rule_rows_and_makes_rows_from_them(tmp_path, tiny_model):
+def _folder_stretch(tmp_path: Path, model: Path, rows: list[Example], train: int, **plan):
+    """A word-problem folder of `rows` (`train` to train on, then 10 validation rows, the rest
+    test) and the state and directive of a stretch of SFT on it planned with `plan`."""
     folder = tmp_path / "word_problems"
     folder.mkdir()
-    rows = word_problems(60)
-    for name, part in (("train", rows[:40]), ("valid", rows[40:50]), ("eval", rows[50:])):
+    splits = (("train", rows[:train]), ("valid", rows[train : train + 10]))
+    for name, part in (*splits, ("eval", rows[train + 10 :])):
         (folder / f"{name}.jsonl").write_text(
             "".join(json.dumps(e.model_dump()) + "\n" for e in part)
         )
-    plan = Plan(
-        iteration=1, technique="sft_full", method="sft", init_checkpoint=str(tiny_model),
-        hyper=Hyper(learning_rate=2e-5, max_steps=10, batch_size=8), data_format="sft",
-        data_size=80, data_seed=1, reason="r",
+    steps = plan.pop("max_steps")
+    stretch = Plan(
+        iteration=1, technique="sft_full", method="sft", init_checkpoint=str(model),
+        hyper=Hyper(learning_rate=2e-5, max_steps=steps, batch_size=8), data_format="sft",
+        data_seed=1, reason="r", **plan,
     )  # fmt: skip
     state = {"run_dir": str(tmp_path / "run"), "task_dir": str(folder),
-             "run_options": RunOptions(), "trajectory": [], "plan": plan}  # fmt: skip
-    directive = Directive(agent="data_engineer", action="build_dataset", reason="r")
+             "run_options": RunOptions(), "trajectory": [], "plan": stretch}  # fmt: skip
+    return state, Directive(agent="data_engineer", action="build_dataset", reason="r")
+
+
+def test_the_data_engineer_counts_number_rule_rows_and_makes_rows_from_them(tmp_path, tiny_model):
+    state, directive = _folder_stretch(
+        tmp_path, tiny_model, word_problems(60), 40, max_steps=10, data_size=80
+    )
+    plan = state["plan"]
     memory = open_memory(tmp_path / "memory")
     card = data_engineer.build_dataset(state, directive, memory).update["datasets"][0]
     # Plain rows: the folder's 40, all under its two rules, fewer than the 80 asked for.
@@ -314,21 +325,11 @@ def test_the_data_engineer_counts_number_rule_rows_and_makes_rows_from_them(tmp_
 def test_a_stretch_of_rule_rows_weighs_every_folder_row_against_its_schedule(tmp_path, tiny_model):
     # 120 folder rows, stretches of 40 rows in a schedule of 240: more rows than one stretch
     # builds, so its share (20) is taken from all 120, not from the 40 a plain stretch draws.
-    folder = tmp_path / "word_problems"
-    folder.mkdir()
-    rows = word_problems(140, seed=3)
-    for name, part in (("train", rows[:120]), ("valid", rows[120:130]), ("eval", rows[130:])):
-        (folder / f"{name}.jsonl").write_text(
-            "".join(json.dumps(e.model_dump()) + "\n" for e in part)
-        )
-    plan = Plan(
-        iteration=1, technique="sft_full", method="sft", init_checkpoint=str(tiny_model),
-        hyper=Hyper(learning_rate=2e-5, max_steps=5, batch_size=8), data_format="sft",
-        data_size=40, data_seed=1, reason="r", data_recipe="recombined", schedule_steps=30,
+    state, directive = _folder_stretch(
+        tmp_path, tiny_model, word_problems(140, seed=3), 120,
+        max_steps=5, data_size=40, data_recipe="recombined", schedule_steps=30,
     )  # fmt: skip
-    state = {"run_dir": str(tmp_path / "run"), "task_dir": str(folder),
-             "run_options": RunOptions(), "trajectory": [], "plan": plan}  # fmt: skip
-    directive = Directive(agent="data_engineer", action="build_dataset", reason="r")
+    plan = state["plan"]
     memory = open_memory(tmp_path / "memory")
     card = data_engineer.build_dataset(state, directive, memory).update["datasets"][0]
     stats = card.recipe_stats
