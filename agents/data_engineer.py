@@ -244,7 +244,9 @@ def build_dataset(state: LabState, directive: Directive, memory: LabMemory) -> S
         if (out_dir / CARD_FILE).is_file():
             card = read_card(out_dir)
         else:
-            task, provenance, note = _training_source(state, size)
+            # Its own rows take their share of the whole schedule, weighed on all of them.
+            collect = plan.schedule_rows if recipe == "recombined" else None
+            task, provenance, note = _training_source(state, max(size, collect or size))
             card = build_training_set(
                 task,
                 fmt,
@@ -254,8 +256,7 @@ def build_dataset(state: LabState, directive: Directive, memory: LabMemory) -> S
                 provenance=provenance,
                 rows_from=row_builder(state, memory, task),
                 recipe=recipe,
-                # Its own rows take their share of the whole schedule, weighed on all of them.
-                collect=plan.schedule_rows if recipe == "recombined" else None,
+                collect=collect,
             )
     except DatasetError as error:
         failed = plan.model_copy(update={"status": "failed"})

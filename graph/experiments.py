@@ -73,7 +73,7 @@ def allowed(state: LabState) -> list[TechniqueFinding]:
 
 def usable_recipes(state: LabState, key: str) -> tuple[str, ...]:
     """Data recipes a technique's trainer can learn from in this run (synthetic needs a teacher;
-    recombined, a task folder whose rows a card found following copy or number rules)."""
+    recombined, a task folder whose rows mostly follow copy or number rules)."""
     unusable = set()
     if not state["run_options"].teacher:
         unusable.add("synthetic")
@@ -83,19 +83,19 @@ def usable_recipes(state: LabState, key: str) -> tuple[str, ...]:
 
 
 def _folder_rules(state: LabState) -> bool:
-    """Whether the folder read when the run was prepared, or a data card of this run, has most
-    of its rows following copy rules or number rules."""
+    """Whether the folder surveyed when the run was prepared, or a data card of this run, has
+    most of its rows following copy rules or number rules."""
+    counts: list[tuple[int, int, int]] = []  # (copy-rule rows, number-rule rows, rows)
     if (survey := state.get("folder_survey")) is not None:
-        counts = (survey.copy_rule_rows, survey.number_rule_rows)
-        if any(recombinable(count, survey.surveyed_rows) for count in counts):
-            return True
+        counts.append((survey.copy_rule_rows, survey.number_rule_rows, survey.surveyed_rows))
     for card in state.get("datasets") or []:
         stats = card.recipe_stats
-        rows = stats.get("seed_rows", card.final_size)
-        for counted in ("rule_rows", "number_rule_rows"):
-            if recombinable(int(stats.get(counted) or 0), rows):
-                return True
-    return False
+        rule_counts = (int(stats.get(key) or 0) for key in ("rule_rows", "number_rule_rows"))
+        counts.append((*rule_counts, int(stats.get("seed_rows", card.final_size))))
+    return any(
+        recombinable(copy_rows, rows) or recombinable(number_rows, rows)
+        for copy_rows, number_rows, rows in counts
+    )
 
 
 def balances_answers(state: LabState, key: str) -> bool:

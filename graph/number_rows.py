@@ -4,8 +4,8 @@ A task folder's rows are all its source holds: a stretch that reads more than th
 Where number rules (tools/data/number_rules.py) compute most of its answers from their prompts'
 numbers, new numbers make new questions with right answers, so stretches train on those instead of
 on repeats (recombination.py gives the folder's own rows their share of the whole schedule): from
-the first, when the folder read before it holds fewer rows than the schedule reads, else from the
-first stretch whose card shows it ran short. Measured on word_problems
+the first, when the folder surveyed as the run is prepared holds fewer rows than the schedule
+reads, else from the first stretch that shows it. Measured on word_problems
 (benchmarks/heldout/make_tasks.py: 169 training rows, two rules covering all of them; README,
 "Against naive SFT"): 240 steps of plain SFT scored 0.42 on test on its rows alone and 0.62 with
 1,751 rows its rules made (benchmarks/number_rows.py); the lab, on such rows from its second
@@ -33,10 +33,12 @@ from postlab.tools.data.recombination import recombinable
 
 
 class NumberRows(NamedTuple):
-    """Evidence that a stretch's rows ran short and number rules can make more."""
+    """Evidence that a folder's rows run short of what training reads and number rules can
+    make more."""
 
     rows: int
-    requested: int
+    # What the folder's rows fell short of, in words: "the 1920 its schedule reads".
+    short_of: str
     rule_rows: int
     rules: list[str]
     continued: bool
@@ -48,9 +50,9 @@ class NumberRows(NamedTuple):
         rules = "; ".join(self.rules)
         if self.opening:
             return (
-                f"its folder holds {self.rows} rows, fewer than the {self.requested} its schedule "
-                f"reads, and {self.rule_rows} of them follow number rules ({rules}): train on "
-                "rows those rules compute, numbers within the rows' ranges, from the start"
+                f"its folder holds {self.rows} rows, fewer than {self.short_of}, and "
+                f"{self.rule_rows} of them follow number rules ({rules}): train on rows those "
+                "rules compute, numbers within the rows' ranges, from the start"
             )
         if self.continued:
             return (
@@ -58,15 +60,27 @@ class NumberRows(NamedTuple):
                 "fresh rows those rules compute"
             )
         return (
-            f"its folder holds {self.rows} rows, fewer than the {self.requested} the stretch "
-            f"asked for (so it repeated them), and {self.rule_rows} of them follow number rules "
-            f"({rules}): new rows those rules compute, numbers within the rows' ranges"
+            f"its folder holds {self.rows} rows, fewer than {self.short_of} (so they repeat), "
+            f"and {self.rule_rows} of them follow number rules ({rules}): new rows those rules "
+            "compute, numbers within the rows' ranges"
         )
 
 
+def _short_of(rows: int, plan: Plan) -> str | None:
+    """What a folder of `rows` falls short of under `plan` (its whole schedule's reading, or the
+    set its stretch builds where that floor is more), in words; None when it holds enough."""
+    if plan.data_size > plan.schedule_rows:
+        # A stretch builds at least MIN_TRAINING_ROWS, however few rows its steps read.
+        return (
+            f"the {plan.data_size} rows its stretch is built of" if rows < plan.data_size else None
+        )
+    return f"the {plan.schedule_rows} its schedule reads" if rows < plan.schedule_rows else None
+
+
 def number_rows(state: LabState, plan: Plan) -> NumberRows | None:
-    """The evidence for training the next stretch on rows number rules make: the plan's data
-    ran short of the folder, or already was such rows; None otherwise."""
+    """The evidence for training the next stretch on rows number rules make: the folder holds
+    fewer rows than training reads (or, without a survey, the plan's data ran short of it), or
+    the plan already was such rows; None otherwise."""
     if plan.method != "sft" or not state.get("task_dir"):
         return None
     if "recombined" not in usable_recipes(state, plan.technique):
@@ -79,11 +93,18 @@ def number_rows(state: LabState, plan: Plan) -> NumberRows | None:
     numbers, copies = int(stats.get("number_rule_rows") or 0), int(stats.get("rule_rows") or 0)
     if not _number_rules_only(numbers, copies, rows):
         return None
-    continued = card.recipe == "recombined"
-    if not continued and rows >= card.requested:
-        return None
     rules = list(stats.get("number_rules") or [])
-    return NumberRows(rows, card.requested, numbers, rules, continued)
+    if card.recipe == "recombined":
+        return NumberRows(rows, "", numbers, rules, True)
+    if (survey := state.get("folder_survey")) is not None:
+        short_of = _short_of(survey.rows, plan)
+        rows = survey.rows
+    else:
+        # A run prepared before folders were surveyed: the stretch's own card is the evidence.
+        short_of = f"the {card.requested} the stretch asked for" if rows < card.requested else None
+    if short_of is None:
+        return None
+    return NumberRows(rows, short_of, numbers, rules, False)
 
 
 def _number_rules_only(number_rule_rows: int, copy_rule_rows: int, rows: int) -> bool:
@@ -94,18 +115,17 @@ def _number_rules_only(number_rule_rows: int, copy_rule_rows: int, rows: int) ->
 
 def opening_number_rows(state: LabState, plan: Plan) -> NumberRows | None:
     """The evidence for a run's first stretch to train on rows number rules make: a plain SFT
-    stretch on a task folder holding fewer rows than its schedule reads (its own rows would
+    stretch on a task folder holding fewer rows than training reads (its own rows would
     repeat), most of them under number rules and not most under copy rules (those wait for rows
     learned by heart); None otherwise. No card exists yet: the folder as surveyed when the run
     was prepared is the evidence."""
     survey = state.get("folder_survey")
     if plan.method != "sft" or plan.data_recipe != "plain" or survey is None:
         return None
-    # A stretch builds at least MIN_TRAINING_ROWS, however few rows its steps read.
-    reads = max(plan.data_size, plan.schedule_rows)
-    if survey.rows >= reads:
+    short_of = _short_of(survey.rows, plan)
+    if short_of is None:
         return None
     numbers, copies = survey.number_rule_rows, survey.copy_rule_rows
     if not _number_rules_only(numbers, copies, survey.surveyed_rows):
         return None
-    return NumberRows(survey.rows, reads, numbers, list(survey.number_rules), False, opening=True)
+    return NumberRows(survey.rows, short_of, numbers, list(survey.number_rules), False, True)

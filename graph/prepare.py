@@ -107,6 +107,7 @@ def prepare(
             if not options.teacher and any(TECHNIQUES[k].needs_teacher for k in keys):
                 raise ValueError("synthetic_teacher needs a teacher model: give --teacher MODEL")
         check_trainable(task, options.batch_size)
+        survey = survey_folder(task, options.train_size) if task_dir else None
         steps = state.get("budget") or context.get("budget") or DEFAULT_STEP_BUDGET
         budget = Budget(steps=steps, max_time_s=state.get("max_time_s"))
         with quiet_progress():
@@ -142,7 +143,7 @@ def prepare(
         max_time_s=budget.max_time_s,
         base_model_path=resolved.path,
         run_options=options,
-        folder_survey=survey_folder(task, options.train_size) if task_dir else None,
+        folder_survey=survey,
         tried_techniques=[],
         baseline=None,
         best=None,

@@ -202,7 +202,7 @@ def _after_memorising(
         reason = f"{why}: continue {finding.name} on new rows from the teacher"
         fresh = new_plan(state, finding, reason, plan.hyper, recipe="synthetic", move="continue")
         return fresh, "continue"
-    # Usable only where a card of this folder found most rows following copy rules.
+    # Usable only where most of the folder's rows follow copy (or number) rules.
     if "recombined" in usable and plan.data_recipe != "recombined":
         reason = (
             f"{why}; {learned.rule_rows} of them copy words of their prompts into their answers "

@@ -171,9 +171,9 @@ class AnswerShift(BaseModel):
 
 
 class FolderSurvey(BaseModel):
-    """A task folder's usable training rows, read when the run is prepared, and how many of
-    those rules were sought in follow the rules new rows can be made by
-    (tools/data/recombination.py)."""
+    """A task folder read when the run is prepared: its usable training rows, and how many of
+    the first of them follow copy rules or number rules (tools/data/recombination.py), which
+    new rows can be made by."""
 
     # Counted as a data card counts them: distinct prompts, none a copy of a held-out row.
     rows: int

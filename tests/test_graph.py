@@ -361,7 +361,7 @@ def test_a_short_folder_of_sums_is_surveyed_and_opens_on_rows_its_rule_computes(
     assert card["recipe"] == "recombined" and card["final_size"] == 16
     assert card["recipe_stats"]["number_rule_rows"] == 12
     reason = summary["iterations"][0]["reason"]
-    assert "its folder holds 12 rows, fewer than the 16 its schedule reads" in reason
+    assert "its folder holds 12 rows, fewer than the 16 rows its stretch is built of" in reason
 
 
 def test_a_run_weighs_earlier_runs_measurements_and_files_its_own(finished_run):

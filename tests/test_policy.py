@@ -20,6 +20,7 @@ from postlab.records.outcomes import (
     AnswerShift,
     BestModel,
     EvaluationRecord,
+    FolderSurvey,
     LearningRateEvidence,
     MissCluster,
     PaperRef,
@@ -660,12 +661,19 @@ def test_a_short_folder_under_number_rules_opens_on_the_rows_they_compute(tmp_pa
     # 400 rows fill a stretch (320) but the schedule would read each more than four times.
     enough_for_one = surveyed_state(tmp_path, sums_folder(tmp_path / "400", 400))
     assert _opening_plan(enough_for_one, None).data_recipe == "recombined"
-    # A folder with rows for the whole schedule opens on its own rows.
-    plenty = sums_folder(tmp_path / "plenty", 2000)
-    assert _opening_plan(surveyed_state(tmp_path, plenty), None).data_recipe == "plain"
-    # So does a short folder whose answers no number rule computes (balanced yes and no).
-    labels = _above_500_folder(tmp_path / "labels", list(range(470, 530)), [499, 501])
-    assert _opening_plan(surveyed_state(tmp_path, labels), None).data_recipe == "plain"
+    # A folder with rows for the whole schedule opens on its own rows; one row fewer does not.
+    exactly = surveyed_state(tmp_path, sums_folder(tmp_path / "1920", 1920))
+    assert _opening_plan(exactly, None).data_recipe == "plain"
+    one_short = surveyed_state(tmp_path, sums_folder(tmp_path / "1919", 1919))
+    assert _opening_plan(one_short, None).data_recipe == "recombined"
+    # So does a short folder whose answers no number rule computes (balanced yes and no), and
+    # rows made by rules are no recipe a chat model may name there.
+    labels = surveyed_state(
+        tmp_path, _above_500_folder(tmp_path / "labels", list(range(470, 530)), [499, 501])
+    )
+    assert _opening_plan(labels, None).data_recipe == "plain"
+    assert "recombined" not in usable_recipes(labels, "sft_full")
+    assert "recombined" in usable_recipes(one_short, "sft_full")
     # The survey counts what a training set keeps: 60 sums plus 40 copies of test and
     # validation rows are still 60 rows.
     copies = sums_folder(tmp_path / "copies", 60)
@@ -1042,6 +1050,18 @@ def test_a_folder_too_small_for_its_stretches_trains_on_rows_its_number_rules_co
     ):
         new, _ = refine(plain, plain["plan"])
         assert new.data_recipe == "plain" and "number rules" not in new.reason
+    # With the folder surveyed as a run is prepared, the whole schedule is the measure: 400
+    # rows fill a stretch of 80 but not a schedule of 1,920.
+    survey = FolderSurvey(
+        rows=400, surveyed_rows=400, number_rule_rows=400, number_rules=[SUM_RULE]
+    )
+    state = _memorised_state(
+        tmp_path, [0.5, 0.3], score=0.45, number_rule_rows=90, rows_asked=80,
+        folder_survey=survey, **folder,
+    )  # fmt: skip
+    new, _ = refine(state, state["plan"])
+    assert new.data_recipe == "recombined"
+    assert "its folder holds 400 rows, fewer than the 1920 its schedule reads" in new.reason
     # Once on such rows, a continuation keeps them (fresh ones), and a dip on the first of them
     # is no last bet (its parent had not learned its rows by heart): the hold rule judges it.
     state = _recombined_stretch(tmp_path, 0.45, "plain", losses=[0.5, 0.3], number_rule_rows=90)

@@ -176,11 +176,11 @@ def folder_rules(examples: Sequence[Example]) -> FolderRules:
     return FolderRules(len(examples), copies, numbers)
 
 
-def survey_folder(task: Task, sample: int) -> FolderSurvey:
+def survey_folder(task: Task, survey_rows: int) -> FolderSurvey:
     """The rows of a task folder that a training set may keep (counted as a data card counts
-    them) and how many of the first `sample` of them follow copy rules and number rules."""
+    them) and how many of the first `survey_rows` of them follow copy rules and number rules."""
     examples = usable_examples(task)
-    surveyed = examples[:sample]
+    surveyed = examples[:survey_rows]
     stats = folder_rules(surveyed).stats()
     return FolderSurvey(
         rows=len(examples),
@@ -227,7 +227,7 @@ def recombined_rows(
     A folder under number rules alone gives a stretch its own rows in the share they would
     have among `schedule_rows` (what the stretch's whole schedule reads) drawn from the rules at
     once, each read about once over the schedule rather than once a stretch; copied words keep
-    every folder row, whose words anchor the ones swapped in."""
+    the first `size` folder rows, whose words anchor the ones swapped in."""
     found = folder_rules(examples)
     lent = substitutes() if found.copies.rows else []
     pool = sorted(set(found.copies.words) | {w.lower() for w in lent if w.isalpha()})

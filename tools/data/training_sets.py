@@ -125,8 +125,9 @@ def build_training_set(
 
     `rows_from` makes the rows from the cleaned examples (self-generated answers, preference
     pairs, an order); by default each example becomes one row of `fmt`. `collect` clean
-    examples are gathered for it when more than `size` (a recipe that weighs a folder's rows
-    against a whole schedule reads them all); the default rows are the first `size`.
+    examples are gathered when more than `size` (a recipe that weighs a folder's rows against a
+    whole schedule reads them all): `rows_from` is then given them all and makes `size` rows
+    itself; the default rows are the first `size`.
     """
     if fmt not in ("sft", "grpo", "preference"):
         raise DatasetError(f"unknown format {fmt!r}; expected 'sft', 'grpo' or 'preference'")
