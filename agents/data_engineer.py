@@ -245,8 +245,8 @@ def build_dataset(state: LabState, directive: Directive, memory: LabMemory) -> S
             card = read_card(out_dir)
         else:
             # Its own rows take their share of the whole schedule, weighed on all of them.
-            collect = plan.schedule_rows if recipe == "recombined" else None
-            task, provenance, note = _training_source(state, max(size, collect or size))
+            collect = max(size, plan.schedule_rows) if recipe == "recombined" else size
+            task, provenance, note = _training_source(state, collect)
             card = build_training_set(
                 task,
                 fmt,

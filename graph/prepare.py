@@ -106,8 +106,8 @@ def prepare(
             options = options.model_copy(update={"techniques": list(dict.fromkeys(keys))})
             if not options.teacher and any(TECHNIQUES[k].needs_teacher for k in keys):
                 raise ValueError("synthetic_teacher needs a teacher model: give --teacher MODEL")
-        check_trainable(task, options.batch_size)
-        survey = survey_folder(task, options.train_size) if task_dir else None
+        usable = check_trainable(task, options.batch_size)
+        survey = None if usable is None else survey_folder(usable, options.train_size)
         steps = state.get("budget") or context.get("budget") or DEFAULT_STEP_BUDGET
         budget = Budget(steps=steps, max_time_s=state.get("max_time_s"))
         with quiet_progress():

@@ -22,6 +22,7 @@ from postlab.memory.checkpoints import state_serializer
 from postlab.records.outcomes import BestModel, EvaluationRecord, PaperRef, TechniqueFinding
 from postlab.records.run import RunOptions, StopReason
 from postlab.tools.data.recombination import survey_folder
+from postlab.tools.data.training_sets import usable_examples
 from postlab.tools.tasks.catalog import load_task
 
 OPTIONS = {
@@ -144,7 +145,7 @@ def test_the_model_chooses_the_data_recipe_and_may_stop_between_iterations(tmp_p
 def test_the_model_may_open_on_the_rows_a_short_folders_rules_compute(tmp_path):
     # 12 sums for a stretch that builds 16 rows: the playbook opens on rows the rule computes.
     folder = sums_folder(tmp_path / "sums", 12)
-    survey = survey_folder(load_task(None, folder), OPTIONS["train_size"])
+    survey = survey_folder(usable_examples(load_task(None, folder)), OPTIONS["train_size"])
     state = state_for(tmp_path, task_dir=str(folder), folder_survey=survey)
     expected, plan = decide(state, 3, None)
     assert plan.data_recipe == "recombined"

@@ -30,6 +30,7 @@ from postlab.records.outcomes import (
 from postlab.records.run import RunOptions, StopReason
 from postlab.records.steps import GuardEvent, Iteration, Plan, TrajectoryRecord
 from postlab.tools.data.recombination import survey_folder
+from postlab.tools.data.training_sets import check_trainable
 from postlab.tools.papers.corpus import load_corpus
 from postlab.tools.tasks.catalog import load_task
 from postlab.tools.training.recipes import LR_BOUNDS
@@ -648,7 +649,7 @@ def test_a_skewed_training_file_without_validation_is_a_shift_against_an_unknown
 def surveyed_state(tmp_path: Path, folder: Path, **extra) -> dict:
     """A run's state on a task folder, surveyed as preparing the run surveys it."""
     task = load_task(None, folder)
-    survey = survey_folder(task, RunOptions().train_size)
+    survey = survey_folder(check_trainable(task, RunOptions().batch_size), RunOptions().train_size)
     return base_state(tmp_path, task_dir=str(folder), folder_survey=survey, **extra)
 
 

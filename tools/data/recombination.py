@@ -34,8 +34,8 @@ from postlab.tools.data.number_rules import (
     redraw,
     rule_row_count,
 )
-from postlab.tools.data.training_sets import example_row, usable_examples
-from postlab.tools.tasks.catalog import Example, Task, normalize_prompt
+from postlab.tools.data.training_sets import example_row
+from postlab.tools.tasks.catalog import Example, normalize_prompt
 
 _WORD = re.compile(r"[A-Za-z]+")
 # A slot as `_shape` writes it.
@@ -176,10 +176,9 @@ def folder_rules(examples: Sequence[Example]) -> FolderRules:
     return FolderRules(len(examples), copies, numbers)
 
 
-def survey_folder(task: Task, survey_rows: int) -> FolderSurvey:
-    """The rows of a task folder that a training set may keep (counted as a data card counts
-    them) and how many of the first `survey_rows` of them follow copy rules and number rules."""
-    examples = usable_examples(task)
+def survey_folder(examples: Sequence[Example], survey_rows: int) -> FolderSurvey:
+    """A folder's usable rows (`examples`, as `usable_examples` counts them) and how many of
+    the first `survey_rows` of them follow copy rules and number rules."""
     surveyed = examples[:survey_rows]
     stats = folder_rules(surveyed).stats()
     return FolderSurvey(

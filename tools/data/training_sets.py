@@ -66,15 +66,16 @@ def usable_examples(task: Task, limit: int = sys.maxsize) -> list[Example]:
     return _clean(pool, held_out_index(task), len(pool))[0]
 
 
-def check_trainable(task: Task, batch_size: int) -> None:
-    """Refuse, before any compute, a task folder no training set can come from (DatasetError).
+def check_trainable(task: Task, batch_size: int) -> list[Example] | None:
+    """Refuse, before any compute, a task folder no training set can come from (DatasetError);
+    return the rows it may train on (None for a task that is no folder).
 
     Counts what `build_training_set` would keep (distinct prompts, none overlapping test or
     validation) and refuses fewer than a batch (or MIN_TRAINING_EXAMPLES), a single distinct
     answer, or an empty validation split.
     """
     if task.spec.source != "dir" or not task.spec.task_dir:
-        return
+        return None
     folder = Path(task.spec.task_dir)
     train_path = folder / TRAIN_FILE
     kept = usable_examples(task)
@@ -94,6 +95,7 @@ def check_trainable(task: Task, batch_size: int) -> None:
     if not task.validation_examples():
         where = folder / VALID_FILE if (folder / VALID_FILE).is_file() else train_path
         raise DatasetError(f"{where}: no validation rows left after decontamination against test")
+    return kept
 
 
 # Turns cleaned examples into dataset rows, with what it counted on the way.
