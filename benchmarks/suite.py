@@ -2,9 +2,9 @@
 
     python benchmarks/suite.py [--quick]
 
---quick (a few minutes on 2 cores): CLI start, memory at 1k and 10k items, training and
-evaluation throughput at 10 steps. The full suite adds memory at 100k, 40-step training and the
-demo's wall time, overhead share and disk use.
+--quick (a few minutes on 2 cores): CLI start, checkpoint writes, memory at 1k and 10k items,
+training and evaluation throughput at 10 steps. The full suite adds memory at 100k, 40-step
+training and the demo's wall time, overhead share and disk use.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def main() -> None:
     quick = ["--quick"] if args.quick else []
     scripts = [
         ["cli_start.py"],
+        ["checkpoint_write.py", *(["--repeats", "2"] if args.quick else [])],
         ["memory_scale.py", *quick],
         ["throughput.py", *quick],
         *([] if args.quick else [["demo_time.py"]]),

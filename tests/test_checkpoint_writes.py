@@ -1,0 +1,93 @@
+"""Checkpoints written through memory: the same files as a straight write, nothing left over."""
+
+import errno
+import shutil
+
+import pytest
+
+from postlab.tools.io import through_memory
+from postlab.tools.io.through_memory import (
+    MEMORY_DIR,
+    THROUGH_MEMORY_ENV,
+    memory_room,
+    written_through_memory,
+)
+from postlab.tools.models.resolution import save_checkpoint
+
+needs_memory_dir = pytest.mark.skipif(
+    memory_room() == 0, reason="no memory-backed folder with room on this machine"
+)
+
+
+def _load(path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+
+
+def _held_in_memory() -> set[str]:
+    return {p.name for p in MEMORY_DIR.glob("postlab-*")} if MEMORY_DIR.is_dir() else set()
+
+
+def _files(folder):
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mode)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@needs_memory_dir
+def test_a_checkpoint_written_through_memory_equals_one_written_straight(
+    tiny_model, tmp_path, monkeypatch
+):
+    model, tokenizer = _load(tiny_model)
+    before = _held_in_memory()
+    copies = []
+    copy_tree = through_memory.copy_tree
+    monkeypatch.setattr(through_memory, "copy_tree", lambda *a: copies.append(a) or copy_tree(*a))
+    through = save_checkpoint(model, tokenizer, tmp_path / "through" / "checkpoint")
+    assert len(copies) == 1 and str(copies[0][0]).startswith(str(MEMORY_DIR))
+
+    monkeypatch.setenv(THROUGH_MEMORY_ENV, "0")
+    straight = save_checkpoint(model, tokenizer, tmp_path / "straight" / "checkpoint")
+    assert len(copies) == 1
+
+    written = _files(through)
+    assert "model.safetensors" in written
+    assert written == _files(straight)
+    assert (through.stat().st_mode & 0o777) == (straight.stat().st_mode & 0o777)
+    assert _held_in_memory() == before
+
+
+def test_files_larger_than_the_room_in_memory_are_written_straight(tmp_path, monkeypatch):
+    with written_through_memory(tmp_path, memory_room() + 1) as folder:
+        assert folder == tmp_path
+    # A folder that is not a memory-backed mount is never used as one.
+    assert memory_room(tmp_path) == 0
+    monkeypatch.setenv(THROUGH_MEMORY_ENV, "0")
+    assert memory_room() == 0
+
+
+@needs_memory_dir
+def test_a_copy_that_fails_leaves_no_half_checkpoint_and_nothing_in_memory(
+    tiny_model, tmp_path, monkeypatch
+):
+    model, tokenizer = _load(tiny_model)
+    before = _held_in_memory()
+    copied = []
+
+    def copy_until_the_disk_fills(source, destination):
+        if copied:
+            raise OSError(errno.ENOSPC, "No space left on device", str(destination))
+        copied.append(destination)
+        shutil.copyfile(source, destination)
+
+    monkeypatch.setattr(through_memory.shutil, "copyfile", copy_until_the_disk_fills)
+    target = tmp_path / "run" / "checkpoint"
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(model, tokenizer, target)
+    assert copied
+    assert not target.exists()
+    assert list(target.parent.iterdir()) == []
+    assert _held_in_memory() == before
