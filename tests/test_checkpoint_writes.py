@@ -1,12 +1,16 @@
 """Checkpoints written through memory: the same files as a straight write, nothing left over."""
 
 import errno
+import os
 import shutil
+import subprocess
+import sys
 
 import pytest
 
 from postlab.tools.io import through_memory
 from postlab.tools.io.through_memory import (
+    HELD_PREFIX,
     MEMORY_DIR,
     THROUGH_MEMORY_ENV,
     memory_room,
@@ -91,3 +95,23 @@ def test_a_copy_that_fails_leaves_no_half_checkpoint_and_nothing_in_memory(
     assert not target.exists()
     assert list(target.parent.iterdir()) == []
     assert _held_in_memory() == before
+
+
+@needs_memory_dir
+def test_a_write_removes_what_a_killed_writer_left_in_memory_and_nothing_else(tmp_path):
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    orphan = MEMORY_DIR / f"{HELD_PREFIX}{ended.pid}-left"
+    running = MEMORY_DIR / f"{HELD_PREFIX}{os.getpid()}-running"
+    try:
+        for folder in (orphan, running):
+            folder.mkdir()
+            (folder / "model.safetensors").write_bytes(b"\0" * 1024)
+        with written_through_memory(tmp_path, 1024) as folder:
+            (folder / "model.safetensors").write_bytes(b"\1" * 1024)
+        assert not orphan.exists()
+        assert (running / "model.safetensors").read_bytes() == b"\0" * 1024
+        assert (tmp_path / "model.safetensors").read_bytes() == b"\1" * 1024
+    finally:
+        shutil.rmtree(orphan, ignore_errors=True)
+        shutil.rmtree(running, ignore_errors=True)

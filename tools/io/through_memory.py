@@ -25,6 +25,9 @@ MEMORY_FILESYSTEMS = ("tmpfs",)
 MEMORY_SHARE = 0.25
 # Set to 0 to write large files straight into their folder.
 THROUGH_MEMORY_ENV = "POSTLAB_WRITE_THROUGH_MEMORY"
+# A folder in memory is named for the process that writes it: what a killed process left there
+# holds memory until it is deleted, and the next write deletes it once that process is gone.
+HELD_PREFIX = "postlab-"
 
 
 def memory_room(memory_dir: Path = MEMORY_DIR) -> int:
@@ -49,7 +52,9 @@ def written_through_memory(
     if nbytes > memory_room(memory_dir):
         yield target_dir
         return
-    with tempfile.TemporaryDirectory(prefix="postlab-", dir=memory_dir) as held:
+    remove_orphans(memory_dir)
+    prefix = f"{HELD_PREFIX}{os.getpid()}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=memory_dir) as held:
         yield Path(held)
         copy_tree(Path(held), target_dir)
 
@@ -63,6 +68,27 @@ def copy_tree(source: Path, target_dir: Path) -> None:
             destination.mkdir(exist_ok=True)
         else:
             shutil.copyfile(path, destination)
+
+
+def remove_orphans(memory_dir: Path = MEMORY_DIR) -> list[str]:
+    """Delete the folders that processes no longer running left in `memory_dir`; their names."""
+    removed = []
+    for left in memory_dir.glob(f"{HELD_PREFIX}*"):
+        pid = left.name.removeprefix(HELD_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+            removed.append(left.name)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process: running, and its folder is not ours to delete
+    return True
 
 
 def _memory_backed(folder: Path) -> bool:
