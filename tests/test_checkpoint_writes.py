@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -12,6 +13,7 @@ from postlab.tools.io import through_memory
 from postlab.tools.io.through_memory import (
     HELD_PREFIX,
     MEMORY_DIR,
+    ORPHAN_AGE_S,
     THROUGH_MEMORY_ENV,
     memory_room,
     written_through_memory,
@@ -102,16 +104,22 @@ def test_a_write_removes_what_a_killed_writer_left_in_memory_and_nothing_else(tm
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
     ended.wait()
     orphan = MEMORY_DIR / f"{HELD_PREFIX}{ended.pid}-left"
+    recent = MEMORY_DIR / f"{HELD_PREFIX}{ended.pid}-recent"
     running = MEMORY_DIR / f"{HELD_PREFIX}{os.getpid()}-running"
     try:
-        for folder in (orphan, running):
+        for folder in (orphan, recent, running):
             folder.mkdir()
             (folder / "model.safetensors").write_bytes(b"\0" * 1024)
+        old = time.time() - ORPHAN_AGE_S - 60
+        for folder in (orphan, running):
+            os.utime(folder, (old, old))
         with written_through_memory(tmp_path, 1024) as folder:
             (folder / "model.safetensors").write_bytes(b"\1" * 1024)
         assert not orphan.exists()
+        # A folder of an ended process that changed lately may be another namespace's write.
+        assert recent.exists()
         assert (running / "model.safetensors").read_bytes() == b"\0" * 1024
         assert (tmp_path / "model.safetensors").read_bytes() == b"\1" * 1024
     finally:
-        shutil.rmtree(orphan, ignore_errors=True)
-        shutil.rmtree(running, ignore_errors=True)
+        for folder in (orphan, recent, running):
+            shutil.rmtree(folder, ignore_errors=True)

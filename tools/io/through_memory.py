@@ -14,6 +14,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,8 +27,11 @@ MEMORY_SHARE = 0.25
 # Set to 0 to write large files straight into their folder.
 THROUGH_MEMORY_ENV = "POSTLAB_WRITE_THROUGH_MEMORY"
 # A folder in memory is named for the process that writes it: what a killed process left there
-# holds memory until it is deleted, and the next write deletes it once that process is gone.
+# holds memory until it is deleted, and a later write deletes it once that process is gone and
+# the folder has not changed for ORPHAN_AGE_S (a process in another pid namespace sharing this
+# folder would look gone while its write, seconds long, goes on).
 HELD_PREFIX = "postlab-"
+ORPHAN_AGE_S = 600.0
 
 
 def memory_room(memory_dir: Path = MEMORY_DIR) -> int:
@@ -75,10 +79,17 @@ def remove_orphans(memory_dir: Path = MEMORY_DIR) -> list[str]:
     removed = []
     for left in memory_dir.glob(f"{HELD_PREFIX}*"):
         pid = left.name.removeprefix(HELD_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not _running(int(pid)):
+        if pid.isdigit() and not _running(int(pid)) and _unchanged_for(left, ORPHAN_AGE_S):
             shutil.rmtree(left, ignore_errors=True)
             removed.append(left.name)
     return removed
+
+
+def _unchanged_for(folder: Path, seconds: float) -> bool:
+    try:
+        return time.time() - folder.stat().st_mtime > seconds
+    except OSError:
+        return False
 
 
 def _running(pid: int) -> bool:
