@@ -34,7 +34,9 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(path)
     nbytes = model.get_memory_footprint()
     if nbytes > memory_room():
-        raise SystemExit("no memory-backed folder with room for this model: nothing to compare")
+        # Not a failure of the suite: such a machine has only the one way of writing.
+        print("no memory-backed folder with room for this model here: nothing to compare")
+        return
     ways = {"straight": "0", "through memory": "1"}
     samples: dict[str, list[float]] = {way: [] for way in ways}
     with scratch_dir("postlab-checkpoint-write-") as scratch:

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,7 @@ from postlab.tools.io.through_memory import (
     ORPHAN_AGE_S,
     THROUGH_MEMORY_ENV,
     memory_room,
-    written_through_memory,
+    write_through_memory,
 )
 from postlab.tools.models.resolution import save_checkpoint
 
@@ -66,9 +67,14 @@ def test_a_checkpoint_written_through_memory_equals_one_written_straight(
     assert _held_in_memory() == before
 
 
+def _write_weights(folder):
+    (folder / "model.safetensors").write_bytes(b"\1" * 1024)
+
+
 def test_files_larger_than_the_room_in_memory_are_written_straight(tmp_path, monkeypatch):
-    with written_through_memory(tmp_path, memory_room() + 1) as folder:
-        assert folder == tmp_path
+    written = []
+    used = write_through_memory(tmp_path, memory_room() + 1, written.append)
+    assert not used and written == [tmp_path]
     # A folder that is not a memory-backed mount is never used as one.
     assert memory_room(tmp_path) == 0
     monkeypatch.setenv(THROUGH_MEMORY_ENV, "0")
@@ -83,11 +89,13 @@ def test_a_copy_that_fails_leaves_no_half_checkpoint_and_nothing_in_memory(
     before = _held_in_memory()
     copied = []
 
+    copyfile = shutil.copyfile
+
     def copy_until_the_disk_fills(source, destination):
         if copied:
             raise OSError(errno.ENOSPC, "No space left on device", str(destination))
         copied.append(destination)
-        shutil.copyfile(source, destination)
+        copyfile(source, destination)
 
     monkeypatch.setattr(through_memory.shutil, "copyfile", copy_until_the_disk_fills)
     target = tmp_path / "run" / "checkpoint"
@@ -113,8 +121,7 @@ def test_a_write_removes_what_a_killed_writer_left_in_memory_and_nothing_else(tm
         old = time.time() - ORPHAN_AGE_S - 60
         for folder in (orphan, running):
             os.utime(folder, (old, old))
-        with written_through_memory(tmp_path, 1024) as folder:
-            (folder / "model.safetensors").write_bytes(b"\1" * 1024)
+        assert write_through_memory(tmp_path, 1024, _write_weights)
         assert not orphan.exists()
         # A folder of an ended process that changed lately may be another namespace's write.
         assert recent.exists()
@@ -123,3 +130,46 @@ def test_a_write_removes_what_a_killed_writer_left_in_memory_and_nothing_else(tm
     finally:
         for folder in (orphan, recent, running):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+@needs_memory_dir
+def test_a_memory_folder_that_fills_up_is_given_up_for_a_straight_write(tmp_path):
+    before = _held_in_memory()
+    folders = []
+
+    def write_unless_memory_is_full(folder):
+        folders.append(folder)
+        if str(folder).startswith(str(MEMORY_DIR)):
+            (folder / "model.safetensors").write_bytes(b"\0" * 512)
+            raise OSError(errno.ENOSPC, "No space left on device", str(folder))
+        _write_weights(folder)
+
+    assert not write_through_memory(tmp_path, 1024, write_unless_memory_is_full)
+    assert len(folders) == 2 and folders[1] == tmp_path
+    assert (tmp_path / "model.safetensors").read_bytes() == b"\1" * 1024
+    assert _held_in_memory() == before
+
+    # Any other failure is the caller's to see, and leaves nothing in memory either.
+    def refuse(folder):
+        raise OSError(errno.EACCES, "Permission denied", str(folder))
+
+    with pytest.raises(OSError, match="Permission denied"):
+        write_through_memory(tmp_path, 1024, refuse)
+    assert _held_in_memory() == before
+
+
+@needs_memory_dir
+def test_a_cgroup_memory_limit_bounds_the_room(tmp_path, monkeypatch):
+    lines = Path("/proc/self/cgroup").read_text().splitlines()
+    own = next((line[3:] for line in lines if line.startswith("0::")), None)
+    if own is None:
+        pytest.skip("no cgroup v2 entry for this process")
+    folder = tmp_path / own.lstrip("/")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "memory.max").write_text("max\n")
+    (folder / "memory.current").write_text("1000\n")
+    monkeypatch.setattr(through_memory, "CGROUP_ROOT", tmp_path)
+    unlimited = memory_room()
+    assert unlimited > 4_000_000
+    (folder / "memory.max").write_text(f"{16_000_000 + 1000}\n")
+    assert memory_room() <= through_memory.MEMORY_SHARE * 16_000_000

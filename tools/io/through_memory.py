@@ -5,25 +5,34 @@ straight into the run folder took 1.3 to 1.5 s a save (4.2 s over the demo's thr
 writing it into a memory-backed folder took 0.2 s and the kernel's copy from there to the
 same disk (`sendfile`) 0.2 s (`benchmarks/checkpoint_write.py`). Where a direct write is
 already fast the detour costs about 0.1 s; it is taken only while the files leave most of the
-machine's memory free, and `POSTLAB_WRITE_THROUGH_MEMORY=0` turns it off.
+memory free (the machine's, and the process's cgroup's where it has a limit), a memory folder
+that fills up is given up for a straight write, and `POSTLAB_WRITE_THROUGH_MEMORY=0` turns it
+off.
 """
 
 from __future__ import annotations
 
-import contextlib
+import errno
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
+
+from postlab.tools.io.pids import process_running
 
 # A folder backed by memory (tmpfs) on Linux, where such a folder exists.
 MEMORY_DIR = Path("/dev/shm")
 MEMORY_FILESYSTEMS = ("tmpfs",)
-# Files may take at most this share of the memory the kernel reports available: a tmpfs holds
-# its pages until they are deleted, and the process writing them may need the rest.
+# Files may take at most this share of the memory available: a tmpfs holds its pages until
+# they are deleted (charged to the writer's cgroup), and the process writing them needs the rest.
 MEMORY_SHARE = 0.25
+# Where cgroups keep a process's memory limit and use (`/proc/self/cgroup` names its folder):
+# the files' names under cgroup v2 and under v1's memory controller.
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP_V2_FILES = ("memory.max", "memory.current")
+CGROUP_V1_FILES = ("memory.limit_in_bytes", "memory.usage_in_bytes")
 # Set to 0 to write large files straight into their folder.
 THROUGH_MEMORY_ENV = "POSTLAB_WRITE_THROUGH_MEMORY"
 # A folder in memory is named for the process that writes it: what a killed process left there
@@ -43,63 +52,68 @@ def memory_room(memory_dir: Path = MEMORY_DIR) -> int:
     except OSError:
         return 0
     free = stats.f_bavail * stats.f_frsize
-    return int(min(free, MEMORY_SHARE * _available_memory()))
+    available = min(_available_memory(), _cgroup_headroom())
+    return int(min(free, MEMORY_SHARE * available))
 
 
-@contextlib.contextmanager
-def written_through_memory(
-    target_dir: Path, nbytes: int, memory_dir: Path = MEMORY_DIR
-) -> Iterator[Path]:
-    """A folder to write about `nbytes` into that end up in `target_dir` (which must exist):
-    a memory-backed one copied over when the block ends, where there is room, else
-    `target_dir` itself. The memory folder is gone afterwards, whether the block failed or not."""
+def write_through_memory(
+    target_dir: Path, nbytes: int, write: Callable[[Path], None], memory_dir: Path = MEMORY_DIR
+) -> bool:
+    """Have `write` put about `nbytes` of files into a folder whose files end up in
+    `target_dir` (which must exist): a memory-backed one copied over afterwards, where there
+    is room, else `target_dir` itself; whether memory was used. A memory folder that fills up
+    (another process took the room) is given up and `write` runs again on `target_dir`; the
+    memory folder is gone afterwards, whether `write` failed or not."""
     if nbytes > memory_room(memory_dir):
-        yield target_dir
-        return
+        write(target_dir)
+        return False
     remove_orphans(memory_dir)
-    prefix = f"{HELD_PREFIX}{os.getpid()}-"
-    with tempfile.TemporaryDirectory(prefix=prefix, dir=memory_dir) as held:
-        yield Path(held)
+    with tempfile.TemporaryDirectory(prefix=f"{HELD_PREFIX}{os.getpid()}-", dir=memory_dir) as held:
+        try:
+            write(Path(held))
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            shutil.rmtree(held, ignore_errors=True)
+            write(target_dir)
+            return False
         copy_tree(Path(held), target_dir)
+    return True
 
 
 def copy_tree(source: Path, target_dir: Path) -> None:
-    """Copy the files under `source` into `target_dir`, keeping the target's own modes
-    (`shutil.copyfile` copies by `sendfile` on Linux, inside the kernel)."""
+    """Copy the files, folders and links under `source` into `target_dir`, keeping the target's
+    own modes (`shutil.copyfile` copies by `sendfile` on Linux, inside the kernel)."""
     for path in sorted(source.rglob("*")):
         destination = target_dir / path.relative_to(source)
-        if path.is_dir():
+        if path.is_symlink():
+            os.symlink(os.readlink(path), destination)
+        elif path.is_dir():
             destination.mkdir(exist_ok=True)
         else:
             shutil.copyfile(path, destination)
 
 
 def remove_orphans(memory_dir: Path = MEMORY_DIR) -> list[str]:
-    """Delete the folders that processes no longer running left in `memory_dir`; their names."""
+    """Delete this user's folders in `memory_dir` that processes no longer running left; the
+    names of those deleted."""
     removed = []
     for left in memory_dir.glob(f"{HELD_PREFIX}*"):
         pid = left.name.removeprefix(HELD_PREFIX).split("-", 1)[0]
-        if pid.isdigit() and not _running(int(pid)) and _unchanged_for(left, ORPHAN_AGE_S):
+        if pid.isdigit() and _orphaned(left, int(pid)):
             shutil.rmtree(left, ignore_errors=True)
-            removed.append(left.name)
+            if not left.exists():
+                removed.append(left.name)
     return removed
 
 
-def _unchanged_for(folder: Path, seconds: float) -> bool:
+def _orphaned(folder: Path, pid: int) -> bool:
     try:
-        return time.time() - folder.stat().st_mtime > seconds
+        stats = folder.stat()
     except OSError:
         return False
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process: running, and its folder is not ours to delete
-    return True
+    unchanged = time.time() - stats.st_mtime > ORPHAN_AGE_S
+    return stats.st_uid == os.getuid() and unchanged and not process_running(pid)
 
 
 def _memory_backed(folder: Path) -> bool:
@@ -123,3 +137,28 @@ def _available_memory() -> int:
         if line.startswith("MemAvailable:"):
             return int(line.split()[1]) * 1024
     return 0
+
+
+def _cgroup_headroom() -> float:
+    """What this process's cgroup may still use before its memory limit (infinite without one)."""
+    try:
+        groups = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return float("inf")
+    headroom = float("inf")
+    for line in groups:
+        hierarchy, _, rest = line.partition(":")
+        controllers, _, path = rest.partition(":")
+        if hierarchy == "0" and not controllers:  # cgroup v2
+            folder, files = CGROUP_ROOT / path.lstrip("/"), CGROUP_V2_FILES
+        elif "memory" in controllers.split(","):  # cgroup v1's memory controller
+            folder, files = CGROUP_ROOT / "memory" / path.lstrip("/"), CGROUP_V1_FILES
+        else:
+            continue
+        try:
+            limit, used = ((folder / name).read_text().strip() for name in files)
+            if limit != "max":
+                headroom = min(headroom, max(0, int(limit) - int(used)))
+        except (OSError, ValueError):
+            continue
+    return headroom

