@@ -26,10 +26,14 @@ needs_memory_dir = pytest.mark.skipif(
 )
 
 
-def _load(path):
+@pytest.fixture(scope="module")
+def loaded(tiny_model):
+    """The tiny model and its tokenizer, loaded once for the tests that save them."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    return AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    return AutoModelForCausalLM.from_pretrained(tiny_model), AutoTokenizer.from_pretrained(
+        tiny_model
+    )
 
 
 def _held_in_memory() -> set[str]:
@@ -46,9 +50,9 @@ def _files(folder):
 
 @needs_memory_dir
 def test_a_checkpoint_written_through_memory_equals_one_written_straight(
-    tiny_model, tmp_path, monkeypatch
+    loaded, tmp_path, monkeypatch
 ):
-    model, tokenizer = _load(tiny_model)
+    model, tokenizer = loaded
     before = _held_in_memory()
     copies = []
     copy_tree = through_memory.copy_tree
@@ -83,9 +87,9 @@ def test_files_larger_than_the_room_in_memory_are_written_straight(tmp_path, mon
 
 @needs_memory_dir
 def test_a_copy_that_fails_leaves_no_half_checkpoint_and_nothing_in_memory(
-    tiny_model, tmp_path, monkeypatch
+    loaded, tmp_path, monkeypatch
 ):
-    model, tokenizer = _load(tiny_model)
+    model, tokenizer = loaded
     before = _held_in_memory()
     copied = []
 

@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
+
 from postlab.tools.io.pids import process_running
 
 # A folder backed by memory (tmpfs) on Linux, where such a folder exists.
@@ -52,7 +54,7 @@ def memory_room(memory_dir: Path = MEMORY_DIR) -> int:
     except OSError:
         return 0
     free = stats.f_bavail * stats.f_frsize
-    available = min(_available_memory(), _cgroup_headroom())
+    available = min(psutil.virtual_memory().available, _cgroup_headroom())
     return int(min(free, MEMORY_SHARE * available))
 
 
@@ -118,25 +120,11 @@ def _orphaned(folder: Path, pid: int) -> bool:
 
 def _memory_backed(folder: Path) -> bool:
     try:
-        mounts = Path("/proc/self/mounts").read_text().splitlines()
+        mounts = psutil.disk_partitions(all=True)
     except OSError:
         return False
-    for line in mounts:
-        fields = line.split()
-        if len(fields) > 2 and fields[1] == str(folder):
-            return fields[2] in MEMORY_FILESYSTEMS and os.access(folder, os.W_OK)
-    return False
-
-
-def _available_memory() -> int:
-    try:
-        lines = Path("/proc/meminfo").read_text().splitlines()
-    except OSError:
-        return 0
-    for line in lines:
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) * 1024
-    return 0
+    backed = any(m.mountpoint == str(folder) and m.fstype in MEMORY_FILESYSTEMS for m in mounts)
+    return backed and os.access(folder, os.W_OK)
 
 
 def _cgroup_headroom() -> float:
