@@ -18,6 +18,7 @@ from postlab.tools.reporting.markdown import write_report
 from postlab.tools.reporting.provenance import package_versions, source_revision
 from postlab.tools.tracking.trackers import EvaluationLog, start_evaluation_log, where_to_look
 from postlab.tools.training.schedule import prune_optimizer_states
+from postlab.tools.training.worker_start import start_python
 
 
 def _loop_pattern(state: LabState) -> str | None:
@@ -129,7 +130,7 @@ def _start_tracker_log(state: LabState, run_dir: Path) -> EvaluationLog:
     options = state.get("run_options")
     tracker = options.tracker if options else "none"
     return start_evaluation_log(
-        tracker, run_dir, state.get("run_id") or run_dir.name, tracker_rows(state)
+        tracker, run_dir, state.get("run_id") or run_dir.name, tracker_rows(state), start_python
     )
 
 

@@ -9,15 +9,18 @@ from pathlib import Path
 
 import pytest
 
+from postlab.tools.tracking.trackers import EvaluationLog
 from postlab.tools.training.launcher import changed_sources, source_stamps
 from postlab.tools.training.launcher_folders import MAX_SOCKET_PATH, remove_dead_launcher_folders
 from postlab.tools.training.processes import PID_FILE, WORKER_MODULE, end_orphaned_worker, works_in
 from postlab.tools.training.warm_start import (
     LAUNCHER_MODULE,
     Launcher,
+    WarmProcess,
     import_time_env,
     start_warm,
 )
+from postlab.tools.training.worker_start import prewarm_workers, start_python
 
 
 def _sleeper(*args: str, cwd: Path | None = None) -> subprocess.Popen:
@@ -269,3 +272,26 @@ def test_folders_of_launchers_that_are_gone_are_removed_and_live_ones_kept(tmp_p
         live.wait()
     # Its pid now names no process (or another one): the folder goes.
     assert remove_dead_launcher_folders(tmp_path) == [alive]
+
+
+def test_a_python_module_forks_warm_only_from_a_launcher_already_running(tmp_path):
+    once = ["-n", "1", "-r", "1", "pass"]
+    # No launcher serves this environment: the process starts cold rather than start one.
+    with open(tmp_path / "cold.txt", "wb") as output:
+        cold = start_python("timeit", once, {"HF_POSTLAB_TEST": "none"}, tmp_path, output.fileno())
+    assert isinstance(cold, subprocess.Popen) and cold.wait(timeout=60) == 0
+    assert "1 loop" in (tmp_path / "cold.txt").read_text()
+    prewarm_workers()
+    with open(tmp_path / "warm.txt", "wb") as output:
+        warm = start_python("timeit", once, {}, tmp_path, output.fileno())
+    # Forked: its output goes to the file given, as a cold process's does.
+    assert isinstance(warm, WarmProcess) and warm.stdout is None
+    assert warm.wait(timeout=60) == 0 and "1 loop" in (tmp_path / "warm.txt").read_text()
+    # A stuck evaluation log forked warm is killed at its timeout like a cold one.
+    errors = tempfile.TemporaryFile()  # noqa: SIM115 - outcome() closes it
+    stuck = start_python("timeit", ["-n", "1", "-r", "1", "import time; time.sleep(60)"], {},
+                         tmp_path, errors.fileno())  # fmt: skip
+    assert isinstance(stuck, WarmProcess)
+    logging = EvaluationLog("wandb", stuck, None, errors)
+    assert logging.outcome(timeout_s=0.5) == "wandb logging failed: still running after 0.5 s"
+    assert stuck.returncode == -9

@@ -12,8 +12,10 @@ from postlab.tools.training.schedule import (
     WRITING_SUFFIX,
     await_optimizer_state,
     lr_multiplier,
+    prefetch_optimizer_state,
     prune_optimizer_states,
     save_optimizer_state,
+    take_optimizer_state,
     warmup_steps,
 )
 from postlab.tools.training.spec import TrainingSpec, check_spec
@@ -218,3 +220,39 @@ def test_readers_wait_for_the_writers_lock_and_prune_waits_too(tmp_path):
     assert removed == [["iter-1"]] and not state.exists()
     # What the killed writer left in a swept folder is gone too.
     assert not list(lost.parent.iterdir())
+
+
+def test_a_prefetched_state_waits_for_its_writer_and_failures_reach_the_taker(tmp_path):
+    import fcntl
+    import os
+    import pickle
+
+    import torch
+
+    optimizer = _adam_with_moments()
+    save_optimizer_state(optimizer, tmp_path / "plain")
+    saved = (tmp_path / "plain" / OPTIMIZER_STATE_FILE).read_bytes()
+    state = tmp_path / "iter-1" / OPTIMIZER_STATE_FILE
+    state.parent.mkdir()
+    # The read starts while the parent's writer still holds its lock, before the state lands.
+    marker = state.with_name(OPTIMIZER_STATE_FILE + WRITING_SUFFIX)
+    lock = os.open(marker, os.O_CREAT | os.O_WRONLY)
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    prefetch_optimizer_state(str(state))
+    state.write_bytes(saved)
+    marker.unlink()
+    os.close(lock)
+    taken = take_optimizer_state(str(state))
+    assert torch.equal(taken["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+    # Taken once: a second take reads the file again, and a missing file is no state.
+    state.unlink()
+    assert take_optimizer_state(str(state)) is None
+    prefetch_optimizer_state(str(state))
+    assert take_optimizer_state(str(state)) is None
+    # A corrupt state fails in the taker (the trainer's setup), as a plain read fails there.
+    state.write_bytes(b"not a torch file")
+    prefetch_optimizer_state(str(state))
+    with pytest.raises((RuntimeError, pickle.UnpicklingError)):
+        take_optimizer_state(str(state))
+    with pytest.raises((RuntimeError, pickle.UnpicklingError)):
+        take_optimizer_state(str(state))

@@ -8,5 +8,12 @@ from pathlib import Path
 
 from postlab.tools.tracking.trackers import write_evaluations
 
+
+def main(argv: list[str]) -> int:
+    """Log the rows in the file argv[0] names (a forked warm process calls this directly)."""
+    write_evaluations(json.loads(Path(argv[0]).read_text()))
+    return 0
+
+
 if __name__ == "__main__":
-    write_evaluations(json.loads(Path(sys.argv[1]).read_text()))
+    sys.exit(main(sys.argv[1:]))

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -28,6 +29,7 @@ TRACKIO_SUBDIR = "trackio"
 _PACKAGE = {"wandb": "wandb", "trackio": "trackio"}
 # Starting a tracker and writing a few rows takes seconds; past this it is stuck.
 LOG_TIMEOUT_S = 120
+EVALUATION_LOG_MODULE = "postlab.tools.tracking.evaluation_log"
 # What wandb.init imports lazily as it opens a run (0.35 s): imported ahead where it can overlap.
 WANDB_INIT_IMPORTS = ("wandb.sdk.launch",)
 
@@ -127,7 +129,8 @@ class EvaluationLog:
     the caller goes on (the report's plots); `outcome` waits for it."""
 
     tracker: Tracker
-    process: subprocess.Popen | None = None
+    # A subprocess.Popen, or a process forked warm that offers the same wait and kill.
+    process: Any = None
     rows_file: Path | None = None
     errors: IO[bytes] | None = None
     # Why nothing was started (None: nothing to log, or a process was started).
@@ -156,11 +159,33 @@ class EvaluationLog:
                 self.errors.close()
 
 
+def start_cold(module: str, args: list[str], env: dict[str, str], cwd: Path, output: int) -> Any:
+    """`module`'s main in a new interpreter under this environment with `env` over it, its
+    stdout and stderr into the descriptor `output`."""
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        env={**os.environ, **env, "PYTHONUNBUFFERED": "1"},
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
+    )
+
+
+# How a process running a module's main is started: (module, args, env, cwd, output fd).
+StartPython = Callable[[str, list[str], dict[str, str], Path, int], Any]
+
+
 def start_evaluation_log(
-    tracker: Tracker, run_dir: Path, run_id: str, rows: list[dict[str, Any]]
+    tracker: Tracker,
+    run_dir: Path,
+    run_id: str,
+    rows: list[dict[str, Any]],
+    start: StartPython = start_cold,
 ) -> EvaluationLog:
     """Start logging the lab's evaluations (a row each; `step` is the iteration) as one tracker
-    run named run_id, in a process of its own (a tracker reads its folder once, at import)."""
+    run named run_id, in a process of its own (a tracker reads its folder once, at import),
+    started by `start` (a caller with a warm interpreter at hand passes one that forks it)."""
     if not rows:
         return EvaluationLog(tracker)
     if not available(tracker):
@@ -172,13 +197,12 @@ def start_evaluation_log(
         rows_file.write_text(json.dumps({"tracker": tracker, "run_id": run_id, "rows": rows}))
     except OSError as error:
         return EvaluationLog(tracker, problem=f"{tracker} logging failed: {error}")
-    env = {**os.environ, **tracker_env(tracker, folder), "PYTHONUNBUFFERED": "1"}
-    argv = [sys.executable, "-m", "postlab.tools.tracking.evaluation_log", str(rows_file)]
     errors = tempfile.TemporaryFile()  # noqa: SIM115 - outcome() closes it
     try:
-        process = subprocess.Popen(
-            argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors
-        )
+        process = start(
+            EVALUATION_LOG_MODULE, [str(rows_file)], tracker_env(tracker, folder), folder,
+            errors.fileno(),
+        )  # fmt: skip
     except OSError as error:
         rows_file.unlink(missing_ok=True)
         errors.close()

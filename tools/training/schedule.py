@@ -13,10 +13,12 @@ import os
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, NoReturn
 
 from postlab.tools.io.atomic import SHARED_MODE, replacing
+from postlab.tools.io.through_memory import write_through_memory
 
 try:
     import fcntl
@@ -66,10 +68,9 @@ def continuing(
         def create_optimizer(self, model=None):
             optimizer = super().create_optimizer(model)
             loading = time.monotonic()
-            if optimizer_state and await_optimizer_state(Path(optimizer_state)):
-                import torch
-
-                optimizer.load_state_dict(torch.load(optimizer_state, weights_only=True))
+            state = take_optimizer_state(optimizer_state) if optimizer_state else None
+            if state is not None:
+                optimizer.load_state_dict(state)
                 self.resumed_optimizer = True
             elif optimizer_state:
                 # The stretch still runs on its schedule, from fresh moments; the log says so.
@@ -90,6 +91,46 @@ def continuing(
 
     Continuing.__name__ = Continuing.__qualname__ = f"Continuing{trainer_cls.__name__}"
     return Continuing
+
+
+# States being read ahead of the trainer, by path (a worker reads at most one).
+_prefetched: dict[str, Future] = {}
+
+
+def _read_optimizer_state(path: str) -> dict[str, Any] | None:
+    if not await_optimizer_state(Path(path)):
+        return None
+    import torch
+
+    return torch.load(path, weights_only=True)
+
+
+def prefetch_optimizer_state(path: str) -> None:
+    """Start reading the optimiser state at `path` in a thread, for `take_optimizer_state`.
+
+    Filling a gigabyte of fresh memory with Adam's moments takes ~0.6 s on a small VM, and the
+    read leaves the interpreter's lock while it waits on the kernel, so it goes on beside the
+    worker's single-threaded setup (tokenizer, model, dataset) instead of after it.
+    """
+    if path in _prefetched:
+        return
+    future: Future = Future()
+
+    def read() -> None:
+        try:
+            future.set_result(_read_optimizer_state(path))
+        except BaseException as error:  # noqa: BLE001 - handed to the taker, raised there
+            future.set_exception(error)
+
+    _prefetched[path] = future
+    threading.Thread(target=read, name="optimizer-state-prefetch", daemon=True).start()
+
+
+def take_optimizer_state(path: str) -> dict[str, Any] | None:
+    """The optimiser state at `path` (None when it is missing), read ahead if it was prefetched;
+    a failed read raises here, where a plain read would have."""
+    future = _prefetched.pop(path, None)
+    return future.result() if future is not None else _read_optimizer_state(path)
 
 
 def save_optimizer_state(optimizer: Any, out_dir: Path, background: bool = False) -> bool:
@@ -139,8 +180,15 @@ def save_optimizer_state(optimizer: Any, out_dir: Path, background: bool = False
 def _write_state(optimizer: Any, path: Path) -> None:
     import torch
 
+    state = optimizer.state_dict()
+    tensors = [v for entry in state["state"].values() for v in entry.values() if torch.is_tensor(v)]
+    nbytes = sum(t.numel() * t.element_size() for t in tensors)
     with replacing(path) as tmp:
-        torch.save(optimizer.state_dict(), tmp)
+        # The background writer's seconds of disk writing share the cores with the lab's next
+        # steps; through memory they are a fraction of a second (tools/io/through_memory.py).
+        write_through_memory(
+            tmp.parent, nbytes, lambda folder: torch.save(state, folder / tmp.name)
+        )
 
 
 def _write_and_exit(optimizer: Any, path: Path, told: int) -> NoReturn:

@@ -17,6 +17,7 @@ import json
 import os
 import selectors
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -116,6 +117,12 @@ class WarmProcess:
                 self._read(0.0)
         return self.returncode
 
+    def kill(self) -> None:
+        """Kill the worker's session (its own, as the launcher started it), as Popen.kill would
+        the process."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the worker to end; TimeoutExpired as Popen raises it."""
         if self.returncode is None:
@@ -161,10 +168,16 @@ class Launcher:
             raise OSError(f"the warm worker launcher did not start ({line.strip() or 'no answer'})")
         self.ready = True
 
-    def fork(self, module: str, args: list[str], env: dict[str, str], cwd: str) -> WarmProcess:
-        """Start `module`'s main with `args` in a forked child; its handle."""
+    def fork(
+        self, module: str, args: list[str], env: dict[str, str], cwd: str, output: int | None = None
+    ) -> WarmProcess:
+        """Start `module`'s main with `args` in a forked child; its handle. Its stdout and
+        stderr are a pipe (the handle's `stdout`), or the open file descriptor `output`."""
         self._wait_ready()
-        read_end, write_end = os.pipe()
+        if output is None:
+            read_end, write_end = os.pipe()
+        else:
+            read_end, write_end = None, os.dup(output)
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             connection.connect(self.path)
@@ -179,7 +192,7 @@ class Launcher:
                 answer += chunk
         except BaseException:
             connection.close()
-            os.close(read_end)
+            _close(read_end)
             raise
         finally:
             os.close(write_end)
@@ -187,9 +200,11 @@ class Launcher:
         pid = int(head)
         if pid <= 0:
             connection.close()
-            os.close(read_end)
+            _close(read_end)
             raise OSError("the warm worker launcher could not fork safely")
-        stdout = open(read_end, encoding="utf-8", errors="replace", buffering=1)  # noqa: SIM115
+        stdout = None
+        if read_end is not None:
+            stdout = open(read_end, encoding="utf-8", errors="replace", buffering=1)  # noqa: SIM115
         with self._count:
             self.running += 1
         return WarmProcess(pid, stdout, connection, rest, self._ended)
@@ -219,13 +234,15 @@ def warm_enabled() -> bool:
     return os.environ.get(WARM_ENV, "1") != "0" and hasattr(socket, "send_fds")
 
 
-def _launcher(env: dict[str, str]) -> Launcher:
+def _launcher(env: dict[str, str], start: bool = True) -> Launcher:
     key = import_time_env(env)
     with _lock:
         launcher = _launchers.get(key)
         if launcher is not None and not launcher.alive():
             _launchers.pop(key).stop()
             launcher = None
+        if launcher is None and not start:
+            raise OSError("no warm launcher runs for this environment")
         if launcher is None:
             idle = [k for k, other in _launchers.items() if other.running == 0]
             while len(_launchers) >= MAX_LAUNCHERS and idle:
@@ -243,10 +260,23 @@ def prewarm(env: dict[str, str]) -> None:
         _launcher(env)
 
 
-def start_warm(module: str, args: list[str], env: dict[str, str], cwd: str) -> WarmProcess:
-    """Fork a worker from the launcher for this environment, starting one when needed; an
-    OSError when none can serve it (the caller then starts the worker cold)."""
-    return _launcher(env).fork(module, args, env, cwd)
+def start_warm(
+    module: str,
+    args: list[str],
+    env: dict[str, str],
+    cwd: str,
+    output: int | None = None,
+    start_launcher: bool = True,
+) -> WarmProcess:
+    """Fork a worker from the launcher for this environment, starting one when needed (or
+    only from one already started, when a cold start costs less than a launcher's imports);
+    an OSError when none can serve it (the caller then starts the worker cold)."""
+    return _launcher(env, start_launcher).fork(module, args, env, cwd, output)
+
+
+def _close(descriptor: int | None) -> None:
+    if descriptor is not None:
+        os.close(descriptor)
 
 
 @atexit.register

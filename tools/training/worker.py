@@ -25,7 +25,7 @@ from postlab.tools.training.failures import (
     EXIT_OOM,
     WORKER_REPORT_FILE,
 )
-from postlab.tools.training.schedule import save_optimizer_state
+from postlab.tools.training.schedule import prefetch_optimizer_state, save_optimizer_state
 from postlab.tools.training.setup import TRAINER_SUBDIR, ConfigError, build_trainer
 from postlab.tools.training.spec import TrainingSpec, check_spec, resolve_use_unsloth
 from postlab.tools.training.worker_events import (
@@ -134,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if spec.threads is not None:
             torch.set_num_threads(spec.threads_per_process)
+        if spec.optimizer_state:
+            prefetch_optimizer_state(spec.optimizer_state)
         use_unsloth = resolve_use_unsloth(spec)
         if use_unsloth:
             # Unsloth patches transformers and TRL, so it must be imported before them.

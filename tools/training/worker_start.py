@@ -77,6 +77,28 @@ def prewarm_workers() -> None:
         prewarm(base_env())
 
 
+def start_python(
+    module: str, args: list[str], env: dict[str, str], cwd: Path, output: int
+) -> subprocess.Popen | WarmProcess:
+    """`module`'s main with `args` in a process of its own, its stdout and stderr into the
+    descriptor `output`, under this process's environment with `env` over it: forked from the
+    warm launcher where workers are and one runs (its libraries, wandb's among them, are
+    imported already), else started cold."""
+    full_env = {**base_env(), **env}
+    if _forks_warm():
+        with contextlib.suppress(OSError):
+            return start_warm(module, args, full_env, str(cwd), output, start_launcher=False)
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        env=full_env,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        stdout=output,
+        stderr=output,
+        start_new_session=True,
+    )
+
+
 def remove_left_temporaries(out_dir: Path) -> None:
     """Remove the temporary folders a killed run's worker left in `out_dir` (it is ended first)."""
     for left in out_dir.glob(f"{WORKER_TMP_PREFIX}*"):
