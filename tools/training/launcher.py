@@ -43,6 +43,7 @@ PRELOAD = (
 # A tracker a run may not use: a failure to import it must not cost the launcher; with it what
 # wandb.init imports when it opens a run (0.35 s of each iteration's first step).
 OPTIONAL_PRELOAD = ("wandb", *WANDB_INIT_IMPORTS)
+# How often the launcher checks that its lab lives and reaps children without an exit descriptor.
 _REAP_INTERVAL_S = 0.1
 # postlab's own modules, imported here once: a worker forked after their files change on disk
 # (an upgrade or an edit of an editable install mid-run) would mix old modules with new ones.
@@ -142,9 +143,15 @@ def _preload_and_serve(path: str, parent: int, waiting: dict[int, socket.socket]
     # Once postlab's files change, every request is declined (the runner starts it cold) and the
     # launcher leaves when its last worker has ended, so the next request starts a fresh one.
     stale = False
+    # A descriptor per child that becomes readable when it exits (Linux 5.3+), so its status
+    # goes out at once rather than at the next poll.
+    exits: dict[int, int] = {}
     while os.getppid() == parent and not (stale and not waiting):
-        readable, _, _ = select.select([server], [], [], _REAP_INTERVAL_S)
-        if readable:
+        readable, _, _ = select.select([server, *exits], [], [], _REAP_INTERVAL_S)
+        for ended in set(readable) & set(exits):
+            os.close(ended)
+            del exits[ended]
+        if server in readable:
             connection, _ = server.accept()
             _, fds, _, _ = socket.recv_fds(connection, 1, 1)
             request = json.loads(connection.makefile("rb").readline())
@@ -169,6 +176,8 @@ def _preload_and_serve(path: str, parent: int, waiting: dict[int, socket.socket]
             os.close(fds[0])
             connection.sendall(f"{pid}\n".encode())
             waiting[pid] = connection
+            with contextlib.suppress(AttributeError, OSError):  # older kernels: the poll alone
+                exits[os.pidfd_open(pid)] = pid
         for pid in list(waiting):
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
