@@ -165,6 +165,7 @@ def prepare(
         },
     )
     if options.compute == "local":
-        # The first training worker forks from a launcher whose imports overlap the baseline.
-        prewarm_workers()
+        # The first training worker forks from a launcher whose imports overlap the baseline;
+        # every iteration's checkpoint carries the base model's tokenizer files.
+        prewarm_workers((resolved.path,))
     return Command(goto="supervisor", update=update)

@@ -25,6 +25,7 @@ import traceback
 
 from postlab.tools.io.heap import imports_uncollected
 from postlab.tools.tracking.trackers import WANDB_INIT_IMPORTS
+from postlab.tools.training.preloaded import preload_tokenizer
 
 # What a training worker imports before its first step: the expensive part of starting one.
 # transformers and TRL load their trainers lazily, and the tracker is imported when training
@@ -106,14 +107,14 @@ def _child(pipe: int, request: dict, server: socket.socket, connection: socket.s
         os._exit(code if isinstance(code, int) else 1)
 
 
-def _serve(path: str) -> None:
+def _serve(path: str, tokenizer_dirs: list[str]) -> None:
     # Ctrl-C reaches the lab's whole process group: the lab decides what stops, not the launcher.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Read before the imports: a lab killed while they run must not go unnoticed.
     parent = os.getppid()
     waiting: dict[int, socket.socket] = {}
     try:
-        _preload_and_serve(path, parent, waiting)
+        _preload_and_serve(path, parent, waiting, tokenizer_dirs)
     finally:
         # Workers of a killed lab finish on their own; what they staged in this folder's
         # temporary files (wandb's, made at import) must outlive them.
@@ -125,7 +126,9 @@ def _serve(path: str) -> None:
         shutil.rmtree(os.path.dirname(path), ignore_errors=True)
 
 
-def _preload_and_serve(path: str, parent: int, waiting: dict[int, socket.socket]) -> None:
+def _preload_and_serve(
+    path: str, parent: int, waiting: dict[int, socket.socket], tokenizer_dirs: list[str]
+) -> None:
     # stdout answers the lab ("ready"): what a library prints while imported goes elsewhere.
     # Frozen once imported: forked workers neither walk these objects nor copy their pages.
     with contextlib.redirect_stdout(sys.stderr), imports_uncollected():
@@ -134,6 +137,10 @@ def _preload_and_serve(path: str, parent: int, waiting: dict[int, socket.socket]
         for name in OPTIONAL_PRELOAD:
             with contextlib.suppress(Exception):
                 importlib.import_module(name)
+        # Best effort: a worker whose tokenizer was not loaded here loads it itself.
+        for folder in tokenizer_dirs:
+            with contextlib.suppress(Exception):
+                preload_tokenizer(folder)
     stamps = source_stamps()
     home = os.getcwd()
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -189,4 +196,4 @@ def _preload_and_serve(path: str, parent: int, waiting: dict[int, socket.socket]
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1])
+    _serve(sys.argv[1], sys.argv[2:])

@@ -11,6 +11,7 @@ from postlab.records.artifacts import PREFERENCE_METHODS
 from postlab.tools.evaluation.vllm_engine import vllm_available
 from postlab.tools.tracking.trackers import report_to as tracker_report_to
 from postlab.tools.training.compact_loss import compact_completion_loss
+from postlab.tools.training.preloaded import load_tokenizer
 from postlab.tools.training.schedule import continuing, warmup_steps
 from postlab.tools.training.sizing import fitted_max_length, fitted_micro_batch, longest_row
 from postlab.tools.training.spec import TrainingSpec
@@ -77,7 +78,7 @@ def make_task_reward(task_name: str | None, task_dir: str | None):
 def load_model(spec: TrainingSpec, use_unsloth: bool):
     """Load the base model and tokenizer; with Unsloth the LoRA adapter is attached here."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     cuda = torch.cuda.is_available()
     dtype = torch.bfloat16 if cuda and torch.cuda.is_bf16_supported() else torch.float32
@@ -103,7 +104,7 @@ def load_model(spec: TrainingSpec, use_unsloth: bool):
             )
     else:
         model = AutoModelForCausalLM.from_pretrained(spec.base_model, dtype=dtype)
-        tokenizer = AutoTokenizer.from_pretrained(spec.base_model)
+        tokenizer = load_tokenizer(spec.base_model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer

@@ -136,7 +136,7 @@ class WarmProcess:
 class Launcher:
     """A started launcher: its process, its socket and the environment it imported under."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], tokenizer_dirs: tuple[str, ...] = ()) -> None:
         self.key = import_time_env(env)
         # Workers forked and not yet ended: stopping the launcher would lose their exit status.
         self.running = 0
@@ -144,7 +144,7 @@ class Launcher:
         self.folder = new_launcher_folder()
         self.path = str(self.folder / SOCKET_NAME)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", LAUNCHER_MODULE, self.path],
+            [sys.executable, "-m", LAUNCHER_MODULE, self.path, *tokenizer_dirs],
             env={**env, "TMPDIR": str(self.folder / TMP_NAME)},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -234,7 +234,9 @@ def warm_enabled() -> bool:
     return os.environ.get(WARM_ENV, "1") != "0" and hasattr(socket, "send_fds")
 
 
-def _launcher(env: dict[str, str], start: bool = True) -> Launcher:
+def _launcher(
+    env: dict[str, str], start: bool = True, tokenizer_dirs: tuple[str, ...] = ()
+) -> Launcher:
     key = import_time_env(env)
     with _lock:
         launcher = _launchers.get(key)
@@ -249,15 +251,16 @@ def _launcher(env: dict[str, str], start: bool = True) -> Launcher:
                 _launchers.pop(idle.pop(0)).stop()
             if len(_launchers) >= MAX_LAUNCHERS:
                 raise OSError("every warm launcher has workers running")
-            launcher = _launchers[key] = Launcher(env)
+            launcher = _launchers[key] = Launcher(env, tokenizer_dirs)
         return launcher
 
 
-def prewarm(env: dict[str, str]) -> None:
-    """Start the launcher for this environment now, without waiting: its imports run while
-    the caller does other work (a lab scores its base model first)."""
+def prewarm(env: dict[str, str], tokenizer_dirs: tuple[str, ...] = ()) -> None:
+    """Start the launcher for this environment now, without waiting: its imports (and the
+    tokenizers in `tokenizer_dirs`, for its workers) load while the caller does other work (a
+    lab scores its base model first)."""
     with contextlib.suppress(OSError):
-        _launcher(env)
+        _launcher(env, tokenizer_dirs=tokenizer_dirs)
 
 
 def start_warm(

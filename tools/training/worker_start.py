@@ -70,11 +70,12 @@ def _forks_warm() -> bool:
     return warm_enabled() and not visible_gpus()
 
 
-def prewarm_workers() -> None:
-    """Start the warm launcher now when workers here will fork from it, so its imports overlap
-    other work; a no-op where workers start cold."""
+def prewarm_workers(tokenizer_dirs: tuple[str, ...] = ()) -> None:
+    """Start the warm launcher now when workers here will fork from it, so its imports (and
+    the tokenizers in `tokenizer_dirs`) load while other work goes on; a no-op where workers
+    start cold."""
     if _forks_warm():
-        prewarm(base_env())
+        prewarm(base_env(), tokenizer_dirs)
 
 
 def start_python(
