@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from postlab.tools.tracking.trackers import training_tracker_env
+from postlab.tools.tracking.trackers import start_cold, training_tracker_env
 from postlab.tools.training.devices import visible_gpus
 from postlab.tools.training.processes import WORKER_MODULE
 from postlab.tools.training.spec import TrainingSpec
@@ -89,15 +89,7 @@ def start_python(
     if _forks_warm():
         with contextlib.suppress(OSError):
             return start_warm(module, args, full_env, str(cwd), output, start_launcher=False)
-    return subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        env=full_env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        stdout=output,
-        stderr=output,
-        start_new_session=True,
-    )
+    return start_cold(module, args, full_env, cwd, output)
 
 
 def remove_left_temporaries(out_dir: Path) -> None:
