@@ -18,9 +18,10 @@ from postlab.tools.training.warm_start import (
     Launcher,
     WarmProcess,
     import_time_env,
+    prewarm,
     start_warm,
 )
-from postlab.tools.training.worker_start import prewarm_workers, start_python
+from postlab.tools.training.worker_start import base_env, prewarm_workers, start_python
 
 
 def _sleeper(*args: str, cwd: Path | None = None) -> subprocess.Popen:
@@ -281,7 +282,15 @@ def test_a_python_module_forks_warm_only_from_a_launcher_already_running(tmp_pat
         cold = start_python("timeit", once, {"HF_POSTLAB_TEST": "none"}, tmp_path, output.fileno())
     assert isinstance(cold, subprocess.Popen) and cold.wait(timeout=60) == 0
     assert "1 loop" in (tmp_path / "cold.txt").read_text()
+    # One still importing is not waited for either: a cold start is sooner.
+    importing = {"HF_POSTLAB_TEST": "importing"}
+    prewarm({**base_env(), **importing})
+    with open(tmp_path / "early.txt", "wb") as output:
+        early = start_python("timeit", once, importing, tmp_path, output.fileno())
+    assert isinstance(early, subprocess.Popen) and early.wait(timeout=60) == 0
     prewarm_workers()
+    # Once it listens, it serves.
+    assert start_warm("timeit", once, base_env(), str(tmp_path)).wait(timeout=120) == 0
     with open(tmp_path / "warm.txt", "wb") as output:
         warm = start_python("timeit", once, {}, tmp_path, output.fileno())
     # Forked: its output goes to the file given, as a cold process's does.

@@ -154,19 +154,23 @@ class Launcher:
         record_launcher(self.folder, self.process.pid)
         self.ready = False
 
-    def _wait_ready(self) -> None:
-        """Block until the launcher has imported everything and listens (once)."""
+    def _wait_ready(self, timeout_s: float = _READY_TIMEOUT_S) -> bool:
+        """Whether the launcher has imported everything and listens, waiting up to `timeout_s`
+        for it; one that answers anything else, or nothing in the whole wait, is stopped."""
         if self.ready:
-            return
+            return True
         # A selector, not select(): a host process may hold descriptors past select's 1024.
         with selectors.DefaultSelector() as selector:
             selector.register(self.process.stdout, selectors.EVENT_READ)
-            ready = selector.select(_READY_TIMEOUT_S)
+            ready = selector.select(timeout_s)
+        if not ready and timeout_s < _READY_TIMEOUT_S:
+            return False
         line = self.process.stdout.readline() if ready else ""
         if line.strip() != "ready":
             self.stop()
             raise OSError(f"the warm worker launcher did not start ({line.strip() or 'no answer'})")
         self.ready = True
+        return True
 
     def fork(
         self, module: str, args: list[str], env: dict[str, str], cwd: str, output: int | None = None
@@ -243,8 +247,10 @@ def _launcher(
         if launcher is not None and not launcher.alive():
             _launchers.pop(key).stop()
             launcher = None
-        if launcher is None and not start:
-            raise OSError("no warm launcher runs for this environment")
+        # Asked not to start one, a launcher still importing does not count either: a process
+        # started cold is sooner than its imports.
+        if not start and (launcher is None or not launcher._wait_ready(0.0)):
+            raise OSError("no warm launcher is ready for this environment")
         if launcher is None:
             idle = [k for k, other in _launchers.items() if other.running == 0]
             while len(_launchers) >= MAX_LAUNCHERS and idle:
@@ -272,7 +278,7 @@ def start_warm(
     start_launcher: bool = True,
 ) -> WarmProcess:
     """Fork a worker from the launcher for this environment, starting one when needed (or
-    only from one already started, when a cold start costs less than a launcher's imports);
+    only from one already listening, when a cold start costs less than a launcher's imports);
     an OSError when none can serve it (the caller then starts the worker cold)."""
     return _launcher(env, start_launcher).fork(module, args, env, cwd, output)
 

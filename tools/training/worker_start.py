@@ -83,7 +83,7 @@ def start_python(
 ) -> subprocess.Popen | WarmProcess:
     """`module`'s main with `args` in a process of its own, its stdout and stderr into the
     descriptor `output`, under this process's environment with `env` over it: forked from the
-    warm launcher where workers are and one runs (its libraries, wandb's among them, are
+    warm launcher where workers are and one listens (its libraries, wandb's among them, are
     imported already), else started cold."""
     full_env = {**base_env(), **env}
     if _forks_warm():
