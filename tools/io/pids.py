@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-from pathlib import Path
+import psutil
 
 
 def process_running(pid: int) -> bool:
     """Whether `pid` names a running process (another user's counts; a zombie does not)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        # A zombie has exited; only its parent can still reap it.
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (psutil.NoSuchProcess, ValueError):  # gone, or no pid at all (a negative number)
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    # A zombie has exited; only its parent can still reap it.
-    status = Path(f"/proc/{pid}/status")
-    with contextlib.suppress(OSError):
-        return "State:\tZ" not in status.read_text()
-    return True

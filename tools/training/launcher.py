@@ -152,12 +152,12 @@ def _preload_and_serve(
     stale = False
     # A descriptor per child that becomes readable when it exits (Linux 5.3+), so its status
     # goes out at once rather than at the next poll.
-    exits: dict[int, int] = {}
+    exits: set[int] = set()
     while os.getppid() == parent and not (stale and not waiting):
         readable, _, _ = select.select([server, *exits], [], [], _REAP_INTERVAL_S)
-        for ended in set(readable) & set(exits):
+        for ended in exits.intersection(readable):
             os.close(ended)
-            del exits[ended]
+            exits.discard(ended)
         if server in readable:
             connection, _ = server.accept()
             _, fds, _, _ = socket.recv_fds(connection, 1, 1)
@@ -184,7 +184,7 @@ def _preload_and_serve(
             connection.sendall(f"{pid}\n".encode())
             waiting[pid] = connection
             with contextlib.suppress(AttributeError, OSError):  # older kernels: the poll alone
-                exits[os.pidfd_open(pid)] = pid
+                exits.add(os.pidfd_open(pid))
         for pid in list(waiting):
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:

@@ -154,23 +154,28 @@ class Launcher:
         record_launcher(self.folder, self.process.pid)
         self.ready = False
 
-    def _wait_ready(self, timeout_s: float = _READY_TIMEOUT_S) -> bool:
-        """Whether the launcher has imported everything and listens, waiting up to `timeout_s`
-        for it; one that answers anything else, or nothing in the whole wait, is stopped."""
+    def listening(self, wait_s: float = 0.0) -> bool:
+        """Whether the launcher has imported everything and listens, waiting up to `wait_s` for
+        its word; one that answers anything else is stopped (OSError)."""
         if self.ready:
             return True
         # A selector, not select(): a host process may hold descriptors past select's 1024.
         with selectors.DefaultSelector() as selector:
             selector.register(self.process.stdout, selectors.EVENT_READ)
-            ready = selector.select(timeout_s)
-        if not ready and timeout_s < _READY_TIMEOUT_S:
-            return False
-        line = self.process.stdout.readline() if ready else ""
+            if not selector.select(wait_s):
+                return False
+        line = self.process.stdout.readline()
         if line.strip() != "ready":
             self.stop()
             raise OSError(f"the warm worker launcher did not start ({line.strip() or 'no answer'})")
         self.ready = True
         return True
+
+    def _wait_ready(self) -> None:
+        """Block until the launcher listens; one silent for the whole wait is stopped."""
+        if not self.listening(_READY_TIMEOUT_S):
+            self.stop()
+            raise OSError("the warm worker launcher did not start (no answer)")
 
     def fork(
         self, module: str, args: list[str], env: dict[str, str], cwd: str, output: int | None = None
@@ -249,7 +254,7 @@ def _launcher(
             launcher = None
         # Asked not to start one, a launcher still importing does not count either: a process
         # started cold is sooner than its imports.
-        if not start and (launcher is None or not launcher._wait_ready(0.0)):
+        if not start and (launcher is None or not launcher.listening()):
             raise OSError("no warm launcher is ready for this environment")
         if launcher is None:
             idle = [k for k, other in _launchers.items() if other.running == 0]
