@@ -5,6 +5,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,13 @@ import pytest
 from postlab.tools.tracking.trackers import EvaluationLog
 from postlab.tools.training.launcher import changed_sources, source_stamps
 from postlab.tools.training.launcher_folders import MAX_SOCKET_PATH, remove_dead_launcher_folders
-from postlab.tools.training.processes import PID_FILE, WORKER_MODULE, end_orphaned_worker, works_in
+from postlab.tools.training.processes import (
+    KILL_GRACE_S,
+    PID_FILE,
+    WORKER_MODULE,
+    end_orphaned_worker,
+    works_in,
+)
 from postlab.tools.training.warm_start import (
     LAUNCHER_MODULE,
     Launcher,
@@ -21,6 +28,7 @@ from postlab.tools.training.warm_start import (
     prewarm,
     start_warm,
 )
+from postlab.tools.training.worker_end import WorkerEnding, wait_for_exiting_workers
 from postlab.tools.training.worker_start import base_env, prewarm_workers, start_python
 
 
@@ -304,3 +312,42 @@ def test_a_python_module_forks_warm_only_from_a_launcher_already_running(tmp_pat
     logging = EvaluationLog("wandb", stuck, None, errors)
     assert logging.outcome(timeout_s=0.5) == "wandb logging failed: still running after 0.5 s"
     assert stuck.returncode == -9
+
+
+def test_a_worker_that_reported_exits_on_a_thread_and_its_end_is_logged_before_the_next(tmp_path):
+    # Exiting frees a worker's memory before its output closes: the lab need not wait for it.
+    script = "import time; print('done', flush=True); time.sleep(1.5); print('last words')"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    pid_file, temporary = tmp_path / PID_FILE, tmp_path / "worker-tmp"
+    pid_file.write_text(str(proc.pid))
+    temporary.mkdir()
+    log_path = tmp_path / "train.log"
+    ending = WorkerEnding(proc, open(log_path, "w"), deque(), pid_file, temporary)  # noqa: SIM115
+    try:
+        ending.write(ending.lines.get(timeout=10))
+        started = time.monotonic()
+        ending.finish_in_background()
+        assert time.monotonic() - started < 0.5 and proc.poll() is None
+        wait_for_exiting_workers()
+        assert proc.poll() == 0
+        assert log_path.read_text() == "done\nlast words\n[postlab] worker exit code 0\n"
+        assert not pid_file.exists() and not temporary.exists()
+    finally:
+        proc.kill()
+
+
+def test_a_worker_stopped_by_an_error_in_the_lab_is_killed_at_once(tmp_path):
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    log_path = tmp_path / "train.log"
+    ending = WorkerEnding(proc, open(log_path, "w"), deque(), tmp_path / PID_FILE, tmp_path / "t")  # noqa: SIM115
+    started = time.monotonic()
+    ending.finish(wait=False)
+    assert proc.poll() is not None and time.monotonic() - started < KILL_GRACE_S
+    assert "exit code" not in log_path.read_text()

@@ -28,6 +28,7 @@ from postlab.tools.training.failures import (
 from postlab.tools.training.runner import _cached_result, run_training
 from postlab.tools.training.spec import TrainingSpec, check_spec
 from postlab.tools.training.warm_start import WARM_ENV
+from postlab.tools.training.worker_end import wait_for_exiting_workers
 from postlab.tools.training.worker_start import WORKER_TMP_PREFIX
 
 # A stand-in for postlab.tools.tasks.catalog, injected into the worker through sitecustomize,
@@ -116,7 +117,10 @@ def _run(spec: TrainingSpec) -> tuple[TrainingResult, list[dict], float]:
     events: list[dict] = []
     started = time.monotonic()
     result = run_training(spec, on_progress=events.append)
-    return result, events, time.monotonic() - started
+    wall = time.monotonic() - started
+    # A worker that reported its result may still be exiting: its log and files are final after.
+    wait_for_exiting_workers()
+    return result, events, wall
 
 
 def _assert_ok_run(result: TrainingResult, events: list[dict], spec: TrainingSpec) -> None:
@@ -139,6 +143,7 @@ def _assert_ok_run(result: TrainingResult, events: list[dict], spec: TrainingSpe
     assert any(e.get("event") == "done" for e in events)
     log = Path(result.log_path)
     assert log.is_file() and "@@postlab" in log.read_text()
+    assert log.read_text().endswith("[postlab] worker exit code 0\n")
     assert result.spec_signature == spec.signature()
     assert not (Path(spec.output_dir) / "worker.pid").exists()
 

@@ -21,6 +21,7 @@ from postlab.tools.training.failures import EVENT_MARKER, SPEC_FILE
 from postlab.tools.training.runner import run_training
 from postlab.tools.training.schedule import OPTIMIZER_STATE_FILE, await_optimizer_state
 from postlab.tools.training.spec import TrainingSpec
+from postlab.tools.training.worker_end import wait_for_exiting_workers
 
 
 def main() -> int:
@@ -47,6 +48,8 @@ def main() -> int:
 
     result = run_training(spec, on_progress=show)
     print(f"[postlab job] training {result.status}", flush=True)
+    # The pushed log must end with the worker's exit code, written once it has exited.
+    wait_for_exiting_workers()
     if spec.save_optimizer:
         # The moments may still be on their way to disk (a CPU worker writes them in the
         # background): the pushed folder must hold them whole.

@@ -1,19 +1,15 @@
 """Running a TrainingSpec: a TRL job in a subprocess, streamed, bounded, failures as data.
 
 One concern, the parent's side of one training process (prepare, stream, time out, kill,
-classify); how its process starts lives in worker_start.py, the worker's side in worker.py.
+classify); how its process starts lives in worker_start.py, how it ends in worker_end.py, the
+worker's side in worker.py.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
 import queue
-import shutil
-import signal
-import subprocess
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,13 +33,13 @@ from postlab.tools.training.failures import (
     parse_event,
 )
 from postlab.tools.training.processes import (
-    KILL_GRACE_S,
     PID_FILE,
     end_orphaned_worker,
     kill_group,
 )
 from postlab.tools.training.spec import TrainingSpec, check_spec
 from postlab.tools.training.warm_start import WarmProcess
+from postlab.tools.training.worker_end import WorkerEnding, wait_for_exiting_workers
 from postlab.tools.training.worker_start import remove_left_temporaries, start_worker
 
 # Seconds to wait for the pipe to close after the worker exits (a grandchild may hold it open).
@@ -70,20 +66,14 @@ def _cached_result(out_dir: Path, signature: str) -> TrainingResult | None:
         return None
 
 
-def _pump(stream, lines: queue.Queue) -> None:
-    try:
-        for line in stream:
-            lines.put(line)
-    finally:
-        lines.put(None)
-
-
 def run_training(
     spec: TrainingSpec,
     on_progress: Callable[[dict], None] | None = None,
     log_path: Path | None = None,
 ) -> TrainingResult:
     """Run one training spec in a subprocess; never raises for a failed run."""
+    # One worker at a time: the last one's memory (a GPU's too) is free before the next starts.
+    wait_for_exiting_workers()
     started = time.monotonic()
     out_dir = Path(spec.output_dir).expanduser().resolve()
     signature = spec.signature()
@@ -149,105 +139,82 @@ def run_training(
     partial: dict[str, float] = {}
     rewards: list[float] = []
     timed_out = False
-    with open(log_file, "w", encoding="utf-8", errors="replace") as log:
-        try:
-            proc, temporary = start_worker(spec, spec_path, out_dir)
-        except OSError as error:
-            text = f"cannot start the training worker: {error}"
-            log.write(text + "\n")
-            return failed(FailureInfo(kind="crash", message=text, normalized=normalize_error(text)))
-        pid_file = out_dir / PID_FILE
-        try:
-            pid_file.write_text(str(proc.pid))
-            warm = isinstance(proc, WarmProcess)
-            forward(
-                {"event": "started", "pid": proc.pid, "max_steps": spec.max_steps, "warm": warm}
-            )
-            lines: queue.Queue = queue.Queue()
-            reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
-            reader.start()
-            deadline = started + spec.timeout_s
-            exited_at: float | None = None
-            drained = False
-            # Lines are handled on this thread so that on_progress runs in the caller's context.
-            while True:
-                now = time.monotonic()
-                if now >= deadline:
-                    timed_out = True
-                    note = f"[postlab] timeout after {spec.timeout_s:g} s: killing the worker"
-                    log.write(note + "\n")
-                    tail.append(note)
-                    kill_group(proc)
-                    break
-                try:
-                    line = lines.get(timeout=min(0.5, deadline - now))
-                except queue.Empty:
-                    if proc.poll() is not None:
-                        exited_at = exited_at or now
-                        if now - exited_at > _EOF_GRACE_S:
-                            break
-                    continue
-                if line is None:
-                    drained = True
-                    break
-                log.write(line)
-                # Flushed per line so `tail -f train.log` follows a run as it happens.
-                log.flush()
-                line = line.rstrip("\n")
-                tail.append(line)
-                event = parse_event(line)
-                if event is None:
-                    continue
-                if event.get("event") == "progress":
-                    for key, name in (("step", "steps"), ("loss", "final_loss")):
-                        value = finite_number(event.get(key))
-                        if value is not None:
-                            partial[name] = value
-                    reward = finite_number(event.get("reward"))
-                    if reward is not None:
-                        rewards.append(reward)
-                forward(event)
-            if proc.poll() is None:
-                try:
-                    proc.wait(timeout=KILL_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    kill_group(proc)
-            else:
-                # The leader is gone; whatever it left behind in its group goes too.
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-            # Lines still in flight after a kill belong in the log too (after the end of the
-            # output, nothing is: waiting for more would only cost the timeout).
-            while not drained:
-                try:
-                    line = lines.get(timeout=0.2)
-                except queue.Empty:
-                    break
-                if line is None:
-                    break
-                log.write(line)
-                # Flushed per line so `tail -f train.log` follows a run as it happens.
-                log.flush()
-                tail.append(line.rstrip("\n"))
-            log.write(f"[postlab] worker exit code {proc.returncode}\n")
-        finally:
-            if proc.poll() is None:
+    reported_done = False
+    log = open(log_file, "w", encoding="utf-8", errors="replace")  # noqa: SIM115 - may outlive this call
+    try:
+        proc, temporary = start_worker(spec, spec_path, out_dir)
+    except OSError as error:
+        text = f"cannot start the training worker: {error}"
+        log.write(text + "\n")
+        log.close()
+        return failed(FailureInfo(kind="crash", message=text, normalized=normalize_error(text)))
+    pid_file = out_dir / PID_FILE
+    ending = WorkerEnding(proc, log, tail, pid_file, temporary)
+    try:
+        pid_file.write_text(str(proc.pid))
+        warm = isinstance(proc, WarmProcess)
+        forward({"event": "started", "pid": proc.pid, "max_steps": spec.max_steps, "warm": warm})
+        deadline = started + spec.timeout_s
+        exited_at: float | None = None
+        # Lines are handled on this thread so that on_progress runs in the caller's context.
+        while True:
+            now = time.monotonic()
+            if now >= deadline:
+                timed_out = True
+                note = f"[postlab] timeout after {spec.timeout_s:g} s: killing the worker"
+                log.write(note + "\n")
+                tail.append(note)
                 kill_group(proc)
-            with contextlib.suppress(FileNotFoundError):
-                pid_file.unlink()
-            shutil.rmtree(temporary, ignore_errors=True)
-
+                break
+            try:
+                line = ending.lines.get(timeout=min(0.5, deadline - now))
+            except queue.Empty:
+                if proc.poll() is not None:
+                    exited_at = exited_at or now
+                    if now - exited_at > _EOF_GRACE_S:
+                        break
+                continue
+            if line is None:
+                ending.drained = True
+                break
+            ending.write(line)
+            event = parse_event(line.rstrip("\n"))
+            if event is None:
+                continue
+            if event.get("event") == "progress":
+                for key, name in (("step", "steps"), ("loss", "final_loss")):
+                    value = finite_number(event.get(key))
+                    if value is not None:
+                        partial[name] = value
+                reward = finite_number(event.get("reward"))
+                if reward is not None:
+                    rewards.append(reward)
+            forward(event)
+            if event.get("event") == "done":
+                # The worker has written its report; all it has left is to exit.
+                reported_done = True
+                break
+        worker = _read_worker_report(out_dir / WORKER_REPORT_FILE)
+        succeeded = (
+            not timed_out
+            and worker is not None
+            and worker.get("status") == "ok"
+            and worker.get("checkpoint")
+            and is_checkpoint_dir(Path(worker["checkpoint"]))
+        )
+    except BaseException:
+        ending.finish(wait=False)
+        raise
+    if reported_done and succeeded:
+        # Exiting frees the worker's memory first (about 0.07 s a GB here), and only then closes
+        # its output and reports its status: the lab goes on meanwhile.
+        ending.finish_in_background()
+    else:
+        ending.finish()
     if rewards:
         partial["mean_reward"] = sum(rewards) / len(rewards)
         partial["final_reward"] = rewards[-1]
-    worker = _read_worker_report(out_dir / WORKER_REPORT_FILE)
-    if (
-        not timed_out
-        and worker is not None
-        and worker.get("status") == "ok"
-        and worker.get("checkpoint")
-        and is_checkpoint_dir(Path(worker["checkpoint"]))
-    ):
+    if succeeded:
         metrics = {**partial, **_float_metrics(worker.get("metrics"))}
         return finish(
             TrainingResult(
