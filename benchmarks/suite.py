@@ -2,9 +2,9 @@
 
     python benchmarks/suite.py [--quick]
 
---quick (a few minutes on 2 cores): CLI start, checkpoint writes, memory at 1k and 10k items,
-training and evaluation throughput at 10 steps. The full suite adds memory at 100k, 40-step
-training and the demo's wall time, overhead share and disk use.
+--quick (a few minutes on 2 cores): CLI start, checkpoint writes, process exits, memory at 1k
+and 10k items, training and evaluation throughput at 10 steps. The full suite adds memory at
+100k, 40-step training and the demo's wall time, overhead share and disk use.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ def main() -> None:
     scripts = [
         ["cli_start.py"],
         ["checkpoint_write.py", *(["--repeats", "2"] if args.quick else [])],
+        ["exit_time.py", *(["--sizes", "1,3", "--repeats", "2"] if args.quick else [])],
         ["memory_scale.py", *quick],
         ["throughput.py", *quick],
         *([] if args.quick else [["demo_time.py"]]),

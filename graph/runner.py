@@ -55,7 +55,8 @@ def _drive(graph, payload: Any, config: dict, on_event: EventSink | None) -> dic
             if mode == "custom" and on_event is not None:
                 on_event(chunk)
     except KeyboardInterrupt:
-        # The training worker, if any, was stopped on the way out (run_training's finally).
+        # The training worker, if any, was stopped on the way out (run_training stops it when
+        # interrupted; one that had reported its result is let exit).
         return _interrupted(graph, config)
     snapshot = graph.get_state(config)
     result: dict[str, Any] = {key: snapshot.values.get(key) for key in LabOutput.__annotations__}
