@@ -161,9 +161,7 @@ def run_training(
             now = time.monotonic()
             if now >= deadline:
                 timed_out = True
-                note = f"[postlab] timeout after {spec.timeout_s:g} s: killing the worker"
-                log.write(note + "\n")
-                tail.append(note)
+                ending.write(f"[postlab] timeout after {spec.timeout_s:g} s: killing the worker\n")
                 kill_group(proc)
                 break
             try:
