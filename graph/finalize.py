@@ -12,6 +12,7 @@ from postlab.records.outcomes import BestModel, EvaluationRecord, SplitScore, bi
 from postlab.records.run import StopReason
 from postlab.records.state import LabOutput, LabState
 from postlab.records.usage import usage_by_agent
+from postlab.tools.io.removal import remove_left_aside, wait_for_removals
 from postlab.tools.io.rundir import MODELS_DIR, SUMMARY_FILE, write_run_json
 from postlab.tools.reporting.figures import draw_plots
 from postlab.tools.reporting.markdown import write_report
@@ -163,7 +164,9 @@ def finalize(state: LabState) -> LabOutput:
         output["stop_detail"] = summary["stop_detail"]
     # The tracker's process starts first: it writes while the plots below are drawn.
     logging = _start_tracker_log(state, run_dir)
-    # A finished run is never continued: its optimiser states (a model's size twice over) go.
+    # A finished run is never continued: its optimiser states (a model's size twice over) go,
+    # and so does whatever a killed earlier process had set aside and not yet deleted.
+    remove_left_aside(run_dir / MODELS_DIR)
     prune_optimizer_states(run_dir / MODELS_DIR, keep=set())
     try:
         summary["lessons_filed"] = [effect.model_dump() for effect in file_lessons(state)]
@@ -185,4 +188,6 @@ def finalize(state: LabState) -> LabOutput:
             f"{summary['stop_detail']}; could not write {error.filename or run_dir}: "
             f"{error.strerror or error}"
         )
+    # The caller gets a run folder in its final state: nothing still being deleted.
+    wait_for_removals()
     return output

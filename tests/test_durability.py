@@ -259,6 +259,7 @@ def test_a_step_killed_mid_way_counts_against_the_wall_clock_budget(tmp_path):
 
 
 def test_superseded_checkpoints_are_removed_best_and_latest_kept(tmp_path):
+    from postlab.tools.io.removal import wait_for_removals
     from postlab.tools.io.rundir import prune_checkpoints
 
     for k in (1, 2, 3):
@@ -269,3 +270,5 @@ def test_superseded_checkpoints_are_removed_best_and_latest_kept(tmp_path):
     assert best.is_dir() and latest.is_dir()
     assert not (tmp_path / "models/iter-2/checkpoint").exists()
     assert (tmp_path / "models/iter-2/train.log").is_file()  # the record of it stays
+    wait_for_removals()
+    assert [path.name for path in (tmp_path / "models/iter-2").iterdir()] == ["train.log"]

@@ -173,6 +173,8 @@ def test_training_progress_and_datasets_are_recorded(finished_run):
     assert (run_dir / "memory").is_dir() and (run_dir / "checkpoints.sqlite").is_file()
     # Iterations hand Adam's moments on while the run lasts; a finished run keeps none.
     assert not list(run_dir.glob("models/*/optimizer.pt"))
+    # Nor anything set aside for deletion: the run returned once every removal was done.
+    assert not list(run_dir.glob("models/*/.removing-*"))
 
 
 def test_memory_holds_what_the_agents_learned(finished_run):

@@ -6,12 +6,12 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 from postlab.tools.io.atomic import write_json_atomic
+from postlab.tools.io.removal import remove_aside
 
 # Where runs live when no run directory is given (default ./runs).
 RUNS_DIR_ENV = "POSTLAB_RUNS_DIR"
@@ -216,7 +216,8 @@ def iteration_label(iteration: int) -> str:
 
 
 def prune_checkpoints(run_dir: Path, keep: set[str]) -> list[str]:
-    """Delete the run's iteration checkpoints other than `keep`; returns the folders removed.
+    """Delete the run's iteration checkpoints other than `keep` (set aside at once, deleted on a
+    thread); returns the folders removed.
 
     Superseded checkpoints are most of a run's size (a full copy of the model per iteration).
     """
@@ -224,6 +225,6 @@ def prune_checkpoints(run_dir: Path, keep: set[str]) -> list[str]:
     removed = []
     for checkpoint in sorted((Path(run_dir) / MODELS_DIR).glob(f"*/{CHECKPOINT_DIR}")):
         if str(checkpoint.resolve()) not in kept and checkpoint.is_dir():
-            shutil.rmtree(checkpoint, ignore_errors=True)
+            remove_aside(checkpoint)
             removed.append(checkpoint.parent.name)
     return removed

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from postlab.tools.io.atomic import SHARED_MODE, replacing
+from postlab.tools.io.removal import remove_aside
 from postlab.tools.io.through_memory import write_through_memory
 
 try:
@@ -261,6 +262,6 @@ def prune_optimizer_states(models_dir: Path, keep: set[Path]) -> list[str]:
         for partial in folder.glob(f".{OPTIMIZER_STATE_FILE}.*"):
             partial.unlink(missing_ok=True)
         if state.is_file():
-            state.unlink(missing_ok=True)
+            remove_aside(state)
             removed.append(folder.name)
     return removed
