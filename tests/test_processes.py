@@ -326,7 +326,7 @@ def test_a_worker_that_reported_exits_on_a_thread_and_its_end_is_logged_before_t
     log_path = tmp_path / "train.log"
     ending = WorkerEnding(proc, open(log_path, "w"), deque(), pid_file, temporary)  # noqa: SIM115
     try:
-        ending.write(ending.lines.get(timeout=10))
+        ending.next_line(timeout=10)
         started = time.monotonic()
         ending.finish_in_background()
         assert time.monotonic() - started < 0.5 and proc.poll() is None

@@ -165,7 +165,7 @@ def run_training(
                 kill_group(proc)
                 break
             try:
-                line = ending.lines.get(timeout=min(0.5, deadline - now))
+                line = ending.next_line(timeout=min(0.5, deadline - now))
             except queue.Empty:
                 if proc.poll() is not None:
                     exited_at = exited_at or now
@@ -173,9 +173,7 @@ def run_training(
                         break
                 continue
             if line is None:
-                ending.drained = True
                 break
-            ending.write(line)
             event = parse_event(line.rstrip("\n"))
             if event is None:
                 continue

@@ -28,8 +28,8 @@ def wait_for_exiting_workers() -> None:
 
 class WorkerEnding:
     """The end of one worker's process: its last lines, its exit status, its pid file and
-    temporary folder, and the log they go to. Its output is read into `lines` (None at its end)
-    from the start."""
+    temporary folder, and the log they go to. Its output is read from the start, and taken
+    line by line with `next_line`."""
 
     def __init__(self, proc, log, tail: deque[str], pid_file: Path, temporary: Path) -> None:
         self.proc = proc
@@ -37,9 +37,19 @@ class WorkerEnding:
         self.tail = tail
         self.pid_file = pid_file
         self.temporary = temporary
-        self.lines: queue.Queue = queue.Queue()
-        self.drained = False
-        threading.Thread(target=_pump, args=(proc.stdout, self.lines), daemon=True).start()
+        self._lines: queue.Queue = queue.Queue()
+        self._drained = False
+        threading.Thread(target=_pump, args=(proc.stdout, self._lines), daemon=True).start()
+
+    def next_line(self, timeout: float) -> str | None:
+        """The worker's next line of output, logged; None where its output ends; queue.Empty
+        when none came within `timeout` seconds."""
+        line = self._lines.get(timeout=timeout)
+        if line is None:
+            self._drained = True
+        else:
+            self.write(line)
+        return line
 
     def write(self, line: str) -> None:
         """Log one line of the worker's output and keep it in the tail."""
@@ -79,14 +89,9 @@ class WorkerEnding:
                 os.killpg(self.proc.pid, signal.SIGKILL)
         # Lines still in flight after a kill belong in the log too (after the end of the
         # output, nothing is: waiting for more would only cost the timeout).
-        while not self.drained:
-            try:
-                line = self.lines.get(timeout=0.2)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            self.write(line)
+        with contextlib.suppress(queue.Empty):
+            while not self._drained:
+                self.next_line(timeout=0.2)
         self.log.write(f"[postlab] worker exit code {self.proc.returncode}\n")
 
 
