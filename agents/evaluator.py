@@ -12,6 +12,7 @@ from postlab.records.outcomes import (
     AgentOutcome,
     AnswerShift,
     BestModel,
+    ConstantAnswer,
     EvaluationRecord,
     HeldPeak,
     MissCluster,
@@ -28,6 +29,7 @@ from postlab.tools.evaluation.scoring import (
     EvalResult,
     EvaluationError,
     Split,
+    constant_answer,
     evaluate_checkpoint,
 )
 from postlab.tools.io.rundir import iteration_dir, iteration_label, prune_checkpoints
@@ -70,6 +72,13 @@ def _not_evaluated(label: str, error: EvaluationError) -> AgentOutcome:
     )
 
 
+def _balanced_splits(shift: AnswerShift | None) -> tuple[Split, ...]:
+    """The splits scored with every answer counted equally: validation lent from a skewed
+    training file, whose skew is no evidence of test's (a model that learned it must not look
+    like one that learned the task)."""
+    return ("validation",) if shift and shift.prior_unknown else ()
+
+
 def _scored(
     state: LabState,
     checkpoint: str,
@@ -78,9 +87,6 @@ def _scored(
     shift: AnswerShift | None = None,
 ) -> dict[Split, EvalResult] | AgentOutcome:
     """The checkpoint's results on the splits, or the failed outcome that says why not."""
-    # Validation lent from a skewed training file counts every answer equally: its skew is not
-    # evidence of test's, and a model that learned it must not look like one that learned the task.
-    balanced: tuple[Split, ...] = ("validation",) if shift and shift.prior_unknown else ()
     try:
         return evaluate_checkpoint(
             checkpoint,
@@ -90,7 +96,7 @@ def _scored(
             on_batch=lambda done, total: emit(
                 {"type": "evaluating", "label": label, "done": done, "total": total}
             ),
-            balanced=balanced,
+            balanced=_balanced_splits(shift),
         )
     except EvaluationError as error:
         return _not_evaluated(label, error)
@@ -189,15 +195,31 @@ def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
     return HeldPeak(label=label, strict=strict, stderr=stderr, broken=broken, fixed=fixed)
 
 
+def _training_answers(state: LabState) -> list[str]:
+    return [example.answer for example in run_task(state).train_examples(SHIFT_SAMPLE, seed=0)]
+
+
 def training_answer_shift(state: LabState) -> AnswerShift | None:
     """Whether training over-represents one answer against validation, or against a test prior
     nothing measures (validation lent from the training file); measured, not assumed."""
     task = run_task(state)
-    train = [example.answer for example in task.train_examples(SHIFT_SAMPLE, seed=0)]
+    train = _training_answers(state)
     validation = [example.answer for example in task.validation_examples()]
     if not train or not validation:
         return None
     return answer_shift(train, validation, validation_lent=task.validation_lent)
+
+
+def constant_answer_floor(state: LabState, shift: AnswerShift | None) -> ConstantAnswer | None:
+    """What answering the training set's commonest answer to everything scores, on the items and
+    with the weighting the baseline is scored with (test only where the task's own split judges)."""
+    return constant_answer(
+        run_task(state),
+        _training_answers(state),
+        limit=state["run_options"].eval_limit,
+        balanced=_balanced_splits(shift),
+        with_test=not state["run_options"].eval_cmd,
+    )
 
 
 def test_best(state: LabState) -> StepResult:
@@ -308,6 +330,7 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
     if is_baseline:
         update["baseline"] = record
         update["answer_shift"] = shift
+        update["constant_answer"] = constant_answer_floor(state, shift)
         if shift is not None:
             summary += f"; {shift.describe()}"
     else:

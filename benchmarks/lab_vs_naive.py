@@ -3,7 +3,9 @@
 For each task: the base model, one naive full-SFT run with as many optimiser steps as the lab may
 spend in all its iterations (same batch, the TrainingSpec's default learning rate, no research,
 no validation), and the lab itself with its target at 1.0 (so it stops early only on perfect
-validation, never with steps the naive run spent). Writes lab_vs_naive.json, lab_vs_naive.md and
+validation, never with steps the naive run spent). On a label task the table also shows the
+training set's commonest answer given to every test item: what a run that collapsed onto its
+prior scores. Writes lab_vs_naive.json, lab_vs_naive.md and
 lab_vs_naive.png into the output folder and prints the table.
 
     python benchmarks/lab_vs_naive.py [--quick] [--tasks a,b] [--task-dirs D1,D2] [--model M]
@@ -35,7 +37,7 @@ from postlab.memory.library import LIBRARY_ENV, LIBRARY_OFF
 from postlab.records.outcomes import binomial_stderr
 from postlab.records.run import TRAIN_TIMEOUT_S
 from postlab.tools.data.training_sets import build_training_set
-from postlab.tools.evaluation.scoring import evaluate_checkpoint
+from postlab.tools.evaluation.scoring import constant_answer, evaluate_checkpoint
 from postlab.tools.models.resolution import DEFAULT_MODEL, resolve_model
 from postlab.tools.tasks.catalog import bundled_task_names, load_task
 from postlab.tools.tasks.folders import load_task_dir
@@ -53,6 +55,20 @@ BATCH = 8
 def _test_score(checkpoint: str, task, limit: int | None) -> dict:
     result = evaluate_checkpoint(checkpoint, task, splits=("test",), limit=limit)["test"]
     return {"score": result.strict, "stderr": binomial_stderr(result.strict, result.n)}
+
+
+def one_answer(task, limit: int | None) -> dict:
+    """Test score of the training set's commonest answer given to every item (label tasks): what
+    a run that collapsed onto its prior would score."""
+    answers = [example.answer for example in task.train_examples(400, seed=0)]
+    floor = constant_answer(task, answers, limit=limit)
+    if floor is None or floor.test is None:
+        return {"score": None, "stderr": None}
+    return {
+        "score": floor.test,
+        "stderr": binomial_stderr(floor.test, floor.test_n),
+        "answer": floor.answer,
+    }
 
 
 def plain_sft(
@@ -172,14 +188,15 @@ def write_outputs(rows: list[dict], out: Path, settings: dict) -> str:
         json.dumps({"settings": settings, "rows": rows}, indent=2)
     )
     lines = [
-        "| task | base | naive SFT | lab | lab − naive |",
-        "| --- | --- | --- | --- | --- |",
+        "| task | base | one answer to all | naive SFT | lab | lab − naive |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         lab_score, naive_score = row["lab"].get("score"), row["naive"].get("score")
         gap = f"{lab_score - naive_score:+.2f}" if None not in (lab_score, naive_score) else "—"
         lines.append(
-            f"| {row['task']} | {_cell(row['base'])} | {_cell(row['naive'])} | "
+            f"| {row['task']} | {_cell(row['base'])} | {_cell(row.get('one_answer', {}))} | "
+            f"{_cell(row['naive'])} | "
             f"{_cell(row['lab'])} | {gap} |"
         )
     table = "\n".join(lines)
@@ -242,6 +259,7 @@ def main() -> None:
         row = {
             "task": name,
             "base": _test_score(base, task, settings["limit"]),
+            "one_answer": one_answer(task, settings["limit"]),
             "naive": over_seeds(
                 [
                     naive_sft(task, base, settings, out / name / f"naive{folder[s]}", seed=s)

@@ -54,6 +54,7 @@ def build_summary(state: LabState) -> dict[str, Any]:
     evaluations = state.get("evaluations") or []
     best_eval = next((e for e in evaluations if best and e.label == best.label), None)
     options = state.get("run_options")
+    constant = state.get("constant_answer")
     return {
         "run_id": state.get("run_id"),
         "goal": state.get("goal", ""),
@@ -74,6 +75,8 @@ def build_summary(state: LabState) -> dict[str, Any]:
         "options": options.model_dump(mode="json") if options else None,
         "versions": package_versions(),
         "source_revision": source_revision(),
+        # On a label task, one answer given to everything: the floor the scores above must clear.
+        "constant_answer": constant.model_dump(mode="json") if constant else None,
         "best_label": best.label if best else None,
         # Why the best is not the highest validation score, when it took the place by a hold.
         "best_held": best.held.model_dump(mode="json") if best and best.held else None,

@@ -170,6 +170,18 @@ class AnswerShift(BaseModel):
         return f"{share} against {self.validation_share:.0%} in validation"
 
 
+class ConstantAnswer(BaseModel):
+    """Always giving the training set's commonest answer, scored as the baseline is: the floor a
+    model on a label task must clear before its score says it learned anything."""
+
+    answer: str
+    validation: float
+    validation_n: int
+    # Scored to report beside the baseline's and the best's test scores; nothing decides on it.
+    test: float | None = None
+    test_n: int | None = None
+
+
 class FolderSurvey(BaseModel):
     """A task folder read when the run is prepared: its usable training rows, and how many of
     the first of them follow copy rules or number rules (tools/data/recombination.py), which

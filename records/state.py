@@ -11,6 +11,7 @@ from postlab.records.artifacts import DatasetCard
 from postlab.records.outcomes import (
     AnswerShift,
     BestModel,
+    ConstantAnswer,
     EvaluationRecord,
     FolderSurvey,
     TechniqueFinding,
@@ -92,6 +93,8 @@ class LabState(LabInput, LabOutput, total=False):
     baseline: EvaluationRecord | None
     # Measured with the baseline: training answers skewed toward one label beyond validation.
     answer_shift: AnswerShift | None
+    # Measured with the baseline on a label task: the score of one answer given to everything.
+    constant_answer: ConstantAnswer | None
     # Read once when the run is prepared (task folders only): what the folder holds.
     folder_survey: FolderSurvey | None
     best: BestModel | None

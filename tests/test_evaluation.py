@@ -1,11 +1,19 @@
 """Evaluation: scoring, error categories, real generation on a tiny model."""
 
+import json
+
 import pytest
 
 from postlab.records.outcomes import binomial_stderr
 from postlab.tools.evaluation.misses import categorize
-from postlab.tools.evaluation.scoring import EvaluationError, evaluate_checkpoint, score
+from postlab.tools.evaluation.scoring import (
+    EvaluationError,
+    constant_answer,
+    evaluate_checkpoint,
+    score,
+)
 from postlab.tools.tasks.catalog import Example, load_task
+from postlab.tools.tasks.folders import load_task_dir
 
 
 def test_score_counts_strict_lenient_and_categories():
@@ -198,3 +206,35 @@ def test_a_constant_answer_on_a_skewed_split_is_a_collapse():
     # Two items needing another answer are too few to tell a collapse from two misses.
     rare = [Example(prompt=f"r{i}", answer=a) for i, a in enumerate(["yes"] * 98 + ["no"] * 2)]
     assert score(task, rare, ["yes"] * 100, "m").collapse == 0.0
+
+
+def _label_folder(folder, train, valid, test):
+    """A task folder whose rows ask about numbers and answer with the labels given."""
+    folder.mkdir()
+    for start, (name, answers) in enumerate((("train", train), ("valid", valid), ("eval", test))):
+        rows = [
+            {"prompt": f"Is {1000 * start + i} big?", "answer": a} for i, a in enumerate(answers)
+        ]
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    (folder / "task.json").write_text(json.dumps({"name": folder.name, "metric": "exact"}))
+    return load_task_dir(folder)
+
+
+def test_one_answer_given_to_everything_is_scored_as_a_label_tasks_floor(tmp_path):
+    # "Yes", "yes" and "yes." are one label: together the commonest, though "no" outnumbers each;
+    # it is given as its commonest spelling, which a strict match compares.
+    train = ["Yes"] * 12 + ["yes"] * 10 + ["yes."] * 8 + ["no"] * 14
+    task = _label_folder(
+        tmp_path / "big", train, ["Yes"] * 6 + ["no"] * 4, ["Yes"] * 3 + ["no"] * 7
+    )
+    answers = [example.answer for example in task.train_examples(100, seed=0)]
+    floor = constant_answer(task, answers)
+    assert floor.answer == "Yes"
+    assert (floor.validation, floor.validation_n, floor.test, floor.test_n) == (0.6, 10, 0.3, 10)
+    # Weighted as the baseline is: on a balanced split one answer is chance for two labels.
+    balanced = constant_answer(task, answers, balanced=("validation",), with_test=False)
+    assert (balanced.validation, balanced.test) == (0.5, None)
+    assert constant_answer(task, answers, limit=5).validation_n == 5
+    # Free-form answers are no label set: a constant there is no floor worth showing.
+    numbers = _label_folder(tmp_path / "sums", [str(i) for i in range(40)], ["1", "2"], ["3"])
+    assert constant_answer(numbers, [str(i) for i in range(40)]) is None

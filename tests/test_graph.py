@@ -323,6 +323,15 @@ def test_every_bundled_task_runs_and_finalizes(task, tiny_model, tmp_path):
     # The budget stops the run, and it still finalizes: every step counted, a report written.
     assert summary["steps_used"] == 3 and summary["baseline_score"] is not None
     assert (tmp_path / task / "report.md").is_file()
+    # Only a label task has a floor, one answer to everything, scored on the baseline's items.
+    floor = summary["constant_answer"]
+    assert (floor is not None) == (task == "multiple_choice_arith")
+    if floor:
+        assert floor["answer"] in ("A", "B", "C", "D")
+        assert (floor["validation_n"], floor["test_n"]) == (
+            summary["baseline_val_n"],
+            summary["baseline_test_n"],
+        )
 
 
 def _one_iteration_on(folder: Path, model: Path, run_dir: Path) -> tuple[dict, dict]:

@@ -28,7 +28,7 @@ def test_every_held_out_folder_loads_with_test_apart_from_training(tmp_path, mon
     folders = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     names = {folder.name for folder in folders}
     assert {"word_problems", "word_problems_500", "two_step_small"} <= names
-    assert len(folders) == 9
+    assert len(folders) == 11
     for folder in folders:
         task = load_task_dir(folder)
         # The folder's own training file holds no test item (the task would drop it silently).
@@ -70,3 +70,38 @@ def test_two_step_answers_take_both_steps_on_small_numbers(tmp_path):
         else:
             expected = first - second + third
         assert int(example.answer) == expected >= 0
+
+
+def test_continents_test_countries_that_training_never_names(tmp_path):
+    made = _make_tasks()
+    made.continents(tmp_path)
+    task = load_task_dir(tmp_path / "continents")
+    assert task.validation_lent and len(task.test_examples()) == 70
+    where = {
+        name.replace("_", " "): continent
+        for continent, names in made.CONTINENTS.items()
+        for name in names.split()
+    }
+
+    def country(prompt: str) -> str:
+        # The longest name the prompt holds: "South Sudan" holds "Sudan", "Nigeria" "Niger".
+        named = [name for name in where if re.search(rf"\b{re.escape(name)}\b", prompt)]
+        return max(named, key=len)
+
+    train, test = task.train_examples(10**6, seed=0), task.test_examples()
+    tested = {country(example.prompt) for example in test}
+    assert len(tested) == 70 and not tested & {country(example.prompt) for example in train}
+    for example in [*train, *test]:
+        assert where[country(example.prompt)] == example.answer, example.prompt
+
+
+def test_weekdays_answers_count_the_days_from_the_day_named(tmp_path):
+    made = _make_tasks()
+    made.weekdays(tmp_path)
+    task = load_task_dir(tmp_path / "weekdays")
+    assert len(task.test_examples()) == 100 and task.validation_lent
+    for example in [*task.train_examples(10**6, seed=0), *task.test_examples()]:
+        day = next(d for d in made.DAYS if d in example.prompt.split(".")[0].split(",")[0])
+        n = int(re.search(r"(\d+) days", example.prompt).group(1))
+        step = -n if ("ago" in example.prompt or "earlier" in example.prompt) else n
+        assert made.DAYS[(made.DAYS.index(day) + step) % 7] == example.answer, example.prompt

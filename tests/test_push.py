@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from postlab.cli.app import app
 from postlab.graph.runner import run_lab
 from postlab.tools.publishing.hub import PublishError, push_run
+from postlab.tools.publishing.model_card import model_card
 
 SMALL = {"train_steps": 2, "train_size": 24, "eval_limit": 4, "batch_size": 4, "max_iterations": 1}
 
@@ -138,3 +139,13 @@ def test_an_unattended_run_to_push_leaves_a_dry_run_for_a_person_to_approve(
     run_dir = next(runs_dir.iterdir())
     assert (run_dir / "push" / "README.md").is_file()
     assert f"postlab push {run_dir.name} --repo me/x" in result.output
+
+
+def test_the_card_of_a_label_task_shows_one_answer_given_to_everything(trained_run):
+    summary = json.loads((trained_run / "summary.json").read_text())
+    assert "commonest answer" not in model_card(summary, "me/adder").text
+    summary["constant_answer"] = {
+        "answer": "D", "validation": 0.2, "validation_n": 100, "test": 0.3, "test_n": 100,
+    }  # fmt: skip
+    text = model_card(summary, "me/adder").text
+    assert "| always 'D' (training's commonest answer) | 0.20 | 0.30 |" in text

@@ -118,3 +118,31 @@ def test_a_best_that_held_a_higher_score_says_why(tmp_path):
         "standard error (0.08) of iter-2's 0.27, the highest validation score, on the schedule "
         "it continued"
     ) in report
+
+
+def test_a_best_no_better_than_one_answer_given_to_everything_says_so(tmp_path):
+    summary = {**_summary(tmp_path), "best_label": "iter-1"}
+    summary["constant_answer"] = {
+        "answer": "Africa", "validation": 0.3, "validation_n": 20, "test": 0.25, "test_n": 40,
+    }  # fmt: skip
+    result = render_report(summary, None).split("## Iterations")[0]
+    assert "| always 'Africa' (training's commonest answer) | 0.30 ± 0.10 | 0.25 ± 0.07 | — |" in (
+        result
+    )
+    # Above the floor and not collapsed: nothing more to say.
+    assert "no better than" not in result and "a collapse" not in result
+    summary["evaluations"][1]["collapse"] = 1.0
+    assert (
+        "iter-1 gave one and the same answer to 100% of validation questions (a collapse): its "
+        "score is that answer's share of the split, not a skill; on validation it scores 0.50, "
+        "against 0.30 for always answering 'Africa'."
+    ) in render_report(summary, None)
+    summary["evaluations"][1]["collapse"] = 0.0
+    summary["constant_answer"]["validation"] = 0.5
+    assert (
+        "iter-1 is no better than one answer given to everything; on validation it scores 0.50, "
+        "no higher than 0.50 for always answering 'Africa'."
+    ) in render_report(summary, None)
+    # A run from before the floor was measured says nothing of it.
+    del summary["constant_answer"]
+    assert "always" not in render_report(summary, None).split("## Iterations")[0]

@@ -16,6 +16,10 @@
   then add, groups of equal size plus some more), numeric answers, no valid.jsonl.
 - word_category_no_valid, above_500_no_valid: the two skewed folders without valid.jsonl, so
   validation is a slice of the skewed training file and only test is balanced.
+- continents: which continent a country is in (real facts, six labels, as unbalanced as the
+  world's countries); test asks about 70 countries training never names, no valid.jsonl.
+- weekdays: the day of the week some days (1 to 20) before or after a given day, seven labels,
+  no valid.jsonl; at 135M parameters a rule the model does not learn from 346 rows.
 """
 
 from __future__ import annotations
@@ -257,6 +261,99 @@ def two_step_small(out: Path) -> None:
     (folder / "task.json").write_text(json.dumps(task, indent=2) + "\n")
 
 
+CONTINENTS = {
+    "Africa": "Algeria Angola Benin Botswana Burkina_Faso Burundi Cameroon Cape_Verde Chad "
+    "Comoros Congo Djibouti Egypt Eritrea Eswatini Ethiopia Gabon Gambia Ghana Guinea Kenya "
+    "Lesotho Liberia Libya Madagascar Malawi Mali Mauritania Mauritius Morocco Mozambique "
+    "Namibia Niger Nigeria Rwanda Senegal Seychelles Sierra_Leone Somalia South_Africa "
+    "South_Sudan Sudan Tanzania Togo Tunisia Uganda Zambia Zimbabwe",
+    "Asia": "Afghanistan Armenia Azerbaijan Bahrain Bangladesh Bhutan Brunei Cambodia China "
+    "Georgia India Indonesia Iran Iraq Israel Japan Jordan Kazakhstan Kuwait Kyrgyzstan Laos "
+    "Lebanon Malaysia Maldives Mongolia Myanmar Nepal North_Korea Oman Pakistan Philippines "
+    "Qatar Saudi_Arabia Singapore South_Korea Sri_Lanka Syria Tajikistan Thailand "
+    "Turkmenistan Uzbekistan Vietnam Yemen",
+    "Europe": "Albania Andorra Austria Belarus Belgium Bulgaria Croatia Cyprus Denmark Estonia "
+    "Finland France Germany Greece Hungary Iceland Ireland Italy Latvia Liechtenstein "
+    "Lithuania Luxembourg Malta Moldova Monaco Montenegro Netherlands Norway Poland Portugal "
+    "Romania San_Marino Serbia Slovakia Slovenia Spain Sweden Switzerland Ukraine",
+    "North America": "Bahamas Barbados Belize Canada Costa_Rica Cuba Dominica El_Salvador "
+    "Grenada Guatemala Haiti Honduras Jamaica Mexico Nicaragua Panama Trinidad_and_Tobago "
+    "United_States",
+    "South America": "Argentina Bolivia Brazil Chile Colombia Ecuador Guyana Paraguay Peru "
+    "Suriname Uruguay Venezuela",
+    "Oceania": "Australia Fiji Kiribati Micronesia Nauru New_Zealand Palau Papua_New_Guinea "
+    "Samoa Solomon_Islands Tonga Tuvalu Vanuatu",
+}
+
+
+def continents(out: Path) -> None:
+    """A country's continent: 70 countries to test, the rest asked three ways to train."""
+    templates = [
+        "Which continent is {c} in? Answer with the continent only.",
+        "On which continent is the country {c}? Answer with the continent only.",
+        "{c} is a country in which continent? Answer with the continent only.",
+    ]
+    rng = random.Random(31)
+    pairs = [(c.replace("_", " "), k) for k, names in CONTINENTS.items() for c in names.split()]
+    rng.shuffle(pairs)
+
+    def rows(chosen: list[tuple[str, str]], per: int) -> list[dict]:
+        return [
+            {"prompt": t.format(c=country), "answer": continent}
+            for country, continent in chosen
+            for t in rng.sample(templates, per)
+        ]
+
+    train, test = rows(pairs[70:], 3), rows(pairs[:70], 1)
+    rng.shuffle(train)
+    folder = out / "continents"
+    _write(folder, "train.jsonl", train)
+    _write(folder, "eval.jsonl", test)
+    task = {"name": "continents", "description": "Name the continent a country is in.",
+            "metric": "exact", "max_new_tokens": 8}  # fmt: skip
+    (folder / "task.json").write_text(json.dumps(task) + "\n")
+
+
+DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+
+
+def weekdays(out: Path) -> None:
+    """The day some days before or after a given one: 100 distinct questions to test, the
+    training rows that ask none of them."""
+    after = [
+        "Today is {d}. What day of the week will it be in {n} days? Answer with the day only.",
+        "If today is {d}, which day is it {n} days from now? Answer with the day only.",
+        "It is {d}. What day comes {n} days later? Answer with the day only.",
+    ]
+    before = [
+        "Today is {d}. What day of the week was it {n} days ago? Answer with the day only.",
+        "If today is {d}, which day was it {n} days earlier? Answer with the day only.",
+    ]
+    rng = random.Random(23)
+
+    def rows(count: int) -> list[dict]:
+        made = []
+        for _ in range(count):
+            day, n = rng.randrange(7), rng.randint(1, 20)
+            if rng.random() < 0.6:
+                prompt, answer = rng.choice(after), DAYS[(day + n) % 7]
+            else:
+                prompt, answer = rng.choice(before), DAYS[(day - n) % 7]
+            made.append({"prompt": prompt.format(d=DAYS[day], n=n), "answer": answer})
+        return made
+
+    test = list({row["prompt"]: row for row in rows(140)}.values())[:100]
+    asked = {row["prompt"] for row in test}
+    train = {row["prompt"]: row for row in rows(600) if row["prompt"] not in asked}
+    folder = out / "weekdays"
+    _write(folder, "train.jsonl", list(train.values()))
+    _write(folder, "eval.jsonl", test)
+    description = "Name the day of the week some days before or after a given day."
+    task = {"name": "weekdays", "description": description, "metric": "exact",
+            "max_new_tokens": 8}  # fmt: skip
+    (folder / "task.json").write_text(json.dumps(task) + "\n")
+
+
 def without_validation(out: Path, name: str) -> None:
     """A copy of a folder that ships no valid.jsonl: the lab must lend validation from the
     skewed training file, which says nothing of test's balanced answers."""
@@ -279,6 +376,8 @@ def main() -> None:
     word_problems(out)
     word_problems_500(out)
     two_step_small(out)
+    continents(out)
+    weekdays(out)
     for skewed in ("word_category", "above_500"):
         without_validation(out, skewed)
     print(f"written to {out}")

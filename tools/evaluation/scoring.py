@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from postlab.records.artifacts import FailureSample
+from postlab.records.outcomes import ConstantAnswer
 from postlab.tools.evaluation.generation import GENERATION_BATCH, completions_from
 from postlab.tools.evaluation.misses import (
     categorize,
@@ -158,6 +159,37 @@ def split_examples(task: Task, split: Split, limit: int | None = None) -> list[E
     """A split's items (the first `limit` of them when given)."""
     examples = task.validation_examples() if split == "validation" else task.test_examples()
     return examples[:limit] if limit else examples
+
+
+def constant_answer(
+    task: Task,
+    train_answers: list[str],
+    limit: int | None = None,
+    balanced: tuple[Split, ...] = (),
+    with_test: bool = True,
+) -> ConstantAnswer | None:
+    """The training answers' commonest given to every validation (and test) item, scored as a
+    model's answers are; None where the answers are no label set, or validation is empty."""
+    if not label_set(train_answers):
+        return None
+    # The commonest label, as its commonest spelling: a strict match compares the spelling too.
+    commonest = Counter(normal_answer(answer) for answer in train_answers).most_common(1)[0][0]
+    spellings = Counter(answer for answer in train_answers if normal_answer(answer) == commonest)
+    answer = spellings.most_common(1)[0][0]
+    scores: dict[Split, tuple[float, int]] = {}
+    for split in ("validation", "test") if with_test else ("validation",):
+        examples = split_examples(task, split, limit)
+        if examples:
+            constant = [answer] * len(examples)
+            result = score(task, examples, constant, "", 0, balance_labels=split in balanced)
+            scores[split] = (result.strict, result.n)
+    if "validation" not in scores:
+        return None
+    test, test_n = scores.get("test", (None, None))
+    validation, validation_n = scores["validation"]
+    return ConstantAnswer(
+        answer=answer, validation=validation, validation_n=validation_n, test=test, test_n=test_n
+    )
 
 
 def evaluate_checkpoint(

@@ -63,6 +63,17 @@ def _datasets(summary: dict[str, Any]) -> list[str]:
     return rows
 
 
+def _constant_row(summary: dict[str, Any]) -> list[str]:
+    """One answer given to everything, on a label task: the floor the rows above must clear."""
+    constant = summary.get("constant_answer")
+    if not constant:
+        return []
+    test = constant.get("test")
+    label = f"always {constant['answer']!r} (training's commonest answer)"
+    test_text = f"{test:.2f}" if test is not None else "—"
+    return [f"| {label} | {constant['validation']:.2f} | {test_text} |"]
+
+
 def model_card(summary: dict[str, Any], repo_id: str) -> ModelCard:
     """A Hub model card whose numbers are summary.json's: scores with errors, recipe, sources."""
     task = summary.get("task") or "task folder"
@@ -112,6 +123,7 @@ def model_card(summary: dict[str, Any], repo_id: str) -> ModelCard:
         f"| base model | {summary.get('baseline_val_score')} | {_score(summary, 'baseline')} |",
         f"| this model ({summary.get('best_label')}) | {summary.get('best_val_score')} | "
         f"{_score(summary, 'best')} |",
+        *_constant_row(summary),
         "",
         f"Split sizes: validation {summary.get('best_val_n')}, test "
         f"{summary.get('best_test_n')}. Test judge: "

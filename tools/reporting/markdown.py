@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from postlab.records.outcomes import HeldPeak
+from postlab.records.outcomes import HeldPeak, binomial_stderr
 from postlab.records.steps import WAIT_ACTION
 from postlab.tools.io.atomic import write_text_atomic
 from postlab.tools.io.rundir import REPORT_FILE, portable
@@ -140,6 +140,7 @@ def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
         "| --- | --- | --- | --- |",
         _result_row(summary, "baseline", "baseline"),
         _result_row(summary, "best", f"best ({summary.get('best_label', '—')})"),
+        *_constant_row(summary),
         "",
         f"Every decision (continue, switch, stop, which checkpoint is best) read validation "
         f"({summary.get('best_val_n') or '—'} items{_balanced_words(summary)}); "
@@ -147,8 +148,50 @@ def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
         "",
         f"Best checkpoint: `{summary['best_checkpoint']}`",
         *_held_words(summary),
+        *_floor_words(summary),
     ]
     return lines + ["", f"![accuracy per iteration]({plot})"] if plot else lines
+
+
+def _constant_row(summary: dict[str, Any]) -> list[str]:
+    """The Result table's row for one answer given to everything, on a label task."""
+    constant = summary.get("constant_answer")
+    if not constant:
+        return []
+    validation, test = constant["validation"], constant.get("test")
+    val_text = score_text(validation, binomial_stderr(validation, constant["validation_n"]))
+    test_stderr = binomial_stderr(test, constant["test_n"]) if test is not None else None
+    test_text = score_text(test, test_stderr)
+    label = f"always {md(repr(constant['answer']))} (training's commonest answer)"
+    return [f"| {label} | {val_text} | {test_text} | — |"]
+
+
+def _floor_words(summary: dict[str, Any]) -> list[str]:
+    """Whether the best is more than one answer given to everything: a collapse, or a
+    validation score no higher than the constant answer's, says it learned no skill."""
+    label = summary.get("best_label")
+    record = next((e for e in summary.get("evaluations") or [] if e.get("label") == label), None)
+    if record is None:
+        return []
+    constant = summary.get("constant_answer")
+    floor = constant and summary.get("best_val_score") is not None
+    below = floor and summary["best_val_score"] <= constant["validation"]
+    if not record.get("collapse") and not below:
+        return []
+    if record.get("collapse"):
+        words = (
+            f"{label} gave one and the same answer to {record['collapse']:.0%} of validation "
+            "questions (a collapse): its score is that answer's share of the split, not a skill"
+        )
+    else:
+        words = f"{label} is no better than one answer given to everything"
+    if floor:
+        at_most = "no higher than" if below else "against"
+        words += (
+            f"; on validation it scores {summary['best_val_score']:.2f}, {at_most} "
+            f"{constant['validation']:.2f} for always answering {md(repr(constant['answer']))}"
+        )
+    return ["", words + "."]
 
 
 def _held_words(summary: dict[str, Any]) -> list[str]:
