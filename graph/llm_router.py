@@ -54,6 +54,11 @@ def digest(state: LabState, step: int, event: GuardEvent | None, moves: str) -> 
         )
     if (shift := state.get("answer_shift")) is not None:
         lines.append(f"Answers: {shift.describe()}; SFT data defaults to rows balanced by answer.")
+    if (floor := state.get("constant_answer")) is not None:
+        lines.append(
+            f"Floor: always answering {floor.answer!r} scores {floor.validation:.2f} on "
+            "validation; a best at or under it learned nothing and cannot meet the target."
+        )
     findings = state.get("findings") or []
     lines.append(
         "Findings: "

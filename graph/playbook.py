@@ -57,7 +57,11 @@ def _ended(state: LabState, step: int) -> Decision | None:
     """A stop once an iteration is finished: the target met, or no budget for another."""
     options: RunOptions = state["run_options"]
     best, plan = state.get("best"), state["plan"]
-    if best is not None and best.strict >= options.target_score:
+    # One answer given to everything is no result: on a split that skewed, the target is met
+    # only by a model that does better than that answer.
+    floor = state.get("constant_answer")
+    above_floor = best is not None and (floor is None or best.strict > floor.validation)
+    if above_floor and best.strict >= options.target_score:
         detail = (
             f"best validation accuracy {best.strict:.2f} meets the target "
             f"{options.target_score:.2f}"

@@ -11,6 +11,7 @@ from postlab.agents.librarian import rank_techniques
 from postlab.agents.trainer import spec_for
 from postlab.graph.experiments import hyper_for, usable_recipes
 from postlab.graph.finalize import build_summary
+from postlab.graph.llm_router import digest
 from postlab.graph.playbook import decide
 from postlab.graph.refinements import refine
 from postlab.graph.supervisor import _schedule_running
@@ -19,6 +20,7 @@ from postlab.records.hyper import Hyper
 from postlab.records.outcomes import (
     AnswerShift,
     BestModel,
+    ConstantAnswer,
     EvaluationRecord,
     FolderSurvey,
     LearningRateEvidence,
@@ -278,6 +280,17 @@ def test_gain_continues_from_new_best_and_target_stops(tmp_path):
     # A node of the experiment tree: it grows from the best iteration by a named move.
     assert (new.parent, new.move) == (1, "continue")
     state["best"] = state["best"].model_copy(update={"strict": 0.96})
+    decision, _ = decide(state, 5, None)
+    assert decision.stop_reason == StopReason.TARGET_MET
+    # On a split where one answer given to everything scores 0.96, 0.96 is no result: the run
+    # goes on; above that floor the target is met.
+    floor = {"answer": "no", "validation": 0.96, "validation_n": 100}
+    state["constant_answer"] = ConstantAnswer(**floor)
+    decision, new = decide(state, 5, None)
+    assert decision.stop_reason is None and new is not None
+    # The routing model is told the floor too.
+    assert "always answering 'no' scores 0.96 on validation" in digest(state, 5, None, "train")
+    state["best"] = state["best"].model_copy(update={"strict": 0.97})
     decision, _ = decide(state, 5, None)
     assert decision.stop_reason == StopReason.TARGET_MET
     state["best"] = state["best"].model_copy(update={"strict": 0.6})
@@ -629,8 +642,6 @@ def test_a_skewed_training_file_without_validation_is_a_shift_against_an_unknown
     assert plan.data_recipe == "balanced"
     assert "cannot say whether test holds that skew" in plan.reason
     # The routing model is told too, and what its SFT data defaults to.
-    from postlab.graph.llm_router import digest
-
     assert "cannot say whether test holds that skew" in digest(state, 3, None, "train")
     # A stalled first iteration restarts at half the rate, still on balanced rows.
     stalled = evaluation(1, 0.0)
