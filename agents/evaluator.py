@@ -31,6 +31,7 @@ from postlab.tools.evaluation.scoring import (
     Split,
     constant_answer,
     evaluate_checkpoint,
+    training_answers,
 )
 from postlab.tools.io.rundir import iteration_dir, iteration_label, prune_checkpoints
 from postlab.tools.training.failures import normalize_error
@@ -144,10 +145,6 @@ def miss_clusters(state: LabState, memory: LabMemory, result: EvalResult) -> lis
     return group_misses(memory.embed, result.free_form_misses, result.prompts, correct)
 
 
-# Training rows sampled to measure the training answers' distribution.
-SHIFT_SAMPLE = 400
-
-
 def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
     """The highest score an iteration that continued the best's schedule stays within noise of,
     when it takes the best's place without beating it; None when it does not.
@@ -195,15 +192,11 @@ def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
     return HeldPeak(label=label, strict=strict, stderr=stderr, broken=broken, fixed=fixed)
 
 
-def _training_answers(state: LabState) -> list[str]:
-    return [example.answer for example in run_task(state).train_examples(SHIFT_SAMPLE, seed=0)]
-
-
 def training_answer_shift(state: LabState) -> AnswerShift | None:
     """Whether training over-represents one answer against validation, or against a test prior
     nothing measures (validation lent from the training file); measured, not assumed."""
     task = run_task(state)
-    train = _training_answers(state)
+    train = training_answers(task)
     validation = [example.answer for example in task.validation_examples()]
     if not train or not validation:
         return None
@@ -215,7 +208,7 @@ def constant_answer_floor(state: LabState, shift: AnswerShift | None) -> Constan
     with the weighting the baseline is scored with (test only where the task's own split judges)."""
     return constant_answer(
         run_task(state),
-        _training_answers(state),
+        training_answers(run_task(state)),
         limit=state["run_options"].eval_limit,
         balanced=_balanced_splits(shift),
         with_test=not state["run_options"].eval_cmd,

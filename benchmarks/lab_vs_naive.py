@@ -37,7 +37,11 @@ from postlab.memory.library import LIBRARY_ENV, LIBRARY_OFF
 from postlab.records.outcomes import binomial_stderr
 from postlab.records.run import TRAIN_TIMEOUT_S
 from postlab.tools.data.training_sets import build_training_set
-from postlab.tools.evaluation.scoring import constant_answer, evaluate_checkpoint
+from postlab.tools.evaluation.scoring import (
+    constant_answer,
+    evaluate_checkpoint,
+    training_answers,
+)
 from postlab.tools.models.resolution import DEFAULT_MODEL, resolve_model
 from postlab.tools.tasks.catalog import bundled_task_names, load_task
 from postlab.tools.tasks.folders import load_task_dir
@@ -60,8 +64,7 @@ def _test_score(checkpoint: str, task, limit: int | None) -> dict:
 def one_answer(task, limit: int | None) -> dict:
     """Test score of the training set's commonest answer given to every item (label tasks): what
     a run that collapsed onto its prior would score."""
-    answers = [example.answer for example in task.train_examples(400, seed=0)]
-    floor = constant_answer(task, answers, limit=limit)
+    floor = constant_answer(task, training_answers(task), limit=limit)
     if floor is None or floor.test is None:
         return {"score": None, "stderr": None}
     return {

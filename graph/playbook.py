@@ -11,6 +11,7 @@ from postlab.graph.experiments import (
 )
 from postlab.graph.number_rows import opening_number_rows
 from postlab.graph.refinements import refine
+from postlab.records.outcomes import target_met
 from postlab.records.run import AgentName, RunOptions, StopReason
 from postlab.records.state import LabState
 from postlab.records.steps import (
@@ -57,11 +58,8 @@ def _ended(state: LabState, step: int) -> Decision | None:
     """A stop once an iteration is finished: the target met, or no budget for another."""
     options: RunOptions = state["run_options"]
     best, plan = state.get("best"), state["plan"]
-    # One answer given to everything is no result: on a split that skewed, the target is met
-    # only by a model that does better than that answer.
     floor = state.get("constant_answer")
-    above_floor = best is not None and (floor is None or best.strict > floor.validation)
-    if above_floor and best.strict >= options.target_score:
+    if best is not None and target_met(best.strict, options.target_score, floor):
         detail = (
             f"best validation accuracy {best.strict:.2f} meets the target "
             f"{options.target_score:.2f}"

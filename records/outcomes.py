@@ -181,6 +181,16 @@ class ConstantAnswer(BaseModel):
     test: float | None = None
     test_n: int | None = None
 
+    def cleared_by(self, strict: float) -> bool:
+        """Whether a validation score is above what this one answer scores."""
+        return strict > self.validation
+
+
+def target_met(strict: float, target: float, floor: ConstantAnswer | None) -> bool:
+    """Whether a best's validation score meets the target: at or above it, and above one answer
+    given to everything (on a split 97% "no", answering "no" solves nothing)."""
+    return strict >= target and (floor is None or floor.cleared_by(strict))
+
 
 class FolderSurvey(BaseModel):
     """A task folder read when the run is prepared: its usable training rows, and how many of

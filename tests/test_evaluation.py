@@ -225,7 +225,7 @@ def test_one_answer_given_to_everything_is_scored_as_a_label_tasks_floor(tmp_pat
     # it is given as its commonest spelling, which a strict match compares.
     train = ["Yes"] * 12 + ["yes"] * 10 + ["yes."] * 8 + ["no"] * 14
     task = _label_folder(
-        tmp_path / "big", train, ["Yes"] * 6 + ["no"] * 4, ["Yes"] * 3 + ["no"] * 7
+        tmp_path / "big", train, ["Yes", "no"] * 4 + ["Yes"] * 2, ["Yes"] * 3 + ["no"] * 7
     )
     answers = [example.answer for example in task.train_examples(100, seed=0)]
     floor = constant_answer(task, answers)
@@ -235,6 +235,9 @@ def test_one_answer_given_to_everything_is_scored_as_a_label_tasks_floor(tmp_pat
     balanced = constant_answer(task, answers, balanced=("validation",), with_test=False)
     assert (balanced.validation, balanced.test) == (0.5, None)
     assert constant_answer(task, answers, limit=5).validation_n == 5
+    # Validation asking for one label only: one answer would score 1.0, a floor nothing clears.
+    one_label = _label_folder(tmp_path / "one", train, ["no"] * 5, ["Yes", "no"])
+    assert constant_answer(one_label, answers) is None
     # Free-form answers are no label set: a constant there is no floor worth showing.
     numbers = _label_folder(tmp_path / "sums", [str(i) for i in range(40)], ["1", "2"], ["3"])
     assert constant_answer(numbers, [str(i) for i in range(40)]) is None

@@ -6,7 +6,11 @@ from types import SimpleNamespace
 
 from support.task_folders import sums_folder
 
-from postlab.agents.evaluator import schedule_hold, training_answer_shift
+from postlab.agents.evaluator import (
+    constant_answer_floor,
+    schedule_hold,
+    training_answer_shift,
+)
 from postlab.agents.librarian import rank_techniques
 from postlab.agents.trainer import spec_for
 from postlab.graph.experiments import hyper_for, usable_recipes
@@ -643,6 +647,9 @@ def test_a_skewed_training_file_without_validation_is_a_shift_against_an_unknown
     assert "cannot say whether test holds that skew" in plan.reason
     # The routing model is told too, and what its SFT data defaults to.
     assert "cannot say whether test holds that skew" in digest(state, 3, None, "train")
+    # The floor is weighed as validation is: one answer is chance for two labels, not the skew.
+    floor = constant_answer_floor(state, shift)
+    assert floor.answer == "yes" and floor.validation == 0.5
     # A stalled first iteration restarts at half the rate, still on balanced rows.
     stalled = evaluation(1, 0.0)
     state.update(

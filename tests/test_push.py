@@ -148,4 +148,4 @@ def test_the_card_of_a_label_task_shows_one_answer_given_to_everything(trained_r
         "answer": "D", "validation": 0.2, "validation_n": 100, "test": 0.3, "test_n": 100,
     }  # fmt: skip
     text = model_card(summary, "me/adder").text
-    assert "| always 'D' (training's commonest answer) | 0.20 | 0.30 |" in text
+    assert "| always 'D' (training's commonest answer) | 0.200 ± 0.040 | 0.300 ± 0.046 |" in text

@@ -130,19 +130,32 @@ def test_a_best_no_better_than_one_answer_given_to_everything_says_so(tmp_path):
         result
     )
     # Above the floor and not collapsed: nothing more to say.
-    assert "no better than" not in result and "a collapse" not in result
+    assert "one answer given to everything" not in result and "a collapse" not in result
     summary["evaluations"][1]["collapse"] = 1.0
     assert (
         "iter-1 gave one and the same answer to 100% of validation questions (a collapse): its "
-        "score is that answer's share of the split, not a skill; on validation it scores 0.50, "
+        "score comes mostly from that one answer, not a skill; on validation it scores 0.50, "
         "against 0.30 for always answering 'Africa'."
     ) in render_report(summary, None)
     summary["evaluations"][1]["collapse"] = 0.0
     summary["constant_answer"]["validation"] = 0.5
+    report = render_report(summary, None)
     assert (
-        "iter-1 is no better than one answer given to everything; on validation it scores 0.50, "
-        "no higher than 0.50 for always answering 'Africa'."
-    ) in render_report(summary, None)
-    # A run from before the floor was measured says nothing of it.
+        "iter-1 learned no skill beyond one answer given to everything; on validation it scores "
+        "0.50, no higher than 0.50 for always answering 'Africa'."
+    ) in report
+    # At or under the floor the target is not met, though the score reaches it.
+    summary["target_score"] = 0.4
+    target = "**Target:** 0.40 validation accuracy — {} (best 0.50)"
+    assert target.format("missed") in render_report(summary, None)
+    summary["constant_answer"]["validation"] = 0.3
+    assert target.format("met") in render_report(summary, None)
+    # A run from before the floor was measured: no row, and a collapse said without it.
     del summary["constant_answer"]
-    assert "always" not in render_report(summary, None).split("## Iterations")[0]
+    summary["evaluations"][1]["collapse"] = 0.9
+    result = render_report(summary, None).split("## Iterations")[0]
+    assert (
+        "always" not in result
+        and ("questions (a collapse): its score comes mostly from that one answer, not a skill.\n")
+        in result
+    )

@@ -161,6 +161,15 @@ def split_examples(task: Task, split: Split, limit: int | None = None) -> list[E
     return examples[:limit] if limit else examples
 
 
+# Training rows sampled to measure the training answers: their labels, skew and commonest.
+TRAINING_ANSWER_SAMPLE = 400
+
+
+def training_answers(task: Task) -> list[str]:
+    """The answers of a fixed sample of the task's training rows (seed 0)."""
+    return [example.answer for example in task.train_examples(TRAINING_ANSWER_SAMPLE, seed=0)]
+
+
 def constant_answer(
     task: Task,
     train_answers: list[str],
@@ -169,8 +178,10 @@ def constant_answer(
     with_test: bool = True,
 ) -> ConstantAnswer | None:
     """The training answers' commonest given to every validation (and test) item, scored as a
-    model's answers are; None where the answers are no label set, or validation is empty."""
-    if not label_set(train_answers):
+    model's answers are; None where the answers are no label set, or validation is empty or asks
+    for one label only (every model would then sit at or under a floor of 1.0)."""
+    validation_labels = {normal_answer(e.answer) for e in split_examples(task, "validation", limit)}
+    if not label_set(train_answers) or len(validation_labels) < 2:
         return None
     # The commonest label, as its commonest spelling: a strict match compares the spelling too.
     commonest = Counter(normal_answer(answer) for answer in train_answers).most_common(1)[0][0]
@@ -183,8 +194,6 @@ def constant_answer(
             constant = [answer] * len(examples)
             result = score(task, examples, constant, "", 0, balance_labels=split in balanced)
             scores[split] = (result.strict, result.n)
-    if "validation" not in scores:
-        return None
     test, test_n = scores.get("test", (None, None))
     validation, validation_n = scores["validation"]
     return ConstantAnswer(

@@ -7,8 +7,10 @@ from typing import Any
 from huggingface_hub import ModelCard, ModelCardData
 from huggingface_hub.repocard_data import EvalResult
 
+from postlab.records.outcomes import ConstantAnswer, binomial_stderr
 from postlab.tools.io.rundir import iteration_label
 from postlab.tools.models.resolution import ALIASES, hub_id
+from postlab.tools.reporting.text import md
 
 
 def _score(summary: dict[str, Any], prefix: str) -> str:
@@ -68,10 +70,13 @@ def _constant_row(summary: dict[str, Any]) -> list[str]:
     constant = summary.get("constant_answer")
     if not constant:
         return []
-    test = constant.get("test")
-    label = f"always {constant['answer']!r} (training's commonest answer)"
-    test_text = f"{test:.2f}" if test is not None else "—"
-    return [f"| {label} | {constant['validation']:.2f} | {test_text} |"]
+    floor = ConstantAnswer.model_validate(constant)
+    cells = [
+        f"{score:.3f} ± {binomial_stderr(score, n):.3f}" if score is not None else "not scored"
+        for score, n in ((floor.validation, floor.validation_n), (floor.test, floor.test_n))
+    ]
+    label = f"always {md(repr(floor.answer))} (training's commonest answer)"
+    return [f"| {label} | {cells[0]} | {cells[1]} |"]
 
 
 def model_card(summary: dict[str, Any], repo_id: str) -> ModelCard:

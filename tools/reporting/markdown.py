@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from postlab.records.outcomes import HeldPeak, binomial_stderr
+from postlab.records.outcomes import ConstantAnswer, HeldPeak, binomial_stderr, target_met
 from postlab.records.steps import WAIT_ACTION
 from postlab.tools.io.atomic import write_text_atomic
 from postlab.tools.io.rundir import REPORT_FILE, portable
@@ -43,8 +43,13 @@ def _target_line(summary: dict[str, Any]) -> str:
         return "**Target:** none set"
     if best is None:
         return f"**Target:** {target:.2f} validation accuracy — not reached (nothing trained)"
-    verdict = "met" if best >= target else "missed"
+    verdict = "met" if target_met(best, target, _floor(summary)) else "missed"
     return f"**Target:** {target:.2f} validation accuracy — {verdict} (best {best:.2f})"
+
+
+def _floor(summary: dict[str, Any]) -> ConstantAnswer | None:
+    constant = summary.get("constant_answer")
+    return ConstantAnswer.model_validate(constant) if constant else None
 
 
 def _use_and_reproduce(summary: dict[str, Any]) -> list[str]:
@@ -155,41 +160,39 @@ def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
 
 def _constant_row(summary: dict[str, Any]) -> list[str]:
     """The Result table's row for one answer given to everything, on a label task."""
-    constant = summary.get("constant_answer")
-    if not constant:
+    floor = _floor(summary)
+    if floor is None:
         return []
-    validation, test = constant["validation"], constant.get("test")
-    val_text = score_text(validation, binomial_stderr(validation, constant["validation_n"]))
-    test_stderr = binomial_stderr(test, constant["test_n"]) if test is not None else None
-    test_text = score_text(test, test_stderr)
-    label = f"always {md(repr(constant['answer']))} (training's commonest answer)"
+    val_text = score_text(floor.validation, binomial_stderr(floor.validation, floor.validation_n))
+    test = floor.test
+    test_text = score_text(test, binomial_stderr(test, floor.test_n) if test is not None else None)
+    label = f"always {md(repr(floor.answer))} (training's commonest answer)"
     return [f"| {label} | {val_text} | {test_text} | — |"]
 
 
 def _floor_words(summary: dict[str, Any]) -> list[str]:
     """Whether the best is more than one answer given to everything: a collapse, or a
     validation score no higher than the constant answer's, says it learned no skill."""
-    label = summary.get("best_label")
+    label, best = summary.get("best_label"), summary.get("best_val_score")
     record = next((e for e in summary.get("evaluations") or [] if e.get("label") == label), None)
-    if record is None:
+    if record is None or best is None:
         return []
-    constant = summary.get("constant_answer")
-    floor = constant and summary.get("best_val_score") is not None
-    below = floor and summary["best_val_score"] <= constant["validation"]
+    floor = _floor(summary)
+    below = floor is not None and not floor.cleared_by(best)
     if not record.get("collapse") and not below:
         return []
     if record.get("collapse"):
         words = (
             f"{label} gave one and the same answer to {record['collapse']:.0%} of validation "
-            "questions (a collapse): its score is that answer's share of the split, not a skill"
+            "questions (a collapse): its score comes mostly from that one answer, not a skill"
         )
     else:
-        words = f"{label} is no better than one answer given to everything"
-    if floor:
+        words = f"{label} learned no skill beyond one answer given to everything"
+    if floor is not None:
         at_most = "no higher than" if below else "against"
         words += (
-            f"; on validation it scores {summary['best_val_score']:.2f}, {at_most} "
-            f"{constant['validation']:.2f} for always answering {md(repr(constant['answer']))}"
+            f"; on validation it scores {best:.2f}, {at_most} {floor.validation:.2f} for always "
+            f"answering {md(repr(floor.answer))}"
         )
     return ["", words + "."]
 
