@@ -181,6 +181,10 @@ class ConstantAnswer(BaseModel):
     test: float | None = None
     test_n: int | None = None
 
+    def describe(self) -> str:
+        """The floor's name, for the report's and the model card's tables."""
+        return f"always {self.answer!r} (training's commonest answer)"
+
     def cleared_by(self, strict: float) -> bool:
         """Whether a validation score is above what this one answer scores."""
         return strict > self.validation

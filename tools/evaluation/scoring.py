@@ -180,24 +180,29 @@ def constant_answer(
     """The training answers' commonest given to every validation (and test) item, scored as a
     model's answers are; None where the answers are no label set, or validation is empty or asks
     for one label only (every model would then sit at or under a floor of 1.0)."""
-    validation_labels = {normal_answer(e.answer) for e in split_examples(task, "validation", limit)}
+    splits: tuple[Split, ...] = ("validation", "test") if with_test else ("validation",)
+    chosen = {split: split_examples(task, split, limit) for split in splits}
+    validation_labels = {normal_answer(example.answer) for example in chosen["validation"]}
     if not label_set(train_answers) or len(validation_labels) < 2:
         return None
     # The commonest label, as its commonest spelling: a strict match compares the spelling too.
     commonest = Counter(normal_answer(answer) for answer in train_answers).most_common(1)[0][0]
     spellings = Counter(answer for answer in train_answers if normal_answer(answer) == commonest)
     answer = spellings.most_common(1)[0][0]
-    scores: dict[Split, tuple[float, int]] = {}
-    for split in ("validation", "test") if with_test else ("validation",):
-        examples = split_examples(task, split, limit)
-        if examples:
-            constant = [answer] * len(examples)
-            result = score(task, examples, constant, "", 0, balance_labels=split in balanced)
-            scores[split] = (result.strict, result.n)
-    test, test_n = scores.get("test", (None, None))
-    validation, validation_n = scores["validation"]
+    scored = {
+        split: score(
+            task, examples, [answer] * len(examples), "", 0, balance_labels=split in balanced
+        )
+        for split, examples in chosen.items()
+        if examples
+    }
+    test = scored.get("test")
     return ConstantAnswer(
-        answer=answer, validation=validation, validation_n=validation_n, test=test, test_n=test_n
+        answer=answer,
+        validation=scored["validation"].strict,
+        validation_n=scored["validation"].n,
+        test=test.strict if test else None,
+        test_n=test.n if test else None,
     )
 
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import threading
 import uuid
 from pathlib import Path
 
+from postlab.tools.io.background import BackgroundWork
+
 # Names of entries set aside for removal; one a killed process left behind starts the same way.
 ASIDE_PREFIX = ".removing-"
-_PENDING: list[threading.Thread] = []
+_REMOVALS = BackgroundWork("postlab-removal")
 
 
 def remove_aside(path: Path) -> None:
@@ -28,16 +29,12 @@ def remove_aside(path: Path) -> None:
         # A rename can still be refused (a read-only parent, a mount point): delete in place.
         _delete(path)
         return
-    # Not a daemon: an interpreter that exits first still finishes the deletion.
-    thread = threading.Thread(target=_delete, args=(aside,), name="postlab-removal")
-    _PENDING.append(thread)
-    thread.start()
+    _REMOVALS.start(_delete, aside)
 
 
 def wait_for_removals() -> None:
     """Wait until everything set aside by this process is deleted."""
-    while _PENDING:
-        _PENDING.pop().join()
+    _REMOVALS.wait()
 
 
 def remove_left_aside(folder: Path) -> list[str]:

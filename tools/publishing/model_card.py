@@ -75,8 +75,7 @@ def _constant_row(summary: dict[str, Any]) -> list[str]:
         f"{score:.3f} ± {binomial_stderr(score, n):.3f}" if score is not None else "not scored"
         for score, n in ((floor.validation, floor.validation_n), (floor.test, floor.test_n))
     ]
-    label = f"always {md(repr(floor.answer))} (training's commonest answer)"
-    return [f"| {label} | {cells[0]} | {cells[1]} |"]
+    return [f"| {md(floor.describe())} | {cells[0]} | {cells[1]} |"]
 
 
 def model_card(summary: dict[str, Any], repo_id: str) -> ModelCard:

@@ -166,8 +166,7 @@ def _constant_row(summary: dict[str, Any]) -> list[str]:
     val_text = score_text(floor.validation, binomial_stderr(floor.validation, floor.validation_n))
     test = floor.test
     test_text = score_text(test, binomial_stderr(test, floor.test_n) if test is not None else None)
-    label = f"always {md(repr(floor.answer))} (training's commonest answer)"
-    return [f"| {label} | {val_text} | {test_text} | — |"]
+    return [f"| {md(floor.describe())} | {val_text} | {test_text} | — |"]
 
 
 def _floor_words(summary: dict[str, Any]) -> list[str]:

@@ -14,16 +14,16 @@ import threading
 from collections import deque
 from pathlib import Path
 
+from postlab.tools.io.background import BackgroundWork
 from postlab.tools.training.processes import KILL_GRACE_S, kill_group
 
 # Threads waiting for workers that reported done to exit (see WorkerEnding.finish_in_background).
-_EXITING: list[threading.Thread] = []
+_EXITING = BackgroundWork("postlab-worker-exit")
 
 
 def wait_for_exiting_workers() -> None:
     """Wait until every worker that reported its result has exited and its files are gone."""
-    while _EXITING:
-        _EXITING.pop().join()
+    _EXITING.wait()
 
 
 class WorkerEnding:
@@ -73,9 +73,7 @@ class WorkerEnding:
 
     def finish_in_background(self) -> None:
         """Finish on a thread; wait_for_exiting_workers joins it."""
-        thread = threading.Thread(target=self.finish, name="postlab-worker-exit")
-        _EXITING.append(thread)
-        thread.start()
+        _EXITING.start(self.finish)
 
     def _await_exit(self) -> None:
         if self.proc.poll() is None:
