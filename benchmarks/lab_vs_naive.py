@@ -5,8 +5,12 @@ spend in all its iterations (same batch, the TrainingSpec's default learning rat
 no validation), and the lab itself with its target at 1.0 (so it stops early only on perfect
 validation, never with steps the naive run spent). On a label task the table also shows the
 training set's commonest answer given to every test item: what a run that collapsed onto its
-prior scores. Writes lab_vs_naive.json, lab_vs_naive.md and
-lab_vs_naive.png into the output folder and prints the table.
+prior scores. The last column compares the two arms item by item on the same test items: the
+items the lab got right that naive SFT missed (gained) and the other way round (lost), the
+paired standard error of the difference, and McNemar's verdict (ahead, level or behind, one-sided
+5 % each way; over seeds the changed items are counted together). Writes lab_vs_naive.json (with
+every run's missed test prompts), lab_vs_naive.md and lab_vs_naive.png into the output folder
+and prints the table.
 
     python benchmarks/lab_vs_naive.py [--quick] [--tasks a,b] [--task-dirs D1,D2] [--model M]
                                       [--out DIR] [--iterations N] [--steps N] [--seeds K]
@@ -34,7 +38,7 @@ from pathlib import Path
 
 from postlab.graph.runner import run_lab
 from postlab.memory.library import LIBRARY_ENV, LIBRARY_OFF
-from postlab.records.outcomes import binomial_stderr
+from postlab.records.outcomes import PairedComparison, binomial_stderr
 from postlab.records.run import TRAIN_TIMEOUT_S
 from postlab.tools.data.training_sets import build_training_set
 from postlab.tools.evaluation.scoring import (
@@ -58,7 +62,13 @@ BATCH = 8
 
 def _test_score(checkpoint: str, task, limit: int | None) -> dict:
     result = evaluate_checkpoint(checkpoint, task, splits=("test",), limit=limit)["test"]
-    return {"score": result.strict, "stderr": binomial_stderr(result.strict, result.n)}
+    return {
+        "score": result.strict,
+        "stderr": binomial_stderr(result.strict, result.n),
+        # Which items it missed: the paired comparison of two arms reads them.
+        "n": result.n,
+        "missed": result.missed_prompts,
+    }
 
 
 def one_answer(task, limit: int | None) -> dict:
@@ -160,7 +170,41 @@ def lab(
         }
     )
     summary = json.loads(Path(output["summary_path"]).read_text())
-    return {"score": summary["best_score"], "stderr": summary["best_stderr"]}
+    # Scored again for its misses (greedy decoding: the same answers the lab's own test gave).
+    # The summary names a checkpoint within the run folder, the base model by its own path.
+    best = out / summary["best_checkpoint"]
+    scored = _test_score(str(best), load_any(task_name, task_dir), settings["limit"])
+    if abs(scored["score"] - summary["best_score"]) > 1e-9:
+        print(
+            f"{task_name}: the lab's best scored {scored['score']:.4f} again against "
+            f"{summary['best_score']:.4f} in its summary",
+            flush=True,
+        )
+    return {**scored, "score": summary["best_score"], "stderr": summary["best_stderr"]}
+
+
+def load_any(task_name: str, task_dir: str | None):
+    """The task a folder holds, else the bundled task of that name."""
+    return load_task_dir(Path(task_dir)) if task_dir else load_task(task_name)
+
+
+def paired(naive_runs: list[dict], lab_runs: list[dict]) -> dict | None:
+    """The lab against naive SFT item by item, over the seeds both arms scored."""
+    pairs = [
+        PairedComparison.of(naive["missed"], lab_run["missed"], lab_run["n"])
+        for naive, lab_run in zip(naive_runs, lab_runs, strict=True)
+        if "missed" in naive and "missed" in lab_run and naive["n"] == lab_run["n"]
+    ]
+    if not pairs:
+        return None
+    pooled = PairedComparison.pooled(pairs)
+    return {
+        **pooled.model_dump(),
+        "difference": pooled.difference,
+        "stderr": pooled.stderr,
+        "verdict": pooled.verdict,
+        "describe": pooled.describe(),
+    }
 
 
 def over_seeds(entries: list[dict]) -> dict:
@@ -191,8 +235,8 @@ def write_outputs(rows: list[dict], out: Path, settings: dict) -> str:
         json.dumps({"settings": settings, "rows": rows}, indent=2)
     )
     lines = [
-        "| task | base | one answer to all | naive SFT | lab | lab − naive |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| task | base | one answer to all | naive SFT | lab | lab − naive | item by item |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for row in rows:
         lab_score, naive_score = row["lab"].get("score"), row["naive"].get("score")
@@ -200,7 +244,7 @@ def write_outputs(rows: list[dict], out: Path, settings: dict) -> str:
         lines.append(
             f"| {row['task']} | {_cell(row['base'])} | {_cell(row.get('one_answer', {}))} | "
             f"{_cell(row['naive'])} | "
-            f"{_cell(row['lab'])} | {gap} |"
+            f"{_cell(row['lab'])} | {gap} | {(row.get('paired') or {}).get('describe', '—')} |"
         )
     table = "\n".join(lines)
     (out / "lab_vs_naive.md").write_text(table + "\n")
@@ -259,26 +303,30 @@ def main() -> None:
         seeds = range(settings["seeds"])
         # Seed 0 keeps the single-seed folders (naive/, lab/) so earlier outputs compare.
         folder = {seed: "" if seed == 0 else f"-seed{seed}" for seed in seeds}
+        naive_runs = [
+            naive_sft(task, base, settings, out / name / f"naive{folder[s]}", seed=s) for s in seeds
+        ]
+        lab_runs = [
+            lab(name, args.model, settings, out / name / f"lab{folder[s]}", task_dir, s)
+            for s in seeds
+        ]
+        base_score = _test_score(base, task, settings["limit"])
         row = {
             "task": name,
-            "base": _test_score(base, task, settings["limit"]),
+            "base": {"score": base_score["score"], "stderr": base_score["stderr"]},
             "one_answer": one_answer(task, settings["limit"]),
-            "naive": over_seeds(
-                [
-                    naive_sft(task, base, settings, out / name / f"naive{folder[s]}", seed=s)
-                    for s in seeds
-                ]
-            ),
-            "lab": over_seeds(
-                [
-                    lab(name, args.model, settings, out / name / f"lab{folder[s]}", task_dir, s)
-                    for s in seeds
-                ]
-            ),
+            "naive": over_seeds(naive_runs),
+            "lab": over_seeds(lab_runs),
+            "paired": paired(naive_runs, lab_runs),
+            "misses": {
+                "naive": [r.get("missed") for r in naive_runs],
+                "lab": [r.get("missed") for r in lab_runs],
+            },
         }
         row["wall_s"] = round(time.monotonic() - started, 1)
         rows.append(row)
-        print(f"{name}: {json.dumps(row)}", flush=True)
+        shown = {key: value for key, value in row.items() if key != "misses"}
+        print(f"{name}: {json.dumps(shown)}", flush=True)
     print(write_outputs(rows, out, settings))
     print(f"written to {out}")
 

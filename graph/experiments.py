@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
+from postlab.graph.memorised import last_bet
 from postlab.records.artifacts import PREFERENCE_METHODS
 from postlab.records.budget import budget_of, steps_used, time_left
 from postlab.records.hyper import DEFAULT_GRPO_GROUP, DEFAULT_LORA_RANK, Hyper
@@ -215,6 +216,7 @@ def new_plan(
         options.train_size if fmt == "sft" else max(MIN_TRAINING_ROWS, options.train_size // 4)
     )
     size = max(MIN_TRAINING_ROWS, min(ceiling, hyper.rows_seen))
+    parent = best.iteration if best else 0
     return Plan(
         iteration=iteration,
         technique=finding.key,
@@ -227,7 +229,8 @@ def new_plan(
         data_seed=options.seed * 1000 + iteration,
         reason=reason,
         lr_halved=lr_halved,
-        parent=best.iteration if best else 0,
+        last_bet=last_bet(state, data, parent),
+        parent=parent,
         move=move,
         **schedule,
     )

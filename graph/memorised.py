@@ -83,15 +83,16 @@ def memorised(state: LabState, plan: Plan) -> Memorised | None:
     return Memorised(rows=card.final_size, before=before[1], after=loss, rule_rows=rule_rows)
 
 
-def new_rows_did_not_help(state: LabState, plan: Plan) -> bool:
-    """Whether a stretch was the first on rows its folder lacks (a teacher's, recombined), after
-    one that learned the folder's own by heart; the caller asks only when it did not beat the
-    best. (New rows taken up for a folder too small for its stretches, before any stretch
-    learned it by heart, are no last bet: a dip on them is judged like any other.)"""
-    if plan.data_recipe not in NEW_ROW_RECIPES or plan.parent == 0:
+def last_bet(state: LabState, recipe: str, parent: int) -> bool:
+    """Whether a stretch on `recipe` from iteration `parent` is the first on rows its folder
+    lacks (a teacher's, recombined), after one that learned the folder's own by heart: the one
+    thing left to try, so it must beat the best or the run stops. (New rows taken up for a
+    folder too small for its stretches, before any stretch learned it by heart, are no last
+    bet: a dip on them is judged like any other.)"""
+    if recipe not in NEW_ROW_RECIPES or parent == 0:
         return False
-    before = iteration_card(state, plan.parent)
+    before = iteration_card(state, parent)
     if before is None or before.recipe in NEW_ROW_RECIPES:
         return False
-    exhausted = _exhausted_loss(state, plan.parent)
+    exhausted = _exhausted_loss(state, parent)
     return exhausted is not None and exhausted[1] < MEMORISED_LOSS

@@ -11,7 +11,7 @@ from textwrap import shorten
 from typing import NamedTuple
 
 from postlab.graph.experiments import Move, cites, new_plan, pick_technique, usable_recipes
-from postlab.graph.memorised import Memorised, memorised, new_rows_did_not_help
+from postlab.graph.memorised import Memorised, memorised
 from postlab.graph.number_rows import number_rows
 from postlab.records.artifacts import DataRecipe
 from postlab.records.outcomes import EvaluationRecord, TechniqueFinding
@@ -330,7 +330,7 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     if learned := memorised(state, plan):
         why = f"iteration {plan.iteration} did not beat the best ({evidence})"
         return _after_memorising(state, plan, finding, why, learned)
-    if new_rows_did_not_help(state, plan):
+    if plan.last_bet:
         # The new rows were the one thing left to try: the stretch before it had learned its
         # folder by heart, and more of these rows would be the same bet again.
         return None, (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -126,6 +127,68 @@ def dip_is_chance(broken: int, fixed: int) -> bool:
     approximation with its continuity correction, which keeps it near the exact binomial test
     on few items): a dip of a few items among many that changed is noise."""
     return broken - fixed - 1 <= DIP_Z * math.sqrt(broken + fixed)
+
+
+class PairedComparison(BaseModel):
+    """A challenger against a reference scored on the same items: the items only one of them
+    got right, and whether the gap is beyond chance (McNemar's test, one-sided 5 % each way).
+
+    Pairing judges the difference on the items that changed, so two scores a standard error
+    apart on their own can still be told apart, or not, by what the items say."""
+
+    n: int
+    gained: int  # right for the challenger, missed by the reference
+    lost: int  # missed by the challenger, right for the reference
+
+    @classmethod
+    def of(
+        cls, reference_missed: list[str], challenger_missed: list[str], n: int
+    ) -> PairedComparison:
+        """Compare two runs' misses on the same `n` items (as multisets: a prompt may recur)."""
+        reference, challenger = Counter(reference_missed), Counter(challenger_missed)
+        return cls(
+            n=n,
+            gained=(reference - challenger).total(),
+            lost=(challenger - reference).total(),
+        )
+
+    @classmethod
+    def pooled(cls, comparisons: list[PairedComparison]) -> PairedComparison:
+        """Several seeds' comparisons as one, their changed items counted together."""
+        return cls(
+            n=sum(c.n for c in comparisons),
+            gained=sum(c.gained for c in comparisons),
+            lost=sum(c.lost for c in comparisons),
+        )
+
+    @property
+    def difference(self) -> float:
+        """Challenger's accuracy minus the reference's."""
+        return (self.gained - self.lost) / self.n if self.n else 0.0
+
+    @property
+    def stderr(self) -> float:
+        """The paired standard error of the difference."""
+        if not self.n:
+            return 0.0
+        changed, net = self.gained + self.lost, self.gained - self.lost
+        return math.sqrt(max(0.0, changed - net * net / self.n)) / self.n
+
+    @property
+    def verdict(self) -> Literal["ahead", "level", "behind"]:
+        """Where the challenger stands once chance is allowed for."""
+        if not dip_is_chance(self.lost, self.gained):
+            return "behind"
+        if not dip_is_chance(self.gained, self.lost):
+            return "ahead"
+        return "level"
+
+    def describe(self) -> str:
+        """'+0.05 ± 0.02: 7 gained, 2 lost (level)'."""
+        return (
+            f"{self.difference:+.2f} ± {self.stderr:.2f}: {self.gained} gained, "
+            f"{self.lost} lost ({self.verdict})"
+        )
 
 
 class SplitScore(BaseModel):

@@ -1,10 +1,11 @@
 """Evaluation: scoring, error categories, real generation on a tiny model."""
 
 import json
+import math
 
 import pytest
 
-from postlab.records.outcomes import binomial_stderr
+from postlab.records.outcomes import PairedComparison, binomial_stderr
 from postlab.tools.evaluation.misses import categorize
 from postlab.tools.evaluation.scoring import (
     EvaluationError,
@@ -241,3 +242,37 @@ def test_one_answer_given_to_everything_is_scored_as_a_label_tasks_floor(tmp_pat
     # Free-form answers are no label set: a constant there is no floor worth showing.
     numbers = _label_folder(tmp_path / "sums", [str(i) for i in range(40)], ["1", "2"], ["3"])
     assert constant_answer(numbers, [str(i) for i in range(40)]) is None
+
+
+def test_a_paired_comparison_judges_two_runs_on_the_items_that_changed():
+    items = [f"q{index}" for index in range(100)]
+    # The reference misses the first 20; the challenger misses 10 of those and 2 others.
+    reference_missed = items[:20]
+    challenger_missed = items[10:20] + items[50:52]
+    paired = PairedComparison.of(reference_missed, challenger_missed, 100)
+    assert (paired.gained, paired.lost) == (10, 2)
+    assert paired.difference == pytest.approx(0.08)
+    # Paired: √(12 − 8²/100)/100, far tighter than either score's own error (0.04).
+    assert paired.stderr == pytest.approx(math.sqrt(12 - 0.64) / 100)
+    assert paired.verdict == "ahead"  # 10 − 2 − 1 > 1.645 × √12
+    assert paired.describe() == "+0.08 ± 0.03: 10 gained, 2 lost (ahead)"
+    # Swapped roles: the same items say the other is behind.
+    assert PairedComparison.of(challenger_missed, reference_missed, 100).verdict == "behind"
+    # Six gained and two lost is chance (6 − 2 − 1 ≤ 1.645 × √8), a gap of 0.04 or not.
+    assert PairedComparison.of(items[:6], items[50:52], 100).verdict == "level"
+    # A prompt asked twice is counted twice.
+    twice = PairedComparison.of(["q0", "q0"], ["q0"], 2)
+    assert (twice.gained, twice.lost) == (1, 0)
+
+
+def test_paired_comparisons_pool_their_seeds():
+    seeds = [
+        PairedComparison(n=50, gained=4, lost=1),
+        PairedComparison(n=50, gained=3, lost=0),
+    ]
+    pooled = PairedComparison.pooled(seeds)
+    assert (pooled.n, pooled.gained, pooled.lost) == (100, 7, 1)
+    # Neither seed alone is past chance; the two together are.
+    assert [seed.verdict for seed in seeds] == ["level", "level"]
+    assert pooled.verdict == "ahead"
+    assert PairedComparison(n=0, gained=0, lost=0).difference == 0.0

@@ -16,6 +16,7 @@ from postlab.agents.trainer import spec_for
 from postlab.graph.experiments import hyper_for, usable_recipes
 from postlab.graph.finalize import build_summary
 from postlab.graph.llm_router import digest
+from postlab.graph.memorised import last_bet
 from postlab.graph.playbook import decide
 from postlab.graph.refinements import refine
 from postlab.graph.supervisor import _schedule_running
@@ -785,6 +786,9 @@ def test_a_dip_is_judged_on_the_same_items_when_both_checkpoints_misses_are_know
     held = schedule_hold(state, churned)
     assert (held.label, held.broken, held.fixed) == ("iter-3", 5, 2)
     assert "it missed 5 that iter-3 got right and got 2 right that iter-3 missed" in held.describe()
+    # A last bet is kept only if it beats the best: the same churn is not held for it.
+    last = {**state, "plan": state["plan"].model_copy(update={"last_bet": True})}
+    assert schedule_hold(last, churned) is None
     # 0.20 by losing five and fixing none is a drop (5 − 1 > 1.645 × √5; exact p is 0.03).
     assert schedule_hold(state, scored(items[:5] + items[11:])) is None
     # Scores that count every answer equally weigh items unequally: one standard error judges.
@@ -993,9 +997,12 @@ def test_a_folder_whose_answers_copy_their_prompts_gets_recombined_rows_not_a_st
     assert kind == "continue" and new.data_recipe == "recombined" and new.parent == 2
     assert "84 of them copy words of their prompts into their answers" in new.reason
     assert "learned by heart" in new.reason and "GECA" in new.reason
+    # The one thing left to try: the plan says it must beat the best.
+    assert new.last_bet
     # A teacher's new rows come first; no rule, or no folder, leaves nothing to recombine.
     teacher = {**state, "run_options": RunOptions(teacher="some-model")}
     assert refine(teacher, teacher["plan"])[0].data_recipe == "synthetic"
+    assert refine(teacher, teacher["plan"])[0].last_bet
     for nothing_to_swap in (
         _memorised_state(tmp_path, [0.001, 0.0005], rule_rows=0, task_dir=str(tmp_path)),
         _memorised_state(tmp_path, [0.001, 0.0005], rule_rows=84),
@@ -1015,7 +1022,10 @@ def test_a_folder_whose_answers_copy_their_prompts_gets_recombined_rows_not_a_st
         (0.33, "recombined", "lower_lr"),
     ):
         state = _recombined_stretch(tmp_path, score, parent_recipe)
+        assert state["plan"].last_bet == (parent_recipe == "plain")
         new, kind = refine(state, state["plan"])
+        # Only a last bet's successor could be one: the stretch after it is on recombined rows.
+        assert new is None or not new.last_bet
         if expected is None:
             assert new is None and kind.endswith("stop")
             assert "the first on recombined rows after its folder's own" in kind
@@ -1114,7 +1124,8 @@ def _recombined_stretch(tmp_path, score, parent_recipe, losses=(0.001, 0.0005), 
         state["best"] = BestModel(checkpoint="ckpt-3", strict=score, lenient=0.0, label="iter-3",
                                   iteration=3)  # fmt: skip
     state["plan"] = sft_plan(iteration=3, parent=2, schedule_offset=80, schedule_steps=240,
-                             data_recipe="recombined")  # fmt: skip
+                             data_recipe="recombined",
+                             last_bet=last_bet(state, "recombined", 2))  # fmt: skip
     return state
 
 
