@@ -184,7 +184,7 @@ class PairedComparison(BaseModel):
         return "level"
 
     def describe(self) -> str:
-        """'+0.05 ± 0.02: 7 gained, 2 lost (level)'."""
+        """'+0.05 ± 0.03: 7 gained, 2 lost (level)' (on 100 items)."""
         return (
             f"{self.difference:+.2f} ± {self.stderr:.2f}: {self.gained} gained, "
             f"{self.lost} lost ({self.verdict})"
