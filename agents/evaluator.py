@@ -158,17 +158,15 @@ def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
     (McNemar's test): five lost and two gained is chance, five lost and none gained is not, and
     one standard error of the peak alone tells neither apart. Scores that count every answer
     equally (a skewed folder's lent validation) weigh items unequally: the standard error
-    judges them. A last bet (`Plan.last_bet`: new rows after the folder's own were learned by
-    heart) is never held: the run stops after it, so a dip would become the result. Measured on
-    phrase_edits (benchmarks/lab_vs_naive.py, full budget): its recombined stretch fell from 0.75
-    to 0.64 on 36 items, six lost and two gained, was held, and scored 0.75 on test against
-    naive SFT's 0.89, five items lost and none gained.
+    judges them. A last bet (`Plan.last_bet`) is never held: the run stops after it, so a dip
+    held would become the result (phrase_edits' recombined stretch, 0.75 → 0.64 on validation,
+    six lost and two gained, was held and scored 0.75 on test against naive SFT's 0.89).
     """
     plan, best = state.get("plan"), state.get("best")
     if plan is None or best is None or best.iteration == 0 or result.collapse:
         return None
     if plan.last_bet:
-        return None  # the one thing left to try is kept only if it beats the best
+        return None
     if not plan.continues(best.iteration):
         return None
     records = [e for e in state.get("evaluations") or [] if e.iteration > 0]
@@ -189,7 +187,6 @@ def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
         if result.strict < strict - stderr:
             return None
         return HeldPeak(label=label, strict=strict, stderr=stderr)
-    # Counted as multisets: a task folder's own valid.jsonl may ask one prompt twice.
     change = PairedComparison.of(missed, result.missed_prompts, result.n)
     if change.verdict == "behind":
         return None

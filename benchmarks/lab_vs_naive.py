@@ -170,26 +170,31 @@ def lab(
         }
     )
     summary = json.loads(Path(output["summary_path"]).read_text())
+    reported = {"score": summary["best_score"], "stderr": summary["best_stderr"]}
+    if summary["best_checkpoint"] is None or summary["best_score"] is None:
+        return reported  # no best scored on test: the row shows no score, the others go on
     # Scored again for its misses (greedy decoding: the same answers the lab's own test gave).
     # The summary names a checkpoint within the run folder, the base model by its own path.
     best = out / summary["best_checkpoint"]
-    scored = _test_score(str(best), load_any(task_name, task_dir), settings["limit"])
+    task = load_task(None if task_dir else task_name, task_dir)
+    scored = _test_score(str(best), task, settings["limit"])
     if abs(scored["score"] - summary["best_score"]) > 1e-9:
+        # The lab's own score stays the result; the misses paired with it are the rescore's.
         print(
             f"{task_name}: the lab's best scored {scored['score']:.4f} again against "
             f"{summary['best_score']:.4f} in its summary",
             flush=True,
         )
-    return {**scored, "score": summary["best_score"], "stderr": summary["best_stderr"]}
-
-
-def load_any(task_name: str, task_dir: str | None):
-    """The task a folder holds, else the bundled task of that name."""
-    return load_task_dir(Path(task_dir)) if task_dir else load_task(task_name)
+        reported["rescored"] = scored["score"]
+    return {**scored, **reported}
 
 
 def paired(naive_runs: list[dict], lab_runs: list[dict]) -> dict | None:
-    """The lab against naive SFT item by item, over the seeds both arms scored."""
+    """The lab against naive SFT item by item, over the seeds both arms scored on the same
+    items (a seed either arm failed is left out, as over_seeds leaves a failed run out of its
+    arm's mean).
+    Pooled seeds count an item once per seed, as if independent: the same items recur and their
+    outcomes correlate, so a pooled verdict leans a little towards a difference."""
     pairs = [
         PairedComparison.of(naive["missed"], lab_run["missed"], lab_run["n"])
         for naive, lab_run in zip(naive_runs, lab_runs, strict=True)

@@ -73,9 +73,7 @@ class Plan(BaseModel):
     attempts: int = 0
     # Whether this technique's learning rate was already halved after a stall.
     lr_halved: bool = False
-    # The first stretch on rows its folder lacks after one that learned the folder's own by
-    # heart (graph.memorised.last_bet): the one thing left to try, kept only if it beats the
-    # best, never held within noise of it.
+    # Whether this stretch is a last bet (graph.memorised.last_bet says what one is and why).
     last_bet: bool = False
     # The experiment tree: the iteration whose checkpoint this one starts from (0: the base
     # model) and the refinement that made this experiment from it.

@@ -252,7 +252,7 @@ def test_a_paired_comparison_judges_two_runs_on_the_items_that_changed():
     paired = PairedComparison.of(reference_missed, challenger_missed, 100)
     assert (paired.gained, paired.lost) == (10, 2)
     assert paired.difference == pytest.approx(0.08)
-    # Paired: √(12 − 8²/100)/100, far tighter than either score's own error (0.04).
+    # Paired: √(12 − 8²/100)/100 = 0.034, against 0.05 for the difference of two unpaired scores.
     assert paired.stderr == pytest.approx(math.sqrt(12 - 0.64) / 100)
     assert paired.verdict == "ahead"  # 10 − 2 − 1 > 1.645 × √12
     assert paired.describe() == "+0.08 ± 0.03: 10 gained, 2 lost (ahead)"

@@ -1024,7 +1024,7 @@ def test_a_folder_whose_answers_copy_their_prompts_gets_recombined_rows_not_a_st
         state = _recombined_stretch(tmp_path, score, parent_recipe)
         assert state["plan"].last_bet == (parent_recipe == "plain")
         new, kind = refine(state, state["plan"])
-        # Only a last bet's successor could be one: the stretch after it is on recombined rows.
+        # A last bet's successor is never one itself: the stretch it follows was on new rows.
         assert new is None or not new.last_bet
         if expected is None:
             assert new is None and kind.endswith("stop")
