@@ -203,13 +203,7 @@ def paired(naive_runs: list[dict], lab_runs: list[dict]) -> dict | None:
     if not pairs:
         return None
     pooled = PairedComparison.pooled(pairs)
-    return {
-        **pooled.model_dump(),
-        "difference": pooled.difference,
-        "stderr": pooled.stderr,
-        "verdict": pooled.verdict,
-        "describe": pooled.describe(),
-    }
+    return {**pooled.model_dump(), "describe": pooled.describe()}
 
 
 def over_seeds(entries: list[dict]) -> dict:

@@ -6,7 +6,7 @@ import math
 from collections import Counter
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, computed_field
 
 from postlab.records.artifacts import ErrorKind, FailureSample, TrainingResult
 
@@ -161,11 +161,13 @@ class PairedComparison(BaseModel):
             lost=sum(c.lost for c in comparisons),
         )
 
+    @computed_field
     @property
     def difference(self) -> float:
         """Challenger's accuracy minus the reference's."""
         return (self.gained - self.lost) / self.n if self.n else 0.0
 
+    @computed_field
     @property
     def stderr(self) -> float:
         """The paired standard error of the difference."""
@@ -174,6 +176,7 @@ class PairedComparison(BaseModel):
         changed, net = self.gained + self.lost, self.gained - self.lost
         return math.sqrt(max(0.0, changed - net * net / self.n)) / self.n
 
+    @computed_field
     @property
     def verdict(self) -> Literal["ahead", "level", "behind"]:
         """Where the challenger stands once chance is allowed for."""
