@@ -22,6 +22,7 @@ from postlab.tools.data.hub import (
     inspect_dataset,
     load_hub_examples,
 )
+from postlab.tools.data.known_rows import MIN_KNOWN_ROWS, known_rows_once
 from postlab.tools.data.recombination import folder_rules, recombined_rows
 from postlab.tools.data.self_generated import (
     SAMPLES_PER_PROMPT,
@@ -42,6 +43,7 @@ from postlab.tools.data.training_sets import (
     example_row,
     held_out_index,
     read_card,
+    usable_examples,
 )
 from postlab.tools.evaluation.clusters import dominant_cluster
 from postlab.tools.io.http import ServiceUnavailable
@@ -97,6 +99,28 @@ def _training_source(
         return task, None, note
 
 
+def known_source(state: LabState, task: Task) -> tuple[Task, dict[str, int]]:
+    """The task with only the training rows whose answers the base model already gives (every
+    row, when too few are known to train on), and what a data card counts of it."""
+    folder = Path(state["run_dir"]) / DATA_DIR
+    found = known_rows_once(folder, usable_examples(task), state["base_model_path"])
+    if len(found.known) < MIN_KNOWN_ROWS:
+        note = (
+            f"the base model gives the answers of {len(found.known)} of {found.asked} training "
+            f"rows, fewer than {MIN_KNOWN_ROWS}: trained on every row"
+        )
+        emit({"type": "note", "agent": "data_engineer", "note": note})
+        return task, found.stats()
+    known_task = Task(
+        task.spec,
+        eval_split=task.test_examples(),
+        train_pool=found.known,
+        validation_split=task.validation_examples(),
+        validation_lent=task.validation_lent,
+    )
+    return known_task, found.stats()
+
+
 def validation_misses(state: LabState, memory: LabMemory, task: Task) -> list[Example]:
     """The best checkpoint's validation misses, read back from memory, with their answers."""
     best = state.get("best") or state.get("baseline")
@@ -132,15 +156,17 @@ def aimed_misses(state: LabState, memory: LabMemory, task: Task) -> tuple[list[E
     return [miss for miss in misses if miss.prompt in members], cluster.prompts
 
 
-def row_builder(state: LabState, memory: LabMemory, task: Task) -> RowBuilder | None:
+def row_builder(
+    state: LabState, memory: LabMemory, task: Task, counted: dict[str, int] | None = None
+) -> RowBuilder | None:
     """How the plan's data recipe turns clean examples into rows (None: one plain row each);
-    a recipe that samples the model also counts the seconds it spent generating, and an SFT
-    set from a task folder counts its rows that follow a copy or number rule (what recombination
-    needs)."""
+    a recipe that samples the model also counts the seconds it spent generating, an SFT set
+    from a task folder counts its rows that follow a copy or number rule (what recombination
+    needs), and `counted` (what chose the source's rows) joins the counts."""
     clock: list[float] = []
     builder = _recipe_builder(state, memory, task, clock)
     folder_sft = bool(state.get("task_dir")) and state["plan"].data_format == "sft"
-    if builder is None and not folder_sft:
+    if builder is None and not folder_sft and not counted:
         return None
 
     def built(examples: list[Example]):
@@ -150,6 +176,8 @@ def row_builder(state: LabState, memory: LabMemory, task: Task) -> RowBuilder | 
             rows, stats = builder(examples)
         if clock:
             stats = {**stats, "sampling_seconds": round(sum(clock), 1)}
+        if counted:
+            stats = {**stats, **counted}
         if folder_sft and "rule_rows" not in stats:
             stats = {**stats, **folder_rules(examples).stats()}
         return rows, stats
@@ -247,6 +275,9 @@ def build_dataset(state: LabState, directive: Directive, memory: LabMemory) -> S
             # Its own rows take their share of the whole schedule, weighed on all of them.
             collect = max(size, plan.schedule_rows) if recipe == "recombined" else size
             task, provenance, note = _training_source(state, collect)
+            counted: dict[str, int] = {}
+            if plan.known_only:
+                task, counted = known_source(state, task)
             card = build_training_set(
                 task,
                 fmt,
@@ -254,7 +285,7 @@ def build_dataset(state: LabState, directive: Directive, memory: LabMemory) -> S
                 seed,
                 out_dir,
                 provenance=provenance,
-                rows_from=row_builder(state, memory, task),
+                rows_from=row_builder(state, memory, task, counted),
                 recipe=recipe,
                 collect=collect,
             )

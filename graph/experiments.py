@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, get_args
 
+from postlab.graph.known_rows import known_facts
 from postlab.graph.memorised import last_bet
 from postlab.records.artifacts import PREFERENCE_METHODS
 from postlab.records.budget import budget_of, steps_used, time_left
@@ -25,6 +26,7 @@ from postlab.tools.training.recipes import (
     adapter_for,
     applies,
     model_parameters,
+    one_pass_steps,
     pooled_learning_rate,
     steps_for,
     weights_bytes,
@@ -183,6 +185,14 @@ def hyper_for(finding: TechniqueFinding, state: LabState) -> tuple[Hyper, str]:
     if recipe.method in PREFERENCE_METHODS and "beta" in finding.recipe:
         values["beta"] = float(finding.recipe["beta"])
     how = f"lr {lr:g} from {source}: {rule}"
+    if (facts := known_facts(state)) and recipe.method == "sft":
+        passing = one_pass_steps(facts.rows, options.batch_size)
+        if passing < values["max_steps"]:
+            values["max_steps"] = passing
+            how += (
+                f"; {passing} steps a stretch, one pass over its {facts.rows} rows: facts "
+                "learned by heart are given in place of the ones it knew"
+            )
     return Hyper.model_validate(values), how
 
 
@@ -230,6 +240,7 @@ def new_plan(
         reason=reason,
         lr_halved=lr_halved,
         last_bet=last_bet(state, data, parent),
+        known_only=known_facts(state) is not None,
         parent=parent,
         move=move,
         **schedule,

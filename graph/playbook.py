@@ -9,6 +9,7 @@ from postlab.graph.experiments import (
     new_plan,
     pick_technique,
 )
+from postlab.graph.known_rows import known_facts
 from postlab.graph.number_rows import opening_number_rows
 from postlab.graph.refinements import refine
 from postlab.records.outcomes import target_met
@@ -124,6 +125,8 @@ def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decisi
         if balances_answers(state, finding.key):
             # The prior training teaches is not the one the model is judged on: balance first.
             reason += f"; {state['answer_shift'].describe()}, so its rows are balanced by answer"
+        if facts := known_facts(state):
+            reason += f"; {facts.describe()}"
         plan = new_plan(state, finding, reason)
         if numbers := opening_number_rows(state, plan):
             # Repeating a short folder's rows is what its rules' rows replace: from the start.

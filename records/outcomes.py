@@ -263,9 +263,9 @@ def target_met(strict: float, target: float, floor: ConstantAnswer | None) -> bo
 
 
 class FolderSurvey(BaseModel):
-    """A task folder read when the run is prepared: its usable training rows, and how many of
-    the first of them follow copy rules or number rules (tools/data/recombination.py), which
-    new rows can be made by."""
+    """A task folder read when the run is prepared: its usable training rows, how many of the
+    first of them follow copy rules or number rules (tools/data/recombination.py), which new
+    rows can be made by, and how many ask for a fact in words."""
 
     # Counted as a data card counts them: distinct prompts, none a copy of a held-out row.
     rows: int
@@ -274,6 +274,8 @@ class FolderSurvey(BaseModel):
     number_rule_rows: int = 0
     copy_rule_rows: int = 0
     number_rules: list[str] = Field(default_factory=list)
+    # Rows asking for a fact in words (tools/data/known_rows.py): a recall task's.
+    recall_rows: int = 0
 
 
 class MissCluster(BaseModel):

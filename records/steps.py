@@ -75,6 +75,9 @@ class Plan(BaseModel):
     lr_halved: bool = False
     # Whether this stretch is a last bet (graph.memorised.last_bet says what one is and why).
     last_bet: bool = False
+    # Whether it trains only on the rows whose answers the base model already gives
+    # (graph.known_rows says when a run does).
+    known_only: bool = False
     # The experiment tree: the iteration whose checkpoint this one starts from (0: the base
     # model) and the refinement that made this experiment from it.
     parent: int = 0

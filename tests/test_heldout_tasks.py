@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from postlab.tools.data.known_rows import recall_rows
 from postlab.tools.data.training_sets import usable_examples
 from postlab.tools.tasks.folders import load_task_dir
 
@@ -28,7 +29,7 @@ def test_every_held_out_folder_loads_with_test_apart_from_training(tmp_path, mon
     folders = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     names = {folder.name for folder in folders}
     assert {"word_problems", "word_problems_500", "two_step_small"} <= names
-    assert len(folders) == 11
+    assert len(folders) == 13
     for folder in folders:
         task = load_task_dir(folder)
         # The folder's own training file holds no test item (the task would drop it silently).
@@ -105,3 +106,26 @@ def test_weekdays_answers_count_the_days_from_the_day_named(tmp_path):
         n = int(re.search(r"(\d+) days", example.prompt).group(1))
         step = -n if ("ago" in example.prompt or "earlier" in example.prompt) else n
         assert made.DAYS[(made.DAYS.index(day) + step) % 7] == example.answer, example.prompt
+
+
+def test_capitals_asks_test_about_countries_training_never_names(tmp_path):
+    _make_tasks().capitals(tmp_path)
+    task = load_task_dir(tmp_path / "capitals")
+    assert len(task.test_examples()) == 50 and task.validation_lent
+    capitals = {example.answer for example in task.test_examples()}
+    trained = {example.answer for example in task.train_examples(10**6, seed=0)}
+    assert not capitals & trained
+    # Rows ask for a fact in words, but for a capital named as its country ("Luxembourg"):
+    # the survey reads the folder as a recall task.
+    usable = usable_examples(task)
+    named_alike = [e for e in usable if e.answer.split()[0] in e.prompt]
+    assert recall_rows(usable) == len(usable) - len(named_alike) == 129
+
+
+def test_word_count_answers_count_the_quoted_words(tmp_path):
+    _make_tasks().word_count(tmp_path)
+    task = load_task_dir(tmp_path / "word_count")
+    assert task.metric == "numeric" and len(task.test_examples()) == 100
+    for example in [*task.train_examples(10**6, seed=0), *task.test_examples()]:
+        phrase = re.search(r"'([^']*)'", example.prompt).group(1)
+        assert int(example.answer) == len(phrase.split()) <= 7

@@ -789,6 +789,9 @@ def test_a_dip_is_judged_on_the_same_items_when_both_checkpoints_misses_are_know
     # A last bet is kept only if it beats the best: the same churn is not held for it.
     last = {**state, "plan": state["plan"].model_copy(update={"last_bet": True})}
     assert schedule_hold(last, churned) is None
+    # Nor for a stretch that re-read the facts the model knows: more passes, no more data.
+    known = {**state, "plan": state["plan"].model_copy(update={"known_only": True})}
+    assert schedule_hold(known, churned) is None
     # 0.20 by losing five and fixing none is a drop (5 − 1 > 1.645 × √5; exact p is 0.03).
     assert schedule_hold(state, scored(items[:5] + items[11:])) is None
     # Scores that count every answer equally weigh items unequally: one standard error judges.

@@ -20,6 +20,10 @@
   world's countries); test asks about 70 countries training never names, no valid.jsonl.
 - weekdays: the day of the week some days (1 to 20) before or after a given day, seven labels,
   no valid.jsonl; at 135M parameters a rule the model does not learn from 346 rows.
+- capitals: a country's capital city (real facts, open answers); test asks about 50 countries
+  training never names, no valid.jsonl.
+- word_count: how many words (one to seven) a phrase has, numeric answers, no number in the
+  prompt for a number rule to read, no valid.jsonl.
 """
 
 from __future__ import annotations
@@ -67,6 +71,17 @@ PHRASES = PHRASES_TEXT.split("|")
 def _write(folder: Path, name: str, rows: list[dict]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / name).write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def _write_folder(
+    out: Path, name: str, train: list[dict], test: list[dict], description: str, **scoring
+) -> None:
+    """A folder of training and test rows, and its task.json (`scoring`: metric, tokens)."""
+    folder = out / name
+    _write(folder, "train.jsonl", train)
+    _write(folder, "eval.jsonl", test)
+    task = {"name": name, "description": description, **scoring}
+    (folder / "task.json").write_text(json.dumps(task) + "\n")
 
 
 def word_category(out: Path) -> None:
@@ -306,12 +321,8 @@ def continents(out: Path) -> None:
 
     train, test = rows(pairs[70:], 3), rows(pairs[:70], 1)
     rng.shuffle(train)
-    folder = out / "continents"
-    _write(folder, "train.jsonl", train)
-    _write(folder, "eval.jsonl", test)
-    task = {"name": "continents", "description": "Name the continent a country is in.",
-            "metric": "exact", "max_new_tokens": 8}  # fmt: skip
-    (folder / "task.json").write_text(json.dumps(task) + "\n")
+    description = "Name the continent a country is in."
+    _write_folder(out, "continents", train, test, description, metric="exact", max_new_tokens=8)
 
 
 DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
@@ -345,13 +356,96 @@ def weekdays(out: Path) -> None:
     test = list({row["prompt"]: row for row in rows(140)}.values())[:100]
     asked = {row["prompt"] for row in test}
     train = {row["prompt"]: row for row in rows(600) if row["prompt"] not in asked}
-    folder = out / "weekdays"
-    _write(folder, "train.jsonl", list(train.values()))
-    _write(folder, "eval.jsonl", test)
     description = "Name the day of the week some days before or after a given day."
-    task = {"name": "weekdays", "description": description, "metric": "exact",
-            "max_new_tokens": 8}  # fmt: skip
-    (folder / "task.json").write_text(json.dumps(task) + "\n")
+    rows_kept = list(train.values())
+    _write_folder(out, "weekdays", rows_kept, test, description, metric="exact", max_new_tokens=8)
+
+
+# Countries and their capitals (capitals as commonly written in English, without accents).
+CAPITALS = (
+    "Afghanistan:Kabul|Albania:Tirana|Algeria:Algiers|Angola:Luanda|Argentina:Buenos Aires|"
+    "Armenia:Yerevan|Australia:Canberra|Austria:Vienna|Azerbaijan:Baku|Bahamas:Nassau|"
+    "Bangladesh:Dhaka|Belarus:Minsk|Belgium:Brussels|Bolivia:Sucre|Botswana:Gaborone|"
+    "Brazil:Brasilia|Bulgaria:Sofia|Cambodia:Phnom Penh|Cameroon:Yaounde|Canada:Ottawa|"
+    "Chile:Santiago|China:Beijing|Colombia:Bogota|Croatia:Zagreb|Cuba:Havana|"
+    "Cyprus:Nicosia|Czechia:Prague|Denmark:Copenhagen|Ecuador:Quito|Egypt:Cairo|"
+    "Estonia:Tallinn|Ethiopia:Addis Ababa|Fiji:Suva|Finland:Helsinki|France:Paris|"
+    "Georgia:Tbilisi|Germany:Berlin|Ghana:Accra|Greece:Athens|Guatemala:Guatemala City|"
+    "Haiti:Port-au-Prince|Honduras:Tegucigalpa|Hungary:Budapest|Iceland:Reykjavik|"
+    "India:New Delhi|Indonesia:Jakarta|Iran:Tehran|Iraq:Baghdad|Ireland:Dublin|"
+    "Israel:Jerusalem|Italy:Rome|Jamaica:Kingston|Japan:Tokyo|Jordan:Amman|"
+    "Kazakhstan:Astana|Kenya:Nairobi|Kuwait:Kuwait City|Laos:Vientiane|Latvia:Riga|"
+    "Lebanon:Beirut|Libya:Tripoli|Lithuania:Vilnius|Luxembourg:Luxembourg|"
+    "Madagascar:Antananarivo|Malaysia:Kuala Lumpur|Mali:Bamako|Malta:Valletta|"
+    "Mexico:Mexico City|Moldova:Chisinau|Mongolia:Ulaanbaatar|Morocco:Rabat|"
+    "Mozambique:Maputo|Nepal:Kathmandu|Netherlands:Amsterdam|New Zealand:Wellington|"
+    "Nicaragua:Managua|Niger:Niamey|Nigeria:Abuja|North Korea:Pyongyang|Norway:Oslo|"
+    "Oman:Muscat|Pakistan:Islamabad|Panama:Panama City|Paraguay:Asuncion|Peru:Lima|"
+    "Philippines:Manila|Poland:Warsaw|Portugal:Lisbon|Qatar:Doha|Romania:Bucharest|"
+    "Russia:Moscow|Rwanda:Kigali|Saudi Arabia:Riyadh|Senegal:Dakar|Serbia:Belgrade|"
+    "Singapore:Singapore|Slovakia:Bratislava|Slovenia:Ljubljana|Somalia:Mogadishu|"
+    "South Africa:Pretoria|South Korea:Seoul|Spain:Madrid|Sri Lanka:Colombo|"
+    "Sudan:Khartoum|Sweden:Stockholm|Switzerland:Bern|Syria:Damascus|Taiwan:Taipei|"
+    "Tanzania:Dodoma|Thailand:Bangkok|Tunisia:Tunis|Turkey:Ankara|Uganda:Kampala|"
+    "Ukraine:Kyiv|United Kingdom:London|United States:Washington|Uruguay:Montevideo|"
+    "Uzbekistan:Tashkent|Venezuela:Caracas|Vietnam:Hanoi|Yemen:Sanaa|Zambia:Lusaka|"
+    "Zimbabwe:Harare"
+)
+
+
+def capitals(out: Path) -> None:
+    """A country's capital, an open answer: 50 countries to test, the rest asked three ways to
+    train."""
+    templates = [
+        "What is the capital of {c}? Answer with the city only.",
+        "Name the capital city of {c}. Answer with the city only.",
+        "{c} has which city as its capital? Answer with the city only.",
+    ]
+    rng = random.Random(41)
+    pairs = [tuple(pair.split(":")) for pair in CAPITALS.split("|")]
+    rng.shuffle(pairs)
+    train = [
+        {"prompt": t.format(c=country), "answer": city}
+        for country, city in pairs[50:]
+        for t in templates
+    ]
+    test = [{"prompt": rng.choice(templates).format(c=c), "answer": city} for c, city in pairs[:50]]
+    rng.shuffle(train)
+    description = "Name the capital city of a country."
+    _write_folder(out, "capitals", train, test, description, metric="exact", max_new_tokens=12)
+
+
+COUNTED_WORDS = (
+    "red blue green small big old new cat dog bird tree house river road cup book door "
+    "window sun moon star rain wind snow car train boat city town park garden apple bread "
+    "milk tea coffee chair table lamp phone letter song dance game ball hill lake sea "
+    "stone cloud fire light night morning friend teacher child king queen"
+)
+
+
+def word_count(out: Path) -> None:
+    """How many words a phrase of one to seven words has: no number in the prompt for a
+    rule to read, 100 distinct phrases to test, 400 others to train."""
+    templates = [
+        "How many words are in '{p}'? Answer with the number only.",
+        "Count the words in the phrase '{p}'. Answer with the number only.",
+    ]
+    rng, words = random.Random(43), COUNTED_WORDS.split()
+    phrases: dict[str, int] = {}
+    while len(phrases) < 500:
+        size = rng.randint(1, 7)
+        phrases.setdefault(" ".join(rng.choice(words) for _ in range(size)), size)
+    chosen = list(phrases.items())
+
+    def rows(part: list[tuple[str, int]]) -> list[dict]:
+        return [
+            {"prompt": rng.choice(templates).format(p=phrase), "answer": str(size)}
+            for phrase, size in part
+        ]
+
+    train, test = rows(chosen[100:]), rows(chosen[:100])
+    description = "Count the words of a phrase."
+    _write_folder(out, "word_count", train, test, description, metric="numeric", max_new_tokens=6)
 
 
 def without_validation(out: Path, name: str) -> None:
@@ -378,6 +472,8 @@ def main() -> None:
     two_step_small(out)
     continents(out)
     weekdays(out)
+    capitals(out)
+    word_count(out)
     for skewed in ("word_category", "above_500"):
         without_validation(out, skewed)
     print(f"written to {out}")

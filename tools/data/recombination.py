@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from postlab.records.outcomes import FolderSurvey
+from postlab.tools.data.known_rows import recall_rows
 from postlab.tools.data.number_rules import (
     MIN_RULE_FILLINGS,
     NumberRow,
@@ -178,7 +179,7 @@ def folder_rules(examples: Sequence[Example]) -> FolderRules:
 
 def survey_folder(examples: Sequence[Example], survey_rows: int) -> FolderSurvey:
     """A folder's usable rows (`examples`, as `usable_examples` counts them) and how many of
-    the first `survey_rows` of them follow copy rules and number rules."""
+    the first `survey_rows` of them follow copy rules and number rules, or ask for facts."""
     surveyed = examples[:survey_rows]
     stats = folder_rules(surveyed).stats()
     return FolderSurvey(
@@ -187,6 +188,7 @@ def survey_folder(examples: Sequence[Example], survey_rows: int) -> FolderSurvey
         number_rule_rows=stats["number_rule_rows"],
         copy_rule_rows=stats["rule_rows"],
         number_rules=stats["number_rules"],
+        recall_rows=recall_rows(surveyed),
     )
 
 

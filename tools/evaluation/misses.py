@@ -6,7 +6,7 @@ import re
 from collections import Counter
 
 from postlab.tools.tasks.catalog import normalize_prompt
-from postlab.tools.tasks.verifiers import parse_number
+from postlab.tools.tasks.verifiers import contains_answer, parse_number
 
 # When this share of the scored items (and at least COLLAPSE_MIN_ITEMS) got one and the same
 # completion, and COLLAPSE_EXCESS more than the commonest reference answer's share, the model has
@@ -66,7 +66,8 @@ def categorize(
 ) -> str:
     """Name the kind of miss: correct, format (right answer, wrong shape), empty, another of the
     task's labels (wrong_label; score() names label_collapse, the one label a kind of question
-    always gets, and unlearned_kind, a kind of question missed far more than the rest), a list
+    always gets, and unlearned_kind, a kind of question missed far more than the rest), the
+    answer in words inside a longer reply (buried: the model knows it), a list
     with the right items out of order (misordered) or with items lost, added or changed
     (wrong_items), a number off by a power of ten (a lost or spurious carry), or wrong."""
     if strict:
@@ -77,6 +78,8 @@ def categorize(
         return "empty"
     if labels and normal_answer(completion) in labels:
         return "wrong_label"
+    if _buried(completion, answer, labels):
+        return "buried"
     listed = list_miss(completion, answer)
     if listed:
         return listed
@@ -86,6 +89,14 @@ def categorize(
         if gap == gap.to_integral_value() and gap >= 10 and str(int(gap)).strip("0") == "1":
             return "off_by_power_of_ten"
     return "wrong"
+
+
+def _buried(completion: str, answer: str, labels: frozenset[str]) -> bool:
+    """A reply holding an answer in words (a number inside a reply is often another number's
+    digits) and, on a label task, no other label: it names what the model knows."""
+    if parse_number(answer) is not None or not contains_answer(completion, answer):
+        return False
+    return not any(contains_answer(completion, label) for label in labels - {normal_answer(answer)})
 
 
 def question_kind(prompt: str) -> str:

@@ -104,6 +104,16 @@ def _verify_exact(completion: str, answer: str) -> Verdict:
     return Verdict(strict=False, lenient=False, extracted=best)
 
 
+def contains_answer(completion: str, answer: str) -> bool:
+    """Whether the answer appears in the completion as a whole phrase, in any case ("Vienna"
+    in "The capital of Austria is Vienna.", not "Tunis" in "Tunisia")."""
+    wanted = " ".join(answer.lower().split())
+    if not wanted:
+        return False
+    text = " ".join(completion.lower().split())
+    return re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", text) is not None
+
+
 def parse_number(text: str) -> Decimal | None:
     """A number written with optional sign, thousands commas and decimals, or None."""
     text = text.strip()

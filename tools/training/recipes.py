@@ -199,3 +199,14 @@ def pooled_learning_rate(
 def steps_for(key: str, base_steps: int) -> int:
     """Optimiser steps for one iteration of the technique from the run's per-iteration steps."""
     return max(1, math.ceil(base_steps * TECHNIQUES[key].steps_factor))
+
+
+# A stretch on a recall task (graph.known_rows) reads its rows once, so that validation is
+# read before the facts are learned by heart and answered in place of the ones the model knew.
+# Measured on the held-out capitals folder (the 89 of 132 rows whose answers the base model
+# gives, test 50 countries): full SFT at 6e-5 scored 0.24 after 10 steps of 8 (about one
+# pass), 0.16 after 40 and 0.12 after 240; LoRA at 2e-4 0.26 after 20, 0.30 after 40 and 0.14
+# after 120. Plain SFT on all 132 rows for 240 steps: 0.04.
+def one_pass_steps(rows: int, batch_size: int) -> int:
+    """Steps that read `rows` once at `batch_size`: a recall task's stretch."""
+    return max(1, math.ceil(rows / batch_size))
