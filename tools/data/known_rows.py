@@ -2,14 +2,14 @@
 
 Facts a model does not hold are learned late in fine-tuning, and once learned they raise its
 tendency to answer with facts it does not have; training only on examples it already knows
-loses nothing and avoids that (Gekhman et al., EMNLP 2024, arXiv 2405.05904, who call an
+loses nothing and avoids that (Gekhman et al. 2024, arXiv 2405.05904, who call an
 example known when the model's greedy or sampled answers give it). A task folder of recall
 questions (open answers: not numbers, not a small label set, not words copied from the prompt)
 whose base model already says many of its answers, only inside longer replies ("The capital of
 Austria is Vienna."), needs its answer format taught, not new facts. Measured on the held-out
-capitals folder (benchmarks/heldout/make_tasks.py): the base model's replies hold 25 of the 50
-test capitals; 240 steps of plain SFT on all 132 usable rows answer 2 of them (Austria →
-"Budapest": another training row's capital).
+capitals folder (benchmarks/known_rows.py): the base model's greedy replies hold 24 of the 50
+test capitals; 240 steps of plain SFT on all 132 usable rows answer 2 of them, and fine-tuned
+models give other countries' capitals (Austria → "Budapest").
 """
 
 from __future__ import annotations
