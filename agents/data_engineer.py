@@ -101,9 +101,12 @@ def _training_source(
 
 def known_source(state: LabState, task: Task) -> tuple[Task, dict[str, int]]:
     """The task with only the training rows whose answers the base model already gives (every
-    row, when too few are known to train on), and what a data card counts of it."""
+    row, when too few are known to train on), and what a data card counts of it. The rows
+    asked are those the folder survey read (--train-size): no stretch builds more, and each
+    costs five replies."""
     folder = Path(state["run_dir"]) / DATA_DIR
-    found = known_rows_once(folder, usable_examples(task), state["base_model_path"])
+    asked = usable_examples(task)[: state["run_options"].train_size]
+    found = known_rows_once(folder, asked, state["base_model_path"])
     if len(found.known) < MIN_KNOWN_ROWS:
         note = (
             f"the base model gives the answers of {len(found.known)} of {found.asked} training "

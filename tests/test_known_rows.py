@@ -13,6 +13,7 @@ from postlab.graph.refinements import refine
 from postlab.records.outcomes import FolderSurvey
 from postlab.tools.data import known_rows as known_module
 from postlab.tools.data.known_rows import known_rows, recall_rows, recall_task
+from postlab.tools.data.training_sets import usable_examples
 from postlab.tools.evaluation.misses import categorize
 from postlab.tools.tasks.catalog import Example, load_task
 from postlab.tools.tasks.verifiers import contains_answer
@@ -192,3 +193,19 @@ def test_the_data_engineer_builds_from_known_rows_once_per_run(tmp_path, monkeyp
             assert card.final_size == len(task.train_examples(100, 0))
             assert card.recipe_stats["known_rows"] == known_count
     assert calls == [10]  # asked of the base model once, then read back from the run folder
+
+
+def test_the_rows_asked_are_those_the_survey_read(tmp_path, monkeypatch):
+    folder = _capitals_folder(tmp_path / "capitals")
+    asked = []
+
+    def scripted_known(examples, model_path, seed=0):
+        asked.append([example.answer for example in examples])
+        return known_module.KnownRows(list(examples), len(examples))
+
+    monkeypatch.setattr(known_module, "known_rows", scripted_known)
+    state = base_state(tmp_path, task_dir=str(folder), task="capitals")
+    state["run_options"] = state["run_options"].model_copy(update={"train_size": 6})
+    data_engineer.known_source(state, load_task(None, folder))
+    usable = usable_examples(load_task(None, folder))
+    assert asked == [[example.answer for example in usable[:6]]]
