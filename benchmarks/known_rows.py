@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 from datasets import Dataset
-from lab_vs_naive import BATCH
+from lab_vs_naive import BATCH, sft_on_rows
 from measure import RESULTS, scratch_dir, write_result
 
 from postlab.tools.data.known_rows import REPLY_TOKENS, known_rows
@@ -30,8 +30,6 @@ from postlab.tools.evaluation.scoring import evaluate_checkpoint
 from postlab.tools.models.resolution import DEFAULT_MODEL, resolve_model
 from postlab.tools.tasks.folders import load_task_dir
 from postlab.tools.tasks.verifiers import contains_answer
-from postlab.tools.training.runner import run_training
-from postlab.tools.training.spec import TrainingSpec
 
 DEFAULT_SETTINGS = "known:full:6e-5:10,known:full:6e-5:40,known:lora:2e-4:40,all:full:6e-5:10"
 
@@ -60,19 +58,10 @@ def main() -> None:
             which, adapter, rate, steps = setting.split(":")
             data = out / f"data-{index}"
             Dataset.from_list([example_row(e, "sft") for e in rows_of[which]]).save_to_disk(data)
-            spec = TrainingSpec(
-                method="sft",
-                adapter=adapter,
-                base_model=base,
-                dataset_path=str(data),
-                output_dir=str(out / f"model-{index}"),
-                max_steps=int(steps),
-                batch_size=BATCH,
-                task=task.name,
-                learning_rate=float(rate),
-                timeout_s=3000,
+            output = out / f"model-{index}"
+            result = sft_on_rows(
+                task.name, base, str(data), output, int(steps), float(rate), adapter=adapter
             )
-            result = run_training(spec)
             row = {"rows": which, "row_count": len(rows_of[which]), "adapter": adapter}
             row |= {"learning_rate": float(rate), "steps": int(steps), "status": result.status}
             if result.status == "ok":

@@ -109,12 +109,14 @@ def sft_on_rows(
     steps: int,
     learning_rate: float | None = None,
     seed: int = 0,
+    adapter: str = "full",
 ):
-    """Full SFT of `base` for `steps` on saved rows, at the benchmarks' batch (the spec's
-    default rate unless given)."""
+    """SFT of `base` (full unless `adapter` says "lora") for `steps` on saved rows, at the
+    benchmarks' batch (the spec's default rate unless given)."""
     rate = {"learning_rate": learning_rate} if learning_rate else {}
     spec = TrainingSpec(
         method="sft",
+        adapter=adapter,
         base_model=base,
         dataset_path=dataset_path,
         output_dir=str(output),
