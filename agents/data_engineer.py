@@ -68,13 +68,7 @@ def hub_source(task: Task, repo_id: str, size: int) -> tuple[Task, dict[str, str
     if inspection.mapping is None:
         raise ColumnMappingError(inspection.mapping_error or f"{repo_id}: no usable columns")
     examples = load_hub_examples(repo_id, inspection.mapping, split="train", limit=2 * size)
-    hub_task = Task(
-        task.spec,
-        eval_split=task.test_examples(),
-        train_pool=examples,
-        validation_split=task.validation_examples(),
-        validation_lent=task.validation_lent,
-    )
+    hub_task = task.with_train_pool(examples)
     provenance = {
         "source": f"hub:{repo_id}",
         "license": inspection.license,
@@ -105,8 +99,10 @@ def known_source(state: LabState, task: Task) -> tuple[Task, dict[str, int]]:
     asked are those the folder survey read (--train-size): no stretch builds more, and each
     costs five replies."""
     folder = Path(state["run_dir"]) / DATA_DIR
-    asked = usable_examples(task)[: state["run_options"].train_size]
-    found = known_rows_once(folder, asked, state["base_model_path"])
+    train_size = state["run_options"].train_size
+    found = known_rows_once(
+        folder, lambda: usable_examples(task)[:train_size], state["base_model_path"]
+    )
     if len(found.known) < MIN_KNOWN_ROWS:
         note = (
             f"the base model gives the answers of {len(found.known)} of {found.asked} training "
@@ -114,14 +110,7 @@ def known_source(state: LabState, task: Task) -> tuple[Task, dict[str, int]]:
         )
         emit({"type": "note", "agent": "data_engineer", "note": note})
         return task, found.stats()
-    known_task = Task(
-        task.spec,
-        eval_split=task.test_examples(),
-        train_pool=found.known,
-        validation_split=task.validation_examples(),
-        validation_lent=task.validation_lent,
-    )
-    return known_task, found.stats()
+    return task.with_train_pool(found.known), found.stats()
 
 
 def validation_misses(state: LabState, memory: LabMemory, task: Task) -> list[Example]:

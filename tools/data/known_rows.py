@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -100,16 +100,20 @@ def known_rows(examples: Sequence[Example], model_path: str | Path, seed: int = 
 
 
 def known_rows_once(
-    folder: Path, examples: Sequence[Example], model_path: str | Path, seed: int = 0
+    folder: Path,
+    examples: Callable[[], Sequence[Example]],
+    model_path: str | Path,
+    seed: int = 0,
 ) -> KnownRows:
-    """`known_rows`, asked of the model once per run: later stretches read the prompts back
-    from `folder`."""
+    """`known_rows` of the `examples` the callable gives, asked of the model once per run:
+    later stretches read the known rows back from `folder` and gather no examples."""
     saved = Path(folder) / KNOWN_ROWS_FILE
     if saved.is_file():
         record = json.loads(saved.read_text(encoding="utf-8"))
-        prompts = set(record["prompts"])
-        return KnownRows([e for e in examples if e.prompt in prompts], int(record["asked"]))
-    found = known_rows(examples, model_path, seed)
+        known = [Example.model_validate(row) for row in record["known"]]
+        return KnownRows(known, int(record["asked"]))
+    found = known_rows(examples(), model_path, seed)
     saved.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(saved, {"prompts": [e.prompt for e in found.known], "asked": found.asked})
+    rows = [example.model_dump() for example in found.known]
+    write_json_atomic(saved, {"known": rows, "asked": found.asked})
     return found

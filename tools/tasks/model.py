@@ -119,6 +119,16 @@ class Task:
     def __repr__(self) -> str:
         return f"Task(name={self.name!r}, metric={self.metric!r}, source={self.spec.source!r})"
 
+    def with_train_pool(self, pool: list[Example]) -> Task:
+        """The same task, test and validation with another training pool."""
+        return Task(
+            self.spec,
+            eval_split=self.test_examples(),
+            train_pool=pool,
+            validation_split=self.validation_examples(),
+            validation_lent=self.validation_lent,
+        )
+
     @property
     def name(self) -> str:
         """The task's name."""
