@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from postlab.agents.base import StepResult, run_task
@@ -93,7 +94,7 @@ def _training_source(
         return task, None, note
 
 
-def known_source(state: LabState, task: Task) -> tuple[Task, dict[str, int]]:
+def known_source(state: LabState, task: Task) -> tuple[Task, dict[str, int | float]]:
     """The task with only the training rows whose answers the base model already gives (every
     row, when too few are known to train on), and what a data card counts of it. The rows
     asked are those the folder survey read (--train-size): no stretch builds more, and each
@@ -101,7 +102,10 @@ def known_source(state: LabState, task: Task) -> tuple[Task, dict[str, int]]:
     folder = Path(state["run_dir"]) / DATA_DIR
     train_size = state["run_options"].train_size
     found = known_rows_once(
-        folder, lambda: usable_examples(task)[:train_size], state["base_model_path"]
+        folder,
+        lambda: usable_examples(task)[:train_size],
+        state["base_model_path"],
+        on_progress=sampling_progress("known_rows"),
     )
     if len(found.known) < MIN_KNOWN_ROWS:
         note = (
@@ -111,6 +115,15 @@ def known_source(state: LabState, task: Task) -> tuple[Task, dict[str, int]]:
         emit({"type": "note", "agent": "data_engineer", "note": note})
         return task, found.stats()
     return task.with_train_pool(found.known), found.stats()
+
+
+def sampling_progress(recipe: str) -> Callable[[int, int], None]:
+    """A callback that tells the live view how far sampling the model for `recipe` has got."""
+
+    def progress(done: int, total: int) -> None:
+        emit({"type": "sampling", "recipe": recipe, "done": done, "total": total})
+
+    return progress
 
 
 def validation_misses(state: LabState, memory: LabMemory, task: Task) -> list[Example]:
@@ -149,7 +162,7 @@ def aimed_misses(state: LabState, memory: LabMemory, task: Task) -> tuple[list[E
 
 
 def row_builder(
-    state: LabState, memory: LabMemory, task: Task, counted: dict[str, int] | None = None
+    state: LabState, memory: LabMemory, task: Task, counted: dict[str, int | float] | None = None
 ) -> RowBuilder | None:
     """How the plan's data recipe turns clean examples into rows (None: one plain row each);
     a recipe that samples the model also counts the seconds it spent generating, an SFT set
@@ -166,10 +179,12 @@ def row_builder(
             rows, stats = [example_row(example, "sft") for example in examples], {}
         else:
             rows, stats = builder(examples)
-        if clock:
-            stats = {**stats, "sampling_seconds": round(sum(clock), 1)}
         if counted:
             stats = {**stats, **counted}
+        # Asking the base model which rows it knows is sampling too: one total per card.
+        spent = sum(clock) + (counted or {}).get("sampling_seconds", 0.0)
+        if spent:
+            stats = {**stats, "sampling_seconds": round(spent, 1)}
         if folder_sft and "rule_rows" not in stats:
             stats = {**stats, **folder_rules(examples).stats()}
         return rows, stats
@@ -184,8 +199,7 @@ def _recipe_builder(
     plan = state["plan"]
     recipe = plan.data_recipe
 
-    def progress(done: int, total: int) -> None:
-        emit({"type": "sampling", "recipe": recipe, "done": done, "total": total})
+    progress = sampling_progress(recipe)
 
     def sampled(examples: list[Example], samples: int, temperature: float | None):
         started = time.monotonic()
@@ -267,7 +281,7 @@ def build_dataset(state: LabState, directive: Directive, memory: LabMemory) -> S
             # Its own rows take their share of the whole schedule, weighed on all of them.
             collect = max(size, plan.schedule_rows) if recipe == "recombined" else size
             task, provenance, note = _training_source(state, collect)
-            counted: dict[str, int] = {}
+            counted: dict[str, int | float] = {}
             if plan.known_only:
                 task, counted = known_source(state, task)
             card = build_training_set(

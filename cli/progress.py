@@ -27,6 +27,7 @@ class ProgressView:
     baseline: float | None = None
     training: dict[str, Any] = field(default_factory=dict)
     evaluating: dict[str, Any] = field(default_factory=dict)
+    sampling: dict[str, Any] = field(default_factory=dict)
     last_decision: str = ""
     history: list[str] = field(default_factory=list)
 
@@ -36,7 +37,7 @@ class ProgressView:
         if kind == "agent_started":
             self.agent, self.action = event["agent"], event["action"]
             self.step = event.get("budget_step", event["step"])
-            self.training, self.evaluating = {}, {}
+            self.training, self.evaluating, self.sampling = {}, {}, {}
         elif kind == "agent_finished":
             mark = "✓" if event["status"] == "ok" else "✗"
             self.history.append(f"{mark} {event['step']:>3} {event['agent']}: {event['summary']}")
@@ -51,6 +52,8 @@ class ProgressView:
             self.training = event
         elif kind == "evaluating":
             self.evaluating = event
+        elif kind == "sampling":
+            self.sampling = event
         elif kind == "decision":
             self.last_decision = f"→ {event['next']}: {event['reason']}"
         elif kind == "note":
@@ -81,19 +84,24 @@ class ProgressView:
                 Text(f"{done}/{total}" + (f"  loss {loss:.3f}" if loss is not None else "")),
             )
             parts.append(line)
+        if self.sampling.get("total"):
+            name = f"sampling {self.sampling.get('recipe', '')}"
+            parts.append(_counted(name, self.sampling["done"], self.sampling["total"]))
         if self.evaluating.get("total"):
-            done, total = self.evaluating["done"], self.evaluating["total"]
-            line = Table.grid(padding=(0, 1))
-            line.add_row(
-                Text(f"evaluating {self.evaluating.get('label', '')}"),
-                ProgressBar(total=total, completed=done, width=30),
-                Text(f"{done}/{total}"),
-            )
-            parts.append(line)
+            name = f"evaluating {self.evaluating.get('label', '')}"
+            parts.append(_counted(name, self.evaluating["done"], self.evaluating["total"]))
         if self.last_decision:
             parts.append(Text(self.last_decision[:200], style="dim"))
         parts.extend(Text(line[:160]) for line in self.history[-8:])
         return Panel(Group(*parts), title=f"postlab {self.run_id}", border_style="blue")
+
+
+def _counted(name: str, done: int, total: int) -> Table:
+    line = Table.grid(padding=(0, 1))
+    line.add_row(
+        Text(name), ProgressBar(total=total, completed=done, width=30), Text(f"{done}/{total}")
+    )
+    return line
 
 
 def _fmt(score: float | None) -> str:

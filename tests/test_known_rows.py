@@ -93,15 +93,24 @@ def test_known_rows_keep_the_answers_a_greedy_or_sampled_reply_gives(monkeypatch
         ],
     }
 
-    def scripted(model_path, prompts, max_new_tokens, *, samples=1, temperature=None, seed=0):
+    def scripted(
+        model_path, prompts, max_new_tokens, *, samples=1, temperature=None, seed=0, on_batch=None
+    ):
         assert len(prompts) == len(rows)
         answers = replies[samples]
+        for done in (2, 4):  # two batches of two prompts
+            on_batch(done, len(prompts))
         return [[a] if samples == 1 else a for a in answers]
 
     monkeypatch.setattr(known_module, "completions_from", scripted)
-    found = known_rows(rows, "model")
+    heard = []
+    found = known_rows(rows, "model", on_progress=lambda done, total: heard.append((done, total)))
     assert [example.answer for example in found.known] == ["Paris", "Vienna", "Tokyo"]
-    assert found.stats() == {"known_rows": 3, "rows_asked_of_the_base_model": 4}
+    counts = found.stats()
+    assert counts.pop("sampling_seconds") >= 0
+    assert counts == {"known_rows": 3, "rows_asked_of_the_base_model": 4}
+    # Replies, not prompts: four greedy, then sixteen samples, so the bar moves evenly.
+    assert heard == [(2, 20), (4, 20), (12, 20), (20, 20)]
 
 
 def surveyed(tmp_path: Path, recall: int, rows: int, **baseline_categories) -> dict:
@@ -171,9 +180,9 @@ def test_the_data_engineer_builds_from_known_rows_once_per_run(tmp_path, monkeyp
     folder = _capitals_folder(tmp_path / "capitals")
     calls = []
 
-    def scripted_known(examples, model_path, seed=0):
+    def scripted_known(examples, model_path, seed=0, on_progress=None):
         calls.append(len(examples))
-        return known_module.KnownRows(list(examples)[:known_count], len(examples))
+        return known_module.KnownRows(list(examples)[:known_count], len(examples), 2.5)
 
     monkeypatch.setattr(known_module, "known_rows", scripted_known)
     # A folder of ten rows: four known rows are enough to train on here, three are not.
@@ -192,6 +201,8 @@ def test_the_data_engineer_builds_from_known_rows_once_per_run(tmp_path, monkeyp
             # Too few known rows to train on: every row, and the card says why.
             assert card.final_size == len(task.train_examples(100, 0))
             assert card.recipe_stats["known_rows"] == known_count
+        # The card counts the seconds spent asking, once: the second stretch reads them back.
+        assert card.recipe_stats.get("sampling_seconds") == (2.5 if iteration == 1 else None)
     assert calls == [10]  # asked of the base model once, then read back from the run folder
 
 
@@ -199,7 +210,7 @@ def test_the_rows_asked_are_those_the_survey_read(tmp_path, monkeypatch):
     folder = _capitals_folder(tmp_path / "capitals")
     asked = []
 
-    def scripted_known(examples, model_path, seed=0):
+    def scripted_known(examples, model_path, seed=0, on_progress=None):
         asked.append([example.answer for example in examples])
         return known_module.KnownRows(list(examples), len(examples))
 

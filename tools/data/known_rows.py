@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -68,21 +69,42 @@ def recall_task(recall: int, rows: int) -> bool:
 
 
 class KnownRows(NamedTuple):
-    """The rows whose answers the model already gives, and how many rows were asked."""
+    """The rows whose answers the model already gives, how many rows were asked, and the
+    seconds spent asking (0 when read back from an earlier stretch)."""
 
     known: list[Example]
     asked: int
+    seconds: float = 0.0
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int | float]:
         """What a data card counts of it."""
-        return {"known_rows": len(self.known), "rows_asked_of_the_base_model": self.asked}
+        counts: dict[str, int | float] = {
+            "known_rows": len(self.known),
+            "rows_asked_of_the_base_model": self.asked,
+        }
+        if self.seconds:
+            counts["sampling_seconds"] = round(self.seconds, 1)
+        return counts
 
 
-def known_rows(examples: Sequence[Example], model_path: str | Path, seed: int = 0) -> KnownRows:
+def known_rows(
+    examples: Sequence[Example],
+    model_path: str | Path,
+    seed: int = 0,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> KnownRows:
     """The examples whose reference answer the model's greedy reply, or one of a few sampled
-    ones, contains."""
+    ones, contains; `on_progress` hears (replies done, replies in all) after each batch."""
+    started = time.monotonic()
     prompts = [example.prompt for example in examples]
-    greedy = completions_from(model_path, prompts, REPLY_TOKENS)
+    total = len(prompts) * (1 + KNOWN_SAMPLES)
+
+    def replies_done(first: int, per_prompt: int) -> Callable[[int, int], None] | None:
+        if on_progress is None:
+            return None
+        return lambda done, _prompts: on_progress(first + done * per_prompt, total)
+
+    greedy = completions_from(model_path, prompts, REPLY_TOKENS, on_batch=replies_done(0, 1))
     sampled = completions_from(
         model_path,
         prompts,
@@ -90,13 +112,14 @@ def known_rows(examples: Sequence[Example], model_path: str | Path, seed: int = 
         samples=KNOWN_SAMPLES,
         temperature=KNOWN_TEMPERATURE,
         seed=seed,
+        on_batch=replies_done(len(prompts), KNOWN_SAMPLES),
     )
     known = [
         example
         for example, first, more in zip(examples, greedy, sampled, strict=True)
         if any(contains_answer(reply, example.answer) for reply in [*first, *more])
     ]
-    return KnownRows(known, len(examples))
+    return KnownRows(known, len(examples), time.monotonic() - started)
 
 
 def known_rows_once(
@@ -104,6 +127,7 @@ def known_rows_once(
     examples: Callable[[], Sequence[Example]],
     model_path: str | Path,
     seed: int = 0,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> KnownRows:
     """`known_rows` of the `examples` the callable gives, asked of the model once per run:
     later stretches read the known rows back from `folder` and gather no examples."""
@@ -112,7 +136,7 @@ def known_rows_once(
         record = json.loads(saved.read_text(encoding="utf-8"))
         known = [Example.model_validate(row) for row in record["known"]]
         return KnownRows(known, int(record["asked"]))
-    found = known_rows(examples(), model_path, seed)
+    found = known_rows(examples(), model_path, seed, on_progress)
     saved.parent.mkdir(parents=True, exist_ok=True)
     rows = [example.model_dump() for example in found.known]
     write_json_atomic(saved, {"known": rows, "asked": found.asked})
