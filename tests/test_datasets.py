@@ -13,10 +13,12 @@ from postlab.records.artifacts import DatasetCard
 from postlab.tools.data.training_sets import (
     DatasetError,
     build_training_set,
+    held_out_index,
     load_training_set,
     read_card,
 )
 from postlab.tools.tasks.catalog import (
+    Example,
     Task,
     bundled_task_names,
     load_task,
@@ -293,3 +295,36 @@ def test_reading_something_else_fails(tmp_path: Path) -> None:
         read_card(tmp_path)
     with pytest.raises(DatasetError, match="not a postlab training set"):
         load_training_set(tmp_path / "nothing")
+
+
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_DAY_PHRASINGS = (
+    ("Today is {d}. What day will it be in {n} days? Answer with the day only.", 1),
+    ("It is {d}. What day comes {n} days later? Answer with the day only.", 1),
+    ("If today is {d}, which day was it {n} days earlier? Answer with the day only.", -1),
+    ("Today is {d}. What day was it {n} days ago? Answer with the day only.", -1),
+)
+
+
+def test_a_slot_the_answers_fill_is_content_not_template(tmp_path: Path) -> None:
+    # The day a question starts from is one of the seven answers, and each "today is <day>"
+    # recurs in a tenth of the held-out items: as template it would leave a row's number and
+    # answer alone, and flag every row of another day that shares them.
+    rng = random.Random(5)
+    asked = [(rng.randrange(4), rng.randrange(7), rng.randint(1, 20)) for _ in range(300)]
+    rows = {}
+    for phrasing, day, n in asked:
+        template, sign = _DAY_PHRASINGS[phrasing]
+        prompt = template.format(d=_DAYS[day], n=n)
+        answer = _DAYS[(day + sign * n) % 7]
+        # A question is its day, its number and its answer: "7 days later" asks "7 days ago".
+        rows[prompt] = ({"prompt": prompt, "answer": answer}, (day, n, answer))
+    items = list(rows.values())
+    held_out, train = items[:60], items[60:]
+    task = _dir_task(tmp_path, [row for row, _ in train], [row for row, _ in held_out])
+    index = held_out_index(task)
+    questions = {question for _, question in held_out}
+    flagged = {row["prompt"] for row, _ in train if index.contaminates(Example(**row))}
+    # Exactly the rows that ask a held-out question in another phrasing, and no other row.
+    assert flagged == {row["prompt"] for row, question in train if question in questions}
+    assert 0 < len(flagged) < len(train)
