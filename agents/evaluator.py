@@ -20,7 +20,7 @@ from postlab.records.outcomes import (
     binomial_stderr,
 )
 from postlab.records.state import LabState
-from postlab.records.steps import Directive
+from postlab.records.steps import Directive, Plan
 from postlab.tools.data.answer_balance import answer_shift
 from postlab.tools.evaluation.clusters import MIN_MISSES_TO_CLUSTER, group_misses
 from postlab.tools.evaluation.external import run_external_evaluation
@@ -161,15 +161,17 @@ def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
     judges them. A last bet (`Plan.last_bet`) is never held: the run stops after it, so a dip
     held would become the result (phrase_edits' recombined stretch, 0.75 → 0.64 on validation,
     six lost and two gained, was held and scored 0.75 on test against naive SFT's 0.89). Nor is
-    a stretch on the facts a model knows (`Plan.known_only`): it re-read the same rows, so the
-    later checkpoint has learned them more by heart, not seen more data (on the held-out
-    capitals folder a held 0.24 → 0.21 after four passes scored 0.12 on test, the first pass
-    0.26).
+    a stretch that trained on every row its source holds: on the facts a model knows
+    (`Plan.known_only`), or on a folder with fewer clean rows than the stretch reads. It re-read
+    the rows the schedule had already read, so the later checkpoint has learned them more by
+    heart, not seen more data: on the held-out capitals folder a held 0.24 → 0.21 after four
+    passes scored 0.12 on test, the first pass 0.26; on weekdays (196 rows, 320 read a stretch)
+    holds carried the best from validation 0.17 down to 0.07, which scored 0.07 on test.
     """
     plan, best = state.get("plan"), state.get("best")
     if plan is None or best is None or best.iteration == 0 or result.collapse:
         return None
-    if plan.last_bet or plan.known_only:
+    if plan.last_bet or plan.known_only or _rereads_its_source(state, plan):
         return None
     if not plan.continues(best.iteration):
         return None
@@ -197,6 +199,12 @@ def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
     return HeldPeak(
         label=label, strict=strict, stderr=stderr, broken=change.lost, fixed=change.gained
     )
+
+
+def _rereads_its_source(state: LabState, plan: Plan) -> bool:
+    """Whether the stretch trained on every row its source holds, pass after pass."""
+    card = next((c for c in state.get("datasets") or [] if c.path == plan.dataset_path), None)
+    return card is not None and card.exhausted
 
 
 def training_answer_shift(state: LabState) -> AnswerShift | None:

@@ -61,9 +61,7 @@ def _exhausted_loss(state: LabState, iteration: int) -> tuple[DatasetCard, float
     if recipe is None or recipe.method != "sft":
         return None
     card = iteration_card(state, iteration)
-    # A source that gave fewer clean rows than were asked for gave all it had (a generator's
-    # duplicates and contaminated rows are replaced by fresh ones).
-    if card is None or card.final_size >= card.requested:
+    if card is None or not card.exhausted:
         return None
     loss = finite_number(run.result.metrics.get("final_loss"))
     return None if loss is None else (card, loss)

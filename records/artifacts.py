@@ -56,6 +56,12 @@ class DatasetCard(BaseModel):
     recipe: str = "plain"
     recipe_stats: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def exhausted(self) -> bool:
+        """Whether its source gave fewer clean rows than were asked for, so every row it holds
+        (a generator replaces its duplicates and contaminated rows with fresh ones)."""
+        return self.final_size < self.requested
+
 
 class FailureSample(BaseModel):
     """One held-out item the model got wrong, with why (its error category)."""

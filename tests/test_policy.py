@@ -792,6 +792,12 @@ def test_a_dip_is_judged_on_the_same_items_when_both_checkpoints_misses_are_know
     # Nor for a stretch that re-read the facts the model knows: more passes, no more data.
     known = {**state, "plan": state["plan"].model_copy(update={"known_only": True})}
     assert schedule_hold(known, churned) is None
+    # Nor for one that read every row its folder holds: 196 clean rows where it asked for 320.
+    reread = {**state, "plan": state["plan"].model_copy(update={"dataset_path": "data/w"})}
+    reread["datasets"] = [_data_card("data/w", 320, 320)]
+    assert schedule_hold(reread, churned) is not None  # a source with rows to spare
+    reread["datasets"] = [_data_card("data/w", 320, 196)]
+    assert schedule_hold(reread, churned) is None
     # 0.20 by losing five and fixing none is a drop (5 − 1 > 1.645 × √5; exact p is 0.03).
     assert schedule_hold(state, scored(items[:5] + items[11:])) is None
     # Scores that count every answer equally weigh items unequally: one standard error judges.
@@ -916,6 +922,16 @@ def test_a_dip_within_noise_on_the_best_schedule_holds_and_the_schedule_goes_on(
     assert kind == "lower_lr" and new.data_recipe == state["plan"].data_recipe
 
 
+def _data_card(path: str, requested: int, final_size: int, **extra) -> DatasetCard:
+    """A data card of `final_size` clean rows from the `requested`."""
+    extra = {"seed": 0, **extra}
+    return DatasetCard(name="d", task="shout", format="sft", source="train.jsonl",
+                       requested=requested, collected=final_size, duplicates_removed=0,
+                       contaminated_removed=0, final_size=final_size, ngram_n=8,
+                       template_ngrams_ignored=0, path=path, created_at="now",
+                       columns=["prompt"], sample=[], **extra)  # fmt: skip
+
+
 def _memorised_state(
     tmp_path, losses, rows_asked=320, score=0.33, rule_rows=0, number_rule_rows=0, **extra
 ):
@@ -929,27 +945,8 @@ def _memorised_state(
     cards, runs, iterations = [], [], []
     for iteration, loss in enumerate(losses, start=1):
         path = str(tmp_path / f"data-{iteration}")
-        cards.append(
-            DatasetCard(
-                name="d",
-                task="shout",
-                format="sft",
-                source="train.jsonl",
-                seed=iteration,
-                requested=rows_asked,
-                collected=min(90, rows_asked),
-                duplicates_removed=0,
-                contaminated_removed=0,
-                final_size=min(90, rows_asked),
-                ngram_n=8,
-                template_ngrams_ignored=0,
-                path=path,
-                created_at="now",
-                columns=["prompt"],
-                sample=[],
-                recipe_stats=stats,
-            )  # fmt: skip
-        )
+        cards.append(_data_card(path, rows_asked, min(90, rows_asked), seed=iteration,
+                                recipe_stats=stats))  # fmt: skip
         record = _trained(iteration, offset=40 * (iteration - 1), length=240)
         record.result.metrics["final_loss"] = loss
         runs.append(record)
