@@ -20,7 +20,7 @@ from postlab.records.outcomes import (
     binomial_stderr,
 )
 from postlab.records.state import LabState
-from postlab.records.steps import Directive, Plan
+from postlab.records.steps import Directive
 from postlab.tools.data.answer_balance import answer_shift
 from postlab.tools.evaluation.clusters import MIN_MISSES_TO_CLUSTER, group_misses
 from postlab.tools.evaluation.external import run_external_evaluation
@@ -34,6 +34,7 @@ from postlab.tools.evaluation.scoring import (
 )
 from postlab.tools.io.rundir import iteration_dir, iteration_label, prune_checkpoints
 from postlab.tools.training.failures import normalize_error
+from postlab.tools.training.recipes import rereads_its_source
 from postlab.tools.training.schedule import prune_optimizer_states
 
 SYSTEM_PROMPT = (
@@ -171,7 +172,8 @@ def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
     plan, best = state.get("plan"), state.get("best")
     if plan is None or best is None or best.iteration == 0 or result.collapse:
         return None
-    if plan.last_bet or plan.known_only or _rereads_its_source(state, plan):
+    card = next((c for c in state.get("datasets") or [] if c.path == plan.dataset_path), None)
+    if plan.last_bet or plan.known_only or (card is not None and rereads_its_source(card)):
         return None
     if not plan.continues(best.iteration):
         return None
@@ -199,12 +201,6 @@ def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
     return HeldPeak(
         label=label, strict=strict, stderr=stderr, broken=change.lost, fixed=change.gained
     )
-
-
-def _rereads_its_source(state: LabState, plan: Plan) -> bool:
-    """Whether the stretch trained on every row its source holds, pass after pass."""
-    card = next((c for c in state.get("datasets") or [] if c.path == plan.dataset_path), None)
-    return card is not None and card.exhausted
 
 
 def training_answer_shift(state: LabState) -> AnswerShift | None:

@@ -17,7 +17,7 @@ from postlab.records.artifacts import DatasetCard
 from postlab.records.outcomes import finite_number
 from postlab.records.state import LabState
 from postlab.records.steps import Plan
-from postlab.tools.training.recipes import NEW_ROW_RECIPES, TECHNIQUES
+from postlab.tools.training.recipes import NEW_ROW_RECIPES, TECHNIQUES, rereads_its_source
 
 # A stretch ending below this training loss (per completion token) knew its rows by heart. The
 # demo's addition stretches, on fresh rows that generalise, end at 0.09 to 0.24.
@@ -61,7 +61,7 @@ def _exhausted_loss(state: LabState, iteration: int) -> tuple[DatasetCard, float
     if recipe is None or recipe.method != "sft":
         return None
     card = iteration_card(state, iteration)
-    if card is None or not card.exhausted:
+    if card is None or not rereads_its_source(card):
         return None
     loss = finite_number(run.result.metrics.get("final_loss"))
     return None if loss is None else (card, loss)

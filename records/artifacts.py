@@ -57,10 +57,13 @@ class DatasetCard(BaseModel):
     recipe_stats: dict[str, Any] = Field(default_factory=dict)
 
     @property
-    def exhausted(self) -> bool:
+    def source_exhausted(self) -> bool:
         """Whether its source gave fewer clean rows than were asked for, so every row it holds
-        (a generator replaces its duplicates and contaminated rows with fresh ones)."""
-        return self.final_size < self.requested
+        (a generator replaces its duplicates and contaminated rows with fresh ones). The rows
+        a recipe made may be fewer for other reasons (balanced by answer, pairs only where the
+        model erred), or more (rows of its own): the clean rows are what the source gave."""
+        clean = self.collected - self.duplicates_removed - self.contaminated_removed
+        return clean < self.requested
 
 
 class FailureSample(BaseModel):

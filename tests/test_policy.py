@@ -798,6 +798,12 @@ def test_a_dip_is_judged_on_the_same_items_when_both_checkpoints_misses_are_know
     assert schedule_hold(reread, churned) is not None  # a source with rows to spare
     reread["datasets"] = [_data_card("data/w", 320, 196)]
     assert schedule_hold(reread, churned) is None
+    # What the source gave counts, not what the recipe made: 315 rows balanced by answer from
+    # 400 clean ones, or 320 recombined from a folder's 120 (rows of its own), are new data.
+    reread["datasets"] = [_data_card("data/w", 320, 315, collected=400, recipe="balanced")]
+    assert schedule_hold(reread, churned) is not None
+    reread["datasets"] = [_data_card("data/w", 320, 320, collected=120, recipe="recombined")]
+    assert schedule_hold(reread, churned) is not None
     # 0.20 by losing five and fixing none is a drop (5 − 1 > 1.645 × √5; exact p is 0.03).
     assert schedule_hold(state, scored(items[:5] + items[11:])) is None
     # Scores that count every answer equally weigh items unequally: one standard error judges.
@@ -924,9 +930,9 @@ def test_a_dip_within_noise_on_the_best_schedule_holds_and_the_schedule_goes_on(
 
 def _data_card(path: str, requested: int, final_size: int, **extra) -> DatasetCard:
     """A data card of `final_size` clean rows from the `requested`."""
-    extra = {"seed": 0, **extra}
+    extra = {"seed": 0, "collected": final_size, **extra}
     return DatasetCard(name="d", task="shout", format="sft", source="train.jsonl",
-                       requested=requested, collected=final_size, duplicates_removed=0,
+                       requested=requested, duplicates_removed=0,
                        contaminated_removed=0, final_size=final_size, ngram_n=8,
                        template_ngrams_ignored=0, path=path, created_at="now",
                        columns=["prompt"], sample=[], **extra)  # fmt: skip

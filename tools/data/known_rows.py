@@ -83,7 +83,7 @@ class KnownRows(NamedTuple):
             "rows_asked_of_the_base_model": self.asked,
         }
         if self.seconds:
-            counts["sampling_seconds"] = round(self.seconds, 1)
+            counts["sampling_seconds"] = self.seconds  # rounded once, with the recipe's own
         return counts
 
 

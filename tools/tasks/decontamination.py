@@ -105,9 +105,10 @@ class ContaminationIndex:
 
     def _slot_frames(self, tokenized: list[list[str]], share: float) -> set[Frame]:
         """The frequent n-grams with one word left open that at least SLOT_MIN_FILLERS of the
-        answers' words fill ("today is monday", "today is friday", …). Other words that vary
-        in one place are a template's alternative phrasings ("classify 'pig' as animal",
-        "pick the category of 'pig' from animal"): boilerplate."""
+        answers' words fill ("today is monday", "today is friday", …). Only answer words are
+        counted: other words that vary in one place are a template's alternative phrasings
+        ("classify 'pig' as animal", "pick the category of 'pig' from animal"), and a label
+        set smaller than SLOT_MIN_FILLERS (animal, fruit, tool) fills no slot."""
         seen: Counter[Frame] = Counter()
         fillers: defaultdict[Frame, set[str]] = defaultdict(set)
         for words in tokenized:
@@ -136,16 +137,21 @@ class ContaminationIndex:
     def content(self, words: list[str]) -> list[str]:
         """The words no template n-gram or slot frame covers as boilerplate."""
         covered = [False] * len(words)
+        asked = [False] * len(words)
         for i in range(len(words) - self.t + 1):
             gram = tuple(words[i : i + self.t])
             if gram in self.template:
                 covered[i : i + self.t] = [True] * self.t
                 continue
             slots = self._slots_in(gram)
-            if slots:
-                for at in set(range(self.t)) - slots:
+            for at in range(self.t) if slots else ():
+                if at in slots:
+                    asked[i + at] = True
+                else:
                     covered[i + at] = True
-        return [word for word, boiler in zip(words, covered, strict=True) if not boiler]
+        # A slot's word is content even where a template n-gram also spans it.
+        kept = zip(words, covered, asked, strict=True)
+        return [word for word, boiler, slot in kept if slot or not boiler]
 
     def contaminates(self, example: Example) -> bool:
         """Whether an example repeats a held-out prompt or shares held-out content n-grams."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from postlab.records.artifacts import DataRecipe, Method
+from postlab.records.artifacts import DataRecipe, DatasetCard, Method
 
 # The model size a card's learning rate is taken to be measured at when the card does not say
 # (LLaMA-7B-class models dominate the post-training literature we summarise).
@@ -87,6 +87,14 @@ RECIPES_BY_METHOD: dict[str, tuple[str, ...]] = {
 # Recipes that bring rows a task folder does not hold (a teacher's, recombined ones), taken up
 # once the folder's own were learned by heart.
 NEW_ROW_RECIPES = ("synthetic", "recombined")
+
+
+def rereads_its_source(card: DatasetCard) -> bool:
+    """Whether a stretch on this card trained on no row beyond those its source holds: the
+    source gave all it had, and the recipe brought no rows of its own."""
+    return card.source_exhausted and card.recipe not in NEW_ROW_RECIPES
+
+
 # Short names users type in --techniques.
 ALIASES = {
     "sft": "sft_full",
