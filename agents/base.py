@@ -17,6 +17,7 @@ from langgraph.errors import GraphBubbleUp
 from langgraph.types import Command
 
 from postlab.memory.store import LabMemory
+from postlab.records.artifacts import DatasetCard
 from postlab.records.budget import next_step, paid, steps_used
 from postlab.records.events import emit
 from postlab.records.outcomes import AgentOutcome
@@ -36,6 +37,11 @@ def run_task(state: LabState) -> Task:
     """The run's task: its folder when it has one (the name is then only a label), else by name."""
     task_dir = state.get("task_dir")
     return load_task(task_dir=task_dir) if task_dir else load_task(state.get("task"))
+
+
+def dataset_card(state: LabState, path: str | None) -> DatasetCard | None:
+    """The run's data card saved at `path`, when it has one."""
+    return next((card for card in state.get("datasets") or [] if card.path == path), None)
 
 
 def iteration_row(state: LabState, plan: Plan) -> Iteration:

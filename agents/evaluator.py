@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from postlab.agents.base import StepResult, iteration_row, run_task
+from postlab.agents.base import StepResult, dataset_card, iteration_row, run_task
 from postlab.memory.store import LabMemory
 from postlab.records.events import emit
 from postlab.records.outcomes import (
@@ -172,7 +172,7 @@ def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
     plan, best = state.get("plan"), state.get("best")
     if plan is None or best is None or best.iteration == 0 or result.collapse:
         return None
-    card = next((c for c in state.get("datasets") or [] if c.path == plan.dataset_path), None)
+    card = dataset_card(state, plan.dataset_path)
     if plan.last_bet or plan.known_only or (card is not None and rereads_its_source(card)):
         return None
     if not plan.continues(best.iteration):

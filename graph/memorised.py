@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from postlab.agents.base import dataset_card
 from postlab.records.artifacts import DatasetCard
 from postlab.records.outcomes import finite_number
 from postlab.records.state import LabState
@@ -47,7 +48,7 @@ def iteration_card(state: LabState, iteration: int) -> DatasetCard | None:
     record = next((i for i in state.get("iterations") or [] if i.iteration == iteration), None)
     if record is None or record.dataset is None:
         return None
-    return next((c for c in state.get("datasets") or [] if c.path == record.dataset), None)
+    return dataset_card(state, record.dataset)
 
 
 def _exhausted_loss(state: LabState, iteration: int) -> tuple[DatasetCard, float] | None:

@@ -132,6 +132,8 @@ class ContaminationIndex:
 
     def _slots_in(self, gram: tuple[str, ...]) -> set[int]:
         """The positions of the n-gram whose words fill a slot frame."""
+        if not self.slot_frames:  # most tasks: nothing to look up for each training row
+            return set()
         return {at for at in self._answer_positions(gram) if _frame(gram, at) in self.slot_frames}
 
     def content(self, words: list[str]) -> list[str]:
@@ -144,7 +146,9 @@ class ContaminationIndex:
                 covered[i : i + self.t] = [True] * self.t
                 continue
             slots = self._slots_in(gram)
-            for at in range(self.t) if slots else ():
+            if not slots:
+                continue
+            for at in range(self.t):
                 if at in slots:
                     asked[i + at] = True
                 else:
