@@ -120,6 +120,20 @@ def test_two_halves_follow_one_schedule_and_carry_adam(tmp_path, monkeypatch, ti
     )
     assert first + second == pytest.approx(whole)
     assert metrics["resumed_optimizer"] == 1.0
+    # A stretch whose peak was raised (the lab's raise_lr) trains at its own peak from the same
+    # moments, not at the one the saved state was made with.
+    raised, raised_metrics = _rates(
+        TrainingSpec(
+            **{**base, "learning_rate": 3e-3},
+            base_model=str(tmp_path / "first" / "checkpoint"),
+            output_dir=str(tmp_path / "raised"),
+            schedule_offset=4,
+            schedule_steps=8,
+            optimizer_state=str(saved),
+        )
+    )
+    assert raised == pytest.approx([3 * rate for rate in second])
+    assert raised_metrics["resumed_optimizer"] == 1.0
     assert await_optimizer_state(saved)
     assert not saved.with_name(OPTIMIZER_STATE_FILE + WRITING_SUFFIX).exists()
     # Adam counts its steps: the continuation's moments are the first run's, moved on 4 steps.

@@ -71,7 +71,17 @@ def continuing(
             loading = time.monotonic()
             state = take_optimizer_state(optimizer_state) if optimizer_state else None
             if state is not None:
+                # The moments carry over, the settings do not: a saved state holds the peak rate
+                # (`initial_lr`) its schedule was made with, which the scheduler below would keep,
+                # so a stretch whose peak was raised or halved would train at its parent's.
+                own = [
+                    {key: value for key, value in group.items() if key != "params"}
+                    for group in optimizer.param_groups
+                ]
                 optimizer.load_state_dict(state)
+                for group, settings in zip(optimizer.param_groups, own, strict=True):
+                    group.pop("initial_lr", None)
+                    group.update(settings)
                 self.resumed_optimizer = True
             elif optimizer_state:
                 # The stretch still runs on its schedule, from fresh moments; the log says so.
