@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from postlab.tools.data.known_rows import recall_rows
+from postlab.tools.data.number_rules import number_rules
 from postlab.tools.data.training_sets import usable_examples
 from postlab.tools.tasks.folders import load_task_dir
 
@@ -29,7 +31,7 @@ def test_every_held_out_folder_loads_with_test_apart_from_training(tmp_path, mon
     folders = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     names = {folder.name for folder in folders}
     assert {"word_problems", "word_problems_500", "two_step_small"} <= names
-    assert len(folders) == 13
+    assert len(folders) == 15
     for folder in folders:
         task = load_task_dir(folder)
         # The folder's own training file holds no test item (the task would drop it silently).
@@ -129,3 +131,38 @@ def test_word_count_answers_count_the_quoted_words(tmp_path):
     for example in [*task.train_examples(10**6, seed=0), *task.test_examples()]:
         phrase = re.search(r"'([^']*)'", example.prompt).group(1)
         assert int(example.answer) == len(phrase.split()) <= 7
+
+
+def test_digit_sum_answers_add_up_the_digits_and_no_number_rule_reads_them(tmp_path):
+    _make_tasks().digit_sum(tmp_path)
+    task = load_task_dir(tmp_path / "digit_sum")
+    assert task.metric == "numeric" and len(task.test_examples()) == 100
+    usable = usable_examples(task)
+    for example in [*usable, *task.test_examples()]:
+        (number,) = re.findall(r"\d+", example.prompt)
+        assert int(example.answer) == sum(int(digit) for digit in number)
+    # A function of one number's digits: no arithmetic of the prompt's numbers computes it.
+    assert number_rules(usable) == []
+
+
+def test_object_colors_tests_things_training_never_names_on_balanced_labels(tmp_path):
+    made = _make_tasks()
+    made.object_colors(tmp_path)
+    task = load_task_dir(tmp_path / "object_colors")
+    color_of = {
+        thing.replace("_", " "): color
+        for color, things in made.OBJECT_COLORS.items()
+        for thing in things.split()
+    }
+
+    def thing(prompt: str) -> str:
+        # The longest name the prompt holds ("orange juice" holds "orange"), the list of
+        # colours one wording offers left out.
+        asked = prompt.split(":")[0] if "Typical" in prompt else prompt
+        return max((name for name in color_of if name in asked), key=len)
+
+    train, test = task.train_examples(10**6, seed=0), task.test_examples()
+    assert not {thing(e.prompt) for e in test} & {thing(e.prompt) for e in train}
+    assert Counter(e.answer for e in test) == dict.fromkeys(made.OBJECT_COLORS, 12)
+    for example in [*train, *test]:
+        assert color_of[thing(example.prompt)] == example.answer, example.prompt

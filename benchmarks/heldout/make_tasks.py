@@ -24,6 +24,11 @@
   training never names, no valid.jsonl.
 - word_count: how many words (one to seven) a phrase has, numeric answers, no number in the
   prompt for a number rule to read, no valid.jsonl.
+- digit_sum: the sum of a number's digits (100 to 9999), numeric answers, no valid.jsonl; a
+  function of one number's digits, which no number rule reads.
+- object_colors: the usual colour of a thing (real facts, seven labels; training asks about
+  green things three ways and the rest one way), test asks about 42 things training never names,
+  no valid.jsonl.
 """
 
 from __future__ import annotations
@@ -448,6 +453,79 @@ def word_count(out: Path) -> None:
     _write_folder(out, "word_count", train, test, description, metric="numeric", max_new_tokens=6)
 
 
+DIGIT_SUM_TEMPLATES = (
+    "What is the sum of the digits of {n}? Answer with a number.",
+    "Add up the digits of {n}. Answer with a number.",
+    "Digit sum of {n}? Answer with a number.",
+)
+
+
+def digit_sum(out: Path) -> None:
+    """The sum of a number's digits: 100 test items, then 400 training draws less repeats and
+    test items."""
+    rng = random.Random(3)
+
+    def row() -> dict:
+        number = rng.randint(100, 9999)
+        prompt = rng.choice(DIGIT_SUM_TEMPLATES).format(n=number)
+        return {"prompt": prompt, "answer": str(sum(map(int, str(number))))}
+
+    test = [row() for _ in range(100)]
+    asked = {item["prompt"] for item in test}
+    train = {item["prompt"]: item for item in (row() for _ in range(400))}
+    rows = [item for prompt, item in train.items() if prompt not in asked]
+    _write_folder(out, "digit_sum", rows, test, "Sum the digits of a number.", metric="numeric")
+
+
+OBJECT_COLORS = {
+    "red": "strawberry tomato cherry ruby ladybug raspberry radish brick cranberry poppy "
+    "chili_pepper fire_truck stop_sign blood lobster red_pepper pomegranate cardinal_bird",
+    "yellow": "banana lemon sunflower corn butter canary school_bus mustard daffodil dandelion "
+    "egg_yolk chick taxi_cab bumblebee_stripe yellow_pepper pineapple_flesh buttercup lemon_peel",
+    "green": "grass leaf lime frog cucumber broccoli spinach lettuce pea emerald moss celery "
+    "avocado pickle shamrock zucchini parsley cactus",
+    "blue": "sky ocean sapphire blueberry bluebird denim blue_whale sea forget-me-not cornflower "
+    "smurf lapis_lazuli blue_jay bluebell blue_jeans robin_egg swimming_pool_water clear_sky",
+    "white": "snow milk salt sugar cloud polar_bear swan chalk cotton paper rice ghost pearl teeth "
+    "cauliflower flour marshmallow ivory",
+    "black": "coal crow ink tar raven licorice charcoal panther tire asphalt soot crude_oil ebony "
+    "obsidian black_cat top_hat tuxedo night",
+    "orange": "carrot orange pumpkin tangerine apricot goldfish basketball traffic_cone marigold "
+    "papaya monarch_butterfly sweet_potato cantaloupe_flesh clementine persimmon orange_juice "
+    "fox_fur mandarin",
+}
+OBJECT_COLOR_TEMPLATES = (
+    "What color is a {w} usually? Answer with one word.",
+    "Name the usual color of {w}. Answer with one word.",
+    "Typical color of {w}: red, yellow, green, blue, white, black or orange? Answer with one word.",
+)
+
+
+def object_colors(out: Path) -> None:
+    """Seven colour labels: 11 things of each colour to train on (green ones asked all three
+    ways, the rest one way), 6 others of each to test, each asked two ways."""
+    rng = random.Random(5)
+    splits: dict[str, list[dict]] = {"train": [], "eval": []}
+    for color, words in OBJECT_COLORS.items():
+        pool = [word.replace("_", " ") for word in words.split()]
+        rng.shuffle(pool)
+        for thing in pool[:11]:
+            asked = (
+                OBJECT_COLOR_TEMPLATES
+                if color == "green"
+                else rng.sample(OBJECT_COLOR_TEMPLATES, 1)
+            )
+            splits["train"] += [{"prompt": t.format(w=thing), "answer": color} for t in asked]
+        for thing in pool[11:17]:
+            asked = rng.sample(OBJECT_COLOR_TEMPLATES, 2)
+            splits["eval"] += [{"prompt": t.format(w=thing), "answer": color} for t in asked]
+    for rows in splits.values():
+        rng.shuffle(rows)
+    description = "Name the usual color of a thing."
+    _write_folder(out, "object_colors", splits["train"], splits["eval"], description,
+                  metric="exact", max_new_tokens=8)  # fmt: skip
+
+
 def without_validation(out: Path, name: str) -> None:
     """A copy of a folder that ships no valid.jsonl: the lab must lend validation from the
     skewed training file, which says nothing of test's balanced answers."""
@@ -474,6 +552,8 @@ def main() -> None:
     weekdays(out)
     capitals(out)
     word_count(out)
+    digit_sum(out)
+    object_colors(out)
     for skewed in ("word_category", "above_500"):
         without_validation(out, skewed)
     print(f"written to {out}")
