@@ -51,9 +51,9 @@ def iteration_card(state: LabState, iteration: int) -> DatasetCard | None:
     return dataset_card(state, record.dataset)
 
 
-def _exhausted_loss(state: LabState, iteration: int) -> tuple[DatasetCard, float] | None:
-    """The data card and final training loss of an SFT iteration that trained on every row its
-    data source holds, or None (a source with rows to spare, another method, no finished run)."""
+def sft_final_loss(state: LabState, iteration: int) -> float | None:
+    """The training loss an SFT iteration's finished run ended at, or None (another method, no
+    finished run, no finite loss)."""
     attempts = (r for r in reversed(state.get("runs") or []) if r.iteration == iteration)
     run = next((r for r in attempts if r.result.status == "ok"), None)
     if run is None:
@@ -61,11 +61,19 @@ def _exhausted_loss(state: LabState, iteration: int) -> tuple[DatasetCard, float
     recipe = TECHNIQUES.get(run.technique)
     if recipe is None or recipe.method != "sft":
         return None
+    return finite_number(run.result.metrics.get("final_loss"))
+
+
+def _exhausted_loss(state: LabState, iteration: int) -> tuple[DatasetCard, float] | None:
+    """The data card and final training loss of an SFT iteration that trained on every row its
+    data source holds, or None (a source with rows to spare, another method, no finished run)."""
+    loss = sft_final_loss(state, iteration)
+    if loss is None:
+        return None
     card = iteration_card(state, iteration)
     if card is None or not rereads_its_source(card):
         return None
-    loss = finite_number(run.result.metrics.get("final_loss"))
-    return None if loss is None else (card, loss)
+    return card, loss
 
 
 def memorised(state: LabState, plan: Plan) -> Memorised | None:

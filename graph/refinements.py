@@ -11,7 +11,7 @@ from textwrap import shorten
 from typing import NamedTuple
 
 from postlab.graph.experiments import Move, cites, new_plan, pick_technique, usable_recipes
-from postlab.graph.memorised import Memorised, memorised
+from postlab.graph.memorised import Memorised, memorised, sft_final_loss
 from postlab.graph.number_rows import number_rows
 from postlab.records.artifacts import DataRecipe
 from postlab.records.outcomes import EvaluationRecord, TechniqueFinding
@@ -20,7 +20,13 @@ from postlab.records.state import LabState
 from postlab.records.steps import Plan
 from postlab.tools.data.recombination import EVIDENCE as RECOMBINATION_EVIDENCE
 from postlab.tools.evaluation.clusters import dominant_cluster
-from postlab.tools.training.recipes import LR_BOUNDS, NEW_ROW_RECIPES, TECHNIQUES
+from postlab.tools.training.recipes import (
+    LR_BOUNDS,
+    NEW_ROW_RECIPES,
+    TECHNIQUES,
+    UNDERFIT_LOSS,
+    underfit_ceiling,
+)
 
 # A validation gain this large means the model still learns fast at its rate: the next step
 # climbs (a larger rate, within the adapter's bounds) instead of annealing. Measured: sort_list
@@ -229,12 +235,32 @@ def _fresh_rows(plan: Plan) -> str:
     return "fresh data"
 
 
-def _next_rate(plan: Plan, gain: float) -> tuple[float, str, Move]:
+def _climb(state: LabState, plan: Plan) -> tuple[float, str] | None:
+    """The higher peak rate a continuation of `plan`'s schedule takes because its stretch did
+    not fit its rows (tools/training/recipes.py's under-fit rule), and why; None otherwise."""
+    loss = sft_final_loss(state, plan.iteration)
+    length = plan.schedule_steps or plan.hyper.max_steps
+    ceiling = underfit_ceiling(plan.hyper.adapter, length, loss)
+    if loss is None or ceiling is None or ceiling <= plan.hyper.learning_rate:
+        return None
+    why = (
+        f"its training loss ended at {loss:.2f} (at least {UNDERFIT_LOSS:g}: it has not fit its "
+        f"rows), so its schedule's peak is raised to {ceiling:g}"
+    )
+    return ceiling, why
+
+
+def _next_rate(state: LabState, plan: Plan, gain: float) -> tuple[float, str, Move]:
     """The peak learning rate a continuation takes after a gain, why, and the move it makes."""
+    if climb := _climb(state, plan):
+        return climb[0], climb[1], "raise_lr"
     rate = plan.hyper.learning_rate
     if gain < STRONG_GAIN:
         return rate, "on the same schedule (it anneals the rate)", "continue"
     high = LR_BOUNDS[plan.hyper.adapter][1]
+    if rate > high:
+        why = f"on the same schedule (+{gain:.2f}; its peak, {rate:g}, is the under-fit ceiling)"
+        return rate, why, "continue"
     raised = float(f"{min(high, rate * RAISE_LR_FACTOR):.3g}")
     if raised > rate:
         why = (
@@ -278,15 +304,17 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         if finding is None or plan.data_recipe == "balanced" or plan.method != "sft":
             return _switch(state, plan, collapsed)
         if _collapse_is_a_phase(state, plan, this):
+            climb = _climb(state, plan)
+            rate = f", {climb[1]}" if climb else ""
             reason = (
                 f"{collapsed}, but its training data over-represents no answer against "
                 f"validation and no earlier iteration collapsed: a model learning a label set "
-                f"answers its prior first; continue {finding.name} on the same schedule"
+                f"answers its prior first; continue {finding.name} on the same schedule{rate}"
             )
-            continued = new_plan(
-                state, finding, reason, plan.hyper, recipe=plan.data_recipe, move="continue"
-            )
-            return continued, "continue"
+            hyper = plan.hyper.with_changes(learning_rate=climb[0]) if climb else plan.hyper
+            move: Move = "raise_lr" if climb else "continue"
+            continued = new_plan(state, finding, reason, hyper, recipe=plan.data_recipe, move=move)
+            return continued, move
         # A model that answers everything alike learned the majority answer: take that
         # shortcut away (every answer equally often) and step more gently.
         hyper = plan.hyper.with_changes(learning_rate=plan.hyper.learning_rate / 2)
@@ -301,7 +329,7 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     if finding is None:
         return _switch(state, plan, f"{plan.technique} has no card left")
     if this.strict >= before + options.guard.min_improvement:
-        rate, how, move = _next_rate(plan, this.strict - before)
+        rate, how, move = _next_rate(state, plan, this.strict - before)
         stepped = plan.hyper.with_changes(learning_rate=rate)
         if numbers := number_rows(state, plan):
             reason = (
@@ -361,7 +389,11 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
             data = aimed.words if aimed else f"on {_fresh_rows(plan)}"
             reason = f"{held_why}; continue {finding.name} from it {data}, on the same schedule"
             recipe = aimed.recipe if aimed else plan.data_recipe
-        held = new_plan(state, finding, reason, plan.hyper, recipe=recipe, move="hold")
+        hyper = plan.hyper
+        if climb := _climb(state, plan):
+            reason = f"{reason}, {climb[1]}"
+            hyper = hyper.with_changes(learning_rate=climb[0])
+        held = new_plan(state, finding, reason, hyper, recipe=recipe, move="hold")
         return held, "hold"
     # A skill gap the misses still name keeps the data aimed at it through a stall: a stretch
     # is too short to learn it, and a move back to plain rows would drop what it needs.

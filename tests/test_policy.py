@@ -396,6 +396,48 @@ def test_a_large_gain_raises_the_rate_a_small_one_anneals_it(tmp_path):
     assert "on the same schedule" in new.reason
 
 
+def _ended_at(record, loss):
+    """A finished run whose last training step's loss was `loss`."""
+    result = record.result.model_copy(update={"metrics": {"final_loss": loss}})
+    return record.model_copy(update={"result": result})
+
+
+def test_a_stretch_that_has_not_fit_its_rows_climbs_past_the_bound_on_a_long_schedule(tmp_path):
+    state = _done_state(tmp_path, 0.6, wrong=40)
+    rate = Hyper(adapter="full", learning_rate=6e-5, max_steps=40, batch_size=8)
+    state["plan"] = sft_plan(hyper=rate, schedule_steps=240)
+    # Digit sums: the first 40 steps at 6e-5 ended at training loss 0.81.
+    state["runs"] = [_ended_at(_trained(1, length=240), 0.81)]
+    new, kind = refine(state, state["plan"])
+    assert kind == "raise_lr" and new.hyper.learning_rate == 1.5e-4
+    assert "its training loss ended at 0.81 (at least 0.5: it has not fit its rows)" in new.reason
+    assert (new.schedule_offset, new.schedule_steps) == (40, 240)
+    # Rows fit (phrase_edits ended its first stretch at 0.03): the bound stands.
+    state["runs"] = [_ended_at(_trained(1, length=240), 0.03)]
+    new, kind = refine(state, state["plan"])
+    assert kind == "continue" and new.hyper.learning_rate == 6e-5
+    # The ceiling was measured on 240-step schedules, not on short ones.
+    state["plan"] = sft_plan(hyper=rate, schedule_steps=80)
+    state["runs"] = [_ended_at(_trained(1, length=80), 0.81)]
+    new, kind = refine(state, state["plan"])
+    assert kind == "continue" and new.hyper.learning_rate == 6e-5
+    # A stretch held within noise of the best on a long schedule climbs too.
+    state = _held_state(tmp_path, best_iteration=4, score=0.78)
+    state["plan"] = state["plan"].model_copy(update={"hyper": rate})
+    state["runs"][-1] = _ended_at(state["runs"][-1], 0.79)
+    new, kind = refine(state, state["plan"])
+    assert kind == "hold" and new.hyper.learning_rate == 1.5e-4
+    assert "its schedule's peak is raised to 0.00015" in new.reason
+    # After a gain, a peak the rule raised stays there, its rows fit by now or not.
+    state = _done_state(tmp_path, 0.6, wrong=40)
+    state["plan"] = sft_plan(hyper=rate.with_changes(learning_rate=1.5e-4), schedule_steps=240)
+    for loss in (0.2, 0.81):
+        state["runs"] = [_ended_at(_trained(1, length=240), loss)]
+        new, kind = refine(state, state["plan"])
+        assert kind == "continue" and new.hyper.learning_rate == 1.5e-4
+        assert "its peak, 0.00015, is the under-fit ceiling" in new.reason
+
+
 def _trained(iteration, technique="sft_full", adapter="full", offset=0, length=120, steps=40):
     result = TrainingResult(status="ok", checkpoint=f"ckpt-{iteration}", wall_s=1.0)
     spec = {
@@ -1121,7 +1163,7 @@ def _recombined_stretch(tmp_path, score, parent_recipe, losses=(0.001, 0.0005), 
     cards.append(cards[1].model_copy(update={"recipe": "recombined", "final_size": 320,
                                              "path": path, "recipe_stats": stats}))  # fmt: skip
     record = _trained(3, offset=80, length=240)
-    record.result.metrics["final_loss"] = 0.5
+    record.result.metrics["final_loss"] = 0.3
     state["runs"].append(record)
     state["iterations"].append(Iteration(iteration=3, technique="sft_full", reason="r",
                                          dataset=path, parent=2))  # fmt: skip

