@@ -235,31 +235,41 @@ def _fresh_rows(plan: Plan) -> str:
     return "fresh data"
 
 
-def _climb(state: LabState, plan: Plan) -> tuple[float, str] | None:
-    """The higher peak rate a continuation of `plan`'s schedule takes because its stretch did
-    not fit its rows (tools/training/recipes.py's under-fit rule), and why; None otherwise."""
+class Climb(NamedTuple):
+    """A higher peak rate for the rest of a schedule, and why, as a reason says it."""
+
+    rate: float
+    why: str
+
+
+def _climb(state: LabState, plan: Plan) -> Climb | None:
+    """The higher peak rate the rest of `plan`'s schedule takes because its stretch did not fit
+    its rows (tools/training/recipes.py's under-fit rule); None otherwise. Only mid-schedule (a
+    schedule started afresh may be too short for the ceiling) and never on a rate halved after
+    a stall or a collapse."""
+    if not plan.schedule_unfinished or plan.lr_halved:
+        return None
     loss = sft_final_loss(state, plan.iteration)
-    length = plan.schedule_steps or plan.hyper.max_steps
-    ceiling = underfit_ceiling(plan.hyper.adapter, length, loss)
+    ceiling = underfit_ceiling(plan.hyper.adapter, plan.schedule_steps or 0, loss)
     if loss is None or ceiling is None or ceiling <= plan.hyper.learning_rate:
         return None
     why = (
         f"its training loss ended at {loss:.2f} (at least {UNDERFIT_LOSS:g}: it has not fit its "
         f"rows), so its schedule's peak is raised to {ceiling:g}"
     )
-    return ceiling, why
+    return Climb(ceiling, why)
 
 
 def _next_rate(state: LabState, plan: Plan, gain: float) -> tuple[float, str, Move]:
     """The peak learning rate a continuation takes after a gain, why, and the move it makes."""
     if climb := _climb(state, plan):
-        return climb[0], climb[1], "raise_lr"
+        return climb.rate, climb.why, "raise_lr"
     rate = plan.hyper.learning_rate
     if gain < STRONG_GAIN:
         return rate, "on the same schedule (it anneals the rate)", "continue"
     high = LR_BOUNDS[plan.hyper.adapter][1]
     if rate > high:
-        why = f"on the same schedule (+{gain:.2f}; its peak, {rate:g}, is the under-fit ceiling)"
+        why = f"on the same schedule (+{gain:.2f}; its peak, {rate:g}, already past {high:g})"
         return rate, why, "continue"
     raised = float(f"{min(high, rate * RAISE_LR_FACTOR):.3g}")
     if raised > rate:
@@ -283,6 +293,8 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     Trained on rows it already knew by heart (graph.memorised) without a gain → new rows from a
     teacher, or recombined from the folder's own, or stop.
     Held within noise of the best on an unfinished schedule → continue it.
+    A stretch whose training loss ended high (rows not fit) → the rest of its schedule, continued
+    after a gain, a hold or a collapse read as a phase, at the under-fit ceiling.
     Stalled → halve the learning rate once, then switch technique; data aimed at a gap the
     misses still name stays aimed.
     """
@@ -305,13 +317,13 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
             return _switch(state, plan, collapsed)
         if _collapse_is_a_phase(state, plan, this):
             climb = _climb(state, plan)
-            rate = f", {climb[1]}" if climb else ""
+            climbed = f", {climb.why}" if climb else ""
             reason = (
                 f"{collapsed}, but its training data over-represents no answer against "
                 f"validation and no earlier iteration collapsed: a model learning a label set "
-                f"answers its prior first; continue {finding.name} on the same schedule{rate}"
+                f"answers its prior first; continue {finding.name} on the same schedule{climbed}"
             )
-            hyper = plan.hyper.with_changes(learning_rate=climb[0]) if climb else plan.hyper
+            hyper = plan.hyper.with_changes(learning_rate=climb.rate) if climb else plan.hyper
             move: Move = "raise_lr" if climb else "continue"
             continued = new_plan(state, finding, reason, hyper, recipe=plan.data_recipe, move=move)
             return continued, move
@@ -390,9 +402,10 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
             reason = f"{held_why}; continue {finding.name} from it {data}, on the same schedule"
             recipe = aimed.recipe if aimed else plan.data_recipe
         hyper = plan.hyper
+        # The move stays a hold (it chose which checkpoint goes on); the climb is in the reason.
         if climb := _climb(state, plan):
-            reason = f"{reason}, {climb[1]}"
-            hyper = hyper.with_changes(learning_rate=climb[0])
+            reason = f"{reason}, {climb.why}"
+            hyper = hyper.with_changes(learning_rate=climb.rate)
         held = new_plan(state, finding, reason, hyper, recipe=recipe, move="hold")
         return held, "hold"
     # A skill gap the misses still name keeps the data aimed at it through a stall: a stretch

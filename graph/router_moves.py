@@ -13,7 +13,7 @@ from postlab.records.outcomes import finite_number
 from postlab.records.run import RouteTarget, StopReason
 from postlab.records.state import LabState
 from postlab.records.steps import Decision, Directive, GuardEvent, Plan
-from postlab.tools.training.recipes import LR_BOUNDS, applies
+from postlab.tools.training.recipes import applies, rate_range
 
 
 class RoutingChoice(BaseModel):
@@ -28,7 +28,7 @@ class RoutingChoice(BaseModel):
 def _hyper(choice: RoutingChoice, key: str, base: Hyper, state: LabState) -> Hyper:
     """The plan's hyper-parameters with the model's overrides, clamped to this run's ranges."""
     options, changes = state["run_options"], {}
-    low, high = LR_BOUNDS[base.adapter]
+    low, high = rate_range(base.adapter, base.learning_rate)
     if (rate := finite_number(choice.args.get("learning_rate"))) is not None:
         changes["learning_rate"] = min(high, max(low, rate))
     for name in ("max_steps", "batch_size"):

@@ -16,7 +16,7 @@ from postlab.agents.llm.untrusted import untrusted
 from postlab.memory.store import open_memory
 from postlab.records.steps import Directive
 from postlab.tools.reporting.markdown import render_report
-from postlab.tools.training.recipes import LR_BOUNDS
+from postlab.tools.training.recipes import rate_range
 
 CLOSING = re.compile(r"<\s*/\s*untrusted-data\s*>", re.IGNORECASE)
 ESCAPES = [
@@ -88,7 +88,8 @@ def test_a_learning_rate_asked_for_by_hostile_text_is_refused(tmp_path):
     with pytest.raises(AssertionError, match="must not start"):
         body(data_state(tmp_path), directive, open_memory(tmp_path))
     refusal = next(m for m in model.received[1] if isinstance(m, ToolMessage))
-    low, high = LR_BOUNDS["full"]
+    # The range is the adapter's bounds, stretched to the plan's own rate where it is past them.
+    low, high = rate_range("full", data_state(tmp_path)["plan"].hyper.learning_rate)
     assert f"outside [{low:g}, {high:g}]" in refusal.content
 
 

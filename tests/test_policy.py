@@ -40,7 +40,7 @@ from postlab.tools.data.recombination import survey_folder
 from postlab.tools.data.training_sets import check_trainable
 from postlab.tools.papers.corpus import load_corpus
 from postlab.tools.tasks.catalog import load_task
-from postlab.tools.training.recipes import LR_BOUNDS
+from postlab.tools.training.recipes import LR_BOUNDS, rate_range
 
 LORA_PAPER = PaperRef(id="2106.09685", title="LoRA", year=2021)
 
@@ -435,7 +435,24 @@ def test_a_stretch_that_has_not_fit_its_rows_climbs_past_the_bound_on_a_long_sch
         state["runs"] = [_ended_at(_trained(1, length=240), loss)]
         new, kind = refine(state, state["plan"])
         assert kind == "continue" and new.hyper.learning_rate == 1.5e-4
-        assert "its peak, 0.00015, is the under-fit ceiling" in new.reason
+        assert "its peak, 0.00015, already past 6e-05" in new.reason
+    # Not on a rate halved after a stall, nor on LoRA (no ceiling was measured for it), nor
+    # after the schedule's last stretch (the next starts afresh, maybe too short for it).
+    state["runs"] = [_ended_at(_trained(1, length=240), 0.81)]
+    lora = Hyper(adapter="lora", learning_rate=1e-3, max_steps=40, batch_size=8)
+    for unclimbed in (
+        sft_plan(hyper=rate, schedule_steps=240, lr_halved=True),
+        sft_plan(hyper=lora, schedule_steps=240),
+        sft_plan(hyper=rate, schedule_offset=200, schedule_steps=240),
+    ):
+        state["plan"] = unclimbed
+        new, kind = refine(state, state["plan"])
+        assert new.hyper.learning_rate == unclimbed.hyper.learning_rate
+        assert "has not fit its rows" not in new.reason
+    # A routing model or agent may name rates up to a climbed plan's own, never past the ceiling.
+    assert rate_range("full", 1.5e-4) == (1e-6, 1.5e-4)
+    assert rate_range("full", 3e-4) == rate_range("full") == LR_BOUNDS["full"]
+    assert rate_range("lora", 2e-3) == LR_BOUNDS["lora"]
 
 
 def _trained(iteration, technique="sft_full", adapter="full", offset=0, length=120, steps=40):
@@ -515,6 +532,13 @@ def test_a_first_collapse_on_balanced_answers_continues_then_a_second_rebalances
     assert new.hyper.learning_rate == state["plan"].hyper.learning_rate
     assert (new.schedule_offset, new.schedule_steps, new.optimizer_from) == (40, 120, 1)
     assert "answers its prior first" in new.reason
+    # A first stretch that has not fit its rows on a long schedule climbs as it goes on (digit
+    # sums' ended at 0.81).
+    runs = [_ended_at(_trained(1, length=240), 0.81)]
+    long = {**state, "plan": sft_plan(schedule_steps=240), "runs": runs}
+    climbed, kind = refine(long, long["plan"])
+    assert kind == "raise_lr" and climbed.hyper.learning_rate == 1.5e-4
+    assert "answers its prior first" in climbed.reason and "not fit its rows" in climbed.reason
     # It collapsed again on the continued schedule: now the data and the rate change.
     state["evaluations"].append(evaluation(2, 0.28).model_copy(update={"collapse": 1.0}))
     second = new.model_copy(update={"status": "done"})

@@ -107,31 +107,23 @@ def test_two_halves_follow_one_schedule_and_carry_adam(tmp_path, monkeypatch, ti
     # below waits for it on its own.
     assert "optimiser state: a background writer" in (tmp_path / "first" / LOG_FILE).read_text()
     assert first_metrics["resumed_optimizer"] == 0.0
-    second, metrics = _rates(
-        TrainingSpec(
-            **base,
+
+    def second_half(name: str, **changes) -> TrainingSpec:
+        return TrainingSpec(
+            **{**base, **changes},
             base_model=str(tmp_path / "first" / "checkpoint"),
-            output_dir=str(tmp_path / "second"),
+            output_dir=str(tmp_path / name),
             schedule_offset=4,
             schedule_steps=8,
             optimizer_state=str(saved),
-            save_optimizer=True,
         )
-    )
+
+    second, metrics = _rates(second_half("second", save_optimizer=True))
     assert first + second == pytest.approx(whole)
     assert metrics["resumed_optimizer"] == 1.0
     # A stretch whose peak was raised (the lab's raise_lr) trains at its own peak from the same
     # moments, not at the one the saved state was made with.
-    raised, raised_metrics = _rates(
-        TrainingSpec(
-            **{**base, "learning_rate": 3e-3},
-            base_model=str(tmp_path / "first" / "checkpoint"),
-            output_dir=str(tmp_path / "raised"),
-            schedule_offset=4,
-            schedule_steps=8,
-            optimizer_state=str(saved),
-        )
-    )
+    raised, raised_metrics = _rates(second_half("raised", learning_rate=3e-3))
     assert raised == pytest.approx([3 * rate for rate in second])
     assert raised_metrics["resumed_optimizer"] == 1.0
     assert await_optimizer_state(saved)

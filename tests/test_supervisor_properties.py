@@ -19,7 +19,7 @@ from postlab.records.outcomes import BestModel
 from postlab.records.run import StopReason
 from postlab.tools.data.training_sets import DatasetError
 from postlab.tools.evaluation.scoring import EvalResult, EvaluationError
-from postlab.tools.training.recipes import LR_BOUNDS
+from postlab.tools.training.recipes import rate_range
 
 EVAL = st.one_of(
     st.tuples(
@@ -200,5 +200,6 @@ def test_any_routing_answer_is_either_a_checked_decision_or_a_problem(
     decision, new_plan, problem = validate(choice, state, 3, None, expected, plan)
     assert (decision is None) != (problem is None)
     if decision is not None and new_plan is not None:
-        low, high = LR_BOUNDS[new_plan.hyper.adapter]
+        planned = plan.hyper.learning_rate if plan is not None else None
+        low, high = rate_range(new_plan.hyper.adapter, planned)
         assert low <= new_plan.hyper.learning_rate <= high

@@ -17,7 +17,7 @@ from postlab.records.hyper import LORA_RANK_RANGE
 from postlab.records.run import MIN_TRAINING_EXAMPLES, AgentName
 from postlab.records.state import LabState
 from postlab.records.steps import AgentAction, Directive
-from postlab.tools.training.recipes import LR_BOUNDS
+from postlab.tools.training.recipes import rate_range
 
 # The one side-effecting tool of each agent: it runs the agent's playbook body.
 ACTION_TOOL: dict[AgentName, AgentAction] = {
@@ -157,7 +157,8 @@ def _bounded(agent: str, chosen: dict[str, Any], state: LabState) -> None:
     plan = state.get("plan")
     if agent == "trainer" and "learning_rate" in chosen and plan is not None:
         adapter = chosen.get("adapter") or plan.hyper.adapter
-        low, high = LR_BOUNDS[adapter]
+        planned = plan.hyper.learning_rate if adapter == plan.hyper.adapter else None
+        low, high = rate_range(adapter, planned)
         if not low <= chosen["learning_rate"] <= high:
             raise ToolException(
                 f"learning_rate={chosen['learning_rate']:g} is outside [{low:g}, {high:g}], "

@@ -27,8 +27,8 @@
 - digit_sum: the sum of a number's digits (100 to 9999), numeric answers, no valid.jsonl; a
   function of one number's digits, which no number rule reads.
 - object_colors: the usual colour of a thing (real facts, seven labels; training asks about
-  green things three ways and the rest one way), test asks about 42 things training never names,
-  no valid.jsonl.
+  green things three ways and the rest one way), test asks about 42 things training never names
+  (one of them, "lemon peel", extends a trained "lemon"), no valid.jsonl.
 """
 
 from __future__ import annotations

@@ -37,11 +37,13 @@ LR_BOUNDS = {"full": (1e-6, 6e-5), "lora": (1e-5, 1e-3)}
 # full fine-tuning may then climb to UNDERFIT_LR_CEILING. Plain SFT for 240 steps on task folders
 # at 1.5e-4 against 5e-5 (test): digit sums 0.49 against 0.32 (its stretches ended at training
 # loss 0.81, 0.79, 0.51 at 6e-5), object colours 0.39 and 0.39, word_problems_500 0.38 and 0.38,
-# phrase_edits 0.83 and 0.89 (two items of 36; its rows were learned by heart after one stretch,
-# so it never climbs); 20-step runs are what the bound above was measured on.
+# word_category 0.97 and 0.96, phrase_edits 0.83 and 0.89 (two items of 36; its rows were
+# learned by heart after one stretch, so it never climbs); the bound above was measured on 20-step
+# runs.
 UNDERFIT_LOSS = 0.5
 UNDERFIT_SCHEDULE_STEPS = 120
-UNDERFIT_LR_CEILING = {"full": 1.5e-4, "lora": LR_BOUNDS["lora"][1]}
+# LoRA has no such ceiling: it was never measured past its bound.
+UNDERFIT_LR_CEILING = {"full": 1.5e-4}
 # Full fine-tuning fits comfortably below this weight size; above it LoRA is the default.
 FULL_FINETUNE_MAX_BYTES = 4 * 1024**3
 
@@ -216,13 +218,23 @@ def pooled_learning_rate(
 
 def underfit_ceiling(adapter: str, schedule_steps: int, final_loss: float | None) -> float | None:
     """The peak rate a continuation may climb to after a stretch that ended at `final_loss`,
-    on a schedule of `schedule_steps`; None where the stretch fit its rows (or the schedule is
-    too short for the measured ceiling)."""
+    on a schedule of `schedule_steps`; None where the stretch fit its rows, the schedule is
+    too short for the measured ceiling or the adapter has none."""
     if final_loss is None or final_loss < UNDERFIT_LOSS:
         return None
     if schedule_steps < UNDERFIT_SCHEDULE_STEPS:
         return None
-    return UNDERFIT_LR_CEILING[adapter]
+    return UNDERFIT_LR_CEILING.get(adapter)
+
+
+def rate_range(adapter: str, planned: float | None = None) -> tuple[float, float]:
+    """The peak rates a chooser (a routing model, an agent's tool) may set for `adapter`: its
+    bounds, stretched to the plan's own rate where the under-fit climb put it past them."""
+    low, high = LR_BOUNDS[adapter]
+    ceiling = UNDERFIT_LR_CEILING.get(adapter)
+    if planned is not None and ceiling is not None and high < planned <= ceiling:
+        high = planned
+    return low, high
 
 
 def steps_for(key: str, base_steps: int) -> int:
