@@ -402,15 +402,24 @@ def _ended_at(record, loss):
     return record.model_copy(update={"result": result})
 
 
+def _rereading(state, rows=332):
+    """`state` on a task folder of `rows` (digit sums' 332): fewer than 240 steps read."""
+    return {
+        **state,
+        "task_dir": "folder",
+        "folder_survey": FolderSurvey(rows=rows, surveyed_rows=rows),
+    }
+
+
 def test_a_stretch_that_has_not_fit_its_rows_climbs_past_the_bound_on_a_long_schedule(tmp_path):
-    state = _done_state(tmp_path, 0.6, wrong=40)
+    state = _rereading(_done_state(tmp_path, 0.6, wrong=40))
     rate = Hyper(adapter="full", learning_rate=6e-5, max_steps=40, batch_size=8)
     state["plan"] = sft_plan(hyper=rate, schedule_steps=240)
     # Digit sums: the first 40 steps at 6e-5 ended at training loss 0.81.
     state["runs"] = [_ended_at(_trained(1, length=240), 0.81)]
     new, kind = refine(state, state["plan"])
     assert kind == "raise_lr" and new.hyper.learning_rate == 1.5e-4
-    assert "its training loss ended at 0.81 (at least 0.5: it has not fit its rows)" in new.reason
+    assert "its training loss ended at 0.81 (at least 0.5: it has not fit the rows" in new.reason
     assert (new.schedule_offset, new.schedule_steps) == (40, 240)
     # Rows fit (phrase_edits ended its first stretch at 0.03): the bound stands.
     state["runs"] = [_ended_at(_trained(1, length=240), 0.03)]
@@ -421,15 +430,24 @@ def test_a_stretch_that_has_not_fit_its_rows_climbs_past_the_bound_on_a_long_sch
     state["runs"] = [_ended_at(_trained(1, length=80), 0.81)]
     new, kind = refine(state, state["plan"])
     assert kind == "continue" and new.hyper.learning_rate == 6e-5
+    # Nor on rows that are new every stretch (rule rows, a generator's): their loss is on rows
+    # the model never saw.
+    state["plan"] = sft_plan(hyper=rate, schedule_steps=240, data_recipe="recombined")
+    state["runs"] = [_ended_at(_trained(1, length=240), 0.81)]
+    new, kind = refine(state, state["plan"])
+    assert new.hyper.learning_rate == 6e-5 and "not fit the rows" not in new.reason
+    for fresh in ({"folder_survey": None}, _rereading(state, rows=2000)):
+        plain = {**state, **fresh, "plan": sft_plan(hyper=rate, schedule_steps=240)}
+        assert refine(plain, plain["plan"])[0].hyper.learning_rate == 6e-5
     # A stretch held within noise of the best on a long schedule climbs too.
-    state = _held_state(tmp_path, best_iteration=4, score=0.78)
+    state = _rereading(_held_state(tmp_path, best_iteration=4, score=0.78))
     state["plan"] = state["plan"].model_copy(update={"hyper": rate})
     state["runs"][-1] = _ended_at(state["runs"][-1], 0.79)
     new, kind = refine(state, state["plan"])
     assert kind == "hold" and new.hyper.learning_rate == 1.5e-4
     assert "its schedule's peak is raised to 0.00015" in new.reason
     # After a gain, a peak the rule raised stays there, its rows fit by now or not.
-    state = _done_state(tmp_path, 0.6, wrong=40)
+    state = _rereading(_done_state(tmp_path, 0.6, wrong=40))
     state["plan"] = sft_plan(hyper=rate.with_changes(learning_rate=1.5e-4), schedule_steps=240)
     for loss in (0.2, 0.81):
         state["runs"] = [_ended_at(_trained(1, length=240), loss)]
@@ -448,7 +466,7 @@ def test_a_stretch_that_has_not_fit_its_rows_climbs_past_the_bound_on_a_long_sch
         state["plan"] = unclimbed
         new, kind = refine(state, state["plan"])
         assert new.hyper.learning_rate == unclimbed.hyper.learning_rate
-        assert "has not fit its rows" not in new.reason
+        assert "has not fit the rows" not in new.reason
     # A routing model or agent may name rates up to a climbed plan's own, never past the ceiling.
     assert rate_range("full", 1.5e-4) == (1e-6, 1.5e-4)
     assert rate_range("full", 3e-4) == rate_range("full") == LR_BOUNDS["full"]
@@ -535,10 +553,10 @@ def test_a_first_collapse_on_balanced_answers_continues_then_a_second_rebalances
     # A first stretch that has not fit its rows on a long schedule climbs as it goes on (digit
     # sums' ended at 0.81).
     runs = [_ended_at(_trained(1, length=240), 0.81)]
-    long = {**state, "plan": sft_plan(schedule_steps=240), "runs": runs}
+    long = {**_rereading(state), "plan": sft_plan(schedule_steps=240), "runs": runs}
     climbed, kind = refine(long, long["plan"])
     assert kind == "raise_lr" and climbed.hyper.learning_rate == 1.5e-4
-    assert "answers its prior first" in climbed.reason and "not fit its rows" in climbed.reason
+    assert "answers its prior first" in climbed.reason and "not fit the rows" in climbed.reason
     # It collapsed again on the continued schedule: now the data and the rate change.
     state["evaluations"].append(evaluation(2, 0.28).model_copy(update={"collapse": 1.0}))
     second = new.model_copy(update={"status": "done"})
