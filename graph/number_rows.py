@@ -66,7 +66,7 @@ class NumberRows(NamedTuple):
         )
 
 
-def _short_of(rows: int, plan: Plan) -> str | None:
+def rows_short_of(rows: int, plan: Plan) -> str | None:
     """What a folder of `rows` falls short of under `plan` (its whole schedule's reading, or the
     set its stretch builds where that floor is more), in words; None when it holds enough."""
     if plan.data_size > plan.schedule_rows:
@@ -97,7 +97,7 @@ def number_rows(state: LabState, plan: Plan) -> NumberRows | None:
     if card.recipe == "recombined":
         return NumberRows(rows, "", numbers, rules, True)
     if (survey := state.get("folder_survey")) is not None:
-        short_of = _short_of(survey.rows, plan)
+        short_of = rows_short_of(survey.rows, plan)
         rows = survey.rows
     else:
         # A run prepared before folders were surveyed: the stretch's own card is the evidence.
@@ -122,7 +122,7 @@ def opening_number_rows(state: LabState, plan: Plan) -> NumberRows | None:
     survey = state.get("folder_survey")
     if plan.method != "sft" or plan.data_recipe != "plain" or survey is None:
         return None
-    short_of = _short_of(survey.rows, plan)
+    short_of = rows_short_of(survey.rows, plan)
     if short_of is None:
         return None
     numbers, copies = survey.number_rule_rows, survey.copy_rule_rows

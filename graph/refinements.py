@@ -11,8 +11,9 @@ from textwrap import shorten
 from typing import NamedTuple
 
 from postlab.graph.experiments import Move, cites, new_plan, pick_technique, usable_recipes
-from postlab.graph.memorised import Memorised, memorised, sft_final_loss
+from postlab.graph.memorised import Memorised, memorised
 from postlab.graph.number_rows import number_rows
+from postlab.graph.rates import climbed, next_rate
 from postlab.records.artifacts import DataRecipe
 from postlab.records.outcomes import EvaluationRecord, TechniqueFinding
 from postlab.records.run import RunOptions
@@ -20,20 +21,8 @@ from postlab.records.state import LabState
 from postlab.records.steps import Plan
 from postlab.tools.data.recombination import EVIDENCE as RECOMBINATION_EVIDENCE
 from postlab.tools.evaluation.clusters import dominant_cluster
-from postlab.tools.training.recipes import (
-    LR_BOUNDS,
-    NEW_ROW_RECIPES,
-    TECHNIQUES,
-    UNDERFIT_LOSS,
-    underfit_ceiling,
-)
+from postlab.tools.training.recipes import NEW_ROW_RECIPES, TECHNIQUES
 
-# A validation gain this large means the model still learns fast at its rate: the next step
-# climbs (a larger rate, within the adapter's bounds) instead of annealing. Measured: sort_list
-# went 0.02 → 0.32 → 0.42 on validation at 3.9e-5 then a halved 1.9e-5, where one run at 6e-5
-# reached 0.53 (benchmarks/lab_vs_naive.py --quick, benchmarks/lr_sweep.py): it under-trained.
-STRONG_GAIN = 0.1
-RAISE_LR_FACTOR = 1.5
 # A miss category holding at least this share of the misses changes the data, not only the LR.
 DOMINANT_SHARE = 0.5
 # Characters of a miss a reason quotes.
@@ -235,64 +224,6 @@ def _fresh_rows(plan: Plan) -> str:
     return "fresh data"
 
 
-class Climb(NamedTuple):
-    """A higher peak rate for the rest of a schedule, and why, as a reason says it."""
-
-    rate: float
-    why: str
-
-
-def _climb(state: LabState, plan: Plan) -> Climb | None:
-    """The higher peak rate the rest of `plan`'s schedule takes because its stretch did not fit
-    its rows (tools/training/recipes.py's under-fit rule); None otherwise. Only mid-schedule (a
-    schedule started afresh may be too short for the ceiling) and never on a rate halved after
-    a stall or a collapse."""
-    if not plan.schedule_unfinished or plan.lr_halved or not _rereads_rows(state, plan):
-        return None
-    loss = sft_final_loss(state, plan.iteration)
-    ceiling = underfit_ceiling(plan.hyper.adapter, plan.schedule_steps or 0, loss)
-    if loss is None or ceiling is None or ceiling <= plan.hyper.learning_rate:
-        return None
-    why = (
-        f"its training loss ended at {loss:.2f} (at least {UNDERFIT_LOSS:g}: it has not fit the "
-        f"rows its schedule reads again), so its schedule's peak is raised to {ceiling:g}"
-    )
-    return Climb(ceiling, why)
-
-
-def _rereads_rows(state: LabState, plan: Plan) -> bool:
-    """Whether `plan`'s schedule reads the same rows again: a task folder holding fewer rows
-    than the schedule reads, on a recipe that makes none of its own. (On new rows every stretch,
-    a stretch's loss is on rows it never saw and says nothing of fit: climbing on them took
-    word_problems_500's validation to 0.46 where it reached 0.60.)"""
-    survey = state.get("folder_survey")
-    if survey is None or plan.data_recipe in NEW_ROW_RECIPES:
-        return False
-    return survey.rows < plan.schedule_rows
-
-
-def _next_rate(state: LabState, plan: Plan, gain: float) -> tuple[float, str, Move]:
-    """The peak learning rate a continuation takes after a gain, why, and the move it makes."""
-    if climb := _climb(state, plan):
-        return climb.rate, climb.why, "raise_lr"
-    rate = plan.hyper.learning_rate
-    if gain < STRONG_GAIN:
-        return rate, "on the same schedule (it anneals the rate)", "continue"
-    high = LR_BOUNDS[plan.hyper.adapter][1]
-    if rate > high:
-        why = f"on the same schedule (+{gain:.2f}; its peak, {rate:g}, already past {high:g})"
-        return rate, why, "continue"
-    raised = float(f"{min(high, rate * RAISE_LR_FACTOR):.3g}")
-    if raised > rate:
-        why = (
-            f"its schedule's peak raised to {raised:g} ({RAISE_LR_FACTOR:g}×: +{gain:.2f} means "
-            "it still learns fast)"
-        )
-        return raised, why, "raise_lr"
-    why = f"on the same schedule (+{gain:.2f}; {plan.hyper.adapter}'s bound is {high:g})"
-    return rate, why, "continue"
-
-
 def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     """The next experiment after an iteration, from validation evidence; or None and why not.
 
@@ -327,14 +258,12 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         if finding is None or plan.data_recipe == "balanced" or plan.method != "sft":
             return _switch(state, plan, collapsed)
         if _collapse_is_a_phase(state, plan, this):
-            climb = _climb(state, plan)
-            climbed = f", {climb.why}" if climb else ""
+            hyper, climb = climbed(state, plan)
             reason = (
                 f"{collapsed}, but its training data over-represents no answer against "
                 f"validation and no earlier iteration collapsed: a model learning a label set "
-                f"answers its prior first; continue {finding.name} on the same schedule{climbed}"
+                f"answers its prior first; continue {finding.name} on the same schedule{climb}"
             )
-            hyper = plan.hyper.with_changes(learning_rate=climb.rate) if climb else plan.hyper
             move: Move = "raise_lr" if climb else "continue"
             continued = new_plan(state, finding, reason, hyper, recipe=plan.data_recipe, move=move)
             return continued, move
@@ -352,7 +281,7 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     if finding is None:
         return _switch(state, plan, f"{plan.technique} has no card left")
     if this.strict >= before + options.guard.min_improvement:
-        rate, how, move = _next_rate(state, plan, this.strict - before)
+        rate, how, move = next_rate(state, plan, this.strict - before)
         stepped = plan.hyper.with_changes(learning_rate=rate)
         if numbers := number_rows(state, plan):
             reason = (
@@ -412,12 +341,9 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
             data = aimed.words if aimed else f"on {_fresh_rows(plan)}"
             reason = f"{held_why}; continue {finding.name} from it {data}, on the same schedule"
             recipe = aimed.recipe if aimed else plan.data_recipe
-        hyper = plan.hyper
         # The move stays a hold (it chose which checkpoint goes on); the climb is in the reason.
-        if climb := _climb(state, plan):
-            reason = f"{reason}, {climb.why}"
-            hyper = hyper.with_changes(learning_rate=climb.rate)
-        held = new_plan(state, finding, reason, hyper, recipe=recipe, move="hold")
+        hyper, climb = climbed(state, plan)
+        held = new_plan(state, finding, f"{reason}{climb}", hyper, recipe=recipe, move="hold")
         return held, "hold"
     # A skill gap the misses still name keeps the data aimed at it through a stall: a stretch
     # is too short to learn it, and a move back to plain rows would drop what it needs.

@@ -85,11 +85,12 @@ def test_a_learning_rate_asked_for_by_hostile_text_is_refused(tmp_path):
     )
     body = make_llm_body("trainer", playbook, lambda: model, "p", TrainerAnswer)
     directive = Directive(agent="trainer", action="train", reason="iteration 1")
+    state = data_state(tmp_path)
     with pytest.raises(AssertionError, match="must not start"):
-        body(data_state(tmp_path), directive, open_memory(tmp_path))
+        body(state, directive, open_memory(tmp_path))
     refusal = next(m for m in model.received[1] if isinstance(m, ToolMessage))
     # The range is the adapter's bounds, stretched to the plan's own rate where it is past them.
-    low, high = rate_range("full", data_state(tmp_path)["plan"].hyper.learning_rate)
+    low, high = rate_range("full", state["plan"].hyper.learning_rate)
     assert f"outside [{low:g}, {high:g}]" in refusal.content
 
 

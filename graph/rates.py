@@ -1,0 +1,97 @@
+"""The peak learning rate the next stretch of a schedule takes, from what the last one showed.
+
+A large validation gain climbs within the adapter's bounds (it still learns fast); a stretch that
+has not fit the rows its schedule reads again climbs past them to the under-fit ceiling
+(tools/training/recipes.py); otherwise the schedule anneals the rate as it is.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from postlab.graph.experiments import Move
+from postlab.graph.memorised import sft_final_loss
+from postlab.graph.number_rows import rows_short_of
+from postlab.records.hyper import Hyper
+from postlab.records.state import LabState
+from postlab.records.steps import Plan
+from postlab.tools.training.recipes import (
+    LR_BOUNDS,
+    NEW_ROW_RECIPES,
+    UNDERFIT_LOSS,
+    underfit_ceiling,
+)
+
+# A validation gain this large means the model still learns fast at its rate: the next step
+# climbs (a larger rate, within the adapter's bounds) instead of annealing. Measured: sort_list
+# went 0.02 → 0.32 → 0.42 on validation at 3.9e-5 then a halved 1.9e-5, where one run at 6e-5
+# reached 0.53 (benchmarks/lab_vs_naive.py --quick, benchmarks/lr_sweep.py): it under-trained.
+STRONG_GAIN = 0.1
+RAISE_LR_FACTOR = 1.5
+
+
+class Climb(NamedTuple):
+    """A higher peak rate for the rest of a schedule, and why, as a reason says it."""
+
+    rate: float
+    why: str
+
+
+def _climb(state: LabState, plan: Plan) -> Climb | None:
+    """The higher peak rate the rest of `plan`'s schedule takes because its stretch did not fit
+    its rows (tools/training/recipes.py's under-fit rule); None otherwise. Only mid-schedule (a
+    schedule started afresh may be too short for the ceiling) and never on a rate halved after
+    a stall or a collapse."""
+    if not plan.schedule_unfinished or plan.lr_halved or not _rereads_rows(state, plan):
+        return None
+    loss = sft_final_loss(state, plan.iteration)
+    ceiling = underfit_ceiling(plan.hyper.adapter, plan.schedule_steps or 0, loss)
+    if loss is None or ceiling is None or ceiling <= plan.hyper.learning_rate:
+        return None
+    why = (
+        f"its training loss ended at {loss:.2f} (at least {UNDERFIT_LOSS:g}: it has not fit the "
+        f"rows its schedule reads again), so its schedule's peak is raised to {ceiling:g}"
+    )
+    return Climb(ceiling, why)
+
+
+def _rereads_rows(state: LabState, plan: Plan) -> bool:
+    """Whether `plan`'s schedule reads the same rows again: a task folder holding fewer rows
+    than the schedule reads, on a recipe that makes none of its own. (On new rows every stretch,
+    a stretch's loss is on rows it never saw and says nothing of fit: climbing on them took
+    word_problems_500's validation to 0.46 where it reached 0.60.)"""
+    survey = state.get("folder_survey")
+    if survey is None or plan.data_recipe in NEW_ROW_RECIPES:
+        return False
+    return rows_short_of(survey.rows, plan) is not None
+
+
+def next_rate(state: LabState, plan: Plan, gain: float) -> tuple[float, str, Move]:
+    """The peak learning rate a continuation takes after a gain, why, and the move it makes."""
+    if climb := _climb(state, plan):
+        return climb.rate, climb.why, "raise_lr"
+    rate = plan.hyper.learning_rate
+    if gain < STRONG_GAIN:
+        return rate, "on the same schedule (it anneals the rate)", "continue"
+    high = LR_BOUNDS[plan.hyper.adapter][1]
+    if rate > high:
+        why = f"on the same schedule (+{gain:.2f}; its peak, {rate:g}, already past {high:g})"
+        return rate, why, "continue"
+    raised = float(f"{min(high, rate * RAISE_LR_FACTOR):.3g}")
+    if raised > rate:
+        why = (
+            f"its schedule's peak raised to {raised:g} ({RAISE_LR_FACTOR:g}×: +{gain:.2f} means "
+            "it still learns fast)"
+        )
+        return raised, why, "raise_lr"
+    why = f"on the same schedule (+{gain:.2f}; {plan.hyper.adapter}'s bound is {high:g})"
+    return rate, why, "continue"
+
+
+def climbed(state: LabState, plan: Plan) -> tuple[Hyper, str]:
+    """`plan`'s settings for the rest of its schedule, at the under-fit ceiling where the rule
+    applies, and the words a reason adds for it ("" where it does not)."""
+    climb = _climb(state, plan)
+    if climb is None:
+        return plan.hyper, ""
+    return plan.hyper.with_changes(learning_rate=climb.rate), f", {climb.why}"
