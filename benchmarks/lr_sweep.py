@@ -1,9 +1,12 @@
-"""Validation accuracy of plain full SFT on bundled tasks across learning rates and step counts.
+"""Validation accuracy of plain full SFT on tasks across learning rates and step counts.
 
-The evidence behind the learning-rate rule in `tools/training/recipes.py`: one run per
-(task, learning rate), from the base model, scored on the validation split (never test).
+The evidence behind the learning-rate rules in `tools/training/recipes.py`: one run per
+(task, learning rate), from the base model, scored on the validation split. `--test` scores the
+test split too, beside it, for comparison with the test scores `lab_vs_naive.py` reports (naive
+SFT runs at the spec's default rate); `--task-dirs` sweeps task folders instead of bundled tasks.
 
-    python benchmarks/lr_sweep.py [--tasks a,b] [--lrs 3e-5,1e-4] [--steps 20] [--limit 60]
+    python benchmarks/lr_sweep.py [--tasks a,b | --task-dirs D1,D2] [--lrs 3e-5,1e-4]
+                                  [--steps 20] [--limit 60 | --limit 0 for every item] [--test]
 """
 
 from __future__ import annotations
@@ -20,48 +23,65 @@ from postlab.records.outcomes import binomial_stderr
 from postlab.tools.evaluation.scoring import evaluate_checkpoint
 from postlab.tools.models.resolution import DEFAULT_MODEL, resolve_model
 from postlab.tools.tasks.catalog import load_task
+from postlab.tools.tasks.folders import load_task_dir
 
 
-def sweep_point(task, base: str, lr: float, steps: int, limit: int, out: Path) -> dict:
-    """Train once at `lr` for `steps` and score validation."""
+def sweep_point(
+    task, base: str, lr: float, steps: int, limit: int | None, out: Path, test: bool = False
+) -> dict:
+    """Train once at `lr` for `steps` and score validation (and test, when asked)."""
     result = plain_sft(task, base, steps, out, learning_rate=lr)
     if result.status != "ok":
         return {"lr": lr, "score": None, "error": result.failure.kind}
-    scored = evaluate_checkpoint(result.checkpoint, task, ("validation",), limit)["validation"]
-    return {
+    splits = ("validation", "test") if test else ("validation",)
+    scored = evaluate_checkpoint(result.checkpoint, task, splits, limit)
+    validation = scored["validation"]
+    point = {
         "lr": lr,
-        "score": scored.strict,
-        "stderr": binomial_stderr(scored.strict, scored.n),
-        "collapse": scored.collapse,
+        "score": validation.strict,
+        "stderr": binomial_stderr(validation.strict, validation.n),
+        "collapse": validation.collapse,
     }
+    if test:
+        point.update(test=scored["test"].strict, test_stderr=binomial_stderr(
+            scored["test"].strict, scored["test"].n))  # fmt: skip
+    return point
 
 
 def main() -> None:
     """Sweep and print one JSON line per point, then a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="sort_list,answer_format,addition_3d")
+    parser.add_argument("--task-dirs", default="")
     parser.add_argument("--lrs", default="3e-5,6e-5,1.2e-4")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--limit", type=int, default=60)
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--out", default=None)
+    parser.add_argument("--test", action="store_true")
     args = parser.parse_args()
+    limit = args.limit or None
+    tasks = (
+        [load_task_dir(Path(folder)) for folder in args.task_dirs.split(",")]
+        if args.task_dirs
+        else [load_task(name) for name in args.tasks.split(",")]
+    )
     out = Path(args.out or tempfile.mkdtemp(prefix="postlab-lr-sweep-"))
     base = resolve_model(args.model).path
     rows = []
-    for name in args.tasks.split(","):
-        task = load_task(name)
+    for task in tasks:
         for lr in (float(value) for value in args.lrs.split(",")):
             started = time.monotonic()
-            point = sweep_point(task, base, lr, args.steps, args.limit, out / name)
-            point.update(task=name, steps=args.steps, wall_s=round(time.monotonic() - started))
+            point = sweep_point(task, base, lr, args.steps, limit, out / task.name, args.test)
+            point.update(task=task.name, steps=args.steps, wall_s=round(time.monotonic() - started))
             rows.append(point)
             print(json.dumps(point), flush=True)
     (out / "lr_sweep.json").write_text(json.dumps(rows, indent=2))
-    print("| task | lr | steps | validation |\n| --- | --- | --- | --- |")
+    print("| task | lr | steps | validation | test |\n| --- | --- | --- | --- | --- |")
     for row in rows:
         score = "failed" if row["score"] is None else f"{row['score']:.2f} ± {row['stderr']:.2f}"
-        print(f"| {row['task']} | {row['lr']:g} | {row['steps']} | {score} |")
+        test = f"{row['test']:.2f} ± {row['test_stderr']:.2f}" if "test" in row else "—"
+        print(f"| {row['task']} | {row['lr']:g} | {row['steps']} | {score} | {test} |")
     print(f"written to {out}")
 
 

@@ -31,7 +31,7 @@ def test_every_held_out_folder_loads_with_test_apart_from_training(tmp_path, mon
     folders = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     names = {folder.name for folder in folders}
     assert {"word_problems", "word_problems_500", "two_step_small"} <= names
-    assert len(folders) == 15
+    assert len(folders) == 17
     for folder in folders:
         task = load_task_dir(folder)
         # The folder's own training file holds no test item (the task would drop it silently).
@@ -166,3 +166,39 @@ def test_object_colors_tests_things_training_never_names_on_balanced_labels(tmp_
     assert Counter(e.answer for e in test) == dict.fromkeys(made.OBJECT_COLORS, 12)
     for example in [*train, *test]:
         assert color_of[thing(example.prompt)] == example.answer, example.prompt
+
+
+def test_sequence_next_asks_the_next_term_and_its_rule_rows_stay_sequences(tmp_path):
+    _make_tasks().sequence_next(tmp_path)
+    task = load_task_dir(tmp_path / "sequence_next")
+    assert task.metric == "numeric" and len(task.test_examples()) == 100
+    usable = usable_examples(task)
+    for example in [*usable, *task.test_examples()]:
+        terms = [int(n) for n in re.findall(r"\d+", example.prompt)]
+        steps = {b - a for a, b in zip(terms, terms[1:], strict=False)}
+        assert len(steps) == 1 and int(example.answer) == terms[-1] + steps.pop()
+    # The three-term rows' rule computes number 3 + (number 2 − number 1) for any numbers; its
+    # new rows are sequences only because they keep number 3 = 2 × number 2 − number 1.
+    (rule,) = number_rules(usable)
+    assert [d.describe() for d in rule.bounds.dependents] == ["number 3 = 2 × number 2 − number 1"]
+
+
+def test_antonyms_test_words_that_training_never_names(tmp_path):
+    made = _make_tasks()
+    made.antonyms(tmp_path)
+    task = load_task_dir(tmp_path / "antonyms")
+    opposites = {}
+    for pair in made.ANTONYMS.split("|"):
+        first, second = pair.split()
+        opposites.setdefault(first, second)
+        opposites.setdefault(second, first)
+
+    def word(prompt: str) -> str:
+        return re.search(r"(?:of '?|antonym of )([a-z]+)", prompt).group(1)
+
+    train, test = task.train_examples(10**6, seed=0), task.test_examples()
+    assert len(test) == 60
+    named = {w for e in train for w in (word(e.prompt), e.answer)}
+    assert not named & {w for e in test for w in (word(e.prompt), e.answer)}
+    for example in [*train, *test]:
+        assert opposites[word(example.prompt)] == example.answer, example.prompt

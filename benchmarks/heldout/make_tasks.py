@@ -29,6 +29,11 @@
 - object_colors: the usual colour of a thing (real facts, seven labels; training asks about
   green things three ways and the rest one way), test asks about 42 things training never names
   (one of them, "lemon peel", extends a trained "lemon"), no valid.jsonl.
+- sequence_next: the next term of an arithmetic sequence of three or four terms, numeric, no
+  valid.jsonl; its three-term rows follow a number rule whose new numbers must keep the equal
+  steps (tools/data/number_relations.py).
+- antonyms: a word's opposite (real facts, open answers); test asks about 60 words that no
+  training row names, either way round, no valid.jsonl.
 """
 
 from __future__ import annotations
@@ -526,6 +531,96 @@ def object_colors(out: Path) -> None:
                   metric="exact", max_new_tokens=8)  # fmt: skip
 
 
+SEQUENCE_TEMPLATES = (
+    "What number comes next: {s}?",
+    "Continue the sequence {s}, ... with the next number.",
+    "Next term of {s}? Reply with the number only.",
+)
+
+
+def sequence_next(out: Path) -> None:
+    """Arithmetic sequences of three or four terms (a quarter falling), the next term asked:
+    420 distinct sequences, the last 100 to test."""
+    rng = random.Random(21)
+    seen, rows = set(), []
+    while len(rows) < 420:
+        start, step, length = rng.randint(1, 60), rng.randint(2, 12), rng.choice((3, 4))
+        if rng.random() < 0.25:
+            step = -step
+        terms = [start + step * i for i in range(length + 1)]
+        if min(terms) < 0 or (start, step, length) in seen:
+            continue
+        seen.add((start, step, length))
+        shown = ", ".join(str(term) for term in terms[:-1])
+        prompt = rng.choice(SEQUENCE_TEMPLATES).format(s=shown)
+        rows.append({"prompt": prompt, "answer": str(terms[-1])})
+    description = "Give the next number of an arithmetic sequence."
+    _write_folder(out, "sequence_next", rows[:320], rows[320:], description,
+                  metric="numeric", max_new_tokens=8)  # fmt: skip
+
+
+ANTONYMS = (
+    "hot cold|big small|up down|day night|fast slow|happy sad|light dark|open closed|"
+    "old young|rich poor|hard soft|wet dry|full empty|strong weak|early late|loud quiet|"
+    "long short|high low|good bad|clean dirty|thick thin|heavy light|push pull|win lose|"
+    "buy sell|enter exit|give take|love hate|first last|inside outside|above below|"
+    "before after|front back|left right|north south|east west|true false|alive dead|"
+    "begin end|sweet sour|wide narrow|deep shallow|brave cowardly|friend enemy|question answer|"
+    "remember forget|accept reject|arrive depart|asleep awake|absent present|ancient modern|"
+    "bottom top|cheap expensive|come go|cry laugh|dangerous safe|difficult easy|float sink|"
+    "found lost|gentle rough|guilty innocent|healthy sick|huge tiny|include exclude|"
+    "increase decrease|kind cruel|lazy hardworking|major minor|maximum minimum|near far|"
+    "noisy silent|often rarely|polite rude|private public|raise lower|shut open|simple complex|"
+    "smooth rough|sharp dull|tall short|tight loose|wild tame|wise foolish|always never|"
+    "arrival departure|boy girl|father mother|king queen|husband wife|uncle aunt|"
+    "success failure|victory defeat|war peace|city country|summer winter|morning evening|"
+    "sunrise sunset|attack defend|borrow lend|break fix|catch throw|teach learn|"
+    "add subtract|multiply divide|positive negative|odd even|vertical horizontal|"
+    "visible invisible|possible impossible|legal illegal|correct incorrect|honest dishonest|"
+    "patient impatient|polite impolite|known unknown|happy unhappy|fair unfair|"
+    "lucky unlucky|usual unusual|like dislike|agree disagree|appear disappear|"
+    "connect disconnect|mature immature|ordinary extraordinary|junior senior|"
+    "import export|inhale exhale|minimum maximum|optimist pessimist|plural singular|"
+    "question reply|sharp blunt|dawn dusk|fresh stale|generous stingy|hollow solid|"
+    "humble proud|shiny dull|smile frown|awake asleep|spend save|whisper shout|"
+    "forward backward|upstairs downstairs|wealth poverty|joy sorrow|gain loss|"
+    "strength weakness|freeze melt|tame wild|rise fall|sit stand"
+)
+
+ANTONYM_TEMPLATES = (
+    "What is the opposite of '{w}'? Answer with one word.",
+    "Give the antonym of {w}. One word only.",
+    "Opposite of {w}? Reply with one word.",
+)
+
+
+def antonyms(out: Path) -> None:
+    """A word's opposite (real facts, open answers): 60 test words, none of them and none of
+    their opposites in a training row; a word listed twice keeps its first opposite."""
+    rng = random.Random(8)
+    words, seen = [], set()
+    for first, second in (pair.split() for pair in ANTONYMS.split("|")):
+        for word, opposite in ((first, second), (second, first)):
+            if word not in seen:
+                seen.add(word)
+                words.append((word, opposite))
+    rng.shuffle(words)
+    test, used = [], set()
+    for word, opposite in words:
+        if len(test) < 60 and word not in used and opposite not in used:
+            test.append((word, opposite))
+            used |= {word, opposite}
+    train = [(w, o) for w, o in words if w not in used and o not in used]
+
+    def rows(pairs: list[tuple[str, str]]) -> list[dict]:
+        return [{"prompt": rng.choice(ANTONYM_TEMPLATES).format(w=w), "answer": o}
+                for w, o in pairs]  # fmt: skip
+
+    train_rows = rows(train)
+    _write_folder(out, "antonyms", train_rows, rows(test), "Give a word's opposite.",
+                  metric="exact", max_new_tokens=8)  # fmt: skip
+
+
 def without_validation(out: Path, name: str) -> None:
     """A copy of a folder that ships no valid.jsonl: the lab must lend validation from the
     skewed training file, which says nothing of test's balanced answers."""
@@ -554,6 +649,8 @@ def main() -> None:
     word_count(out)
     digit_sum(out)
     object_colors(out)
+    sequence_next(out)
+    antonyms(out)
     for skewed in ("word_category", "above_500"):
         without_validation(out, skewed)
     print(f"written to {out}")

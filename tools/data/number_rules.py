@@ -28,6 +28,7 @@ from fractions import Fraction
 from itertools import permutations
 from typing import NamedTuple
 
+from postlab.tools.data.number_relations import Dependent, dependents
 from postlab.tools.tasks.catalog import Example
 
 # An integer in running text: not part of a decimal, a digit group ("10,000"), a word or an
@@ -129,6 +130,8 @@ class Bounds(NamedTuple):
     high: dict[int, int]
     orders: dict[tuple[int, int], int]
     answers: tuple[int, int]
+    # Places every row computes from others (number_relations.py): computed, not drawn.
+    dependents: tuple[Dependent, ...] = ()
 
 
 class NumberRule(NamedTuple):
@@ -218,7 +221,9 @@ def _bounds(operation: Operation, rows: Sequence[NumberRow]) -> Bounds:
             elif all(row.numbers[p] <= row.numbers[q] for row in rows):
                 orders[p, q] = -1
     answers = [row.answer for row in rows]
-    return Bounds(low, high, orders, (min(answers), max(answers)))
+    # Over every place, read or not: a total the rule reads stays the sum of parts it does not.
+    kept = dependents([row.numbers for row in rows])
+    return Bounds(low, high, orders, (min(answers), max(answers)), kept)
 
 
 def number_rules(examples: Sequence[Example]) -> list[NumberRule]:
@@ -298,12 +303,21 @@ def _replace(text: str, spans: Sequence[tuple[int, int]], values: Sequence[int])
 
 
 def redraw(rule: NumberRule, row: NumberRow, rng: random.Random) -> Example | None:
-    """`row` with new numbers where the rule reads them and the answer the rule gives, or None
-    when the draw leaves what the rule's rows show (a bound, the order, a whole answer)."""
+    """`row` with new numbers where the rule reads them (those every row computes from others
+    computed alike) and the answer the rule gives, or None when the draw leaves what the rule's
+    rows show (a bound, the order, a whole number, a whole answer)."""
     bounds = rule.bounds
     numbers = list(row.numbers)
+    computed = {dependent.place for dependent in bounds.dependents}
     for place, low in bounds.low.items():
-        numbers[place] = rng.randint(low, bounds.high[place])
+        if place not in computed:
+            numbers[place] = rng.randint(low, bounds.high[place])
+    for dependent in bounds.dependents:
+        value = dependent.value(numbers)
+        low, high = bounds.low.get(dependent.place), bounds.high.get(dependent.place)
+        if value.denominator != 1 or (low is not None and not low <= value <= high):
+            return None
+        numbers[dependent.place] = int(value)
     if any((numbers[p] - numbers[q]) * sign < 0 for (p, q), sign in bounds.orders.items()):
         return None
     value = rule.operation.apply(numbers)

@@ -158,12 +158,18 @@ class FolderRules(NamedTuple):
             "seed_rows": self.rows,
             "rule_rows": len(self.copies.rows),
             "number_rule_rows": rule_row_count(self.numbers),
-            "number_rules": [
-                f"{rule.operation.describe()} ({len(rule.rows)} rows worded "
-                f"'{' '.join(sorted(rule.wording))}')"
-                for rule in self.numbers
-            ],
+            "number_rules": [_rule_text(rule) for rule in self.numbers],
         }
+
+
+def _rule_text(rule: NumberRule) -> str:
+    """A number rule as a card and a reason name it: its operation, rows and wording, and the
+    relations its new numbers keep."""
+    kept = "".join(
+        f"; {dependent.describe()} in every row, kept" for dependent in rule.bounds.dependents
+    )
+    wording = " ".join(sorted(rule.wording))
+    return f"{rule.operation.describe()} ({len(rule.rows)} rows worded '{wording}'{kept})"
 
 
 def folder_rules(examples: Sequence[Example]) -> FolderRules:

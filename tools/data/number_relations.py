@@ -1,0 +1,107 @@
+"""Relations every row keeps among its prompt's numbers, so that numbers drawn anew keep them.
+
+"What number comes next: 4, 7, 10?" → "13": in every such row number 3 is 2 × number 2 − number 1
+(the steps are equal). Drawn each within its own range, new numbers would ask "4, 9, 31", a
+question no row asks, with the answer the rule computes for it: rows of another task. A number
+that is the same affine function of the free numbers before it in every row of a rule is
+computed from them instead of drawn ("A box holds 12 red and 8 blue balls, 20 in all" keeps its
+total). The fit counts as evidence only with at least MIN_RELATION_EVIDENCE rows beyond the
+unknowns it solves for: with fewer, some function fits any rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from fractions import Fraction
+from typing import NamedTuple
+
+# Distinct rows a relation must hold for beyond its unknowns (a constant and one weight a free
+# number): the same count of fillings a number rule needs before it is one.
+MIN_RELATION_EVIDENCE = 4
+
+
+class Dependent(NamedTuple):
+    """A number computed from others: `constant` plus each (place, weight) times its number."""
+
+    place: int
+    constant: Fraction
+    weights: tuple[tuple[int, Fraction], ...]
+
+    def value(self, numbers: Sequence[int]) -> Fraction:
+        """What the number at `place` is, from the other numbers of a prompt."""
+        return self.constant + sum(
+            (weight * numbers[place] for place, weight in self.weights), Fraction(0)
+        )
+
+    def describe(self) -> str:
+        """The relation in words, places counted from one."""
+        terms = [(weight, f"{'' if abs(weight) == 1 else f'{abs(weight)} × '}number {place + 1}")
+                 for place, weight in self.weights]  # fmt: skip
+        if self.constant:
+            terms.append((self.constant, str(abs(self.constant))))
+        # Added terms first, so "2 × number 2 − number 1" and "10 − number 1" read as written.
+        terms.sort(key=lambda term: term[0] < 0)
+        text = ("-" if terms[0][0] < 0 else "") + terms[0][1]
+        text += "".join(f" {'−' if weight < 0 else '+'} {term}" for weight, term in terms[1:])
+        return f"number {self.place + 1} = {text}"
+
+
+def dependents(numbers: Sequence[Sequence[int]]) -> tuple[Dependent, ...]:
+    """Which places of the rows `numbers` (each row's prompt numbers, as many in each) every row
+    computes from the free places before it, in place order; a place the same in every row is
+    drawn in its range of one value, not listed."""
+    distinct = list(dict.fromkeys(tuple(row) for row in numbers))
+    free: list[int] = []
+    found: list[Dependent] = []
+    for place in range(len(distinct[0]) if distinct else 0):
+        relation = _affine(distinct, place, free)
+        if relation is None or not relation.weights:
+            free.append(place)
+        else:
+            found.append(relation)
+    return tuple(found)
+
+
+def _affine(rows: list[tuple[int, ...]], place: int, free: list[int]) -> Dependent | None:
+    """The affine function of `free` that gives `place` in every row, or None where none does
+    or too few rows show it."""
+    if not free or len(rows) < len(free) + 1 + MIN_RELATION_EVIDENCE:
+        return None
+    system = [[Fraction(1), *(Fraction(row[p]) for p in free), Fraction(row[place])]
+              for row in rows]  # fmt: skip
+    solution = _solve(system, len(free) + 1)
+    if solution is None:
+        return None
+    constant, *weights = solution
+    kept = tuple((p, w) for p, w in zip(free, weights, strict=True) if w)
+    return Dependent(place, constant, kept)
+
+
+def _solve(system: list[list[Fraction]], unknowns: int) -> list[Fraction] | None:
+    """One exact solution of an augmented linear system (free unknowns at zero), or None where
+    the rows contradict each other."""
+    rows = [list(row) for row in system]
+    pivots: list[int] = []
+    top = 0
+    for column in range(unknowns):
+        pivot = next((r for r in range(top, len(rows)) if rows[r][column]), None)
+        if pivot is None:
+            continue
+        rows[top], rows[pivot] = rows[pivot], rows[top]
+        lead = rows[top][column]
+        rows[top] = [value / lead for value in rows[top]]
+        for r, row in enumerate(rows):
+            if r != top and row[column]:
+                scale = row[column]
+                rows[r] = [
+                    value - scale * pivot_value
+                    for value, pivot_value in zip(row, rows[top], strict=True)
+                ]
+        pivots.append(column)
+        top += 1
+    if any(row[unknowns] for row in rows[top:]):
+        return None
+    solution = [Fraction(0)] * unknowns
+    for r, column in enumerate(pivots):
+        solution[column] = rows[r][unknowns]
+    return solution
