@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postlab.tools.data.number_relations import MIN_RELATION_EVIDENCE, Dependent, dependents
-from postlab.tools.data.number_rules import number_rules, redraw
+from postlab.tools.data.number_rules import _candidates, _readings_agree, number_rules, redraw
 from postlab.tools.data.recombination import folder_rules
 from postlab.tools.tasks.catalog import Example
 
@@ -19,16 +19,16 @@ def _numbers(text: str) -> list[int]:
     return [int(n) for n in re.findall(r"-?\d+", text)]
 
 
-def sequences(count: int, seed: int = 0) -> list[Example]:
-    """Arithmetic sequences of three terms, rising and falling, asked for the next term."""
+def sequences(count: int, seed: int = 0, shown_terms: int = 3) -> list[Example]:
+    """Arithmetic sequences, rising and falling, asked for the term after those shown."""
     rng = random.Random(seed)
     rows = []
     while len(rows) < count:
         start, step = rng.randint(1, 60), rng.choice([-1, 1]) * rng.randint(2, 12)
-        terms = [start + step * i for i in range(4)]
+        terms = [start + step * i for i in range(shown_terms + 1)]
         if min(terms) >= 0:
-            shown = ", ".join(map(str, terms[:3]))
-            rows.append(Example(prompt=f"What number comes next: {shown}?", answer=str(terms[3])))
+            shown = ", ".join(map(str, terms[:-1]))
+            rows.append(Example(prompt=f"What number comes next: {shown}?", answer=str(terms[-1])))
     return rows
 
 
@@ -115,3 +115,26 @@ def test_numbers_drawn_apart_keep_no_relation():
         independent.append(Example(prompt=prompt, answer=str(a + b)))
     (rule,) = number_rules(independent)
     assert rule.bounds.dependents == ()
+
+
+def test_rows_two_readings_explain_make_a_rule_when_the_readings_agree_on_kept_relations():
+    # "4, 7, 10, 13" → 16 is number 4 + number 2 − number 1 and number 4 + number 3 − number 2:
+    # no row tells them apart, and numbers that keep the equal steps never will.
+    rows = sequences(60, seed=1, shown_terms=4)
+    (rule,) = number_rules(rows)
+    assert len(rule.bounds.dependents) == 2
+    rng = random.Random(3)
+    made = [redraw(rule, row, rng) for row in rule.rows for _ in range(5)]
+    made = [m for m in made if m is not None]
+    assert len(made) > 60
+    for example in made:
+        terms = _numbers(example.prompt)
+        assert len({b - a for a, b in zip(terms, terms[1:], strict=False)}) == 1
+        assert example.answer == str(terms[-1] + terms[1] - terms[0])
+    # On numbers drawn apart the two readings differ: without the relations, no rule.
+    shared = set.intersection(*(_candidates(row) for row in rule.rows))
+    readings = frozenset(op for op in shared if op.then)
+    assert rule.operation in readings and len(readings) == 2
+    assert _readings_agree(rule, readings)
+    loose = rule._replace(bounds=rule.bounds._replace(dependents=()))
+    assert not _readings_agree(loose, readings)

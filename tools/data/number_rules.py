@@ -14,8 +14,11 @@ its result and a third, "Tom has 12 apples, gets 7 more and gives away 5" → (1
 - holds for every row whose prompt has as many numbers and all the words those rows share
   (its wording): a wording that does not settle the operation is no rule.
 New numbers stay within what the rule's rows show: each place's range, its order against every
-other number of the prompt where every row kept one, and the answers' range (no "gave away 30
-of 5").
+other number of the prompt where every row kept one, the relations every row keeps among its
+numbers (number_relations.py: a sequence's equal steps) and the answers' range (no "gave away
+30 of 5"). Rows that two or more two-step readings explain alike, and no rule covers, make a
+rule of the first reading only where all of them agree on numbers that keep those relations
+("4, 7, 10, 13" → 16: number 4 + number 2 − number 1, or number 4 + number 3 − number 2).
 """
 
 from __future__ import annotations
@@ -230,6 +233,8 @@ def number_rules(examples: Sequence[Example]) -> list[NumberRule]:
     """The rules that compute answers of `examples` from their prompts' numbers."""
     rows = [row for row in map(number_row, examples) if row is not None]
     explained: dict[Operation, list[NumberRow]] = defaultdict(list)
+    # Rows two or more two-step readings explain, by those readings.
+    undecided: dict[frozenset[Operation], list[NumberRow]] = defaultdict(list)
     candidates = {id(row): _candidates(row) for row in rows}
     for row in rows:
         # The simplest reading explains a row, and only when it is the sole one of its kind:
@@ -242,17 +247,56 @@ def number_rules(examples: Sequence[Example]) -> list[NumberRule]:
             if readings:
                 if len(readings) == 1:
                     explained[next(iter(readings))].append(row)
+                elif readings is two_steps:
+                    undecided[frozenset(readings)].append(row)
                 break
+    rules = _rules(explained, rows, candidates)
+    covered = {id(row) for rule in rules for row in rule.rows}
+    for readings, group in undecided.items():
+        rest = [row for row in group if id(row) not in covered]
+        first = min(readings, key=_reading_order)
+        rules.extend(rule for rule in _rules({first: rest}, rows, candidates)
+                     if _readings_agree(rule, readings))  # fmt: skip
+    # In one order whatever the rows' order, so reasons and cards read alike stretch to stretch.
+    return sorted(rules, key=lambda rule: (rule.operation.describe(), sorted(rule.wording)))
+
+
+def _rules(
+    explained: dict[Operation, list[NumberRow]],
+    rows: list[NumberRow],
+    candidates: dict[int, set[Operation]],
+) -> list[NumberRule]:
+    """The rules the rows each operation alone explains make, checked against `rows`."""
     rules: list[NumberRule] = []
     for operation, alone in explained.items():
+        if not alone:
+            continue
         whole = _checked_rule(operation, alone, rows, candidates)
         # Rows one wording shares fail the check together when another wording of the same
         # operation shares few words with them: then each wording is tried alone.
         checked = [whole] if whole else [_checked_rule(operation, g, rows, candidates)
                                          for g in _by_wording(alone)]  # fmt: skip
         rules.extend(rule for rule in checked if rule is not None)
-    # In one order whatever the rows' order, so reasons and cards read alike stretch to stretch.
-    return sorted(rules, key=lambda rule: (rule.operation.describe(), sorted(rule.wording)))
+    return rules
+
+
+def _readings_agree(rule: NumberRule, readings: frozenset[Operation]) -> bool:
+    """Whether every reading of the rule's rows gives its answer on new numbers that keep the
+    rows' relations: then which one computes the new rows does not matter. ("4, 7, 10, 13" →
+    16 is number 4 + number 2 − number 1 and number 4 + number 3 − number 2; with the steps
+    kept equal they are one function. On numbers drawn apart they are not.)"""
+    dependents = rule.bounds.dependents
+    computed = {dependent.place for dependent in dependents}
+    for probe in _PROBES:
+        numbers = [0] * rule.operation.count
+        free = (place for place in range(rule.operation.count) if place not in computed)
+        for place, value in zip(free, probe, strict=False):
+            numbers[place] = value
+        for dependent in dependents:
+            numbers[dependent.place] = dependent.value(numbers)
+        if len({reading.apply(numbers) for reading in readings}) > 1:
+            return False
+    return True
 
 
 def _by_wording(rows: list[NumberRow]) -> list[list[NumberRow]]:
