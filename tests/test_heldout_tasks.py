@@ -177,7 +177,7 @@ def test_sequence_next_asks_the_next_term_and_its_rule_rows_stay_sequences(tmp_p
         terms = [int(n) for n in re.findall(r"\d+", example.prompt)]
         steps = {b - a for a, b in zip(terms, terms[1:], strict=False)}
         assert len(steps) == 1 and int(example.answer) == terms[-1] + steps.pop()
-    # The three-term rows' rule computes number 3 + (number 2 − number 1) for any numbers; its
+    # The three-term rows' rule computes number 3 − (number 1 − number 2) for any numbers; its
     # new rows are sequences only because they keep number 3 = 2 × number 2 − number 1 (and
     # the four-term rows' rule keeps both later terms).
     three, four = sorted(number_rules(usable), key=lambda rule: rule.operation.count)

@@ -64,10 +64,18 @@ def test_a_relation_needs_rows_beyond_its_unknowns():
     assert dependents(rows[:-1]) == ()
 
 
+def test_a_relation_counts_distinct_rows_of_the_numbers_it_relates():
+    # Six distinct rows, but numbers 1 and 2 show only two pairs: any two points make a line.
+    rows = [(2, 10, n) for n in (1, 3, 5)] + [(8, 40, n) for n in (2, 4, 6)]
+    assert dependents(rows) == ()
+
+
 def test_relations_read_as_written():
     two_steps = Dependent(2, Fraction(0), ((0, Fraction(-1)), (1, Fraction(2))))
     assert two_steps.describe() == "number 3 = 2 × number 2 − number 1"
     assert Dependent(1, Fraction(10), ((0, Fraction(-1)),)).describe() == "number 2 = 10 − number 1"
+    negative = Dependent(1, Fraction(-3), ((0, Fraction(-1)),))
+    assert negative.describe() == "number 2 = −number 1 − 3"
 
 
 def test_redrawn_sequences_keep_their_equal_steps():
@@ -102,8 +110,10 @@ def test_a_total_the_rule_reads_stays_the_sum_of_parts_it_does_not():
     assert len(made) > 30
     for example in made:
         red, blue, total, taken = _numbers(example.prompt)
-        assert total == red + blue
+        assert total == red + blue and 0 < taken < total
         assert example.answer == str(total - taken)
+    # The parts are drawn anew (within their rows' ranges), so the totals are new too.
+    assert len({_numbers(m.prompt)[2] for m in made}) > 20
 
 
 def test_numbers_drawn_apart_keep_no_relation():

@@ -39,6 +39,10 @@ OTHER_PROGRAMS = {
     # benchmarks/kind_share.py, benchmarks/choice_skills.py
     "--share",
     "--mix",
+    # benchmarks/lr_sweep.py
+    "--lrs",
+    "--steps",
+    "--test",
 }
 
 

@@ -30,10 +30,11 @@
   green things three ways and the rest one way), test asks about 42 things training never names
   (one of them, "lemon peel", extends a trained "lemon"), no valid.jsonl.
 - sequence_next: the next term of an arithmetic sequence of three or four terms, numeric, no
-  valid.jsonl; its three-term rows follow a number rule whose new numbers must keep the equal
-  steps (tools/data/number_relations.py).
+  valid.jsonl; its three-term and four-term rows each follow a number rule whose new numbers
+  must keep the equal steps (tools/data/number_relations.py).
 - antonyms: a word's opposite (real facts, open answers); test asks about 60 words that no
-  training row names, either way round, no valid.jsonl.
+  training row names, either way round, no valid.jsonl. A word listed with two opposites
+  (short: long, tall) keeps the first, so a few replies exact match marks wrong are right.
 """
 
 from __future__ import annotations

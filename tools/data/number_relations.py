@@ -5,8 +5,8 @@
 question no row asks, with the answer the rule computes for it: rows of another task. A number
 that is the same affine function of the free numbers before it in every row of a rule is
 computed from them instead of drawn ("A box holds 12 red and 8 blue balls, 20 in all" keeps its
-total). The fit counts as evidence only with at least MIN_RELATION_EVIDENCE rows beyond the
-unknowns it solves for: with fewer, some function fits any rows.
+total). The fit counts as evidence only with at least MIN_RELATION_EVIDENCE distinct rows of the
+numbers it relates beyond the unknowns it solves for: with fewer, some function fits any rows.
 """
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from fractions import Fraction
 from typing import NamedTuple
 
-# Distinct rows a relation must hold for beyond its unknowns (a constant and one weight a free
-# number): the same count of fillings a number rule needs before it is one.
+# Distinct rows (of the numbers a relation relates) it must hold for beyond its unknowns (a
+# constant and a weight for each free number): k + 1 points always fit an affine function of k
+# numbers, and each row beyond them is a check an unrelated number passes by chance at most as
+# often as it repeats a value.
 MIN_RELATION_EVIDENCE = 4
 
 
@@ -41,7 +43,7 @@ class Dependent(NamedTuple):
             terms.append((self.constant, str(abs(self.constant))))
         # Added terms first, so "2 × number 2 − number 1" and "10 − number 1" read as written.
         terms.sort(key=lambda term: term[0] < 0)
-        text = ("-" if terms[0][0] < 0 else "") + terms[0][1]
+        text = ("−" if terms[0][0] < 0 else "") + terms[0][1]
         text += "".join(f" {'−' if weight < 0 else '+'} {term}" for weight, term in terms[1:])
         return f"number {self.place + 1} = {text}"
 
@@ -64,16 +66,16 @@ def dependents(numbers: Sequence[Sequence[int]]) -> tuple[Dependent, ...]:
 
 def _affine(rows: list[tuple[int, ...]], place: int, free: list[int]) -> Dependent | None:
     """The affine function of `free` that gives `place` in every row, or None where none does
-    or too few rows show it."""
-    if not free or len(rows) < len(free) + 1 + MIN_RELATION_EVIDENCE:
+    or too few distinct rows of those numbers show it."""
+    related = {tuple(row[column] for column in (*free, place)) for row in rows}
+    if not free or len(related) < len(free) + 1 + MIN_RELATION_EVIDENCE:
         return None
-    system = [[Fraction(1), *(Fraction(row[p]) for p in free), Fraction(row[place])]
-              for row in rows]  # fmt: skip
+    system = [[Fraction(1), *(Fraction(value) for value in values)] for values in sorted(related)]
     solution = _solve(system, len(free) + 1)
     if solution is None:
         return None
     constant, *weights = solution
-    kept = tuple((p, w) for p, w in zip(free, weights, strict=True) if w)
+    kept = tuple((column, weight) for column, weight in zip(free, weights, strict=True) if weight)
     return Dependent(place, constant, kept)
 
 
@@ -84,16 +86,16 @@ def _solve(system: list[list[Fraction]], unknowns: int) -> list[Fraction] | None
     pivots: list[int] = []
     top = 0
     for column in range(unknowns):
-        pivot = next((r for r in range(top, len(rows)) if rows[r][column]), None)
+        pivot = next((index for index in range(top, len(rows)) if rows[index][column]), None)
         if pivot is None:
             continue
         rows[top], rows[pivot] = rows[pivot], rows[top]
         lead = rows[top][column]
         rows[top] = [value / lead for value in rows[top]]
-        for r, row in enumerate(rows):
-            if r != top and row[column]:
+        for index, row in enumerate(rows):
+            if index != top and row[column]:
                 scale = row[column]
-                rows[r] = [
+                rows[index] = [
                     value - scale * pivot_value
                     for value, pivot_value in zip(row, rows[top], strict=True)
                 ]
@@ -102,6 +104,6 @@ def _solve(system: list[list[Fraction]], unknowns: int) -> list[Fraction] | None
     if any(row[unknowns] for row in rows[top:]):
         return None
     solution = [Fraction(0)] * unknowns
-    for r, column in enumerate(pivots):
-        solution[column] = rows[r][unknowns]
+    for index, column in enumerate(pivots):
+        solution[column] = rows[index][unknowns]
     return solution

@@ -51,7 +51,8 @@ MAX_TWO_STEP_NUMBERS = 4
 STEP_KINDS = ("sum", "difference", "product", "quotient")
 SECOND_STEP_KINDS = (*STEP_KINDS, "subtracted_from")
 # Numbers two-step readings are evaluated at to tell which of them are one function
-# ((a + b) − c and (a − c) + b): distinct primes, so no quotient divides by zero.
+# ((a + b) − c and (a − c) + b): distinct primes, so no quotient divides by zero (numbers a
+# relation computes from them may be zero: a reading undefined there agrees with nothing).
 _PROBES = ((7, 11, 13, 17), (29, 5, 3, 31))
 _SYMBOLS = {"sum": "+", "difference": "−", "product": "×", "quotient": "÷"}
 # A word in at least this share of the rows one operation alone explains belongs to a wording
@@ -211,11 +212,22 @@ def _words(example: Example) -> frozenset[str]:
 
 
 def _bounds(operation: Operation, rows: Sequence[NumberRow]) -> Bounds:
-    places = operation.places
-    low = {p: min(row.numbers[p] for row in rows) for p in places}
-    high = {p: max(row.numbers[p] for row in rows) for p in places}
+    # Over every place, read or not: a total the rule reads stays the sum of parts it does not.
+    kept = dependents([row.numbers for row in rows])
+    computed = {dependent.place for dependent in kept}
+    read = set(operation.places)
+    # Places drawn anew: the free ones the rule reads and those its read numbers are computed
+    # from (a total's parts); every place computed from them moves too and is checked alike.
+    drawn = {place for place in read if place not in computed} | {
+        place for dependent in kept if dependent.place in read for place, _ in dependent.weights
+    }
+    moving = drawn | {d.place for d in kept if any(p in drawn for p, _ in d.weights)}
+    # The rule's own places first, in its order: with no relation the draws are as they were.
+    moved = [*operation.places, *sorted(moving - read)]
+    low = {p: min(row.numbers[p] for row in rows) for p in moved}
+    high = {p: max(row.numbers[p] for row in rows) for p in moved}
     orders = {}
-    for p in places:
+    for p in moved:
         for q in range(operation.count):
             if q == p:
                 continue
@@ -224,8 +236,6 @@ def _bounds(operation: Operation, rows: Sequence[NumberRow]) -> Bounds:
             elif all(row.numbers[p] <= row.numbers[q] for row in rows):
                 orders[p, q] = -1
     answers = [row.answer for row in rows]
-    # Over every place, read or not: a total the rule reads stays the sum of parts it does not.
-    kept = dependents([row.numbers for row in rows])
     return Bounds(low, high, orders, (min(answers), max(answers)), kept)
 
 
@@ -252,11 +262,15 @@ def number_rules(examples: Sequence[Example]) -> list[NumberRule]:
                 break
     rules = _rules(explained, rows, candidates)
     covered = {id(row) for rule in rules for row in rule.rows}
+    # Without a relation the readings of one row never agree on the probes (_candidates keeps
+    # one reading per function on them), so word problems make no rule here.
     for readings, group in undecided.items():
         rest = [row for row in group if id(row) not in covered]
         first = min(readings, key=_reading_order)
-        rules.extend(rule for rule in _rules({first: rest}, rows, candidates)
-                     if _readings_agree(rule, readings))  # fmt: skip
+        for rule in _rules({first: rest}, rows, candidates):
+            if _readings_agree(rule, readings):
+                rules.append(rule)
+                covered |= {id(row) for row in rule.rows}
     # In one order whatever the rows' order, so reasons and cards read alike stretch to stretch.
     return sorted(rules, key=lambda rule: (rule.operation.describe(), sorted(rule.wording)))
 
@@ -285,16 +299,19 @@ def _readings_agree(rule: NumberRule, readings: frozenset[Operation]) -> bool:
     rows' relations: then which one computes the new rows does not matter. ("4, 7, 10, 13" →
     16 is number 4 + number 2 − number 1 and number 4 + number 3 − number 2; with the steps
     kept equal they are one function. On numbers drawn apart they are not.)"""
-    dependents = rule.bounds.dependents
-    computed = {dependent.place for dependent in dependents}
+    kept = rule.bounds.dependents
+    computed = {dependent.place for dependent in kept}
+    free = [place for place in range(rule.operation.count) if place not in computed]
     for probe in _PROBES:
-        numbers = [0] * rule.operation.count
-        free = (place for place in range(rule.operation.count) if place not in computed)
-        for place, value in zip(free, probe, strict=False):
-            numbers[place] = value
-        for dependent in dependents:
+        if len(free) > len(probe):
+            return False
+        numbers: list[Fraction] = [Fraction(0)] * rule.operation.count
+        for place, value in zip(free, probe[: len(free)], strict=True):
+            numbers[place] = Fraction(value)
+        for dependent in kept:
             numbers[dependent.place] = dependent.value(numbers)
-        if len({reading.apply(numbers) for reading in readings}) > 1:
+        values = {reading.apply(numbers) for reading in readings}
+        if len(values) > 1 or None in values:
             return False
     return True
 
@@ -359,6 +376,7 @@ def redraw(rule: NumberRule, row: NumberRow, rng: random.Random) -> Example | No
     for dependent in bounds.dependents:
         value = dependent.value(numbers)
         low, high = bounds.low.get(dependent.place), bounds.high.get(dependent.place)
+        # A place with no range did not move: its value is the row's own.
         if value.denominator != 1 or (low is not None and not low <= value <= high):
             return None
         numbers[dependent.place] = int(value)
