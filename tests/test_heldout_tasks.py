@@ -133,12 +133,19 @@ def test_word_count_answers_count_the_quoted_words(tmp_path):
         assert int(example.answer) == len(phrase.split()) <= 7
 
 
-def test_digit_sum_answers_add_up_the_digits_and_no_number_rule_reads_them(tmp_path):
-    _make_tasks().digit_sum(tmp_path)
-    task = load_task_dir(tmp_path / "digit_sum")
+def _numeric_folder(tmp_path, name: str) -> tuple[list, list]:
+    """A numeric held-out folder of 100 test items: its usable training rows, and those with
+    test's."""
+    getattr(_make_tasks(), name)(tmp_path)
+    task = load_task_dir(tmp_path / name)
     assert task.metric == "numeric" and len(task.test_examples()) == 100
     usable = usable_examples(task)
-    for example in [*usable, *task.test_examples()]:
+    return usable, [*usable, *task.test_examples()]
+
+
+def test_digit_sum_answers_add_up_the_digits_and_no_number_rule_reads_them(tmp_path):
+    usable, every = _numeric_folder(tmp_path, "digit_sum")
+    for example in every:
         (number,) = re.findall(r"\d+", example.prompt)
         assert int(example.answer) == sum(int(digit) for digit in number)
     # A function of one number's digits: no arithmetic of the prompt's numbers computes it.
@@ -169,11 +176,8 @@ def test_object_colors_tests_things_training_never_names_on_balanced_labels(tmp_
 
 
 def test_sequence_next_asks_the_next_term_and_its_rule_rows_stay_sequences(tmp_path):
-    _make_tasks().sequence_next(tmp_path)
-    task = load_task_dir(tmp_path / "sequence_next")
-    assert task.metric == "numeric" and len(task.test_examples()) == 100
-    usable = usable_examples(task)
-    for example in [*usable, *task.test_examples()]:
+    usable, every = _numeric_folder(tmp_path, "sequence_next")
+    for example in every:
         terms = [int(n) for n in re.findall(r"\d+", example.prompt)]
         steps = {b - a for a, b in zip(terms, terms[1:], strict=False)}
         assert len(steps) == 1 and int(example.answer) == terms[-1] + steps.pop()
