@@ -1,4 +1,5 @@
-"""Relations every row keeps among its prompt's numbers, so that numbers drawn anew keep them.
+"""What every row of a number rule keeps among its prompt's numbers, so that numbers drawn anew
+keep it too: each moving number's range, its order against the others, and exact relations.
 
 "What number comes next: 4, 7, 10?" → "13": in every such row number 3 is 2 × number 2 − number 1
 (the steps are equal). Drawn each within its own range, new numbers would ask "4, 9, 31", a
@@ -11,6 +12,7 @@ numbers it relates beyond the unknowns it solves for: with fewer, some function 
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from fractions import Fraction
 from typing import NamedTuple
@@ -46,6 +48,78 @@ class Dependent(NamedTuple):
         text = ("−" if terms[0][0] < 0 else "") + terms[0][1]
         text += "".join(f" {'−' if weight < 0 else '+'} {term}" for weight, term in terms[1:])
         return f"number {self.place + 1} = {text}"
+
+
+class Bounds(NamedTuple):
+    """What a rule's rows show of their numbers: the range of each place a new row moves (the
+    rule's own, and those computed from or into them), the orders every row kept between a
+    moving place and another place ((p, q) → 1: p ≥ q, -1: p ≤ q), the answers' range and the
+    places every row computes from the others."""
+
+    low: dict[int, int]
+    high: dict[int, int]
+    orders: dict[tuple[int, int], int]
+    answers: tuple[int, int]
+    dependents: tuple[Dependent, ...] = ()
+
+
+def bounds_of(
+    numbers: Sequence[Sequence[int]], answers: Sequence[int], read: Sequence[int]
+) -> Bounds:
+    """What the rows `numbers` (with their `answers`) show of the numbers a rule reads at
+    `read`, in its reading order."""
+    # Over every place, read or not: a total the rule reads stays the sum of parts it does not.
+    kept = dependents(numbers)
+    computed = {dependent.place for dependent in kept}
+    # Places drawn anew: the free ones the rule reads and those its read numbers are computed
+    # from (a total's parts); every place computed from them moves too and is checked alike.
+    drawn = {place for place in read if place not in computed} | {
+        place for dependent in kept if dependent.place in read for place, _ in dependent.weights
+    }
+    moving = drawn | {d.place for d in kept if any(p in drawn for p, _ in d.weights)}
+    # The rule's own places first, in its order: with no relation the draws are as they were.
+    moved = [*read, *sorted(moving - set(read))]
+    low = {p: min(row[p] for row in numbers) for p in moved}
+    high = {p: max(row[p] for row in numbers) for p in moved}
+    orders = {}
+    for p in moved:
+        for q in range(len(numbers[0])):
+            if q == p:
+                continue
+            if all(row[p] >= row[q] for row in numbers):
+                orders[p, q] = 1
+            elif all(row[p] <= row[q] for row in numbers):
+                orders[p, q] = -1
+    return Bounds(low, high, orders, (min(answers), max(answers)), kept)
+
+
+def completed(numbers: Sequence[int], kept: Sequence[Dependent]) -> list[Fraction]:
+    """`numbers` with every place a relation of `kept` computes computed from the free ones."""
+    filled = [Fraction(value) for value in numbers]
+    for dependent in kept:
+        filled[dependent.place] = dependent.value(filled)
+    return filled
+
+
+def drawn_numbers(bounds: Bounds, numbers: Sequence[int], rng: random.Random) -> list[int] | None:
+    """`numbers` with every place `bounds` ranges over drawn anew (those a relation computes,
+    computed), or None when a computed one is not whole or leaves its range, or an order
+    breaks."""
+    computed = {dependent.place for dependent in bounds.dependents}
+    fresh = list(numbers)
+    for place, low in bounds.low.items():
+        if place not in computed:
+            fresh[place] = rng.randint(low, bounds.high[place])
+    filled = completed(fresh, bounds.dependents)
+    for place in computed:
+        value, low = filled[place], bounds.low.get(place)
+        # A place with no range did not move: its value is the row's own.
+        if value.denominator != 1 or (low is not None and not low <= value <= bounds.high[place]):
+            return None
+    drawn = [int(value) for value in filled]
+    if any((drawn[p] - drawn[q]) * sign < 0 for (p, q), sign in bounds.orders.items()):
+        return None
+    return drawn
 
 
 def dependents(numbers: Sequence[Sequence[int]]) -> tuple[Dependent, ...]:

@@ -31,7 +31,7 @@ from fractions import Fraction
 from itertools import permutations
 from typing import NamedTuple
 
-from postlab.tools.data.number_relations import Dependent, dependents
+from postlab.tools.data.number_relations import Bounds, bounds_of, completed, drawn_numbers
 from postlab.tools.tasks.catalog import Example
 
 # An integer in running text: not part of a decimal, a digit group ("10,000"), a word or an
@@ -125,19 +125,6 @@ class NumberRow(NamedTuple):
     answer_span: tuple[int, int]
 
 
-class Bounds(NamedTuple):
-    """What a rule's rows show of their numbers: each read place's range, the orders every row
-    kept between a read place and another place ((p, q) → 1: p ≥ q, -1: p ≤ q) and the
-    answers' range."""
-
-    low: dict[int, int]
-    high: dict[int, int]
-    orders: dict[tuple[int, int], int]
-    answers: tuple[int, int]
-    # Places every row computes from others (number_relations.py): computed, not drawn.
-    dependents: tuple[Dependent, ...] = ()
-
-
 class NumberRule(NamedTuple):
     """An operation, the words its rows share, the rows it holds for and their bounds."""
 
@@ -211,34 +198,6 @@ def _words(example: Example) -> frozenset[str]:
     return frozenset(word.lower() for word in _WORD.findall(example.prompt))
 
 
-def _bounds(operation: Operation, rows: Sequence[NumberRow]) -> Bounds:
-    # Over every place, read or not: a total the rule reads stays the sum of parts it does not.
-    kept = dependents([row.numbers for row in rows])
-    computed = {dependent.place for dependent in kept}
-    read = set(operation.places)
-    # Places drawn anew: the free ones the rule reads and those its read numbers are computed
-    # from (a total's parts); every place computed from them moves too and is checked alike.
-    drawn = {place for place in read if place not in computed} | {
-        place for dependent in kept if dependent.place in read for place, _ in dependent.weights
-    }
-    moving = drawn | {d.place for d in kept if any(p in drawn for p, _ in d.weights)}
-    # The rule's own places first, in its order: with no relation the draws are as they were.
-    moved = [*operation.places, *sorted(moving - read)]
-    low = {p: min(row.numbers[p] for row in rows) for p in moved}
-    high = {p: max(row.numbers[p] for row in rows) for p in moved}
-    orders = {}
-    for p in moved:
-        for q in range(operation.count):
-            if q == p:
-                continue
-            if all(row.numbers[p] >= row.numbers[q] for row in rows):
-                orders[p, q] = 1
-            elif all(row.numbers[p] <= row.numbers[q] for row in rows):
-                orders[p, q] = -1
-    answers = [row.answer for row in rows]
-    return Bounds(low, high, orders, (min(answers), max(answers)), kept)
-
-
 def number_rules(examples: Sequence[Example]) -> list[NumberRule]:
     """The rules that compute answers of `examples` from their prompts' numbers."""
     rows = [row for row in map(number_row, examples) if row is not None]
@@ -305,12 +264,10 @@ def _readings_agree(rule: NumberRule, readings: frozenset[Operation]) -> bool:
     for probe in _PROBES:
         if len(free) > len(probe):
             return False
-        numbers: list[Fraction] = [Fraction(0)] * rule.operation.count
+        numbers = [0] * rule.operation.count
         for place, value in zip(free, probe[: len(free)], strict=True):
-            numbers[place] = Fraction(value)
-        for dependent in kept:
-            numbers[dependent.place] = dependent.value(numbers)
-        values = {reading.apply(numbers) for reading in readings}
+            numbers[place] = value
+        values = {reading.apply(completed(numbers, kept)) for reading in readings}
         if len(values) > 1 or None in values:
             return False
     return True
@@ -347,7 +304,14 @@ def _checked_rule(
     ]
     if not all(operation in candidates[id(row)] for row in worded):
         return None
-    return NumberRule(operation, wording, worded, _bounds(operation, worded))
+    return NumberRule(
+        operation,
+        wording,
+        worded,
+        bounds_of(
+            [row.numbers for row in worded], [row.answer for row in worded], operation.places
+        ),
+    )
 
 
 def rule_row_count(rules: Sequence[NumberRule]) -> int:
@@ -367,26 +331,14 @@ def redraw(rule: NumberRule, row: NumberRow, rng: random.Random) -> Example | No
     """`row` with new numbers where the rule reads them (those every row computes from others
     computed alike) and the answer the rule gives, or None when the draw leaves what the rule's
     rows show (a bound, the order, a whole number, a whole answer)."""
-    bounds = rule.bounds
-    numbers = list(row.numbers)
-    computed = {dependent.place for dependent in bounds.dependents}
-    for place, low in bounds.low.items():
-        if place not in computed:
-            numbers[place] = rng.randint(low, bounds.high[place])
-    for dependent in bounds.dependents:
-        value = dependent.value(numbers)
-        low, high = bounds.low.get(dependent.place), bounds.high.get(dependent.place)
-        # A place with no range did not move: its value is the row's own.
-        if value.denominator != 1 or (low is not None and not low <= value <= high):
-            return None
-        numbers[dependent.place] = int(value)
-    if any((numbers[p] - numbers[q]) * sign < 0 for (p, q), sign in bounds.orders.items()):
+    numbers = drawn_numbers(rule.bounds, row.numbers, rng)
+    if numbers is None:
         return None
     value = rule.operation.apply(numbers)
     if value is None or value.denominator != 1:
         return None
     answer = int(value)
-    if not bounds.answers[0] <= answer <= bounds.answers[1]:
+    if not rule.bounds.answers[0] <= answer <= rule.bounds.answers[1]:
         return None
     prompt = _replace(row.example.prompt, row.spans, numbers)
     return Example(prompt=prompt, answer=_replace(row.example.answer, [row.answer_span], [answer]))
