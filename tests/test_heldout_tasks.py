@@ -31,7 +31,7 @@ def test_every_held_out_folder_loads_with_test_apart_from_training(tmp_path, mon
     folders = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     names = {folder.name for folder in folders}
     assert {"word_problems", "word_problems_500", "two_step_small"} <= names
-    assert len(folders) == 17
+    assert len(folders) == 19
     for folder in folders:
         task = load_task_dir(folder)
         # The folder's own training file holds no test item (the task would drop it silently).
@@ -211,3 +211,41 @@ def test_antonyms_test_words_that_training_never_names(tmp_path):
     assert not named & {w for e in test for w in (word(e.prompt), e.answer)}
     for example in [*train, *test]:
         assert opposites[word(example.prompt)] == example.answer, example.prompt
+
+
+def test_date_format_answers_rewrite_the_date_asked(tmp_path):
+    made = _make_tasks()
+    made.date_format(tmp_path)
+    task = load_task_dir(tmp_path / "date_format")
+    assert task.metric == "exact" and len(task.test_examples()) == 100
+    for example in [*task.train_examples(10**6, seed=0), *task.test_examples()]:
+        if iso := re.search(r"(\d{4})-(\d{2})-(\d{2})", example.prompt):
+            year, month, day = iso.groups()
+            assert example.answer == f"{day}/{month}/{year}", example.prompt
+        else:
+            day, month, year = re.search(r"(\d+) (\w+) (\d{4})", example.prompt).groups()
+            number = made.MONTHS.index(month) + 1
+            assert example.answer == f"{year}-{number:02d}-{int(day):02d}", example.prompt
+
+
+def test_choice_category_tests_words_training_never_shows(tmp_path):
+    made = _make_tasks()
+    made.choice_category(tmp_path)
+    task = load_task_dir(tmp_path / "choice_category")
+    assert task.metric == "choice" and len(task.test_examples()) == 92
+    kind_of = {word: kind for kind, words in made.KINDS.items() for word in words}
+    options = re.compile(r"^\(([A-D])\) (\w+)$", re.M)
+
+    def right_word(example) -> str:
+        word = dict(options.findall(example.prompt))[example.answer]
+        assert kind_of[word] in example.prompt
+        # Exactly one option is of the kind asked.
+        kinds = [kind_of[w] for _, w in options.findall(example.prompt)]
+        assert kinds.count(kind_of[word]) == 1, example.prompt
+        return word
+
+    train, test = task.train_examples(10**6, seed=0), task.test_examples()
+    trained_words = {w for example in train for _, w in options.findall(example.prompt)}
+    tested = {right_word(example) for example in test}
+    assert len(tested) == 46 and not tested & trained_words
+    assert all(right_word(example) for example in train)

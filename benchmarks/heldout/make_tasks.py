@@ -35,6 +35,11 @@
 - antonyms: a word's opposite (real facts, open answers); test asks about 60 words that no
   training row names, either way round, no valid.jsonl. A word listed with two opposites
   (short: long, tall) keeps the first, so a few replies exact match marks wrong are right.
+- date_format: a date rewritten in another form (ISO to day/month/year with slashes, or a
+  date with the month's name to ISO), exact match; numbers in prompt and answer alike.
+- choice_category: which of four options names a thing of a kind (animal, fruit, tool, vehicle,
+  instrument), replied with the option's letter (real facts, choice metric); test's right
+  options are words no training row names.
 """
 
 from __future__ import annotations
@@ -622,6 +627,85 @@ def antonyms(out: Path) -> None:
                   metric="exact", max_new_tokens=8)  # fmt: skip
 
 
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December"]  # fmt: skip
+TO_SLASHES = (
+    "Write the date {iso} as DD/MM/YYYY. Reply with the date only.",
+    "Rewrite {iso} in the form day/month/year, e.g. 05/11/1999. Reply with the date only.",
+)
+TO_ISO = (
+    "Write {named} as YYYY-MM-DD. Reply with the date only.",
+    "Give the ISO date (YYYY-MM-DD) for {named}. Reply with the date only.",
+)
+
+
+def date_format(out: Path) -> None:
+    """Dates rewritten (ISO to DD/MM/YYYY, or "7 March 2021" to ISO): 420 distinct questions,
+    the last 100 to test."""
+    rng = random.Random(31)
+    rows, asked = [], set()
+    while len(rows) < 420:
+        year, month, day = rng.randint(1950, 2030), rng.randint(1, 12), rng.randint(1, 28)
+        iso = f"{year}-{month:02d}-{day:02d}"
+        if rng.random() < 0.5:
+            prompt, answer = rng.choice(TO_SLASHES).format(iso=iso), f"{day:02d}/{month:02d}/{year}"
+        else:
+            named = f"{day} {MONTHS[month - 1]} {year}"
+            prompt, answer = rng.choice(TO_ISO).format(named=named), iso
+        if prompt not in asked:
+            asked.add(prompt)
+            rows.append({"prompt": prompt, "answer": answer})
+    _write_folder(out, "date_format", rows[:320], rows[320:], "Rewrite a date in another form.",
+                  metric="exact", max_new_tokens=12)  # fmt: skip
+
+
+MORE_KINDS = {
+    "vehicle": "car bus truck bicycle train airplane boat ship tram scooter motorcycle taxi van "
+    "tractor helicopter subway canoe yacht ferry jeep lorry rocket sled wagon",
+    "instrument": "piano guitar violin drum flute trumpet cello harp saxophone clarinet trombone "
+    "banjo ukulele oboe tuba accordion harmonica xylophone bagpipes mandolin cymbal tambourine "
+    "bassoon organ",
+}
+KINDS = {kind: words.split() for kind, words in {**WORDS, **MORE_KINDS}.items()}
+CHOICE_TEMPLATES = (
+    "Which of these is {article} {kind}?\n{options}\nReply with the letter of the correct "
+    "option only.",
+    "Pick the {kind}.\n{options}\nAnswer with the letter only.",
+)
+
+
+def choice_category(out: Path) -> None:
+    """Four options, one of the kind asked: two thirds of each kind's words answer training
+    questions, the rest test's, each test word asked twice; options' letters at random."""
+    rng = random.Random(37)
+    halves: dict[str, dict[str, list[str]]] = {"train": {}, "eval": {}}
+    for kind, words in KINDS.items():
+        pool = rng.sample(words, len(words))
+        cut = len(pool) * 2 // 3
+        halves["train"][kind], halves["eval"][kind] = pool[:cut], pool[cut:]
+
+    def rows(split: str, times: int) -> list[dict]:
+        words, made = halves[split], []
+        for kind, right_words in words.items():
+            for right in right_words:
+                for _ in range(times):
+                    others = rng.sample([k for k in words if k != kind], 3)
+                    options = [right, *(rng.choice(words[other]) for other in others)]
+                    rng.shuffle(options)
+                    lines = "\n".join(f"({'ABCD'[i]}) {w}" for i, w in enumerate(options))
+                    article = "an" if kind[0] in "aeiou" else "a"
+                    prompt = rng.choice(CHOICE_TEMPLATES).format(
+                        article=article, kind=kind, options=lines
+                    )
+                    made.append({"prompt": prompt, "answer": "ABCD"[options.index(right)]})
+        rng.shuffle(made)
+        return made
+
+    _write_folder(out, "choice_category", rows("train", 4), rows("eval", 2),
+                  "Pick the option that names a thing of the kind asked; reply with its letter.",
+                  metric="choice", max_new_tokens=8)  # fmt: skip
+
+
 def without_validation(out: Path, name: str) -> None:
     """A copy of a folder that ships no valid.jsonl: the lab must lend validation from the
     skewed training file, which says nothing of test's balanced answers."""
@@ -652,6 +736,8 @@ def main() -> None:
     object_colors(out)
     sequence_next(out)
     antonyms(out)
+    date_format(out)
+    choice_category(out)
     for skewed in ("word_category", "above_500"):
         without_validation(out, skewed)
     print(f"written to {out}")
