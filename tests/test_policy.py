@@ -563,6 +563,26 @@ def test_a_first_collapse_on_balanced_answers_continues_then_a_second_rebalances
     state["plan"] = second
     new, kind = refine(state, second)
     assert kind == "rebalance" and new.hyper.learning_rate == second.hyper.learning_rate / 2
+    # Unless the collapse shrank as validation rose (choice_category: one letter in 100%, then
+    # 89% of answers, 0.15 → 0.18): still learning the label set, so the schedule goes on.
+    shrank = evaluation(2, 0.33).model_copy(update={"collapse": 0.89})
+    state["evaluations"][-1] = shrank
+    state["best"] = state["best"].model_copy(update={"iteration": 2, "strict": 0.33})
+    state["runs"].append(_trained(2, offset=40))
+    again, kind = refine(state, second)
+    assert kind == "continue" and again.data_recipe == "plain"
+    assert again.hyper.learning_rate == second.hyper.learning_rate
+    assert (again.schedule_offset, again.optimizer_from) == (80, 2)
+    assert "fell from 100% to 89% of validation's as validation rose (0.28 → 0.33)" in again.reason
+    # Shrinking without a gain is no phase: the best stayed where it was.
+    state["best"] = state["best"].model_copy(update={"iteration": 1, "strict": 0.33})
+    _, kind = refine(state, second)
+    assert kind == "rebalance"
+    state["best"] = state["best"].model_copy(update={"iteration": 2})
+    state["evaluations"][-1] = shrank.model_copy(update={"strict": 0.28})
+    _, kind = refine(state, second)
+    assert kind == "rebalance"
+    state["evaluations"][-1] = evaluation(2, 0.28).model_copy(update={"collapse": 1.0})
     # At the schedule's end there is nothing left to continue: the data changes at once.
     state["evaluations"].pop()
     state["plan"] = sft_plan(schedule_steps=40)
