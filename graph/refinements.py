@@ -143,8 +143,8 @@ def _collapse_is_a_phase(state: LabState, plan: Plan, this: EvaluationRecord) ->
     if not earlier and plan.move in ("open", "switch"):
         return "no earlier iteration collapsed"
     parent = next((e for e in evaluations if e.iteration == plan.parent), None)
-    # A collapsed parent continued on its own schedule was itself read as a phase (a collapse
-    # otherwise rebalances, which collapses no further, or switches).
+    # A collapsed parent followed by a continue (or a raise) was read as a phase: the playbook
+    # answers any other collapse with a rebalance or a switch.
     if (
         parent is not None
         and parent.collapse
