@@ -36,9 +36,10 @@ OTHER_PROGRAMS = {
     "--tasks",
     "--task-dirs",
     "--out",
-    # benchmarks/kind_share.py, benchmarks/choice_skills.py
+    # benchmarks/kind_share.py, benchmarks/choice_skills.py, benchmarks/internalize_choice.py
     "--share",
     "--mix",
+    "--keep",
     # benchmarks/lr_sweep.py
     "--lrs",
     "--steps",
