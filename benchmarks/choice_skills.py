@@ -39,9 +39,14 @@ _OPTION = re.compile(r"^\(([A-Z])\) (.+)$", re.M)
 SKILLS = ("letter", "value", "lookup", "value_letter")
 
 
+def option_values(prompt: str) -> dict[str, str]:
+    """A question's options, by letter: {"A": "141", ...}."""
+    return dict(_OPTION.findall(prompt))
+
+
 def ask(skill: str, prompt: str, answer: str, rng: random.Random) -> tuple[str, str]:
     """The question rewritten to ask for one skill, and that skill's reference answer."""
-    options = dict(_OPTION.findall(prompt))
+    options = option_values(prompt)
     if skill == "letter":
         return prompt, answer
     if skill == "value":

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from collections import Counter
 
+from choice_skills import TASK, option_values
 from datasets import Dataset, load_from_disk
 from lab_vs_naive import BATCH, sft_on_rows
 from measure import RESULTS, scratch_dir, write_result
@@ -31,16 +31,13 @@ from postlab.tools.evaluation.scoring import evaluate_checkpoint, generate
 from postlab.tools.models.resolution import DEFAULT_MODEL, resolve_model
 from postlab.tools.tasks.catalog import Example, load_task
 
-TASK = "multiple_choice_arith"
-_OPTION = re.compile(r"^\(([A-Z])\) (.+)$", re.M)
-
 
 def with_working(prompt: str, letter: str, keep: int) -> str:
     """The reply a stage trains on: the last `keep` digits of the correct option's value, then
     its letter in brackets; the letter alone when `keep` is 0."""
     if keep == 0:
         return letter
-    value = dict(_OPTION.findall(prompt))[letter]
+    value = option_values(prompt)[letter]
     return f"{value[-keep:]} ({letter})"
 
 

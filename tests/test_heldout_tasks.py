@@ -25,6 +25,18 @@ def _make_tasks():
     return module
 
 
+def _written(tmp_path, name: str):
+    """make_tasks.py, and the one folder `name` it wrote under tmp_path, loaded as a task."""
+    made = _make_tasks()
+    getattr(made, name)(tmp_path)
+    return made, load_task_dir(tmp_path / name)
+
+
+def _every_example(task) -> list:
+    """A folder's training and test examples."""
+    return [*task.train_examples(10**6, seed=0), *task.test_examples()]
+
+
 def test_every_held_out_folder_loads_with_test_apart_from_training(tmp_path, monkeypatch):
     monkeypatch.setattr("sys.argv", ["make_tasks.py", str(tmp_path)])
     _make_tasks().main()
@@ -45,24 +57,22 @@ def test_every_held_out_folder_loads_with_test_apart_from_training(tmp_path, mon
 def test_word_problems_answers_are_the_sums_and_differences_asked(
     tmp_path, name, validation, training
 ):
-    getattr(_make_tasks(), name)(tmp_path)
-    task = load_task_dir(tmp_path / name)
+    _, task = _written(tmp_path, name)
     assert task.metric == "numeric" and task.validation_lent
     # Validation lent from the training rows, 50 test items, none lost to a leak; what is left
     # to train on: fewer rows than a stretch reads (320), or more but fewer than six (1,920).
     assert (len(task.validation_examples()), len(task.test_examples())) == (validation, 50)
     assert len(usable_examples(task)) == training
-    for example in [*task.train_examples(10**6, seed=0), *task.test_examples()]:
+    for example in _every_example(task):
         a, b = (int(n) for n in re.findall(r"\d+", example.prompt))
         expected = a + b if "more" in example.prompt else a - b
         assert int(example.answer) == expected >= 0
 
 
 def test_two_step_answers_take_both_steps_on_small_numbers(tmp_path):
-    _make_tasks().two_step_small(tmp_path)
-    task = load_task_dir(tmp_path / "two_step_small")
+    _, task = _written(tmp_path, "two_step_small")
     assert task.metric == "numeric" and task.validation_lent
-    for example in [*task.train_examples(10**6, seed=0), *task.test_examples()]:
+    for example in _every_example(task):
         numbers = [int(n) for n in re.findall(r"\d+", example.prompt)]
         assert len(numbers) == 3 and max(numbers[:2]) <= 9, example.prompt
         first, second, third = numbers
@@ -76,9 +86,7 @@ def test_two_step_answers_take_both_steps_on_small_numbers(tmp_path):
 
 
 def test_continents_test_countries_that_training_never_names(tmp_path):
-    made = _make_tasks()
-    made.continents(tmp_path)
-    task = load_task_dir(tmp_path / "continents")
+    made, task = _written(tmp_path, "continents")
     assert task.validation_lent and len(task.test_examples()) == 70
     where = {
         name.replace("_", " "): continent
@@ -99,11 +107,9 @@ def test_continents_test_countries_that_training_never_names(tmp_path):
 
 
 def test_weekdays_answers_count_the_days_from_the_day_named(tmp_path):
-    made = _make_tasks()
-    made.weekdays(tmp_path)
-    task = load_task_dir(tmp_path / "weekdays")
+    made, task = _written(tmp_path, "weekdays")
     assert len(task.test_examples()) == 100 and task.validation_lent
-    for example in [*task.train_examples(10**6, seed=0), *task.test_examples()]:
+    for example in _every_example(task):
         day = next(d for d in made.DAYS if d in example.prompt.split(".")[0].split(",")[0])
         n = int(re.search(r"(\d+) days", example.prompt).group(1))
         step = -n if ("ago" in example.prompt or "earlier" in example.prompt) else n
@@ -111,8 +117,7 @@ def test_weekdays_answers_count_the_days_from_the_day_named(tmp_path):
 
 
 def test_capitals_asks_test_about_countries_training_never_names(tmp_path):
-    _make_tasks().capitals(tmp_path)
-    task = load_task_dir(tmp_path / "capitals")
+    _, task = _written(tmp_path, "capitals")
     assert len(task.test_examples()) == 50 and task.validation_lent
     capitals = {example.answer for example in task.test_examples()}
     trained = {example.answer for example in task.train_examples(10**6, seed=0)}
@@ -125,10 +130,9 @@ def test_capitals_asks_test_about_countries_training_never_names(tmp_path):
 
 
 def test_word_count_answers_count_the_quoted_words(tmp_path):
-    _make_tasks().word_count(tmp_path)
-    task = load_task_dir(tmp_path / "word_count")
+    _, task = _written(tmp_path, "word_count")
     assert task.metric == "numeric" and len(task.test_examples()) == 100
-    for example in [*task.train_examples(10**6, seed=0), *task.test_examples()]:
+    for example in _every_example(task):
         phrase = re.search(r"'([^']*)'", example.prompt).group(1)
         assert int(example.answer) == len(phrase.split()) <= 7
 
@@ -136,8 +140,7 @@ def test_word_count_answers_count_the_quoted_words(tmp_path):
 def _numeric_folder(tmp_path, name: str) -> tuple[list, list]:
     """A numeric held-out folder of 100 test items: its usable training rows, and those with
     test's."""
-    getattr(_make_tasks(), name)(tmp_path)
-    task = load_task_dir(tmp_path / name)
+    _, task = _written(tmp_path, name)
     assert task.metric == "numeric" and len(task.test_examples()) == 100
     usable = usable_examples(task)
     return usable, [*usable, *task.test_examples()]
@@ -153,9 +156,7 @@ def test_digit_sum_answers_add_up_the_digits_and_no_number_rule_reads_them(tmp_p
 
 
 def test_object_colors_tests_things_training_never_names_on_balanced_labels(tmp_path):
-    made = _make_tasks()
-    made.object_colors(tmp_path)
-    task = load_task_dir(tmp_path / "object_colors")
+    made, task = _written(tmp_path, "object_colors")
     color_of = {
         thing.replace("_", " "): color
         for color, things in made.OBJECT_COLORS.items()
@@ -193,9 +194,7 @@ def test_sequence_next_asks_the_next_term_and_its_rule_rows_stay_sequences(tmp_p
 
 
 def test_antonyms_test_words_that_training_never_names(tmp_path):
-    made = _make_tasks()
-    made.antonyms(tmp_path)
-    task = load_task_dir(tmp_path / "antonyms")
+    made, task = _written(tmp_path, "antonyms")
     opposites = {}
     for pair in made.ANTONYMS.split("|"):
         first, second = pair.split()
@@ -214,11 +213,9 @@ def test_antonyms_test_words_that_training_never_names(tmp_path):
 
 
 def test_date_format_answers_rewrite_the_date_asked(tmp_path):
-    made = _make_tasks()
-    made.date_format(tmp_path)
-    task = load_task_dir(tmp_path / "date_format")
+    made, task = _written(tmp_path, "date_format")
     assert task.metric == "exact" and len(task.test_examples()) == 100
-    for example in [*task.train_examples(10**6, seed=0), *task.test_examples()]:
+    for example in _every_example(task):
         if iso := re.search(r"(\d{4})-(\d{2})-(\d{2})", example.prompt):
             year, month, day = iso.groups()
             assert example.answer == f"{day}/{month}/{year}", example.prompt
@@ -229,9 +226,7 @@ def test_date_format_answers_rewrite_the_date_asked(tmp_path):
 
 
 def test_choice_category_tests_words_training_never_shows(tmp_path):
-    made = _make_tasks()
-    made.choice_category(tmp_path)
-    task = load_task_dir(tmp_path / "choice_category")
+    made, task = _written(tmp_path, "choice_category")
     assert task.metric == "choice" and len(task.test_examples()) == 92
     kind_of = {word: kind for kind, words in made.KINDS.items() for word in words}
     options = re.compile(r"^\(([A-D])\) (\w+)$", re.M)
