@@ -10,6 +10,7 @@ from __future__ import annotations
 from textwrap import shorten
 from typing import NamedTuple
 
+from postlab.agents.evaluator import phase_parent
 from postlab.graph.experiments import Move, cites, new_plan, pick_technique, usable_recipes
 from postlab.graph.memorised import Memorised, memorised
 from postlab.graph.number_rows import number_rows
@@ -123,11 +124,10 @@ def _collapse_is_a_phase(state: LabState, plan: Plan, this: EvaluationRecord) ->
     prompt) and only then the mapping. Measured: multiple_choice_arith's first 10 steps answered
     every validation question with one letter (0.28), where one plain run of 20 steps reached
     0.30 on test; rebalancing at half the rate instead fell to 0.18
-    (benchmarks/lab_vs_naive.py --quick). The phase may last several stretches: on the held-out
-    choice_category folder (four options, letters balanced) the lab's validation went 0.15 →
-    0.18 with one letter in 100% then 89% of its answers, and rebalancing at half the rate and
-    switching technique from there ended at 0.49 on test where 240 plain steps reached 0.85. So
-    a collapse that shrank while validation rose, on a schedule a phase continued, is one too.
+    (benchmarks/lab_vs_naive.py --quick). The phase may last several stretches (on the held-out
+    choice_category folder one letter went to 100%, 89%, 87%, 56% of validation's answers, then
+    none, 0.15 → 0.95), and a later one may collapse harder than its parent: the evaluator then
+    lets it take the best's place (agents.evaluator.phase_parent), and it goes on from there.
     """
     evaluations = state.get("evaluations") or []
     best = state.get("best")
@@ -142,20 +142,11 @@ def _collapse_is_a_phase(state: LabState, plan: Plan, this: EvaluationRecord) ->
     earlier = any(e.collapse for e in evaluations if e is not this and e.iteration > 0)
     if not earlier and plan.move in ("open", "switch"):
         return "no earlier iteration collapsed"
-    parent = next((e for e in evaluations if e.iteration == plan.parent), None)
-    # A collapsed parent followed by a continue (or a raise) was read as a phase: the playbook
-    # answers any other collapse with a rebalance or a switch.
-    if (
-        parent is not None
-        and parent.collapse
-        and plan.move in ("continue", "raise_lr")
-        and plan.continues(plan.parent)
-        and this.collapse < parent.collapse
-        and this.strict > parent.strict
-    ):
+    if parent := phase_parent(state, plan):
         return (
-            f"its one answer fell from {parent.collapse:.0%} to {this.collapse:.0%} of "
-            f"validation's as validation rose ({parent.strict:.2f} → {this.strict:.2f})"
+            f"it went on with iteration {parent.iteration}'s schedule, which gave one answer to "
+            f"{parent.collapse:.0%} of validation's (validation {parent.strict:.2f} → "
+            f"{this.strict:.2f})"
         )
     return None
 
@@ -250,8 +241,8 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
 
     Failed → fix (OOM, divergence, timeout) or switch. Collapsed to one answer → continue the
     schedule when training answers are balanced and it is a phase (the first collapse, or one
-    that shrank as validation rose), else retrain on rows balanced by answer at half the rate
-    (SFT), or switch when that was already tried.
+    that went on with a collapsed parent's schedule and took the best's place), else retrain on
+    rows balanced by answer at half the rate (SFT), or switch when that was already tried.
     Gained → continue from the new best, on data aimed at the dominant miss when one dominates:
     at a raised rate after a large gain, at half the rate after a small one.
     Trained on rows it already knew by heart (graph.memorised) without a gain → new rows from a

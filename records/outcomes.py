@@ -339,10 +339,18 @@ class HeldPeak(BaseModel):
     # (None where the misses were not recorded: then one standard error is the width).
     broken: int | None = None
     fixed: int | None = None
+    # Set when the hold is a label phase's (agents.evaluator.phase_parent): why validation says
+    # nothing yet of the schedule it continued.
+    phase: str | None = None
 
     def describe(self) -> str:
         """The hold in words, for the step's summary and the report."""
         peak = f"{self.label}'s {self.strict:.2f}, the highest validation score"
+        if self.phase:
+            return (
+                f"a label set still being learned ({self.phase}): {peak}, is set aside until "
+                "the phase ends"
+            )
         if self.broken is None or self.fixed is None:
             within = f"within one standard error ({self.stderr:.2f}) of {peak}"
         else:
@@ -366,6 +374,9 @@ class BestModel(BaseModel):
     test: SplitScore | None = None
     # Set when it took the best's place without beating the highest score (a hold).
     held: HeldPeak | None = None
+    # The best a label phase's hold took the place of, while nothing has beaten it: the result
+    # again if the run ends first (agents.evaluator.test_best).
+    set_aside: BestModel | None = None
 
 
 class AgentOutcome(BaseModel):

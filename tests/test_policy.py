@@ -28,6 +28,7 @@ from postlab.records.outcomes import (
     ConstantAnswer,
     EvaluationRecord,
     FolderSurvey,
+    HeldPeak,
     LearningRateEvidence,
     MissCluster,
     PaperRef,
@@ -563,8 +564,8 @@ def test_a_first_collapse_on_balanced_answers_continues_then_a_second_rebalances
     state["plan"] = second
     new, kind = refine(state, second)
     assert kind == "rebalance" and new.hyper.learning_rate == second.hyper.learning_rate / 2
-    # Unless the collapse shrank as validation rose (choice_category: one letter in 100%, then
-    # 89% of answers, 0.15 → 0.18): still learning the label set, so the schedule goes on.
+    # Unless it took the best's place: by rising (choice_category at seed 0: one letter in 100%,
+    # then 89% of answers, 0.15 → 0.18), still learning the label set, so the schedule goes on.
     shrank = evaluation(2, 0.33).model_copy(update={"collapse": 0.89})
     state["evaluations"][-1] = shrank
     state["best"] = state["best"].model_copy(update={"iteration": 2, "strict": 0.33})
@@ -573,15 +574,27 @@ def test_a_first_collapse_on_balanced_answers_continues_then_a_second_rebalances
     assert kind == "continue" and again.data_recipe == "plain"
     assert again.hyper.learning_rate == second.hyper.learning_rate
     assert (again.schedule_offset, again.optimizer_from) == (80, 2)
-    assert "fell from 100% to 89% of validation's as validation rose (0.28 → 0.33)" in again.reason
-    # Shrinking without a gain is no phase: the best stayed where it was.
-    state["best"] = state["best"].model_copy(update={"iteration": 1, "strict": 0.33})
-    _, kind = refine(state, second)
-    assert kind == "rebalance"
-    state["best"] = state["best"].model_copy(update={"iteration": 2})
-    state["evaluations"][-1] = shrank.model_copy(update={"strict": 0.28})
-    _, kind = refine(state, second)
-    assert kind == "rebalance"
+    assert (
+        "it went on with iteration 1's schedule, which gave one answer to 100% of validation's "
+        "(validation 0.28 → 0.33)"
+    ) in again.reason
+    # Or by the evaluator's phase hold, lower than its parent (choice_category at seed 1: one
+    # letter in 80%, then 100%, 0.35 → 0.15): it goes on from the collapsed model itself.
+    state["evaluations"][1] = evaluation(1, 0.35).model_copy(update={"collapse": 0.8})
+    state["evaluations"][-1] = evaluation(2, 0.15).model_copy(update={"collapse": 1.0})
+    held = HeldPeak(label="iter-1", strict=0.35, stderr=0.05, phase="p")
+    update = {"strict": 0.15, "held": held, "checkpoint": "ckpt-2"}
+    state["best"] = state["best"].model_copy(update=update)
+    again, kind = refine(state, second)
+    assert kind == "continue" and (again.init_checkpoint, again.optimizer_from) == ("ckpt-2", 2)
+    assert "80% of validation's (validation 0.35 → 0.15)" in again.reason
+    # On rows already balanced by answer the collapse is no phase: a switch (here, to nothing).
+    balanced = second.model_copy(update={"data_recipe": "balanced"})
+    none, why = refine(state, balanced)
+    assert none is None and why.endswith(
+        "collapsed: 100% of validation answers are one and "
+        "the same (validation 0.35 → 0.15) and no untried technique applies"
+    )
     state["evaluations"][-1] = evaluation(2, 0.28).model_copy(update={"collapse": 1.0})
     # At the schedule's end there is nothing left to continue: the data changes at once.
     state["evaluations"].pop()
@@ -919,7 +932,6 @@ def test_a_dip_is_judged_on_the_same_items_when_both_checkpoints_misses_are_know
 
 def test_a_best_above_a_held_best_but_below_its_peak_says_what_it_held(tmp_path, monkeypatch):
     from postlab.agents import evaluator
-    from postlab.records.outcomes import HeldPeak
     from postlab.records.steps import Directive
     from postlab.tools.evaluation.scoring import score
     from postlab.tools.tasks.catalog import load_task
@@ -961,6 +973,71 @@ def test_a_best_above_a_held_best_but_below_its_peak_says_what_it_held(tmp_path,
     assert best.label == "iter-4" and best.held.label == "iter-2"
     assert (best.held.broken, best.held.fixed) == (round(0.8 * n) - round(0.78 * n), 0)
     assert "takes the best's place: within chance of iter-2's 0.80" in step.outcome.summary
+
+
+def test_a_collapse_going_on_with_a_collapsed_schedule_holds_and_its_peak_is_set_aside(
+    tmp_path, monkeypatch
+):
+    from postlab.agents import evaluator
+    from postlab.records.steps import Directive
+    from postlab.tools.evaluation.scoring import score
+
+    task = load_task("addition_2d")
+    examples = task.validation_examples()
+    checkpoints = {}
+    for iteration in (1, 2):
+        checkpoints[iteration] = tmp_path / "models" / f"iter-{iteration}" / "checkpoint"
+        checkpoints[iteration].mkdir(parents=True)
+    # iter-1 gave one answer to 80% of validation (0.35); iter-2 went on with its schedule at a
+    # raised rate and gives one answer to every question.
+    plan = sft_plan(
+        iteration=2,
+        parent=1,
+        move="raise_lr",
+        schedule_offset=40,
+        schedule_steps=240,
+        checkpoint=str(checkpoints[2]),
+    )
+    peak = evaluation(1, 0.35).model_copy(update={"collapse": 0.8})
+    best = BestModel(
+        checkpoint=str(checkpoints[1]), strict=0.35, lenient=0.35, label="iter-1", iteration=1
+    )
+    runs = [_trained(1, length=240), _trained(2, offset=40, length=240)]
+    state = _stretch_state(tmp_path, plan, [evaluation(0, 0.0), peak], best, runs)
+    asked = []
+
+    def constant(checkpoint, task, splits, **kwargs):
+        asked.append(checkpoint)
+        chosen = examples if "validation" in splits else task.test_examples()
+        return {split: score(task, chosen, ["5"] * len(chosen), "m") for split in splits}
+
+    monkeypatch.setattr(evaluator, "evaluate_checkpoint", constant)
+    directive = Directive(agent="evaluator", action="evaluate", reason="score")
+    step = evaluator.evaluate(state, directive, _NoMemory())
+    new = step.update["best"]
+    # It takes the best's place (only the collapsed model can go on with the schedule); the
+    # peak it set aside is kept, checkpoint and all.
+    assert new.label == "iter-2" and new.strict < 0.35 and new.held.phase
+    assert (new.set_aside.label, new.set_aside.strict) == ("iter-1", 0.35)
+    assert "iteration 1's schedule, which gave one answer to 80% of validation; now 100%" in (
+        step.outcome.summary
+    )
+    assert checkpoints[1].is_dir() and checkpoints[2].is_dir()
+    # The run ends with the phase unbroken: the peak, not the collapsed model, is tested.
+    ended = {**state, "best": new}
+    finish = Directive(agent="evaluator", action="test_best", reason="report")
+    tested = evaluator.evaluate(ended, finish, _NoMemory())
+    assert asked[-1] == str(checkpoints[1]) and tested.update["best"].label == "iter-1"
+    assert "iter-2 held its place through a label phase that did not end" in tested.outcome.summary
+    # No phase: training answers that over-represent one, a parent that did not collapse, a
+    # stretch that ends the schedule, a rebalance. Each collapse is then judged as it is.
+    skew = AnswerShift(answer="5", train_share=0.4, validation_share=0.1)
+    shifted = {**state, "answer_shift": skew}
+    whole = {**state, "evaluations": [evaluation(0, 0.0), evaluation(1, 0.35)]}
+    last = {**state, "plan": plan.model_copy(update={"schedule_steps": 80})}
+    rebalanced = {**state, "plan": plan.model_copy(update={"move": "rebalance"})}
+    for other in (shifted, whole, last, rebalanced):
+        assert "best" not in evaluator.evaluate(other, directive, _NoMemory()).update
 
 
 def _stretch_state(tmp_path, plan, evaluations, best, runs, **extra):
