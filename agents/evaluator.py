@@ -285,8 +285,8 @@ def test_best(state: LabState) -> StepResult:
     best = state["best"]
     chosen = "best by validation"
     if best.set_aside is not None and best.set_aside.strict > best.strict:
-        chosen += f"; {best.label} held its place through a label phase that did not end"
         best = best.set_aside
+        chosen += "; set aside in a label phase, and nothing since beat it on validation"
     test = _tested(state, best.checkpoint, best.label)
     if isinstance(test, AgentOutcome):
         return StepResult(test)

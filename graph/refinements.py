@@ -145,8 +145,7 @@ def _collapse_is_a_phase(state: LabState, plan: Plan, this: EvaluationRecord) ->
     if parent := phase_parent(state, plan):
         return (
             f"it went on with iteration {parent.iteration}'s schedule, which gave one answer to "
-            f"{parent.collapse:.0%} of validation's (validation {parent.strict:.2f} → "
-            f"{this.strict:.2f})"
+            f"{parent.collapse:.0%} of validation's"
         )
     return None
 
