@@ -43,7 +43,7 @@ def test_every_held_out_folder_loads_with_test_apart_from_training(tmp_path, mon
     folders = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     names = {folder.name for folder in folders}
     assert {"word_problems", "word_problems_500", "two_step_small"} <= names
-    assert len(folders) == 19
+    assert len(folders) == 20
     for folder in folders:
         task = load_task_dir(folder)
         # The folder's own training file holds no test item (the task would drop it silently).
@@ -244,3 +244,27 @@ def test_choice_category_tests_words_training_never_shows(tmp_path):
     tested = {right_word(example) for example in test}
     assert len(tested) == 46 and not tested & trained_words
     assert all(right_word(example) for example in train)
+
+
+def test_odd_one_out_asks_about_words_training_never_shows(tmp_path):
+    made, task = _written(tmp_path, "odd_one_out")
+    train, test = task.train_examples(10**6, seed=0), task.test_examples()
+    # 368 training rows, 55 of them lent to validation; 92 test items.
+    assert task.metric == "choice" and (len(train), len(test)) == (313, 92)
+    kind_of = {word: kind for kind, words in made.KINDS.items() for word in words}
+    options = re.compile(r"^\(([A-D])\) (\w+)$", re.M)
+
+    def words_of(example) -> list[str]:
+        letters = dict(options.findall(example.prompt))
+        kinds = [kind_of[word] for word in letters.values()]
+        # The answer is the one option whose kind the other three do not share.
+        odd = kind_of[letters[example.answer]]
+        assert kinds.count(odd) == 1 and len(set(kinds)) == 2, example.prompt
+        return list(letters.values())
+
+    trained = {word for example in train for word in words_of(example)}
+    tested = {word for example in test for word in words_of(example)}
+    assert not tested & trained
+    # Every letter answers about a quarter of the questions: no one letter is a shortcut.
+    letters = [example.answer for example in [*train, *test]]
+    assert all(0.2 < letters.count(letter) / len(letters) < 0.3 for letter in "ABCD")

@@ -40,6 +40,9 @@
 - choice_category: which of four options names a thing of a kind (animal, fruit, tool, vehicle,
   instrument), replied with the option's letter (real facts, choice metric); test's right
   options are words no training row names.
+- odd_one_out: which of four options is not of the kind the other three share, by letter (real
+  facts, choice metric, no kind named in the question); test's options are all words no training
+  row names.
 """
 
 from __future__ import annotations
@@ -706,6 +709,38 @@ def choice_category(out: Path) -> None:
                   metric="choice", max_new_tokens=8)  # fmt: skip
 
 
+def odd_one_out(out: Path) -> None:
+    """Three words of one kind and one of another: two thirds of each kind's words make training
+    questions, the rest test's, each odd word asked four times in training and twice in test."""
+    rng = random.Random(41)
+    halves: dict[str, dict[str, list[str]]] = {"train": {}, "eval": {}}
+    for kind, words in KINDS.items():
+        pool = rng.sample(words, len(words))
+        cut = len(pool) * 2 // 3
+        halves["train"][kind], halves["eval"][kind] = pool[:cut], pool[cut:]
+
+    def rows(split: str, times: int) -> list[dict]:
+        words, made = halves[split], []
+        for kind, odd_words in words.items():
+            for odd in odd_words:
+                for _ in range(times):
+                    shared = rng.choice([k for k in words if k != kind])
+                    options = [odd, *rng.sample(words[shared], 3)]
+                    rng.shuffle(options)
+                    lines = "\n".join(f"({'ABCD'[i]}) {w}" for i, w in enumerate(options))
+                    prompt = (
+                        f"Which of these does not belong with the others?\n{lines}\nReply "
+                        "with the letter of that option only."
+                    )
+                    made.append({"prompt": prompt, "answer": "ABCD"[options.index(odd)]})
+        rng.shuffle(made)
+        return made
+
+    _write_folder(out, "odd_one_out", rows("train", 4), rows("eval", 2),
+                  "Pick the option that is not of the kind the other three share; reply with "
+                  "its letter.", metric="choice", max_new_tokens=8)  # fmt: skip
+
+
 def without_validation(out: Path, name: str) -> None:
     """A copy of a folder that ships no valid.jsonl: the lab must lend validation from the
     skewed training file, which says nothing of test's balanced answers."""
@@ -738,6 +773,7 @@ def main() -> None:
     antonyms(out)
     date_format(out)
     choice_category(out)
+    odd_one_out(out)
     for skewed in ("word_category", "above_500"):
         without_validation(out, skewed)
     print(f"written to {out}")
