@@ -677,15 +677,27 @@ CHOICE_TEMPLATES = (
 )
 
 
-def choice_category(out: Path) -> None:
-    """Four options, one of the kind asked: two thirds of each kind's words answer training
-    questions, the rest test's, each test word asked twice; options' letters at random."""
-    rng = random.Random(37)
+def _kind_halves(rng: random.Random) -> dict[str, dict[str, list[str]]]:
+    """Each kind's words in a random order, two thirds for training questions ("train"), the
+    rest for test's ("eval")."""
     halves: dict[str, dict[str, list[str]]] = {"train": {}, "eval": {}}
     for kind, words in KINDS.items():
         pool = rng.sample(words, len(words))
         cut = len(pool) * 2 // 3
         halves["train"][kind], halves["eval"][kind] = pool[:cut], pool[cut:]
+    return halves
+
+
+def _lettered(options: list[str]) -> str:
+    """Options one a line, lettered (A) to (D)."""
+    return "\n".join(f"({'ABCD'[i]}) {word}" for i, word in enumerate(options))
+
+
+def choice_category(out: Path) -> None:
+    """Four options, one of the kind asked: two thirds of each kind's words answer training
+    questions, the rest test's, each test word asked twice; options' letters at random."""
+    rng = random.Random(37)
+    halves = _kind_halves(rng)
 
     def rows(split: str, times: int) -> list[dict]:
         words, made = halves[split], []
@@ -695,7 +707,7 @@ def choice_category(out: Path) -> None:
                     others = rng.sample([k for k in words if k != kind], 3)
                     options = [right, *(rng.choice(words[other]) for other in others)]
                     rng.shuffle(options)
-                    lines = "\n".join(f"({'ABCD'[i]}) {w}" for i, w in enumerate(options))
+                    lines = _lettered(options)
                     article = "an" if kind[0] in "aeiou" else "a"
                     prompt = rng.choice(CHOICE_TEMPLATES).format(
                         article=article, kind=kind, options=lines
@@ -713,11 +725,7 @@ def odd_one_out(out: Path) -> None:
     """Three words of one kind and one of another: two thirds of each kind's words make training
     questions, the rest test's, each odd word asked four times in training and twice in test."""
     rng = random.Random(41)
-    halves: dict[str, dict[str, list[str]]] = {"train": {}, "eval": {}}
-    for kind, words in KINDS.items():
-        pool = rng.sample(words, len(words))
-        cut = len(pool) * 2 // 3
-        halves["train"][kind], halves["eval"][kind] = pool[:cut], pool[cut:]
+    halves = _kind_halves(rng)
 
     def rows(split: str, times: int) -> list[dict]:
         words, made = halves[split], []
@@ -727,7 +735,7 @@ def odd_one_out(out: Path) -> None:
                     shared = rng.choice([k for k in words if k != kind])
                     options = [odd, *rng.sample(words[shared], 3)]
                     rng.shuffle(options)
-                    lines = "\n".join(f"({'ABCD'[i]}) {w}" for i, w in enumerate(options))
+                    lines = _lettered(options)
                     prompt = (
                         f"Which of these does not belong with the others?\n{lines}\nReply "
                         "with the letter of that option only."
