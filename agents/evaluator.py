@@ -167,7 +167,8 @@ def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
     the rows the schedule had already read, so the later checkpoint has learned them more by
     heart, not seen more data: on the held-out capitals folder a held 0.24 → 0.21 after four
     passes scored 0.12 on test, the first pass 0.26; on weekdays (196 rows, 320 read a stretch)
-    holds carried the best from validation 0.17 down to 0.07, which scored 0.07 on test.
+    holds carried the best from validation 0.17 down to 0.07, which scored 0.07 on test. A
+    stretch that collapsed to one answer is held only in a label phase (`_phase_hold`).
     """
     plan, best = state.get("plan"), state.get("best")
     if plan is None or best is None or best.iteration == 0:
