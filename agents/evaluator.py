@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from postlab.agents.base import StepResult, dataset_card, iteration_row, run_task
+from postlab.agents.base import StepResult, iteration_row, run_task
+from postlab.agents.best_place import schedule_hold, set_aside
 from postlab.memory.store import LabMemory
 from postlab.records.events import emit
 from postlab.records.outcomes import (
@@ -13,14 +14,11 @@ from postlab.records.outcomes import (
     BestModel,
     ConstantAnswer,
     EvaluationRecord,
-    HeldPeak,
     MissCluster,
-    PairedComparison,
     SplitScore,
-    binomial_stderr,
 )
 from postlab.records.state import LabState
-from postlab.records.steps import Directive, Plan
+from postlab.records.steps import Directive
 from postlab.tools.data.answer_balance import answer_shift
 from postlab.tools.evaluation.clusters import MIN_MISSES_TO_CLUSTER, group_misses
 from postlab.tools.evaluation.external import run_external_evaluation
@@ -34,7 +32,6 @@ from postlab.tools.evaluation.scoring import (
 )
 from postlab.tools.io.rundir import iteration_dir, iteration_label, prune_checkpoints
 from postlab.tools.training.failures import normalize_error
-from postlab.tools.training.recipes import rereads_its_source
 from postlab.tools.training.schedule import prune_optimizer_states
 
 SYSTEM_PROMPT = (
@@ -145,110 +142,6 @@ def miss_clusters(state: LabState, memory: LabMemory, result: EvalResult) -> lis
     return group_misses(memory.embed, result.free_form_misses, result.prompts, correct)
 
 
-def schedule_hold(state: LabState, result: EvalResult) -> HeldPeak | None:
-    """The highest score an iteration that continued the best's schedule stays within noise of,
-    when it takes the best's place without beating it; None when it does not.
-
-    On one schedule, a validation score within noise of the highest so far is not a stall: the
-    later checkpoint has trained on more data, and the schedule can only go on from it.
-    Measured: on sort_list (benchmarks/lab_vs_naive.py, 6 × 40 steps) a dip from 0.79 to 0.78
-    on 100 items sent the lab back to redo steps 120–160 at half the rate and then to other
-    techniques; it used 120 of its 240 steps on the schedule and scored 0.81 on test against
-    0.88 for naive SFT, which trained on through the same noise. Both scores come from the same
-    items, so where both checkpoints' misses are known noise is judged on the items that changed
-    (McNemar's test): five lost and two gained is chance, five lost and none gained is not, and
-    one standard error of the peak alone tells neither apart. Scores that count every answer
-    equally (a skewed folder's lent validation) weigh items unequally: the standard error
-    judges them. A last bet (`Plan.last_bet`) is never held: the run stops after it, so a dip
-    held would become the result (phrase_edits' recombined stretch, 0.75 → 0.64 on validation,
-    six lost and two gained, was held and scored 0.75 on test against naive SFT's 0.89). Nor is
-    a stretch that trained on every row its source holds: on the facts a model knows
-    (`Plan.known_only`), or on a folder with fewer clean rows than the stretch reads. It re-read
-    the rows the schedule had already read, so the later checkpoint has learned them more by
-    heart, not seen more data: on the held-out capitals folder a held 0.24 → 0.21 after four
-    passes scored 0.12 on test, the first pass 0.26; on weekdays (196 rows, 320 read a stretch)
-    holds carried the best from validation 0.17 down to 0.07, which scored 0.07 on test. A
-    stretch that collapsed to one answer is held only in a label phase (`_phase_hold`).
-    """
-    plan, best = state.get("plan"), state.get("best")
-    if plan is None or best is None or best.iteration == 0:
-        return None
-    if result.collapse:
-        return _phase_hold(state, plan, best, result)
-    card = dataset_card(state, plan.dataset_path)
-    if plan.last_bet or plan.known_only or (card is not None and rereads_its_source(card)):
-        return None
-    if not plan.continues(best.iteration):
-        return None
-    records = [e for e in state.get("evaluations") or [] if e.iteration > 0]
-    peak = max(records, key=lambda record: record.strict, default=None)
-    if peak is None or peak.strict < best.strict:
-        label, strict, missed = best.label, best.strict, None
-    else:
-        label, strict, missed = peak.label, peak.strict, peak.missed
-    if result.strict > strict:
-        return None  # above every score so far: a new best outright, nothing held
-    stderr = round(binomial_stderr(strict, result.n), 4)
-    paired = (
-        missed is not None
-        and not (peak.balanced_by_label or result.balanced_by_label)
-        and set(missed) <= set(result.prompts)
-    )
-    if not paired:
-        if result.strict < strict - stderr:
-            return None
-        return HeldPeak(label=label, strict=strict, stderr=stderr)
-    change = PairedComparison.of(missed, result.missed_prompts, result.n)
-    if change.verdict == "behind":
-        return None
-    return HeldPeak(
-        label=label, strict=strict, stderr=stderr, broken=change.lost, fixed=change.gained
-    )
-
-
-def phase_parent(state: LabState, plan: Plan) -> EvaluationRecord | None:
-    """The collapsed iteration whose schedule `plan` goes on with while a label set is learned
-    (plain SFT on training answers that over-represent none); None when it is no such stretch."""
-    if plan.method != "sft" or plan.data_recipe == "balanced" or state.get("answer_shift"):
-        return None
-    if plan.move not in ("continue", "raise_lr"):
-        return None
-    evaluations = state.get("evaluations") or []
-    parent = next((e for e in evaluations if e.iteration == plan.parent), None)
-    if parent is None or not parent.collapse or not plan.continues(parent.iteration):
-        return None
-    return parent
-
-
-def _phase_hold(
-    state: LabState, plan: Plan, best: BestModel, result: EvalResult
-) -> HeldPeak | None:
-    """The peak a collapsed stretch of a label phase takes the best's place from; None when it
-    is no such stretch, the schedule ends with it, or it beats every score so far.
-
-    A model fine-tuned on a balanced label set answers one label to everything first, and which
-    label, and how often, swings from stretch to stretch until it learns the mapping: its
-    validation score measures that swing, not the schedule. Only the collapsed model itself can
-    go on with the schedule. Measured on the held-out choice_category folder at seed 1: the
-    first stretch answered one letter to 80% of validation (0.35), the next to all of it (0.15);
-    sent back to the 0.35 checkpoint to rebalance and switch, the lab never passed 0.35 and
-    scored 0.17 on test where 240 plain steps reached 0.49. Going on from the 0.15 checkpoint,
-    the next stretch reached 0.87 and the run 0.93 on test.
-    """
-    parent = phase_parent(state, plan)
-    if parent is None or parent.iteration != best.iteration or not plan.schedule_unfinished:
-        return None
-    peak = best.set_aside or best
-    if result.strict > peak.strict:
-        return None  # above every score so far: a new best outright
-    phase = (
-        f"it went on with iteration {parent.iteration}'s schedule, which gave one answer to "
-        f"{parent.collapse:.0%} of validation; now {result.collapse:.0%}"
-    )
-    stderr = round(binomial_stderr(peak.strict, result.n), 4)
-    return HeldPeak(label=peak.label, strict=peak.strict, stderr=stderr, phase=phase)
-
-
 def training_answer_shift(state: LabState) -> AnswerShift | None:
     """Whether training over-represents one answer against validation, or against a test prior
     nothing measures (validation lent from the training file); measured, not assumed."""
@@ -272,23 +165,14 @@ def constant_answer_floor(state: LabState, shift: AnswerShift | None) -> Constan
     )
 
 
-def _set_aside(best: BestModel | None, held: HeldPeak | None, strict: float) -> BestModel | None:
-    """The best a new best keeps set aside: the one a label phase's hold takes the place of, or
-    the one its predecessor kept, while this score stays below it."""
-    aside = best.set_aside if best else None
-    if held is not None and held.phase and aside is None:
-        aside = best
-    return aside if aside is not None and strict < aside.strict else None
-
-
 def test_best(state: LabState) -> StepResult:
     """Score the validation-selected best on test, once, to report; nothing decides on it."""
-    best = state["best"]
+    best = state["best"].reported
     chosen = "best by validation"
-    if best.set_aside is not None and best.set_aside.strict > best.strict:
-        best = best.set_aside
+    if best is not state["best"]:
         chosen += "; set aside in a label phase, and nothing since beat it on validation"
-    test = _tested(state, best.checkpoint, best.label)
+    # A candidate the judge already scored (--judge-candidates) is not judged again.
+    test = best.test or _tested(state, best.checkpoint, best.label)
     if isinstance(test, AgentOutcome):
         return StepResult(test)
     summary = f"{best.label} ({chosen}) on test: {_test_words(test)}"
@@ -417,7 +301,7 @@ def evaluate(state: LabState, directive: Directive, memory: LabMemory) -> StepRe
             n=result.n,
             test=test,
             held=held,
-            set_aside=_set_aside(best, held, result.strict),
+            set_aside=set_aside(best, held, result.strict),
         )
         if held is not None:
             summary += f"; takes the best's place: {held.describe()}"

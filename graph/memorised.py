@@ -94,7 +94,7 @@ def last_bet(state: LabState, recipe: str, parent: int) -> bool:
     """Whether a stretch on `recipe` from iteration `parent` is the first on rows its folder
     lacks (a teacher's, recombined), after one that learned the folder's own by heart: the one
     thing left to try, so it must beat the best or the run stops, and it is never held within
-    noise of the best (agents.evaluator.schedule_hold). (New rows taken up for a
+    noise of the best (agents.best_place.schedule_hold). (New rows taken up for a
     folder too small for its stretches, before any stretch learned it by heart, are no last
     bet: a dip on them is judged like any other.)"""
     if recipe not in NEW_ROW_RECIPES or parent == 0:

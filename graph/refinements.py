@@ -10,7 +10,7 @@ from __future__ import annotations
 from textwrap import shorten
 from typing import NamedTuple
 
-from postlab.agents.evaluator import phase_parent
+from postlab.agents.best_place import phase_parent
 from postlab.graph.experiments import Move, cites, new_plan, pick_technique, usable_recipes
 from postlab.graph.memorised import Memorised, memorised
 from postlab.graph.number_rows import number_rows
@@ -127,7 +127,7 @@ def _collapse_is_a_phase(state: LabState, plan: Plan, this: EvaluationRecord) ->
     (benchmarks/lab_vs_naive.py --quick). The phase may last several stretches (on the held-out
     choice_category folder one letter went to 100%, 89%, 87%, 56% of validation's answers, then
     none, 0.15 → 0.95), and a later one may collapse harder than its parent: the evaluator then
-    lets it take the best's place (agents.evaluator.phase_parent), and it goes on from there.
+    lets it take the best's place (agents.best_place.phase_parent), and it goes on from there.
     """
     evaluations = state.get("evaluations") or []
     best = state.get("best")
@@ -331,17 +331,26 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         )
     best = state.get("best")
     if best is not None and best.iteration == plan.iteration and plan.schedule_unfinished:
-        # The evaluator let this iteration take the best's place (agents.evaluator's
-        # schedule_hold): within noise of the best on the same schedule, so it goes on.
-        within = (
-            best.held.describe()
-            if best.held
-            else f"within one standard error of the best on {this.n} items"
-        )
-        held_why = (
-            f"iteration {plan.iteration} held {evidence}, {within}: noise on an unfinished "
-            "schedule, not a stall"
-        )
+        # The evaluator let this iteration take the best's place (agents.best_place's
+        # schedule_hold): within noise of the best on the same schedule, so it goes on; or it
+        # passed a label phase's held best without passing the best that phase set aside.
+        aside = best.set_aside
+        if best.held is None and aside is not None:
+            held_why = (
+                f"iteration {plan.iteration} passed the label phase's held best but not "
+                f"{aside.label}'s {aside.strict:.2f}, which stays set aside ({evidence}): its "
+                "schedule goes on"
+            )
+        else:
+            within = (
+                best.held.describe()
+                if best.held
+                else f"within one standard error of the best on {this.n} items"
+            )
+            held_why = (
+                f"iteration {plan.iteration} held {evidence}, {within}: noise on an unfinished "
+                "schedule, not a stall"
+            )
         if numbers := number_rows(state, plan):
             reason = (
                 f"{held_why}; {numbers.describe()}: continue {finding.name} from it on them, "

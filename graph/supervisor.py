@@ -42,7 +42,7 @@ def _budget_stop(state: LabState, step: int) -> Decision | None:
     budget = budget_of(state)
     # A best not yet scored on test keeps one step of the budget for that score.
     best = state.get("best")
-    reserved = 1 if best is not None and best.test is None else 0
+    reserved = 1 if best is not None and not best.ready_to_report else 0
     if steps_used(state) + reserved >= budget.steps:
         return stop(step, StopReason.BUDGET_STEPS, f"step budget of {budget.steps} spent")
     if budget.max_time_s is not None and time_used(state) >= budget.max_time_s:
@@ -110,12 +110,12 @@ def _score_best_on_test_first(state: LabState, decision: Decision) -> Decision:
     validation cannot also grade it).
     """
     best = state.get("best")
-    if decision.next != "finalize" or best is None or best.test is not None:
+    if decision.next != "finalize" or best is None or best.ready_to_report:
         return decision
     directive = Directive(
         agent="evaluator",
         action="test_best",
-        reason=f"score {best.label}, the best by validation, on test before the report",
+        reason=f"score {best.reported.label}, the best by validation, on test before the report",
     )
     return decision.model_copy(update={"next": "evaluator", "directive": directive})
 

@@ -339,7 +339,7 @@ class HeldPeak(BaseModel):
     # (None where the misses were not recorded: then one standard error is the width).
     broken: int | None = None
     fixed: int | None = None
-    # Set when the hold is a label phase's (agents.evaluator.phase_parent): why validation says
+    # Set when the hold is a label phase's (agents.best_place.phase_parent): why validation says
     # nothing yet of the schedule it continued.
     phase: str | None = None
 
@@ -377,6 +377,18 @@ class BestModel(BaseModel):
     # The best a label phase's hold took the place of, while nothing has beaten it: the result
     # again if the run ends first (agents.evaluator.test_best).
     set_aside: BestModel | None = None
+
+    @property
+    def reported(self) -> BestModel:
+        """The model a run that ended now would report: the one a label phase set aside while
+        nothing has beaten it on validation, else this one."""
+        aside = self.set_aside
+        return aside if aside is not None and aside.strict > self.strict else self
+
+    @property
+    def ready_to_report(self) -> bool:
+        """Whether it is the model to report and already has its test score."""
+        return self.reported is self and self.test is not None
 
 
 class AgentOutcome(BaseModel):

@@ -6,11 +6,8 @@ from types import SimpleNamespace
 
 from support.task_folders import sums_folder
 
-from postlab.agents.evaluator import (
-    constant_answer_floor,
-    schedule_hold,
-    training_answer_shift,
-)
+from postlab.agents.best_place import schedule_hold
+from postlab.agents.evaluator import constant_answer_floor, training_answer_shift
 from postlab.agents.librarian import rank_techniques
 from postlab.agents.trainer import spec_for
 from postlab.graph.experiments import hyper_for, usable_recipes
@@ -1007,14 +1004,20 @@ def test_a_collapse_going_on_with_a_collapsed_schedule_holds_and_its_peak_is_set
     )
     runs = [_trained(1, length=240), _trained(2, offset=40, length=240)]
     state = _stretch_state(tmp_path, plan, [evaluation(0, 0.0), peak], best, runs)
-    asked = []
+    asked, right = [], {"count": None}
 
-    def constant(checkpoint, task, splits, **kwargs):
+    def replies(checkpoint, task, splits, **kwargs):
+        """ "5" to all, or the first `count` right and the rest wrong, each its own way."""
         asked.append(checkpoint)
         chosen = examples if "validation" in splits else task.test_examples()
-        return {split: score(task, chosen, ["5"] * len(chosen), "m") for split in splits}
+        count = right["count"]
+        completions = [
+            "5" if count is None else example.answer if index < count else str(1000 + index)
+            for index, example in enumerate(chosen)
+        ]
+        return {split: score(task, chosen, completions, "m") for split in splits}
 
-    monkeypatch.setattr(evaluator, "evaluate_checkpoint", constant)
+    monkeypatch.setattr(evaluator, "evaluate_checkpoint", replies)
     directive = Directive(agent="evaluator", action="evaluate", reason="score")
     step = evaluator.evaluate(state, directive, _NoMemory())
     new = step.update["best"]
@@ -1044,6 +1047,84 @@ def test_a_collapse_going_on_with_a_collapsed_schedule_holds_and_its_peak_is_set
     rebalanced = {**state, "plan": plan.model_copy(update={"move": "rebalance"})}
     for other in (shifted, whole, last, rebalanced):
         assert "best" not in evaluator.evaluate(other, directive, _NoMemory()).update
+    # iter-3 goes on from iter-2 and passes its 0.15 but not iter-1's 0.35: the best moves on
+    # and iter-1 stays set aside, through a resumed run's checkpointer too.
+    checkpoints[3] = tmp_path / "models" / "iter-3" / "checkpoint"
+    checkpoints[3].mkdir(parents=True)
+    third = plan.model_copy(
+        update={
+            "iteration": 3,
+            "parent": 2,
+            "move": "continue",
+            "schedule_offset": 80,
+            "checkpoint": str(checkpoints[3]),
+        }
+    )
+    going = {
+        **state,
+        "plan": third,
+        "best": new,
+        "evaluations": [*state["evaluations"], *step.update["evaluations"]],
+        "runs": [*runs, _trained(3, offset=80, length=240)],
+    }
+    right["count"] = round(0.25 * len(examples))
+    step = evaluator.evaluate(going, directive, _NoMemory())
+    after = step.update["best"]
+    assert after.label == "iter-3" and after.held is None and after.set_aside.label == "iter-1"
+    assert BestModel.model_validate(after.model_dump(mode="json")) == after
+    assert checkpoints[1].is_dir() and not checkpoints[2].exists()
+    going = {
+        **going,
+        "best": after,
+        "evaluations": [*going["evaluations"], *step.update["evaluations"]],
+    }
+    on, kind = refine(going, third)
+    assert kind == "hold" and (on.schedule_offset, on.optimizer_from) == (120, 3)
+    assert (
+        "iteration 3 passed the label phase's held best but not iter-1's 0.35, which stays set "
+        "aside (validation 0.35 → 0.25): its schedule goes on"
+    ) in on.reason
+    # A later stretch past iter-1 ends the phase: nothing is set aside, iter-1's checkpoint goes.
+    checkpoints[4] = tmp_path / "models" / "iter-4" / "checkpoint"
+    checkpoints[4].mkdir(parents=True)
+    fourth = third.model_copy(
+        update={
+            "iteration": 4,
+            "parent": 3,
+            "schedule_offset": 120,
+            "checkpoint": str(checkpoints[4]),
+        }
+    )
+    right["count"] = round(0.5 * len(examples))
+    step = evaluator.evaluate({**going, "plan": fourth}, directive, _NoMemory())
+    assert step.update["best"].label == "iter-4" and step.update["best"].set_aside is None
+    assert not checkpoints[1].exists() and checkpoints[4].is_dir()
+
+
+def test_a_run_ending_with_a_best_set_aside_reports_it_even_when_judged_already(tmp_path):
+    from postlab.graph.supervisor import _score_best_on_test_first
+    from postlab.records.outcomes import SplitScore
+    from postlab.records.steps import Decision
+
+    judged = SplitScore(split="test", strict=0.3, lenient=0.3, n=100, judge="grade.sh")
+    peak = BestModel(checkpoint="c1", strict=0.35, lenient=0.35, label="iter-1", iteration=1)
+    # --judge-candidates scored each new best on test as it came, the phase's held one too.
+    held = BestModel(
+        checkpoint="c2",
+        strict=0.15,
+        lenient=0.15,
+        label="iter-2",
+        iteration=2,
+        test=judged,
+        set_aside=peak.model_copy(update={"test": judged}),
+    )
+    stop = Decision(step=9, next="finalize", reason="budget")
+    routed = _score_best_on_test_first(base_state(tmp_path, best=held), stop)
+    assert routed.next == "evaluator" and routed.directive.action == "test_best"
+    assert "score iter-1, the best by validation" in routed.directive.reason
+    # Once the set-aside best is the best, with its score, the run finalizes.
+    restored = held.set_aside
+    assert _score_best_on_test_first(base_state(tmp_path, best=restored), stop) == stop
 
 
 def _stretch_state(tmp_path, plan, evaluations, best, runs, **extra):
