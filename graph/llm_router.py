@@ -48,6 +48,11 @@ def digest(state: LabState, step: int, event: GuardEvent | None, moves: str) -> 
         + (f"{best.strict} ({best.label})" if best else "none")
         + f"; target {options.target_score}; iterations allowed {options.max_iterations}.",
     ]
+    if best is not None and (aside := best.set_aside) is not None:
+        lines.append(
+            f"Set aside: {aside.label} ({aside.strict}), the best before a label phase's hold; "
+            "it is the result if nothing passes it."
+        )
     if plan is not None:
         lines.append(
             f"Plan: iteration {plan.iteration}, {plan.technique}, {plan.status}, hyper {plan.hyper}"

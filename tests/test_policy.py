@@ -1125,6 +1125,9 @@ def test_a_run_ending_with_a_best_set_aside_reports_it_even_when_judged_already(
     # Once the set-aside best is the best, with its score, the run finalizes.
     restored = held.set_aside
     assert _score_best_on_test_first(base_state(tmp_path, best=restored), stop) == stop
+    # A --llm supervisor sees what is set aside.
+    state = base_state(tmp_path, best=held, run_options=RunOptions())
+    assert "Set aside: iter-1 (0.35)" in digest(state, 9, None, "train")
 
 
 def _stretch_state(tmp_path, plan, evaluations, best, runs, **extra):
