@@ -985,19 +985,24 @@ def test_a_collapse_going_on_with_a_collapsed_schedule_holds_and_its_peak_is_set
     task = load_task("addition_2d")
     examples = task.validation_examples()
     checkpoints = {}
-    for iteration in (1, 2):
+
+    def stretch(iteration, move="continue"):
+        """The plan of `iteration`, going on with its parent's schedule; its checkpoint made."""
         checkpoints[iteration] = tmp_path / "models" / f"iter-{iteration}" / "checkpoint"
         checkpoints[iteration].mkdir(parents=True)
+        return sft_plan(
+            iteration=iteration,
+            parent=iteration - 1,
+            move=move,
+            schedule_offset=40 * (iteration - 1),
+            schedule_steps=240,
+            checkpoint=str(checkpoints[iteration]),
+        )
+
     # iter-1 gave one answer to 80% of validation (0.35); iter-2 went on with its schedule at a
     # raised rate and gives one answer to every question.
-    plan = sft_plan(
-        iteration=2,
-        parent=1,
-        move="raise_lr",
-        schedule_offset=40,
-        schedule_steps=240,
-        checkpoint=str(checkpoints[2]),
-    )
+    stretch(1)
+    plan = stretch(2, move="raise_lr")
     peak = evaluation(1, 0.35).model_copy(update={"collapse": 0.8})
     best = BestModel(
         checkpoint=str(checkpoints[1]), strict=0.35, lenient=0.35, label="iter-1", iteration=1
@@ -1049,17 +1054,7 @@ def test_a_collapse_going_on_with_a_collapsed_schedule_holds_and_its_peak_is_set
         assert "best" not in evaluator.evaluate(other, directive, _NoMemory()).update
     # iter-3 goes on from iter-2 and passes its 0.15 but not iter-1's 0.35: the best moves on
     # and iter-1 stays set aside, through a resumed run's checkpointer too.
-    checkpoints[3] = tmp_path / "models" / "iter-3" / "checkpoint"
-    checkpoints[3].mkdir(parents=True)
-    third = plan.model_copy(
-        update={
-            "iteration": 3,
-            "parent": 2,
-            "move": "continue",
-            "schedule_offset": 80,
-            "checkpoint": str(checkpoints[3]),
-        }
-    )
+    third = stretch(3)
     going = {
         **state,
         "plan": third,
@@ -1085,16 +1080,7 @@ def test_a_collapse_going_on_with_a_collapsed_schedule_holds_and_its_peak_is_set
         "aside (validation 0.35 → 0.25): its schedule goes on"
     ) in on.reason
     # A later stretch past iter-1 ends the phase: nothing is set aside, iter-1's checkpoint goes.
-    checkpoints[4] = tmp_path / "models" / "iter-4" / "checkpoint"
-    checkpoints[4].mkdir(parents=True)
-    fourth = third.model_copy(
-        update={
-            "iteration": 4,
-            "parent": 3,
-            "schedule_offset": 120,
-            "checkpoint": str(checkpoints[4]),
-        }
-    )
+    fourth = stretch(4)
     right["count"] = round(0.5 * len(examples))
     step = evaluator.evaluate({**going, "plan": fourth}, directive, _NoMemory())
     assert step.update["best"].label == "iter-4" and step.update["best"].set_aside is None
