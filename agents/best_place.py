@@ -105,7 +105,10 @@ def _phase_hold(
     first stretch answered one letter to 80% of validation (0.35), the next to all of it (0.15);
     sent back to the 0.35 checkpoint to rebalance and switch, the lab never passed 0.35 and
     scored 0.17 on test where 240 plain steps reached 0.49. Going on from the 0.15 checkpoint,
-    the next stretch reached 0.87 and the run 0.93 on test.
+    the next stretch reached 0.87 and the run 0.93 on test. At seed 2 (0.29 → 0.25, one letter
+    in 100% then 87%) it went on to 0.98 against naive SFT's 0.89; on odd_one_out, a folder
+    written after this rule, two held collapses led to 0.83 on test against 0.58
+    (benchmarks/lab_vs_naive.py's arms at the full budget).
     """
     parent = phase_parent(state, plan)
     if parent is None or parent.iteration != best.iteration or not plan.schedule_unfinished:
