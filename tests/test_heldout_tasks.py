@@ -16,6 +16,8 @@ from postlab.tools.data.training_sets import usable_examples
 from postlab.tools.tasks.folders import load_task_dir
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "heldout" / "make_tasks.py"
+# An option of a four-option question: "(C) hammer".
+OPTION_LINE = re.compile(r"^\(([A-D])\) (\w+)$", re.M)
 
 
 def _make_tasks():
@@ -30,6 +32,11 @@ def _written(tmp_path, name: str):
     made = _make_tasks()
     getattr(made, name)(tmp_path)
     return made, load_task_dir(tmp_path / name)
+
+
+def _kind_of(made) -> dict[str, str]:
+    """Each word of make_tasks.py's kinds, and its kind."""
+    return {word: kind for kind, words in made.KINDS.items() for word in words}
 
 
 def _every_example(task) -> list:
@@ -228,19 +235,18 @@ def test_date_format_answers_rewrite_the_date_asked(tmp_path):
 def test_choice_category_tests_words_training_never_shows(tmp_path):
     made, task = _written(tmp_path, "choice_category")
     assert task.metric == "choice" and len(task.test_examples()) == 92
-    kind_of = {word: kind for kind, words in made.KINDS.items() for word in words}
-    options = re.compile(r"^\(([A-D])\) (\w+)$", re.M)
+    kind_of = _kind_of(made)
 
     def right_word(example) -> str:
-        word = dict(options.findall(example.prompt))[example.answer]
+        word = dict(OPTION_LINE.findall(example.prompt))[example.answer]
         assert kind_of[word] in example.prompt
         # Exactly one option is of the kind asked.
-        kinds = [kind_of[w] for _, w in options.findall(example.prompt)]
+        kinds = [kind_of[w] for _, w in OPTION_LINE.findall(example.prompt)]
         assert kinds.count(kind_of[word]) == 1, example.prompt
         return word
 
     train, test = task.train_examples(10**6, seed=0), task.test_examples()
-    trained_words = {w for example in train for _, w in options.findall(example.prompt)}
+    trained_words = {w for example in train for _, w in OPTION_LINE.findall(example.prompt)}
     tested = {right_word(example) for example in test}
     assert len(tested) == 46 and not tested & trained_words
     assert all(right_word(example) for example in train)
@@ -251,11 +257,10 @@ def test_odd_one_out_asks_about_words_training_never_shows(tmp_path):
     train, test = task.train_examples(10**6, seed=0), task.test_examples()
     # 368 training rows, 55 of them lent to validation; 92 test items.
     assert task.metric == "choice" and (len(train), len(test)) == (313, 92)
-    kind_of = {word: kind for kind, words in made.KINDS.items() for word in words}
-    options = re.compile(r"^\(([A-D])\) (\w+)$", re.M)
+    kind_of = _kind_of(made)
 
     def words_of(example) -> list[str]:
-        letters = dict(options.findall(example.prompt))
+        letters = dict(OPTION_LINE.findall(example.prompt))
         kinds = [kind_of[word] for word in letters.values()]
         # The answer is the one option whose kind the other three do not share.
         odd = kind_of[letters[example.answer]]
