@@ -113,6 +113,16 @@ def _aimed_recipe(plan: Plan, evaluation: EvaluationRecord) -> Aimed | None:
     return Aimed(AIMED_RECIPES[category], evidence)
 
 
+class Scored(NamedTuple):
+    """A scored iteration as the moves after it read it: its plan, its technique's card (None
+    once gone), its validation record and how it compares with the best before it, in words."""
+
+    plan: Plan
+    finding: TechniqueFinding | None
+    this: EvaluationRecord
+    evidence: str
+
+
 def _clip(text: str) -> str:
     return shorten(text, CLIPPED_CHARS, placeholder="…")
 
@@ -243,10 +253,11 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     that went on with a collapsed parent's schedule and took the best's place), else retrain on
     rows balanced by answer at half the rate (SFT), or switch when that was already tried.
     Gained → continue from the new best, on data aimed at the dominant miss when one dominates:
-    at a raised rate after a large gain, at half the rate after a small one.
+    at a raised rate after a large gain, on the same annealing schedule after a small one.
     Trained on rows it already knew by heart (graph.memorised) without a gain → new rows from a
     teacher, or recombined from the folder's own, or stop.
-    Held within noise of the best on an unfinished schedule → continue it.
+    Held within noise of the best on an unfinished schedule, or past a label phase's held best
+    but not the best it set aside → continue it.
     A stretch whose training loss ended high (rows not fit) → the rest of its schedule, continued
     after a gain, a hold or a collapse read as a phase, at the under-fit ceiling.
     Stalled → halve the learning rate once, then switch technique; data aimed at a gap the
@@ -262,63 +273,13 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         return _switch(state, plan, f"iteration {plan.iteration} has no validation score")
     before = max((e.strict for e in evaluations if e is not this), default=0.0)
     evidence = f"validation {before:.2f} → {this.strict:.2f}"
+    scored = Scored(plan, finding, this, evidence)
     if this.collapse:
-        collapsed = (
-            f"iteration {plan.iteration} collapsed: {this.collapse:.0%} of validation "
-            f"answers are one and the same ({evidence})"
-        )
-        if finding is None or plan.data_recipe == "balanced" or plan.method != "sft":
-            return _switch(state, plan, collapsed)
-        if phase := _collapse_is_a_phase(state, plan, this):
-            hyper, climb = climbed(state, plan)
-            reason = (
-                f"{collapsed}, but its training data over-represents no answer against "
-                f"validation and {phase}: a model learning a label set answers its prior "
-                f"first; continue {finding.name} on the same schedule{climb}"
-            )
-            move: Move = "raise_lr" if climb else "continue"
-            continued = new_plan(state, finding, reason, hyper, recipe=plan.data_recipe, move=move)
-            return continued, move
-        # A model that answers everything alike learned the majority answer: take that
-        # shortcut away (every answer equally often) and step more gently.
-        hyper = plan.hyper.with_changes(learning_rate=plan.hyper.learning_rate / 2)
-        reason = (
-            f"{collapsed}: retrain {finding.name} from the best checkpoint on rows balanced "
-            "by answer, at half the learning rate"
-        )
-        rebalanced = new_plan(
-            state, finding, reason, hyper, lr_halved=True, recipe="balanced", move="rebalance"
-        )
-        return rebalanced, "rebalance"
+        return _after_collapse(state, scored)
     if finding is None:
         return _switch(state, plan, f"{plan.technique} has no card left")
     if this.strict >= before + options.guard.min_improvement:
-        rate, how, move = next_rate(state, plan, this.strict - before)
-        stepped = plan.hyper.with_changes(learning_rate=rate)
-        if numbers := number_rows(state, plan):
-            reason = (
-                f"iteration {plan.iteration} raised {evidence}; {numbers.describe()}: continue "
-                f"{finding.name} on them, {how}"
-            )
-            return new_plan(state, finding, reason, stepped, recipe="recombined", move=move), move
-        aimed = _aimed_recipe(plan, this)
-        if aimed:
-            reason = (
-                f"iteration {plan.iteration} raised {evidence}; {aimed.evidence}: continue "
-                f"{finding.name} on {RECIPE_WORDS[aimed.recipe]}, {how}"
-            )
-            aimed_plan = new_plan(
-                state, finding, reason, stepped, recipe=aimed.recipe, move="target_errors"
-            )
-            return aimed_plan, "target_errors"
-        # An aimed recipe goes on, built afresh from the new best's evaluation.
-        data = _fresh_rows(plan)
-        reason = (
-            f"iteration {plan.iteration} raised {evidence}: continue {finding.name} from the "
-            f"new best on {data}, {how}"
-        )
-        continued = new_plan(state, finding, reason, stepped, recipe=plan.data_recipe, move=move)
-        return continued, move
+        return _after_gain(state, scored, this.strict - before)
     if learned := memorised(state, plan):
         why = f"iteration {plan.iteration} did not beat the best ({evidence})"
         return _after_memorising(state, plan, finding, why, learned)
@@ -331,41 +292,119 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
         )
     best = state.get("best")
     if best is not None and best.iteration == plan.iteration and plan.schedule_unfinished:
-        # The evaluator let this iteration take the best's place (agents.best_place's
-        # schedule_hold): within noise of the best on the same schedule, so it goes on; or it
-        # passed a label phase's held best without passing the best that phase set aside.
-        aside = best.set_aside
-        if best.held is None and aside is not None:
-            held_why = (
-                f"iteration {plan.iteration} passed the label phase's held best but not "
-                f"{aside.label}'s {aside.strict:.2f}, which stays set aside ({evidence}): its "
-                "schedule goes on"
-            )
-        else:
-            within = (
-                best.held.describe()
-                if best.held
-                else f"within one standard error of the best on {this.n} items"
-            )
-            held_why = (
-                f"iteration {plan.iteration} held {evidence}, {within}: noise on an unfinished "
-                "schedule, not a stall"
-            )
-        if numbers := number_rows(state, plan):
-            reason = (
-                f"{held_why}; {numbers.describe()}: continue {finding.name} from it on them, "
-                "on the same schedule"
-            )
-            recipe = "recombined"
-        else:
-            aimed = _aimed_recipe(plan, this)
-            data = aimed.words if aimed else f"on {_fresh_rows(plan)}"
-            reason = f"{held_why}; continue {finding.name} from it {data}, on the same schedule"
-            recipe = aimed.recipe if aimed else plan.data_recipe
-        # The move stays a hold (it chose which checkpoint goes on); the climb is in the reason.
+        return _after_hold(state, scored)
+    return _after_stall(state, scored)
+
+
+def _after_collapse(state: LabState, scored: Scored) -> tuple[Plan | None, Move | str]:
+    """A stretch that gave one answer to most of validation: the schedule goes on where it is a
+    label phase; else the same technique on rows balanced by answer, or a switch."""
+    plan, finding, this, evidence = scored
+    collapsed = (
+        f"iteration {plan.iteration} collapsed: {this.collapse:.0%} of validation "
+        f"answers are one and the same ({evidence})"
+    )
+    if finding is None or plan.data_recipe == "balanced" or plan.method != "sft":
+        return _switch(state, plan, collapsed)
+    if phase := _collapse_is_a_phase(state, plan, this):
         hyper, climb = climbed(state, plan)
-        held = new_plan(state, finding, f"{reason}{climb}", hyper, recipe=recipe, move="hold")
-        return held, "hold"
+        reason = (
+            f"{collapsed}, but its training data over-represents no answer against "
+            f"validation and {phase}: a model learning a label set answers its prior "
+            f"first; continue {finding.name} on the same schedule{climb}"
+        )
+        move: Move = "raise_lr" if climb else "continue"
+        continued = new_plan(state, finding, reason, hyper, recipe=plan.data_recipe, move=move)
+        return continued, move
+    # A model that answers everything alike learned the majority answer: take that
+    # shortcut away (every answer equally often) and step more gently.
+    hyper = plan.hyper.with_changes(learning_rate=plan.hyper.learning_rate / 2)
+    reason = (
+        f"{collapsed}: retrain {finding.name} from the best checkpoint on rows balanced "
+        "by answer, at half the learning rate"
+    )
+    rebalanced = new_plan(
+        state, finding, reason, hyper, lr_halved=True, recipe="balanced", move="rebalance"
+    )
+    return rebalanced, "rebalance"
+
+
+def _after_gain(state: LabState, scored: Scored, gain: float) -> tuple[Plan | None, Move | str]:
+    """A stretch that beat the best: continue from it, on rows number rules compute or data
+    aimed at a dominant miss where there is one, at the rate the gain calls for."""
+    plan, finding, this, evidence = scored
+    rate, how, move = next_rate(state, plan, gain)
+    stepped = plan.hyper.with_changes(learning_rate=rate)
+    if numbers := number_rows(state, plan):
+        reason = (
+            f"iteration {plan.iteration} raised {evidence}; {numbers.describe()}: continue "
+            f"{finding.name} on them, {how}"
+        )
+        return new_plan(state, finding, reason, stepped, recipe="recombined", move=move), move
+    aimed = _aimed_recipe(plan, this)
+    if aimed:
+        reason = (
+            f"iteration {plan.iteration} raised {evidence}; {aimed.evidence}: continue "
+            f"{finding.name} on {RECIPE_WORDS[aimed.recipe]}, {how}"
+        )
+        aimed_plan = new_plan(
+            state, finding, reason, stepped, recipe=aimed.recipe, move="target_errors"
+        )
+        return aimed_plan, "target_errors"
+    # An aimed recipe goes on, built afresh from the new best's evaluation.
+    data = _fresh_rows(plan)
+    reason = (
+        f"iteration {plan.iteration} raised {evidence}: continue {finding.name} from the "
+        f"new best on {data}, {how}"
+    )
+    continued = new_plan(state, finding, reason, stepped, recipe=plan.data_recipe, move=move)
+    return continued, move
+
+
+def _after_hold(state: LabState, scored: Scored) -> tuple[Plan | None, Move | str]:
+    """A stretch the evaluator let take the best's place without beating every score
+    (agents.best_place's schedule_hold): within noise of the best on the same schedule, or
+    past a label phase's held best but not the best that phase set aside. Its schedule goes on."""
+    plan, finding, this, evidence = scored
+    best = state["best"]
+    aside = best.set_aside
+    if best.held is None and aside is not None:
+        held_why = (
+            f"iteration {plan.iteration} passed the label phase's held best but not "
+            f"{aside.label}'s {aside.strict:.2f}, which stays set aside ({evidence}): its "
+            "schedule goes on"
+        )
+    else:
+        within = (
+            best.held.describe()
+            if best.held
+            else f"within one standard error of the best on {this.n} items"
+        )
+        held_why = (
+            f"iteration {plan.iteration} held {evidence}, {within}: noise on an unfinished "
+            "schedule, not a stall"
+        )
+    if numbers := number_rows(state, plan):
+        reason = (
+            f"{held_why}; {numbers.describe()}: continue {finding.name} from it on them, "
+            "on the same schedule"
+        )
+        recipe = "recombined"
+    else:
+        aimed = _aimed_recipe(plan, this)
+        data = aimed.words if aimed else f"on {_fresh_rows(plan)}"
+        reason = f"{held_why}; continue {finding.name} from it {data}, on the same schedule"
+        recipe = aimed.recipe if aimed else plan.data_recipe
+    # The move stays a hold (it chose which checkpoint goes on); the climb is in the reason.
+    hyper, climb = climbed(state, plan)
+    held = new_plan(state, finding, f"{reason}{climb}", hyper, recipe=recipe, move="hold")
+    return held, "hold"
+
+
+def _after_stall(state: LabState, scored: Scored) -> tuple[Plan | None, Move | str]:
+    """A stretch that did not beat the best: halve the rate and restart from the best once,
+    then switch technique."""
+    plan, finding, this, evidence = scored
     # A skill gap the misses still name keeps the data aimed at it through a stall: a stretch
     # is too short to learn it, and a move back to plain rows would drop what it needs.
     aimed = _aimed_recipe(plan, this)
