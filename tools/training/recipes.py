@@ -33,7 +33,7 @@ MAX_LR_FACTOR = 8.0
 # 0.82 at 5e-5, and answer_format at 1e-4 0.81, level with the lab's runs at or under 6e-5.
 LR_BOUNDS = {"full": (1e-6, 6e-5), "lora": (1e-5, 1e-3)}
 # A model that has not fit rows its schedule reads again after a stretch (its training loss
-# still at least UNDERFIT_LOSS; which rows count: graph.refinements) learns too slowly at that
+# still at least UNDERFIT_LOSS; which rows count: graph.rates) learns too slowly at that
 # rate: on a schedule of at least UNDERFIT_SCHEDULE_STEPS full fine-tuning may then climb to
 # UNDERFIT_LR_CEILING. Plain SFT for 240 steps on task folders
 # at 1.5e-4 against 5e-5 (test): digit sums 0.49 against 0.32 (its stretches ended at training
