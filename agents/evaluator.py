@@ -171,6 +171,7 @@ def test_best(state: LabState) -> StepResult:
     chosen = "best by validation"
     if best is not state["best"]:
         chosen += "; set aside in a label phase, and nothing since beat it on validation"
+        best = best.model_copy(update={"restored_over": state["best"].label})
     # A candidate the judge already scored (--judge-candidates) is not judged again.
     test = best.test or _tested(state, best.checkpoint, best.label)
     if isinstance(test, AgentOutcome):

@@ -80,6 +80,8 @@ def build_summary(state: LabState) -> dict[str, Any]:
         "best_label": best.label if best else None,
         # Why the best is not the highest validation score, when it took the place by a hold.
         "best_held": best.held.model_dump(mode="json") if best and best.held else None,
+        # A best a label phase set aside and the run's end restored: the best it was set aside for.
+        "best_restored_over": best.restored_over if best else None,
         "best_checkpoint": best.checkpoint if best else None,
         "steps_used": steps_used(state),
         "budget": budget.steps,

@@ -377,6 +377,9 @@ class BestModel(BaseModel):
     # The best a label phase's hold took the place of, while nothing has beaten it: the result
     # again if the run ends first (agents.evaluator.test_best).
     set_aside: BestModel | None = None
+    # Set on a best a label phase set aside and the run's end restored (nothing since beat it on
+    # validation): the label of the best it was set aside for, which the report names.
+    restored_over: str | None = None
 
     @property
     def reported(self) -> BestModel:

@@ -1038,7 +1038,11 @@ def test_a_collapse_going_on_with_a_collapsed_schedule_holds_and_its_peak_is_set
     ended = {**state, "best": new}
     finish = Directive(agent="evaluator", action="test_best", reason="report")
     tested = evaluator.evaluate(ended, finish, _NoMemory())
-    assert asked[-1] == str(checkpoints[1]) and tested.update["best"].label == "iter-1"
+    restored = tested.update["best"]
+    assert asked[-1] == str(checkpoints[1]) and restored.label == "iter-1"
+    # The summary says which best it was restored over, for the report to name.
+    assert restored.restored_over == "iter-2"
+    assert build_summary({**ended, "best": restored})["best_restored_over"] == "iter-2"
     assert tested.outcome.summary.startswith(
         "iter-1 (best by validation; set aside in a label phase, and nothing since beat it on "
         "validation) on test:"

@@ -120,6 +120,19 @@ def test_a_best_that_held_a_higher_score_says_why(tmp_path):
     ) in report
 
 
+def test_a_best_restored_after_a_label_phase_says_what_it_was_set_aside_for(tmp_path):
+    summary = _summary(tmp_path)
+    assert "set aside" not in write_report(tmp_path, summary).read_text()
+    summary["best_label"], summary["best_restored_over"] = "iter-1", "iter-2"
+    summary["evaluations"].append({"iteration": 2, "label": "iter-2", "strict": 0.3, "n": 20})
+    report = write_report(tmp_path, summary).read_text()
+    assert (
+        "iter-1 was set aside in a label phase, when a collapsed stretch went on with its "
+        "schedule and took the best's place; nothing since beat its 0.50 on validation, so it "
+        "is the result, not iter-2 (0.30), the last to hold that place."
+    ) in report
+
+
 def test_a_best_no_better_than_one_answer_given_to_everything_says_so(tmp_path):
     summary = {**_summary(tmp_path), "best_label": "iter-1"}
     summary["constant_answer"] = {

@@ -153,6 +153,7 @@ def _header(summary: dict[str, Any], plot: str | None) -> list[str]:
         "",
         f"Best checkpoint: `{summary['best_checkpoint']}`",
         *_held_words(summary),
+        *_restored_words(summary),
         *_floor_words(summary),
     ]
     return lines + ["", f"![accuracy per iteration]({plot})"] if plot else lines
@@ -205,6 +206,22 @@ def _held_words(summary: dict[str, Any]) -> list[str]:
         "",
         f"{summary.get('best_label')} is the best without beating the highest validation score: "
         f"it is {HeldPeak.model_validate(held).describe()}, so it took the best's place.",
+    ]
+
+
+def _restored_words(summary: dict[str, Any]) -> list[str]:
+    """Why the best is an early iteration when later ones took its place in a label phase."""
+    over = summary.get("best_restored_over")
+    if not over:
+        return []
+    record = next((e for e in summary.get("evaluations") or [] if e.get("label") == over), None)
+    score = f" ({record['strict']:.2f})" if record else ""
+    return [
+        "",
+        f"{summary.get('best_label')} was set aside in a label phase, when a collapsed stretch "
+        "went on with its schedule and took the best's place; nothing since beat its "
+        f"{summary.get('best_val_score', 0.0):.2f} on validation, so it is the result, not "
+        f"{over}{score}, the last to hold that place.",
     ]
 
 
