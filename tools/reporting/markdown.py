@@ -211,8 +211,8 @@ def _held_words(summary: dict[str, Any]) -> list[str]:
 
 def _restored_words(summary: dict[str, Any]) -> list[str]:
     """Why the best is an early iteration when later ones took its place in a label phase."""
-    over = summary.get("best_restored_over")
-    if not over:
+    over, peak = summary.get("best_restored_over"), summary.get("best_val_score")
+    if not over or peak is None:
         return []
     record = next((e for e in summary.get("evaluations") or [] if e.get("label") == over), None)
     score = f" ({record['strict']:.2f})" if record else ""
@@ -220,7 +220,7 @@ def _restored_words(summary: dict[str, Any]) -> list[str]:
         "",
         f"{summary.get('best_label')} was set aside in a label phase, when a collapsed stretch "
         "went on with its schedule and took the best's place; nothing since beat its "
-        f"{summary.get('best_val_score', 0.0):.2f} on validation, so it is the result, not "
+        f"{peak:.2f} on validation, so it is the result, not "
         f"{over}{score}, the last to hold that place.",
     ]
 
