@@ -50,7 +50,7 @@ def test_every_held_out_folder_loads_with_test_apart_from_training(tmp_path, mon
     folders = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     names = {folder.name for folder in folders}
     assert {"word_problems", "word_problems_500", "two_step_small"} <= names
-    assert len(folders) == 20
+    assert len(folders) == 21
     for folder in folders:
         task = load_task_dir(folder)
         # The folder's own training file holds no test item (the task would drop it silently).
@@ -273,3 +273,23 @@ def test_odd_one_out_asks_about_words_training_never_shows(tmp_path):
     # Every letter answers about a quarter of the questions: no one letter is a shortcut.
     letters = [example.answer for example in [*train, *test]]
     assert all(0.2 < letters.count(letter) / len(letters) < 0.3 for letter in "ABCD")
+
+
+def test_compare_numbers_answers_the_comparison_asked_on_pairs_training_never_asks(tmp_path):
+    made, task = _written(tmp_path, "compare_numbers")
+    train, test = task.train_examples(10**6, seed=0), task.test_examples()
+    question = re.compile(r"^Is (\d+) (greater|less) than (\d+)\? Answer yes or no\.$")
+
+    def pair_of(example) -> frozenset[int]:
+        a, relation, b = question.fullmatch(example.prompt).groups()
+        holds = int(a) > int(b) if relation == "greater" else int(a) < int(b)
+        assert example.answer == ("yes" if holds else "no"), example.prompt
+        return frozenset((int(a), int(b)))
+
+    # No test pair is asked in training, in either order or either relation.
+    assert not {pair_of(e) for e in test} & {pair_of(e) for e in train}
+    assert Counter(e.answer for e in test) == {"yes": 50, "no": 50}
+    # Close pairs are the hard ones: most pairs share at least their hundreds digit.
+    close = [e for e in [*train, *test] if len({n // 100 for n in pair_of(e)}) == 1]
+    assert len(close) > len([*train, *test]) / 2
+    assert task.metric == "exact" and len(train) + len(task.validation_examples()) == 400

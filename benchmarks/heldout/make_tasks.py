@@ -749,6 +749,57 @@ def odd_one_out(out: Path) -> None:
                   "its letter.", metric="choice", max_new_tokens=8)  # fmt: skip
 
 
+COMPARE_TEMPLATES = {
+    "greater": "Is {a} greater than {b}? Answer yes or no.",
+    "less": "Is {a} less than {b}? Answer yes or no.",
+}
+
+
+def compare_numbers(out: Path) -> None:
+    """Whether one three-digit number is greater (or less) than another, yes or no: half the
+    pairs share a hundreds digit, a quarter the tens too; 100 test questions, half of them
+    "yes", on pairs training never asks about in either order."""
+    rng = random.Random(43)
+
+    def pair() -> tuple[int, int]:
+        a = rng.randint(100, 999)
+        shared = rng.choice((1, 1, 2, 3))  # how many leading digits a keeps in b (3: none)
+        while True:
+            b = rng.randint(100, 999)
+            if shared == 1:
+                b = a // 100 * 100 + b % 100
+            elif shared == 2:
+                b = a // 10 * 10 + b % 10
+            if b != a:
+                return a, b
+
+    def row(answer: str) -> dict:
+        while True:
+            a, b = pair()
+            relation = rng.choice(tuple(COMPARE_TEMPLATES))
+            holds = a > b if relation == "greater" else a < b
+            if holds == (answer == "yes"):
+                prompt = COMPARE_TEMPLATES[relation].format(a=a, b=b)
+                return {"prompt": prompt, "answer": answer, "pair": frozenset((a, b))}
+
+    test = [row(answer) for answer in ("yes", "no") * 50]
+    asked = {item["pair"] for item in test}
+    train: list[dict] = []
+    while len(train) < 400:
+        item = row(("yes", "no")[len(train) % 2])
+        if item["pair"] not in asked and item["pair"] not in {t["pair"] for t in train}:
+            train.append(item)
+    _write_folder(
+        out,
+        "compare_numbers",
+        [{k: v for k, v in item.items() if k != "pair"} for item in train],
+        [{k: v for k, v in item.items() if k != "pair"} for item in test],
+        "Say whether one number is greater or less than another: yes or no.",
+        metric="exact",
+        max_new_tokens=4,
+    )
+
+
 def without_validation(out: Path, name: str) -> None:
     """A copy of a folder that ships no valid.jsonl: the lab must lend validation from the
     skewed training file, which says nothing of test's balanced answers."""
@@ -782,6 +833,7 @@ def main() -> None:
     date_format(out)
     choice_category(out)
     odd_one_out(out)
+    compare_numbers(out)
     for skewed in ("word_category", "above_500"):
         without_validation(out, skewed)
     print(f"written to {out}")
