@@ -269,8 +269,9 @@ def _after_gain(state: LabState, scored: Scored, gain: float) -> tuple[Plan | No
 
 def _after_hold(state: LabState, scored: Scored) -> tuple[Plan | None, Move | str]:
     """A stretch the evaluator let take the best's place without beating every score
-    (agents.best_place's schedule_hold): within noise of the best on the same schedule, or
-    past a label phase's held best but not the best that phase set aside. Its schedule goes on."""
+    (agents.best_place's schedule_hold): within noise of the best on the same schedule, a label
+    phase's stretch, or past a phase's held best but not the best it set aside. Its schedule
+    goes on."""
     plan, finding, this, evidence = scored
     best = state["best"]
     aside = best.set_aside
@@ -279,6 +280,11 @@ def _after_hold(state: LabState, scored: Scored) -> tuple[Plan | None, Move | st
             f"iteration {plan.iteration} passed the label phase's held best but not "
             f"{aside.label}'s {aside.strict:.2f}, which stays set aside ({evidence}): its "
             "schedule goes on"
+        )
+    elif best.held is not None and best.held.phase:
+        held_why = (
+            f"iteration {plan.iteration} held {evidence}, {best.held.describe()}: the "
+            "phase's schedule goes on"
         )
     else:
         within = (
