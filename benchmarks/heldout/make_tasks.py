@@ -773,27 +773,29 @@ def compare_numbers(out: Path) -> None:
             if b != a:
                 return a, b
 
-    def row(answer: str) -> dict:
+    def row(answer: str) -> tuple[frozenset[int], dict]:
+        """A question answered `answer`, and the pair of numbers it asks about."""
         while True:
             a, b = pair()
             relation = rng.choice(tuple(COMPARE_TEMPLATES))
             holds = a > b if relation == "greater" else a < b
             if holds == (answer == "yes"):
                 prompt = COMPARE_TEMPLATES[relation].format(a=a, b=b)
-                return {"prompt": prompt, "answer": answer, "pair": frozenset((a, b))}
+                return frozenset((a, b)), {"prompt": prompt, "answer": answer}
 
     test = [row(answer) for answer in ("yes", "no") * 50]
-    asked = {item["pair"] for item in test}
+    seen = {asked for asked, _ in test}
     train: list[dict] = []
     while len(train) < 400:
-        item = row(("yes", "no")[len(train) % 2])
-        if item["pair"] not in asked and item["pair"] not in {t["pair"] for t in train}:
+        asked, item = row(("yes", "no")[len(train) % 2])
+        if asked not in seen:
+            seen.add(asked)
             train.append(item)
     _write_folder(
         out,
         "compare_numbers",
-        [{k: v for k, v in item.items() if k != "pair"} for item in train],
-        [{k: v for k, v in item.items() if k != "pair"} for item in test],
+        train,
+        [item for _, item in test],
         "Say whether one number is greater or less than another: yes or no.",
         metric="exact",
         max_new_tokens=4,

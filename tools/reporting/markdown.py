@@ -170,11 +170,16 @@ def _constant_row(summary: dict[str, Any]) -> list[str]:
     return [f"| {md(floor.describe())} | {val_text} | {test_text} | — |"]
 
 
+def _evaluation(summary: dict[str, Any], label: str | None) -> dict[str, Any] | None:
+    """The summary's validation record of the checkpoint `label`, if it has one."""
+    return next((e for e in summary.get("evaluations") or [] if e.get("label") == label), None)
+
+
 def _floor_words(summary: dict[str, Any]) -> list[str]:
     """Whether the best is more than one answer given to everything: a collapse, or a
     validation score no higher than the constant answer's, says it learned no skill."""
     label, best = summary.get("best_label"), summary.get("best_val_score")
-    record = next((e for e in summary.get("evaluations") or [] if e.get("label") == label), None)
+    record = _evaluation(summary, label)
     if record is None or best is None:
         return []
     floor = _floor(summary)
@@ -214,7 +219,7 @@ def _restored_words(summary: dict[str, Any]) -> list[str]:
     over, peak = summary.get("best_restored_over"), summary.get("best_val_score")
     if not over or peak is None:
         return []
-    record = next((e for e in summary.get("evaluations") or [] if e.get("label") == over), None)
+    record = _evaluation(summary, over)
     score = f" ({record['strict']:.2f})" if record else ""
     return [
         "",
