@@ -61,7 +61,7 @@ def _collapse_is_a_phase(state: LabState, plan: Plan, this: EvaluationRecord) ->
     if parent := phase_parent(state, plan):
         return (
             f"it went on with iteration {parent.iteration}'s schedule, which gave one answer to "
-            f"{parent.collapse:.0%} of validation's"
+            f"{parent.collapse:.0%} of validation"
         )
     return None
 

@@ -356,6 +356,16 @@ def test_task_folder_run_finalizes(tiny_model, tmp_path):
     assert summary["datasets"][0]["duplicates_removed"] == 16
     # valid.jsonl is the validation split; eval.jsonl the test split.
     assert summary["baseline_val_n"] == 2 and summary["baseline_test_n"] == 2
+    # Every key the run wrote is explained in the README's table.
+    assert set(summary) - _keys_the_readme_explains() == set()
+
+
+def _keys_the_readme_explains() -> set[str]:
+    """The keys named in the first column of the README's summary.json table."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = text.split("### `summary.json`", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in table.splitlines() if line.startswith("| `")]
+    return {key for row in rows for key in re.findall(r"`([a-z_]+)`", row)}
 
 
 def test_a_short_folder_of_sums_is_surveyed_and_opens_on_rows_its_rule_computes(

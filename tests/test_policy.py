@@ -574,7 +574,7 @@ def test_a_first_collapse_on_balanced_answers_continues_then_a_second_rebalances
     assert (
         "89% of validation answers are one and the same (validation 0.28 → 0.33), but its "
         "training data over-represents no answer against validation and it went on with "
-        "iteration 1's schedule, which gave one answer to 100% of validation's: a model"
+        "iteration 1's schedule, which gave one answer to 100% of validation: a model"
     ) in again.reason
     # Or by the evaluator's phase hold, lower than its parent (choice_category at seed 1: one
     # letter in 80%, then 100%, 0.35 → 0.15): it goes on from the collapsed model itself.
@@ -586,7 +586,7 @@ def test_a_first_collapse_on_balanced_answers_continues_then_a_second_rebalances
     again, kind = refine(state, second)
     assert kind == "continue" and (again.init_checkpoint, again.optimizer_from) == ("ckpt-2", 2)
     assert (
-        "(validation 0.35 → 0.15), but" in again.reason and "to 80% of validation's" in again.reason
+        "(validation 0.35 → 0.15), but" in again.reason and "to 80% of validation:" in again.reason
     )
     # On rows already balanced by answer the collapse is no phase: a switch (here, to nothing).
     balanced = second.model_copy(update={"data_recipe": "balanced"})
