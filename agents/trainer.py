@@ -36,7 +36,7 @@ from postlab.tools.training.devices import sharding_for, training_processes
 from postlab.tools.training.failures import LOG_FILE, normalize_error
 from postlab.tools.training.recipes import model_parameters
 from postlab.tools.training.runner import run_training
-from postlab.tools.training.schedule import OPTIMIZER_STATE_FILE
+from postlab.tools.training.schedule import OPTIMIZER_STATE_FILE, optimizer_state_failure
 from postlab.tools.training.spec import TrainingSpec
 
 SYSTEM_PROMPT = (
@@ -248,6 +248,17 @@ def train(state: LabState, directive: Directive, memory: LabMemory) -> StepResul
     )
 
 
+def _moments_lost(plan: Plan, spec: TrainingSpec, result: TrainingResult) -> str | None:
+    """What a stretch that was to resume an optimiser state and found none says of it."""
+    if not spec.optimizer_state or result.metrics.get("resumed_optimizer") != 0.0:
+        return None
+    why = optimizer_state_failure(spec.optimizer_state) or "not found"
+    return (
+        f"iteration {plan.optimizer_from}'s optimiser state was missing ({why}): this stretch "
+        "kept its schedule but began from fresh moments"
+    )
+
+
 def _finished(
     state: LabState,
     memory: LabMemory,
@@ -284,6 +295,9 @@ def _finished(
     if result.status == "ok":
         loss = result.metrics.get("final_loss", float("nan"))
         summary = f"trained {described}: final loss {loss:.3f} in {result.wall_s:.0f}s"
+        if lost := _moments_lost(plan, spec, result):
+            summary += f"; {lost}"
+            emit({"type": "note", "agent": "trainer", "note": lost})
         memory.add(
             "experiments", f"Iteration {plan.iteration}: {summary}", {"iteration": plan.iteration}
         )

@@ -706,6 +706,26 @@ def test_a_continuation_spec_resumes_its_parents_optimiser_state(tmp_path):
     state["run_options"] = RunOptions(num_processes=2)
     spec = spec_for(state, plan)
     assert (spec.num_processes, spec.batch_size) == (2, 4)
+    # A stretch that found no state to resume says so, and why its writer left none.
+    from postlab.agents.trainer import _finished
+    from postlab.records.artifacts import TrainingResult
+    from postlab.tools.training import schedule
+
+    state["run_options"] = RunOptions()
+    spec = spec_for(state, plan)
+    note = schedule._failure_note(Path(spec.optimizer_state))
+    note.parent.mkdir(parents=True)
+    note.write_text("OSError: [Errno 28] No space left on device")
+    fresh = TrainingResult(status="ok", checkpoint="c", metrics={"resumed_optimizer": 0.0})
+    summary = _finished(state, _NoMemory(), plan, spec, fresh, "local").outcome.summary
+    assert (
+        "iteration 1's optimiser state was missing (OSError: [Errno 28] No space left on "
+        "device): this stretch kept its schedule but began from fresh moments"
+    ) in summary
+    resumed = fresh.model_copy(update={"metrics": {"resumed_optimizer": 1.0}})
+    assert (
+        "missing" not in _finished(state, _NoMemory(), plan, spec, resumed, "local").outcome.summary
+    )
 
 
 def _above_500_folder(folder: Path, train: list[int], valid: list[int] | None) -> Path:

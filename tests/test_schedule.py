@@ -12,6 +12,7 @@ from postlab.tools.training.schedule import (
     WRITING_SUFFIX,
     await_optimizer_state,
     lr_multiplier,
+    optimizer_state_failure,
     prefetch_optimizer_state,
     prune_optimizer_states,
     save_optimizer_state,
@@ -19,6 +20,7 @@ from postlab.tools.training.schedule import (
     warmup_steps,
 )
 from postlab.tools.training.spec import TrainingSpec, check_spec
+from postlab.tools.training.worker_end import wait_for_exiting_workers
 
 
 @pytest.mark.parametrize("shape", ["cosine", "linear", "constant"])
@@ -162,6 +164,37 @@ def test_a_background_save_equals_a_plain_one_once_awaited(tmp_path):
     assert written["param_groups"] == plain["param_groups"]
     for key in ("exp_avg", "exp_avg_sq", "step"):
         assert torch.equal(written["state"][0][key], plain["state"][0][key])
+
+
+def test_a_background_writer_that_fails_says_why_and_a_later_save_clears_it(tmp_path, monkeypatch):
+    import errno
+
+    from postlab.tools.training import schedule
+
+    def full_disk(optimizer, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    optimizer = _adam_with_moments()
+    # A worker an earlier test ran may still be exiting on a thread, which would keep the save
+    # below in the foreground (a fork copies no thread).
+    wait_for_exiting_workers()
+    monkeypatch.setattr(schedule, "_write_state", full_disk)
+    # The writer is a forked process with no output: it fails, and its note is all that is left.
+    assert save_optimizer_state(optimizer, tmp_path / "iter-1", background=True)
+    state = tmp_path / "iter-1" / OPTIMIZER_STATE_FILE
+    assert not await_optimizer_state(state, timeout_s=60)
+    assert "No space left on device" in optimizer_state_failure(state)
+    assert take_optimizer_state(str(state)) is None
+    # A later save in the same folder is no longer that failure.
+    monkeypatch.undo()
+    save_optimizer_state(optimizer, tmp_path / "iter-1")
+    assert state.is_file() and optimizer_state_failure(state) is None
+    # A sweep takes a failed writer's note with the folder's other leftovers.
+    monkeypatch.setattr(schedule, "_write_state", full_disk)
+    save_optimizer_state(optimizer, tmp_path / "iter-2", background=True)
+    assert not await_optimizer_state(tmp_path / "iter-2" / OPTIMIZER_STATE_FILE, timeout_s=60)
+    prune_optimizer_states(tmp_path, keep={tmp_path / "iter-1"})
+    assert not list((tmp_path / "iter-2").iterdir())
 
 
 def test_readers_wait_for_the_writers_lock_and_prune_waits_too(tmp_path):

@@ -33,6 +33,9 @@ OPTIMIZER_STATE_FILE = "optimizer.pt"
 # Beside a state a background writer is still writing: the writer holds an exclusive lock on it
 # until the state is in place, and readers wait for that lock.
 WRITING_SUFFIX = ".writing"
+# Beside a state a background writer failed to write, hidden from the state's own name: why, for
+# the continuation that finds no state (the writer's output goes nowhere).
+FAILED_SUFFIX = ".failed"
 # How long a reader waits for a background writer (a gigabyte takes seconds on a slow disk).
 STATE_WAIT_S = 600.0
 
@@ -85,7 +88,11 @@ def continuing(
                 self.resumed_optimizer = True
             elif optimizer_state:
                 # The stretch still runs on its schedule, from fresh moments; the log says so.
-                print(f"optimiser state {optimizer_state} is missing: fresh moments", flush=True)
+                why = optimizer_state_failure(optimizer_state) or "not found"
+                print(
+                    f"optimiser state {optimizer_state} is missing ({why}): fresh moments",
+                    flush=True,
+                )
             self.optimizer_load_s = time.monotonic() - loading
             return optimizer
 
@@ -157,8 +164,9 @@ def save_optimizer_state(optimizer: Any, out_dir: Path, background: bool = False
     """
     path = Path(out_dir) / OPTIMIZER_STATE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    # An earlier attempt's state must never pass for this one's.
+    # An earlier attempt's state, or why it failed, must never pass for this one's.
     path.unlink(missing_ok=True)
+    _failure_note(path).unlink(missing_ok=True)
     others = [t for t in threading.enumerate() if t is not threading.current_thread()]
     forkable = fcntl is not None and hasattr(os, "fork") and all(t.daemon for t in others)
     if not (background and forkable):
@@ -217,6 +225,9 @@ def _write_and_exit(optimizer: Any, path: Path, told: int) -> NoReturn:
         os.close(told)
         _write_state(optimizer, path)
         code = 0
+    except BaseException as error:  # noqa: BLE001 - no one sees this process fail: the note says it
+        with contextlib.suppress(OSError):
+            _failure_note(path).write_text(f"{type(error).__name__}: {error}"[:500])
     finally:
         # The state is in place (or failed) before the marker goes; the lock goes with the exit.
         with contextlib.suppress(OSError):
@@ -226,6 +237,19 @@ def _write_and_exit(optimizer: Any, path: Path, told: int) -> NoReturn:
 
 def _writing_marker(path: Path) -> Path:
     return path.with_name(path.name + WRITING_SUFFIX)
+
+
+def _failure_note(path: Path) -> Path:
+    # Named as a partial file is, so a sweep of the folder takes it with them.
+    return path.with_name(f".{path.name}{FAILED_SUFFIX}")
+
+
+def optimizer_state_failure(path: str | Path) -> str | None:
+    """Why a background writer left no state at `path` (a full disk, say); None when none failed."""
+    try:
+        return _failure_note(Path(path)).read_text().strip() or None
+    except OSError:
+        return None
 
 
 def await_optimizer_state(path: Path, timeout_s: float = STATE_WAIT_S) -> bool:
