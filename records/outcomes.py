@@ -222,7 +222,7 @@ class AnswerShift(BaseModel):
     train_share: float
     validation_share: float
     # Validation is a slice of the training file: it shares training's skew, so nothing tells
-    # whether test does. Validation then counts every answer equally (balanced accuracy).
+    # whether test does (validation counts every answer equally, as every lent one does).
     prior_unknown: bool = False
 
     def describe(self) -> str:
@@ -309,8 +309,8 @@ class EvaluationRecord(BaseModel):
     test: SplitScore | None = None
     # Share of validation items given one and the same answer, when the model collapsed (else 0).
     collapse: float = 0.0
-    # strict and lenient count every reference answer equally (validation lent from a skewed
-    # training file: see AnswerShift.prior_unknown).
+    # strict and lenient count every reference answer equally (validation lent from the
+    # training file on a label task: agents.evaluator._balanced_splits).
     balanced_by_label: bool = False
     error_categories: dict[str, int] = Field(default_factory=dict)
     # The kinds of question its `unlearned_kind` misses fall in (prompts, numbers blanked).

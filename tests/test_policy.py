@@ -786,7 +786,7 @@ def test_a_skewed_training_file_without_validation_is_a_shift_against_an_unknown
     # The routing model is told too, and what its SFT data defaults to.
     assert "cannot say whether test holds that skew" in digest(state, 3, None, "train")
     # The floor is weighed as validation is: one answer is chance for two labels, not the skew.
-    floor = constant_answer_floor(state, shift)
+    floor = constant_answer_floor(state)
     assert floor.answer == "yes" and floor.validation == 0.5
     # A stalled first iteration restarts at half the rate, still on balanced rows.
     stalled = evaluation(1, 0.0)
@@ -800,6 +800,28 @@ def test_a_skewed_training_file_without_validation_is_a_shift_against_an_unknown
     # Balanced training answers in the same folder are no shift at all.
     _above_500_folder(folder, [*range(600, 700), *range(100, 200)], None)
     assert training_answer_shift(base_state(tmp_path, task_dir=str(folder))) is None
+
+
+def test_lent_validation_counts_every_answer_equally_even_from_balanced_training(tmp_path):
+    # Half "yes" in training, no valid.jsonl: no shift, yet the lent slice's shares are a few
+    # items off training's (compare_numbers: 60% "yes" from a 50% file), and one answer to
+    # everything must score chance there, not its label's share of the slice.
+    folder = _above_500_folder(tmp_path / "lent", [*range(600, 700), *range(100, 200)], None)
+    state = base_state(tmp_path, task_dir=str(folder))
+    assert training_answer_shift(state) is None
+    task = load_task(None, folder)
+    assert task.validation_lent
+    answers = [example.answer for example in task.validation_examples()]
+    assert answers.count("yes") != answers.count("no")  # the slice is off balance
+    floor = constant_answer_floor(state)
+    assert floor.validation == 0.5
+    # Validation the folder ships is its own evidence: counted item by item.
+    valid = [701, 702, 703, 201, 202]
+    shipped = _above_500_folder(tmp_path / "shipped", [*range(600, 700), *range(100, 200)], valid)
+    assert constant_answer_floor(base_state(tmp_path, task_dir=str(shipped))).validation in (
+        0.4,
+        0.6,
+    )
 
 
 def surveyed_state(tmp_path: Path, folder: Path, **extra) -> dict:

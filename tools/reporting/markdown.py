@@ -234,8 +234,8 @@ def _balanced_words(summary: dict[str, Any]) -> str:
     if not any(e.get("balanced_by_label") for e in summary.get("evaluations") or []):
         return ""
     return (
-        ", each answer counted equally: validation is a slice of the skewed training file, "
-        "and its skew is no evidence of test's"
+        ", each answer counted equally: validation is a slice of the training file, and its "
+        "answers' shares are no evidence of test's"
     )
 
 
