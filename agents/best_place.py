@@ -105,6 +105,14 @@ def phase_parent(state: LabState, plan: Plan) -> EvaluationRecord | None:
     return parent
 
 
+def went_on_with(parent: EvaluationRecord) -> str:
+    """A label phase's stretch in words: the collapsed schedule it went on with."""
+    return (
+        f"it went on with iteration {parent.iteration}'s schedule, which gave one answer to "
+        f"{parent.collapse:.0%} of validation"
+    )
+
+
 def _phase_hold(
     state: LabState, plan: Plan, best: BestModel, result: EvalResult
 ) -> HeldPeak | None:
@@ -143,10 +151,7 @@ def _phase_hold(
         if result.collapse
         else "now no answer to most of it, the first stretch past the collapse"
     )
-    phase = (
-        f"it went on with iteration {parent.iteration}'s schedule, which gave one answer to "
-        f"{parent.collapse:.0%} of validation; {now}"
-    )
+    phase = f"{went_on_with(parent)}; {now}"
     stderr = round(binomial_stderr(peak.strict, result.n), 4)
     return HeldPeak(label=peak.label, strict=peak.strict, stderr=stderr, phase=phase)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from postlab.agents.best_place import phase_parent
+from postlab.agents.best_place import phase_parent, went_on_with
 from postlab.graph.aimed_data import RECIPE_WORDS, Aimed, aimed_recipe
 from postlab.graph.experiments import Move, cites, new_plan, pick_technique, usable_recipes
 from postlab.graph.memorised import Memorised, memorised
@@ -59,10 +59,7 @@ def _collapse_is_a_phase(state: LabState, plan: Plan, this: EvaluationRecord) ->
     if not earlier and plan.move in ("open", "switch"):
         return "no earlier iteration collapsed"
     if parent := phase_parent(state, plan):
-        return (
-            f"it went on with iteration {parent.iteration}'s schedule, which gave one answer to "
-            f"{parent.collapse:.0%} of validation"
-        )
+        return went_on_with(parent)
     return None
 
 
