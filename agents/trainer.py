@@ -308,6 +308,9 @@ def _finished(
     else:
         failure = result.failure
         summary = f"{described} failed: {failure.kind}"
+        if failure.kind == "disk":
+            # The run stops on it (graph.supervisor): its reason says what to free, and where.
+            summary += f" ({failure.message.strip().splitlines()[0][:300]})"
         memory.add(
             "failures",
             f"Iteration {plan.iteration}: {summary}. {failure.message[-400:]}",

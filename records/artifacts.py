@@ -113,10 +113,11 @@ class RemoteTraining(BaseModel):
 
 
 # How a training run fails (tools.training.failures classifies its exit).
-TrainingFailureKind = Literal["oom", "nan", "timeout", "bad_config", "crash"]
+# "disk": no room for what the run writes, or a write the disk refused.
+TrainingFailureKind = Literal["oom", "nan", "timeout", "bad_config", "crash", "disk"]
 # How an agent's step fails: a training failure, or the evaluator's, the data's, the run
 # folder's (disk) or a person's (an approval gate rejected).
-ErrorKind = Literal[TrainingFailureKind, "eval_error", "bad_data", "disk", "rejected"]
+ErrorKind = Literal[TrainingFailureKind, "eval_error", "bad_data", "rejected"]
 
 
 class FailureInfo(BaseModel):

@@ -484,6 +484,28 @@ def test_a_full_disk_stops_the_run_naming_the_path(tiny_model, tmp_path, monkeyp
     assert "trainer" not in routes
 
 
+def test_no_room_for_a_checkpoint_stops_the_run_before_it_trains(tiny_model, tmp_path, monkeypatch):
+    import shutil
+
+    from postlab.tools.training import disk_room
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(disk_room.shutil, "disk_usage", lambda path: usage._replace(free=10**6))
+    run_dir = tmp_path / "full"
+    output = run_lab(
+        {"task": "addition_2d", "model": str(tiny_model), "run_dir": str(run_dir), "options": SMALL}
+    )
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert output["stop_reason"] == "error"
+    detail = summary["stop_detail"]
+    assert "failed: disk (no room on disk: the run writes at least" in detail
+    assert "and 1.0 MB are free there; free some and run again)" in detail
+    # Stopped at once: one training step, no retry; the baseline it scored is kept.
+    routes = [decision["next"] for decision in summary["decisions"]]
+    assert routes.count("trainer") == 1 and routes[-1] == "finalize"
+    assert summary["baseline_val_score"] is not None
+
+
 def test_a_run_directory_that_cannot_be_written_still_returns_its_result(
     tiny_model, tmp_path, monkeypatch
 ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,9 +18,11 @@ from pydantic import ValidationError
 
 from postlab.records.artifacts import TrainingResult
 from postlab.tools.training.failures import (
+    EVENT_MARKER,
     EXIT_BAD_CONFIG,
     EXIT_NAN,
     EXIT_OOM,
+    LOG_FILE,
     RESULT_FILE,
     WORKER_REPORT_FILE,
     classify_failure,
@@ -597,6 +600,65 @@ def test_classify_failure(returncode, tail, timed_out, kind):
     info = classify_failure(returncode, tail, timed_out)
     assert info.kind == kind
     assert info.normalized and info.normalized == info.normalized.lower()
+
+
+def test_a_write_the_disk_refused_is_a_disk_failure_that_quotes_it():
+    refused = "OSError: [Errno 28] No space left on device: '/runs/x/iter-2/checkpoint'"
+    tail = f"Traceback (most recent call last):\n{refused}\nwandb: Find logs at: /tmp/w/logs"
+    info = classify_failure(1, tail, False)
+    assert info.kind == "disk" and info.message.splitlines()[0] == refused
+    # Reported by the worker's own error event, which a crash would otherwise be.
+    event = {"event": "error", "kind": "crash", "phase": "save", "message": refused}
+    info = classify_failure(1, EVENT_MARKER + json.dumps(event), False)
+    assert info.kind == "disk" and info.message.startswith(refused)
+    # An unrelated error that names a disk is still a crash.
+    assert classify_failure(1, "RuntimeError: disk cache miss", False).kind == "crash"
+
+
+def test_a_run_with_no_room_for_its_checkpoint_fails_before_it_trains(tmp_path, monkeypatch):
+    from postlab.tools.training import disk_room, runner
+
+    start = tmp_path / "start"
+    start.mkdir()
+    (start / "model.safetensors").write_bytes(b"\0" * 4000)  # 1,000 fp32 weights
+    (start / "config.json").write_text("{}")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "dataset_info.json").write_text("{}")
+    spec = TrainingSpec(
+        method="sft",
+        base_model=str(start),
+        dataset_path=str(tmp_path / "data"),
+        output_dir=str(tmp_path / "out"),
+        save_optimizer=True,
+    )
+    # The checkpoint, the spare and AdamW's two moments (8 bytes a weight).
+    assert disk_room.bytes_to_write(spec) == 4000 + disk_room.SPARE_BYTES + 8000
+    lora = spec.model_copy(update={"adapter": "lora"})
+    assert disk_room.bytes_to_write(lora) == 4000 + disk_room.SPARE_BYTES + 8000 * 0.04
+    plain = spec.model_copy(update={"save_optimizer": False})
+    assert disk_room.bytes_to_write(plain) == 4000 + disk_room.SPARE_BYTES
+    # A Hub name's size is not known here: no check.
+    assert disk_room.bytes_to_write(spec.model_copy(update={"base_model": "org/model"})) is None
+
+    usage = shutil.disk_usage(tmp_path)
+    free = 1_000_000
+    monkeypatch.setattr(disk_room.shutil, "disk_usage", lambda path: usage._replace(free=free))
+
+    def no_worker(*args, **kwargs):
+        raise AssertionError("a worker started with no room for what it writes")
+
+    monkeypatch.setattr(runner, "start_worker", no_worker)
+    result = run_training(spec)
+    assert result.status == "failed" and result.failure.kind == "disk"
+    assert result.failure.message == (
+        f"no room on disk: the run writes at least 67.1 MB under {tmp_path / 'out'} (its "
+        "checkpoint and its optimiser state) and 1.0 MB are free there; free some and run "
+        "again"
+    )
+    assert (tmp_path / "out" / LOG_FILE).read_text().startswith("no room on disk")
+    # With room for it, no word.
+    monkeypatch.setattr(disk_room.shutil, "disk_usage", lambda path: usage._replace(free=10**8))
+    assert disk_room.room_shortfall(spec, tmp_path / "out") is None
 
 
 def test_training_module_does_not_import_torch():

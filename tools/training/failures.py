@@ -61,6 +61,8 @@ _OOM_CLUES = (
     "cublas_status_alloc_failed",
     "cannot allocate memory",
 )
+# A write the disk refused (ENOSPC, EDQUOT): retrying cannot help until room is made.
+_DISK_CLUES = ("no space left on device", "disk quota exceeded")
 _NAN_CLUE = re.compile(
     r"\b(loss|grad_norm)['\"]?\s*[:=]\s*['\"]?(nan|-?inf(inity)?)\b|\bdiverged\b"
 )
@@ -124,6 +126,14 @@ def classify_failure(returncode: int | None, log_tail: str, timed_out: bool) -> 
     for line in reversed(lowered):
         if any(clue in line for clue in _OOM_CLUES):
             return info("oom", line)
+    reported = str(worker_error.get("message", "")).splitlines() if worker_error else []
+    for line in reversed(plain + reported):
+        if any(clue in line.lower() for clue in _DISK_CLUES):
+            # The refused write first: the run's stop reason quotes it (agents/trainer.py).
+            refused = line.strip()
+            return FailureInfo(
+                kind="disk", message=f"{refused}\n{message}", normalized=normalize_error(refused)
+            )
     for line in reversed(lowered):
         if _NAN_CLUE.search(line):
             return info("nan", line)

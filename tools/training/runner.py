@@ -22,6 +22,7 @@ from postlab.records.artifacts import FailureInfo, TrainingResult
 from postlab.records.outcomes import finite_number
 from postlab.tools.io.atomic import write_text_atomic
 from postlab.tools.models.resolution import is_checkpoint_dir
+from postlab.tools.training.disk_room import room_shortfall
 from postlab.tools.training.failures import (
     EXIT_OK,
     LOG_FILE,
@@ -125,6 +126,14 @@ def run_training(
             log_file.write_text(text + "\n")
         return failed(
             FailureInfo(kind="bad_config", message=text, normalized=normalize_error(text))
+        )
+
+    shortfall = room_shortfall(spec, out_dir)
+    if shortfall:
+        with contextlib.suppress(OSError):
+            log_file.write_text(shortfall + "\n")
+        return failed(
+            FailureInfo(kind="disk", message=shortfall, normalized=normalize_error(shortfall))
         )
 
     def forward(event: dict) -> None:
