@@ -7,6 +7,7 @@ SFT runs at the spec's default rate); `--task-dirs` sweeps task folders instead 
 
     python benchmarks/lr_sweep.py [--tasks a,b | --task-dirs D1,D2] [--lrs 3e-5,1e-4]
                                   [--steps 20] [--limit 60 | --limit 0 for every item] [--test]
+                                  [--seed 0]
 """
 
 from __future__ import annotations
@@ -27,10 +28,17 @@ from postlab.tools.tasks.folders import load_task_dir
 
 
 def sweep_point(
-    task, base: str, lr: float, steps: int, limit: int | None, out: Path, test: bool = False
+    task,
+    base: str,
+    lr: float,
+    steps: int,
+    limit: int | None,
+    out: Path,
+    test: bool = False,
+    seed: int = 0,
 ) -> dict:
     """Train once at `lr` for `steps` and score validation (and test, when asked)."""
-    result = plain_sft(task, base, steps, out, learning_rate=lr)
+    result = plain_sft(task, base, steps, out, learning_rate=lr, seed=seed)
     if result.status != "ok":
         return {"lr": lr, "score": None, "error": result.failure.kind}
     splits = ("validation", "test") if test else ("validation",)
@@ -59,6 +67,8 @@ def main() -> None:
     parser.add_argument("--model", default=DEFAULT_MODEL)
     parser.add_argument("--out", default=None)
     parser.add_argument("--test", action="store_true")
+    # The data draws and training seed, as lab_vs_naive.py's --seeds numbers them.
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     limit = args.limit or None
     tasks = (
@@ -72,8 +82,15 @@ def main() -> None:
     for task in tasks:
         for lr in (float(value) for value in args.lrs.split(",")):
             started = time.monotonic()
-            point = sweep_point(task, base, lr, args.steps, limit, out / task.name, args.test)
-            point.update(task=task.name, steps=args.steps, wall_s=round(time.monotonic() - started))
+            point = sweep_point(
+                task, base, lr, args.steps, limit, out / task.name, args.test, args.seed
+            )
+            point.update(
+                task=task.name,
+                steps=args.steps,
+                seed=args.seed,
+                wall_s=round(time.monotonic() - started),
+            )
             rows.append(point)
             print(json.dumps(point), flush=True)
     (out / "lr_sweep.json").write_text(json.dumps(rows, indent=2))

@@ -37,20 +37,33 @@ class Climb(NamedTuple):
     why: str
 
 
-def _climb(state: LabState, plan: Plan) -> Climb | None:
+def _climb(state: LabState, plan: Plan, collapse: float = 0.0) -> Climb | None:
     """The higher peak rate the rest of `plan`'s schedule takes because its stretch did not fit
-    its rows (tools/training/recipes.py's under-fit rule); None otherwise. Only mid-schedule (a
-    schedule started afresh may be too short for the ceiling) and never on a rate halved after
-    a stall or a collapse."""
+    its rows (tools/training/recipes.py's under-fit rule): its training loss ended high, or it
+    gave one answer to `collapse` of validation (a share; 0 where it did not); None otherwise.
+    Only mid-schedule (a schedule started afresh may be too short for the ceiling) and never on
+    a rate halved after a stall or a collapse."""
     if not plan.schedule_unfinished or plan.lr_halved or not _rereads_rows(state, plan):
         return None
     loss = sft_final_loss(state, plan.iteration)
-    ceiling = underfit_ceiling(plan.hyper.adapter, plan.schedule_steps or 0, loss)
+    ceiling = underfit_ceiling(plan.hyper.adapter, plan.schedule_steps or 0)
     if loss is None or ceiling is None or ceiling <= plan.hyper.learning_rate:
         return None
-    why = (
-        f"its training loss ended at {loss:.2f} (at least {UNDERFIT_LOSS:g}: it has not fit the "
-        f"rows its schedule reads again), so its schedule's peak is raised to {ceiling:g}"
+    if loss >= UNDERFIT_LOSS:
+        why = f"its training loss ended at {loss:.2f} (at least {UNDERFIT_LOSS:g}"
+    elif collapse:
+        # A model that knows only its answers' prior loses that prior's entropy on the answer
+        # token alone, averaged over the reply's three (answer, end of turn, newline): 0.23 for
+        # yes or no, 0.46 for four letters, under UNDERFIT_LOSS however little it has learned.
+        why = (
+            f"one answer to {collapse:.0%} of validation at training loss {loss:.2f} (the "
+            "loss of its answers' prior"
+        )
+    else:
+        return None
+    why += (
+        ": it has not fit the rows its schedule reads again), so its schedule's peak is raised "
+        f"to {ceiling:g}"
     )
     return Climb(ceiling, why)
 
@@ -88,10 +101,11 @@ def next_rate(state: LabState, plan: Plan, gain: float) -> tuple[float, str, Mov
     return rate, why, "continue"
 
 
-def climbed(state: LabState, plan: Plan) -> tuple[Hyper, str]:
+def climbed(state: LabState, plan: Plan, collapse: float = 0.0) -> tuple[Hyper, str]:
     """`plan`'s settings for the rest of its schedule, at the under-fit ceiling where the rule
-    applies, and the words a reason adds for it ("" where it does not)."""
-    climb = _climb(state, plan)
+    applies (`collapse`: the share of validation its stretch gave one answer), and the words a
+    reason adds for it ("" where it does not)."""
+    climb = _climb(state, plan, collapse)
     if climb is None:
         return plan.hyper, ""
     return plan.hyper.with_changes(learning_rate=climb.rate), f", {climb.why}"

@@ -161,8 +161,9 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     teacher, or recombined from the folder's own, or stop.
     Held within noise of the best on an unfinished schedule, or past a label phase's held best
     but not the best it set aside → continue it.
-    A stretch whose training loss ended high (rows not fit) → the rest of its schedule, continued
-    after a gain, a hold or a collapse read as a phase, at the under-fit ceiling.
+    A stretch that has not fit rows it reads again (its training loss ended high, or it gave one
+    answer to most of validation, read as a phase) → the rest of its schedule, continued after
+    a gain, a hold or a collapse read as a phase, at the under-fit ceiling.
     Stalled → halve the learning rate once, then switch technique; data aimed at a gap the
     misses still name stays aimed.
     """
@@ -210,7 +211,7 @@ def _after_collapse(state: LabState, scored: Scored) -> tuple[Plan | None, Move 
     if finding is None or plan.data_recipe == "balanced" or plan.method != "sft":
         return _switch(state, plan, collapsed)
     if phase := _collapse_is_a_phase(state, plan, this):
-        hyper, climb = climbed(state, plan)
+        hyper, climb = climbed(state, plan, this.collapse)
         reason = (
             f"{collapsed}, but its training data over-represents no answer against "
             f"validation and {phase}: a model learning a label set answers its prior "

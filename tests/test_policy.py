@@ -555,6 +555,16 @@ def test_a_first_collapse_on_balanced_answers_continues_then_a_second_rebalances
     climbed, kind = refine(long, long["plan"])
     assert kind == "raise_lr" and climbed.hyper.learning_rate == 1.5e-4
     assert "answers its prior first" in climbed.reason and "not fit the rows" in climbed.reason
+    # So does one whose loss is low only because its answers are few: one answer to all of
+    # validation at a yes-or-no prior's loss (compare_numbers' stretches ended at 0.18 to 0.29).
+    prior = {**long, "runs": [_ended_at(_trained(1, length=240), 0.23)]}
+    climbed, kind = refine(prior, prior["plan"])
+    assert kind == "raise_lr" and climbed.hyper.learning_rate == 1.5e-4
+    assert (
+        "one answer to 100% of validation at training loss 0.23 (the loss of its answers' "
+        "prior: it has not fit the rows its schedule reads again), so its schedule's peak is "
+        "raised to 0.00015"
+    ) in climbed.reason
     # It collapsed again on the continued schedule: now the data and the rate change.
     state["evaluations"].append(evaluation(2, 0.28).model_copy(update={"collapse": 1.0}))
     second = new.model_copy(update={"status": "done"})
