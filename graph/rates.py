@@ -18,6 +18,7 @@ from postlab.records.steps import Plan
 from postlab.tools.training.recipes import (
     LR_BOUNDS,
     NEW_ROW_RECIPES,
+    PRIOR_LOSS_FLOOR,
     UNDERFIT_LOSS,
     underfit_ceiling,
 )
@@ -40,7 +41,8 @@ class Climb(NamedTuple):
 def _climb(state: LabState, plan: Plan, collapse: float = 0.0) -> Climb | None:
     """The higher peak rate the rest of `plan`'s schedule takes because its stretch did not fit
     its rows (tools/training/recipes.py's under-fit rule): its training loss ended high, or it
-    gave one answer to `collapse` of validation (a share; 0 where it did not); None otherwise.
+    gave one answer to `collapse` of validation (a share; 0 where it did not) at a loss no lower
+    than a prior-only model's; None otherwise.
     Only mid-schedule (a schedule started afresh may be too short for the ceiling) and never on
     a rate halved after a stall or a collapse."""
     if not plan.schedule_unfinished or plan.lr_halved or not _rereads_rows(state, plan):
@@ -51,7 +53,7 @@ def _climb(state: LabState, plan: Plan, collapse: float = 0.0) -> Climb | None:
         return None
     if loss >= UNDERFIT_LOSS:
         why = f"its training loss ended at {loss:.2f} (at least {UNDERFIT_LOSS:g}"
-    elif collapse:
+    elif collapse and loss >= PRIOR_LOSS_FLOOR:
         # A model that knows only its answers' prior loses that prior's entropy on the answer
         # token alone, averaged over the reply's three (answer, end of turn, newline): 0.23 for
         # yes or no, 0.46 for four letters, under UNDERFIT_LOSS however little it has learned.

@@ -15,10 +15,10 @@ from support.jobs_server import JobsServer
 
 from postlab.agents.trainer import cancel_in_flight
 from postlab.graph.runner import run_lab
-from postlab.records.artifacts import JobHandle, RemoteTraining
+from postlab.records.artifacts import FailureInfo, JobHandle, RemoteTraining
 from postlab.records.hyper import Hyper
 from postlab.records.steps import WAIT_ACTION, Plan
-from postlab.tools.compute.hf_jobs import JOB_FILE, wait
+from postlab.tools.compute.hf_jobs import JOB_FILE, _on_the_job_machine, wait
 from postlab.tools.compute.placement import choose_compute
 
 SMALL = {"train_steps": 2, "train_size": 24, "eval_limit": 4, "batch_size": 4,
@@ -150,6 +150,22 @@ def test_a_failed_job_and_a_job_past_its_time_are_failures_the_lab_reads(
                    max_iterations=1, train_timeout_s=2)  # fmt: skip
     assert slow["iterations"][0]["failure"].startswith("timeout")
     assert jobs.jobs[-1].id in jobs.cancels and jobs.jobs[-1].stage() == "CANCELED"
+
+
+def test_a_job_machine_with_no_room_is_the_jobs_crash_not_the_labs_full_disk():
+    handle = JobHandle(job_id="j1", namespace="me", flavor="t4-small", inputs_repo="me/in",
+                       outputs_repo="me/out", path="iter-1", usd_per_minute=0.01)  # fmt: skip
+    refused = "OSError: [Errno 28] No space left on device: '/data/iter-1/checkpoint'"
+    failure = FailureInfo(kind="disk", message=refused, normalized="x")
+    read = _on_the_job_machine(failure, handle)
+    # The lab stops only for its own disk (graph.supervisor); this one a larger flavor mends.
+    assert read.kind == "crash"
+    assert (
+        read.message
+        == f"job j1's machine had no room on disk (a larger flavor has more): {refused}"
+    )
+    oom = FailureInfo(kind="oom", message="out of memory", normalized="x")
+    assert _on_the_job_machine(oom, handle) == oom and _on_the_job_machine(None, handle) is None
 
 
 @pytest.mark.slow

@@ -565,6 +565,10 @@ def test_a_first_collapse_on_balanced_answers_continues_then_a_second_rebalances
         "prior: it has not fit the rows its schedule reads again), so its schedule's peak is "
         "raised to 0.00015"
     ) in climbed.reason
+    # Not one that fit its rows all the same (a loss under a two-answer prior's).
+    fit = {**long, "runs": [_ended_at(_trained(1, length=240), 0.02)]}
+    kept, kind = refine(fit, fit["plan"])
+    assert kind == "continue" and kept.hyper.learning_rate == fit["plan"].hyper.learning_rate
     # It collapsed again on the continued schedule: now the data and the rate change.
     state["evaluations"].append(evaluation(2, 0.28).model_copy(update={"collapse": 1.0}))
     second = new.model_copy(update={"status": "done"})

@@ -311,6 +311,7 @@ def collect(handle: JobHandle, out_dir: Path, poll: JobPoll) -> tuple[TrainingRe
         if result.status == "ok":
             result.checkpoint = str(out_dir / CHECKPOINT_DIR)
         result.log_path = str(log_path)
+        result.failure = _on_the_job_machine(result.failure, handle)
         return result, spent
     message = [f"job {poll.stage}: {poll.message}"] if poll.message else []
     tail = "\n".join(lines[-40:] + message)
@@ -318,5 +319,14 @@ def collect(handle: JobHandle, out_dir: Path, poll: JobPoll) -> tuple[TrainingRe
         text = f"job {handle.job_id} was cancelled outside the lab"
         failure = FailureInfo(kind="crash", message=text, normalized=normalize_error(text))
     else:
-        failure = classify_failure(None, tail, poll.timed_out)
+        failure = _on_the_job_machine(classify_failure(None, tail, poll.timed_out), handle)
     return TrainingResult(status="failed", failure=failure, log_path=str(log_path)), spent
+
+
+def _on_the_job_machine(failure: FailureInfo | None, handle: JobHandle) -> FailureInfo | None:
+    """A job's failure as the lab reads it: a full disk on the job's machine is no disk the user
+    can free (the lab stops on its own full disk), so it is the job's crash, saying so."""
+    if failure is None or failure.kind != "disk":
+        return failure
+    text = f"job {handle.job_id}'s machine had no room on disk (a larger flavor has more): "
+    return failure.model_copy(update={"kind": "crash", "message": text + failure.message})

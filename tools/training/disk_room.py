@@ -4,6 +4,7 @@ A run whose checkpoint cannot be written fails after all its steps; one whose op
 cannot be written (a background writer, for a continuation's sake) loses it with only a note
 (schedule.py). Measured: three compare_numbers lab runs on a disk with 407 MB free trained eight
 stretches from fresh moments, where each state takes 1.1 GB for SmolLM2-135M.
+The size checked is the least the run can write on any device, so a shortfall is certain.
 """
 
 from __future__ import annotations
@@ -11,30 +12,31 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from postlab.tools.training.recipes import model_parameters, weights_bytes
-from postlab.tools.training.sizing import LORA_TRAINABLE_SHARE
+from postlab.tools.training.recipes import weights_bytes
 from postlab.tools.training.spec import TrainingSpec
 
-# AdamW's two moments, fp32, for each trained weight: what a saved optimiser state holds.
-MOMENT_BYTES_PER_TRAINABLE = 8.0
+# The fewest bytes a weight takes in what a run writes: bf16, as a GPU trains and saves it (a CPU
+# writes fp32, twice this), and AdamW's two moments in the weight's own dtype.
+WEIGHT_BYTES = 2.0
+MOMENT_BYTES_PER_TRAINABLE = 2 * WEIGHT_BYTES
 # Besides the weights: a tokenizer, the log, the tracker's files.
 SPARE_BYTES = 64 * 1024**2
 
 
 def bytes_to_write(spec: TrainingSpec) -> float | None:
-    """At least how many bytes `spec`'s run writes: its merged checkpoint (no smaller than the
-    weights it starts from) and, when it keeps one, its optimiser state; None where the starting
-    weights are not a local folder (a Hub name: their size is not known here)."""
+    """At least how many bytes `spec`'s run writes: its merged checkpoint and, when it keeps
+    one, its optimiser state, at bf16 sizes; None where the starting weights are not a local
+    folder (a Hub name: their size is not known here)."""
     start = Path(spec.base_model)
-    if not start.is_dir():
+    if not start.is_dir() or not (files := weights_bytes(start)):
         return None
-    checkpoint = weights_bytes(start)
-    if not checkpoint:
-        return None
-    written = checkpoint + SPARE_BYTES
-    if spec.save_optimizer:
-        share = 1.0 if spec.adapter == "full" else LORA_TRAINABLE_SHARE
-        written += model_parameters(start) * share * MOMENT_BYTES_PER_TRAINABLE
+    # Counted as if the weight files were fp32: bf16 or quantized files count fewer weights than
+    # they hold, still a lower bound.
+    params = files / 4
+    written = params * WEIGHT_BYTES + SPARE_BYTES
+    if spec.save_optimizer and spec.adapter == "full":
+        # A LoRA adapter's moments are a few percent of this, left out of the bound.
+        written += params * MOMENT_BYTES_PER_TRAINABLE
     return written
 
 

@@ -131,8 +131,9 @@ def classify_failure(returncode: int | None, log_tail: str, timed_out: bool) -> 
         if any(clue in line.lower() for clue in _DISK_CLUES):
             # The refused write first: the run's stop reason quotes it (agents/trainer.py).
             refused = line.strip()
+            rest = "\n".join(kept for kept in message.splitlines() if kept.strip() != refused)
             return FailureInfo(
-                kind="disk", message=f"{refused}\n{message}", normalized=normalize_error(refused)
+                kind="disk", message=f"{refused}\n{rest}", normalized=normalize_error(refused)
             )
     for line in reversed(lowered):
         if _NAN_CLUE.search(line):

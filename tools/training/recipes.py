@@ -45,6 +45,9 @@ LR_BOUNDS = {"full": (1e-6, 6e-5), "lora": (1e-5, 1e-3)}
 # answer to most of validation has not fit its rows either, however low its loss (graph.rates):
 # plain SFT on compare_numbers (yes or no) at seed 1, 0.58 at 5e-5 and 0.98 at 1.5e-4.
 UNDERFIT_LOSS = 0.5
+# A collapsed stretch under this loss has fit its rows all the same: a prior-only model's is the
+# answers' entropy over the reply's three tokens, 0.23 for two answers evenly split.
+PRIOR_LOSS_FLOOR = 0.1
 UNDERFIT_SCHEDULE_STEPS = 120
 # LoRA has no such ceiling: it was never measured past its bound.
 UNDERFIT_LR_CEILING = {"full": 1.5e-4}
