@@ -53,7 +53,7 @@ def room_shortfall(spec: TrainingSpec, out_dir: Path) -> str | None:
     free = shutil.disk_usage(out_dir).free
     if free >= needed:
         return None
-    kept = " and its optimiser state" if spec.save_optimizer else ""
+    kept = " and its optimiser state" if spec.save_optimizer and spec.adapter == "full" else ""
     return (
         f"no room on disk: the run writes at least {_size(needed)} under {out_dir} (its "
         f"checkpoint{kept}) and {_size(free)} are free there; free some and run again"
