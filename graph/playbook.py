@@ -11,6 +11,7 @@ from postlab.graph.experiments import (
 )
 from postlab.graph.known_rows import known_facts
 from postlab.graph.number_rows import opening_number_rows
+from postlab.graph.rates import opening_climb
 from postlab.graph.refinements import refine
 from postlab.records.outcomes import target_met
 from postlab.records.run import AgentName, RunOptions, StopReason
@@ -132,6 +133,12 @@ def decide(state: LabState, step: int, event: GuardEvent | None) -> tuple[Decisi
             # Repeating a short folder's rows is what its rules' rows replace: from the start.
             reason += f"; {numbers.describe()}"
             plan = new_plan(state, finding, reason, recipe="recombined")
+        if opening := opening_climb(state, plan):
+            reason += f"; {opening.why}"
+            hyper = plan.hyper.with_changes(learning_rate=opening.rate)
+            plan = plan.model_copy(
+                update={"hyper": hyper, "reason": f"{plan.reason}; {opening.why}"}
+            )
         return _route(plan, step, reason), plan
     if plan.status not in ("done", "failed"):
         return _route(

@@ -70,6 +70,32 @@ def _climb(state: LabState, plan: Plan, collapse: float = 0.0) -> Climb | None:
     return Climb(ceiling, why)
 
 
+def opening_climb(state: LabState, plan: Plan) -> Climb | None:
+    """The under-fit ceiling a label task's opening schedule starts at when it will read its
+    folder's rows again and again (tools/training/recipes.py); None otherwise.
+
+    A model learning a small label set answers its prior first and only a high enough rate
+    takes it past that plateau; a first stretch at the cards' rate spends a sixth of the run in
+    it and climbs too late. Measured (benchmarks/lab_vs_naive.py's lab arm at the full budget,
+    climbing from its second stretch): compare_numbers' prior held through all 240 steps at
+    seeds 2 and 3 (0.60, 0.59 on test) and odd_one_out's at seed 1 (0.30), where plain SFT at
+    the ceiling from its first step scored 0.84 (compare_numbers, seed 2) and 0.97
+    (odd_one_out, seed 1; benchmarks/lr_sweep.py)."""
+    if plan.method != "sft" or plan.known_only or state.get("constant_answer") is None:
+        return None
+    if not _rereads_rows(state, plan):
+        return None
+    ceiling = underfit_ceiling(plan.hyper.adapter, plan.schedule_steps or 0)
+    if ceiling is None or ceiling <= plan.hyper.learning_rate:
+        return None
+    why = (
+        f"its answers are a small label set and its schedule reads the folder's rows again, "
+        f"so it opens at the under-fit ceiling {ceiling:g} (a label set is learned past its "
+        "prior at that rate, not at the cards')"
+    )
+    return Climb(ceiling, why)
+
+
 def _rereads_rows(state: LabState, plan: Plan) -> bool:
     """Whether `plan`'s schedule reads the same rows again: a task folder holding fewer rows
     than the schedule reads, on a recipe that makes none of its own. (On new rows every stretch,

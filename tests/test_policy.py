@@ -409,6 +409,37 @@ def _rereading(state, rows=332):
     }
 
 
+def test_a_label_task_that_rereads_its_rows_opens_its_schedule_at_the_underfit_ceiling(tmp_path):
+    def opening(**extra):
+        state = base_state(
+            tmp_path,
+            baseline=evaluation(0, 0.0),
+            evaluations=[evaluation(0, 0.0)],
+            findings=[finding("sft_full")],
+        )
+        return decide({**_rereading(state), **extra}, 3, None)[1]
+
+    # compare_numbers: yes or no, always "yes" scores 0.40, 332 rows for a 240-step schedule.
+    floor = ConstantAnswer(answer="yes", validation=0.4, validation_n=60)
+    plan = opening(constant_answer=floor)
+    assert plan.hyper.learning_rate == 1.5e-4 and plan.schedule_steps == 240
+    assert "its answers are a small label set and its schedule reads the folder's rows" in (
+        plan.reason
+    )
+    # The cards' rate stays in the reason, and what replaced it follows it.
+    card_rate = opening().hyper.learning_rate
+    assert card_rate <= LR_BOUNDS["full"][1] and f"lr {card_rate:g} from" in plan.reason
+    assert plan.reason.index(f"lr {card_rate:g} from") < plan.reason.index("under-fit ceiling")
+    # Not on open answers, a folder holding what the schedule reads, nor a short schedule.
+    for unclimbed in (
+        opening(),
+        opening(constant_answer=floor, folder_survey=FolderSurvey(rows=5000, surveyed_rows=800)),
+        opening(constant_answer=floor, run_options=RunOptions(max_iterations=2)),
+    ):
+        assert unclimbed.hyper.learning_rate == card_rate
+        assert "under-fit ceiling" not in unclimbed.reason
+
+
 def test_a_stretch_that_has_not_fit_its_rows_climbs_past_the_bound_on_a_long_schedule(tmp_path):
     state = _rereading(_done_state(tmp_path, 0.6, wrong=40))
     rate = Hyper(adapter="full", learning_rate=6e-5, max_steps=40, batch_size=8)
