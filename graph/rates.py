@@ -46,11 +46,11 @@ def _climb(state: LabState, plan: Plan, collapse: float = 0.0) -> Climb | None:
     than a prior-only model's; None otherwise.
     Only mid-schedule (a schedule started afresh may be too short for the ceiling) and never on
     a rate halved after a stall or a collapse."""
-    if not plan.schedule_unfinished or plan.lr_halved or not _rereads_rows(state, plan):
+    if not plan.schedule_unfinished or plan.lr_halved:
         return None
     loss = sft_final_loss(state, plan.iteration)
-    ceiling = underfit_ceiling(plan.hyper.adapter, plan.schedule_steps or 0)
-    if loss is None or ceiling is None or ceiling <= plan.hyper.learning_rate:
+    ceiling = _ceiling_above(state, plan)
+    if loss is None or ceiling is None:
         return None
     if loss >= UNDERFIT_LOSS:
         why = f"its training loss ended at {loss:.2f} (at least {UNDERFIT_LOSS:g}"
@@ -86,10 +86,7 @@ def opening_climb(state: LabState, plan: Plan) -> Climb | None:
     (seeds 0, 1; 0.64 before at seed 0), against naive SFT's 0.55, 0.63, 0.66, 0.58 and 0.83."""
     if plan.method != "sft" or plan.known_only or state.get("constant_answer") is None:
         return None
-    if not _rereads_rows(state, plan):
-        return None
-    ceiling = underfit_ceiling(plan.hyper.adapter, plan.schedule_steps or 0)
-    if ceiling is None or ceiling <= plan.hyper.learning_rate:
+    if (ceiling := _ceiling_above(state, plan)) is None:
         return None
     why = (
         "its answers are a small label set and its schedule reads the folder's rows again, "
@@ -97,6 +94,15 @@ def opening_climb(state: LabState, plan: Plan) -> Climb | None:
         "prior at that rate, not at the cards')"
     )
     return Climb(ceiling, why)
+
+
+def _ceiling_above(state: LabState, plan: Plan) -> float | None:
+    """The under-fit ceiling `plan`'s schedule may run at: it rereads its rows, is long enough
+    for the measured ceiling, and runs below it; None otherwise."""
+    if not _rereads_rows(state, plan):
+        return None
+    ceiling = underfit_ceiling(plan.hyper.adapter, plan.schedule_steps or 0)
+    return ceiling if ceiling is not None and ceiling > plan.hyper.learning_rate else None
 
 
 def _rereads_rows(state: LabState, plan: Plan) -> bool:
