@@ -409,7 +409,7 @@ def _rereading(state, rows=332):
     }
 
 
-def test_a_label_task_that_rereads_its_rows_opens_its_schedule_at_the_underfit_ceiling(tmp_path):
+def test_a_label_task_folder_opens_its_schedule_at_the_underfit_ceiling(tmp_path):
     def opening(**extra):
         state = base_state(
             tmp_path,
@@ -423,17 +423,23 @@ def test_a_label_task_that_rereads_its_rows_opens_its_schedule_at_the_underfit_c
     floor = ConstantAnswer(answer="yes", validation=0.4, validation_n=60)
     plan = opening(constant_answer=floor)
     assert plan.hyper.learning_rate == 1.5e-4 and plan.schedule_steps == 240
-    assert "its answers are a small label set and its schedule reads the folder's rows" in (
+    assert "its answers are a small label set, so it opens at the under-fit ceiling" in (
         plan.reason
     )
     # The cards' rate stays in the reason, and what replaced it follows it.
     card_rate = opening().hyper.learning_rate
     assert card_rate <= LR_BOUNDS["full"][1] and f"lr {card_rate:g} from" in plan.reason
     assert plan.reason.index(f"lr {card_rate:g} from") < plan.reason.index("under-fit ceiling")
-    # Not on open answers, a folder holding what the schedule reads, nor a short schedule.
+    # A folder holding more rows than the schedule reads opens there too: the prior is a
+    # plateau of learning a label set, not of re-reading rows.
+    plenty = opening(
+        constant_answer=floor, folder_survey=FolderSurvey(rows=5000, surveyed_rows=800)
+    )
+    assert plenty.hyper.learning_rate == 1.5e-4
+    # Not on open answers, a bundled task's generated rows, nor a short schedule.
     for unclimbed in (
         opening(),
-        opening(constant_answer=floor, folder_survey=FolderSurvey(rows=5000, surveyed_rows=800)),
+        opening(constant_answer=floor, folder_survey=None),
         opening(constant_answer=floor, run_options=RunOptions(max_iterations=2)),
     ):
         assert unclimbed.hyper.learning_rate == card_rate

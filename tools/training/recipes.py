@@ -44,8 +44,9 @@ LR_BOUNDS = {"full": (1e-6, 6e-5), "lora": (1e-5, 1e-3)}
 # and 0.90, sort_list 0.87 and 0.88, unit_conversion 0.61 and 0.56. A label stretch that gave one
 # answer to most of validation has not fit its rows either, however low its loss (graph.rates):
 # plain SFT on compare_numbers (yes or no) at seed 1, 0.58 at 5e-5 and 0.98 at 1.5e-4; at seed 2,
-# 0.63 and 0.84; odd_one_out (four letters) at seed 1, 0.83 and 0.97. So a label task whose
-# schedule reads its rows again opens at the ceiling (graph.rates.opening_climb).
+# 0.63 and 0.84; odd_one_out (four letters) at seed 1, 0.83 and 0.97; compare_numbers with 3,000
+# rows, more than a schedule reads, at seed 1, 0.64 and 0.96. So a label task folder opens at
+# the ceiling (graph.rates.opening_climb).
 UNDERFIT_LOSS = 0.5
 # A collapsed stretch under this loss has fit its rows all the same: a prior-only model's is the
 # answers' entropy over the reply's three tokens, 0.23 for two answers evenly split.
