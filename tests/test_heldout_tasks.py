@@ -50,7 +50,7 @@ def test_every_held_out_folder_loads_with_test_apart_from_training(tmp_path, mon
     folders = sorted(p for p in tmp_path.iterdir() if p.is_dir())
     names = {folder.name for folder in folders}
     assert {"word_problems", "word_problems_500", "two_step_small"} <= names
-    assert len(folders) == 21
+    assert len(folders) == 22
     for folder in folders:
         task = load_task_dir(folder)
         # The folder's own training file holds no test item (the task would drop it silently).
@@ -293,3 +293,9 @@ def test_compare_numbers_answers_the_comparison_asked_on_pairs_training_never_as
     close = [e for e in [*train, *test] if len({n // 100 for n in pair_of(e)}) == 1]
     assert len(close) > len([*train, *test]) / 2
     assert task.metric == "exact" and len(train) + len(task.validation_examples()) == 400
+    # The 3,000-row copy asks the same test and never a test pair in training either.
+    made.compare_numbers(tmp_path, "compare_numbers_3000", 3000)
+    more = load_task_dir(tmp_path / "compare_numbers_3000")
+    assert [e.prompt for e in more.test_examples()] == [e.prompt for e in test]
+    rows = [*more.train_examples(10**6, seed=0), *more.validation_examples()]
+    assert len(rows) == 3000 and not {pair_of(e) for e in rows} & {pair_of(e) for e in test}

@@ -43,6 +43,9 @@
 - odd_one_out: which of four options is not of the kind the other three share, by letter (real
   facts, choice metric, no kind named in the question); test's options are all words no training
   row names.
+- compare_numbers: whether one three-digit number is greater (or less) than another, yes or no,
+  400 training rows; compare_numbers_3000 the same with 3,000, more than a 240-step schedule
+  reads (the same test, and the same first 400 training rows drawn).
 """
 
 from __future__ import annotations
@@ -755,10 +758,10 @@ COMPARE_TEMPLATES = {
 }
 
 
-def compare_numbers(out: Path) -> None:
+def compare_numbers(out: Path, name: str = "compare_numbers", train_rows: int = 400) -> None:
     """Whether one three-digit number is greater (or less) than another, yes or no: half the
     pairs share a hundreds digit, a quarter the tens too; 100 test questions, half of them
-    "yes", on pairs training never asks about in either order."""
+    "yes", on pairs training never asks about in either order; `train_rows` to train on."""
     rng = random.Random(43)
 
     def pair() -> tuple[int, int]:
@@ -786,14 +789,14 @@ def compare_numbers(out: Path) -> None:
     test = [row(answer) for answer in ("yes", "no") * 50]
     seen = {asked for asked, _ in test}
     train: list[dict] = []
-    while len(train) < 400:
+    while len(train) < train_rows:
         asked, item = row(("yes", "no")[len(train) % 2])
         if asked not in seen:
             seen.add(asked)
             train.append(item)
     _write_folder(
         out,
-        "compare_numbers",
+        name,
         train,
         [item for _, item in test],
         "Say whether one number is greater or less than another: yes or no.",
@@ -836,6 +839,7 @@ def main() -> None:
     choice_category(out)
     odd_one_out(out)
     compare_numbers(out)
+    compare_numbers(out, "compare_numbers_3000", 3000)
     for skewed in ("word_category", "above_500"):
         without_validation(out, skewed)
     print(f"written to {out}")
