@@ -94,9 +94,7 @@ def opening_climb(state: LabState, plan: Plan) -> Climb | None:
     nothing (0.23 on test at either rate)."""
     if plan.method != "sft" or plan.known_only or state.get("constant_answer") is None:
         return None
-    if state.get("folder_survey") is None or plan.data_recipe in NEW_ROW_RECIPES:
-        return None
-    if (ceiling := _ceiling_above(plan)) is None:
+    if not _on_folder_rows(state, plan) or (ceiling := _ceiling_above(plan)) is None:
         return None
     why = (
         f"its answers are a small label set, so it opens at the under-fit ceiling {ceiling:g} "
@@ -112,15 +110,19 @@ def _ceiling_above(plan: Plan) -> float | None:
     return ceiling if ceiling is not None and ceiling > plan.hyper.learning_rate else None
 
 
+def _on_folder_rows(state: LabState, plan: Plan) -> bool:
+    """Whether `plan` trains on a task folder's own rows, not on rows a recipe makes."""
+    return state.get("folder_survey") is not None and plan.data_recipe not in NEW_ROW_RECIPES
+
+
 def _rereads_rows(state: LabState, plan: Plan) -> bool:
     """Whether `plan`'s schedule reads the same rows again: a task folder holding fewer rows
     than the schedule reads, on a recipe that makes none of its own. (On new rows every stretch,
     a stretch's loss is on rows it never saw and says nothing of fit: climbing on them took
     word_problems_500's validation to 0.46 where it reached 0.60.)"""
-    survey = state.get("folder_survey")
-    if survey is None or plan.data_recipe in NEW_ROW_RECIPES:
+    if not _on_folder_rows(state, plan):
         return False
-    return rows_short_of(survey.rows, plan) is not None
+    return rows_short_of(state["folder_survey"].rows, plan) is not None
 
 
 def next_rate(state: LabState, plan: Plan, gain: float) -> tuple[float, str, Move]:
