@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from postlab.agents.base import dataset_card
 from postlab.agents.best_place import phase_parent, went_on_with
 from postlab.graph.aimed_data import RECIPE_WORDS, Aimed, aimed_recipe
 from postlab.graph.experiments import Move, cites, new_plan, pick_technique, usable_recipes
@@ -20,7 +21,7 @@ from postlab.records.run import RunOptions
 from postlab.records.state import LabState
 from postlab.records.steps import Plan
 from postlab.tools.data.recombination import EVIDENCE as RECOMBINATION_EVIDENCE
-from postlab.tools.training.recipes import NEW_ROW_RECIPES
+from postlab.tools.training.recipes import NEW_ROW_RECIPES, rereads_its_source
 
 
 class Scored(NamedTuple):
@@ -141,10 +142,14 @@ def _after_memorising(
     )
 
 
-def _fresh_rows(plan: Plan) -> str:
+def _fresh_rows(state: LabState, plan: Plan) -> str:
     """What a stretch that keeps its parent's recipe trains on, as a reason says it."""
     if plan.data_recipe in RECIPE_WORDS or plan.data_recipe in NEW_ROW_RECIPES:
         return f"fresh rows of the same recipe, {plan.data_recipe}"
+    card = dataset_card(state, plan.dataset_path)
+    if card is not None and rereads_its_source(card):
+        # A folder smaller than a stretch has no fresh rows to give: the reason must not say so.
+        return f"the same {card.final_size} rows again, every row its source holds"
     return "fresh data"
 
 
@@ -256,7 +261,7 @@ def _after_gain(state: LabState, scored: Scored, gain: float) -> tuple[Plan | No
         )
         return aimed_plan, "target_errors"
     # An aimed recipe goes on, built afresh from the new best's evaluation.
-    data = _fresh_rows(plan)
+    data = _fresh_rows(state, plan)
     reason = (
         f"iteration {plan.iteration} raised {evidence}: continue {finding.name} from the "
         f"new best on {data}, {how}"
@@ -302,7 +307,7 @@ def _after_hold(state: LabState, scored: Scored) -> tuple[Plan | None, Move | st
         recipe = "recombined"
     else:
         aimed = aimed_recipe(plan, this)
-        data = aimed.words if aimed else f"on {_fresh_rows(plan)}"
+        data = aimed.words if aimed else f"on {_fresh_rows(state, plan)}"
         reason = f"{held_why}; continue {finding.name} from it {data}, on the same schedule"
         recipe = aimed.recipe if aimed else plan.data_recipe
     # The move stays a hold (it chose which checkpoint goes on); the climb is in the reason.

@@ -332,6 +332,15 @@ def test_a_dominant_specific_miss_changes_the_data(tmp_path):
     new, kind = refine(state, state["plan"])
     assert kind == "continue" and new.data_recipe == "plain"
     assert "from the new best on fresh data" in new.reason
+    # A folder that gave every row it holds has none fresh to give: the reason says so.
+    data = str(tmp_path / "rows")
+    state["plan"] = state["plan"].model_copy(update={"dataset_path": data})
+    state["datasets"] = [_data_card(data, 320, 196)]
+    new, kind = refine(state, state["plan"])
+    assert kind == "continue" and "fresh" not in new.reason
+    assert "from the new best on the same 196 rows again, every row its source holds" in new.reason
+    state["datasets"] = [_data_card(data, 320, 320)]
+    assert "from the new best on fresh data" in refine(state, state["plan"])[0].reason
     # A stretch on aimed rows goes on with its recipe, and the reason says so.
     state["plan"] = state["plan"].model_copy(update={"data_recipe": "targeted"})
     new, kind = refine(state, state["plan"])
