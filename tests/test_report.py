@@ -3,7 +3,7 @@ was met, how to load the model and the exact command that reruns the run."""
 
 import json
 
-from postlab.tools.reporting.curves import anomalies, read_curves
+from postlab.tools.reporting.curves import anomalies, in_order, read_curves
 from postlab.tools.reporting.markdown import md, render_report, write_report
 from postlab.tools.training.failures import EVENT_MARKER
 
@@ -66,6 +66,11 @@ def test_curves_are_read_from_the_logs_and_anomalies_named(tmp_path):
         "iteration 1: gradient norm 80.0 at step 2, 15× the median 5.50",
         "iteration 2: loss ended at 0.600, above its low of 0.200",
     ]
+    # Read easy to hard (a curriculum's rows), the hardest rows come last: a rise is no anomaly.
+    iterations = _summary(tmp_path / "ordered")["iterations"]
+    iterations[1]["spec"]["train_sampling"] = "sequential"
+    assert in_order(iterations) == {2}
+    assert anomalies(curves, in_order(iterations)) == noticed[:1]
 
 
 def test_the_report_shows_curves_target_data_use_and_how_to_rerun(tmp_path):

@@ -43,8 +43,20 @@ def read_curves(iterations: list[dict[str, Any]]) -> dict[int, list[dict[str, fl
     return curves
 
 
-def anomalies(curves: dict[int, list[dict[str, float]]]) -> list[str]:
-    """What a practitioner would flag in the curves: gradient spikes, non-finite or rising loss."""
+def in_order(iterations: list[dict[str, Any]]) -> set[int]:
+    """The iterations that read their rows in the order given (a curriculum's, easy to hard)."""
+    return {
+        iteration["iteration"]
+        for iteration in iterations
+        if (iteration.get("spec") or {}).get("train_sampling") == "sequential"
+    }
+
+
+def anomalies(
+    curves: dict[int, list[dict[str, float]]], easy_to_hard: set[int] | frozenset[int] = frozenset()
+) -> list[str]:
+    """What a practitioner would flag in the curves: gradient spikes, non-finite or rising loss
+    (a rise is no anomaly where rows were read easy to hard: the last are the hardest)."""
     found = []
     for iteration, points in sorted(curves.items()):
         norms = [p["grad_norm"] for p in points if math.isfinite(p.get("grad_norm", math.nan))]
@@ -61,7 +73,8 @@ def anomalies(curves: dict[int, list[dict[str, float]]]) -> list[str]:
         if any(not math.isfinite(loss) for loss in losses):
             found.append(f"iteration {iteration}: the loss became NaN or infinite")
         finite = [loss for loss in losses if math.isfinite(loss)]
-        if len(finite) >= 3 and finite[-1] > LOSS_RISE_FACTOR * min(finite) > 0:
+        rising = len(finite) >= 3 and finite[-1] > LOSS_RISE_FACTOR * min(finite) > 0
+        if rising and iteration not in easy_to_hard:
             found.append(
                 f"iteration {iteration}: loss ended at {finite[-1]:.3f}, above its low of "
                 f"{min(finite):.3f}"

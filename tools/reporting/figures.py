@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from postlab.tools.reporting.curves import CURVES_FILE, anomalies, plot_curves, read_curves
+from postlab.tools.reporting.curves import (
+    CURVES_FILE,
+    anomalies,
+    in_order,
+    plot_curves,
+    read_curves,
+)
 from postlab.tools.reporting.scores import PLOT_FILE, plot_scores
 
 
@@ -23,8 +29,10 @@ class ReportPlots:
 def draw_plots(run_dir: Path, summary: dict[str, Any]) -> ReportPlots:
     """Write scores.png and the training curves' plot into the run directory."""
     plot = plot_scores(summary, run_dir / PLOT_FILE)
-    curves = read_curves(summary.get("iterations") or [])
+    iterations = summary.get("iterations") or []
+    curves = read_curves(iterations)
     curves_plot = plot_curves(curves, run_dir / CURVES_FILE)
+    noticed = anomalies(curves, in_order(iterations))
     return ReportPlots(
-        plot.name if plot else None, curves_plot.name if curves_plot else None, anomalies(curves)
+        plot.name if plot else None, curves_plot.name if curves_plot else None, noticed
     )
