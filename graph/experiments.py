@@ -159,7 +159,7 @@ def rate_evidence(
         if other.learning_rates and same_trainer and TECHNIQUES[other.key].adapter == adapter:
             papers = ", ".join(f"{e.paper.id}" for e in other.learning_rates)
             why = f"the {other.name} card ({papers}: same trainer and adapter; "
-            return other.learning_rates, why + f"{finding.name}'s papers report no rate)"
+            return other.learning_rates, why + f"the papers of {finding.name} report no rate)"
     return [], "the technique's default"
 
 
