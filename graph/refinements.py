@@ -316,6 +316,20 @@ def _after_hold(state: LabState, scored: Scored) -> tuple[Plan | None, Move | st
     return held, "hold"
 
 
+def _restart_point(state: LabState) -> str:
+    """The checkpoint a restart goes back to, as a reason names it."""
+    best = state.get("best")
+    if best is None or best.set_aside is None:
+        return "the best checkpoint"
+    # The evidence names the highest score, the set-aside peak; the restart is from the stretch
+    # that holds the best's place, and a reader must not take one for the other.
+    aside = best.set_aside
+    return (
+        f"{best.label}'s checkpoint, the best's place since the label phase ({aside.label}'s "
+        f"{aside.strict:.2f} stays set aside)"
+    )
+
+
 def _after_stall(state: LabState, scored: Scored) -> tuple[Plan | None, Move | str]:
     """A stretch that did not beat the best: halve the rate and restart from the best once,
     then switch technique."""
@@ -332,7 +346,7 @@ def _after_stall(state: LabState, scored: Scored) -> tuple[Plan | None, Move | s
             data = f"; {numbers.describe()}: on them"
         reason = (
             f"iteration {plan.iteration} did not beat the best ({evidence}): halve the learning "
-            f"rate and restart from the best checkpoint{data}"
+            f"rate and restart from {_restart_point(state)}{data}"
         )
         # Rows the source itself lacks (a teacher's, recombined ones) stay: plain rows are the
         # ones it learned by heart.

@@ -1205,8 +1205,17 @@ def test_a_collapse_going_on_with_a_collapsed_schedule_holds_and_its_peak_is_set
         "iteration 3 passed the label phase's held best but not iter-1's 0.35, which stays set "
         "aside (validation 0.35 → 0.25): its schedule goes on"
     ) in on.reason
-    # A later stretch past iter-1 ends the phase: nothing is set aside, iter-1's checkpoint goes.
+    # A stretch that falls back from there restarts from iter-3, which holds the best's place,
+    # not from the set-aside peak the evidence names: the reason says which.
     fourth = stretch(4)
+    fell = {**going, "plan": fourth, "evaluations": [*going["evaluations"], evaluation(4, 0.1)]}
+    back, kind = refine(fell, fourth)
+    assert kind == "lower_lr" and back.init_checkpoint == after.checkpoint
+    assert (
+        "(validation 0.35 → 0.10): halve the learning rate and restart from iter-3's checkpoint, "
+        "the best's place since the label phase (iter-1's 0.35 stays set aside)"
+    ) in back.reason
+    # A later stretch past iter-1 ends the phase: nothing is set aside, iter-1's checkpoint goes.
     right["count"] = round(0.5 * phase.n)
     step = evaluator.evaluate({**going, "plan": fourth}, directive, _NoMemory())
     assert step.update["best"].label == "iter-4" and step.update["best"].set_aside is None
