@@ -73,7 +73,9 @@ def dips(summary: dict) -> list[dict]:
     if unknown:
         raise ValueError(f"{len(unknown)} missed prompts are not in the rebuilt validation")
     moves = {it["iteration"]: it.get("move") for it in summary.get("iterations") or []}
-    cards = {card["path"]: DatasetCard.model_construct(**card) for card in summary["datasets"]}
+    cards = {
+        card["path"]: DatasetCard.model_construct(**card) for card in summary.get("datasets") or []
+    }
     reread = {
         it["iteration"]: it.get("dataset") in cards and rereads_its_source(cards[it["dataset"]])
         for it in summary.get("iterations") or []
