@@ -97,7 +97,11 @@ def aimed_recipe(plan: Plan, evaluation: EvaluationRecord) -> Aimed | None:
         return None
     kinds = evaluation.unlearned_kinds
     if category == "unlearned_kind" and kinds:
-        evidence += f", in {len(kinds)} kinds of question such as '{kinds[0]}'"
+        evidence += (
+            f", in one kind of question, '{kinds[0]}'"
+            if len(kinds) == 1
+            else f", in {len(kinds)} kinds of question such as '{kinds[0]}'"
+        )
     return Aimed(AIMED_RECIPES[category], evidence)
 
 

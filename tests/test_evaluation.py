@@ -80,6 +80,30 @@ def test_one_label_for_every_question_of_a_kind_is_named_on_a_mixed_task():
     assert some.error_categories == {"correct": 34, "wrong": 2}
 
 
+def test_a_kind_of_few_labels_answered_no_better_than_guessing_is_an_unlearned_kind():
+    task = load_task("answer_format")
+    numbers = [Example(prompt=f"Which is larger, {n} or 9?", answer=str(n)) for n in range(10, 50)]
+    parity = [Example(prompt=f"Is {n} even?", answer=["yes", "no"][n % 2]) for n in range(20)]
+    right = [e.answer for e in numbers]
+    flipped = {"yes": "no", "no": "yes"}
+
+    def parity_with(misses: int) -> list[str]:
+        # Wrong on the first `misses`, each label given as often as the other: no kind collapse.
+        return [flipped[e.answer] if i < misses else e.answer for i, e in enumerate(parity)]
+
+    # 12 of 20 right where always "yes" gets 10: guessing, where every comparison is right.
+    guessed = score(task, numbers + parity, right + parity_with(8), "m")
+    assert guessed.unlearned_kinds == ["is # even?"]
+    assert guessed.error_categories == {"correct": 52, "unlearned_kind": 8}
+    # Right half as often as the rest would call it learned; 17 of 20 is past guessing.
+    learned = score(task, numbers + parity, right + parity_with(3), "m")
+    assert learned.unlearned_kinds == [] and learned.error_categories["wrong"] == 3
+    # Guessing where the rest guesses as badly is the task being hard, not a kind left out.
+    coin = [e.answer if i % 2 else "7" for i, e in enumerate(numbers)]
+    hard = score(task, numbers + parity, coin + parity_with(8), "m")
+    assert hard.unlearned_kinds == []
+
+
 def test_wrong_answers_gathered_in_a_few_kinds_of_question_are_an_unlearned_kind():
     task = load_task("unit_conversion")
     metres = [Example(prompt=f"How many m are in {k} km?", answer=str(k * 1000)) for k in range(20)]

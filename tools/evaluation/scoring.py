@@ -109,7 +109,7 @@ def score(
     same, kind_labels = collapsed_label(normal, completions) if not labels else ("", frozenset())
     verdicts = [task.verify(c, e.answer) for e, c in zip(examples, completions, strict=True)]
     kinds = [question_kind(example.prompt) for example in examples]
-    unlearned = unlearned_kinds(kinds, [verdict.strict for verdict in verdicts])
+    unlearned = unlearned_kinds(kinds, [verdict.strict for verdict in verdicts], normal)
     for example, reference, completion, verdict, kind in zip(
         examples, normal, completions, verdicts, kinds, strict=True
     ):
