@@ -323,6 +323,9 @@ def test_a_dominant_specific_miss_changes_the_data(tmp_path):
     assert "75% of its misses are 'unlearned_kind'" in new.reason
     assert "in 2 kinds of question such as 'how many h are in # min?'" in new.reason
     assert "the kinds of question it misses a larger share" in new.reason
+    state["evaluations"][1].unlearned_kinds = kinds[1:]
+    new, _ = refine(state, state["plan"])
+    assert "in one kind of question, 'how many min are in # h?'" in new.reason
     # Misordered lists are named but not aimed at: on sort_list that was measured to hurt.
     state = _done_state(tmp_path, 0.6, misordered=12, wrong_items=4)
     new, kind = refine(state, state["plan"])
