@@ -42,7 +42,7 @@ MAX_LABELS = 12
 UNLEARNED_KIND_RATIO = 0.5
 # A kind whose answers are a few labels is unlearned, too, when it is right no more often than
 # answering its commonest label would be, within chance (one-sided 5 %), while the rest of the
-# split is right more often than that. Half as often as the rest misses it: answer_format's
+# split is right more often than that. The ratio above misses such a kind: answer_format's
 # parity questions ("yes" or "no") were right 20 times in 34 after the first stretch, where the
 # rest was right 61 times in 66, and held 14 of its 19 misses; not named, they were aimed at
 # only after they collapsed to one label two stretches later, and the lab scored 0.79 on test
@@ -75,8 +75,8 @@ def categorize(
 ) -> str:
     """Name the kind of miss: correct, format (right answer, wrong shape), empty, another of the
     task's labels (wrong_label; score() names label_collapse, the one label a kind of question
-    always gets, and unlearned_kind, a kind of question missed far more than the rest), the
-    answer in words inside a longer reply (buried: the model knows it), a list
+    always gets, and unlearned_kind, a kind of question missed far more than the rest or merely
+    guessed), the answer in words inside a longer reply (buried: the model knows it), a list
     with the right items out of order (misordered) or with items lost, added or changed
     (wrong_items), a number off by a power of ten (a lost or spurious carry), or wrong."""
     if strict:
