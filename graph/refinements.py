@@ -160,8 +160,8 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     schedule when training answers are balanced and it is a phase (the first collapse, or one
     that went on with a collapsed parent's schedule and took the best's place), else retrain on
     rows balanced by answer at half the rate (SFT), or switch when that was already tried.
-    Gained → continue from the new best, on data aimed at the dominant miss when one dominates:
-    at a raised rate after a large gain, on the same annealing schedule after a small one.
+    Gained → continue from the new best on the same annealing schedule, on data aimed at the
+    dominant miss when one dominates.
     Trained on rows it already knew by heart (graph.memorised) without a gain → new rows from a
     teacher, or recombined from the folder's own, or stop.
     Held within noise of the best on an unfinished schedule, or past a label phase's held best
@@ -188,7 +188,7 @@ def refine(state: LabState, plan: Plan) -> tuple[Plan | None, Move | str]:
     if finding is None:
         return _switch(state, plan, f"{plan.technique} has no card left")
     if this.strict >= before + options.guard.min_improvement:
-        return _after_gain(state, scored, this.strict - before)
+        return _after_gain(state, scored)
     if learned := memorised(state, plan):
         why = f"iteration {plan.iteration} did not beat the best ({evidence})"
         return _after_memorising(state, plan, finding, why, learned)
@@ -238,11 +238,11 @@ def _after_collapse(state: LabState, scored: Scored) -> tuple[Plan | None, Move 
     return rebalanced, "rebalance"
 
 
-def _after_gain(state: LabState, scored: Scored, gain: float) -> tuple[Plan | None, Move | str]:
+def _after_gain(state: LabState, scored: Scored) -> tuple[Plan | None, Move | str]:
     """A stretch that beat the best: continue from it, on rows number rules compute or data
-    aimed at a dominant miss where there is one, at the rate the gain calls for."""
+    aimed at a dominant miss where there is one, at the rate its fit calls for."""
     plan, finding, this, evidence = scored
-    rate, how, move = next_rate(state, plan, gain)
+    rate, how, move = next_rate(state, plan)
     stepped = plan.hyper.with_changes(learning_rate=rate)
     if numbers := number_rows(state, plan):
         reason = (
