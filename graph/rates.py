@@ -3,13 +3,17 @@
 A stretch that has not fit the rows its schedule reads again climbs to the under-fit ceiling
 (tools/training/recipes.py); otherwise the schedule anneals the rate as it is, however large the
 gain. A label task folder's schedule opens at that ceiling.
+
+A large gain does not climb: a 1.5× raise of the peak (within the adapter's bound) after a
+validation gain of 0.10 or more, paired at the full budget against the same runs without it,
+scored addition_3d 0.85 and 0.89 against 0.90 and 0.87 (seeds 0, 1) and sort_list 0.87 and
+0.87 against 0.86 and 0.87: no gain to pay for a rule (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from postlab.graph.experiments import Move
 from postlab.graph.memorised import sft_final_loss
 from postlab.graph.number_rows import rows_short_of
 from postlab.records.hyper import Hyper
@@ -116,19 +120,6 @@ def _rereads_rows(state: LabState, plan: Plan) -> bool:
     if not _on_folder_rows(state, plan):
         return False
     return rows_short_of(state["folder_survey"].rows, plan) is not None
-
-
-def next_rate(state: LabState, plan: Plan) -> tuple[float, str, Move]:
-    """The peak learning rate a continuation takes after a gain, why, and the move it makes.
-
-    A large gain does not climb: raising the peak 1.5× (within the adapter's bound) after a
-    validation gain of 0.10 or more, paired at the full budget against the same runs without
-    it, scored addition_3d 0.85 and 0.89 against 0.90 and 0.87 (seeds 0, 1; naive SFT 0.90 and
-    0.89) and sort_list 0.87 and 0.87 against 0.86 and 0.87 (naive SFT 0.88 and 0.84): no gain
-    to pay for a rule (benchmarks/RESULTS.md)."""
-    if climb := _climb(state, plan):
-        return climb.rate, climb.why, "raise_lr"
-    return plan.hyper.learning_rate, "on the same schedule (it anneals the rate)", "continue"
 
 
 def climbed(state: LabState, plan: Plan, collapse: float = 0.0) -> tuple[Hyper, str]:

@@ -15,7 +15,7 @@ from postlab.graph.aimed_data import RECIPE_WORDS, Aimed, aimed_recipe
 from postlab.graph.experiments import Move, cites, new_plan, pick_technique, usable_recipes
 from postlab.graph.memorised import Memorised, memorised
 from postlab.graph.number_rows import number_rows
-from postlab.graph.rates import climbed, next_rate
+from postlab.graph.rates import climbed
 from postlab.records.outcomes import EvaluationRecord, TechniqueFinding
 from postlab.records.run import RunOptions
 from postlab.records.state import LabState
@@ -242,8 +242,9 @@ def _after_gain(state: LabState, scored: Scored) -> tuple[Plan | None, Move | st
     """A stretch that beat the best: continue from it, on rows number rules compute or data
     aimed at a dominant miss where there is one, at the rate its fit calls for."""
     plan, finding, this, evidence = scored
-    rate, how, move = next_rate(state, plan)
-    stepped = plan.hyper.with_changes(learning_rate=rate)
+    stepped, climb = climbed(state, plan)
+    move: Move = "raise_lr" if climb else "continue"
+    how = f"on the same schedule{climb or ' (it anneals the rate)'}"
     if numbers := number_rows(state, plan):
         reason = (
             f"iteration {plan.iteration} raised {evidence}; {numbers.describe()}: continue "

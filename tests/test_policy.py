@@ -387,7 +387,7 @@ def test_a_gain_of_any_size_keeps_the_schedules_rate(tmp_path):
         hyper=Hyper(adapter="full", learning_rate=4e-5, max_steps=40, batch_size=8)
     )
     # +0.60 on validation, rows new every stretch: the schedule anneals its own peak (a raise
-    # after a large gain was measured paired and gained nothing: graph/rates.py next_rate).
+    # after a large gain was measured paired and gained nothing: graph/rates.py).
     new, kind = refine(state, state["plan"])
     assert kind == "continue" and new.move == "continue"
     assert new.hyper.learning_rate == 4e-5
